@@ -1,0 +1,1 @@
+//! The browser layer: only marshalling between the DOM and `ringsource-core`.
