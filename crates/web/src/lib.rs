@@ -1,1 +1,97 @@
 //! The browser layer: only marshalling between the DOM and `ringsource-core`.
+//! Errors are typed inside and become JS exceptions only at this edge.
+
+mod error;
+mod swap;
+mod touches;
+mod visit;
+mod watch;
+
+use std::rc::Rc;
+
+use ringsource_core::phone::PhoneNumber;
+use wasm_bindgen::prelude::*;
+use web_sys::Node;
+
+pub use error::WebError;
+use swap::Swap;
+
+fn parse_swap(originals: &[String], replacement: &str) -> Result<Swap, WebError> {
+    let originals = originals
+        .iter()
+        .map(|o| PhoneNumber::parse(o).map_err(|source| WebError::Original { input: o.clone(), source }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let replacement = PhoneNumber::parse(replacement)
+        .map_err(|source| WebError::Replacement { input: replacement.to_owned(), source })?;
+    Ok(Swap::new(&originals, replacement))
+}
+
+/// Rewrites every occurrence of `originals` under `root` to `replacement`,
+/// keeping each occurrence's format, and returns how many were replaced.
+#[wasm_bindgen(js_name = replaceNumbers)]
+pub fn replace_numbers(root: &Node, originals: Vec<String>, replacement: &str) -> Result<u32, JsValue> {
+    let swap = parse_swap(&originals, replacement)?;
+    Ok(swap.apply(root) as u32)
+}
+
+/// Classifies a visit from its page URL and referrer into a touch
+/// (channel, source, medium, campaign, term, content, click id).
+#[wasm_bindgen]
+pub fn classify(page_url: &str, referrer: &str) -> Result<JsValue, JsValue> {
+    let visit = visit::read(page_url, referrer, "")?;
+    let touch = ringsource_core::touch::classify(&visit, js_sys::Date::now() as u64);
+    to_js(&touch)
+}
+
+// The bundle already carries serde_json for storage; going through
+// JSON.parse avoids shipping a second serializer for JS objects.
+fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    let json = serde_json::to_string(value).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    js_sys::JSON::parse(&json)
+}
+
+/// Keeps swapping numbers in content added under `root` later, until
+/// `stop()` is called.
+#[wasm_bindgen]
+pub struct Watcher {
+    watch: watch::Watch,
+}
+
+#[wasm_bindgen]
+impl Watcher {
+    pub fn stop(&self) {
+        self.watch.stop();
+    }
+}
+
+/// Swaps `root` now and watches it for content added later.
+#[wasm_bindgen(js_name = watchNumbers)]
+pub fn watch_numbers(root: &Node, originals: Vec<String>, replacement: &str) -> Result<Watcher, JsValue> {
+    let swap = Rc::new(parse_swap(&originals, replacement)?);
+    swap.apply(root);
+    Ok(Watcher { watch: watch::Watch::start(root, swap)? })
+}
+
+/// Classifies the visit and records it into the stored first/last touch
+/// history (last-non-direct rules); returns `{ first, last }`.
+#[wasm_bindgen(js_name = recordVisit)]
+pub fn record_visit(page_url: &str, referrer: &str) -> Result<JsValue, JsValue> {
+    let visit = visit::read(page_url, referrer, "")?;
+    let touch = ringsource_core::touch::classify(&visit, js_sys::Date::now() as u64);
+    to_js(&touches::record(touch))
+}
+
+/// The stored `{ first, last }` touch history, or `null` when none is stored.
+#[wasm_bindgen(js_name = storedTouches)]
+pub fn stored_touches() -> Result<JsValue, JsValue> {
+    match touches::load() {
+        Some(history) => to_js(&history),
+        None => Ok(JsValue::NULL),
+    }
+}
+
+/// Forgets the stored touch history (for example when consent is withdrawn).
+#[wasm_bindgen(js_name = forgetTouches)]
+pub fn forget_touches() {
+    touches::forget();
+}

@@ -1,0 +1,41 @@
+//! Reading where the visitor came from. URL splitting uses the browser's own
+//! `URL` so the bundle carries no URL parser; everything after that is core.
+
+use ringsource_core::visit::{UrlParts, Visit};
+use web_sys::Url;
+
+use crate::error::WebError;
+
+/// The parts of a URL that visit parsing reads, owned so they outlive the `Url`.
+struct SplitUrl {
+    host: String,
+    path: String,
+    query: String,
+}
+
+impl SplitUrl {
+    fn parse(what: &'static str, input: &str) -> Result<SplitUrl, WebError> {
+        let url = Url::new(input).map_err(|_| WebError::Url { what, input: input.to_owned() })?;
+        let search = url.search();
+        Ok(SplitUrl {
+            host: url.hostname(),
+            path: url.pathname(),
+            query: search.strip_prefix('?').unwrap_or(&search).to_owned(),
+        })
+    }
+
+    fn parts(&self) -> UrlParts<'_> {
+        UrlParts { host: &self.host, path: &self.path, query: &self.query }
+    }
+}
+
+/// An empty referrer is the browser's way of saying "none" (typed URL,
+/// bookmark, or a referrer policy that strips it), so it is not an error.
+pub fn read(page_url: &str, referrer: &str, cookies: &str) -> Result<Visit, WebError> {
+    let page = SplitUrl::parse("page URL", page_url)?;
+    let referrer = match referrer.trim() {
+        "" => None,
+        r => Some(SplitUrl::parse("referrer", r)?),
+    };
+    Ok(Visit::new(page.parts(), referrer.as_ref().map(SplitUrl::parts), cookies))
+}

@@ -1,0 +1,88 @@
+//! Swapping content that appears after the first pass: single-page-app route
+//! changes, pop-ups, lazy widgets. A MutationObserver hands us what changed and
+//! we run the same swap over just that.
+
+use std::rc::Rc;
+
+use js_sys::Array;
+use wasm_bindgen::prelude::*;
+use web_sys::{MutationObserver, MutationObserverInit, MutationRecord, Node};
+
+use crate::swap::Swap;
+
+pub struct Watch {
+    observer: MutationObserver,
+    // Owned here so the callback lives exactly as long as the observation.
+    _callback: Closure<dyn FnMut(Array, MutationObserver)>,
+}
+
+impl Watch {
+    pub fn start(root: &Node, swap: Rc<Swap>) -> Result<Watch, JsValue> {
+        let callback = Closure::<dyn FnMut(Array, MutationObserver)>::new(
+            move |records: Array, observer: MutationObserver| {
+                on_mutations(&swap, &records);
+                // Our own rewrites queue records too; they hold no original
+                // numbers any more, so dropping them saves a useless pass.
+                observer.take_records();
+            },
+        );
+        let observer = MutationObserver::new(callback.as_ref().unchecked_ref())?;
+        let init = MutationObserverInit::new();
+        init.set_child_list(true);
+        init.set_subtree(true);
+        init.set_character_data(true);
+        init.set_attributes(true);
+        init.set_attribute_filter(&Array::of1(&JsValue::from_str("href")));
+        observer.observe_with_options(root, &init)?;
+        Ok(Watch { observer, _callback: callback })
+    }
+
+    pub fn stop(&self) {
+        self.observer.disconnect();
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.observer.disconnect();
+    }
+}
+
+fn on_mutations(swap: &Swap, records: &Array) {
+    for record in records.iter() {
+        let record: MutationRecord = record.unchecked_into();
+        match record.type_().as_str() {
+            "childList" => {
+                let added = record.added_nodes();
+                for i in 0..added.length() {
+                    if let Some(node) = added.item(i) {
+                        swap_around(swap, &node);
+                    }
+                }
+            }
+            "characterData" => {
+                if let Some(target) = record.target() {
+                    swap_around(swap, &target);
+                }
+            }
+            "attributes" => {
+                if let Some(target) = record.target() {
+                    swap.apply(&target);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A new or changed text node may complete a number with its siblings, so
+/// the whole parent is swapped; an element carries its own context.
+fn swap_around(swap: &Swap, node: &Node) {
+    if node.node_type() == Node::TEXT_NODE {
+        if let Some(parent) = node.parent_node() {
+            swap.apply(&parent);
+        }
+    } else {
+        swap.apply(node);
+    }
+}
