@@ -1,0 +1,233 @@
+//! Marketing channels, and the rules that put a visit in one.
+//!
+//! The rules follow the spirit of Google Analytics 4's default channel
+//! group, so reports read the same as the analytics a site already has. They
+//! are checked in this order and the first that applies decides:
+//!
+//! 1. **Direct**: no UTM tag, no click id and no external referrer; or the
+//!    tags literally say source `(direct)` with medium `(none)`/`(not set)`.
+//! 2. **Email**: the medium or the tagged source is "email", however it is
+//!    spelled (`e-mail`, `e_mail`, `e mail`, any case).
+//! 3. A medium the marketer wrote decides next, because it is the most
+//!    explicit statement of intent:
+//!    - `affiliate` → **Affiliates**;
+//!    - `display`, `banner`, `expandable`, `interstitial` → **Display**;
+//!    - a paid medium (it contains `cp`, as in `cpc`, `cpm`, `cpv`; or is
+//!      `ppc` or `retargeting`; or starts with `paid`) → the paid channel
+//!      described below;
+//!    - `social`, `social-network`, `social-media`, `sm` → **Organic Social**;
+//!    - `organic` → **Organic Search**;
+//!    - a medium mentioning `video` → **Organic Video**;
+//!    - `referral`, `app`, `link` → **Referral**.
+//! 4. A paid click id (`gclid`, `gbraid`, `wbraid`, `yclid`, `msclkid`,
+//!    `ttclid`) without a recognised medium → the paid channel. `fbclid` is
+//!    not paid on its own: Meta adds it to organic links too.
+//! 5. The kind of the visit's known source (the tagged `utm_source`, else the
+//!    click id's network, else the referrer, see [`Visit::origin`]): a search
+//!    engine → **Organic Search**; a social network → **Organic Social**; a
+//!    video site → **Organic Video**; webmail → **Email**.
+//! 6. Any other external referrer, when `utm_source` does not override it →
+//!    **Referral**.
+//! 7. Tags that fit none of the above → **Unassigned** (so do media such as
+//!    `sms` or `push`, which have no channel of their own here).
+//!
+//! The paid channel is **Paid Social** when the medium mentions `social` or
+//! the source is a social network, **Paid Video** when the medium mentions
+//! `video` or the source is a video site, **Paid Search** for a search engine;
+//! for an unknown source a `cpm` medium means **Display** and anything else
+//! **Paid Search** (a `cpc` link is almost always a search ad). So Yandex
+//! Direct (`yclid`, `utm_source=yandex&utm_medium=cpc`) and Google Ads
+//! (`gclid`) are Paid Search, and `utm_source=instagram&utm_medium=cpc` is
+//! Paid Social.
+//!
+//! Unlike GA4, a medium the marketer wrote is never overridden by the
+//! source: `utm_source=google&utm_medium=email` is Email, not Organic Search.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::sources::SourceKind;
+use crate::visit::{Origin, Visit};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Direct,
+    OrganicSearch,
+    PaidSearch,
+    OrganicSocial,
+    PaidSocial,
+    Email,
+    Referral,
+    Display,
+    Affiliates,
+    OrganicVideo,
+    PaidVideo,
+    Unassigned,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown channel {0:?} (expected a name such as \"Organic Search\" or \"Paid Social\")")]
+pub struct UnknownChannel(pub String);
+
+impl Channel {
+    pub const ALL: [Channel; 12] = [
+        Channel::Direct,
+        Channel::OrganicSearch,
+        Channel::PaidSearch,
+        Channel::OrganicSocial,
+        Channel::PaidSocial,
+        Channel::Email,
+        Channel::Referral,
+        Channel::Display,
+        Channel::Affiliates,
+        Channel::OrganicVideo,
+        Channel::PaidVideo,
+        Channel::Unassigned,
+    ];
+
+    /// The display name, which is also the serialized and configured name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Channel::Direct => "Direct",
+            Channel::OrganicSearch => "Organic Search",
+            Channel::PaidSearch => "Paid Search",
+            Channel::OrganicSocial => "Organic Social",
+            Channel::PaidSocial => "Paid Social",
+            Channel::Email => "Email",
+            Channel::Referral => "Referral",
+            Channel::Display => "Display",
+            Channel::Affiliates => "Affiliates",
+            Channel::OrganicVideo => "Organic Video",
+            Channel::PaidVideo => "Paid Video",
+            Channel::Unassigned => "Unassigned",
+        }
+    }
+
+    /// Puts a visit in a channel by the rules in the module doc.
+    pub fn of(visit: &Visit) -> Channel {
+        let origin = visit.origin();
+        let source_kind = origin.and_then(Origin::known).map(|source| source.kind);
+        let tagged_source = visit.utm.source.as_deref();
+        let medium = visit.utm.medium.as_deref();
+
+        if origin.is_none() && !visit.is_tagged() {
+            return Channel::Direct;
+        }
+        if tagged_source == Some("(direct)") && medium.is_none_or(|m| m == "(none)" || m == "(not set)") {
+            return Channel::Direct;
+        }
+        if tagged_source.is_some_and(is_email) || medium.is_some_and(is_email) {
+            return Channel::Email;
+        }
+        if let Some(channel) = medium.and_then(|m| by_medium(m, source_kind)) {
+            return channel;
+        }
+        if visit.click_id.as_ref().is_some_and(|click| click.kind.is_paid()) {
+            return paid(medium.unwrap_or_default(), source_kind);
+        }
+        match (source_kind, origin) {
+            (Some(SourceKind::Search), _) => Channel::OrganicSearch,
+            (Some(SourceKind::Social), _) => Channel::OrganicSocial,
+            (Some(SourceKind::Video), _) => Channel::OrganicVideo,
+            (Some(SourceKind::Email), _) => Channel::Email,
+            (None, Some(Origin::Referrer(_))) => Channel::Referral,
+            (None, _) => Channel::Unassigned,
+        }
+    }
+}
+
+/// Rule 3 of the module doc: the channel a written medium names, if any.
+fn by_medium(medium: &str, source_kind: Option<SourceKind>) -> Option<Channel> {
+    let medium = medium.to_ascii_lowercase();
+    let is = |word: &str| same_word(&medium, word);
+    let channel = if is("affiliate") {
+        Channel::Affiliates
+    } else if ["display", "banner", "expandable", "interstitial"].into_iter().any(is) {
+        Channel::Display
+    } else if is_paid(&medium) {
+        paid(&medium, source_kind)
+    } else if ["social", "social network", "social media", "sm"].into_iter().any(is) {
+        Channel::OrganicSocial
+    } else if is("organic") {
+        Channel::OrganicSearch
+    } else if medium.contains("video") {
+        Channel::OrganicVideo
+    } else if ["referral", "app", "link"].into_iter().any(is) {
+        Channel::Referral
+    } else {
+        return None;
+    };
+    Some(channel)
+}
+
+/// `medium` must already be lowercase.
+fn is_paid(medium: &str) -> bool {
+    medium.contains("cp") || medium == "ppc" || medium == "retargeting" || medium.starts_with("paid")
+}
+
+/// Which paid channel a paid visit belongs to. `medium` is lowercase, or
+/// empty when only a click id says the visit is paid.
+fn paid(medium: &str, source_kind: Option<SourceKind>) -> Channel {
+    if medium.contains("social") {
+        return Channel::PaidSocial;
+    }
+    if medium.contains("video") {
+        return Channel::PaidVideo;
+    }
+    match source_kind {
+        Some(SourceKind::Social) => Channel::PaidSocial,
+        Some(SourceKind::Video) => Channel::PaidVideo,
+        Some(SourceKind::Search) => Channel::PaidSearch,
+        Some(SourceKind::Email) | None if medium == "cpm" => Channel::Display,
+        Some(SourceKind::Email) | None => Channel::PaidSearch,
+    }
+}
+
+fn is_email(value: &str) -> bool {
+    same_word(value, "email")
+}
+
+/// Compares a tag to a word, ignoring ASCII case and the separators
+/// marketers use between words (`-`, `_`, space), so that `Social_Network`
+/// equals `social network` and `e-mail` equals `email`.
+fn same_word(value: &str, word: &str) -> bool {
+    fn letters(text: &str) -> impl Iterator<Item = u8> + '_ {
+        text.bytes().filter(|b| !matches!(b, b'-' | b'_' | b' ')).map(|b| b.to_ascii_lowercase())
+    }
+    letters(value).eq(letters(word))
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Channel {
+    type Err = UnknownChannel;
+
+    /// Accepts the display names in any ASCII case, so hand-written
+    /// configuration (`channel = "organic search"`) is not rejected over case.
+    fn from_str(name: &str) -> Result<Channel, UnknownChannel> {
+        let name = name.trim();
+        Channel::ALL
+            .into_iter()
+            .find(|channel| channel.as_str().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownChannel(name.to_owned()))
+    }
+}
+
+impl Serialize for Channel {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Channel {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Channel, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,193 @@
+//! The table of referrer sources that are known by name: search engines,
+//! social networks, video sites and webmail.
+//!
+//! The table is written here from public facts about each service (its own
+//! domains and the query parameter its result pages carry the search in). It
+//! is not derived from Snowplow's `referers.yml` or Matomo's lists, which are
+//! GPL-3.
+//!
+//! To add a source, append a [`Source`] to [`SOURCES`]. Entries are tried in
+//! order and the first match wins, so a narrow host (`mail.google.com`) must
+//! come before a broad pattern that also covers it (`google.*`). A test checks
+//! that every listed domain resolves to its own entry.
+
+use HostPattern::{AnyTld, Domain};
+use SourceKind::{Email, Search, Social, Video};
+
+/// What kind of place a source is; the channel rules read this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    Search,
+    Social,
+    Video,
+    Email,
+}
+
+/// How a source recognises a referrer host. Hosts given to [`matches`]
+/// are lowercase and without port.
+///
+/// [`matches`]: HostPattern::matches
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostPattern {
+    /// This exact domain or any subdomain of it: `vk.com` covers `m.vk.com`.
+    Domain(&'static str),
+    /// A brand label under any country or generic top-level domain, with any
+    /// subdomains: `google` covers `google.com`, `www.google.co.uk` and
+    /// `images.google.com.br`. The part after the label must look like a
+    /// public suffix (one label, or a short second level such as `co.` or
+    /// `com.` before a two-letter country code) so that `google.example.com`
+    /// does not match.
+    AnyTld(&'static str),
+}
+
+impl HostPattern {
+    pub fn matches(self, host: &str) -> bool {
+        match self {
+            HostPattern::Domain(domain) => is_within(host, domain),
+            HostPattern::AnyTld(label) => matches_any_tld(host, label),
+        }
+    }
+}
+
+/// `host` is `domain` or one of its subdomains.
+pub(crate) fn is_within(host: &str, domain: &str) -> bool {
+    match host.strip_suffix(domain) {
+        Some("") => true,
+        Some(prefix) => prefix.ends_with('.'),
+        None => false,
+    }
+}
+
+fn matches_any_tld(host: &str, label: &str) -> bool {
+    let Some((rest, tld)) = host.rsplit_once('.') else {
+        return false;
+    };
+    if is_tld(tld) && is_within(rest, label) {
+        return true;
+    }
+    // Country domains with a second level: google.co.uk, yandex.com.tr.
+    let Some((rest, second)) = rest.rsplit_once('.') else {
+        return false;
+    };
+    tld.len() == 2 && (2..=3).contains(&second.len()) && is_tld(second) && is_within(rest, label)
+}
+
+fn is_tld(label: &str) -> bool {
+    !label.is_empty() && label.bytes().all(|b| b.is_ascii_lowercase())
+}
+
+/// One known source.
+#[derive(Debug)]
+pub struct Source {
+    /// The canonical lowercase name, used as a touch's source.
+    pub name: &'static str,
+    pub kind: SourceKind,
+    pub hosts: &'static [HostPattern],
+    /// Other spellings marketers put in `utm_source` for this source
+    /// (besides `name` and the hosts themselves), lowercase.
+    pub tags: &'static [&'static str],
+    /// Referrer query parameters that carry the visitor's search, in order of
+    /// preference. Empty when the source does not pass the search on.
+    pub search_params: &'static [&'static str],
+}
+
+impl Source {
+    pub fn matches_host(&self, host: &str) -> bool {
+        self.hosts.iter().any(|pattern| pattern.matches(host))
+    }
+}
+
+const fn source(
+    name: &'static str,
+    kind: SourceKind,
+    hosts: &'static [HostPattern],
+    tags: &'static [&'static str],
+    search_params: &'static [&'static str],
+) -> Source {
+    Source { name, kind, hosts, tags, search_params }
+}
+
+/// Every known source, narrowest hosts first (see the module doc).
+///
+/// Android apps open links with an `android-app://<package>` referrer, whose
+/// host is the app's package name; the package names of the apps that send
+/// many visits are listed beside the web domains.
+pub const SOURCES: &[Source] = &[
+    // Webmail sits on subdomains of search portals, so it comes first.
+    source("gmail", Email, &[Domain("mail.google.com"), Domain("com.google.android.gm")], &["gmail"], &[]),
+    source(
+        "outlook",
+        Email,
+        &[Domain("outlook.live.com"), Domain("outlook.office.com"), Domain("outlook.office365.com")],
+        &["outlook", "hotmail"],
+        &[],
+    ),
+    source("yahoo-mail", Email, &[Domain("mail.yahoo.com")], &[], &[]),
+    source("yandex-mail", Email, &[Domain("mail.yandex.ru"), Domain("mail.yandex.com")], &[], &[]),
+    source("mailru-mail", Email, &[Domain("e.mail.ru")], &[], &[]),
+    source("rambler-mail", Email, &[Domain("mail.rambler.ru")], &[], &[]),
+    // Dzen used to live at zen.yandex.ru, under the Yandex pattern below.
+    source("dzen", Social, &[Domain("dzen.ru"), Domain("zen.yandex.ru")], &["zen"], &[]),
+    source("vk", Social, &[Domain("vk.com"), Domain("vk.ru"), Domain("vk.me")], &["vkontakte"], &[]),
+    source("ok", Social, &[Domain("ok.ru"), Domain("odnoklassniki.ru")], &["odnoklassniki"], &[]),
+    source(
+        "telegram",
+        Social,
+        &[Domain("t.me"), Domain("telegram.me"), Domain("telegram.org"), Domain("org.telegram.messenger")],
+        &["tg"],
+        &[],
+    ),
+    source("facebook", Social, &[Domain("facebook.com"), Domain("fb.com"), Domain("fb.me")], &["fb"], &[]),
+    source("instagram", Social, &[Domain("instagram.com")], &["ig"], &[]),
+    source("threads", Social, &[Domain("threads.net"), Domain("threads.com")], &[], &[]),
+    source("tiktok", Social, &[Domain("tiktok.com")], &[], &[]),
+    source("twitter", Social, &[Domain("t.co"), Domain("twitter.com"), Domain("x.com")], &["x"], &[]),
+    source("linkedin", Social, &[Domain("linkedin.com"), Domain("lnkd.in")], &[], &[]),
+    source("pinterest", Social, &[AnyTld("pinterest"), Domain("pin.it")], &[], &[]),
+    source("reddit", Social, &[Domain("reddit.com"), Domain("redd.it")], &[], &[]),
+    source("whatsapp", Social, &[Domain("whatsapp.com"), Domain("wa.me")], &["wa"], &[]),
+    source("youtube", Video, &[Domain("youtube.com"), Domain("youtu.be")], &["yt"], &[]),
+    source("vkvideo", Video, &[Domain("vkvideo.ru")], &[], &[]),
+    source("rutube", Video, &[Domain("rutube.ru")], &[], &[]),
+    source("vimeo", Video, &[Domain("vimeo.com")], &[], &[]),
+    source("twitch", Video, &[Domain("twitch.tv")], &[], &[]),
+    source(
+        "google",
+        Search,
+        &[AnyTld("google"), Domain("com.google.android.googlequicksearchbox")],
+        &[],
+        &["q"],
+    ),
+    source("yandex", Search, &[AnyTld("yandex"), Domain("ya.ru")], &["ya"], &["text"]),
+    source("bing", Search, &[Domain("bing.com")], &[], &["q"]),
+    source("duckduckgo", Search, &[Domain("duckduckgo.com")], &["ddg"], &["q"]),
+    source("mail.ru", Search, &[Domain("go.mail.ru")], &["mailru"], &["q"]),
+    // Rambler's search runs on the portal itself; its mail is listed above.
+    source("rambler", Search, &[Domain("rambler.ru")], &[], &["query"]),
+    source("baidu", Search, &[Domain("baidu.com")], &[], &["wd", "word"]),
+    source("yahoo", Search, &[AnyTld("yahoo")], &[], &["p"]),
+    source("ecosia", Search, &[Domain("ecosia.org")], &[], &["q"]),
+    source("brave", Search, &[Domain("search.brave.com")], &[], &["q"]),
+    source("qwant", Search, &[Domain("qwant.com")], &[], &["q"]),
+    source("seznam", Search, &[Domain("seznam.cz")], &[], &["q"]),
+    source("naver", Search, &[Domain("naver.com")], &[], &["query"]),
+];
+
+/// The source a referrer host belongs to. `host` must be lowercase and
+/// without port, as visits store it.
+pub fn find_by_host(host: &str) -> Option<&'static Source> {
+    SOURCES.iter().find(|source| source.matches_host(host))
+}
+
+/// The source a `utm_source` value names: its canonical name, one of its
+/// tags, or one of its hosts (`google.com`, `m.facebook.com`). Case does not
+/// matter.
+pub fn find_by_tag(tag: &str) -> Option<&'static Source> {
+    let tag = tag.trim();
+    SOURCES
+        .iter()
+        .find(|source| {
+            source.name.eq_ignore_ascii_case(tag) || source.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
+        })
+        .or_else(|| find_by_host(&tag.to_ascii_lowercase()))
+}

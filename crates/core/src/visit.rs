@@ -1,0 +1,364 @@
+//! A visit: what the landing page URL, the referrer and the cookies say about
+//! where a visitor came from, before any judgement about channels.
+//!
+//! URL splitting is the platform's job (the browser's `URL`, the collector's
+//! `url` crate), so this module takes [`UrlParts`] and only decodes query
+//! strings. Malformed input never fails a visit: a tag that cannot be read is
+//! simply absent, because the page must still load and the call must still be
+//! counted.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sources::{self, Source};
+
+/// A URL already split by the platform.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    /// The host name; a `:port` suffix and upper case are tolerated.
+    pub host: &'a str,
+    pub path: &'a str,
+    /// The query string without the leading `?`.
+    pub query: &'a str,
+}
+
+/// The UTM tags of the landing page, trimmed; an empty tag is absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Utm {
+    pub source: Option<String>,
+    pub medium: Option<String>,
+    pub campaign: Option<String>,
+    pub term: Option<String>,
+    pub content: Option<String>,
+    pub id: Option<String>,
+}
+
+impl Utm {
+    pub fn is_empty(&self) -> bool {
+        [&self.source, &self.medium, &self.campaign, &self.term, &self.content, &self.id]
+            .iter()
+            .all(|tag| tag.is_none())
+    }
+
+    /// Stores `value` under the UTM parameter `key`; returns false when `key`
+    /// is not a UTM parameter. The first non-empty occurrence of a tag wins.
+    fn accept(&mut self, key: &str, value: &str) -> bool {
+        let Some(name) = strip_prefix_ignore_case(key, "utm_") else {
+            return false;
+        };
+        let slot = match name.to_ascii_lowercase().as_str() {
+            "source" => &mut self.source,
+            "medium" => &mut self.medium,
+            "campaign" => &mut self.campaign,
+            "term" => &mut self.term,
+            "content" => &mut self.content,
+            "id" => &mut self.id,
+            _ => return false,
+        };
+        if slot.is_none() {
+            *slot = non_empty(value);
+        }
+        true
+    }
+}
+
+/// The ad platforms' own click identifiers, which auto-tagging appends to
+/// landing URLs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClickIdKind {
+    /// Google Ads.
+    Gclid,
+    /// Google Ads on iOS apps, for app-to-web clicks.
+    Gbraid,
+    /// Google Ads on iOS, for web-to-web clicks.
+    Wbraid,
+    /// Yandex Direct.
+    Yclid,
+    /// Microsoft Advertising.
+    Msclkid,
+    /// Facebook and Instagram. Meta appends it to every outbound link,
+    /// organic posts included, so on its own it does not mean a paid click.
+    Fbclid,
+    /// TikTok Ads.
+    Ttclid,
+}
+
+impl ClickIdKind {
+    /// The order in which a landing URL's click ids are read when it carries
+    /// several. Ad-network ids come before Meta's `fbclid` because `fbclid`
+    /// rides along on any link shared on Facebook, including a link that
+    /// already came from an ad elsewhere; among ad networks the order follows
+    /// how specific the id is to one click.
+    pub const PRIORITY: [ClickIdKind; 7] = [
+        ClickIdKind::Gclid,
+        ClickIdKind::Yclid,
+        ClickIdKind::Msclkid,
+        ClickIdKind::Ttclid,
+        ClickIdKind::Gbraid,
+        ClickIdKind::Wbraid,
+        ClickIdKind::Fbclid,
+    ];
+
+    /// The query parameter name, which is also the serialized name.
+    pub const fn param(self) -> &'static str {
+        match self {
+            ClickIdKind::Gclid => "gclid",
+            ClickIdKind::Gbraid => "gbraid",
+            ClickIdKind::Wbraid => "wbraid",
+            ClickIdKind::Yclid => "yclid",
+            ClickIdKind::Msclkid => "msclkid",
+            ClickIdKind::Fbclid => "fbclid",
+            ClickIdKind::Ttclid => "ttclid",
+        }
+    }
+
+    /// Whether the id is only ever added to paid ad clicks.
+    pub const fn is_paid(self) -> bool {
+        !matches!(self, ClickIdKind::Fbclid)
+    }
+
+    /// The name, in [`sources::SOURCES`], of the network that issues the id.
+    pub const fn network(self) -> &'static str {
+        match self {
+            ClickIdKind::Gclid | ClickIdKind::Gbraid | ClickIdKind::Wbraid => "google",
+            ClickIdKind::Yclid => "yandex",
+            ClickIdKind::Msclkid => "bing",
+            ClickIdKind::Fbclid => "facebook",
+            ClickIdKind::Ttclid => "tiktok",
+        }
+    }
+
+    fn from_param(key: &str) -> Option<ClickIdKind> {
+        ClickIdKind::PRIORITY.into_iter().find(|kind| kind.param().eq_ignore_ascii_case(key))
+    }
+
+    fn rank(self) -> usize {
+        ClickIdKind::PRIORITY.iter().position(|k| *k == self).unwrap_or(usize::MAX)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClickId {
+    pub kind: ClickIdKind,
+    pub value: String,
+}
+
+/// An external referrer. Same-site referrers are never stored as one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referrer {
+    /// Lowercase, without port, and without a leading `www.`, so that
+    /// `www.example.org` and `example.org` report as one referral source.
+    pub host: String,
+    pub path: String,
+    /// What the visitor searched for, when the referrer is a known source
+    /// that carries the search in its URL.
+    pub search_term: Option<String>,
+}
+
+impl Referrer {
+    fn new(parts: UrlParts<'_>, page_host: &str) -> Option<Referrer> {
+        let host = site_host(parts.host);
+        if host.is_empty() || is_same_site(&host, page_host) {
+            return None;
+        }
+        let search_term = sources::find_by_host(&host).and_then(|source| {
+            source.search_params.iter().find_map(|param| query_value(parts.query, param))
+        });
+        Some(Referrer { host, path: parts.path.to_owned(), search_term })
+    }
+
+    /// The known source this referrer belongs to, if any.
+    pub fn source(&self) -> Option<&'static Source> {
+        sources::find_by_host(&self.host)
+    }
+}
+
+/// Everything a page view tells about the visit's origin.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visit {
+    pub landing_path: String,
+    pub utm: Utm,
+    /// The first click id present, by [`ClickIdKind::PRIORITY`].
+    pub click_id: Option<ClickId>,
+    pub referrer: Option<Referrer>,
+    /// The Google Analytics client id from the `_ga` cookie, as the
+    /// Measurement Protocol expects it (`1234567890.1700000000`).
+    pub ga_client_id: Option<String>,
+    /// The Yandex Metrica visitor id from the `_ym_uid` cookie.
+    pub ym_uid: Option<String>,
+}
+
+impl Visit {
+    /// Reads a visit from the landing page, the referrer (`None` when the
+    /// browser reported none) and `document.cookie` (`"a=b; c=d"`).
+    pub fn new(page: UrlParts<'_>, referrer: Option<UrlParts<'_>>, cookies: &str) -> Visit {
+        let mut utm = Utm::default();
+        let mut click_id: Option<ClickId> = None;
+        for (key, value) in form_urlencoded::parse(page.query.as_bytes()) {
+            if utm.accept(&key, &value) {
+                continue;
+            }
+            let Some(kind) = ClickIdKind::from_param(&key) else {
+                continue;
+            };
+            let outranks = click_id.as_ref().is_none_or(|current| kind.rank() < current.kind.rank());
+            if outranks && let Some(value) = non_empty(&value) {
+                click_id = Some(ClickId { kind, value });
+            }
+        }
+        let page_host = site_host(page.host);
+        Visit {
+            landing_path: page.path.to_owned(),
+            utm,
+            click_id,
+            referrer: referrer.and_then(|parts| Referrer::new(parts, &page_host)),
+            ga_client_id: cookie(cookies, "_ga").and_then(ga_client_id),
+            ym_uid: cookie(cookies, "_ym_uid").and_then(ym_uid),
+        }
+    }
+
+    /// Whether the landing URL carries any UTM tag. A tagged visit is a
+    /// campaign visit even when no rule recognises its tags.
+    pub fn is_tagged(&self) -> bool {
+        !self.utm.is_empty()
+    }
+
+    /// Where the visit came from, by precedence: an explicit `utm_source`
+    /// (the marketer said so); a paid click id (the ad network said so, and
+    /// ad clicks often arrive without a referrer); the referrer; and last a
+    /// non-paid click id (`fbclid`), which still shows the link came from
+    /// Facebook when the in-app browser dropped the referrer.
+    pub fn origin(&self) -> Option<Origin<'_>> {
+        if let Some(tag) = &self.utm.source {
+            return Some(Origin::Tagged(tag));
+        }
+        let click = self.click_id.as_ref().map(|c| c.kind);
+        if let Some(kind) = click.filter(|k| k.is_paid()) {
+            return Some(Origin::ClickId(kind));
+        }
+        if let Some(referrer) = &self.referrer {
+            return Some(Origin::Referrer(referrer));
+        }
+        click.map(Origin::ClickId)
+    }
+}
+
+/// The one signal a visit's source is taken from; see [`Visit::origin`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin<'a> {
+    Tagged(&'a str),
+    ClickId(ClickIdKind),
+    Referrer(&'a Referrer),
+}
+
+impl Origin<'_> {
+    /// The known source behind the origin, if the table has it.
+    pub fn known(self) -> Option<&'static Source> {
+        match self {
+            Origin::Tagged(tag) => sources::find_by_tag(tag),
+            Origin::ClickId(kind) => sources::find_by_tag(kind.network()),
+            Origin::Referrer(referrer) => referrer.source(),
+        }
+    }
+
+    /// The source name reported for the visit: the tag as written (in lower
+    /// case, so `Google` and `google` group together), the click id's
+    /// network, a known referrer's canonical name, or else the referrer host.
+    pub fn name(self) -> String {
+        match self {
+            Origin::Tagged(tag) => tag.to_ascii_lowercase(),
+            Origin::ClickId(kind) => kind.network().to_owned(),
+            Origin::Referrer(referrer) => match referrer.source() {
+                Some(source) => source.name.to_owned(),
+                None => referrer.host.clone(),
+            },
+        }
+    }
+}
+
+/// The `_ga` cookie's client id: `GA1.2.1234567890.1700000000` gives
+/// `1234567890.1700000000`. The second field is the cookie domain's depth
+/// (1 or 2 and so on) and is not part of the id. Anything else shaped
+/// differently is ignored rather than guessed at, because a wrong client id
+/// attributes a call to a stranger's analytics session.
+pub fn ga_client_id(cookie_value: &str) -> Option<String> {
+    let mut fields = cookie_value.trim().split('.');
+    let version = fields.next()?.strip_prefix("GA")?;
+    let depth = fields.next()?;
+    let random = fields.next()?;
+    let timestamp = fields.next()?;
+    let well_formed =
+        fields.next().is_none() && [version, depth, random, timestamp].iter().all(|field| is_digits(field));
+    well_formed.then(|| format!("{random}.{timestamp}"))
+}
+
+/// The `_ym_uid` cookie's visitor id, which Metrica writes as digits only.
+pub fn ym_uid(cookie_value: &str) -> Option<String> {
+    let value = cookie_value.trim();
+    is_digits(value).then(|| value.to_owned())
+}
+
+fn is_digits(field: &str) -> bool {
+    !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The value of the first cookie called `name` in `document.cookie` format.
+/// The browser lists the most specific path first, which is the one the
+/// page itself would read.
+fn cookie<'a>(cookies: &'a str, name: &str) -> Option<&'a str> {
+    cookies
+        .split(';')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| key.trim() == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// The first non-empty value of `param` in `query`, decoded and trimmed.
+fn query_value(query: &str, param: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key == param)
+        .find_map(|(_, value)| non_empty(&value))
+}
+
+fn non_empty(value: &str) -> Option<String> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
+}
+
+/// A host as sites are compared and reported: lowercase, without port or
+/// trailing dot, and without a leading `www.` (kept when it is all there
+/// is to the name, as in `www.com`).
+fn site_host(host: &str) -> String {
+    let host = host.trim();
+    let host = match host.strip_prefix('[') {
+        // An IPv6 literal: the port, if any, follows the closing bracket.
+        Some(_) => host.find(']').map_or(host, |end| &host[..=end]),
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if is_digits(port) => name,
+            _ => host,
+        },
+    };
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    match host.strip_prefix("www.") {
+        Some(rest) if rest.contains('.') => rest.to_owned(),
+        _ => host,
+    }
+}
+
+/// Whether a referrer is the site itself. Both hosts come from
+/// [`site_host`], so `www.` is already gone. A subdomain of the page
+/// (`blog.example.com` linking to `example.com`) or its parent domain
+/// (`example.com` linking to `shop.example.com`) is one business's own
+/// navigation, not a source. Sibling subdomains are not treated as the same
+/// site: without a public suffix list, `a.github.io` and `b.github.io` cannot
+/// be told apart from `a.example.com` and `b.example.com`, and counting a
+/// real referral as internal would lose a source.
+fn is_same_site(referrer_host: &str, page_host: &str) -> bool {
+    !page_host.is_empty()
+        && (sources::is_within(referrer_host, page_host) || sources::is_within(page_host, referrer_host))
+}
