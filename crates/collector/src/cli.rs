@@ -1,0 +1,98 @@
+//! The `ringsource` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::server;
+
+/// Ringsource collector: leases tracking numbers to website visitors and
+/// attributes phone calls to the advertising source that brought them.
+#[derive(Debug, Parser)]
+#[command(name = "ringsource", version, long_about = LONG_ABOUT)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const LONG_ABOUT: &str = "\
+Ringsource collector: leases tracking numbers to website visitors and attributes
+phone calls to the advertising source that brought them.
+
+The configuration is one TOML file (see examples/demo/ringsource.toml).
+Relative paths in it resolve against the current directory.";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (API under /v1/, script tag, bundle and pages).
+    ///
+    /// Prints `listening on http://ADDR` once bound, with the real port when
+    /// `--listen` asks for port 0, followed by the URLs worth opening.
+    Serve {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Overrides `[server] listen` (e.g. 127.0.0.1:0 for a free port).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate a configuration file and report every error in it.
+    ///
+    /// Each error names the file, the field path and the reason. Exits
+    /// non-zero when there is any.
+    CheckConfig {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::CheckConfig { config } => match Config::load(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve { config, listen } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprint!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match serve(cfg, listen) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ringsource: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn serve(cfg: Config, listen: Option<SocketAddr>) -> Result<(), server::StartError> {
+    let listen = listen.unwrap_or(cfg.server.listen);
+    actix_web::rt::System::new().block_on(async move {
+        let bound = server::bind(&cfg, listen)?;
+        for addr in &bound.addrs {
+            println!("listening on http://{addr}");
+        }
+        if let Some(addr) = bound.addrs.first() {
+            println!("demo site:   http://{addr}/demo/");
+            println!("script tag:  http://{addr}/ringsource.js");
+        }
+        bound.server.await.map_err(server::StartError::Run)
+    })
+}
