@@ -59,10 +59,10 @@ pub(crate) fn is_within(host: &str, domain: &str) -> bool {
 }
 
 fn matches_any_tld(host: &str, label: &str) -> bool {
-    let Some((rest, tld)) = host.rsplit_once('.') else {
+    let Some((rest, tld)) = host.rsplit_once('.').filter(|(_, tld)| is_tld(tld)) else {
         return false;
     };
-    if is_tld(tld) && is_within(rest, label) {
+    if is_within(rest, label) {
         return true;
     }
     // Country domains with a second level: google.co.uk, yandex.com.tr.
@@ -104,7 +104,13 @@ const fn source(
     tags: &'static [&'static str],
     search_params: &'static [&'static str],
 ) -> Source {
-    Source { name, kind, hosts, tags, search_params }
+    Source {
+        name,
+        kind,
+        hosts,
+        tags,
+        search_params,
+    }
 }
 
 /// Every known source, narrowest hosts first (see the module doc).
@@ -112,16 +118,11 @@ const fn source(
 /// Android apps open links with an `android-app://<package>` referrer, whose
 /// host is the app's package name; the package names of the apps that send
 /// many visits are listed beside the web domains.
+#[rustfmt::skip]
 pub const SOURCES: &[Source] = &[
     // Webmail sits on subdomains of search portals, so it comes first.
-    source("gmail", Email, &[Domain("mail.google.com"), Domain("com.google.android.gm")], &["gmail"], &[]),
-    source(
-        "outlook",
-        Email,
-        &[Domain("outlook.live.com"), Domain("outlook.office.com"), Domain("outlook.office365.com")],
-        &["outlook", "hotmail"],
-        &[],
-    ),
+    source("gmail", Email, &[Domain("mail.google.com"), Domain("com.google.android.gm")], &[], &[]),
+    source("outlook", Email, &[Domain("outlook.live.com"), Domain("outlook.office.com"), Domain("outlook.office365.com")], &["hotmail"], &[]),
     source("yahoo-mail", Email, &[Domain("mail.yahoo.com")], &[], &[]),
     source("yandex-mail", Email, &[Domain("mail.yandex.ru"), Domain("mail.yandex.com")], &[], &[]),
     source("mailru-mail", Email, &[Domain("e.mail.ru")], &[], &[]),
@@ -130,13 +131,7 @@ pub const SOURCES: &[Source] = &[
     source("dzen", Social, &[Domain("dzen.ru"), Domain("zen.yandex.ru")], &["zen"], &[]),
     source("vk", Social, &[Domain("vk.com"), Domain("vk.ru"), Domain("vk.me")], &["vkontakte"], &[]),
     source("ok", Social, &[Domain("ok.ru"), Domain("odnoklassniki.ru")], &["odnoklassniki"], &[]),
-    source(
-        "telegram",
-        Social,
-        &[Domain("t.me"), Domain("telegram.me"), Domain("telegram.org"), Domain("org.telegram.messenger")],
-        &["tg"],
-        &[],
-    ),
+    source("telegram", Social, &[Domain("t.me"), Domain("telegram.me"), Domain("telegram.org"), Domain("org.telegram.messenger")], &["tg"], &[]),
     source("facebook", Social, &[Domain("facebook.com"), Domain("fb.com"), Domain("fb.me")], &["fb"], &[]),
     source("instagram", Social, &[Domain("instagram.com")], &["ig"], &[]),
     source("threads", Social, &[Domain("threads.net"), Domain("threads.com")], &[], &[]),
@@ -151,13 +146,7 @@ pub const SOURCES: &[Source] = &[
     source("rutube", Video, &[Domain("rutube.ru")], &[], &[]),
     source("vimeo", Video, &[Domain("vimeo.com")], &[], &[]),
     source("twitch", Video, &[Domain("twitch.tv")], &[], &[]),
-    source(
-        "google",
-        Search,
-        &[AnyTld("google"), Domain("com.google.android.googlequicksearchbox")],
-        &[],
-        &["q"],
-    ),
+    source("google", Search, &[AnyTld("google"), Domain("com.google.android.googlequicksearchbox")], &[], &["q"]),
     source("yandex", Search, &[AnyTld("yandex"), Domain("ya.ru")], &["ya"], &["text"]),
     source("bing", Search, &[Domain("bing.com")], &[], &["q"]),
     source("duckduckgo", Search, &[Domain("duckduckgo.com")], &["ddg"], &["q"]),
@@ -187,7 +176,74 @@ pub fn find_by_tag(tag: &str) -> Option<&'static Source> {
     SOURCES
         .iter()
         .find(|source| {
-            source.name.eq_ignore_ascii_case(tag) || source.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
+            source.name.eq_ignore_ascii_case(tag)
+                || source.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
         })
         .or_else(|| find_by_host(&tag.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_domain_resolves_to_its_own_entry() {
+        for source in SOURCES {
+            for pattern in source.hosts {
+                if let HostPattern::Domain(domain) = pattern {
+                    let found = find_by_host(domain).map(|s| s.name);
+                    assert_eq!(
+                        found,
+                        Some(source.name),
+                        "{domain} is shadowed by an earlier entry"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_and_tags_name_one_source_each() {
+        let mut seen = std::collections::HashSet::new();
+        for source in SOURCES {
+            for tag in std::iter::once(&source.name).chain(source.tags) {
+                assert_eq!(*tag, tag.to_ascii_lowercase(), "{tag} must be lowercase");
+                assert!(seen.insert(*tag), "{tag} names two sources");
+            }
+        }
+    }
+
+    #[test]
+    fn any_tld_needs_a_suffix_shaped_tail() {
+        let google = AnyTld("google");
+        for host in [
+            "google.com",
+            "www.google.ru",
+            "google.co.uk",
+            "images.google.com.br",
+            "google.de",
+        ] {
+            assert!(google.matches(host), "{host}");
+        }
+        for host in [
+            "google",
+            "google.example.com",
+            "notgoogle.com",
+            "google.co.u1",
+            "mygoogle.co.uk",
+        ] {
+            assert!(!google.matches(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn find_by_tag_accepts_names_tags_and_hosts() {
+        assert_eq!(find_by_tag("Yandex").map(|s| s.name), Some("yandex"));
+        assert_eq!(find_by_tag("ig").map(|s| s.name), Some("instagram"));
+        assert_eq!(
+            find_by_tag("www.Facebook.com").map(|s| s.name),
+            Some("facebook")
+        );
+        assert!(find_by_tag("partner").is_none());
+    }
 }

@@ -34,9 +34,16 @@ pub struct Utm {
 
 impl Utm {
     pub fn is_empty(&self) -> bool {
-        [&self.source, &self.medium, &self.campaign, &self.term, &self.content, &self.id]
-            .iter()
-            .all(|tag| tag.is_none())
+        [
+            &self.source,
+            &self.medium,
+            &self.campaign,
+            &self.term,
+            &self.content,
+            &self.id,
+        ]
+        .iter()
+        .all(|tag| tag.is_none())
     }
 
     /// Stores `value` under the UTM parameter `key`; returns false when `key`
@@ -129,11 +136,16 @@ impl ClickIdKind {
     }
 
     fn from_param(key: &str) -> Option<ClickIdKind> {
-        ClickIdKind::PRIORITY.into_iter().find(|kind| kind.param().eq_ignore_ascii_case(key))
+        ClickIdKind::PRIORITY
+            .into_iter()
+            .find(|kind| kind.param().eq_ignore_ascii_case(key))
     }
 
     fn rank(self) -> usize {
-        ClickIdKind::PRIORITY.iter().position(|k| *k == self).unwrap_or(usize::MAX)
+        ClickIdKind::PRIORITY
+            .iter()
+            .position(|k| *k == self)
+            .unwrap_or(usize::MAX)
     }
 }
 
@@ -162,9 +174,16 @@ impl Referrer {
             return None;
         }
         let search_term = sources::find_by_host(&host).and_then(|source| {
-            source.search_params.iter().find_map(|param| query_value(parts.query, param))
+            source
+                .search_params
+                .iter()
+                .find_map(|param| query_value(parts.query, param))
         });
-        Some(Referrer { host, path: parts.path.to_owned(), search_term })
+        Some(Referrer {
+            host,
+            path: parts.path.to_owned(),
+            search_term,
+        })
     }
 
     /// The known source this referrer belongs to, if any.
@@ -201,7 +220,9 @@ impl Visit {
             let Some(kind) = ClickIdKind::from_param(&key) else {
                 continue;
             };
-            let outranks = click_id.as_ref().is_none_or(|current| kind.rank() < current.kind.rank());
+            let outranks = click_id
+                .as_ref()
+                .is_none_or(|current| kind.rank() < current.kind.rank());
             if outranks && let Some(value) = non_empty(&value) {
                 click_id = Some(ClickId { kind, value });
             }
@@ -287,8 +308,10 @@ pub fn ga_client_id(cookie_value: &str) -> Option<String> {
     let depth = fields.next()?;
     let random = fields.next()?;
     let timestamp = fields.next()?;
-    let well_formed =
-        fields.next().is_none() && [version, depth, random, timestamp].iter().all(|field| is_digits(field));
+    let well_formed = fields.next().is_none()
+        && [version, depth, random, timestamp]
+            .iter()
+            .all(|field| is_digits(field));
     well_formed.then(|| format!("{random}.{timestamp}"))
 }
 
@@ -327,7 +350,8 @@ fn non_empty(value: &str) -> Option<String> {
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 /// A host as sites are compared and reported: lowercase, without port or
@@ -360,5 +384,6 @@ fn site_host(host: &str) -> String {
 /// real referral as internal would lose a source.
 fn is_same_site(referrer_host: &str, page_host: &str) -> bool {
     !page_host.is_empty()
-        && (sources::is_within(referrer_host, page_host) || sources::is_within(page_host, referrer_host))
+        && (sources::is_within(referrer_host, page_host)
+            || sources::is_within(page_host, referrer_host))
 }

@@ -2,7 +2,11 @@ use proptest::prelude::*;
 use ringsource_core::visit::{ClickId, ClickIdKind, UrlParts, Visit, ga_client_id, ym_uid};
 
 fn page(query: &'static str) -> UrlParts<'static> {
-    UrlParts { host: "shop.example.com", path: "/sofas/", query }
+    UrlParts {
+        host: "shop.example.com",
+        path: "/sofas/",
+        query,
+    }
 }
 
 fn from(host: &'static str, path: &'static str, query: &'static str) -> Option<UrlParts<'static>> {
@@ -12,7 +16,9 @@ fn from(host: &'static str, path: &'static str, query: &'static str) -> Option<U
 #[test]
 fn reads_all_utm_tags_trimmed() {
     let visit = Visit::new(
-        page("utm_source=+yandex+&utm_medium=cpc&utm_campaign=sofas_msk&utm_term=%20sofa&utm_content=ad1&utm_id=42"),
+        page(
+            "utm_source=+yandex+&utm_medium=cpc&utm_campaign=sofas_msk&utm_term=%20sofa&utm_content=ad1&utm_id=42",
+        ),
         None,
         "",
     );
@@ -47,7 +53,13 @@ fn tag_names_are_case_insensitive() {
     let visit = Visit::new(page("UTM_Source=Google&utm_MEDIUM=CPC&GCLID=abc"), None, "");
     assert_eq!(visit.utm.source.as_deref(), Some("Google"));
     assert_eq!(visit.utm.medium.as_deref(), Some("CPC"));
-    assert_eq!(visit.click_id, Some(ClickId { kind: ClickIdKind::Gclid, value: "abc".into() }));
+    assert_eq!(
+        visit.click_id,
+        Some(ClickId {
+            kind: ClickIdKind::Gclid,
+            value: "abc".into()
+        })
+    );
 }
 
 #[test]
@@ -59,7 +71,11 @@ fn percent_and_plus_encoded_cyrillic_term_is_decoded() {
     );
     assert_eq!(visit.utm.term.as_deref(), Some("купить диван"));
 
-    let visit = Visit::new(page("utm_term=%D0%BA%D1%83%D0%BF%D0%B8%D1%82%D1%8C%20%D0%B4%D0%B8%D0%B2%D0%B0%D0%BD"), None, "");
+    let visit = Visit::new(
+        page("utm_term=%D0%BA%D1%83%D0%BF%D0%B8%D1%82%D1%8C%20%D0%B4%D0%B8%D0%B2%D0%B0%D0%BD"),
+        None,
+        "",
+    );
     assert_eq!(visit.utm.term.as_deref(), Some("купить диван"));
 }
 
@@ -67,15 +83,36 @@ fn percent_and_plus_encoded_cyrillic_term_is_decoded() {
 fn every_click_id_is_read() {
     for kind in ClickIdKind::PRIORITY {
         let query = format!("{}=Cj0KCQ-x_1", kind.param());
-        let visit = Visit::new(UrlParts { host: "example.com", path: "/", query: &query }, None, "");
-        assert_eq!(visit.click_id, Some(ClickId { kind, value: "Cj0KCQ-x_1".into() }), "{query}");
+        let visit = Visit::new(
+            UrlParts {
+                host: "example.com",
+                path: "/",
+                query: &query,
+            },
+            None,
+            "",
+        );
+        assert_eq!(
+            visit.click_id,
+            Some(ClickId {
+                kind,
+                value: "Cj0KCQ-x_1".into()
+            }),
+            "{query}"
+        );
     }
 }
 
 #[test]
 fn ad_network_click_id_outranks_fbclid_whatever_the_order() {
     let visit = Visit::new(page("fbclid=IwAR0abc&gclid=EAIaIQ"), None, "");
-    assert_eq!(visit.click_id, Some(ClickId { kind: ClickIdKind::Gclid, value: "EAIaIQ".into() }));
+    assert_eq!(
+        visit.click_id,
+        Some(ClickId {
+            kind: ClickIdKind::Gclid,
+            value: "EAIaIQ".into()
+        })
+    );
 
     let visit = Visit::new(page("msclkid=m1&yclid=123"), None, "");
     assert_eq!(visit.click_id.map(|c| c.kind), Some(ClickIdKind::Yclid));
@@ -84,7 +121,13 @@ fn ad_network_click_id_outranks_fbclid_whatever_the_order() {
 #[test]
 fn empty_click_id_is_ignored() {
     let visit = Visit::new(page("gclid=&fbclid=IwAR0"), None, "");
-    assert_eq!(visit.click_id, Some(ClickId { kind: ClickIdKind::Fbclid, value: "IwAR0".into() }));
+    assert_eq!(
+        visit.click_id,
+        Some(ClickId {
+            kind: ClickIdKind::Fbclid,
+            value: "IwAR0".into()
+        })
+    );
 }
 
 #[test]
@@ -96,7 +139,11 @@ fn yandex_ysclid_is_not_a_click_id() {
 
 #[test]
 fn referrer_host_is_normalised() {
-    let visit = Visit::new(page(""), from("WWW.Partner-Blog.org:8443", "/review", ""), "");
+    let visit = Visit::new(
+        page(""),
+        from("WWW.Partner-Blog.org:8443", "/review", ""),
+        "",
+    );
     let referrer = visit.referrer.expect("external referrer");
     assert_eq!(referrer.host, "partner-blog.org");
     assert_eq!(referrer.path, "/review");
@@ -112,7 +159,11 @@ fn www_alone_is_kept_as_the_name() {
 #[test]
 fn search_terms_come_from_each_engines_own_parameter() {
     let cases = [
-        ("yandex.ru", "text=%D0%B4%D0%B8%D0%B2%D0%B0%D0%BD+%D0%BA%D1%83%D0%BF%D0%B8%D1%82%D1%8C&lr=213", "диван купить"),
+        (
+            "yandex.ru",
+            "text=%D0%B4%D0%B8%D0%B2%D0%B0%D0%BD+%D0%BA%D1%83%D0%BF%D0%B8%D1%82%D1%8C&lr=213",
+            "диван купить",
+        ),
         ("www.bing.com", "q=corner+sofa&form=QBLH", "corner sofa"),
         ("duckduckgo.com", "q=sofa+bed&ia=web", "sofa bed"),
         ("go.mail.ru", "q=%D0%B4%D0%B8%D0%B2%D0%B0%D0%BD", "диван"),
@@ -147,8 +198,16 @@ fn same_site_referrers_are_not_sources() {
         ("example.com:8080", "EXAMPLE.COM"),
     ] {
         let visit = Visit::new(
-            UrlParts { host: page_host, path: "/", query: "" },
-            Some(UrlParts { host: referrer_host, path: "/cart", query: "" }),
+            UrlParts {
+                host: page_host,
+                path: "/",
+                query: "",
+            },
+            Some(UrlParts {
+                host: referrer_host,
+                path: "/cart",
+                query: "",
+            }),
             "",
         );
         assert_eq!(visit.referrer, None, "{referrer_host} -> {page_host}");
@@ -159,8 +218,16 @@ fn same_site_referrers_are_not_sources() {
 fn lookalike_and_sibling_hosts_are_other_sites() {
     for referrer_host in ["notexample.com", "example.com.evil.net", "b.github.io"] {
         let visit = Visit::new(
-            UrlParts { host: "a.github.io", path: "/", query: "" },
-            Some(UrlParts { host: referrer_host, path: "/", query: "" }),
+            UrlParts {
+                host: "a.github.io",
+                path: "/",
+                query: "",
+            },
+            Some(UrlParts {
+                host: referrer_host,
+                path: "/",
+                query: "",
+            }),
             "",
         );
         assert!(visit.referrer.is_some(), "{referrer_host}");
@@ -177,8 +244,14 @@ fn empty_referrer_host_is_no_referrer() {
 
 #[test]
 fn ga_client_id_drops_version_and_depth() {
-    assert_eq!(ga_client_id("GA1.2.1234567890.1700000000").as_deref(), Some("1234567890.1700000000"));
-    assert_eq!(ga_client_id("GA1.1.987654321.1712345678").as_deref(), Some("987654321.1712345678"));
+    assert_eq!(
+        ga_client_id("GA1.2.1234567890.1700000000").as_deref(),
+        Some("1234567890.1700000000")
+    );
+    assert_eq!(
+        ga_client_id("GA1.1.987654321.1712345678").as_deref(),
+        Some("987654321.1712345678")
+    );
     assert_eq!(ga_client_id("GA1.3.5.6").as_deref(), Some("5.6"));
 }
 
@@ -201,7 +274,10 @@ fn malformed_ga_cookies_are_ignored() {
 
 #[test]
 fn ym_uid_must_be_digits() {
-    assert_eq!(ym_uid("1700000000123456789").as_deref(), Some("1700000000123456789"));
+    assert_eq!(
+        ym_uid("1700000000123456789").as_deref(),
+        Some("1700000000123456789")
+    );
     assert_eq!(ym_uid(""), None);
     assert_eq!(ym_uid("17000x"), None);
 }
