@@ -197,7 +197,7 @@ impl Referrer {
 pub struct Visit {
     pub landing_path: String,
     pub utm: Utm,
-    /// The first click id present, by [`ClickIdKind::PRIORITY`].
+    /// The highest-ranked click id present, by [`ClickIdKind::PRIORITY`].
     pub click_id: Option<ClickId>,
     pub referrer: Option<Referrer>,
     /// The Google Analytics client id from the `_ga` cookie, as the
@@ -312,7 +312,7 @@ pub fn ga_client_id(cookie_value: &str) -> Option<String> {
         && [version, depth, random, timestamp]
             .iter()
             .all(|field| is_digits(field));
-    well_formed.then(|| format!("{random}.{timestamp}"))
+    well_formed.then(|| [random, timestamp].join("."))
 }
 
 /// The `_ym_uid` cookie's visitor id, which Metrica writes as digits only.
