@@ -1,0 +1,384 @@
+//! Finds a site's original phone numbers in page text and rewrites them to a
+//! tracking number, keeping the page's own writing of the number.
+//!
+//! # What counts as a match
+//!
+//! The text is read as digit groups (runs of adjacent digits) joined by
+//! separators. A match is a sequence of whole groups whose digits spell one of
+//! the written forms of an original (with or without '+', country code, "00",
+//! trunk prefix, or the "+44 (0)20" country-plus-trunk notation). The rules
+//! that keep it from firing on other numbers:
+//!
+//! 1. It starts at the first digit of a group and ends at the last digit of a
+//!    group: digits adjacent to it make it part of a longer run
+//!    ("749512345678", ИНН "774951234567").
+//! 2. A group joined to it by punctuation alone ("1-8 495…", "…45-67-89",
+//!    "…45-67.5") makes it part of one longer token, so it is not a match.
+//!    Blanks are different: "12.03.2024 8 495 123-45-67" and two numbers
+//!    separated by a space are common, so a match may be preceded or followed
+//!    by other digits across a blank…
+//! 3. …but only when its own start is self-evident. After other digits it
+//!    may not be a bare national number (nothing shows where it starts: in
+//!    "17 495 123 45 67" the "17" may be its missing prefix); it may not sit
+//!    inside a '+' or "00" number that could still be one ≤15-digit number
+//!    ("+44 555 123 4567" is not the US "555 123 4567"); and no longer form
+//!    of the same original may end where it ends (in "5 00 7 495 123 45 67"
+//!    the "00 7 …" form has a digit glued on, so "7 495 …" is not a match).
+//!
+//! Trailing digits across a blank are left alone ("8 495 123-45-67 89" still
+//! matches): the number is complete and a following token is not evidence
+//! against it.
+
+mod href;
+mod scan;
+
+use crate::phone::{PhoneNumber, dialling};
+use scan::{Digits, Joint, Pos};
+
+/// The longest number a '+' or "00" may introduce (E.164).
+const MAX_INTERNATIONAL_DIGITS: usize = 15;
+
+/// Shorter national significant numbers are not matched without a prefix:
+/// bare, they are too easily some other figure.
+const MIN_BARE_NATIONAL_DIGITS: usize = 7;
+
+/// Finds the written forms of a set of original numbers.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    originals: Vec<PhoneNumber>,
+    /// Longest first, so that at one start position the fullest form wins.
+    patterns: Vec<Pattern>,
+    shortest: usize,
+}
+
+/// The outcome of [`Matcher::replace`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replacement {
+    /// One entry per input segment; `None` where the segment is unchanged.
+    pub segments: Vec<Option<String>>,
+    /// Occurrences replaced.
+    pub count: usize,
+}
+
+/// How a matched number was written, which decides how its replacement is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// [00] country code [trunk 0] national number.
+    International { idd: bool, trunk: bool },
+    /// [trunk prefix] national number; the trunk may be empty.
+    National { trunk: &'static str },
+}
+
+#[derive(Debug, Clone)]
+struct Pattern {
+    digits: Box<[u8]>,
+    /// Index into `Matcher::originals`.
+    original: usize,
+    form: Form,
+}
+
+/// Where the replacement text goes, which decides the fallback writing.
+#[derive(Clone, Copy)]
+enum Target {
+    Text,
+    Href,
+}
+
+struct Found {
+    pattern: usize,
+    first_group: usize,
+    last_group: usize,
+}
+
+struct Edit {
+    segment: usize,
+    start: usize,
+    end: usize,
+    text: String,
+}
+
+impl Matcher {
+    pub fn new(originals: &[PhoneNumber]) -> Self {
+        let mut unique: Vec<PhoneNumber> = Vec::with_capacity(originals.len());
+        for original in originals {
+            if !unique.contains(original) {
+                unique.push(original.clone());
+            }
+        }
+        let mut patterns: Vec<Pattern> = Vec::new();
+        for (index, original) in unique.iter().enumerate() {
+            for (form, digits) in written_forms(original) {
+                if !patterns.iter().any(|p| *p.digits == *digits.as_bytes()) {
+                    patterns.push(Pattern { digits: digits.into_bytes().into_boxed_slice(), original: index, form });
+                }
+            }
+        }
+        patterns.sort_by_key(|p| std::cmp::Reverse(p.digits.len()));
+        let shortest = patterns.iter().map(|p| p.digits.len()).min().unwrap_or(usize::MAX);
+        Matcher { originals: unique, patterns, shortest }
+    }
+
+    /// Whether `segments` hold enough digits for any original to be in them.
+    /// Never allocates; `replace` starts with it, and callers walking many
+    /// text runs can use it to skip building segment lists.
+    pub fn may_contain(&self, segments: &[&str]) -> bool {
+        let mut digits = 0;
+        for segment in segments {
+            digits += segment.bytes().filter(u8::is_ascii_digit).count();
+            if digits >= self.shortest {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// `segments` are consecutive text runs (e.g. the text nodes of one inline
+    /// run in the DOM: "<span>+7 (495)</span> <b>123-45-67</b>" →
+    /// ["+7 (495)", " ", "123-45-67"]). A number may span segments.
+    pub fn replace(&self, segments: &[&str], replacement: &PhoneNumber) -> Replacement {
+        self.replace_for(segments, replacement, Target::Text)
+    }
+
+    /// For tel:, callto: and sms: hrefs (case-insensitive scheme; keeps any
+    /// ?body= / ;ext= tail). Returns None when the href is not one of those
+    /// schemes or holds none of the originals.
+    pub fn rewrite_href(&self, href: &str, replacement: &PhoneNumber) -> Option<String> {
+        href::rewrite(href, |number| self.replace_for(&[number], replacement, Target::Href))
+    }
+
+    fn replace_for(&self, segments: &[&str], replacement: &PhoneNumber, target: Target) -> Replacement {
+        let mut result = Replacement { segments: vec![None; segments.len()], count: 0 };
+        if !self.may_contain(segments) {
+            return result;
+        }
+        let scanned = Digits::scan(segments);
+        let mut edits = Vec::new();
+        let mut index = 0;
+        while index < scanned.groups.len() {
+            match self.find_at(&scanned, index) {
+                Some(found) => {
+                    self.edit(segments, &scanned, &found, replacement, target, &mut edits);
+                    result.count += 1;
+                    index = found.last_group + 1;
+                }
+                None => index += 1,
+            }
+        }
+        apply(segments, &edits, &mut result.segments);
+        result
+    }
+
+    /// The longest pattern that matches starting at group `start`.
+    fn find_at(&self, scanned: &Digits, start: usize) -> Option<Found> {
+        let group = &scanned.groups[start];
+        if group.joint == Joint::Tight {
+            return None;
+        }
+        let from = group.digits.start;
+        self.patterns.iter().enumerate().find_map(|(index, pattern)| {
+            if group.plus.is_some() && !matches!(pattern.form, Form::International { idd: false, .. }) {
+                return None;
+            }
+            let end = from + pattern.digits.len();
+            if scanned.digits.get(from..end) != Some(&pattern.digits[..]) {
+                return None;
+            }
+            let last = scanned.group_ending_at(start, end)?;
+            if scanned.groups.get(last + 1).is_some_and(|next| next.joint == Joint::Tight) {
+                return None;
+            }
+            if group.joint == Joint::Soft && !self.may_follow_digits(scanned, start, pattern, end) {
+                return None;
+            }
+            Some(Found { pattern: index, first_group: start, last_group: last })
+        })
+    }
+
+    /// Rule 3 of the module documentation, for a match at group `start` that
+    /// other digits precede across a blank.
+    fn may_follow_digits(&self, scanned: &Digits, start: usize, pattern: &Pattern, end: usize) -> bool {
+        if pattern.form == (Form::National { trunk: "" }) {
+            return false;
+        }
+        let lead = &scanned.groups[scanned.groups[start].chunk];
+        let lead_digits = &scanned.digits[lead.digits.clone()];
+        let international_from = if lead.plus.is_some() {
+            Some(lead.digits.start)
+        } else if lead_digits.starts_with(b"00") {
+            Some(lead.digits.start + 2)
+        } else {
+            None
+        };
+        if international_from.is_some_and(|from| end - from <= MAX_INTERNATIONAL_DIGITS) {
+            return false;
+        }
+        let chunk_from = lead.digits.start;
+        !self.patterns.iter().any(|longer| {
+            longer.original == pattern.original
+                && longer.digits.len() > pattern.digits.len()
+                && end >= chunk_from + longer.digits.len()
+                && scanned.digits[end - longer.digits.len()..end] == *longer.digits
+        })
+    }
+
+    fn edit(
+        &self,
+        segments: &[&str],
+        scanned: &Digits,
+        found: &Found,
+        replacement: &PhoneNumber,
+        target: Target,
+        edits: &mut Vec<Edit>,
+    ) {
+        let pattern = &self.patterns[found.pattern];
+        let original = &self.originals[pattern.original];
+        let first = &scanned.groups[found.first_group];
+        let end = scanned.groups[found.last_group].end;
+        if let Some(digits) = rewritten_digits(pattern, original, replacement) {
+            let mut digits = digits.chars();
+            for_each_part(segments, first.first, end, |segment, start, end, part| {
+                let text = part.chars().map(|c| if c.is_ascii_digit() { digits.next().unwrap_or(c) } else { c }).collect();
+                edits.push(Edit { segment, start, end, text });
+            });
+            return;
+        }
+        let text = fallback(pattern.form, original, replacement, target);
+        let mut start = first.plus.unwrap_or(first.first);
+        if let Some(paren) = first.paren.filter(|_| closes_unopened_paren(segments, start, end)) {
+            start = paren;
+        }
+        let mut text = Some(text);
+        for_each_part(segments, start, end, |segment, start, end, _| {
+            edits.push(Edit { segment, start, end, text: text.take().unwrap_or_default() });
+        });
+    }
+}
+
+/// Every digit string under which `number` may be written, with its form.
+fn written_forms(number: &PhoneNumber) -> Vec<(Form, String)> {
+    let country_code = number.country_code();
+    let nsn = number.national_number();
+    let rules = dialling(country_code);
+    let trunk_zero = rules.is_some_and(|rules| rules.has_trunk_zero());
+    let mut forms = Vec::new();
+    for idd in [false, true] {
+        for trunk in [false, true] {
+            if trunk && !trunk_zero {
+                continue;
+            }
+            let mut digits = String::with_capacity(country_code.len() + nsn.len() + 3);
+            if idd {
+                digits.push_str("00");
+            }
+            digits.push_str(country_code);
+            if trunk {
+                digits.push('0');
+            }
+            digits.push_str(nsn);
+            forms.push((Form::International { idd, trunk }, digits));
+        }
+    }
+    if let Some(rules) = rules {
+        // Where the trunk prefix equals the country code (NANP's 1), the
+        // writing is read as international: it is one.
+        for &trunk in rules.trunk.iter().filter(|&&trunk| trunk != country_code) {
+            forms.push((Form::National { trunk }, format!("{trunk}{nsn}")));
+        }
+        if nsn.len() >= MIN_BARE_NATIONAL_DIGITS {
+            forms.push((Form::National { trunk: "" }, nsn.to_owned()));
+        }
+    }
+    forms
+}
+
+/// The replacement's digits written in the matched form, or `None` when that
+/// form cannot hold it digit for digit.
+fn rewritten_digits(pattern: &Pattern, original: &PhoneNumber, replacement: &PhoneNumber) -> Option<String> {
+    let mut digits = String::with_capacity(pattern.digits.len());
+    match pattern.form {
+        Form::International { idd, trunk } => {
+            if idd {
+                digits.push_str("00");
+            }
+            digits.push_str(replacement.country_code());
+            if trunk {
+                if !dialling(replacement.country_code()).is_some_and(|rules| rules.has_trunk_zero()) {
+                    return None;
+                }
+                digits.push('0');
+            }
+        }
+        Form::National { trunk } => {
+            if replacement.country_code() != original.country_code() {
+                return None;
+            }
+            digits.push_str(trunk);
+        }
+    }
+    digits.push_str(replacement.national_number());
+    (digits.len() == pattern.digits.len()).then_some(digits)
+}
+
+/// A clean writing of the replacement for when the matched form cannot hold
+/// it. A national writing is only kept for a number of the same country: a
+/// foreign number written nationally is not dialable, so it goes
+/// international. In hrefs the fallback is E.164, the form every dialer takes.
+fn fallback(form: Form, original: &PhoneNumber, replacement: &PhoneNumber, target: Target) -> String {
+    match (target, form) {
+        (Target::Href, _) => replacement.e164(),
+        (Target::Text, Form::National { .. }) if replacement.country_code() == original.country_code() => {
+            replacement.format_national()
+        }
+        (Target::Text, _) => replacement.format_international(),
+    }
+}
+
+/// Whether the text from `start` to `end` has a ')' without a '(' before it
+/// in that span, as in "(495) 123-45-67" matched from the 4.
+fn closes_unopened_paren(segments: &[&str], start: Pos, end: Pos) -> bool {
+    let mut depth = 0usize;
+    let mut unopened = false;
+    for_each_part(segments, start, end, |_, _, _, part| {
+        for c in part.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' if depth == 0 => unopened = true,
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+    });
+    unopened
+}
+
+/// Calls `part(segment, start, end, text)` for each segment's share of the
+/// span from `start` to `end`, in order.
+fn for_each_part(segments: &[&str], start: Pos, end: Pos, mut part: impl FnMut(usize, usize, usize, &str)) {
+    for segment in start.segment..=end.segment {
+        let text = segments[segment];
+        let from = if segment == start.segment { start.byte } else { 0 };
+        let to = if segment == end.segment { end.byte } else { text.len() };
+        part(segment, from, to, &text[from..to]);
+    }
+}
+
+/// Applies `edits` (in text order, not overlapping) to the segments they
+/// touch; a segment whose text comes out the same stays `None`.
+fn apply(segments: &[&str], edits: &[Edit], out: &mut [Option<String>]) {
+    let mut edits = edits.iter().peekable();
+    while let Some(first) = edits.peek() {
+        let segment = first.segment;
+        let source = segments[segment];
+        let mut text = String::with_capacity(source.len() + 16);
+        let mut cursor = 0;
+        while let Some(edit) = edits.next_if(|edit| edit.segment == segment) {
+            text.push_str(&source[cursor..edit.start]);
+            text.push_str(&edit.text);
+            cursor = edit.end;
+        }
+        text.push_str(&source[cursor..]);
+        if text != source {
+            out[segment] = Some(text);
+        }
+    }
+}
