@@ -1,0 +1,132 @@
+//! Wire types between the browser and the collector (`/v1/sites/{site}/…`).
+//!
+//! The browser posts these with `Content-Type: text/plain` so that no CORS
+//! preflight is needed; the body is still JSON.
+
+use serde::{Deserialize, Serialize};
+
+use crate::phone::PhoneNumber;
+use crate::touch::Touch;
+
+/// `GET /v1/sites/{site}/config`: what the browser needs before it asks for a number.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SiteConfigPublic {
+    pub site: String,
+    /// The site's own numbers, to find on the page and replace.
+    pub originals: Vec<PhoneNumber>,
+    /// Ask for consent before storing anything or taking a lease.
+    pub consent_required: bool,
+    /// The show-number button, when the site hides its number behind one.
+    pub show_number: Option<ShowNumber>,
+    /// How often to renew a lease while the page is visible.
+    pub heartbeat_secs: u32,
+    /// How long a lease lasts without renewal.
+    pub hold_secs: u32,
+}
+
+/// The show-number button: the number stays hidden behind `selector` until a
+/// click, and only then is a lease taken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShowNumber {
+    pub selector: String,
+    pub label: String,
+}
+
+/// The page a request comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// `POST /v1/sites/{site}/visits`: start or continue a visit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitRequest {
+    /// The session id the collector returned before, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Google Analytics client id (from the `_ga` cookie).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Yandex Metrica user id (the `_ym_uid` cookie).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ym_uid: Option<String>,
+    /// This visit's touch (the last touch).
+    pub touch: Touch,
+    /// The visitor's first touch, when it differs from `touch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_touch: Option<Touch>,
+    pub page: Page,
+    /// The visitor clicked the show-number button.
+    #[serde(default)]
+    pub reveal: bool,
+}
+
+/// What the visitor is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumberKind {
+    /// A dynamic pool number leased to this session (or the overflow number).
+    Lease,
+    /// A static number of the visit's source.
+    Static,
+    /// A promo code instead of a number.
+    Promo,
+    /// Keep the site's original number.
+    Original,
+}
+
+/// The answer to a [`VisitRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VisitResponse {
+    pub session_id: String,
+    pub kind: NumberKind,
+    /// The number to show (absent for `original`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<PhoneNumber>,
+    /// When the lease ends unless renewed (only for a real lease).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+    pub heartbeat_secs: u32,
+    /// The pool was exhausted and this is the site's overflow number.
+    pub overflow: bool,
+}
+
+/// `POST /v1/sites/{site}/heartbeat`: renew the session's lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    pub session_id: String,
+}
+
+/// The renewed lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub number: PhoneNumber,
+    pub expires_at_ms: i64,
+}
+
+/// `POST /v1/sites/{site}/pageviews`: a page seen during the session (204).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageViewRequest {
+    pub session_id: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// Every error body: `{ "error": { "code", "message" } }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable (`unknown_site`, `bad_request`, `lease_gone`…).
+    pub code: String,
+    pub message: String,
+}
