@@ -20,10 +20,11 @@
 //! 3. …but only when its own start is self-evident. After other digits it
 //!    may not be a bare national number (nothing shows where it starts: in
 //!    "17 495 123 45 67" the "17" may be its missing prefix); it may not sit
-//!    inside a '+' or "00" number that could still be one ≤15-digit number
-//!    ("+44 555 123 4567" is not the US "555 123 4567"); and no longer form
-//!    of the same original may end where it ends (in "5 00 7 495 123 45 67"
-//!    the "00 7 …" form has a digit glued on, so "7 495 …" is not a match).
+//!    inside a '+' number that could still be one ≤15-digit number
+//!    ("+1 20 7946 0958" is not the London "20 7946 0958"); and no longer
+//!    form of the same original may end where it ends (in
+//!    "500 7 495 123 45 67" the "00 7 …" form has a digit glued on, so
+//!    "7 495 …" is not a match).
 //!
 //! Trailing digits across a blank are left alone ("8 495 123-45-67 89" still
 //! matches): the number is complete and a following token is not evidence
@@ -201,15 +202,9 @@ impl Matcher {
             return false;
         }
         let lead = &scanned.groups[scanned.groups[start].chunk];
-        let lead_digits = &scanned.digits[lead.digits.clone()];
-        let international_from = if lead.plus.is_some() {
-            Some(lead.digits.start)
-        } else if lead_digits.starts_with(b"00") {
-            Some(lead.digits.start + 2)
-        } else {
-            None
-        };
-        if international_from.is_some_and(|from| end - from <= MAX_INTERNATIONAL_DIGITS) {
+        // Only '+' marks an international number here: a leading "00" group
+        // is as often the minutes of a time ("9:00 8 495 …").
+        if lead.plus.is_some() && end - lead.digits.start <= MAX_INTERNATIONAL_DIGITS {
             return false;
         }
         let chunk_from = lead.digits.start;
