@@ -349,8 +349,8 @@ fn closes_unopened_paren(segments: &[&str], start: Pos, end: Pos) -> bool {
 /// Calls `part(segment, start, end, text)` for each segment's share of the
 /// span from `start` to `end`, in order.
 fn for_each_part(segments: &[&str], start: Pos, end: Pos, mut part: impl FnMut(usize, usize, usize, &str)) {
-    for segment in start.segment..=end.segment {
-        let text = segments[segment];
+    let spanned = segments.iter().enumerate().take(end.segment + 1).skip(start.segment);
+    for (segment, text) in spanned {
         let from = if segment == start.segment { start.byte } else { 0 };
         let to = if segment == end.segment { end.byte } else { text.len() };
         part(segment, from, to, &text[from..to]);
