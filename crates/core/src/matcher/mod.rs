@@ -20,8 +20,9 @@
 //! 3. …but only when its own start is self-evident. After other digits it
 //!    may not be a bare national number (nothing shows where it starts: in
 //!    "17 495 123 45 67" the "17" may be its missing prefix); it may not sit
-//!    inside a '+' number that could still be one ≤15-digit number
-//!    ("+1 20 7946 0958" is not the London "20 7946 0958"); and no longer
+//!    inside a '+' number that could still be one ≤15-digit number (a '+'
+//!    announces one international number, so "+44 8 495 123-45-67" is a
+//!    malformed British number, not a Moscow one after "+44"); and no longer
 //!    form of the same original may end where it ends (in
 //!    "500 7 495 123 45 67" the "00 7 …" form has a digit glued on, so
 //!    "7 495 …" is not a match).
@@ -36,7 +37,7 @@ mod scan;
 use crate::phone::{PhoneNumber, dialling};
 use scan::{Digits, Joint, Pos};
 
-/// The longest number a '+' or "00" may introduce (E.164).
+/// The longest number a '+' may introduce (E.164).
 const MAX_INTERNATIONAL_DIGITS: usize = 15;
 
 /// Shorter national significant numbers are not matched without a prefix:
