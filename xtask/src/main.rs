@@ -1,1 +1,85 @@
-fn main() {}
+//! `cargo xtask …`: build, test, demo and benchmark orchestration for Ringsource.
+//!
+//! Everything a fresh clone needs (wasm std, wasm-bindgen-cli, wasm-opt, Chromium) is
+//! provisioned here, so `cargo xtask demo` and `cargo xtask test` are the only commands
+//! a newcomer or CI has to know.
+
+mod bench;
+mod bundle;
+mod config;
+mod demo;
+mod provision;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::provision::{Needs, ToolchainChoice, provision};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Ringsource build, test and demo tasks")]
+struct Cli {
+    /// Which toolchain builds the wasm: rustup's prebuilt wasm32 std, or Debian's
+    /// rustc-web with std built from source (smaller: allows panic=immediate-abort).
+    #[arg(long, global = true, value_enum, env = "RINGSOURCE_WASM_TOOLCHAIN", default_value_t = ToolchainChoice::Auto)]
+    wasm_toolchain: ToolchainChoice,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Find or install the wasm toolchain, wasm-bindgen-cli, wasm-opt and Chromium.
+    Provision,
+    /// Build the npm package (ES module + wasm + types + tag.js) into target/pkg.
+    Bundle {
+        /// Unoptimised debug build (no wasm-opt, no size budget).
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Run every test: native workspace tests, end-to-end tests, wasm tests in Chromium.
+    Test,
+    /// Bundle, then run the collector with the demo site.
+    Demo {
+        /// Address for the collector to listen on (overrides the demo config).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCmd,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain says what failed and why; a backtrace of the xtask itself never helps.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let root = util::root();
+    let choice = cli.wasm_toolchain;
+    match cli.command {
+        Cmd::Provision => {
+            provision(&root, choice, Needs { browser: true })?;
+        }
+        Cmd::Bundle { dev } => {
+            let tools = provision(&root, choice, Needs { browser: false })?;
+            bundle::bundle(&root, &tools, if dev { "dev" } else { "release" })?;
+        }
+        Cmd::Test => test::test(&root, choice)?,
+        Cmd::Demo { listen } => demo::demo(&root, choice, listen.as_deref())?,
+        Cmd::Bench { what } => bench::bench(&root, choice, what)?,
+    }
+    Ok(())
+}

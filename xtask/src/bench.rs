@@ -1,0 +1,410 @@
+//! `cargo xtask bench web|collector`.
+//!
+//! Numbers on a shared 2-core machine are noisy, so each bench measures its own
+//! baseline in the same run and reports the ratio, never a bare figure.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use crate::bundle::bundle;
+use crate::demo::collector_command;
+use crate::provision::{Needs, ToolchainChoice, Tools, provision};
+use crate::util::{Guard, capture, cargo, display, free_port, run, wait_for_port};
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// `replaceNumbers` vs a plain-JS reference, in headless Chromium (www/bench/replace.html).
+    Web {
+        /// How long to wait for the page to publish `window.__benchResult`.
+        #[arg(long, default_value_t = 180)]
+        timeout_secs: u64,
+    },
+    /// `wrk` against the lease endpoint, and against an actix-web hello world as baseline.
+    Collector {
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
+        #[arg(long, default_value_t = 2)]
+        threads: u32,
+    },
+}
+
+pub fn bench(root: &Path, choice: ToolchainChoice, what: BenchCmd) -> Result<()> {
+    match what {
+        BenchCmd::Web { timeout_secs } => {
+            let tools = provision(root, choice, Needs { browser: true })?;
+            bundle(root, &tools, "release")?;
+            web(root, &tools, Duration::from_secs(timeout_secs))
+        }
+        BenchCmd::Collector {
+            duration,
+            connections,
+            threads,
+        } => collector(
+            root,
+            &WrkArgs {
+                duration,
+                connections,
+                threads,
+            },
+        ),
+    }
+}
+
+fn build_collector(root: &Path) -> Result<()> {
+    run(cargo()
+        .current_dir(root)
+        .args(["build", "--release", "-p", "ringsource-collector"]))
+}
+
+/// Starts the release collector with the demo config on a free loopback port.
+fn start_collector(root: &Path) -> Result<(Guard, SocketAddr)> {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let mut guard = Guard::spawn(
+        "collector",
+        collector_command(root, &addr.to_string()).stdout(Stdio::null()),
+    )?;
+    wait_for_port(addr, &mut guard.child, "collector", Duration::from_secs(60))?;
+    Ok((guard, addr))
+}
+
+fn web(root: &Path, tools: &Tools, timeout: Duration) -> Result<()> {
+    build_collector(root)?;
+    let (_collector, addr) = start_collector(root)?;
+
+    let driver_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let mut driver = Guard::spawn(
+        "chromedriver",
+        Command::new(&tools.chromedriver)
+            .arg(format!("--port={}", driver_addr.port()))
+            .stdout(Stdio::null()),
+    )?;
+    wait_for_port(
+        driver_addr,
+        &mut driver.child,
+        "chromedriver",
+        Duration::from_secs(30),
+    )?;
+
+    // A fresh profile per run, so no cache or service worker from an earlier run skews it.
+    let profile_dir = std::env::temp_dir().join(format!("ringsource-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&profile_dir)?;
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": tools.chromium,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run",
+                     format!("--user-data-dir={}", profile_dir.display())],
+        }
+    });
+    let Value::Object(caps) = caps else {
+        unreachable!("json! object literal")
+    };
+    let url = format!("http://{addr}/bench/replace.html");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let client = fantoccini::ClientBuilder::rustls()?
+            .capabilities(caps)
+            .connect(&format!("http://{driver_addr}"))
+            .await
+            .context("starting Chromium through chromedriver")?;
+        let outcome = poll_bench(&client, &url, timeout).await;
+        // Close the session even if the page failed, or Chromium outlives us.
+        let closed = client.close().await;
+        let value = outcome?;
+        closed.context("closing the browser session")?;
+        anyhow::Ok(value)
+    });
+    let _ = std::fs::remove_dir_all(&profile_dir);
+    let result = result?;
+
+    println!("\nbench web: {url}");
+    print_result(&result);
+    Ok(())
+}
+
+async fn poll_bench(client: &fantoccini::Client, url: &str, timeout: Duration) -> Result<Value> {
+    println!("opening {url}");
+    client
+        .goto(url)
+        .await
+        .with_context(|| format!("loading {url}"))?;
+    let start = Instant::now();
+    loop {
+        let state = client
+            .execute(
+                "return [window.__benchResult ?? null, window.__benchError == null ? null : String(window.__benchError)];",
+                vec![],
+            )
+            .await
+            .context("reading window.__benchResult")?;
+        match state {
+            Value::Array(v) if v.len() == 2 => {
+                if let Some(err) = v[1].as_str() {
+                    bail!("the bench page reported window.__benchError: {err}");
+                }
+                if !v[0].is_null() {
+                    return Ok(v[0].clone());
+                }
+            }
+            other => bail!("unexpected answer from the page: {other}"),
+        }
+        if start.elapsed() > timeout {
+            bail!("no window.__benchResult after {timeout:?} on {url}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Prints the page's fields: scalars and nested objects as `field  value` rows,
+/// arrays of objects as their own tables.
+fn print_result(value: &Value) {
+    let mut rows = Vec::new();
+    let mut tables = Vec::new();
+    flatten("", value, &mut rows, &mut tables);
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in &rows {
+        println!("  {k:<width$}  {v}");
+    }
+    for (name, items) in tables {
+        let mut columns: Vec<String> = Vec::new();
+        for item in items {
+            for key in item.as_object().into_iter().flat_map(|o| o.keys()) {
+                if !columns.contains(key) {
+                    columns.push(key.clone());
+                }
+            }
+        }
+        let cell = |item: &Value, c: &str| item.get(c).map(scalar).unwrap_or_default();
+        let widths: Vec<usize> = columns
+            .iter()
+            .map(|c| {
+                items
+                    .iter()
+                    .map(|i| cell(i, c).len())
+                    .chain([c.len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        println!("\n  {name}:");
+        let line = |cells: Vec<String>| {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:>w$}"))
+                .collect();
+            println!("  {}", padded.join("  "));
+        };
+        line(columns.clone());
+        for item in items {
+            line(columns.iter().map(|c| cell(item, c)).collect());
+        }
+    }
+}
+
+fn flatten<'a>(
+    prefix: &str,
+    value: &'a Value,
+    rows: &mut Vec<(String, String)>,
+    tables: &mut Vec<(String, &'a Vec<Value>)>,
+) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, rows, tables);
+            }
+        }
+        Value::Array(items) if items.iter().all(Value::is_object) && !items.is_empty() => {
+            tables.push((prefix.to_owned(), items));
+        }
+        other => rows.push((prefix.to_owned(), scalar(other))),
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => format!("{f:.3}"),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+struct WrkArgs {
+    duration: String,
+    connections: u32,
+    threads: u32,
+}
+
+struct WrkResult {
+    requests_per_sec: f64,
+    latency_avg: String,
+    latency_p99: String,
+    non_2xx: u64,
+    socket_errors: String,
+}
+
+fn collector(root: &Path, args: &WrkArgs) -> Result<()> {
+    let wrk = Path::new("/usr/bin/wrk");
+    if !wrk.exists() {
+        bail!("wrk is missing; run as root: apt-get install -y wrk");
+    }
+    build_collector(root)?;
+    // The baseline is an example of this crate (dev-dependency on actix-web), built with
+    // the same release profile and actix features as the collector.
+    run(cargo().current_dir(root).args([
+        "build",
+        "--release",
+        "-p",
+        "xtask",
+        "--example",
+        "hello_baseline",
+    ]))?;
+
+    let baseline = {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let mut server = Guard::spawn(
+            "hello_baseline",
+            Command::new(root.join("target/release/examples/hello_baseline")).arg(addr.to_string()),
+        )?;
+        wait_for_port(
+            addr,
+            &mut server.child,
+            "hello_baseline",
+            Duration::from_secs(30),
+        )?;
+        wrk_run(wrk, args, &format!("http://{addr}/"), None)?
+    };
+
+    let lease = {
+        let (_server, addr) = start_collector(root)?;
+        let script = root.join("xtask/bench/visits.lua");
+        wrk_run(
+            wrk,
+            args,
+            &format!("http://{addr}/v1/sites/demo/visits"),
+            Some(&script),
+        )?
+    };
+
+    println!(
+        "\nbench collector (wrk -t{} -c{} -d{}):",
+        args.threads, args.connections, args.duration
+    );
+    println!(
+        "  {:<34} {:>12} {:>10} {:>10} {:>8}",
+        "endpoint", "req/s", "avg", "p99", "non-2xx"
+    );
+    for (name, r) in [
+        ("actix-web hello world (baseline)", &baseline),
+        ("POST /v1/sites/demo/visits", &lease),
+    ] {
+        println!(
+            "  {name:<34} {:>12.0} {:>10} {:>10} {:>8}",
+            r.requests_per_sec, r.latency_avg, r.latency_p99, r.non_2xx
+        );
+        if !r.socket_errors.is_empty() {
+            println!("    socket errors: {}", r.socket_errors);
+        }
+    }
+    println!(
+        "  lease / baseline: {:.3}",
+        lease.requests_per_sec / baseline.requests_per_sec
+    );
+    // Error responses are cheap, so a rate made of them would flatter the collector.
+    if lease.non_2xx > 0 || baseline.non_2xx > 0 {
+        bail!("some responses were not 2xx/3xx; the figures above are not valid");
+    }
+    Ok(())
+}
+
+fn wrk_run(wrk: &Path, args: &WrkArgs, url: &str, script: Option<&Path>) -> Result<WrkResult> {
+    let mut cmd = Command::new(wrk);
+    cmd.args([
+        format!("-t{}", args.threads),
+        format!("-c{}", args.connections),
+        format!("-d{}", args.duration),
+        "--latency".to_owned(),
+    ]);
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
+    cmd.arg(url);
+    eprintln!("$ {}", display(&cmd));
+    let out = capture(&mut cmd)?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    if !out.status.success() {
+        bail!(
+            "wrk failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    parse_wrk(&text).with_context(|| format!("unexpected wrk output for {url}"))
+}
+
+fn parse_wrk(text: &str) -> Result<WrkResult> {
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|rest| rest.split_whitespace().collect::<Vec<_>>())
+    };
+    let requests_per_sec = field("Requests/sec:")
+        .and_then(|v| v.first()?.parse().ok())
+        .context("no Requests/sec line")?;
+    let latency_avg = field("Latency")
+        .and_then(|v| v.first().map(|s| (*s).to_owned()))
+        .unwrap_or_default();
+    let latency_p99 = field("99%")
+        .and_then(|v| v.first().map(|s| (*s).to_owned()))
+        .unwrap_or_default();
+    let non_2xx = field("Non-2xx or 3xx responses:")
+        .and_then(|v| v.first()?.parse().ok())
+        .unwrap_or(0);
+    let socket_errors = field("Socket errors:")
+        .map(|v| v.join(" "))
+        .unwrap_or_default();
+    Ok(WrkResult {
+        requests_per_sec,
+        latency_avg,
+        latency_p99,
+        non_2xx,
+        socket_errors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_wrk_output() {
+        let text = "Running 10s test @ http://127.0.0.1:1/\n  2 threads and 64 connections\n  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency   683.21us  1.02ms  20.11ms   90.00%\n    Req/Sec    47.11k     3.20k   55.00k    70.00%\n  Latency Distribution\n     50%  412.00us\n     75%  700.00us\n     90%    1.20ms\n     99%    5.10ms\n  937000 requests in 10.00s, 80.00MB read\n  Non-2xx or 3xx responses: 12\nRequests/sec:  93700.50\nTransfer/sec:      8.00MB\n";
+        let r = parse_wrk(text).expect("parses");
+        assert!((r.requests_per_sec - 93700.5).abs() < 1e-6);
+        assert_eq!(r.latency_avg, "683.21us");
+        assert_eq!(r.latency_p99, "5.10ms");
+        assert_eq!(r.non_2xx, 12);
+    }
+}

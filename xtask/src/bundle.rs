@@ -1,0 +1,159 @@
+//! `cargo xtask bundle`: crates/web → the npm package in target/pkg.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::json;
+
+use crate::config::{WasmPackToml, workspace_version};
+use crate::provision::{Tools, WASM_TARGET};
+use crate::util::{human_bytes, run};
+
+pub struct Bundle {
+    pub dir: PathBuf,
+}
+
+pub fn bundle(root: &Path, tools: &Tools, profile_name: &str) -> Result<Bundle> {
+    let cfg = WasmPackToml::load(root)?;
+    let profile = cfg.profile(profile_name)?;
+    println!("wasm toolchain: {}", tools.wasm.describe());
+
+    run(tools
+        .wasm
+        .cargo(root, "build", profile)
+        .args(["-p", &cfg.bindgen.krate, "--lib"]))?;
+    let profile_dir = match profile.cargo_profile.as_str() {
+        "dev" | "test" => "debug",
+        "bench" => "release",
+        other => other,
+    };
+    let wasm = root
+        .join("target/wasm")
+        .join(WASM_TARGET)
+        .join(profile_dir)
+        .join(format!("{}.wasm", cfg.bindgen.krate.replace('-', "_")));
+
+    let out = root.join(&cfg.bindgen.out_dir);
+    // A stale file from an older layout must not end up in the package.
+    if out.exists() {
+        fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
+    }
+    run(Command::new(&tools.wasm_bindgen)
+        .args([
+            "--target",
+            &cfg.bindgen.target,
+            "--out-name",
+            &cfg.bindgen.out_name,
+            "--out-dir",
+        ])
+        .arg(&out)
+        .args(&profile.wasm_bindgen)
+        .arg(&wasm))?;
+
+    let bg = out.join(format!("{}_bg.wasm", cfg.bindgen.out_name));
+    let js = out.join(format!("{}.js", cfg.bindgen.out_name));
+    let raw_before_opt = file_len(&bg)?;
+    if !profile.wasm_opt.is_empty() {
+        let tmp = bg.with_extension("opt.wasm");
+        run(Command::new(&tools.wasm_opt)
+            .args(&profile.wasm_opt)
+            .arg(&bg)
+            .arg("-o")
+            .arg(&tmp))?;
+        fs::rename(&tmp, &bg)?;
+        println!(
+            "wasm-opt: {} → {}",
+            human_bytes(raw_before_opt),
+            human_bytes(file_len(&bg)?)
+        );
+    }
+
+    let mut files = vec![
+        format!("{}.js", cfg.bindgen.out_name),
+        format!("{}.d.ts", cfg.bindgen.out_name),
+        format!("{}_bg.wasm", cfg.bindgen.out_name),
+        format!("{}_bg.wasm.d.ts", cfg.bindgen.out_name),
+    ];
+    // The script-tag loader; it comes from the same build, so it ships in the same package.
+    let tag = root.join("www/tag.js");
+    if tag.exists() {
+        fs::copy(&tag, out.join("tag.js")).context("copying www/tag.js")?;
+        files.push("tag.js".into());
+    }
+    files.retain(|f| out.join(f).exists());
+
+    let pkg = &cfg.package;
+    let version = match &pkg.version {
+        Some(v) => v.clone(),
+        None => workspace_version(root)?,
+    };
+    let main = format!("{}.js", cfg.bindgen.out_name);
+    let package_json = json!({
+        "name": pkg.name,
+        "version": version,
+        "description": pkg.description,
+        "license": pkg.license,
+        "repository": { "type": "git", "url": pkg.repository },
+        "keywords": pkg.keywords,
+        "type": "module",
+        "main": main,
+        "module": main,
+        "types": format!("{}.d.ts", cfg.bindgen.out_name),
+        "files": files,
+        "sideEffects": if pkg.side_effects.is_empty() { json!(false) } else { json!(pkg.side_effects) },
+    });
+    fs::write(
+        out.join("package.json"),
+        serde_json::to_string_pretty(&package_json)? + "\n",
+    )?;
+
+    // Size is what a visitor downloads: the optimised wasm plus its JS glue, gzipped.
+    let mut total_raw = 0;
+    let mut total_gz = 0;
+    for file in [&bg, &js] {
+        let raw = file_len(file)?;
+        let gz = gzip_len(file)?;
+        total_raw += raw;
+        total_gz += gz;
+        println!(
+            "{:<24} {:>10} raw {:>10} gzip",
+            file.file_name().unwrap_or_default().to_string_lossy(),
+            human_bytes(raw),
+            human_bytes(gz)
+        );
+    }
+    let budget = cfg.budget.gzip_bytes;
+    println!(
+        "{:<24} {:>10} raw {:>10} gzip (budget {}, profile {profile_name})",
+        "total",
+        human_bytes(total_raw),
+        human_bytes(total_gz),
+        human_bytes(budget)
+    );
+    // Debug bundles are for stepping through code, not shipping; only release is held to it.
+    if profile_name == "release" && total_gz > budget {
+        bail!(
+            "bundle is {total_gz} bytes gzipped, over the {budget}-byte budget in wasm-pack.toml"
+        );
+    }
+    println!("npm package: {}", out.display());
+    Ok(Bundle { dir: out })
+}
+
+fn file_len(path: &Path) -> Result<u64> {
+    Ok(fs::metadata(path)
+        .with_context(|| format!("{} is missing", path.display()))?
+        .len())
+}
+
+fn gzip_len(path: &Path) -> Result<u64> {
+    let data = fs::read(path)?;
+    let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+    enc.write_all(&data)?;
+    Ok(enc.finish()?.len() as u64)
+}
