@@ -85,7 +85,7 @@ pub fn run(cli: Cli) -> ExitCode {
 fn serve(cfg: Config, listen: Option<SocketAddr>) -> Result<(), server::StartError> {
     let listen = listen.unwrap_or(cfg.server.listen);
     actix_web::rt::System::new().block_on(async move {
-        let bound = server::bind(&cfg, listen)?;
+        let bound = server::bind(&cfg, listen, std::sync::Arc::new(crate::clock::SystemClock))?;
         for addr in &bound.addrs {
             println!("listening on http://{addr}");
         }

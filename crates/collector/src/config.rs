@@ -11,11 +11,17 @@
 //! `cargo run -p ringsource-collector -- serve --config examples/demo/ringsource.toml`
 //! from the workspace root.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use ringsource_core::lease::ExhaustionPolicy;
+use ringsource_core::phone::{PhoneNumber, Region};
+use ringsource_core::routing::{RoutingTable, SourceRule};
+use ringsource_core::wire::ShowNumber;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// One problem found in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +59,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
+// ---------------------------------------------------------------- raw shape
+
 /// `[server]`: where to listen and where the files are.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,8 +73,41 @@ pub struct RawServer {
     pub bundle_dir: PathBuf,
     #[serde(default = "default_www_dir")]
     pub www_dir: PathBuf,
+    /// Bearer token of the admin API. `RINGSOURCE_ADMIN_TOKEN` overrides it.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// Take the client IP for rate limiting from `X-Forwarded-For` (only
+    /// behind a reverse proxy that sets it).
+    #[serde(default)]
+    pub trust_forwarded_for: bool,
+    #[serde(default)]
+    pub rate_limit: RateLimit,
 }
 
+/// `[server.rate_limit]`: a token bucket per client IP for `POST …/visits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed in a burst.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// Sustained requests per minute (bucket refill rate).
+    #[serde(default = "default_per_minute")]
+    pub per_minute: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self { burst: default_burst(), per_minute: default_per_minute() }
+    }
+}
+
+fn default_burst() -> u32 {
+    30
+}
+fn default_per_minute() -> u32 {
+    60
+}
 fn default_listen() -> String {
     "127.0.0.1:8080".to_owned()
 }
@@ -80,24 +121,103 @@ fn default_www_dir() -> PathBuf {
     PathBuf::from("www")
 }
 
-impl Default for RawServer {
-    fn default() -> Self {
-        Self {
-            listen: default_listen(),
-            database: default_database(),
-            bundle_dir: default_bundle_dir(),
-            www_dir: default_www_dir(),
-        }
-    }
-}
-
-/// The whole file as serde sees it.
+/// `[[sites]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub struct RawSite {
+    pub id: String,
+    /// Origins (`https://shop.example`) whose pages may call the API.
     #[serde(default)]
-    pub server: RawServer,
+    pub allowed_origins: Vec<String>,
+    /// Also allow pages served by the collector itself (the demo).
+    #[serde(default)]
+    pub allow_same_origin: bool,
+    /// Region for numbers written in national form (`8 495 …`); without it
+    /// numbers must be international (`+7 495 …`).
+    #[serde(default)]
+    pub region: Option<String>,
+    pub originals: Vec<String>,
+    /// Shown when a pool is exhausted under the `overflow` policy.
+    #[serde(default)]
+    pub overflow_number: Option<String>,
+    #[serde(default)]
+    pub consent_required: bool,
+    #[serde(default)]
+    pub show_number: Option<RawShowNumber>,
+    /// A caller is "unique" when they have not called within this many days.
+    #[serde(default = "default_uniqueness_days")]
+    pub uniqueness_window_days: u32,
+    /// An answered call at least this long is a target call.
+    #[serde(default = "default_target_call_secs")]
+    pub target_call_secs: u32,
+    #[serde(default)]
+    pub static_numbers: Vec<RawStatic>,
+    #[serde(default)]
+    pub pools: Vec<RawPool>,
+    /// Shared secrets per PBX adapter (`generic`, `twilio`, …).
+    /// `RINGSOURCE_SITE_<ID>_PBX_<ADAPTER>_SECRET` overrides each.
+    #[serde(default)]
+    pub pbx_secrets: BTreeMap<String, String>,
 }
+
+fn default_uniqueness_days() -> u32 {
+    30
+}
+fn default_target_call_secs() -> u32 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShowNumber {
+    pub selector: String,
+    #[serde(default = "default_show_label")]
+    pub label: String,
+}
+
+fn default_show_label() -> String {
+    "Show number".to_owned()
+}
+
+/// `[[sites.static_numbers]]`: one number per source; without `rule` it is
+/// offline only (billboard, directory) and never shown on the site.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatic {
+    pub number: String,
+    pub label: String,
+    #[serde(default)]
+    pub rule: Option<SourceRule>,
+}
+
+/// `[[sites.pools]]`: a dynamic pool and the sources it serves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub id: String,
+    pub numbers: Vec<String>,
+    pub rules: Vec<SourceRule>,
+    #[serde(default = "default_hold_secs")]
+    pub hold_secs: u32,
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u32,
+    #[serde(default = "default_cooldown_secs")]
+    pub cooldown_secs: u32,
+    #[serde(default)]
+    pub on_exhaustion: ExhaustionPolicy,
+}
+
+fn default_hold_secs() -> u32 {
+    15 * 60
+}
+fn default_heartbeat_secs() -> u32 {
+    60
+}
+fn default_cooldown_secs() -> u32 {
+    10 * 60
+}
+
+// ------------------------------------------------------------ validated shape
 
 /// Validated `[server]` section.
 #[derive(Debug, Clone)]
@@ -106,16 +226,103 @@ pub struct ServerConfig {
     pub database: PathBuf,
     pub bundle_dir: PathBuf,
     pub www_dir: PathBuf,
+    pub admin_token: Option<String>,
+    pub trust_forwarded_for: bool,
+    pub rate_limit: RateLimit,
+}
+
+/// A validated site.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub id: String,
+    /// ASCII-serialised origins (`scheme://host[:port]`).
+    pub allowed_origins: HashSet<String>,
+    pub allow_same_origin: bool,
+    pub originals: Vec<PhoneNumber>,
+    pub overflow_number: Option<PhoneNumber>,
+    pub consent_required: bool,
+    pub show_number: Option<ShowNumber>,
+    pub uniqueness_window_days: u32,
+    pub target_call_secs: u32,
+    pub static_numbers: Vec<StaticNumber>,
+    pub pools: Vec<Pool>,
+    pub pbx_secrets: BTreeMap<String, String>,
+    /// Built from the static numbers' and pools' rules, same indices.
+    pub routing: RoutingTable,
+}
+
+#[derive(Debug, Clone)]
+pub struct StaticNumber {
+    pub number: PhoneNumber,
+    pub label: String,
+    pub rule: Option<SourceRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub id: String,
+    pub numbers: Vec<PhoneNumber>,
+    pub rules: Vec<SourceRule>,
+    pub hold_secs: u32,
+    pub heartbeat_secs: u32,
+    pub cooldown_secs: u32,
+    pub on_exhaustion: ExhaustionPolicy,
+}
+
+impl Site {
+    /// Heartbeat interval the browser is told up front: the shortest of the
+    /// pools' (60 s without pools), so no lease can lapse between beats.
+    pub fn heartbeat_secs(&self) -> u32 {
+        self.pools.iter().map(|p| p.heartbeat_secs).min().unwrap_or_else(default_heartbeat_secs)
+    }
+    /// Hold time the browser is told up front: the longest of the pools'.
+    pub fn hold_secs(&self) -> u32 {
+        self.pools.iter().map(|p| p.hold_secs).max().unwrap_or_else(default_hold_secs)
+    }
 }
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
+    pub sites: Vec<Site>,
 }
 
+/// Where environment overrides come from (the process environment, or a map in tests).
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// The environment variable that overrides a site's PBX secret:
+/// `RINGSOURCE_SITE_<ID>_PBX_<ADAPTER>_SECRET`, upper-cased, with every
+/// character other than A–Z and 0–9 turned into `_`.
+pub fn pbx_secret_env_var(site_id: &str, adapter: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+    };
+    format!("RINGSOURCE_SITE_{}_PBX_{}_SECRET", clean(site_id), clean(adapter))
+}
+
+/// The environment variable that overrides `[server] admin_token`.
+pub const ADMIN_TOKEN_ENV: &str = "RINGSOURCE_ADMIN_TOKEN";
+
 impl Config {
-    /// Reads and validates `path`.
+    /// Reads and validates `path`, applying overrides from the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             issues: vec![ConfigIssue {
@@ -124,19 +331,67 @@ impl Config {
                 reason: format!("cannot read the file: {e}"),
             }],
         })?;
-        Self::from_toml_str(&text, path)
+        Self::from_toml_str(&text, path, &ProcessEnv)
     }
 
     /// Parses and validates TOML text; `file` only labels the errors.
-    pub fn from_toml_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+    pub fn from_toml_str(text: &str, file: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        let mut issues = Issues::new(file);
+        // Syntax first: nothing else can be checked in a file that is not TOML.
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError {
             issues: vec![toml_issue(file, text, &e)],
         })?;
-        raw.validate(file)
+        // Then each section on its own, so that a mistake in one site does
+        // not hide the mistakes in the next.
+        let mut server = RawServer::default_shape();
+        let mut sites = Vec::new();
+        for (key, value) in table {
+            match key.as_str() {
+                "server" => {
+                    if let Some(s) = section::<RawServer>(value, "server", &mut issues) {
+                        server = s;
+                    }
+                }
+                "sites" => match value {
+                    toml::Value::Array(items) => {
+                        for (i, item) in items.into_iter().enumerate() {
+                            let path = site_path(i, &item);
+                            sites.push(section::<RawSite>(item, &path, &mut issues));
+                        }
+                    }
+                    _ => issues.push("sites", "must be an array of tables ([[sites]])"),
+                },
+                other => issues.push(other, "unknown section; expected `server` or `sites`"),
+            }
+        }
+        validate(server, sites, env, issues)
     }
 }
 
-/// Turns a TOML/serde error into an issue with `line:column` when known.
+impl RawServer {
+    fn default_shape() -> RawServer {
+        toml::from_str("").expect("every server field has a default")
+    }
+}
+
+fn site_path(i: usize, item: &toml::Value) -> String {
+    match item.get("id").and_then(|v| v.as_str()) {
+        Some(id) => format!("sites[{i}] (id {id:?})"),
+        None => format!("sites[{i}]"),
+    }
+}
+
+fn section<T: DeserializeOwned>(value: toml::Value, path: &str, issues: &mut Issues<'_>) -> Option<T> {
+    match T::deserialize(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            issues.push(path, e.message().trim().to_owned());
+            None
+        }
+    }
+}
+
+/// Turns a TOML syntax error into an issue with `line:column` when known.
 fn toml_issue(file: &Path, text: &str, e: &toml::de::Error) -> ConfigIssue {
     let at = e
         .span()
@@ -155,16 +410,16 @@ fn toml_issue(file: &Path, text: &str, e: &toml::de::Error) -> ConfigIssue {
 }
 
 /// Collects issues during validation.
-pub(crate) struct Issues<'a> {
+struct Issues<'a> {
     file: &'a Path,
     list: Vec<ConfigIssue>,
 }
 
 impl<'a> Issues<'a> {
-    pub(crate) fn new(file: &'a Path) -> Self {
+    fn new(file: &'a Path) -> Self {
         Self { file, list: Vec::new() }
     }
-    pub(crate) fn push(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+    fn push(&mut self, path: impl Into<String>, reason: impl Into<String>) {
         self.list.push(ConfigIssue {
             file: self.file.to_owned(),
             path: path.into(),
@@ -173,28 +428,253 @@ impl<'a> Issues<'a> {
     }
 }
 
-impl RawConfig {
-    /// Validates everything and reports every problem found.
-    pub fn validate(self, file: &Path) -> Result<Config, ConfigError> {
-        let mut issues = Issues::new(file);
-        let listen = match self.server.listen.parse::<SocketAddr>() {
-            Ok(a) => Some(a),
+fn validate(
+    raw: RawServer,
+    raw_sites: Vec<Option<RawSite>>,
+    env: &dyn Env,
+    mut issues: Issues<'_>,
+) -> Result<Config, ConfigError> {
+    let listen = raw
+        .listen
+        .parse::<SocketAddr>()
+        .map_err(|e| issues.push("server.listen", format!("{:?} is not an IP:port address: {e}", raw.listen)))
+        .ok();
+    if raw.rate_limit.burst == 0 || raw.rate_limit.per_minute == 0 {
+        issues.push("server.rate_limit", "burst and per_minute must be at least 1");
+    }
+    let admin_token = env.var(ADMIN_TOKEN_ENV).or(raw.admin_token);
+    if admin_token.as_deref().is_some_and(|t| t.len() < 16) {
+        issues.push("server.admin_token", format!("must be at least 16 characters (or set {ADMIN_TOKEN_ENV})"));
+    }
+
+    let mut sites = Vec::new();
+    let mut site_ids = HashSet::new();
+    // Every number may appear once across the whole file: a call to it must
+    // lead to exactly one site and one meaning.
+    let mut seen_numbers: HashMap<PhoneNumber, String> = HashMap::new();
+    for (i, raw_site) in raw_sites.into_iter().enumerate() {
+        let Some(raw_site) = raw_site else { continue };
+        let path = format!("sites[{i}]");
+        if !site_ids.insert(raw_site.id.clone()) {
+            issues.push(format!("{path}.id"), format!("duplicate site id {:?}", raw_site.id));
+        }
+        if let Some(site) = validate_site(raw_site, &path, env, &mut seen_numbers, &mut issues) {
+            sites.push(site);
+        }
+    }
+
+    if !issues.list.is_empty() {
+        return Err(ConfigError { issues: issues.list });
+    }
+    Ok(Config {
+        server: ServerConfig {
+            listen: listen.expect("listen parsed when there are no issues"),
+            database: raw.database,
+            bundle_dir: raw.bundle_dir,
+            www_dir: raw.www_dir,
+            admin_token,
+            trust_forwarded_for: raw.trust_forwarded_for,
+            rate_limit: raw.rate_limit,
+        },
+        sites,
+    })
+}
+
+fn valid_site_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn validate_site(
+    raw: RawSite,
+    path: &str,
+    env: &dyn Env,
+    seen: &mut HashMap<PhoneNumber, String>,
+    issues: &mut Issues<'_>,
+) -> Option<Site> {
+    let before = issues.list.len();
+    if !valid_site_id(&raw.id) {
+        issues.push(format!("{path}.id"), format!("{:?} must be 1-64 characters of a-z, 0-9, '-' or '_'", raw.id));
+    }
+    let region = match raw.region.as_deref().map(str::parse::<Region>) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            issues.push(format!("{path}.region"), e.to_string());
+            None
+        }
+    };
+    let mut number = |text: &str, field: String, issues: &mut Issues<'_>| -> Option<PhoneNumber> {
+        let parsed = match region {
+            Some(r) => PhoneNumber::parse_national(text, r),
+            None => PhoneNumber::parse(text),
+        };
+        match parsed {
+            Ok(n) => {
+                if let Some(other) = seen.get(&n) {
+                    issues.push(field, format!("{} is already used at {other}", n.e164()));
+                } else {
+                    seen.insert(n.clone(), field);
+                }
+                Some(n)
+            }
             Err(e) => {
-                issues.push("server.listen", format!("{:?} is not an IP:port address: {e}", self.server.listen));
+                issues.push(field, e.to_string());
                 None
             }
-        };
-        if !issues.list.is_empty() {
-            return Err(ConfigError { issues: issues.list });
         }
-        let listen = listen.expect("listen is Some when there are no issues");
-        Ok(Config {
-            server: ServerConfig {
-                listen,
-                database: self.server.database,
-                bundle_dir: self.server.bundle_dir,
-                www_dir: self.server.www_dir,
-            },
-        })
+    };
+
+    let mut allowed_origins = HashSet::new();
+    for (i, o) in raw.allowed_origins.iter().enumerate() {
+        match normalise_origin(o) {
+            Ok(origin) => {
+                allowed_origins.insert(origin);
+            }
+            Err(reason) => issues.push(format!("{path}.allowed_origins[{i}]"), reason),
+        }
     }
+
+    if raw.originals.is_empty() {
+        issues.push(format!("{path}.originals"), "list at least one of the site's own numbers");
+    }
+    let originals: Vec<PhoneNumber> = raw
+        .originals
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| number(t, format!("{path}.originals[{i}]"), issues))
+        .collect();
+    let overflow_number = raw
+        .overflow_number
+        .as_deref()
+        .and_then(|t| number(t, format!("{path}.overflow_number"), issues));
+
+    let show_number = raw.show_number.map(|s| {
+        if s.selector.trim().is_empty() {
+            issues.push(format!("{path}.show_number.selector"), "must be a CSS selector");
+        }
+        if s.label.trim().is_empty() {
+            issues.push(format!("{path}.show_number.label"), "must not be empty");
+        }
+        ShowNumber { selector: s.selector, label: s.label }
+    });
+    if raw.target_call_secs == 0 {
+        issues.push(format!("{path}.target_call_secs"), "must be at least 1");
+    }
+
+    let mut static_numbers = Vec::new();
+    for (i, s) in raw.static_numbers.into_iter().enumerate() {
+        let p = format!("{path}.static_numbers[{i}]");
+        if s.label.trim().is_empty() {
+            issues.push(format!("{p}.label"), "must not be empty");
+        }
+        if let Some(rule) = &s.rule
+            && let Err(e) = rule.validate()
+        {
+            issues.push(format!("{p}.rule"), e.to_string());
+        }
+        if let Some(n) = number(&s.number, format!("{p}.number"), issues) {
+            static_numbers.push(StaticNumber { number: n, label: s.label, rule: s.rule });
+        }
+    }
+
+    let mut pools = Vec::new();
+    let mut pool_ids = HashSet::new();
+    for (i, p) in raw.pools.into_iter().enumerate() {
+        let pp = format!("{path}.pools[{i}]");
+        if !valid_site_id(&p.id) {
+            issues.push(format!("{pp}.id"), format!("{:?} must be 1-64 characters of a-z, 0-9, '-' or '_'", p.id));
+        }
+        if !pool_ids.insert(p.id.clone()) {
+            issues.push(format!("{pp}.id"), format!("duplicate pool id {:?}", p.id));
+        }
+        if p.numbers.is_empty() {
+            issues.push(format!("{pp}.numbers"), "a pool needs at least one number");
+        }
+        let numbers: Vec<PhoneNumber> = p
+            .numbers
+            .iter()
+            .enumerate()
+            .filter_map(|(j, t)| number(t, format!("{pp}.numbers[{j}]"), issues))
+            .collect();
+        if p.rules.is_empty() {
+            issues.push(format!("{pp}.rules"), "a pool needs at least one source rule");
+        }
+        for (j, r) in p.rules.iter().enumerate() {
+            if let Err(e) = r.validate() {
+                issues.push(format!("{pp}.rules[{j}]"), e.to_string());
+            }
+        }
+        if p.hold_secs < 60 {
+            issues.push(format!("{pp}.hold_secs"), "must be at least 60");
+        }
+        if p.heartbeat_secs == 0 || p.heartbeat_secs >= p.hold_secs {
+            issues.push(
+                format!("{pp}.heartbeat_secs"),
+                format!("must be between 1 and hold_secs - 1 ({}), or the lease lapses between beats", p.hold_secs.saturating_sub(1)),
+            );
+        }
+        if p.on_exhaustion == ExhaustionPolicy::Overflow && raw.overflow_number.is_none() {
+            issues.push(
+                format!("{pp}.on_exhaustion"),
+                "\"overflow\" (the default) needs the site's overflow_number; set it or choose \"original\" or \"take-over-oldest\"",
+            );
+        }
+        pools.push(Pool {
+            id: p.id,
+            numbers,
+            rules: p.rules,
+            hold_secs: p.hold_secs,
+            heartbeat_secs: p.heartbeat_secs,
+            cooldown_secs: p.cooldown_secs,
+            on_exhaustion: p.on_exhaustion,
+        });
+    }
+
+    let mut pbx_secrets = raw.pbx_secrets;
+    for (adapter, secret) in pbx_secrets.iter_mut() {
+        if let Some(v) = env.var(&pbx_secret_env_var(&raw.id, adapter)) {
+            *secret = v;
+        }
+        if secret.is_empty() {
+            issues.push(format!("{path}.pbx_secrets.{adapter}"), "must not be empty");
+        }
+    }
+
+    if issues.list.len() != before {
+        return None;
+    }
+    let routing = RoutingTable {
+        statics: static_numbers.iter().map(|s| s.rule.iter().cloned().collect()).collect(),
+        pools: pools.iter().map(|p| p.rules.clone()).collect(),
+    };
+    Some(Site {
+        id: raw.id,
+        allowed_origins,
+        allow_same_origin: raw.allow_same_origin,
+        originals,
+        overflow_number,
+        consent_required: raw.consent_required,
+        show_number,
+        uniqueness_window_days: raw.uniqueness_window_days,
+        target_call_secs: raw.target_call_secs,
+        static_numbers,
+        pools,
+        pbx_secrets,
+        routing,
+    })
+}
+
+/// `https://Shop.Example:443/` → `https://shop.example`; rejects anything
+/// that is not a bare http(s) origin.
+pub fn normalise_origin(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?} must start with http:// or https://"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!("{text:?} must be an origin only (scheme://host[:port]), without a path"));
+    }
+    Ok(url.origin().ascii_serialization())
 }

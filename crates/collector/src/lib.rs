@@ -3,11 +3,20 @@
 //!
 //! Layout:
 //! - [`config`]: the TOML file, validated once at load time into domain types;
+//! - [`storage`]: persistence behind a trait, SQLite today;
+//! - [`domain`]: the visit flow (routing, crawlers, show-number) over storage;
+//! - [`api`]: the `/v1/` HTTP API, CORS, rate limiting, JSON errors;
 //! - [`static_files`]: the script tag, the wasm bundle and the `www/` pages;
 //! - [`server`]: builds the actix-web app and runs it;
+//! - [`clock`]: injectable time; [`ratelimit`]: per-IP token buckets;
 //! - [`cli`]: the `ringsource` command line.
 
+pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod domain;
+pub mod ratelimit;
 pub mod server;
 pub mod static_files;
+pub mod storage;

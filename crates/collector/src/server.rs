@@ -1,38 +1,107 @@
 //! Builds the actix-web application and runs it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use actix_web::{App, HttpServer};
+use actix_web::{App, HttpServer, web};
 
+use crate::api::{self, ApiState};
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::ratelimit::RateLimiter;
 use crate::static_files::{self, StaticDirs};
+use crate::storage::sqlite::SqliteStorage;
+use crate::storage::{Storage, StorageError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot prepare the database: {0}")]
+    Storage(#[from] StorageError),
     #[error("the server stopped with an error: {0}")]
     Run(#[source] std::io::Error),
+    #[error("the server thread ended before it was bound")]
+    ThreadGone,
 }
 
-/// A bound, not yet running server.
+/// A bound, not yet awaited server.
 pub struct Bound {
     pub server: actix_web::dev::Server,
     /// The addresses actually bound (port 0 resolved).
     pub addrs: Vec<SocketAddr>,
 }
 
-/// Binds the HTTP server described by `config`. Must be called inside an actix
-/// system (`actix_web::rt::System`).
-pub fn bind(config: &Config, listen: SocketAddr) -> Result<Bound, StartError> {
-    let dirs = StaticDirs {
-        bundle_dir: config.server.bundle_dir.clone(),
-        www_dir: config.server.www_dir.clone(),
-    };
-    let http = HttpServer::new(move || App::new().configure(|cfg| static_files::configure(&dirs, cfg)))
-        .bind(listen)
-        .map_err(|source| StartError::Bind { addr: listen, source })?;
+/// Opens the database, syncs the configured sites into it and binds the HTTP
+/// server. Must be called inside an actix system (`actix_web::rt::System`).
+pub fn bind(config: &Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Result<Bound, StartError> {
+    let storage = SqliteStorage::open(&config.server.database)?;
+    storage.sync_sites(&config.sites, clock.now_ms())?;
+    let state = web::Data::new(ApiState {
+        sites: config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect::<HashMap<_, _>>(),
+        storage: Arc::new(storage),
+        clock,
+        limiter: RateLimiter::new(config.server.rate_limit),
+        trust_forwarded_for: config.server.trust_forwarded_for,
+    });
+    let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
+    let http = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(api::configure)
+            .configure(|cfg| static_files::configure(&dirs, cfg))
+            .default_service(web::to(api::not_found))
+    })
+    .bind(listen)
+    .map_err(|source| StartError::Bind { addr: listen, source })?;
     let addrs = http.addrs();
     Ok(Bound { server: http.run(), addrs })
+}
+
+/// A server running on its own thread (tests, tools).
+pub struct Spawned {
+    pub addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<Result<(), StartError>>>,
+}
+
+impl Spawned {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stopping needs the server's own runtime; this one is tiny.
+        actix_web::rt::System::new().block_on(handle.stop(true));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the app on `listen` (port 0 picks a free one) on a new thread and
+/// returns once it is bound.
+pub fn spawn(config: Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Result<Spawned, StartError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            match bind(&config, listen, clock) {
+                Ok(bound) => {
+                    let _ = tx.send(Ok((bound.addrs[0], bound.server.handle())));
+                    bound.server.await.map_err(StartError::Run)
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    Ok(())
+                }
+            }
+        })
+    });
+    let (addr, handle) = rx.recv().map_err(|_| StartError::ThreadGone)??;
+    Ok(Spawned { addr, handle, thread: Some(thread) })
 }

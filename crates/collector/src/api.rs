@@ -1,0 +1,342 @@
+//! The HTTP API under `/v1/`.
+//!
+//! Every error is JSON `{ "error": { "code", "message" } }`; bad input is
+//! always a 4xx. The browser posts with `Content-Type: text/plain` (no CORS
+//! preflight), so bodies are read as bytes and parsed as JSON here whatever
+//! the content type says.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use ringsource_core::wire::{
+    ErrorBody, ErrorDetail, HeartbeatRequest, HeartbeatResponse, PageViewRequest, SiteConfigPublic, VisitRequest,
+};
+use serde::de::DeserializeOwned;
+
+use crate::clock::Clock;
+use crate::config::Site;
+use crate::ratelimit::RateLimiter;
+use crate::storage::{Renewal, Storage, StorageError};
+
+/// Every route of the API, as registered. `openapi.json` documents each
+/// (a test checks both directions).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/sites/{site}/config"),
+    ("POST", "/v1/sites/{site}/visits"),
+    ("POST", "/v1/sites/{site}/heartbeat"),
+    ("POST", "/v1/sites/{site}/pageviews"),
+];
+
+/// The OpenAPI 3 document, maintained by hand beside the routes.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// Request bodies larger than this are refused (413): a visit is well under 4 KiB.
+pub const MAX_BODY_BYTES: usize = 32 * 1024;
+
+/// Shared state of the API.
+pub struct ApiState {
+    pub sites: HashMap<String, Arc<Site>>,
+    pub storage: Arc<dyn Storage>,
+    pub clock: Arc<dyn Clock>,
+    pub limiter: RateLimiter,
+    pub trust_forwarded_for: bool,
+}
+
+impl ApiState {
+    fn site(&self, id: &str) -> Result<Arc<Site>, ApiError> {
+        self.sites.get(id).cloned().ok_or_else(|| ApiError::UnknownSite(id.to_owned()))
+    }
+}
+
+/// Errors the API answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no site {0:?} is configured")]
+    UnknownSite(String),
+    #[error("origin {origin} may not call site {site:?}; add it to the site's allowed_origins")]
+    OriginNotAllowed { origin: String, site: String },
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("the request body is larger than {MAX_BODY_BYTES} bytes")]
+    PayloadTooLarge,
+    #[error("too many requests from this address; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("session {0:?} is unknown; start a visit first")]
+    UnknownSession(String),
+    #[error("the session holds no live lease (it expired or was taken over); start a new visit")]
+    LeaseGone,
+    #[error("no such route: {method} {path}")]
+    NoRoute { method: String, path: String },
+    #[error("storage failed: {0}")]
+    Storage(#[from] StorageError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::UnknownSite(_) => "unknown_site",
+            ApiError::OriginNotAllowed { .. } => "origin_not_allowed",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::UnknownSession(_) => "unknown_session",
+            ApiError::LeaseGone => "lease_gone",
+            ApiError::NoRoute { .. } => "not_found",
+            ApiError::Storage(_) => "storage_error",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::UnknownSite(_) | ApiError::UnknownSession(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ApiError::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::LeaseGone => StatusCode::GONE,
+            ApiError::Storage(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.status_code().is_server_error() {
+            // The client gets the code; the operator gets the context.
+            eprintln!("ringsource: {self}");
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        resp.json(ErrorBody { error: ErrorDetail { code: self.code().to_owned(), message: self.to_string() } })
+    }
+}
+
+/// Registers the API on an app.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/openapi.json", web::get().to(openapi));
+    cfg.service(
+        web::scope("/v1/sites/{site}")
+            .wrap_fn(cors)
+            .route("/config", web::get().to(site_config))
+            .route("/visits", web::post().to(visit))
+            .route("/heartbeat", web::post().to(heartbeat))
+            .route("/pageviews", web::post().to(page_view))
+            .route("/{tail:.*}", web::method(Method::OPTIONS).to(preflight)),
+    );
+}
+
+/// Fallback for unmatched paths: a JSON 404.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::NoRoute { method: req.method().to_string(), path: req.path().to_owned() }.error_response()
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(OPENAPI_JSON)
+}
+
+type BoxedResponse = Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>>;
+
+/// Per-site CORS: an allowed `Origin` is reflected; a disallowed one is
+/// refused on the server too (403), so a page on another origin cannot take
+/// numbers even with a no-CORS request. Requests without `Origin` (same-origin
+/// GETs, servers, curl) pass.
+fn cors<S>(req: ServiceRequest, srv: &S) -> BoxedResponse
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    match allowed_origin(&req) {
+        Err(e) => {
+            let resp = req.error_response(e);
+            Box::pin(async move { Ok(resp) })
+        }
+        Ok(origin) => {
+            let fut = srv.call(req);
+            Box::pin(async move {
+                let mut resp = fut.await?;
+                if let Some(origin) = origin {
+                    let h = resp.headers_mut();
+                    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+                    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+                }
+                Ok(resp)
+            })
+        }
+    }
+}
+
+fn allowed_origin(req: &ServiceRequest) -> Result<Option<HeaderValue>, ApiError> {
+    let state = req
+        .app_data::<web::Data<ApiState>>()
+        .ok_or_else(|| ApiError::Internal("API state is not registered".to_owned()))?;
+    let site_id = req.match_info().get("site").unwrap_or_default();
+    let site = state.site(site_id)?;
+    let Some(origin) = req.headers().get(header::ORIGIN) else { return Ok(None) };
+    let text = origin.to_str().unwrap_or_default();
+    let same_origin = || {
+        let info = req.connection_info();
+        text == format!("{}://{}", info.scheme(), info.host())
+    };
+    let allowed = crate::config::normalise_origin(text).is_ok_and(|o| site.allowed_origins.contains(&o))
+        || (site.allow_same_origin && same_origin());
+    if allowed {
+        Ok(Some(origin.clone()))
+    } else {
+        Err(ApiError::OriginNotAllowed { origin: text.to_owned(), site: site.id.clone() })
+    }
+}
+
+/// CORS preflight for clients that post `application/json` (the script tag
+/// posts `text/plain` and needs none). The middleware has already checked the origin.
+async fn preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type"))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+        .finish()
+}
+
+async fn site_config(state: web::Data<ApiState>, site: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let site = state.site(&site)?;
+    Ok(HttpResponse::Ok().json(SiteConfigPublic {
+        site: site.id.clone(),
+        originals: site.originals.clone(),
+        consent_required: site.consent_required,
+        show_number: site.show_number.clone(),
+        heartbeat_secs: site.heartbeat_secs(),
+        hold_secs: site.hold_secs(),
+    }))
+}
+
+async fn read_json<T: DeserializeOwned>(body: web::Payload) -> Result<T, ApiError> {
+    let bytes = body
+        .to_bytes_limited(MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?
+        .map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("the body is not the expected JSON: {e}")))
+}
+
+/// Session ids are the collector's own (32 hex digits) or a browser's that
+/// outlived a database reset; anything else is refused before it is stored.
+fn check_session_id(id: &str) -> Result<(), ApiError> {
+    let ok = (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok { Ok(()) } else { Err(ApiError::BadRequest(format!("session_id {id:?} must be 8-64 characters of A-Z, a-z, 0-9, '-' or '_'"))) }
+}
+
+fn check_len(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+    match value {
+        Some(v) if v.len() > max => Err(ApiError::BadRequest(format!("{field} is longer than {max} bytes"))),
+        _ => Ok(()),
+    }
+}
+
+fn new_session_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("no randomness for a session id: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for
+        && let Some(ip) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+    {
+        return Some(ip);
+    }
+    req.peer_addr().map(|a| a.ip())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f).await.map_err(|e| ApiError::Internal(format!("the blocking pool failed: {e}")))?.map_err(ApiError::from)
+}
+
+async fn visit(
+    state: web::Data<ApiState>,
+    site: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let site = state.site(&site)?;
+    let now_ms = state.clock.now_ms();
+    if let Some(ip) = client_ip(&req, state.trust_forwarded_for) {
+        state.limiter.check(ip, now_ms).map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+    }
+    let visit: VisitRequest = read_json(body).await?;
+    if let Some(id) = &visit.session_id {
+        check_session_id(id)?;
+    }
+    check_len("client_id", visit.client_id.as_deref(), 128)?;
+    check_len("ym_uid", visit.ym_uid.as_deref(), 128)?;
+    check_len("page.url", Some(&visit.page.url), 4096)?;
+    check_len("page.title", visit.page.title.as_deref(), 1024)?;
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .chars()
+        .take(512)
+        .collect::<String>();
+    let new_id = new_session_id()?;
+    let storage = Arc::clone(&state.storage);
+    let response =
+        blocking(move || crate::domain::visit(storage.as_ref(), &site, &visit, &user_agent, new_id, now_ms)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+async fn heartbeat(
+    state: web::Data<ApiState>,
+    site: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let site = state.site(&site)?;
+    let beat: HeartbeatRequest = read_json(body).await?;
+    check_session_id(&beat.session_id)?;
+    let now_ms = state.clock.now_ms();
+    let storage = Arc::clone(&state.storage);
+    let session_id = beat.session_id.clone();
+    match blocking(move || storage.heartbeat(&site, &session_id, now_ms)).await? {
+        Renewal::Renewed { number, expires_at_ms } => Ok(HttpResponse::Ok().json(HeartbeatResponse { number, expires_at_ms })),
+        Renewal::Gone => Err(ApiError::LeaseGone),
+        Renewal::UnknownSession => Err(ApiError::UnknownSession(beat.session_id)),
+    }
+}
+
+async fn page_view(
+    state: web::Data<ApiState>,
+    site: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let site = state.site(&site)?;
+    let view: PageViewRequest = read_json(body).await?;
+    check_session_id(&view.session_id)?;
+    check_len("url", Some(&view.url), 4096)?;
+    check_len("title", view.title.as_deref(), 1024)?;
+    let now_ms = state.clock.now_ms();
+    let storage = Arc::clone(&state.storage);
+    let session_id = view.session_id.clone();
+    let known =
+        blocking(move || storage.page_view(&site, &view.session_id, &view.url, view.title.as_deref(), now_ms)).await?;
+    if known { Ok(HttpResponse::NoContent().finish()) } else { Err(ApiError::UnknownSession(session_id)) }
+}
