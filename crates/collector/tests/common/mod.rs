@@ -1,0 +1,162 @@
+//! Shared test harness: the real app on 127.0.0.1:0 with a fresh SQLite file.
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ringsource_collector::clock::{Clock, SystemClock};
+use ringsource_collector::config::Config;
+use ringsource_collector::server::{self, Spawned};
+use serde_json::{Value, json};
+
+pub const BROWSER_UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
+
+/// A site with a 3-number paid-search pool, Instagram and email static
+/// numbers, an offline billboard number and an overflow number. `extra_site`
+/// is appended to the `[[sites]]` table, `pool` to the pool table.
+pub fn site_toml(db: &Path, server_extra: &str, site_extra: &str, pool: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+database = "{db}"
+bundle_dir = "{bundle}"
+www_dir = "{www}"
+{server_extra}
+
+[[sites]]
+id = "shop"
+allowed_origins = ["https://shop.example", "http://localhost:3000"]
+region = "RU"
+originals = ["8 (495) 123-45-67"]
+overflow_number = "+7 495 700-00-99"
+{site_extra}
+
+[[sites.static_numbers]]
+number = "+7 495 700-00-11"
+label = "Instagram"
+rule = {{ utm_source = "instagram" }}
+
+[[sites.static_numbers]]
+number = "+7 495 700-00-12"
+label = "Email"
+rule = {{ channel = "Email" }}
+
+[[sites.static_numbers]]
+number = "+7 495 700-00-13"
+label = "Billboard"
+
+[[sites.pools]]
+id = "paid"
+numbers = ["+7 495 700-00-01", "+7 495 700-00-02", "+7 495 700-00-03"]
+rules = [{{ channel = "Paid Search" }}]
+{pool}
+"#,
+        db = db.display(),
+        bundle = db.parent().unwrap().join("pkg").display(),
+        www = db.parent().unwrap().join("www").display(),
+    )
+}
+
+pub const POOL: [&str; 3] = ["+74957000001", "+74957000002", "+74957000003"];
+pub const OVERFLOW: &str = "+74957000099";
+pub const ORIGINAL: &str = "+74951234567";
+
+pub struct Harness {
+    pub server: Spawned,
+    pub db: PathBuf,
+    pub client: reqwest::blocking::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub fn start(server_extra: &str, site_extra: &str, pool: &str) -> Harness {
+    start_with_clock(server_extra, site_extra, pool, Arc::new(SystemClock))
+}
+
+pub fn start_with_clock(server_extra: &str, site_extra: &str, pool: &str, clock: Arc<dyn Clock>) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ringsource.sqlite");
+    let text = site_toml(&db, server_extra, site_extra, pool);
+    let config = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = server::spawn(config, "127.0.0.1:0".parse().unwrap(), clock).unwrap();
+    let client = reqwest::blocking::Client::builder().user_agent(BROWSER_UA).build().unwrap();
+    Harness { server, db, client, _dir: dir }
+}
+
+pub fn touch(channel: &str, source: &str, medium: &str) -> Value {
+    json!({
+        "channel": channel, "source": source, "medium": medium,
+        "campaign": null, "term": null, "content": null, "utm_id": null, "click_id": null,
+        "landing_path": "/", "referrer_host": null, "at_ms": 1_700_000_000_000u64
+    })
+}
+
+pub fn paid() -> Value {
+    touch("Paid Search", "google", "cpc")
+}
+
+pub fn visit_body(session_id: Option<&str>, touch: Value) -> Value {
+    let mut body = json!({ "touch": touch, "page": { "url": "https://shop.example/", "title": "Shop" } });
+    if let Some(s) = session_id {
+        body["session_id"] = json!(s);
+    }
+    body
+}
+
+impl Harness {
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    /// Posts JSON as the browser does: `text/plain`, no preflight.
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_with(path, body, &[])
+    }
+
+    pub fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = self.client.post(self.url(path)).header("content-type", "text/plain").body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+    }
+
+    pub fn visit(&self, session_id: Option<&str>, touch: Value) -> Value {
+        let (status, body) = self.post("/v1/sites/shop/visits", &visit_body(session_id, touch));
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.db).unwrap()
+    }
+}
+
+/// Asserts the invariant through the database: no two leases on one number
+/// overlap in time, and no number has two open leases.
+pub fn assert_no_number_leased_twice(conn: &rusqlite::Connection) {
+    let open_dupes: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM (SELECT number FROM leases WHERE ended_at_ms IS NULL GROUP BY number HAVING COUNT(*) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(open_dupes, 0, "a number has two open leases");
+    let overlaps: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM leases a JOIN leases b ON a.number = b.number AND a.id < b.id
+             WHERE a.started_at_ms < COALESCE(b.ended_at_ms, b.expires_at_ms)
+               AND b.started_at_ms < COALESCE(a.ended_at_ms, a.expires_at_ms)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(overlaps, 0, "two leases on one number overlap in time");
+}

@@ -1,0 +1,314 @@
+//! The `/v1/` API over real HTTP against a fresh database.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+#[test]
+fn site_config_is_public_and_normalised() {
+    let h = start("", "consent_required = true\nshow_number = { selector = \"#show\", label = \"Show\" }", "heartbeat_secs = 20\nhold_secs = 300");
+    let resp = h.client.get(h.url("/v1/sites/shop/config")).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "site": "shop",
+            "originals": [ORIGINAL],
+            "consent_required": true,
+            "show_number": { "selector": "#show", "label": "Show" },
+            "heartbeat_secs": 20,
+            "hold_secs": 300
+        })
+    );
+    let (status, err) = {
+        let r = h.client.get(h.url("/v1/sites/nope/config")).send().unwrap();
+        (r.status().as_u16(), r.json::<Value>().unwrap())
+    };
+    assert_eq!(status, 404);
+    assert_eq!(err["error"]["code"], "unknown_site");
+}
+
+#[test]
+fn paid_search_gets_a_lease_and_keeps_it() {
+    let h = start("", "", "");
+    let first = h.visit(None, paid());
+    assert_eq!(first["kind"], "lease");
+    assert_eq!(first["overflow"], false);
+    assert_eq!(first["heartbeat_secs"], 60);
+    let number = first["number"].as_str().unwrap().to_owned();
+    assert!(POOL.contains(&number.as_str()));
+    assert!(first["expires_at_ms"].as_i64().unwrap() > 0);
+    let session = first["session_id"].as_str().unwrap().to_owned();
+    assert_eq!(session.len(), 32);
+
+    // The same session comes back (next page): same number.
+    let again = h.visit(Some(&session), paid());
+    assert_eq!(again["session_id"], session.as_str());
+    assert_eq!(again["number"], number.as_str());
+
+    // Other visitors get other numbers.
+    let other = h.visit(None, paid());
+    let third = h.visit(None, paid());
+    let mut numbers = vec![number.clone(), other["number"].as_str().unwrap().into(), third["number"].as_str().unwrap().into()];
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 3, "three visitors, three numbers");
+
+    // The DB recorded sessions, touches and the landing page views.
+    let conn = h.db();
+    let sessions: i64 = conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0)).unwrap();
+    assert_eq!(sessions, 3);
+    let first_touches: i64 =
+        conn.query_row("SELECT COUNT(*) FROM touches WHERE role = 'first'", [], |r| r.get(0)).unwrap();
+    assert_eq!(first_touches, 3);
+    let views: i64 = conn.query_row("SELECT COUNT(*) FROM page_views", [], |r| r.get(0)).unwrap();
+    assert_eq!(views, 4);
+    assert_no_number_leased_twice(&conn);
+}
+
+#[test]
+fn returning_visitor_by_client_id_gets_the_same_number() {
+    let h = start("", "", "");
+    let mut body = visit_body(None, paid());
+    body["client_id"] = json!("GA1.1.123.456");
+    let (_, first) = h.post("/v1/sites/shop/visits", &body);
+    // New session (cookie storage lost), same GA client id.
+    let (_, second) = h.post("/v1/sites/shop/visits", &body);
+    assert_ne!(first["session_id"], second["session_id"]);
+    assert_eq!(first["number"], second["number"]);
+    let conn = h.db();
+    let reason: String = conn
+        .query_row("SELECT end_reason FROM leases WHERE ended_at_ms IS NOT NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(reason, "handed_over");
+    assert_no_number_leased_twice(&conn);
+}
+
+#[test]
+fn static_and_original_routes() {
+    let h = start("", "", "");
+    let insta = h.visit(None, touch("Organic Social", "instagram", "social"));
+    assert_eq!(insta["kind"], "static");
+    assert_eq!(insta["number"], "+74957000011");
+    assert!(insta.get("expires_at_ms").is_none());
+    let email = h.visit(None, touch("Email", "newsletter", "email"));
+    assert_eq!(email["number"], "+74957000012");
+    let direct = h.visit(None, touch("Direct", "(direct)", "(none)"));
+    assert_eq!(direct["kind"], "original");
+    assert!(direct.get("number").is_none());
+    let leases: i64 = h.db().query_row("SELECT COUNT(*) FROM leases", [], |r| r.get(0)).unwrap();
+    assert_eq!(leases, 0, "static and original visits take no pool number");
+}
+
+#[test]
+fn crawlers_never_take_a_pool_number() {
+    let h = start("", "", "");
+    for ua in ["Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "Mozilla/5.0 (compatible; YandexBot/3.0)"] {
+        let (status, body) = h.post_with("/v1/sites/shop/visits", &visit_body(None, paid()), &[("user-agent", ua)]);
+        assert_eq!(status, 200);
+        assert_eq!(body["kind"], "original");
+    }
+    // A crawler on an Instagram link still sees the static number (no scarce resource).
+    let (_, body) = h.post_with(
+        "/v1/sites/shop/visits",
+        &visit_body(None, touch("Organic Social", "instagram", "social")),
+        &[("user-agent", "Googlebot")],
+    );
+    assert_eq!(body["kind"], "static");
+    let conn = h.db();
+    let leases: i64 = conn.query_row("SELECT COUNT(*) FROM leases", [], |r| r.get(0)).unwrap();
+    assert_eq!(leases, 0);
+    let bots: i64 = conn.query_row("SELECT COUNT(*) FROM sessions WHERE is_bot = 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(bots, 3);
+}
+
+#[test]
+fn show_number_button_leases_only_on_reveal() {
+    let h = start("", "show_number = { selector = \"#show\", label = \"Show number\" }", "");
+    let hidden = h.visit(None, paid());
+    assert_eq!(hidden["kind"], "original");
+    let session = hidden["session_id"].as_str().unwrap();
+    let mut body = visit_body(Some(session), paid());
+    body["reveal"] = json!(true);
+    let (status, shown) = h.post("/v1/sites/shop/visits", &body);
+    assert_eq!(status, 200);
+    assert_eq!(shown["kind"], "lease");
+    assert_eq!(shown["session_id"], session);
+}
+
+#[test]
+fn heartbeat_renews_and_reports_a_gone_lease() {
+    let h = start("", "", "");
+    let v = h.visit(None, paid());
+    let session = v["session_id"].as_str().unwrap();
+    let (status, beat) = h.post("/v1/sites/shop/heartbeat", &json!({ "session_id": session }));
+    assert_eq!(status, 200, "{beat}");
+    assert_eq!(beat["number"], v["number"]);
+    assert!(beat["expires_at_ms"].as_i64().unwrap() >= v["expires_at_ms"].as_i64().unwrap());
+
+    // A session without a lease (direct visit): 410 lease_gone.
+    let direct = h.visit(None, touch("Direct", "(direct)", "(none)"));
+    let (status, err) = h.post("/v1/sites/shop/heartbeat", &json!({ "session_id": direct["session_id"] }));
+    assert_eq!(status, 410);
+    assert_eq!(err["error"]["code"], "lease_gone");
+
+    let (status, err) = h.post("/v1/sites/shop/heartbeat", &json!({ "session_id": "never-seen-1234" }));
+    assert_eq!(status, 404);
+    assert_eq!(err["error"]["code"], "unknown_session");
+}
+
+#[test]
+fn page_views_are_recorded() {
+    let h = start("", "", "");
+    let v = h.visit(None, paid());
+    let session = v["session_id"].as_str().unwrap();
+    let (status, body) =
+        h.post("/v1/sites/shop/pageviews", &json!({ "session_id": session, "url": "https://shop.example/contacts", "title": "Contacts" }));
+    assert_eq!(status, 204, "{body}");
+    let (url, title): (String, String) = h
+        .db()
+        .query_row("SELECT url, title FROM page_views WHERE session_id = ?1 ORDER BY id DESC LIMIT 1", [session], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((url.as_str(), title.as_str()), ("https://shop.example/contacts", "Contacts"));
+    let (status, _) = h.post("/v1/sites/shop/pageviews", &json!({ "session_id": "unknown-session", "url": "https://x/" }));
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn cors_allows_listed_origins_and_refuses_others() {
+    let h = start("", "", "");
+    let (status, _) = h.post_with("/v1/sites/shop/visits", &visit_body(None, paid()), &[("origin", "https://shop.example")]);
+    assert_eq!(status, 200);
+    let resp = h
+        .client
+        .post(h.url("/v1/sites/shop/visits"))
+        .header("origin", "http://localhost:3000")
+        .header("content-type", "text/plain")
+        .body(visit_body(None, paid()).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(resp.headers()["access-control-allow-origin"], "http://localhost:3000");
+    assert_eq!(resp.headers()["vary"], "Origin");
+
+    let (status, err) = h.post_with("/v1/sites/shop/visits", &visit_body(None, paid()), &[("origin", "https://evil.example")]);
+    assert_eq!(status, 403);
+    assert_eq!(err["error"]["code"], "origin_not_allowed");
+    // Refused before anything was stored.
+    let sessions: i64 = h.db().query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0)).unwrap();
+    assert_eq!(sessions, 2);
+
+    // Same origin as the collector is not allowed unless the site says so.
+    let own = format!("http://{}", h.server.addr);
+    let (status, _) = h.post_with("/v1/sites/shop/visits", &visit_body(None, paid()), &[("origin", &own)]);
+    assert_eq!(status, 403);
+
+    // Preflight for application/json clients.
+    let resp = h
+        .client
+        .request(reqwest::Method::OPTIONS, h.url("/v1/sites/shop/visits"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "https://shop.example");
+    assert!(resp.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+}
+
+#[test]
+fn same_origin_pages_work_when_the_site_allows_it() {
+    let h = start("", "allow_same_origin = true", "");
+    let own = format!("http://{}", h.server.addr);
+    let (status, body) = h.post_with("/v1/sites/shop/visits", &visit_body(None, paid()), &[("origin", &own)]);
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn lease_requests_are_rate_limited_per_ip() {
+    let h = start("[server.rate_limit]\nburst = 3\nper_minute = 1", "", "");
+    for _ in 0..3 {
+        let (status, _) = h.post("/v1/sites/shop/visits", &visit_body(None, touch("Direct", "(direct)", "(none)")));
+        assert_eq!(status, 200);
+    }
+    let resp = h
+        .client
+        .post(h.url("/v1/sites/shop/visits"))
+        .header("content-type", "text/plain")
+        .body(visit_body(None, paid()).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    let err: serde_json::Value = resp.json().unwrap();
+    assert_eq!(err["error"]["code"], "rate_limited");
+    // Heartbeats and config are not lease requests and are not limited.
+    assert_eq!(h.client.get(h.url("/v1/sites/shop/config")).send().unwrap().status(), 200);
+}
+
+#[test]
+fn bad_input_is_a_json_4xx() {
+    let h = start("", "", "");
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("/v1/sites/shop/visits", "{".into(), 400, "bad_request"),
+        ("/v1/sites/shop/visits", "[]".into(), 400, "bad_request"),
+        ("/v1/sites/shop/visits", json!({ "page": { "url": "x" } }).to_string(), 400, "bad_request"),
+        ("/v1/sites/shop/visits", { let mut b = visit_body(None, paid()); b["extra"] = json!(1); b.to_string() }, 400, "bad_request"),
+        ("/v1/sites/shop/visits", visit_body(Some("bad id!"), paid()).to_string(), 400, "bad_request"),
+        ("/v1/sites/shop/visits", { let mut b = visit_body(None, paid()); b["touch"]["channel"] = json!("Carrier Pigeon"); b.to_string() }, 400, "bad_request"),
+        ("/v1/sites/shop/visits", "x".repeat(64 * 1024), 413, "payload_too_large"),
+        ("/v1/sites/nope/visits", visit_body(None, paid()).to_string(), 404, "unknown_site"),
+        ("/v1/sites/shop/heartbeat", json!({}).to_string(), 400, "bad_request"),
+        ("/v1/sites/shop/pageviews", json!({ "session_id": "abcdefgh" }).to_string(), 400, "bad_request"),
+        ("/v1/sites/shop/nothing-here", "{}".into(), 404, "not_found"),
+    ];
+    for (path, body, want_status, want_code) in cases {
+        let resp = h.client.post(h.url(path)).header("content-type", "text/plain").body(body.clone()).send().unwrap();
+        let status = resp.status().as_u16();
+        assert_eq!(resp.headers()["content-type"], "application/json", "{path} {body:.60}");
+        let err: Value = resp.json().unwrap();
+        assert_eq!(status, want_status, "{path} {body:.60}: {err}");
+        assert_eq!(err["error"]["code"], want_code, "{path} {body:.60}");
+        assert!(err["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // Wrong method on a known path is not a 5xx either.
+    let resp = h.client.get(h.url("/v1/sites/shop/visits")).send().unwrap();
+    assert!(resp.status().is_client_error());
+}
+
+#[test]
+fn openapi_documents_every_route() {
+    let h = start("", "", "");
+    let resp = h.client.get(h.url("/v1/openapi.json")).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let doc: Value = resp.json().unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (method, path) in ringsource_collector::api::ROUTES {
+        let op = &paths.get(*path).unwrap_or_else(|| panic!("{path} missing from openapi.json"))[method.to_lowercase()];
+        assert!(op.is_object(), "{method} {path} missing from openapi.json");
+        // And the route really is registered: it does not fall through to the 404 fallback.
+        let url = h.url(&path.replace("{site}", "shop"));
+        let resp = h
+            .client
+            .request(method.parse().unwrap(), url)
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .unwrap();
+        let body: Value = resp.json().unwrap_or(Value::Null);
+        assert_ne!(body["error"]["code"], "not_found", "{method} {path} is not registered");
+    }
+    // Nothing documented that is not registered.
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            assert!(
+                ringsource_collector::api::ROUTES.iter().any(|(m, p)| p == path && m.eq_ignore_ascii_case(method)),
+                "{method} {path} is documented but not in api::ROUTES"
+            );
+        }
+    }
+}
