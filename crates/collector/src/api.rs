@@ -300,8 +300,10 @@ async fn visit(
         .collect::<String>();
     let new_id = new_session_id()?;
     let storage = Arc::clone(&state.storage);
+    let clock = Arc::clone(&state.clock);
     let response =
-        blocking(move || crate::domain::visit(storage.as_ref(), &site, &visit, &user_agent, new_id, now_ms)).await?;
+        blocking(move || crate::domain::visit(storage.as_ref(), &site, &visit, &user_agent, new_id, clock.as_ref()))
+            .await?;
     Ok(HttpResponse::Ok().json(response))
 }
 
@@ -313,10 +315,10 @@ async fn heartbeat(
     let site = state.site(&site)?;
     let beat: HeartbeatRequest = read_json(body).await?;
     check_session_id(&beat.session_id)?;
-    let now_ms = state.clock.now_ms();
     let storage = Arc::clone(&state.storage);
+    let clock = Arc::clone(&state.clock);
     let session_id = beat.session_id.clone();
-    match blocking(move || storage.heartbeat(&site, &session_id, now_ms)).await? {
+    match blocking(move || storage.heartbeat(&site, &session_id, clock.as_ref())).await? {
         Renewal::Renewed { number, expires_at_ms } => Ok(HttpResponse::Ok().json(HeartbeatResponse { number, expires_at_ms })),
         Renewal::Gone => Err(ApiError::LeaseGone),
         Renewal::UnknownSession => Err(ApiError::UnknownSession(beat.session_id)),
@@ -333,10 +335,12 @@ async fn page_view(
     check_session_id(&view.session_id)?;
     check_len("url", Some(&view.url), 4096)?;
     check_len("title", view.title.as_deref(), 1024)?;
-    let now_ms = state.clock.now_ms();
     let storage = Arc::clone(&state.storage);
+    let clock = Arc::clone(&state.clock);
     let session_id = view.session_id.clone();
-    let known =
-        blocking(move || storage.page_view(&site, &view.session_id, &view.url, view.title.as_deref(), now_ms)).await?;
+    let known = blocking(move || {
+        storage.page_view(&site, &view.session_id, &view.url, view.title.as_deref(), clock.as_ref())
+    })
+    .await?;
     if known { Ok(HttpResponse::NoContent().finish()) } else { Err(ApiError::UnknownSession(session_id)) }
 }

@@ -6,6 +6,7 @@ use ringsource_core::bots;
 use ringsource_core::routing::Route;
 use ringsource_core::wire::{VisitRequest, VisitResponse};
 
+use crate::clock::Clock;
 use crate::config::Site;
 use crate::storage::{Storage, StorageError, VisitCommand, Want};
 
@@ -29,7 +30,7 @@ pub fn visit(
     visit: &VisitRequest,
     user_agent: &str,
     new_session_id: String,
-    now_ms: i64,
+    clock: &dyn Clock,
 ) -> Result<VisitResponse, StorageError> {
     let is_bot = bots::is_bot(user_agent);
     let want = want(site, visit, is_bot);
@@ -51,7 +52,7 @@ pub fn visit(
         is_bot,
         want,
     };
-    let out = storage.visit(&cmd, now_ms)?;
+    let out = storage.visit(&cmd, clock)?;
     Ok(VisitResponse {
         session_id: out.session_id,
         kind: out.kind,

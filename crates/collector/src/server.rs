@@ -38,7 +38,7 @@ pub struct Bound {
 /// server. Must be called inside an actix system (`actix_web::rt::System`).
 pub fn bind(config: &Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Result<Bound, StartError> {
     let storage = SqliteStorage::open(&config.server.database)?;
-    storage.sync_sites(&config.sites, clock.now_ms())?;
+    storage.sync_sites(&config.sites, clock.as_ref())?;
     let state = web::Data::new(ApiState {
         sites: config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect::<HashMap<_, _>>(),
         storage: Arc::new(storage),

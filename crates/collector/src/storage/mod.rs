@@ -13,6 +13,7 @@ use ringsource_core::phone::PhoneNumber;
 use ringsource_core::touch::Touch;
 use ringsource_core::wire::NumberKind;
 
+use crate::clock::Clock;
 use crate::config::Site;
 
 /// A storage failure. These are the collector's own faults (disk, schema),
@@ -92,13 +93,17 @@ pub struct PoolEvent {
 }
 
 /// The collector's persistence.
+///
+/// Methods take the clock rather than a timestamp: the backend reads the time
+/// once it holds the write lock, so the times it stores are in the order the
+/// writes happened (a lease taken over cannot end before it started).
 pub trait Storage: Send + Sync + 'static {
     /// Makes the stored sites and numbers match the configuration.
-    fn sync_sites(&self, sites: &[Site], now_ms: i64) -> Result<(), StorageError>;
+    fn sync_sites(&self, sites: &[Site], clock: &dyn Clock) -> Result<(), StorageError>;
     /// Starts or continues a session and gives it a number, atomically.
-    fn visit(&self, cmd: &VisitCommand<'_>, now_ms: i64) -> Result<VisitOutcome, StorageError>;
+    fn visit(&self, cmd: &VisitCommand<'_>, clock: &dyn Clock) -> Result<VisitOutcome, StorageError>;
     /// Renews the session's live lease.
-    fn heartbeat(&self, site: &Site, session_id: &str, now_ms: i64) -> Result<Renewal, StorageError>;
+    fn heartbeat(&self, site: &Site, session_id: &str, clock: &dyn Clock) -> Result<Renewal, StorageError>;
     /// Records a page view; `false` when the session is unknown.
     fn page_view(
         &self,
@@ -106,6 +111,6 @@ pub trait Storage: Send + Sync + 'static {
         session_id: &str,
         url: &str,
         title: Option<&str>,
-        now_ms: i64,
+        clock: &dyn Clock,
     ) -> Result<bool, StorageError>;
 }

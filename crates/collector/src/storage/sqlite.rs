@@ -19,6 +19,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use rusqlite_migration::{M, Migrations};
 
 use super::{Renewal, Storage, StorageError, VisitCommand, VisitOutcome, Want};
+use crate::clock::Clock;
 use crate::config::{Pool, Site};
 
 const SCHEMA_V1: &str = include_str!("schema_v1.sql");
@@ -33,7 +34,14 @@ fn sql(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> StorageError {
 }
 
 pub struct SqliteStorage {
-    conn: Mutex<Connection>,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    conn: Connection,
+    /// The latest time handed out, so time under the lock never runs
+    /// backwards even if the wall clock does (NTP steps).
+    last_now_ms: i64,
 }
 
 impl SqliteStorage {
@@ -52,13 +60,17 @@ impl SqliteStorage {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(open_err)?;
         migrations().to_latest(&mut conn)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self { inner: Mutex::new(Inner { conn, last_now_ms: i64::MIN }) })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    /// The connection and the current time, read under the lock.
+    fn lock(&self, clock: &dyn Clock) -> (MutexGuard<'_, Inner>, i64) {
         // A panic inside a transaction rolls it back when the transaction is
         // dropped, so the connection is still consistent after poisoning.
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let now_ms = clock.now_ms().max(inner.last_now_ms);
+        inner.last_now_ms = now_ms;
+        (inner, now_ms)
     }
 }
 
@@ -68,9 +80,9 @@ fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StorageError> {
 }
 
 impl Storage for SqliteStorage {
-    fn sync_sites(&self, sites: &[Site], now_ms: i64) -> Result<(), StorageError> {
-        let mut conn = self.conn();
-        let tx = immediate(&mut conn)?;
+    fn sync_sites(&self, sites: &[Site], clock: &dyn Clock) -> Result<(), StorageError> {
+        let (mut inner, now_ms) = self.lock(clock);
+        let tx = immediate(&mut inner.conn)?;
         tx.execute("UPDATE numbers SET active = 0", []).map_err(sql("deactivating numbers"))?;
         for site in sites {
             tx.execute(
@@ -107,9 +119,9 @@ impl Storage for SqliteStorage {
         tx.commit().map_err(sql("committing the site sync"))
     }
 
-    fn visit(&self, cmd: &VisitCommand<'_>, now_ms: i64) -> Result<VisitOutcome, StorageError> {
-        let mut conn = self.conn();
-        let tx = immediate(&mut conn)?;
+    fn visit(&self, cmd: &VisitCommand<'_>, clock: &dyn Clock) -> Result<VisitOutcome, StorageError> {
+        let (mut inner, now_ms) = self.lock(clock);
+        let tx = immediate(&mut inner.conn)?;
         let session_id = upsert_session(&tx, cmd, now_ms)?;
         record_touches(&tx, &session_id, cmd.touch, cmd.first_touch, now_ms)?;
         tx.execute(
@@ -138,9 +150,9 @@ impl Storage for SqliteStorage {
         Ok(outcome)
     }
 
-    fn heartbeat(&self, site: &Site, session_id: &str, now_ms: i64) -> Result<Renewal, StorageError> {
-        let mut conn = self.conn();
-        let tx = immediate(&mut conn)?;
+    fn heartbeat(&self, site: &Site, session_id: &str, clock: &dyn Clock) -> Result<Renewal, StorageError> {
+        let (mut inner, now_ms) = self.lock(clock);
+        let tx = immediate(&mut inner.conn)?;
         let live: Option<(i64, String, u32)> = tx
             .query_row(
                 "SELECT id, number, hold_secs FROM leases
@@ -173,10 +185,10 @@ impl Storage for SqliteStorage {
         session_id: &str,
         url: &str,
         title: Option<&str>,
-        now_ms: i64,
+        clock: &dyn Clock,
     ) -> Result<bool, StorageError> {
-        let mut conn = self.conn();
-        let tx = immediate(&mut conn)?;
+        let (mut inner, now_ms) = self.lock(clock);
+        let tx = immediate(&mut inner.conn)?;
         if !session_exists(&tx, &site.id, session_id)? {
             return Ok(false);
         }

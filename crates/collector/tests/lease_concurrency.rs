@@ -1,0 +1,91 @@
+//! Hundreds of parallel visits on a pool of 3 numbers, once per exhaustion
+//! policy. The database must show that no number was ever held by two live
+//! sessions, and every exhaustion must be recorded with the policy applied.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use serde_json::Value;
+
+const THREADS: usize = 8;
+const PER_THREAD: usize = 40;
+const TOTAL: usize = THREADS * PER_THREAD;
+
+fn hammer(policy: &str) -> (Harness, Vec<Value>) {
+    let h = start(
+        "[server.rate_limit]\nburst = 100000\nper_minute = 100000",
+        "",
+        &format!("on_exhaustion = \"{policy}\""),
+    );
+    let h = Arc::new(h);
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let h = Arc::clone(&h);
+            std::thread::spawn(move || (0..PER_THREAD).map(|_| h.visit(None, paid())).collect::<Vec<_>>())
+        })
+        .collect();
+    let answers: Vec<Value> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let h = Arc::try_unwrap(h).unwrap_or_else(|_| panic!("threads still hold the harness"));
+    assert_eq!(answers.len(), TOTAL);
+    (h, answers)
+}
+
+fn events(h: &Harness) -> Vec<(String, String)> {
+    let conn = h.db();
+    let mut st = conn.prepare("SELECT policy, outcome FROM pool_events WHERE pool_id = 'paid'").unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+}
+
+fn real_leases(answers: &[Value]) -> Vec<&str> {
+    answers
+        .iter()
+        .filter(|a| a["kind"] == "lease" && a["overflow"] == false)
+        .map(|a| a["number"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn overflow_policy_under_load() {
+    let (h, answers) = hammer("overflow");
+    let mut leased = real_leases(&answers);
+    leased.sort_unstable();
+    assert_eq!(leased, POOL.to_vec(), "each pool number goes to exactly one visitor");
+    let overflow: Vec<_> = answers.iter().filter(|a| a["overflow"] == true).collect();
+    assert_eq!(overflow.len(), TOTAL - 3);
+    assert!(overflow.iter().all(|a| a["kind"] == "lease" && a["number"] == OVERFLOW && a.get("expires_at_ms").is_none()));
+    let ev = events(&h);
+    assert_eq!(ev.len(), TOTAL - 3, "every exhaustion is recorded");
+    assert!(ev.iter().all(|(p, o)| p == "overflow" && o == "overflow"));
+    assert_no_number_leased_twice(&h.db());
+}
+
+#[test]
+fn original_policy_under_load() {
+    let (h, answers) = hammer("original");
+    assert_eq!(real_leases(&answers).len(), 3);
+    let originals = answers.iter().filter(|a| a["kind"] == "original").count();
+    assert_eq!(originals, TOTAL - 3);
+    let ev = events(&h);
+    assert_eq!(ev.len(), TOTAL - 3);
+    assert!(ev.iter().all(|(p, o)| p == "original" && o == "original"));
+    assert_no_number_leased_twice(&h.db());
+}
+
+#[test]
+fn take_over_policy_under_load() {
+    let (h, answers) = hammer("take-over-oldest");
+    // Everybody gets a pool number, taking over the least recently renewed lease.
+    assert_eq!(real_leases(&answers).len(), TOTAL);
+    let ev = events(&h);
+    assert_eq!(ev.len(), TOTAL - 3);
+    assert!(ev.iter().all(|(p, o)| p == "take-over-oldest" && o == "taken-over"));
+    let conn = h.db();
+    let taken: i64 =
+        conn.query_row("SELECT COUNT(*) FROM leases WHERE end_reason = 'taken_over'", [], |r| r.get(0)).unwrap();
+    assert_eq!(taken as usize, TOTAL - 3);
+    let open: i64 = conn.query_row("SELECT COUNT(*) FROM leases WHERE ended_at_ms IS NULL", [], |r| r.get(0)).unwrap();
+    assert_eq!(open, 3);
+    assert_no_number_leased_twice(&conn);
+}
