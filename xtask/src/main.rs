@@ -41,7 +41,11 @@ enum Cmd {
         dev: bool,
     },
     /// Run every test: native workspace tests, end-to-end tests, wasm tests in Chromium.
-    Test,
+    Test {
+        /// Only this suite (default: all). `wasm` skips the bundle, which only end-to-end tests need.
+        #[arg(value_enum)]
+        only: Option<test::Suite>,
+    },
     /// Bundle, then run the collector with the demo site.
     Demo {
         /// Address for the collector to listen on (overrides the demo config).
@@ -77,7 +81,7 @@ fn run(cli: Cli) -> Result<()> {
             let tools = provision(&root, choice, Needs { browser: false })?;
             bundle::bundle(&root, &tools, if dev { "dev" } else { "release" })?;
         }
-        Cmd::Test => test::test(&root, choice)?,
+        Cmd::Test { only } => test::test(&root, choice, only)?,
         Cmd::Demo { listen } => demo::demo(&root, choice, listen.as_deref())?,
         Cmd::Bench { what } => bench::bench(&root, choice, what)?,
     }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use clap::ValueEnum;
 use serde_json::json;
 
 use crate::bundle::bundle;
@@ -53,13 +54,34 @@ impl Stages {
     }
 }
 
-pub fn test(root: &Path, choice: ToolchainChoice) -> Result<()> {
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Suite {
+    /// Workspace tests and the end-to-end tests (collector + Chromium), after a bundle.
+    Native,
+    /// ringsource-web's tests in headless Chromium.
+    Wasm,
+}
+
+pub fn test(root: &Path, choice: ToolchainChoice, only: Option<Suite>) -> Result<()> {
     let mut stages = Stages::default();
     let tools = stages.run("provision", || {
         provision(root, choice, Needs { browser: true })
     })?;
-    let pkg = stages.run("bundle (release)", || bundle(root, &tools, "release"))?;
+    if only != Some(Suite::Wasm) {
+        native(root, &tools, &mut stages)?;
+    }
+    if only != Some(Suite::Native) {
+        stages.run("wasm tests (headless Chromium)", || {
+            wasm_tests(root, &tools)
+        })?;
+    }
+    stages.print();
+    println!("all tests passed");
+    Ok(())
+}
 
+fn native(root: &Path, tools: &Tools, stages: &mut Stages) -> Result<()> {
+    let pkg = stages.run("bundle (release)", || bundle(root, tools, "release"))?;
     stages.run("native tests", || {
         // The end-to-end tests in tests/ start the collector and Chromium themselves;
         // these tell them where the bundle, the static pages and the browser are.
@@ -70,14 +92,7 @@ pub fn test(root: &Path, choice: ToolchainChoice) -> Result<()> {
             .env("RINGSOURCE_WWW_DIR", root.join("www"))
             .env("CHROMEDRIVER", &tools.chromedriver)
             .env("CHROMIUM", &tools.chromium))
-    })?;
-
-    stages.run("wasm tests (headless Chromium)", || {
-        wasm_tests(root, &tools)
-    })?;
-    stages.print();
-    println!("all tests passed");
-    Ok(())
+    })
 }
 
 fn wasm_tests(root: &Path, tools: &Tools) -> Result<()> {
