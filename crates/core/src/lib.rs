@@ -2,6 +2,7 @@
 //! Nothing in this crate does I/O, so all of it is tested natively.
 
 pub mod bots;
+pub mod call;
 pub mod channel;
 pub mod lease;
 pub mod matcher;
