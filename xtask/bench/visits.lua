@@ -1,6 +1,8 @@
--- wrk script for `cargo xtask bench collector`: every request is a first page view
--- of the demo site asking for a number, as the browser script sends it.
--- text/plain keeps it a "simple" request, like the real beacon (no CORS preflight).
+-- wrk script for `cargo xtask bench collector`: POSTs the visit body the xtask wrote
+-- (built from ringsource-core's wire types) to the lease endpoint.
+-- text/plain keeps it a "simple" request, like the browser's (no CORS preflight).
+local file = assert(io.open(os.getenv("RINGSOURCE_BENCH_BODY"), "rb"))
+wrk.body = file:read("*a")
+file:close()
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "text/plain;charset=UTF-8"
-wrk.body = '{"page_url":"https://demo.ringsource.test/?utm_source=google&utm_medium=cpc&utm_campaign=bench&gclid=bench","referrer":"https://www.google.com/"}'

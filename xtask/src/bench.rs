@@ -3,8 +3,9 @@
 //! Numbers on a shared 2-core machine are noisy, so each bench measures its own
 //! baseline in the same run and reports the ratio, never a bare figure.
 
+use std::fs;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,12 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use crate::bundle::bundle;
-use crate::demo::collector_command;
+use crate::bundle::{Budget, bundle};
+use ringsource_core::touch::classify;
+use ringsource_core::visit::{UrlParts, Visit};
+use ringsource_core::wire::{Page, VisitRequest};
+
+use crate::demo::{DEMO_CONFIG, collector_command};
 use crate::provision::{Needs, ToolchainChoice, Tools, provision};
 use crate::util::{Guard, capture, cargo, display, free_port, run, wait_for_port};
 
@@ -40,7 +45,7 @@ pub fn bench(root: &Path, choice: ToolchainChoice, what: BenchCmd) -> Result<()>
     match what {
         BenchCmd::Web { timeout_secs } => {
             let tools = provision(root, choice, Needs { browser: true })?;
-            bundle(root, &tools, "release")?;
+            bundle(root, &tools, "release", Budget::Warn)?;
             web(root, &tools, Duration::from_secs(timeout_secs))
         }
         BenchCmd::Collector {
@@ -64,12 +69,41 @@ fn build_collector(root: &Path) -> Result<()> {
         .args(["build", "--release", "-p", "ringsource-collector"]))
 }
 
-/// Starts the release collector with the demo config on a free loopback port.
+/// The demo config with its own fresh database (the demo's data stays untouched) and the
+/// per-IP rate limit lifted: every wrk request comes from 127.0.0.1, and we measure leases,
+/// not the limiter's 429s.
+fn bench_config(root: &Path) -> Result<PathBuf> {
+    let dir = root.join("target/bench");
+    fs::create_dir_all(&dir)?;
+    let text = fs::read_to_string(root.join(DEMO_CONFIG))
+        .with_context(|| format!("reading {DEMO_CONFIG}"))?;
+    let mut config: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {DEMO_CONFIG}"))?;
+    let server = config
+        .get_mut("server")
+        .and_then(|s| s.as_table_mut())
+        .with_context(|| format!("{DEMO_CONFIG} has no [server] table"))?;
+    let db = dir.join("collector.sqlite");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    server.insert("database".into(), db.to_string_lossy().into_owned().into());
+    let mut limit = toml::Table::new();
+    limit.insert("burst".into(), 1_000_000_000.into());
+    limit.insert("per_minute".into(), 1_000_000_000.into());
+    server.insert("rate_limit".into(), limit.into());
+    let path = dir.join("collector.toml");
+    fs::write(&path, toml::to_string(&config)?)?;
+    Ok(path)
+}
+
+/// Starts the release collector with the bench config on a free loopback port.
 fn start_collector(root: &Path) -> Result<(Guard, SocketAddr)> {
+    let config = bench_config(root)?;
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let mut guard = Guard::spawn(
         "collector",
-        collector_command(root, &addr.to_string()).stdout(Stdio::null()),
+        collector_command(root, &config, &addr.to_string()).stdout(Stdio::null()),
     )?;
     wait_for_port(addr, &mut guard.child, "collector", Duration::from_secs(60))?;
     Ok((guard, addr))
@@ -297,12 +331,14 @@ fn collector(root: &Path, args: &WrkArgs) -> Result<()> {
 
     let lease = {
         let (_server, addr) = start_collector(root)?;
+        let body = root.join("target/bench/visit.json");
+        fs::write(&body, visit_body()?)?;
         let script = root.join("xtask/bench/visits.lua");
         wrk_run(
             wrk,
             args,
             &format!("http://{addr}/v1/sites/demo/visits"),
-            Some(&script),
+            Some((&script, &body)),
         )?
     };
 
@@ -337,7 +373,46 @@ fn collector(root: &Path, args: &WrkArgs) -> Result<()> {
     Ok(())
 }
 
-fn wrk_run(wrk: &Path, args: &WrkArgs, url: &str, script: Option<&Path>) -> Result<WrkResult> {
+/// A first page view from a Google Ads click, built with core's own parser and wire
+/// types so the body cannot drift from what the browser sends. Each request opens a new
+/// session: after the pool's first numbers, the collector serves the overflow number.
+fn visit_body() -> Result<String> {
+    let query = "utm_source=google&utm_medium=cpc&utm_campaign=bench&gclid=bench";
+    let page = UrlParts {
+        host: "demo.ringsource.test",
+        path: "/",
+        query,
+    };
+    let referrer = UrlParts {
+        host: "www.google.com",
+        path: "/",
+        query: "",
+    };
+    let visit = Visit::new(page, Some(referrer), "");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let request = VisitRequest {
+        session_id: None,
+        client_id: None,
+        ym_uid: None,
+        touch: classify(&visit, u64::try_from(now_ms)?),
+        first_touch: None,
+        page: Page {
+            url: format!("https://demo.ringsource.test/?{query}"),
+            title: None,
+        },
+        reveal: false,
+    };
+    Ok(serde_json::to_string(&request)?)
+}
+
+fn wrk_run(
+    wrk: &Path,
+    args: &WrkArgs,
+    url: &str,
+    script: Option<(&Path, &Path)>,
+) -> Result<WrkResult> {
     let mut cmd = Command::new(wrk);
     cmd.args([
         format!("-t{}", args.threads),
@@ -345,8 +420,8 @@ fn wrk_run(wrk: &Path, args: &WrkArgs, url: &str, script: Option<&Path>) -> Resu
         format!("-d{}", args.duration),
         "--latency".to_owned(),
     ]);
-    if let Some(script) = script {
-        cmd.arg("-s").arg(script);
+    if let Some((script, body)) = script {
+        cmd.arg("-s").arg(script).env("RINGSOURCE_BENCH_BODY", body);
     }
     cmd.arg(url);
     eprintln!("$ {}", display(&cmd));

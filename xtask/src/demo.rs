@@ -6,19 +6,15 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::bundle::bundle;
+use crate::bundle::{Budget, bundle};
 use crate::provision::{Needs, ToolchainChoice, provision};
 use crate::util::{cargo, display};
 
 pub const DEMO_CONFIG: &str = "examples/demo/ringsource.toml";
 
 /// The collector's `serve` command line; `listen` overrides the config's address.
-pub fn serve_args(listen: Option<&str>) -> Vec<String> {
-    let mut args = vec![
-        "serve".to_owned(),
-        "--config".to_owned(),
-        DEMO_CONFIG.to_owned(),
-    ];
+pub fn serve_args(config: &str, listen: Option<&str>) -> Vec<String> {
+    let mut args = vec!["serve".to_owned(), "--config".to_owned(), config.to_owned()];
     if let Some(addr) = listen {
         args.extend(["--listen".to_owned(), addr.to_owned()]);
     }
@@ -27,7 +23,7 @@ pub fn serve_args(listen: Option<&str>) -> Vec<String> {
 
 pub fn demo(root: &Path, choice: ToolchainChoice, listen: Option<&str>) -> Result<()> {
     let tools = provision(root, choice, Needs { browser: false })?;
-    bundle(root, &tools, "release")?;
+    bundle(root, &tools, "release", Budget::Warn)?;
 
     let addr = match listen {
         Some(a) => Some(a.to_owned()),
@@ -50,7 +46,7 @@ pub fn demo(root: &Path, choice: ToolchainChoice, listen: Option<&str>) -> Resul
     let mut cmd = cargo();
     cmd.current_dir(root)
         .args(["run", "--release", "-p", "ringsource-collector", "--"])
-        .args(serve_args(listen));
+        .args(serve_args(DEMO_CONFIG, listen));
     eprintln!("$ {}", display(&cmd));
     // exec: Ctrl-C and the exit status then belong to the collector, not to us.
     let err = cmd.exec();
@@ -88,9 +84,10 @@ fn pages(www: &Path) -> Vec<String> {
     pages
 }
 
-/// Used by the benches to run the collector exactly as the demo does, but on a chosen port.
-pub fn collector_command(root: &Path, listen: &str) -> Command {
+/// Used by the benches: the release collector with `config`, on a chosen address.
+pub fn collector_command(root: &Path, config: &Path, listen: &str) -> Command {
     let mut cmd = Command::new(root.join("target/release/ringsource"));
-    cmd.current_dir(root).args(serve_args(Some(listen)));
+    cmd.current_dir(root)
+        .args(serve_args(&config.to_string_lossy(), Some(listen)));
     cmd
 }

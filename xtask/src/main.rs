@@ -79,7 +79,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Bundle { dev } => {
             let tools = provision(&root, choice, Needs { browser: false })?;
-            bundle::bundle(&root, &tools, if dev { "dev" } else { "release" })?;
+            bundle::bundle(
+                &root,
+                &tools,
+                if dev { "dev" } else { "release" },
+                bundle::Budget::Enforce,
+            )?;
         }
         Cmd::Test { only } => test::test(&root, choice, only)?,
         Cmd::Demo { listen } => demo::demo(&root, choice, listen.as_deref())?,

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use serde_json::json;
 
-use crate::bundle::bundle;
+use crate::bundle::{Budget, bundle};
 use crate::config::WasmPackToml;
 use crate::provision::{Needs, ToolchainChoice, Tools, provision};
 use crate::util::{cargo, run};
@@ -81,7 +81,9 @@ pub fn test(root: &Path, choice: ToolchainChoice, only: Option<Suite>) -> Result
 }
 
 fn native(root: &Path, tools: &Tools, stages: &mut Stages) -> Result<()> {
-    let pkg = stages.run("bundle (release)", || bundle(root, tools, "release"))?;
+    let pkg = stages.run("bundle (release)", || {
+        bundle(root, tools, "release", Budget::Enforce)
+    })?;
     stages.run("native tests", || {
         // The end-to-end tests in tests/ start the collector and Chromium themselves;
         // these tell them where the bundle, the static pages and the browser are.
