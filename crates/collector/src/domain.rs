@@ -60,5 +60,6 @@ pub fn visit(
         expires_at_ms: out.expires_at_ms,
         heartbeat_secs,
         overflow: out.overflow,
+        promo_code: None,
     })
 }

@@ -92,6 +92,9 @@ pub struct VisitResponse {
     pub heartbeat_secs: u32,
     /// The pool was exhausted and this is the site's overflow number.
     pub overflow: bool,
+    /// The code to show for `kind: promo` (the page keeps its original number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promo_code: Option<String>,
 }
 
 /// `POST /v1/sites/{site}/heartbeat`: renew the session's lease.
