@@ -2,6 +2,7 @@
 //! Errors are typed inside and become JS exceptions only at this edge.
 
 mod error;
+mod js;
 mod swap;
 mod touches;
 mod visit;
@@ -40,15 +41,10 @@ pub fn replace_numbers(root: &Node, originals: Vec<String>, replacement: &str) -
 pub fn classify(page_url: &str, referrer: &str) -> Result<JsValue, JsValue> {
     let visit = visit::read(page_url, referrer, "")?;
     let touch = ringsource_core::touch::classify(&visit, js_sys::Date::now() as u64);
-    to_js(&touch)
+    Ok(js::touch_to_js(&touch))
 }
 
-// The bundle already carries serde_json for storage; going through
-// JSON.parse avoids shipping a second serializer for JS objects.
-fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    let json = serde_json::to_string(value).map_err(|e| JsValue::from_str(&e.to_string()))?;
-    js_sys::JSON::parse(&json)
-}
+
 
 /// Keeps swapping numbers in content added under `root` later, until
 /// `stop()` is called.
@@ -78,14 +74,14 @@ pub fn watch_numbers(root: &Node, originals: Vec<String>, replacement: &str) -> 
 pub fn record_visit(page_url: &str, referrer: &str) -> Result<JsValue, JsValue> {
     let visit = visit::read(page_url, referrer, "")?;
     let touch = ringsource_core::touch::classify(&visit, js_sys::Date::now() as u64);
-    to_js(&touches::record(touch))
+    Ok(js::history_to_js(&touches::record(touch)))
 }
 
 /// The stored `{ first, last }` touch history, or `null` when none is stored.
 #[wasm_bindgen(js_name = storedTouches)]
 pub fn stored_touches() -> Result<JsValue, JsValue> {
     match touches::load() {
-        Some(history) => to_js(&history),
+        Some(history) => Ok(js::history_to_js(&history)),
         None => Ok(JsValue::NULL),
     }
 }

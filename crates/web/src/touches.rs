@@ -1,8 +1,13 @@
 //! The visitor's first and last touch, kept in localStorage so a visitor who
 //! clicked an ad yesterday and comes back directly today is still credited.
+//!
+//! gloo-storage hands us the storage and hides its absence; values go
+//! through the browser's own JSON (see `js.rs` for why not serde).
 
 use gloo_storage::{LocalStorage, Storage};
 use ringsource_core::touch::{Touch, TouchHistory};
+
+use crate::js::{history_from_js, history_to_js};
 
 const KEY: &str = "ringsource.touches";
 
@@ -10,14 +15,23 @@ const KEY: &str = "ringsource.touches";
 /// Storage may be missing or full (private mode, quotas, disabled cookies):
 /// then the history lives for this page view only, which still attributes it.
 pub fn record(touch: Touch) -> TouchHistory {
-    let mut history: TouchHistory = LocalStorage::get(KEY).unwrap_or_default();
+    let mut history = load().unwrap_or_default();
     history.record(touch);
-    let _ = LocalStorage::set(KEY, &history);
+    save(&history);
     history
 }
 
 pub fn load() -> Option<TouchHistory> {
-    LocalStorage::get(KEY).ok()
+    let text = LocalStorage::raw().get_item(KEY).ok().flatten()?;
+    // A value that no longer parses is dropped rather than breaking the page.
+    let value = js_sys::JSON::parse(&text).ok()?;
+    Some(history_from_js(&value))
+}
+
+fn save(history: &TouchHistory) {
+    if let Ok(text) = js_sys::JSON::stringify(&history_to_js(history)) {
+        let _ = LocalStorage::raw().set_item(KEY, &String::from(text));
+    }
 }
 
 pub fn forget() {

@@ -1,0 +1,117 @@
+//! Marshalling core types to and from plain JS objects.
+//!
+//! Written by hand rather than through serde: every serde path measured here
+//! pulled a deserializer, float formatting and error machinery into the
+//! bundle (serde_json about 45 KB raw, serde-wasm-bindgen about 30 KB), and
+//! this bundle is downloaded on every page view. The field names are the
+//! same as the collector's serde names, so the JSON on the wire is the one
+//! `ringsource_core::wire` documents; the collector's tests parse it with serde.
+
+use js_sys::{Object, Reflect};
+use ringsource_core::channel::Channel;
+use ringsource_core::touch::{Touch, TouchHistory};
+use ringsource_core::visit::{ClickId, ClickIdKind};
+use wasm_bindgen::JsValue;
+
+/// Builds a JS object; `None` values are left out, as serde's
+/// `skip_serializing_if` does on the collector side.
+#[derive(Default)]
+pub struct ObjectBuilder {
+    object: Object,
+}
+
+impl ObjectBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set(self, key: &str, value: impl Into<JsValue>) -> Self {
+        let _ = Reflect::set(&self.object, &JsValue::from_str(key), &value.into());
+        self
+    }
+
+    pub fn set_opt(self, key: &str, value: Option<impl Into<JsValue>>) -> Self {
+        match value {
+            Some(v) => self.set(key, v),
+            None => self,
+        }
+    }
+
+    pub fn build(self) -> JsValue {
+        self.object.into()
+    }
+}
+
+pub fn get(object: &JsValue, key: &str) -> JsValue {
+    Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+pub fn get_string(object: &JsValue, key: &str) -> Option<String> {
+    get(object, key).as_string()
+}
+
+pub fn get_f64(object: &JsValue, key: &str) -> Option<f64> {
+    get(object, key).as_f64()
+}
+
+pub fn touch_to_js(touch: &Touch) -> JsValue {
+    let click_id = touch.click_id.as_ref().map(|c| {
+        ObjectBuilder::new().set("kind", c.kind.param()).set("value", c.value.as_str()).build()
+    });
+    ObjectBuilder::new()
+        .set("channel", touch.channel.as_str())
+        .set("source", touch.source.as_str())
+        .set("medium", touch.medium.as_str())
+        .set_opt("campaign", touch.campaign.as_deref())
+        .set_opt("term", touch.term.as_deref())
+        .set_opt("content", touch.content.as_deref())
+        .set_opt("utm_id", touch.utm_id.as_deref())
+        .set_opt("click_id", click_id)
+        .set("landing_path", touch.landing_path.as_str())
+        .set_opt("referrer_host", touch.referrer_host.as_deref())
+        .set("at_ms", touch.at_ms as f64)
+        .build()
+}
+
+/// Reads a touch written by [`touch_to_js`]; `None` for anything else, so a
+/// corrupted or foreign value in storage is ignored rather than trusted.
+pub fn touch_from_js(value: &JsValue) -> Option<Touch> {
+    if !value.is_object() {
+        return None;
+    }
+    let click_id = get(value, "click_id");
+    let click_id = if click_id.is_object() {
+        let kind = get_string(&click_id, "kind")?;
+        let kind = ClickIdKind::PRIORITY.into_iter().find(|k| k.param() == kind)?;
+        Some(ClickId { kind, value: get_string(&click_id, "value")? })
+    } else {
+        None
+    };
+    Some(Touch {
+        channel: get_string(value, "channel")?.parse::<Channel>().ok()?,
+        source: get_string(value, "source")?,
+        medium: get_string(value, "medium")?,
+        campaign: get_string(value, "campaign"),
+        term: get_string(value, "term"),
+        content: get_string(value, "content"),
+        utm_id: get_string(value, "utm_id"),
+        click_id,
+        landing_path: get_string(value, "landing_path")?,
+        referrer_host: get_string(value, "referrer_host"),
+        at_ms: get_f64(value, "at_ms")? as u64,
+    })
+}
+
+pub fn history_to_js(history: &TouchHistory) -> JsValue {
+    ObjectBuilder::new()
+        .set("first", history.first.as_ref().map_or(JsValue::NULL, touch_to_js))
+        .set("last", history.last.as_ref().map_or(JsValue::NULL, touch_to_js))
+        .build()
+}
+
+pub fn history_from_js(value: &JsValue) -> TouchHistory {
+    TouchHistory {
+        first: touch_from_js(&get(value, "first")),
+        last: touch_from_js(&get(value, "last")),
+    }
+}
