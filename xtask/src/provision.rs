@@ -133,7 +133,11 @@ pub fn provision(root: &Path, choice: ToolchainChoice, needs: Needs) -> Result<T
 }
 
 fn report(tool: &str, how: &str, path: &Path, version: &str) {
-    println!("{tool:<18} {how:<9} {} ({version})", path.display());
+    // "ChromeDriver 156.0.1 (730482a…-refs/…)" and "Chromium 156.0.1 built on Debian…"
+    // carry build details nobody needs on a one-line report.
+    let short = version.split(" (").next().unwrap_or(version);
+    let short = short.split(" built on").next().unwrap_or(short);
+    println!("{tool:<14} {how:<9} {} ({short})", path.display());
 }
 
 fn wasm_toolchain(choice: ToolchainChoice) -> Result<WasmToolchain> {
@@ -213,7 +217,10 @@ fn debian_toolchain() -> Result<WasmToolchain> {
         "wasm32 std",
         how,
         &rustc,
-        &format!("{version}, std from source"),
+        &format!(
+            "{}, std from source",
+            version.split(" (").next().unwrap_or_default()
+        ),
     );
     Ok(WasmToolchain::Debian {
         cargo,
