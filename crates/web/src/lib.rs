@@ -3,6 +3,9 @@
 
 mod error;
 mod js;
+mod net;
+mod session;
+mod start;
 mod swap;
 mod touches;
 mod visit;
@@ -90,4 +93,25 @@ pub fn stored_touches() -> Result<JsValue, JsValue> {
 #[wasm_bindgen(js_name = forgetTouches)]
 pub fn forget_touches() {
     touches::forget();
+}
+
+/// The full flow against a collector: `start({ site, collector, consent?, timeoutMs? })`.
+/// Resolves to what the page shows (`{ kind, number?, session_id?, reason? }`);
+/// it rejects only for bad options, never because the collector is down.
+#[wasm_bindgen]
+pub async fn start(options: JsValue) -> Result<JsValue, JsValue> {
+    start::start(options).await
+}
+
+/// Consent given (e.g. from the site's cookie banner): continues a `start()`
+/// that was waiting for it.
+#[wasm_bindgen(js_name = grantConsent)]
+pub fn grant_consent() {
+    start::grant_consent();
+}
+
+/// Consent withdrawn: forgets stored touches and session, restores the site's number.
+#[wasm_bindgen(js_name = revokeConsent)]
+pub fn revoke_consent() {
+    start::revoke_consent();
 }

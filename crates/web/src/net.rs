@@ -1,0 +1,97 @@
+//! Talking to the collector. Requests are "simple" CORS requests (POST with a
+//! text/plain body) so no preflight round trip delays the swap, and every
+//! request has a deadline: a slow collector must not keep a page waiting.
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, RequestInit, Response};
+
+/// Why a collector request gave no usable answer. The page then keeps (or
+/// goes back to) the site's own number.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("the collector did not answer: {0}")]
+    Unreachable(String),
+    #[error("the collector answered {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("the collector's answer is not the expected JSON")]
+    Malformed,
+}
+
+fn js_message(value: &JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| "network error".to_owned())
+}
+
+pub struct Collector {
+    pub base: String,
+    pub site: String,
+    pub timeout_ms: i32,
+}
+
+impl Collector {
+    fn url(&self, path: &str) -> String {
+        let mut url = self.base.trim_end_matches('/').to_owned();
+        url.push_str("/v1/sites/");
+        url.push_str(&js_sys::encode_uri_component(&self.site).as_string().unwrap_or_default());
+        url.push_str(path);
+        url
+    }
+
+    pub async fn get(&self, path: &str) -> Result<JsValue, NetError> {
+        self.send(path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &JsValue) -> Result<JsValue, NetError> {
+        let text = js_sys::JSON::stringify(body).map_err(|_| NetError::Malformed)?;
+        self.send(path, Some(String::from(text))).await
+    }
+
+    async fn send(&self, path: &str, body: Option<String>) -> Result<JsValue, NetError> {
+        let window = web_sys::window().ok_or_else(|| NetError::Unreachable("no window".into()))?;
+        let init = RequestInit::new();
+        let abort = AbortController::new().ok();
+        if let Some(abort) = &abort {
+            init.set_signal(Some(&abort.signal()));
+            let abort = abort.clone();
+            let cancel = Closure::once_into_js(move || abort.abort());
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+                cancel.unchecked_ref(),
+                self.timeout_ms,
+            );
+        }
+        if let Some(body) = body {
+            init.set_method("POST");
+            // keepalive lets a heartbeat or page view finish while the page unloads.
+            // (web-sys has `keepalive` only behind its unstable-API flag.)
+            let _ = js_sys::Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE);
+            let headers = web_sys::Headers::new().map_err(|e| NetError::Unreachable(js_message(&e)))?;
+            let _ = headers.set("Content-Type", "text/plain;charset=UTF-8");
+            init.set_headers(&headers);
+            init.set_body(&JsValue::from_str(&body));
+        }
+        let url = self.url(path);
+        let response: Response = JsFuture::from(window.fetch_with_str_and_init(&url, &init))
+            .await
+            .map_err(|e| NetError::Unreachable(js_message(&e)))?
+            .unchecked_into();
+        let status = response.status();
+        if status == 204 {
+            return Ok(JsValue::NULL);
+        }
+        let json = match response.json() {
+            Ok(p) => JsFuture::from(p).await.map_err(|_| NetError::Malformed)?,
+            Err(_) => return Err(NetError::Malformed),
+        };
+        if response.ok() {
+            Ok(json)
+        } else {
+            let message = crate::js::get_string(&crate::js::get(&json, "error"), "message")
+                .unwrap_or_default();
+            Err(NetError::Status { status, message })
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! The full flow against a collector, behind the public `start(options)`:
+//! stored number first, then site config, consent, the visit request, the
+//! swap, the observer for later content, and a heartbeat while visible.
+//!
+//! Any failure leaves the site's own number on the page (or puts it back):
+//! a tracking number that may no longer be ours is worse than none.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use gloo_storage::{LocalStorage, Storage};
+use ringsource_core::phone::PhoneNumber;
+use ringsource_core::touch::classify;
+use wasm_bindgen::prelude::*;
+use web_sys::{Document, Element, Window};
+
+use crate::error::WebError;
+use crate::js::{ObjectBuilder, get, get_f64, get_string, touch_to_js};
+use crate::net::{Collector, NetError};
+use crate::session::Session;
+use crate::swap::Swap;
+use crate::watch::Watch;
+
+const CONSENT_KEY: &str = "ringsource.consent";
+const DEFAULT_TIMEOUT_MS: i32 = 3000;
+
+thread_local! {
+    static FLOW: RefCell<Option<Rc<Flow>>> = const { RefCell::new(None) };
+}
+
+struct Flow {
+    collector: Collector,
+    /// The site's CMP already has consent (option `consent: true`).
+    consent_given: bool,
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    originals: Vec<PhoneNumber>,
+    /// The number the page shows now, when it is not the site's own.
+    shown: Option<PhoneNumber>,
+    watch: Option<Watch>,
+    session: Option<Session>,
+    heartbeat: Option<i32>,
+    waiting_for_consent: bool,
+    heartbeat_secs: u32,
+}
+
+/// What `start()` resolves to, for the developer and for tests.
+fn outcome(kind: &str, number: Option<&PhoneNumber>, reason: Option<&str>) -> JsValue {
+    let session_id = FLOW.with(|f| {
+        f.borrow().as_ref().and_then(|f| f.state.borrow().session.as_ref().map(|s| s.session_id.clone()))
+    });
+    ObjectBuilder::new()
+        .set("kind", kind)
+        .set_opt("number", number.map(PhoneNumber::e164))
+        .set_opt("session_id", session_id)
+        .set_opt("reason", reason)
+        .build()
+}
+
+fn window() -> Option<Window> {
+    web_sys::window()
+}
+
+fn document() -> Option<Document> {
+    window()?.document()
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+pub async fn start(options: JsValue) -> Result<JsValue, JsValue> {
+    let site = get_string(&options, "site").filter(|s| !s.is_empty()).ok_or(WebError::Option {
+        name: "site",
+        reason: "is required: the site id from the collector's configuration",
+    })?;
+    let base = get_string(&options, "collector").filter(|s| !s.is_empty()).ok_or(WebError::Option {
+        name: "collector",
+        reason: "is required: the collector's base URL, e.g. https://calls.example.com",
+    })?;
+    let timeout_ms = get_f64(&options, "timeoutMs").map_or(DEFAULT_TIMEOUT_MS, |t| t as i32);
+    let consent_given = get(&options, "consent").as_bool() == Some(true);
+
+    let user_agent = window().and_then(|w| w.navigator().user_agent().ok()).unwrap_or_default();
+    if ringsource_core::bots::is_bot(&user_agent) {
+        return Ok(outcome("original", None, Some("crawler")));
+    }
+
+    let flow = Rc::new(Flow {
+        collector: Collector { base, site, timeout_ms },
+        consent_given,
+        state: RefCell::new(State::default()),
+    });
+    if let Some(old) = FLOW.with(|f| f.replace(Some(flow.clone()))) {
+        old.stop();
+    }
+
+    // A returning visitor sees their number before any network call.
+    if let Some(stored) = Session::load(&flow.collector.site) {
+        let shown = stored.showable_at(now_ms()).cloned();
+        {
+            let mut state = flow.state.borrow_mut();
+            state.originals = stored.originals.clone();
+            state.session = Some(stored);
+        }
+        if let Some(number) = shown {
+            flow.show(number);
+        }
+    }
+
+    let config = match flow.collector.get("/config").await {
+        Ok(c) => c,
+        // A stored lease stays on show until it lapses; otherwise the
+        // original number is already there.
+        Err(e) => return Ok(flow.failed(&e)),
+    };
+    let originals: Vec<PhoneNumber> = js_sys::Array::from(&get(&config, "originals"))
+        .iter()
+        .filter_map(|o| o.as_string().and_then(|o| PhoneNumber::parse(&o).ok()))
+        .collect();
+    {
+        let mut state = flow.state.borrow_mut();
+        state.originals = originals;
+        state.heartbeat_secs = get_f64(&config, "heartbeat_secs").map_or(60, |s| s as u32);
+    }
+
+    if get(&config, "consent_required").as_bool() == Some(true) && !flow.consent() {
+        flow.revert();
+        flow.state.borrow_mut().waiting_for_consent = true;
+        return Ok(outcome("original", None, Some("waiting for consent")));
+    }
+
+    let show_number = get(&config, "show_number");
+    let already_revealed = flow.state.borrow().shown.is_some();
+    if show_number.is_object() && !already_revealed {
+        flow.mask(&show_number);
+        return Ok(outcome("original", None, Some("behind the show-number button")));
+    }
+    Ok(flow.visit(false).await)
+}
+
+/// The visitor (or the site's consent banner) granted consent: store that,
+/// and continue a flow that was waiting for it.
+pub fn grant_consent() {
+    let _ = LocalStorage::raw().set_item(CONSENT_KEY, "granted");
+    let flow = FLOW.with(|f| f.borrow().clone());
+    if let Some(flow) = flow {
+        let waiting = std::mem::take(&mut flow.state.borrow_mut().waiting_for_consent);
+        if waiting {
+            wasm_bindgen_futures::spawn_local(async move {
+                flow.visit(false).await;
+            });
+        }
+    }
+}
+
+/// Consent withdrawn: forget everything stored and show the site's own number.
+pub fn revoke_consent() {
+    let _ = LocalStorage::raw().remove_item(CONSENT_KEY);
+    crate::touches::forget();
+    if let Some(flow) = FLOW.with(|f| f.borrow().clone()) {
+        Session::forget(&flow.collector.site);
+        flow.revert();
+        flow.stop();
+    }
+}
+
+impl Flow {
+    fn consent(&self) -> bool {
+        self.consent_given
+            || LocalStorage::raw().get_item(CONSENT_KEY).ok().flatten().as_deref() == Some("granted")
+    }
+
+    fn failed(&self, error: &NetError) -> JsValue {
+        web_sys::console::warn_2(&"ringsource: kept the page's number:".into(), &error.to_string().into());
+        let shown = self.state.borrow().shown.clone();
+        match shown {
+            Some(number) => outcome("stored", Some(&number), Some("collector unavailable")),
+            None => outcome("original", None, Some("collector unavailable")),
+        }
+    }
+
+    /// Shows `number` everywhere the site's number (or the number shown
+    /// before) appears, now and in content added later.
+    fn show(&self, number: PhoneNumber) {
+        let Some(body) = document().and_then(|d| d.body()) else { return };
+        let mut state = self.state.borrow_mut();
+        let mut find = state.originals.clone();
+        if let Some(previous) = state.shown.take() {
+            find.push(previous);
+        }
+        find.retain(|n| *n != number);
+        let swap = Rc::new(Swap::new(&find, number.clone()));
+        swap.apply(&body);
+        state.watch = Watch::start(&body, swap).ok();
+        state.shown = Some(number);
+    }
+
+    /// Puts the site's own number back.
+    fn revert(&self) {
+        let (shown, original) = {
+            let mut state = self.state.borrow_mut();
+            state.watch = None;
+            (state.shown.take(), state.originals.first().cloned())
+        };
+        if let (Some(shown), Some(original), Some(body)) =
+            (shown, original, document().and_then(|d| d.body()))
+        {
+            Swap::new(&[shown], original).apply(&body);
+        }
+    }
+
+    fn stop(&self) {
+        let mut state = self.state.borrow_mut();
+        state.watch = None;
+        if let (Some(id), Some(w)) = (state.heartbeat.take(), window()) {
+            w.clear_interval_with_handle(id);
+        }
+    }
+
+    /// Asks the collector what this visitor should see, and shows it.
+    async fn visit(self: &Rc<Self>, reveal: bool) -> JsValue {
+        let Some(body) = self.visit_request(reveal) else {
+            return outcome("original", None, Some("cannot read the page"));
+        };
+        let answer = match self.collector.post("/visits", &body).await {
+            Ok(a) => a,
+            Err(e) => return self.failed(&e),
+        };
+        let (Some(session_id), Some(kind)) = (get_string(&answer, "session_id"), get_string(&answer, "kind")) else {
+            return self.failed(&NetError::Malformed);
+        };
+        let number = get_string(&answer, "number").and_then(|n| PhoneNumber::parse(&n).ok());
+        let expires_at_ms = get_f64(&answer, "expires_at_ms");
+        if let Some(secs) = get_f64(&answer, "heartbeat_secs") {
+            self.state.borrow_mut().heartbeat_secs = secs as u32;
+        }
+        let session = Session {
+            session_id,
+            number: number.clone().filter(|_| kind == "lease" || kind == "static"),
+            expires_at_ms,
+            originals: self.state.borrow().originals.clone(),
+        };
+        session.save(&self.collector.site);
+        self.state.borrow_mut().session = Some(session);
+
+        match (kind.as_str(), number) {
+            ("lease" | "static", Some(number)) => {
+                self.show(number.clone());
+                if expires_at_ms.is_some() {
+                    self.start_heartbeat();
+                }
+                outcome(&kind, Some(&number), None)
+            }
+            ("promo", _) => {
+                let code = get_string(&answer, "promo_code").unwrap_or_default();
+                show_promo(&code);
+                ObjectBuilder::new().set("kind", "promo").set("promo_code", code).build()
+            }
+            _ => {
+                self.revert();
+                outcome("original", None, None)
+            }
+        }
+    }
+
+    fn visit_request(&self, reveal: bool) -> Option<JsValue> {
+        let window = window()?;
+        let document = window.document()?;
+        let href = window.location().href().ok()?;
+        let cookies = document
+            .dyn_ref::<web_sys::HtmlDocument>()
+            .and_then(|d| d.cookie().ok())
+            .unwrap_or_default();
+        let visit = crate::visit::read(&href, &document.referrer(), &cookies).ok()?;
+        let touch = classify(&visit, now_ms() as u64);
+        let history = crate::touches::record(touch);
+        let last = history.last.as_ref()?;
+        let first = history.first.as_ref().filter(|f| *f != last);
+        let session_id = self.state.borrow().session.as_ref().map(|s| s.session_id.clone());
+        let page = ObjectBuilder::new().set("url", href).set("title", document.title()).build();
+        Some(
+            ObjectBuilder::new()
+                .set_opt("session_id", session_id)
+                .set_opt("client_id", visit.ga_client_id.as_deref())
+                .set_opt("ym_uid", visit.ym_uid.as_deref())
+                .set("touch", touch_to_js(last))
+                .set_opt("first_touch", first.map(touch_to_js))
+                .set("page", page)
+                .set("reveal", reveal)
+                .build(),
+        )
+    }
+
+    /// Renews the lease while the page is visible; a hidden tab lets it
+    /// lapse, which frees the number for the next visitor.
+    fn start_heartbeat(self: &Rc<Self>) {
+        let Some(w) = window() else { return };
+        let mut state = self.state.borrow_mut();
+        if state.heartbeat.is_some() {
+            return;
+        }
+        let flow = Rc::downgrade(self);
+        let tick = Closure::<dyn FnMut()>::new(move || {
+            let Some(flow) = flow.upgrade() else { return };
+            let visible = document().is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
+            if visible {
+                wasm_bindgen_futures::spawn_local(async move { flow.heartbeat().await });
+            }
+        });
+        let period = (state.heartbeat_secs.max(5) * 1000) as i32;
+        state.heartbeat = w
+            .set_interval_with_callback_and_timeout_and_arguments_0(tick.as_ref().unchecked_ref(), period)
+            .ok();
+        // The interval lives as long as the page (or until stop()).
+        tick.forget();
+    }
+
+    async fn heartbeat(self: &Rc<Self>) {
+        let Some(session_id) = self.state.borrow().session.as_ref().map(|s| s.session_id.clone()) else {
+            return;
+        };
+        let body = ObjectBuilder::new().set("session_id", session_id).build();
+        match self.collector.post("/heartbeat", &body).await {
+            Ok(answer) => {
+                let mut state = self.state.borrow_mut();
+                if let Some(session) = state.session.as_mut() {
+                    session.expires_at_ms = get_f64(&answer, "expires_at_ms");
+                    session.save(&self.collector.site);
+                }
+            }
+            // The lease is gone (expired while hidden, or taken over): ask
+            // again rather than keep showing a number that is someone else's.
+            Err(NetError::Status { status: 404 | 409 | 410, .. }) => {
+                self.visit(false).await;
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Show-number mode: hide each number block behind a button, and take a
+    /// lease only when one is clicked.
+    fn mask(self: &Rc<Self>, show_number: &JsValue) {
+        let (Some(selector), Some(document)) = (get_string(show_number, "selector"), document()) else {
+            return;
+        };
+        let label = get_string(show_number, "label").unwrap_or_else(|| "Show number".to_owned());
+        let Ok(targets) = document.query_selector_all(&selector) else { return };
+        let mut masked: Vec<(Element, Element)> = Vec::new();
+        for i in 0..targets.length() {
+            let Some(target) = targets.item(i).and_then(|n| n.dyn_into::<Element>().ok()) else { continue };
+            let Ok(button) = document.create_element("button") else { continue };
+            let _ = button.set_attribute("type", "button");
+            let _ = button.set_attribute("class", "ringsource-show-number");
+            button.set_text_content(Some(&label));
+            let _ = target.set_attribute("hidden", "");
+            if target.before_with_node_1(&button).is_ok() {
+                masked.push((target, button));
+            }
+        }
+        let masked = Rc::new(masked);
+        let flow = self.clone();
+        let on_click = Closure::<dyn FnMut()>::new(move || {
+            // Unmask first: if the lease request fails the visitor still
+            // gets the site's own number.
+            for (target, button) in masked.iter() {
+                let _ = target.remove_attribute("hidden");
+                button.remove();
+            }
+            let flow = flow.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                flow.visit(true).await;
+            });
+        });
+        let buttons = document.query_selector_all("button.ringsource-show-number");
+        if let Ok(buttons) = buttons {
+            for i in 0..buttons.length() {
+                if let Some(b) = buttons.item(i) {
+                    let _ = b.add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref());
+                }
+            }
+        }
+        on_click.forget();
+    }
+}
+
+/// Promo-code mode: the page shows a short code where it asks for one.
+fn show_promo(code: &str) {
+    let Some(document) = document() else { return };
+    if let Ok(slots) = document.query_selector_all("[data-ringsource-promo]") {
+        for i in 0..slots.length() {
+            if let Some(slot) = slots.item(i) {
+                slot.set_text_content(Some(code));
+            }
+        }
+    }
+}
