@@ -16,8 +16,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use ringsource_core::attribution::Model;
 use ringsource_core::lease::ExhaustionPolicy;
 use ringsource_core::phone::{PhoneNumber, Region};
+use ringsource_core::promo::{self, PromoRouting};
 use ringsource_core::routing::{RoutingTable, SourceRule};
 use ringsource_core::wire::ShowNumber;
 use serde::Deserialize;
@@ -150,6 +152,15 @@ pub struct RawSite {
     /// An answered call at least this long is a target call.
     #[serde(default = "default_target_call_secs")]
     pub target_call_secs: u32,
+    /// How a call's credit is split over the visitor's touches.
+    #[serde(default)]
+    pub attribution_model: Model,
+    /// A call this long after the lease ended still goes to its session.
+    #[serde(default = "default_grace_secs")]
+    pub grace_secs: u32,
+    /// Promo codes for the visits that get no tracking number.
+    #[serde(default)]
+    pub promo: Option<RawPromo>,
     #[serde(default)]
     pub static_numbers: Vec<RawStatic>,
     #[serde(default)]
@@ -164,6 +175,34 @@ fn default_uniqueness_days() -> u32 {
     30
 }
 fn default_target_call_secs() -> u32 {
+    30
+}
+fn default_grace_secs() -> u32 {
+    120
+}
+
+/// `[sites.promo]`: which visits see a promo code instead of a number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPromo {
+    /// Visits matching any rule get a code (checked after static numbers and pools).
+    #[serde(default)]
+    pub rules: Vec<SourceRule>,
+    /// Visits that match nothing else get a code instead of the original number.
+    #[serde(default)]
+    pub fallback: bool,
+    #[serde(default = "default_promo_length")]
+    pub length: usize,
+    /// A code stays reserved for its session this long after the session's
+    /// last visit, so a caller who names it days later is still found.
+    #[serde(default = "default_promo_hold_days")]
+    pub hold_days: u32,
+}
+
+fn default_promo_length() -> usize {
+    promo::DEFAULT_LENGTH
+}
+fn default_promo_hold_days() -> u32 {
     30
 }
 
@@ -244,11 +283,22 @@ pub struct Site {
     pub show_number: Option<ShowNumber>,
     pub uniqueness_window_days: u32,
     pub target_call_secs: u32,
+    pub attribution_model: Model,
+    pub grace_secs: u32,
+    pub promo: Option<PromoConfig>,
     pub static_numbers: Vec<StaticNumber>,
     pub pools: Vec<Pool>,
     pub pbx_secrets: BTreeMap<String, String>,
     /// Built from the static numbers' and pools' rules, same indices.
     pub routing: RoutingTable,
+}
+
+/// A validated `[sites.promo]`.
+#[derive(Debug, Clone)]
+pub struct PromoConfig {
+    pub routing: PromoRouting,
+    pub length: usize,
+    pub hold_days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -562,6 +612,27 @@ fn validate_site(
     if raw.target_call_secs == 0 {
         issues.push(format!("{path}.target_call_secs"), "must be at least 1");
     }
+    if raw.grace_secs > 86_400 {
+        issues.push(format!("{path}.grace_secs"), "must be at most 86400 (one day)");
+    }
+    let promo = raw.promo.map(|p| {
+        let pp = format!("{path}.promo");
+        if !(promo::MIN_LENGTH..=promo::MAX_LENGTH).contains(&p.length) {
+            issues.push(format!("{pp}.length"), format!("must be between {} and {}", promo::MIN_LENGTH, promo::MAX_LENGTH));
+        }
+        if p.rules.is_empty() && !p.fallback {
+            issues.push(pp.clone(), "set rules, fallback = true, or both; otherwise no visit ever gets a code");
+        }
+        for (j, r) in p.rules.iter().enumerate() {
+            if let Err(e) = r.validate() {
+                issues.push(format!("{pp}.rules[{j}]"), e.to_string());
+            }
+        }
+        if p.hold_days == 0 {
+            issues.push(format!("{pp}.hold_days"), "must be at least 1");
+        }
+        PromoConfig { routing: PromoRouting { rules: p.rules, fallback: p.fallback }, length: p.length, hold_days: p.hold_days }
+    });
 
     let mut static_numbers = Vec::new();
     for (i, s) in raw.static_numbers.into_iter().enumerate() {
@@ -659,6 +730,9 @@ fn validate_site(
         show_number,
         uniqueness_window_days: raw.uniqueness_window_days,
         target_call_secs: raw.target_call_secs,
+        attribution_model: raw.attribution_model,
+        grace_secs: raw.grace_secs,
+        promo,
         static_numbers,
         pools,
         pbx_secrets,

@@ -1,6 +1,7 @@
 //! The visit flow between the HTTP layer and storage: route the touch to a
 //! static number, a pool or the original, keeping crawlers and unrevealed
-//! show-number pages off the pool. Runs on a blocking thread.
+//! show-number pages off the pool, and giving promo codes to the visits the
+//! site's promo rules pick. Runs on a blocking thread.
 
 use ringsource_core::bots;
 use ringsource_core::routing::Route;
@@ -19,7 +20,12 @@ pub fn want<'a>(site: &'a Site, visit: &VisitRequest, is_bot: bool) -> Want<'a> 
         // Behind the show-number button a lease is taken only on the click.
         Route::Pool(_) if site.show_number.is_some() && !visit.reveal => Want::Original,
         Route::Pool(i) => Want::Pool(&site.pools[i]),
-        Route::Original => Want::Original,
+        // A visit that earns no number may get a promo code; a crawler never
+        // does, it would only use up codes.
+        Route::Original => match &site.promo {
+            Some(promo) if !is_bot && promo.routing.applies(&visit.touch) => Want::Promo(promo),
+            _ => Want::Original,
+        },
     }
 }
 
@@ -60,6 +66,6 @@ pub fn visit(
         expires_at_ms: out.expires_at_ms,
         heartbeat_secs,
         overflow: out.overflow,
-        promo_code: None,
+        promo_code: out.promo_code,
     })
 }

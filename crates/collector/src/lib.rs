@@ -6,12 +6,14 @@
 //! - [`storage`]: persistence behind a trait, SQLite today;
 //! - [`domain`]: the visit flow (routing, crawlers, show-number) over storage;
 //! - [`api`]: the `/v1/` HTTP API, CORS, rate limiting, JSON errors;
+//! - [`calls`]: calls from PBX events: storage, attribution, the admin calls API;
 //! - [`static_files`]: the script tag, the wasm bundle and the `www/` pages;
 //! - [`server`]: builds the actix-web app and runs it;
 //! - [`clock`]: injectable time; [`ratelimit`]: per-IP token buckets;
 //! - [`cli`]: the `ringsource` command line.
 
 pub mod api;
+pub mod calls;
 pub mod cli;
 pub mod clock;
 pub mod config;

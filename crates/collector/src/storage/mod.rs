@@ -6,6 +6,7 @@
 //! Invariant kept by every backend: a number is never leased to two live
 //! sessions. Every pool exhaustion is recorded with the policy applied.
 
+pub mod calls;
 pub mod sqlite;
 
 use ringsource_core::lease::ExhaustionPolicy;
@@ -30,6 +31,8 @@ pub enum StorageError {
     Sql { doing: &'static str, source: rusqlite::Error },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("the system has no randomness to offer: {0}")]
+    NoRandomness(String),
 }
 
 /// What a visit asks of the pool, decided by the routing rules.
@@ -39,6 +42,8 @@ pub enum Want<'a> {
     Pool(&'a crate::config::Pool),
     /// This static number.
     Static(&'a PhoneNumber),
+    /// A promo code (the page keeps its original number).
+    Promo(&'a crate::config::PromoConfig),
     /// Keep the original number (no rule matched, crawler, or the number is
     /// hidden behind the show-number button and was not revealed).
     Original,
@@ -71,6 +76,8 @@ pub struct VisitOutcome {
     pub number: Option<PhoneNumber>,
     pub expires_at_ms: Option<i64>,
     pub overflow: bool,
+    /// The session's promo code, for [`Want::Promo`].
+    pub promo_code: Option<String>,
 }
 
 /// The answer to a heartbeat.

@@ -22,10 +22,13 @@ use super::{Renewal, Storage, StorageError, VisitCommand, VisitOutcome, Want};
 use crate::clock::Clock;
 use crate::config::{Pool, Site};
 
+mod calls;
+
 const SCHEMA_V1: &str = include_str!("schema_v1.sql");
+const SCHEMA_V2: &str = include_str!("schema_v2.sql");
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(SCHEMA_V1)])
+    Migrations::new(vec![M::up(SCHEMA_V1), M::up(SCHEMA_V2)])
 }
 
 /// Wraps a rusqlite error with what was being done.
@@ -136,6 +139,7 @@ impl Storage for SqliteStorage {
                 number: None,
                 expires_at_ms: None,
                 overflow: false,
+                promo_code: None,
             },
             Want::Static(number) => VisitOutcome {
                 session_id,
@@ -143,8 +147,24 @@ impl Storage for SqliteStorage {
                 number: Some(number.clone()),
                 expires_at_ms: None,
                 overflow: false,
+                promo_code: None,
             },
             Want::Pool(pool) => lease_from_pool(&tx, cmd.site, pool, session_id, now_ms)?,
+            Want::Promo(promo) => {
+                match calls::promo_code_for(&tx, cmd.site, promo, &session_id, now_ms)? {
+                    Some(code) => VisitOutcome {
+                        session_id,
+                        kind: NumberKind::Promo,
+                        number: None,
+                        expires_at_ms: None,
+                        overflow: false,
+                        promo_code: Some(code),
+                    },
+                    // No free code: the original number, as for any visit
+                    // that gets nothing to track.
+                    None => original(session_id),
+                }
+            }
         };
         tx.commit().map_err(sql("committing the visit"))?;
         Ok(outcome)
@@ -428,6 +448,7 @@ fn lease_from_pool(
             number: Some(pool.numbers[i].clone()),
             expires_at_ms: Some(expires_at_ms),
             overflow: false,
+                promo_code: None,
         })
     };
     match lease::pick(&states, &visitor, now_ms) {
@@ -445,6 +466,7 @@ fn lease_from_pool(
                     number: Some(pool.numbers[i].clone()),
                     expires_at_ms: Some(expires_at_ms),
                     overflow: false,
+                promo_code: None,
                 })
             } else {
                 // Same visitor (client id) in a new session: the number moves
@@ -482,6 +504,7 @@ fn lease_from_pool(
                         number: Some(n.clone()),
                         expires_at_ms: None,
                         overflow: true,
+                        promo_code: None,
                     }),
                     // Configuration validation requires an overflow number for
                     // this policy; without one the original is the safe answer.
@@ -505,5 +528,5 @@ fn lease_from_pool(
 }
 
 fn original(session_id: String) -> VisitOutcome {
-    VisitOutcome { session_id, kind: NumberKind::Original, number: None, expires_at_ms: None, overflow: false }
+    VisitOutcome { session_id, kind: NumberKind::Original, number: None, expires_at_ms: None, overflow: false, promo_code: None }
 }

@@ -1,0 +1,421 @@
+//! The calls admin API, behind `Authorization: Bearer <admin_token>`:
+//!
+//! - `GET /v1/calls` list and filter, `GET /v1/calls.csv` the same as CSV;
+//! - `GET /v1/calls/{id}` one call with its visitor's path and attribution;
+//! - `POST /v1/calls/{id}/promo` `{ "code" }`: the manager names a promo code;
+//! - `GET /v1/reports/calls` calls per group per UTC day, by credit;
+//! - `GET /v1/promo/{code}?site=` who a promo code was issued to.
+//!
+//! Errors are `{ "error": { "code", "message" } }`; 401 without the token (or
+//! when no token is configured: the admin API is then off).
+
+use std::future::{Ready, ready};
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use ringsource_core::call::CallStatus;
+use ringsource_core::promo::PromoCode;
+use ringsource_core::wire::{ErrorBody, ErrorDetail};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::{CallsError, CallsService, dates};
+use crate::storage::StorageError;
+use crate::storage::calls::{CallFilter, CallSummary, GroupBy, RecordError, ReportQuery, StatusFilter};
+
+/// The routes this module registers, for `api::ROUTES` and `openapi.json`.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/calls"),
+    ("GET", "/v1/calls.csv"),
+    ("GET", "/v1/calls/{id}"),
+    ("POST", "/v1/calls/{id}/promo"),
+    ("GET", "/v1/reports/calls"),
+    ("GET", "/v1/promo/{code}"),
+];
+
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 1000;
+/// The CSV export is for spreadsheets: a larger page, still bounded so one
+/// request cannot hold the database for long.
+const CSV_DEFAULT_LIMIT: u32 = 10_000;
+const CSV_MAX_LIMIT: u32 = 100_000;
+/// Reports without `from` cover the 30 days before `to`.
+const DEFAULT_REPORT_DAYS: i64 = 30;
+const MAX_BODY_BYTES: usize = 4096;
+
+/// The admin API's shared state.
+pub struct CallsApi {
+    pub service: Arc<CallsService>,
+    /// `None`: no token configured, every admin request is refused.
+    pub admin_token: Option<String>,
+}
+
+/// Errors of the calls API.
+#[derive(Debug, thiserror::Error)]
+pub enum CallsApiError {
+    #[error("missing or wrong admin token; send Authorization: Bearer <server.admin_token>")]
+    Unauthorized,
+    #[error("the admin API is off: no server.admin_token (or RINGSOURCE_ADMIN_TOKEN) is configured")]
+    AdminDisabled,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Calls(#[from] CallsError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl CallsApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            CallsApiError::Unauthorized | CallsApiError::AdminDisabled => "unauthorized",
+            CallsApiError::BadRequest(_) => "bad_request",
+            CallsApiError::Calls(CallsError::UnknownSite(_)) => "unknown_site",
+            CallsApiError::Calls(CallsError::UnknownCall(_)) => "unknown_call",
+            CallsApiError::Calls(CallsError::UnknownPromoCode { .. }) => "unknown_promo_code",
+            CallsApiError::Calls(CallsError::Record(RecordError::OtherSite { .. })) => "conflict",
+            CallsApiError::Calls(CallsError::Storage(_) | CallsError::Record(RecordError::Storage(_))) => {
+                "storage_error"
+            }
+            CallsApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl ResponseError for CallsApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            CallsApiError::Unauthorized | CallsApiError::AdminDisabled => StatusCode::UNAUTHORIZED,
+            CallsApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            CallsApiError::Calls(
+                CallsError::UnknownSite(_) | CallsError::UnknownCall(_) | CallsError::UnknownPromoCode { .. },
+            ) => StatusCode::NOT_FOUND,
+            CallsApiError::Calls(CallsError::Record(RecordError::OtherSite { .. })) => StatusCode::CONFLICT,
+            CallsApiError::Calls(CallsError::Storage(_) | CallsError::Record(RecordError::Storage(_)))
+            | CallsApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.status_code().is_server_error() {
+            eprintln!("ringsource: {self}");
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::UNAUTHORIZED {
+            resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        resp.json(ErrorBody { error: ErrorDetail { code: self.code().to_owned(), message: self.to_string() } })
+    }
+}
+
+/// Compares without an early exit, so response time does not tell how much
+/// of a guessed token was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Proof that the request carried the admin token: every handler takes one.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = CallsApiError;
+    type Future = Ready<Result<Admin, CallsApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(state) = req.app_data::<web::Data<CallsApi>>() else {
+            return ready(Err(CallsApiError::Internal("the calls API state is not registered".to_owned())));
+        };
+        let Some(token) = state.admin_token.as_deref() else { return ready(Err(CallsApiError::AdminDisabled)) };
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        ready(match given {
+            Some(g) if same_secret(g.as_bytes(), token.as_bytes()) => Ok(Admin),
+            _ => Err(CallsApiError::Unauthorized),
+        })
+    }
+}
+
+/// Registers the routes (the static `/v1/calls.csv` before `/v1/calls/{id}`).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/calls", web::get().to(list))
+        .route("/v1/calls.csv", web::get().to(csv_export))
+        .route("/v1/calls/{id}", web::get().to(get_call))
+        .route("/v1/calls/{id}/promo", web::post().to(attach_promo))
+        .route("/v1/reports/calls", web::get().to(report))
+        .route("/v1/promo/{code}", web::get().to(promo_lookup));
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CallsError> + Send + 'static,
+) -> Result<T, CallsApiError> {
+    web::block(f).await.map_err(|e| CallsApiError::Internal(format!("the blocking pool failed: {e}")))?.map_err(Into::into)
+}
+
+/// Parses the query string with our own JSON 400 on unknown or bad keys.
+fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, CallsApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| CallsApiError::BadRequest(format!("query string: {e}")))
+}
+
+/// A time bound: Unix ms, or a `YYYY-MM-DD` UTC date. As an upper bound a
+/// date includes its whole day.
+fn time_bound(name: &str, text: &str, upper: bool) -> Result<i64, CallsApiError> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    dates::parse_date_ms(text)
+        .map(|day| if upper { day + dates::day_ms() } else { day })
+        .ok_or_else(|| CallsApiError::BadRequest(format!("{name}={text:?} is neither Unix milliseconds nor a YYYY-MM-DD date")))
+}
+
+fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, CallsApiError> {
+    text.parse().map_err(|_| CallsApiError::BadRequest(format!("{name}={text:?} is not a valid number")))
+}
+
+fn call_id(text: &str) -> Result<i64, CallsApiError> {
+    number::<i64>("call id", text)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    site: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    channel: Option<String>,
+    source: Option<String>,
+    campaign: Option<String>,
+    status: Option<String>,
+    target: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+impl ListQuery {
+    fn filter(self, default_limit: u32, max_limit: u32) -> Result<CallFilter, CallsApiError> {
+        let status = match self.status.as_deref() {
+            None => None,
+            Some("missed") => Some(StatusFilter::Missed),
+            Some(s) => Some(StatusFilter::Is(CallStatus::from_name(s).ok_or_else(|| {
+                let names: Vec<_> = CallStatus::ALL.iter().map(|s| s.as_str()).collect();
+                CallsApiError::BadRequest(format!("status={s:?}: expected missed or one of {}", names.join(", ")))
+            })?)),
+        };
+        let target = match self.target.as_deref() {
+            None => None,
+            Some("true" | "1") => Some(true),
+            Some("false" | "0") => Some(false),
+            Some(t) => return Err(CallsApiError::BadRequest(format!("target={t:?}: expected true or false"))),
+        };
+        let limit = match &self.limit {
+            Some(l) => number::<u32>("limit", l)?,
+            None => default_limit,
+        };
+        if limit == 0 || limit > max_limit {
+            return Err(CallsApiError::BadRequest(format!("limit must be between 1 and {max_limit}")));
+        }
+        let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+        Ok(CallFilter {
+            site: nonempty(self.site),
+            from_ms: self.from.as_deref().map(|t| time_bound("from", t, false)).transpose()?,
+            to_ms: self.to.as_deref().map(|t| time_bound("to", t, true)).transpose()?,
+            channel: nonempty(self.channel),
+            source: nonempty(self.source),
+            campaign: nonempty(self.campaign),
+            status,
+            target,
+            limit,
+            offset: self.offset.as_deref().map(|o| number::<u32>("offset", o)).transpose()?.unwrap_or(0),
+        })
+    }
+}
+
+async fn list(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<HttpResponse, CallsApiError> {
+    let filter = query::<ListQuery>(&req)?.filter(DEFAULT_LIMIT, MAX_LIMIT)?;
+    let (limit, offset) = (filter.limit, filter.offset);
+    let service = Arc::clone(&state.service);
+    let (calls, total) = blocking(move || service.list(&filter)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "calls": calls, "total": total, "limit": limit, "offset": offset })))
+}
+
+const CSV_HEADER: [&str; 26] = [
+    "id", "site", "ring_at", "ring_at_ms", "caller", "dialled", "number_kind", "status", "target", "missed",
+    "caller_kind", "duration_secs", "talk_secs", "channel", "source", "medium", "campaign", "term", "session_id",
+    "confidence", "reason", "model", "promo_code", "pbx", "pbx_call_id", "recording_url",
+];
+
+fn csv_record(c: &CallSummary) -> [String; 26] {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+    [
+        c.id.to_string(),
+        c.site.clone(),
+        dates::format_ms(c.ring_at_ms),
+        c.ring_at_ms.to_string(),
+        opt(&c.caller),
+        c.dialled.clone(),
+        c.number_kind.clone(),
+        c.status.clone(),
+        c.target.to_string(),
+        c.missed.to_string(),
+        c.caller_kind.clone(),
+        num(c.duration_secs),
+        num(c.talk_secs),
+        c.channel.clone(),
+        c.source.clone(),
+        c.medium.clone(),
+        opt(&c.campaign),
+        opt(&c.term),
+        opt(&c.session_id),
+        c.confidence.clone(),
+        c.reason.clone(),
+        c.model.clone(),
+        opt(&c.promo_code),
+        c.pbx.clone(),
+        c.pbx_call_id.clone(),
+        opt(&c.recording_url),
+    ]
+}
+
+async fn csv_export(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<HttpResponse, CallsApiError> {
+    let filter = query::<ListQuery>(&req)?.filter(CSV_DEFAULT_LIMIT, CSV_MAX_LIMIT)?;
+    let service = Arc::clone(&state.service);
+    let (calls, total) = blocking(move || service.list(&filter)).await?;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let csv_err = |e: csv::Error| CallsApiError::Internal(format!("writing CSV: {e}"));
+    out.write_record(CSV_HEADER).map_err(csv_err)?;
+    for c in &calls {
+        out.write_record(csv_record(c)).map_err(csv_err)?;
+    }
+    let body = out.into_inner().map_err(|e| CallsApiError::Internal(format!("writing CSV: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"calls.csv\""))
+        // The export may be cut by the limit; the header tells a script.
+        .insert_header(("x-total-count", total.to_string()))
+        .body(body))
+}
+
+async fn get_call(_: Admin, state: web::Data<CallsApi>, id: web::Path<String>) -> Result<HttpResponse, CallsApiError> {
+    let id = call_id(&id)?;
+    let service = Arc::clone(&state.service);
+    Ok(HttpResponse::Ok().json(blocking(move || service.get(id)).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromoBody {
+    code: String,
+}
+
+fn promo_code(text: &str) -> Result<PromoCode, CallsApiError> {
+    PromoCode::parse(text).map_err(|e| CallsApiError::BadRequest(e.to_string()))
+}
+
+async fn attach_promo(
+    _: Admin,
+    state: web::Data<CallsApi>,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, CallsApiError> {
+    let id = call_id(&id)?;
+    let bytes = body
+        .to_bytes_limited(MAX_BODY_BYTES)
+        .await
+        .map_err(|_| CallsApiError::BadRequest(format!("the body is larger than {MAX_BODY_BYTES} bytes")))?
+        .map_err(|e| CallsApiError::BadRequest(format!("cannot read the body: {e}")))?;
+    let body: PromoBody = serde_json::from_slice(&bytes)
+        .map_err(|e| CallsApiError::BadRequest(format!("the body is not {{\"code\": \"…\"}}: {e}")))?;
+    let code = promo_code(&body.code)?;
+    let service = Arc::clone(&state.service);
+    Ok(HttpResponse::Ok().json(blocking(move || service.attach_promo(id, &code)).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportParams {
+    site: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Option<String>,
+    interval: Option<String>,
+}
+
+async fn report(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<HttpResponse, CallsApiError> {
+    let p: ReportParams = query(&req)?;
+    let site = p.site.filter(|s| !s.is_empty()).ok_or_else(|| CallsApiError::BadRequest("site is required".into()))?;
+    let group = p.group_by.as_deref().unwrap_or("channel");
+    let group_by = GroupBy::parse(group).ok_or_else(|| {
+        CallsApiError::BadRequest(format!("group_by={group:?}: expected channel, source, medium, campaign or term"))
+    })?;
+    match p.interval.as_deref() {
+        None | Some("day") => {}
+        Some(other) => return Err(CallsApiError::BadRequest(format!("interval={other:?}: only \"day\" is supported"))),
+    }
+    let to_ms = match &p.to {
+        Some(t) => time_bound("to", t, true)?,
+        None => state.service.now_ms(),
+    };
+    let from_ms = match &p.from {
+        Some(f) => time_bound("from", f, false)?,
+        None => to_ms - DEFAULT_REPORT_DAYS * dates::day_ms(),
+    };
+    if from_ms >= to_ms {
+        return Err(CallsApiError::BadRequest("from must be before to".into()));
+    }
+    let model = state.service.site(&site)?.attribution_model;
+    let query = ReportQuery { site: site.clone(), from_ms, to_ms, group_by };
+    let service = Arc::clone(&state.service);
+    let rows = blocking(move || service.report(&query)).await?;
+    let sum = |f: fn(&crate::storage::calls::ReportRow) -> f64| rows.iter().map(f).sum::<f64>();
+    let totals = json!({
+        "calls": sum(|r| r.calls),
+        "target_calls": sum(|r| r.target_calls),
+        "missed_calls": sum(|r| r.missed_calls),
+        "first_time_callers": sum(|r| r.first_time_callers),
+    });
+    Ok(HttpResponse::Ok().json(json!({
+        "site": site,
+        "model": model.as_str(),
+        "group_by": group_by.column(),
+        "interval": "day",
+        "from_ms": from_ms,
+        "to_ms": to_ms,
+        "rows": rows,
+        "totals": totals,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromoQuery {
+    site: Option<String>,
+}
+
+async fn promo_lookup(
+    _: Admin,
+    state: web::Data<CallsApi>,
+    code: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, CallsApiError> {
+    let q: PromoQuery = query(&req)?;
+    let site = q.site.filter(|s| !s.is_empty()).ok_or_else(|| CallsApiError::BadRequest("site is required".into()))?;
+    let code = promo_code(&code)?;
+    let service = Arc::clone(&state.service);
+    Ok(HttpResponse::Ok().json(blocking(move || service.promo_lookup(&site, &code)).await?))
+}
+
+impl From<StorageError> for CallsApiError {
+    fn from(e: StorageError) -> Self {
+        CallsApiError::Calls(CallsError::Storage(e))
+    }
+}

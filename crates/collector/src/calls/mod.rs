@@ -1,0 +1,102 @@
+//! Calls: the service between the PBX adapters / admin API and storage.
+//!
+//! The PBX adapters hand every verified [`CallEvent`] to [`CallsService`]
+//! (through [`crate::pbx::CallSink`]); storage stores it once, refolds the
+//! call and attributes it in one transaction. The admin API lists, exports,
+//! reports on and corrects (promo codes) the stored calls. Every method is
+//! blocking: the HTTP layer runs them through `web::block`.
+
+pub mod api;
+pub mod dates;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ringsource_core::call::CallEvent;
+use ringsource_core::promo::PromoCode;
+
+use crate::clock::Clock;
+use crate::config::Site;
+use crate::storage::StorageError;
+use crate::storage::calls::{
+    CallDetail, CallFilter, CallStore, CallSummary, PromoLookup, RecordError, Recorded, ReportQuery, ReportRow,
+};
+
+/// Why a calls operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallsError {
+    #[error("no site {0:?} is configured")]
+    UnknownSite(String),
+    #[error("no call {0}")]
+    UnknownCall(i64),
+    #[error("promo code {code} was never issued on site {site:?}")]
+    UnknownPromoCode { code: String, site: String },
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The calls of every configured site.
+pub struct CallsService {
+    store: Arc<dyn CallStore>,
+    sites: HashMap<String, Arc<Site>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl CallsService {
+    pub fn new(store: Arc<dyn CallStore>, sites: &[Site], clock: Arc<dyn Clock>) -> Self {
+        let sites = sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect();
+        Self { store, sites, clock }
+    }
+
+    pub fn site(&self, id: &str) -> Result<&Arc<Site>, CallsError> {
+        self.sites.get(id).ok_or_else(|| CallsError::UnknownSite(id.to_owned()))
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Stores one PBX event of `site`'s and re-attributes its call.
+    pub fn record(&self, site: &str, event: &CallEvent) -> Result<Recorded, CallsError> {
+        let site = self.site(site)?;
+        Ok(self.store.record_call_event(site, event, self.clock.as_ref())?)
+    }
+
+    pub fn list(&self, filter: &CallFilter) -> Result<(Vec<CallSummary>, u64), CallsError> {
+        if let Some(site) = &filter.site {
+            self.site(site)?;
+        }
+        Ok(self.store.list_calls(filter)?)
+    }
+
+    pub fn get(&self, id: i64) -> Result<CallDetail, CallsError> {
+        self.store.call(id)?.ok_or(CallsError::UnknownCall(id))
+    }
+
+    pub fn report(&self, query: &ReportQuery) -> Result<Vec<ReportRow>, CallsError> {
+        self.site(&query.site)?;
+        Ok(self.store.report(query)?)
+    }
+
+    pub fn promo_lookup(&self, site: &str, code: &PromoCode) -> Result<PromoLookup, CallsError> {
+        self.site(site)?;
+        self.store
+            .promo_lookup(site, code)?
+            .ok_or_else(|| CallsError::UnknownPromoCode { code: code.to_string(), site: site.to_owned() })
+    }
+
+    /// The manager named `code` on call `id`: the call goes to the code's
+    /// session with high confidence, and stays there through later events.
+    pub fn attach_promo(&self, id: i64, code: &PromoCode) -> Result<CallDetail, CallsError> {
+        let site_id = self.store.call_site(id)?.ok_or(CallsError::UnknownCall(id))?;
+        // A call of a site no longer configured cannot be re-attributed:
+        // its grace window and model are gone with the site.
+        let site = self.site(&site_id)?;
+        match self.store.attach_promo(site, id, code, self.clock.as_ref())? {
+            Some(()) => self.get(id),
+            None => Err(CallsError::UnknownPromoCode { code: code.to_string(), site: site_id }),
+        }
+    }
+}

@@ -1,0 +1,851 @@
+//! [`CallStore`] on the SQLite file, and promo code issuing for visits.
+//!
+//! Every write here runs in one `BEGIN IMMEDIATE` transaction: the event,
+//! the refolded call, its candidates and credits change together or not at
+//! all, and two PBX deliveries of the same call cannot interleave.
+
+use ringsource_core::attribution::{
+    self, CallerKind, Chosen, Dialled, Facts, Model, Tenure, caller_kind, credit, match_call,
+};
+use ringsource_core::call::{Call, CallEvent};
+use ringsource_core::phone::PhoneNumber;
+use ringsource_core::promo::PromoCode;
+use ringsource_core::touch::Touch;
+use rusqlite::types::ToSql;
+use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
+
+use super::{SqliteStorage, immediate, sql};
+use crate::clock::Clock;
+use crate::config::{PromoConfig, Site};
+use crate::storage::StorageError;
+use crate::storage::calls::{
+    AttributionView, CallDetail, CallFilter, CallStore, CallSummary, CandidateView, CreditView, PageViewView,
+    PromoLookup, RecordError, Recorded, ReportQuery, ReportRow, StatusFilter, StoredEvent, TouchView, VisitorPath,
+};
+
+const DAY_MS: i64 = 86_400_000;
+/// Attempts at a fresh promo code before giving up on one visit. With
+/// 3.2 million codes, sixteen collisions in a row mean the site's code space
+/// is nearly full (raise `promo.length`), not bad luck.
+const PROMO_ATTEMPTS: usize = 16;
+
+/// Group labels for calls that have no touch to credit.
+const UNATTRIBUTED: &str = "(unattributed)";
+const NOT_SET: &str = "(not set)";
+
+// ------------------------------------------------------------ promo codes
+
+/// The session's promo code: its live one, renewed, or a new one unique
+/// among the site's live codes. `None` when no free code was found.
+pub(super) fn promo_code_for(
+    tx: &Transaction<'_>,
+    site: &Site,
+    promo: &PromoConfig,
+    session_id: &str,
+    now_ms: i64,
+) -> Result<Option<String>, StorageError> {
+    let reserved_until = now_ms + i64::from(promo.hold_days) * DAY_MS;
+    let held: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT id, code FROM promo_codes
+             WHERE site_id = ?1 AND session_id = ?2 AND retired = 0 AND reserved_until_ms > ?3
+             ORDER BY id DESC LIMIT 1",
+            params![site.id, session_id, now_ms],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(sql("finding the session's promo code"))?;
+    if let Some((id, code)) = held {
+        tx.execute("UPDATE promo_codes SET reserved_until_ms = ?2 WHERE id = ?1", params![id, reserved_until])
+            .map_err(sql("renewing a promo code"))?;
+        return Ok(Some(code));
+    }
+    // Lapsed reservations free their codes for reuse (the rows stay, so a
+    // call that names an old code can still be explained).
+    tx.execute(
+        "UPDATE promo_codes SET retired = 1 WHERE site_id = ?1 AND retired = 0 AND reserved_until_ms <= ?2",
+        params![site.id, now_ms],
+    )
+    .map_err(sql("retiring lapsed promo codes"))?;
+    for _ in 0..PROMO_ATTEMPTS {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_err(|e| StorageError::NoRandomness(e.to_string()))?;
+        let code = PromoCode::generate(u64::from_le_bytes(bytes), promo.length)
+            .map_err(|e| StorageError::Corrupt(format!("promo length passed validation but: {e}")))?;
+        let inserted = tx
+            .execute(
+                "INSERT OR IGNORE INTO promo_codes (site_id, code, session_id, issued_at_ms, reserved_until_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![site.id, code.as_str(), session_id, now_ms, reserved_until],
+            )
+            .map_err(sql("issuing a promo code"))?;
+        if inserted == 1 {
+            return Ok(Some(code.into()));
+        }
+    }
+    eprintln!(
+        "ringsource: site {:?} found no free promo code in {PROMO_ATTEMPTS} attempts; raise promo.length",
+        site.id
+    );
+    Ok(None)
+}
+
+// ------------------------------------------------------------ attribution
+
+/// The key repeat callers are found by: E.164 when the caller parses as an
+/// international number, else its digits when there are enough to be a
+/// number, else none (anonymous, an extension).
+fn caller_key(from: Option<&str>) -> Option<String> {
+    let from = from?.trim();
+    if let Ok(n) = PhoneNumber::parse(from) {
+        return Some(n.e164());
+    }
+    let digits: String = from.chars().filter(char::is_ascii_digit).collect();
+    (digits.len() >= 5).then_some(digits)
+}
+
+fn to_i64(v: Option<u64>) -> Option<i64> {
+    v.and_then(|v| i64::try_from(v).ok())
+}
+
+/// A touch on the path with the session it was recorded for.
+struct PathTouch {
+    session_id: String,
+    touch: Touch,
+}
+
+/// The sessions of the visitor behind `session_id`: it and every other
+/// session of the site with the same analytics client id, which is how one
+/// visitor's visits across sessions are joined.
+fn visitor_sessions(tx: &Transaction<'_>, session_id: &str) -> Result<Vec<String>, StorageError> {
+    let mut st = tx
+        .prepare_cached(
+            "SELECT o.id FROM sessions s JOIN sessions o
+               ON o.id = s.id OR (o.site_id = s.site_id AND o.client_id = s.client_id AND s.client_id IS NOT NULL)
+             WHERE s.id = ?1 ORDER BY o.created_at_ms, o.id",
+        )
+        .map_err(sql("finding the visitor's sessions"))?;
+    st.query_map([session_id], |r| r.get(0))
+        .and_then(Iterator::collect)
+        .map_err(sql("finding the visitor's sessions"))
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// The visitor's touches recorded up to `until_ms`, oldest first, each visit once.
+fn visitor_touches(tx: &Transaction<'_>, session_id: &str, until_ms: i64) -> Result<Vec<PathTouch>, StorageError> {
+    let sessions = visitor_sessions(tx, session_id)?;
+    let query = format!(
+        "SELECT session_id, touch_json FROM touches WHERE session_id IN ({}) AND recorded_at_ms <= ? ORDER BY id",
+        placeholders(sessions.len())
+    );
+    let mut values: Vec<&dyn ToSql> = sessions.iter().map(|s| s as &dyn ToSql).collect();
+    values.push(&until_ms);
+    let mut st = tx.prepare(&query).map_err(sql("reading the visitor's touches"))?;
+    let rows: Vec<(String, String)> = st
+        .query_map(params_from_iter(values), |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(Iterator::collect)
+        .map_err(sql("reading the visitor's touches"))?;
+    let mut touches = Vec::with_capacity(rows.len());
+    for (session_id, json) in rows {
+        let touch: Touch = serde_json::from_str(&json)
+            .map_err(|e| StorageError::Corrupt(format!("a stored touch of session {session_id} does not parse: {e}")))?;
+        touches.push(PathTouch { session_id, touch });
+    }
+    // Order and de-duplicate as core does, keeping each touch's session.
+    let path = attribution::path(touches.iter().map(|t| t.touch.clone()).collect());
+    let mut out = Vec::with_capacity(path.len());
+    for t in path {
+        let session_id = touches
+            .iter()
+            .find(|p| p.touch == t)
+            .map(|p| p.session_id.clone())
+            .unwrap_or_else(|| session_id.to_owned());
+        out.push(PathTouch { session_id, touch: t });
+    }
+    Ok(out)
+}
+
+/// One row of `call_credits`.
+struct CreditRow {
+    share: f64,
+    at_ms: Option<i64>,
+    channel: String,
+    source: String,
+    medium: String,
+    campaign: Option<String>,
+    term: Option<String>,
+    content: Option<String>,
+}
+
+impl CreditRow {
+    fn of_touch(t: &Touch, share: f64) -> Self {
+        CreditRow {
+            share,
+            at_ms: i64::try_from(t.at_ms).ok(),
+            channel: t.channel.as_str().to_owned(),
+            source: t.source.clone(),
+            medium: t.medium.clone(),
+            campaign: t.campaign.clone(),
+            term: t.term.clone(),
+            content: t.content.clone(),
+        }
+    }
+    fn whole(channel: &str, source: &str, medium: &str) -> Self {
+        CreditRow {
+            share: 1.0,
+            at_ms: None,
+            channel: channel.to_owned(),
+            source: source.to_owned(),
+            medium: medium.to_owned(),
+            campaign: None,
+            term: None,
+            content: None,
+        }
+    }
+}
+
+/// The credit rows and the headline (the touch list filters match).
+fn credits_for(
+    tx: &Transaction<'_>,
+    site: &Site,
+    call: &Call,
+    chosen: &Chosen,
+    ring_at_ms: i64,
+) -> Result<(Vec<CreditRow>, CreditRow), StorageError> {
+    match chosen {
+        Chosen::Session(session_id) => {
+            let mut path = visitor_touches(tx, session_id, ring_at_ms)?;
+            if path.is_empty() {
+                // Touches are recorded with the session, so only a clock
+                // stepping back between visit and call gets here; the
+                // session's touches are still the best account of it.
+                path = visitor_touches(tx, session_id, i64::MAX)?;
+            }
+            let touches: Vec<Touch> = path.into_iter().map(|p| p.touch).collect();
+            let model = site.attribution_model;
+            let credits = credit(model, &touches);
+            if credits.is_empty() {
+                let row = CreditRow::whole(NOT_SET, NOT_SET, NOT_SET);
+                return Ok((vec![CreditRow::whole(NOT_SET, NOT_SET, NOT_SET)], row));
+            }
+            let headline_model = if model == Model::Linear { Model::LastTouch } else { model };
+            let headline = credit(headline_model, &touches)[0].touch;
+            Ok((
+                credits.iter().map(|c| CreditRow::of_touch(&touches[c.touch], c.share)).collect(),
+                CreditRow::of_touch(&touches[headline], 1.0),
+            ))
+        }
+        Chosen::Static(label) => {
+            let rule = site.static_numbers.iter().find(|s| s.number == call.to).map(|s| &s.rule);
+            // A static number's channel is its rule's when the rule names
+            // one; an offline number (no rule) is "Offline".
+            let channel = match rule {
+                Some(Some(r)) => r.channel.map_or("Static number", |c| c.as_str()),
+                Some(None) => "Offline",
+                None => "Static number",
+            };
+            let row = CreditRow::whole(channel, label, "static");
+            Ok((vec![CreditRow::whole(channel, label, "static")], row))
+        }
+        Chosen::Nobody => Ok((
+            vec![CreditRow::whole(UNATTRIBUTED, UNATTRIBUTED, "(none)")],
+            CreditRow::whole(UNATTRIBUTED, UNATTRIBUTED, "(none)"),
+        )),
+    }
+}
+
+/// Refolds call `call_id` from all its events and attributes it again.
+fn attribute(tx: &Transaction<'_>, site: &Site, call_id: i64, now_ms: i64) -> Result<(), StorageError> {
+    let events: Vec<CallEvent> = {
+        let mut st = tx
+            .prepare_cached("SELECT event_json FROM call_events WHERE call_id = ?1 ORDER BY id")
+            .map_err(sql("reading a call's events"))?;
+        let rows: Vec<String> =
+            st.query_map([call_id], |r| r.get(0)).and_then(Iterator::collect).map_err(sql("reading a call's events"))?;
+        rows.iter()
+            .map(|j| serde_json::from_str(j))
+            .collect::<Result<_, _>>()
+            .map_err(|e| StorageError::Corrupt(format!("a stored event of call {call_id} does not parse: {e}")))?
+    };
+    let call = Call::fold(&events).map_err(|e| StorageError::Corrupt(format!("call {call_id}: {e}")))?;
+    let (first_heard_at_ms, promo_code, promo_session): (i64, Option<String>, Option<String>) = tx
+        .query_row(
+            "SELECT first_heard_at_ms, promo_code, promo_session_id FROM calls WHERE id = ?1",
+            [call_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .map_err(sql("reading a call"))?;
+    let ring_at_ms = to_i64(call.ring_at_ms()).unwrap_or(first_heard_at_ms);
+
+    let dialled = call.to.e164();
+    let role: Option<(String, Option<String>, Option<String>)> = tx
+        .query_row(
+            "SELECT kind, pool_id, label FROM numbers WHERE number = ?1 AND site_id = ?2",
+            params![dialled, site.id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(sql("looking up the dialled number"))?;
+    let tenures: Vec<Tenure> = match &role {
+        Some((kind, _, _)) if kind == "pool" => {
+            // A lease that ended early (released, taken or handed over) was
+            // held until it ended; otherwise until it expired.
+            let mut st = tx
+                .prepare_cached(
+                    "SELECT session_id, started_at_ms, MIN(COALESCE(ended_at_ms, expires_at_ms), expires_at_ms)
+                     FROM leases WHERE number = ?1 AND started_at_ms <= ?2
+                     ORDER BY started_at_ms DESC LIMIT 64",
+                )
+                .map_err(sql("reading the number's leases"))?;
+            st.query_map(params![dialled, ring_at_ms], |r| {
+                Ok(Tenure { session_id: r.get(0)?, started_at_ms: r.get(1)?, held_until_ms: r.get(2)? })
+            })
+            .and_then(Iterator::collect)
+            .map_err(sql("reading the number's leases"))?
+        }
+        _ => Vec::new(),
+    };
+    let (number_kind, pool_id, static_label) = match &role {
+        Some((k, p, l)) => (k.as_str(), p.clone(), l.clone()),
+        None => ("unknown", None, None),
+    };
+    let dialled_role = match (number_kind, &pool_id, &static_label) {
+        ("pool", Some(pool), _) => Dialled::Pool { pool_id: pool, tenures: &tenures },
+        ("static", _, Some(label)) => Dialled::Static { label },
+        ("overflow", _, _) => Dialled::Overflow,
+        ("original", _, _) => Dialled::Original,
+        _ => Dialled::Unknown,
+    };
+
+    let key = caller_key(call.from.as_deref());
+    let window_ms = i64::from(site.uniqueness_window_days) * DAY_MS;
+    let caller_prior: Option<String> = match &key {
+        Some(k) => tx
+            .query_row(
+                "SELECT session_id FROM calls
+                 WHERE site_id = ?1 AND caller_key = ?2 AND id <> ?3 AND session_id IS NOT NULL
+                   AND confidence IN ('high', 'medium')
+                   AND (ring_at_ms < ?4 OR (ring_at_ms = ?4 AND id < ?3)) AND ring_at_ms >= ?4 - ?5
+                 ORDER BY ring_at_ms DESC, id DESC LIMIT 1",
+                params![site.id, k, call_id, ring_at_ms, window_ms],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("finding the caller's earlier call"))?,
+        None => None,
+    };
+    let m = match_call(&Facts {
+        ring_at_ms,
+        dialled: dialled_role,
+        grace_ms: i64::from(site.grace_secs) * 1000,
+        promo: promo_code.as_deref().zip(promo_session.as_deref()),
+        caller_prior: caller_prior.as_deref(),
+    });
+    let (credits, headline) = credits_for(tx, site, &call, &m.chosen, ring_at_ms)?;
+
+    tx.execute(
+        "UPDATE calls SET caller = ?2, caller_key = ?3, dialled = ?4, number_kind = ?5, pool_id = ?6,
+            static_label = ?7, ring_at_ms = ?8, answered_at_ms = ?9, ended_at_ms = ?10, duration_secs = ?11,
+            talk_secs = ?12, status = ?13, is_target = ?14, is_missed = ?15, recording_url = ?16,
+            session_id = ?17, confidence = ?18, reason = ?19, model = ?20, channel = ?21, source = ?22,
+            medium = ?23, campaign = ?24, term = ?25, updated_at_ms = ?26
+         WHERE id = ?1",
+        params![
+            call_id,
+            call.from,
+            key,
+            dialled,
+            number_kind,
+            pool_id,
+            static_label,
+            ring_at_ms,
+            to_i64(call.answered_at_ms),
+            to_i64(call.ended_at_ms),
+            call.duration_secs,
+            call.talk_secs,
+            call.status.as_str(),
+            call.is_target(site.target_call_secs),
+            call.is_missed(),
+            call.recording_url,
+            m.session_id(),
+            m.confidence.as_str(),
+            m.reason,
+            site.attribution_model.as_str(),
+            headline.channel,
+            headline.source,
+            headline.medium,
+            headline.campaign,
+            headline.term,
+            now_ms
+        ],
+    )
+    .map_err(sql("saving a call"))?;
+    tx.execute("DELETE FROM call_candidates WHERE call_id = ?1", [call_id]).map_err(sql("clearing candidates"))?;
+    tx.execute("DELETE FROM call_credits WHERE call_id = ?1", [call_id]).map_err(sql("clearing credits"))?;
+    for c in &m.candidates {
+        tx.execute(
+            "INSERT OR IGNORE INTO call_candidates (call_id, session_id, relation, held_from_ms, held_until_ms, chosen)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                call_id,
+                c.session_id,
+                c.relation.as_str(),
+                c.held_from_ms,
+                c.held_until_ms,
+                m.session_id() == Some(c.session_id.as_str())
+            ],
+        )
+        .map_err(sql("saving a candidate"))?;
+    }
+    for (seq, c) in (0i64..).zip(&credits) {
+        tx.execute(
+            "INSERT INTO call_credits (call_id, seq, share, at_ms, channel, source, medium, campaign, term, content)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![call_id, seq, c.share, c.at_ms, c.channel, c.source, c.medium, c.campaign, c.term, c.content],
+        )
+        .map_err(sql("saving a credit"))?;
+    }
+    refresh_caller_kinds(tx, site, call_id, key.as_deref())
+}
+
+/// First-time or repeat for every call of this caller, in ring order: a call
+/// that arrives late (an earlier ring) can make a later call a repeat, or
+/// stop it from being the first.
+fn refresh_caller_kinds(tx: &Transaction<'_>, site: &Site, call_id: i64, key: Option<&str>) -> Result<(), StorageError> {
+    let Some(key) = key else {
+        tx.execute("UPDATE calls SET caller_kind = ?2 WHERE id = ?1", params![call_id, CallerKind::Anonymous.as_str()])
+            .map_err(sql("saving a caller kind"))?;
+        return Ok(());
+    };
+    let calls: Vec<(i64, i64)> = {
+        let mut st = tx
+            .prepare_cached("SELECT id, ring_at_ms FROM calls WHERE site_id = ?1 AND caller_key = ?2 ORDER BY ring_at_ms, id")
+            .map_err(sql("reading the caller's calls"))?;
+        st.query_map(params![site.id, key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(Iterator::collect)
+            .map_err(sql("reading the caller's calls"))?
+    };
+    let mut previous: Option<i64> = None;
+    for (id, ring) in calls {
+        // The latest earlier call decides: any earlier call within the
+        // window means the latest one is within it too.
+        let kind = caller_kind(true, ring, previous, site.uniqueness_window_days);
+        tx.execute("UPDATE calls SET caller_kind = ?2 WHERE id = ?1", params![id, kind.as_str()])
+            .map_err(sql("saving a caller kind"))?;
+        previous = Some(ring);
+    }
+    Ok(())
+}
+
+// --------------------------------------------------------------- reading
+
+const SUMMARY_COLUMNS: &str = "c.id, c.site_id, c.pbx, c.pbx_call_id, c.caller, c.dialled, c.number_kind, c.pool_id,
+    c.static_label, c.ring_at_ms, c.answered_at_ms, c.ended_at_ms, c.duration_secs, c.talk_secs, c.status,
+    c.is_target, c.is_missed, c.caller_kind, c.recording_url, c.session_id, c.confidence, c.reason, c.model,
+    c.promo_code, c.channel, c.source, c.medium, c.campaign, c.term";
+
+fn summary(r: &Row<'_>) -> rusqlite::Result<CallSummary> {
+    Ok(CallSummary {
+        id: r.get(0)?,
+        site: r.get(1)?,
+        pbx: r.get(2)?,
+        pbx_call_id: r.get(3)?,
+        caller: r.get(4)?,
+        dialled: r.get(5)?,
+        number_kind: r.get(6)?,
+        pool_id: r.get(7)?,
+        static_label: r.get(8)?,
+        ring_at_ms: r.get(9)?,
+        answered_at_ms: r.get(10)?,
+        ended_at_ms: r.get(11)?,
+        duration_secs: r.get(12)?,
+        talk_secs: r.get(13)?,
+        status: r.get(14)?,
+        target: r.get(15)?,
+        missed: r.get(16)?,
+        caller_kind: r.get(17)?,
+        recording_url: r.get(18)?,
+        session_id: r.get(19)?,
+        confidence: r.get(20)?,
+        reason: r.get(21)?,
+        model: r.get(22)?,
+        promo_code: r.get(23)?,
+        channel: r.get(24)?,
+        source: r.get(25)?,
+        medium: r.get(26)?,
+        campaign: r.get(27)?,
+        term: r.get(28)?,
+    })
+}
+
+/// The visitor's path as shown to a manager, up to `until_ms`.
+fn visitor_path(tx: &Transaction<'_>, session_id: &str, until_ms: i64) -> Result<Option<VisitorPath>, StorageError> {
+    let session: Option<(Option<String>, Option<String>, i64, i64)> = tx
+        .query_row(
+            "SELECT client_id, ym_uid, created_at_ms, last_seen_ms FROM sessions WHERE id = ?1",
+            [session_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()
+        .map_err(sql("reading a session"))?;
+    let Some((client_id, ym_uid, first_seen_ms, last_seen_ms)) = session else { return Ok(None) };
+    let touches: Vec<TouchView> = visitor_touches(tx, session_id, until_ms)?
+        .into_iter()
+        .map(|p| TouchView {
+            session_id: p.session_id,
+            at_ms: i64::try_from(p.touch.at_ms).unwrap_or(i64::MAX),
+            channel: p.touch.channel.as_str().to_owned(),
+            source: p.touch.source,
+            medium: p.touch.medium,
+            campaign: p.touch.campaign,
+            term: p.touch.term,
+            content: p.touch.content,
+            click_id_kind: p.touch.click_id.as_ref().map(|c| c.kind.param().to_owned()),
+            click_id: p.touch.click_id.map(|c| c.value),
+            landing_path: p.touch.landing_path,
+        })
+        .collect();
+    let sessions = visitor_sessions(tx, session_id)?;
+    let query = format!(
+        "SELECT session_id, at_ms, url, title FROM page_views WHERE session_id IN ({}) AND at_ms <= ?
+         ORDER BY at_ms, id",
+        placeholders(sessions.len())
+    );
+    let mut values: Vec<&dyn ToSql> = sessions.iter().map(|s| s as &dyn ToSql).collect();
+    values.push(&until_ms);
+    let page_views: Vec<PageViewView> = tx
+        .prepare(&query)
+        .and_then(|mut st| {
+            st.query_map(params_from_iter(values), |r| {
+                Ok(PageViewView { session_id: r.get(0)?, at_ms: r.get(1)?, url: r.get(2)?, title: r.get(3)? })
+            })?
+            .collect()
+        })
+        .map_err(sql("reading page views"))?;
+    let landing_page = page_views.iter().find(|p| p.session_id == session_id).map(|p| p.url.clone());
+    let keyword = touches.iter().rev().find_map(|t| t.term.clone());
+    Ok(Some(VisitorPath {
+        session_id: session_id.to_owned(),
+        client_id,
+        ym_uid,
+        first_seen_ms,
+        last_seen_ms,
+        landing_page,
+        keyword,
+        touches,
+        page_views,
+    }))
+}
+
+fn detail(tx: &Transaction<'_>, id: i64) -> Result<Option<CallDetail>, StorageError> {
+    let call = tx
+        .query_row(&format!("SELECT {SUMMARY_COLUMNS} FROM calls c WHERE c.id = ?1"), [id], summary)
+        .optional()
+        .map_err(sql("reading a call"))?;
+    let Some(call) = call else { return Ok(None) };
+    let candidates: Vec<CandidateView> = tx
+        .prepare_cached(
+            "SELECT session_id, relation, held_from_ms, held_until_ms, chosen FROM call_candidates
+             WHERE call_id = ?1 ORDER BY chosen DESC, held_until_ms DESC, session_id",
+        )
+        .and_then(|mut st| {
+            st.query_map([id], |r| {
+                Ok(CandidateView {
+                    session_id: r.get(0)?,
+                    relation: r.get(1)?,
+                    held_from_ms: r.get(2)?,
+                    held_until_ms: r.get(3)?,
+                    chosen: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+        .map_err(sql("reading candidates"))?;
+    let credits: Vec<CreditView> = tx
+        .prepare_cached(
+            "SELECT share, at_ms, channel, source, medium, campaign, term, content FROM call_credits
+             WHERE call_id = ?1 ORDER BY seq",
+        )
+        .and_then(|mut st| {
+            st.query_map([id], |r| {
+                Ok(CreditView {
+                    share: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    channel: r.get(2)?,
+                    source: r.get(3)?,
+                    medium: r.get(4)?,
+                    campaign: r.get(5)?,
+                    term: r.get(6)?,
+                    content: r.get(7)?,
+                })
+            })?
+            .collect()
+        })
+        .map_err(sql("reading credits"))?;
+    let raw: Vec<(i64, String)> = tx
+        .prepare_cached("SELECT received_at_ms, event_json FROM call_events WHERE call_id = ?1 ORDER BY id")
+        .and_then(|mut st| st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .map_err(sql("reading a call's events"))?;
+    let events = raw
+        .into_iter()
+        .map(|(received_at_ms, json)| {
+            serde_json::from_str(&json)
+                .map(|event| StoredEvent { received_at_ms, event })
+                .map_err(|e| StorageError::Corrupt(format!("a stored event of call {id} does not parse: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let visitor = match &call.session_id {
+        Some(s) => visitor_path(tx, s, call.ring_at_ms)?,
+        None => None,
+    };
+    Ok(Some(CallDetail {
+        attribution: AttributionView {
+            model: call.model.clone(),
+            confidence: call.confidence.clone(),
+            reason: call.reason.clone(),
+            chosen_session_id: call.session_id.clone(),
+            candidates,
+            credits,
+        },
+        call,
+        visitor,
+        events,
+    }))
+}
+
+impl SqliteStorage {
+    /// A read-only look at the database under the lock (a deferred
+    /// transaction: one consistent snapshot, no write lock taken).
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = inner.conn.transaction().map_err(sql("beginning a read"))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(sql("ending a read"))?;
+        Ok(out)
+    }
+}
+
+impl CallStore for SqliteStorage {
+    fn record_call_event(&self, site: &Site, event: &CallEvent, clock: &dyn Clock) -> Result<Recorded, RecordError> {
+        let json = serde_json::to_string(event)
+            .map_err(|e| StorageError::Corrupt(format!("a call event does not serialise: {e}")))?;
+        let (mut inner, now_ms) = self.lock(clock);
+        let tx = immediate(&mut inner.conn)?;
+        let existing: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT id, site_id FROM calls WHERE pbx = ?1 AND pbx_call_id = ?2",
+                params![event.pbx, event.pbx_call_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql("looking up a call"))?;
+        let (call_id, created) = match existing {
+            Some((_, owner)) if owner != site.id => {
+                return Err(RecordError::OtherSite {
+                    pbx: event.pbx.clone(),
+                    pbx_call_id: event.pbx_call_id.clone(),
+                    owner,
+                    site: site.id.clone(),
+                });
+            }
+            Some((id, _)) => (id, false),
+            None => {
+                // A provisional row: attribution below fills in every column
+                // from the folded events before the transaction commits.
+                tx.execute(
+                    "INSERT INTO calls (site_id, pbx, pbx_call_id, dialled, number_kind, ring_at_ms, status, is_target,
+                        is_missed, caller_kind, confidence, reason, model, channel, source, medium,
+                        first_heard_at_ms, updated_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, 'unknown', ?5, 'in-progress', 0, 0, 'anonymous', 'none', '', ?6,
+                        ?7, ?7, ?7, ?5, ?5)",
+                    params![
+                        site.id,
+                        event.pbx,
+                        event.pbx_call_id,
+                        event.to.e164(),
+                        now_ms,
+                        site.attribution_model.as_str(),
+                        UNATTRIBUTED
+                    ],
+                )
+                .map_err(sql("creating a call"))?;
+                (tx.last_insert_rowid(), true)
+            }
+        };
+        let new_event = tx
+            .execute(
+                "INSERT OR IGNORE INTO call_events (call_id, event_json, received_at_ms) VALUES (?1, ?2, ?3)",
+                params![call_id, json, now_ms],
+            )
+            .map_err(sql("storing a call event"))?
+            == 1;
+        if new_event {
+            attribute(&tx, site, call_id, now_ms)?;
+        }
+        tx.commit().map_err(sql("committing a call event"))?;
+        Ok(Recorded { call_id, created, new_event })
+    }
+
+    fn list_calls(&self, f: &CallFilter) -> Result<(Vec<CallSummary>, u64), StorageError> {
+        let mut clauses: Vec<&str> = Vec::new();
+        let mut values: Vec<Box<dyn ToSql>> = Vec::new();
+        let mut add = |clause: &'static str, v: Box<dyn ToSql>| {
+            clauses.push(clause);
+            values.push(v);
+        };
+        if let Some(s) = &f.site {
+            add("c.site_id = ?", Box::new(s.clone()));
+        }
+        if let Some(t) = f.from_ms {
+            add("c.ring_at_ms >= ?", Box::new(t));
+        }
+        if let Some(t) = f.to_ms {
+            add("c.ring_at_ms < ?", Box::new(t));
+        }
+        if let Some(v) = &f.channel {
+            add("c.channel = ? COLLATE NOCASE", Box::new(v.clone()));
+        }
+        if let Some(v) = &f.source {
+            add("c.source = ? COLLATE NOCASE", Box::new(v.clone()));
+        }
+        if let Some(v) = &f.campaign {
+            add("c.campaign = ? COLLATE NOCASE", Box::new(v.clone()));
+        }
+        match f.status {
+            Some(StatusFilter::Is(s)) => add("c.status = ?", Box::new(s.as_str())),
+            Some(StatusFilter::Missed) => add("c.is_missed = ?", Box::new(true)),
+            None => {}
+        }
+        if let Some(t) = f.target {
+            add("c.is_target = ?", Box::new(t));
+        }
+        let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        self.read(|tx| {
+            let total: i64 = tx
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM calls c {filter}"),
+                    params_from_iter(values.iter().map(|v| v.as_ref())),
+                    |r| r.get(0),
+                )
+                .map_err(sql("counting calls"))?;
+            let query = format!(
+                "SELECT {SUMMARY_COLUMNS} FROM calls c {filter} ORDER BY c.ring_at_ms DESC, c.id DESC LIMIT {} OFFSET {}",
+                f.limit, f.offset
+            );
+            let rows = tx
+                .prepare(&query)
+                .and_then(|mut st| st.query_map(params_from_iter(values.iter().map(|v| v.as_ref())), summary)?.collect())
+                .map_err(sql("listing calls"))?;
+            Ok((rows, u64::try_from(total).unwrap_or(0)))
+        })
+    }
+
+    fn call_site(&self, id: i64) -> Result<Option<String>, StorageError> {
+        self.read(|tx| {
+            tx.query_row("SELECT site_id FROM calls WHERE id = ?1", [id], |r| r.get(0))
+                .optional()
+                .map_err(sql("reading a call's site"))
+        })
+    }
+
+    fn call(&self, id: i64) -> Result<Option<CallDetail>, StorageError> {
+        self.read(|tx| detail(tx, id))
+    }
+
+    fn report(&self, q: &ReportQuery) -> Result<Vec<ReportRow>, StorageError> {
+        let column = q.group_by.column();
+        // Each call contributes its credit shares: whole calls under first
+        // and last touch, fractions under linear.
+        let query = format!(
+            "SELECT date(c.ring_at_ms / 1000, 'unixepoch') AS day, COALESCE(cr.{column}, '{NOT_SET}') AS grp,
+                SUM(cr.share), SUM(cr.share * c.is_target), SUM(cr.share * c.is_missed),
+                SUM(cr.share * (c.caller_kind = 'first-time'))
+             FROM calls c JOIN call_credits cr ON cr.call_id = c.id
+             WHERE c.site_id = ?1 AND c.ring_at_ms >= ?2 AND c.ring_at_ms < ?3
+             GROUP BY day, grp ORDER BY day, grp"
+        );
+        self.read(|tx| {
+            tx.prepare(&query)
+                .and_then(|mut st| {
+                    st.query_map(params![q.site, q.from_ms, q.to_ms], |r| {
+                        Ok(ReportRow {
+                            day: r.get(0)?,
+                            group: r.get(1)?,
+                            calls: r.get(2)?,
+                            target_calls: r.get(3)?,
+                            missed_calls: r.get(4)?,
+                            first_time_callers: r.get(5)?,
+                        })
+                    })?
+                    .collect()
+                })
+                .map_err(sql("building the calls report"))
+        })
+    }
+
+    fn promo_lookup(&self, site: &str, code: &PromoCode) -> Result<Option<PromoLookup>, StorageError> {
+        self.read(|tx| {
+            let issue: Option<(String, i64, i64, bool)> = tx
+                .query_row(
+                    "SELECT session_id, issued_at_ms, reserved_until_ms, retired = 0 FROM promo_codes
+                     WHERE site_id = ?1 AND code = ?2 ORDER BY issued_at_ms DESC, id DESC LIMIT 1",
+                    params![site, code.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()
+                .map_err(sql("looking up a promo code"))?;
+            let Some((session_id, issued_at_ms, reserved_until_ms, live)) = issue else { return Ok(None) };
+            let Some(visitor) = visitor_path(tx, &session_id, i64::MAX)? else {
+                return Err(StorageError::Corrupt(format!("promo code {code} names a missing session")));
+            };
+            Ok(Some(PromoLookup {
+                code: code.to_string(),
+                site: site.to_owned(),
+                session_id,
+                issued_at_ms,
+                reserved_until_ms,
+                live,
+                visitor,
+            }))
+        })
+    }
+
+    fn attach_promo(
+        &self,
+        site: &Site,
+        call_id: i64,
+        code: &PromoCode,
+        clock: &dyn Clock,
+    ) -> Result<Option<()>, StorageError> {
+        let (mut inner, now_ms) = self.lock(clock);
+        let tx = immediate(&mut inner.conn)?;
+        let ring_at_ms: i64 = tx
+            .query_row("SELECT ring_at_ms FROM calls WHERE id = ?1 AND site_id = ?2", params![call_id, site.id], |r| {
+                r.get(0)
+            })
+            .map_err(sql("reading a call"))?;
+        // A code can be reissued after its reservation lapsed: the issue
+        // that was current when the phone rang is the one the caller read.
+        let session: Option<String> = tx
+            .query_row(
+                "SELECT session_id FROM promo_codes WHERE site_id = ?1 AND code = ?2
+                 ORDER BY issued_at_ms <= ?3 DESC, issued_at_ms DESC, id DESC LIMIT 1",
+                params![site.id, code.as_str(), ring_at_ms],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("looking up a promo code"))?;
+        let Some(session) = session else { return Ok(None) };
+        tx.execute(
+            "UPDATE calls SET promo_code = ?2, promo_session_id = ?3 WHERE id = ?1",
+            params![call_id, code.as_str(), session],
+        )
+        .map_err(sql("attaching a promo code"))?;
+        attribute(&tx, site, call_id, now_ms)?;
+        tx.commit().map_err(sql("committing a promo code"))?;
+        Ok(Some(()))
+    }
+}
