@@ -34,6 +34,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/sites/{site}/visits"),
     ("POST", "/v1/sites/{site}/heartbeat"),
     ("POST", "/v1/sites/{site}/pageviews"),
+    ("POST", "/v1/sites/{site}/pbx/{adapter}"),
+    ("POST", "/v1/sites/{site}/pbx/mango/events/{event}"),
+    ("GET", "/v1/sites/{site}/pbx/zadarma"),
 ];
 
 /// The OpenAPI 3 document, maintained by hand beside the routes.

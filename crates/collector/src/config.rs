@@ -169,6 +169,9 @@ pub struct RawSite {
     /// `RINGSOURCE_SITE_<ID>_PBX_<ADAPTER>_SECRET` overrides each.
     #[serde(default)]
     pub pbx_secrets: BTreeMap<String, String>,
+    /// What goes with some adapters' secrets (`twilio_url`, `mango_api_key`, …).
+    #[serde(default)]
+    pub pbx: crate::pbx::RawPbxSettings,
 }
 
 fn default_uniqueness_days() -> u32 {
@@ -289,6 +292,10 @@ pub struct Site {
     pub static_numbers: Vec<StaticNumber>,
     pub pools: Vec<Pool>,
     pub pbx_secrets: BTreeMap<String, String>,
+    /// The PBX adapters' validated credentials; an adapter without them is off.
+    pub pbx: crate::pbx::PbxAuth,
+    /// Where national numbers from a PBX are read ("8 495 …", "74951234567").
+    pub region: Option<Region>,
     /// Built from the static numbers' and pools' rules, same indices.
     pub routing: RoutingTable,
 }
@@ -712,6 +719,12 @@ fn validate_site(
             issues.push(format!("{path}.pbx_secrets.{adapter}"), "must not be empty");
         }
     }
+    let pbx = crate::pbx::PbxAuth::from_config(&pbx_secrets, raw.pbx).unwrap_or_else(|found| {
+        for (field, reason) in found {
+            issues.push(format!("{path}.{field}"), reason);
+        }
+        crate::pbx::PbxAuth::default()
+    });
 
     if issues.list.len() != before {
         return None;
@@ -736,6 +749,8 @@ fn validate_site(
         static_numbers,
         pools,
         pbx_secrets,
+        pbx,
+        region,
         routing,
     })
 }

@@ -6,6 +6,7 @@
 //! - [`storage`]: persistence behind a trait, SQLite today;
 //! - [`domain`]: the visit flow (routing, crawlers, show-number) over storage;
 //! - [`api`]: the `/v1/` HTTP API, CORS, rate limiting, JSON errors;
+//! - [`pbx`]: PBX webhooks: each PBX's signature, its fields to a `CallEvent`;
 //! - [`calls`]: calls from PBX events: storage, attribution, the admin calls API;
 //! - [`static_files`]: the script tag, the wasm bundle and the `www/` pages;
 //! - [`server`]: builds the actix-web app and runs it;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod pbx;
 pub mod ratelimit;
 pub mod server;
 pub mod static_files;

@@ -9,6 +9,7 @@ use actix_web::{App, HttpServer, web};
 use crate::api::{self, ApiState};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::pbx::{self, CallSink};
 use crate::ratelimit::RateLimiter;
 use crate::static_files::{self, StaticDirs};
 use crate::storage::sqlite::SqliteStorage;
@@ -37,6 +38,17 @@ pub struct Bound {
 /// Opens the database, syncs the configured sites into it and binds the HTTP
 /// server. Must be called inside an actix system (`actix_web::rt::System`).
 pub fn bind(config: &Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Result<Bound, StartError> {
+    bind_with(config, listen, clock, None)
+}
+
+/// [`bind`] with the sink that receives verified PBX call events.
+pub fn bind_with(
+    config: &Config,
+    listen: SocketAddr,
+    clock: Arc<dyn Clock>,
+    call_sink: Option<Arc<dyn CallSink>>,
+) -> Result<Bound, StartError> {
+    let pbx_routes = pbx::Routes::new(call_sink);
     let storage = SqliteStorage::open(&config.server.database)?;
     storage.sync_sites(&config.sites, clock.as_ref())?;
     let state = web::Data::new(ApiState {
@@ -50,6 +62,7 @@ pub fn bind(config: &Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Resul
     let http = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .configure(|cfg| pbx_routes.configure(cfg))
             .configure(api::configure)
             .configure(|cfg| static_files::configure(&dirs, cfg))
             .default_service(web::to(api::not_found))
@@ -87,10 +100,20 @@ impl Drop for Spawned {
 /// Starts the app on `listen` (port 0 picks a free one) on a new thread and
 /// returns once it is bound.
 pub fn spawn(config: Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Result<Spawned, StartError> {
+    spawn_with(config, listen, clock, None)
+}
+
+/// [`spawn`] with the sink that receives verified PBX call events.
+pub fn spawn_with(
+    config: Config,
+    listen: SocketAddr,
+    clock: Arc<dyn Clock>,
+    call_sink: Option<Arc<dyn CallSink>>,
+) -> Result<Spawned, StartError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            match bind(&config, listen, clock) {
+            match bind_with(&config, listen, clock, call_sink) {
                 Ok(bound) => {
                     let _ = tx.send(Ok((bound.addrs[0], bound.server.handle())));
                     bound.server.await.map_err(StartError::Run)

@@ -86,6 +86,7 @@ admin_token = "from-the-file-0123456789"
 id = "my-shop"
 originals = ["+7 495 123-45-67"]
 pbx_secrets = { generic = "file-secret", twilio = "file-twilio" }
+pbx = { twilio_url = "https://calls.example/v1/sites/my-shop/pbx/twilio" }
 "#;
 
 #[test]
