@@ -1,0 +1,88 @@
+//! The Kamailio dialog-event adapter over HTTP (bearer token; see
+//! examples/kamailio for the script that posts these).
+
+mod common;
+mod pbx_support;
+
+use pbx_support::*;
+use ringsource_core::call::{CallPhase, CallStatus};
+use serde_json::{Value, json};
+
+const PATH: &str = "/v1/sites/shop/pbx/kamailio";
+
+fn post(h: &PbxHarness, body: &Value, auth: Option<&str>) -> Reply {
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+    h.post(PATH, "application/json", body.to_string(), &headers)
+}
+
+fn bearer() -> String {
+    format!("Bearer {KAMAILIO_TOKEN}")
+}
+
+#[test]
+fn dialog_events_reach_the_sink_mapped() {
+    let h = start(&all_adapters());
+    let call = "3c26700b5d3f0a1b@127.0.0.1";
+    let events = [
+        json!({ "event": "end", "call_id": call, "from": "79161234567", "to": "74957000001", "at": NOW_SECS, "started_at": NOW_SECS - 40, "answered_at": NOW_SECS - 30, "sip_code": 200 }),
+        json!({ "event": "start", "call_id": call, "from": "79161234567", "to": "74957000001", "at": NOW_SECS - 40 }),
+        json!({ "event": "answer", "call_id": call, "from": "79161234567", "to": "74957000001", "at": NOW_SECS - 30, "started_at": NOW_SECS - 40 }),
+    ];
+    for e in &events {
+        let r = post(&h, e, Some(&bearer()));
+        assert_eq!((r.status, r.body["outcome"].as_str()), (200, Some("recorded")), "{}", r.body);
+    }
+    let got = h.events();
+    let ms = |s: i64| Some((s * 1000) as u64);
+    let end = &got[0];
+    assert_eq!((end.pbx.as_str(), end.pbx_call_id.as_str()), ("kamailio", call));
+    assert_eq!((end.phase, end.status), (CallPhase::End, CallStatus::Answered));
+    assert_eq!((end.started_at_ms, end.answered_at_ms, end.ended_at_ms), (ms(NOW_SECS - 40), ms(NOW_SECS - 30), ms(NOW_SECS)));
+    assert_eq!((end.duration_secs, end.talk_secs), (Some(40), Some(30)));
+    assert_eq!(end.to.e164(), "+74957000001");
+    assert_eq!(end.from.as_deref(), Some("+79161234567"));
+    assert_eq!((got[1].phase, got[1].started_at_ms), (CallPhase::Start, ms(NOW_SECS - 40)));
+    assert_eq!((got[2].phase, got[2].answered_at_ms), (CallPhase::Answer, ms(NOW_SECS - 30)));
+}
+
+#[test]
+fn failed_dialogs_map_their_sip_code() {
+    let h = start(&all_adapters());
+    for code in [486, 487, 480, 503] {
+        let e = json!({ "event": "end", "call_id": format!("c{code}"), "to": "74957000001", "at": NOW_SECS, "started_at": NOW_SECS - 20, "sip_code": code });
+        assert_eq!(post(&h, &e, Some(&bearer())).status, 200);
+    }
+    let got: Vec<_> = h.events().iter().map(|e| (e.status, e.talk_secs)).collect();
+    assert_eq!(got, [(CallStatus::Busy, None), (CallStatus::Canceled, None), (CallStatus::NoAnswer, None), (CallStatus::Failed, None)]);
+}
+
+#[test]
+fn a_missing_or_wrong_token_is_401() {
+    let h = start(&all_adapters());
+    let e = json!({ "event": "start", "call_id": "c", "to": "74957000001", "at": NOW_SECS });
+    let missing = post(&h, &e, None);
+    assert_eq!((missing.status, missing.code()), (401, "missing_credentials"));
+    assert!(missing.message().contains("Authorization"));
+    for auth in ["Bearer wrong-token-0123456789".to_owned(), format!("Basic {KAMAILIO_TOKEN}"), KAMAILIO_TOKEN.to_owned()] {
+        let r = post(&h, &e, Some(&auth));
+        assert_eq!((r.status, r.code()), (401, "bad_credentials"), "{auth}");
+    }
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn a_bad_body_with_a_good_token_is_400() {
+    let h = start(&all_adapters());
+    let cases = [
+        json!("not an object"),
+        json!({ "event": "ring", "call_id": "c", "to": "74957000001", "at": NOW_SECS }),
+        json!({ "event": "start", "call_id": "c", "to": "100", "at": NOW_SECS }),
+        json!({ "event": "start", "call_id": "c", "to": "74957000001", "at": -5 }),
+        json!({ "event": "end", "call_id": "c", "to": "74957000001", "at": NOW_SECS }),
+    ];
+    for body in &cases {
+        let r = post(&h, body, Some(&bearer()));
+        assert_eq!((r.status, r.code()), (400, "bad_request"), "{body}: {}", r.body);
+    }
+    assert!(h.events().is_empty());
+}
