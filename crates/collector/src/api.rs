@@ -34,9 +34,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/sites/{site}/visits"),
     ("POST", "/v1/sites/{site}/heartbeat"),
     ("POST", "/v1/sites/{site}/pageviews"),
-    ("POST", "/v1/sites/{site}/pbx/{adapter}"),
-    ("POST", "/v1/sites/{site}/pbx/mango/events/{event}"),
-    ("GET", "/v1/sites/{site}/pbx/zadarma"),
+    ("GET", "/v1/calls"),
+    ("GET", "/v1/calls.csv"),
+    ("GET", "/v1/calls/{id}"),
+    ("POST", "/v1/calls/{id}/promo"),
+    ("GET", "/v1/reports/calls"),
+    ("GET", "/v1/promo/{code}"),
 ];
 
 /// The OpenAPI 3 document, maintained by hand beside the routes.

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use actix_web::{App, HttpServer, web};
 
 use crate::api::{self, ApiState};
+use crate::calls::CallsService;
+use crate::calls::api::{self as calls_api, CallsApi};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::pbx::{self, CallSink};
 use crate::ratelimit::RateLimiter;
 use crate::static_files::{self, StaticDirs};
 use crate::storage::sqlite::SqliteStorage;
@@ -38,22 +39,13 @@ pub struct Bound {
 /// Opens the database, syncs the configured sites into it and binds the HTTP
 /// server. Must be called inside an actix system (`actix_web::rt::System`).
 pub fn bind(config: &Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Result<Bound, StartError> {
-    bind_with(config, listen, clock, None)
-}
-
-/// [`bind`] with the sink that receives verified PBX call events.
-pub fn bind_with(
-    config: &Config,
-    listen: SocketAddr,
-    clock: Arc<dyn Clock>,
-    call_sink: Option<Arc<dyn CallSink>>,
-) -> Result<Bound, StartError> {
-    let pbx_routes = pbx::Routes::new(call_sink);
-    let storage = SqliteStorage::open(&config.server.database)?;
+    let storage = Arc::new(SqliteStorage::open(&config.server.database)?);
     storage.sync_sites(&config.sites, clock.as_ref())?;
+    let calls = Arc::new(CallsService::new(storage.clone(), &config.sites, Arc::clone(&clock)));
+    let calls_api = web::Data::new(CallsApi { service: calls, admin_token: config.server.admin_token.clone() });
     let state = web::Data::new(ApiState {
         sites: config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect::<HashMap<_, _>>(),
-        storage: Arc::new(storage),
+        storage,
         clock,
         limiter: RateLimiter::new(config.server.rate_limit),
         trust_forwarded_for: config.server.trust_forwarded_for,
@@ -62,7 +54,8 @@ pub fn bind_with(
     let http = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .configure(|cfg| pbx_routes.configure(cfg))
+            .app_data(calls_api.clone())
+            .configure(calls_api::configure)
             .configure(api::configure)
             .configure(|cfg| static_files::configure(&dirs, cfg))
             .default_service(web::to(api::not_found))
@@ -100,20 +93,10 @@ impl Drop for Spawned {
 /// Starts the app on `listen` (port 0 picks a free one) on a new thread and
 /// returns once it is bound.
 pub fn spawn(config: Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Result<Spawned, StartError> {
-    spawn_with(config, listen, clock, None)
-}
-
-/// [`spawn`] with the sink that receives verified PBX call events.
-pub fn spawn_with(
-    config: Config,
-    listen: SocketAddr,
-    clock: Arc<dyn Clock>,
-    call_sink: Option<Arc<dyn CallSink>>,
-) -> Result<Spawned, StartError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            match bind_with(&config, listen, clock, call_sink) {
+            match bind(&config, listen, clock) {
                 Ok(bound) => {
                     let _ = tx.send(Ok((bound.addrs[0], bound.server.handle())));
                     bound.server.await.map_err(StartError::Run)
