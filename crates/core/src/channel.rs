@@ -164,7 +164,7 @@ fn by_medium(medium: &str, source_kind: Option<SourceKind>) -> Option<Channel> {
         Channel::OrganicSocial
     } else if is("organic") {
         Channel::OrganicSearch
-    } else if medium.contains("video") {
+    } else if mentions(&medium, "video") {
         Channel::OrganicVideo
     } else if ["referral", "app", "link"].into_iter().any(is) {
         Channel::Referral
@@ -176,7 +176,7 @@ fn by_medium(medium: &str, source_kind: Option<SourceKind>) -> Option<Channel> {
 
 /// `medium` must already be lowercase.
 fn is_paid(medium: &str) -> bool {
-    medium.contains("cp")
+    mentions(medium, "cp")
         || medium == "ppc"
         || medium == "retargeting"
         || medium.starts_with("paid")
@@ -185,10 +185,10 @@ fn is_paid(medium: &str) -> bool {
 /// Which paid channel a paid visit belongs to. `medium` is lowercase, or
 /// empty when only a click id says the visit is paid.
 fn paid(medium: &str, source_kind: Option<SourceKind>) -> Channel {
-    if medium.contains("social") {
+    if mentions(medium, "social") {
         return Channel::PaidSocial;
     }
-    if medium.contains("video") {
+    if mentions(medium, "video") {
         return Channel::PaidVideo;
     }
     match source_kind {
@@ -198,6 +198,12 @@ fn paid(medium: &str, source_kind: Option<SourceKind>) -> Channel {
         Some(SourceKind::Email) | None if medium == "cpm" => Channel::Display,
         Some(SourceKind::Email) | None => Channel::PaidSearch,
     }
+}
+
+/// Whether `text` contains `word` (non-empty). A byte loop rather than
+/// `str::contains`, whose substring searcher is sizeable in the bundle.
+fn mentions(text: &str, word: &str) -> bool {
+    text.as_bytes().windows(word.len()).any(|window| window == word.as_bytes())
 }
 
 fn is_email(value: &str) -> bool {

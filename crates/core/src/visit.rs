@@ -312,7 +312,13 @@ pub fn ga_client_id(cookie_value: &str) -> Option<String> {
         && [version, depth, random, timestamp]
             .iter()
             .all(|field| is_digits(field));
-    well_formed.then(|| [random, timestamp].join("."))
+    well_formed.then(|| {
+        let mut id = String::with_capacity(random.len() + 1 + timestamp.len());
+        id.push_str(random);
+        id.push('.');
+        id.push_str(timestamp);
+        id
+    })
 }
 
 /// The `_ym_uid` cookie's visitor id, which Metrica writes as digits only.

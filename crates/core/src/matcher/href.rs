@@ -64,7 +64,7 @@ fn percent_decode(text: &str) -> Option<String> {
 fn percent_encode(text: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for c in text.chars() {
-        if c.is_ascii_alphanumeric() || "+-._~()/,*".contains(c) {
+        if c.is_ascii_alphanumeric() || (c.is_ascii() && b"+-._~()/,*".contains(&(c as u8))) {
             out.push(c);
         } else {
             let mut buffer = [0; 4];

@@ -111,11 +111,14 @@ impl Matcher {
         for (index, original) in unique.iter().enumerate() {
             for (form, digits) in written_forms(original) {
                 if !patterns.iter().any(|p| *p.digits == *digits.as_bytes()) {
-                    patterns.push(Pattern { digits: digits.into_bytes().into_boxed_slice(), original: index, form });
+                    // Kept longest first as they come (a stable insertion):
+                    // a handful of patterns needs no sort routine in the bundle.
+                    let at = patterns.iter().position(|p| p.digits.len() < digits.len()).unwrap_or(patterns.len());
+                    let pattern = Pattern { digits: digits.into_bytes().into_boxed_slice(), original: index, form };
+                    patterns.insert(at, pattern);
                 }
             }
         }
-        patterns.sort_by_key(|p| std::cmp::Reverse(p.digits.len()));
         let shortest = patterns.iter().map(|p| p.digits.len()).min().unwrap_or(usize::MAX);
         Matcher { originals: unique, patterns, shortest }
     }
@@ -278,7 +281,10 @@ fn written_forms(number: &PhoneNumber) -> Vec<(Form, String)> {
         // Where the trunk prefix equals the country code (NANP's 1), the
         // writing is read as international: it is one.
         for &trunk in rules.trunk.iter().filter(|&&trunk| trunk != country_code) {
-            forms.push((Form::National { trunk }, format!("{trunk}{nsn}")));
+            let mut digits = String::with_capacity(trunk.len() + nsn.len());
+            digits.push_str(trunk);
+            digits.push_str(nsn);
+            forms.push((Form::National { trunk }, digits));
         }
         if nsn.len() >= MIN_BARE_NATIONAL_DIGITS {
             forms.push((Form::National { trunk: "" }, nsn.to_owned()));

@@ -32,30 +32,124 @@ pub struct PhoneNumber {
     country_code_len: u8,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a writing is not a phone number. The messages quote the input with
+/// plain `"…"` rather than `{:?}`, and are assembled from pieces by hand: this
+/// type is shown in the browser bundle, where Rust's `Debug` escaping and the
+/// integer formatting machinery would cost more than everything else in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhoneError {
-    #[error("phone number is empty")]
     Empty,
-    #[error("phone number {input:?} contains {found:?}, which is neither a digit nor a separator")]
     UnexpectedCharacter { input: String, found: char },
-    #[error("phone number {input:?} has a '+' that is not at its start")]
     MisplacedPlus { input: String },
-    #[error("phone number {input:?} contains no digits")]
     NoDigits { input: String },
-    #[error("phone number {input:?} has no country code; write it as +<country code> <number> or 00<country code> <number>")]
     MissingCountryCode { input: String },
-    #[error("phone number {input:?} starts with country code 0, and no country code starts with 0")]
     InvalidCountryCode { input: String },
-    #[error("phone number {input:?} has {digits} digits with its country code; an international number has 8 to 15")]
     Length { input: String, digits: usize },
-    #[error("phone number {input:?} has {found} digits after country code +{country_code}; numbers there have {expected}")]
     NationalLength { input: String, country_code: String, found: usize, expected: String },
-    #[error("phone number {input:?}: a number under country code +{country_code} cannot start with {digit}")]
     NationalFirstDigit { input: String, country_code: String, digit: char },
-    #[error("phone number {input:?} is not a {region} number: expected {shape}, or an international number starting with '+'")]
     NotNational { input: String, region: Region, shape: &'static str },
-    #[error("unknown region {input:?}; expected one of RU, KZ, UA, BY, US, CA, GB, DE")]
     UnknownRegion { input: String },
+}
+
+impl PhoneError {
+    /// The full message, e.g. `phone number "+44 20 79" has 4 digits after
+    /// country code +44; numbers there have 7 to 10`.
+    fn message(&self) -> String {
+        let mut out = String::new();
+        let quoted = |out: &mut String, head: &str, input: &str| {
+            out.push_str(head);
+            out.push('"');
+            out.push_str(input);
+            out.push('"');
+        };
+        let number = |out: &mut String, input: &str| quoted(out, "phone number ", input);
+        match self {
+            PhoneError::Empty => out.push_str("phone number is empty"),
+            PhoneError::UnexpectedCharacter { input, found } => {
+                number(&mut out, input);
+                out.push_str(" contains '");
+                out.push(*found);
+                out.push_str("', which is neither a digit nor a separator");
+            }
+            PhoneError::MisplacedPlus { input } => {
+                number(&mut out, input);
+                out.push_str(" has a '+' that is not at its start");
+            }
+            PhoneError::NoDigits { input } => {
+                number(&mut out, input);
+                out.push_str(" contains no digits");
+            }
+            PhoneError::MissingCountryCode { input } => {
+                number(&mut out, input);
+                out.push_str(
+                    " has no country code; write it as +<country code> <number> or 00<country code> <number>",
+                );
+            }
+            PhoneError::InvalidCountryCode { input } => {
+                number(&mut out, input);
+                out.push_str(" starts with country code 0, and no country code starts with 0");
+            }
+            PhoneError::Length { input, digits } => {
+                number(&mut out, input);
+                out.push_str(" has ");
+                push_count(&mut out, *digits);
+                out.push_str(" digits with its country code; an international number has 8 to 15");
+            }
+            PhoneError::NationalLength { input, country_code, found, expected } => {
+                number(&mut out, input);
+                out.push_str(" has ");
+                push_count(&mut out, *found);
+                out.push_str(" digits after country code +");
+                out.push_str(country_code);
+                out.push_str("; numbers there have ");
+                out.push_str(expected);
+            }
+            PhoneError::NationalFirstDigit { input, country_code, digit } => {
+                number(&mut out, input);
+                out.push_str(": a number under country code +");
+                out.push_str(country_code);
+                out.push_str(" cannot start with ");
+                out.push(*digit);
+            }
+            PhoneError::NotNational { input, region, shape } => {
+                number(&mut out, input);
+                out.push_str(" is not a ");
+                out.push_str(region.code());
+                out.push_str(" number: expected ");
+                out.push_str(shape);
+                out.push_str(", or an international number starting with '+'");
+            }
+            PhoneError::UnknownRegion { input } => {
+                quoted(&mut out, "unknown region ", input);
+                out.push_str("; expected one of RU, KZ, UA, BY, US, CA, GB, DE");
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for PhoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for PhoneError {}
+
+/// Appends `n` in decimal, without the `fmt` machinery (see [`PhoneError`]).
+fn push_count(out: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.push_str(ascii(&digits[at..]));
 }
 
 /// The digits of a written number and the notation around them.
@@ -191,11 +285,12 @@ impl PhoneNumber {
         let total = country_code.len() + nsn.len();
         if let Some(rules) = rules {
             if !rules.len_fits(nsn.len()) {
-                let expected = if rules.min_len == rules.max_len {
-                    rules.min_len.to_string()
-                } else {
-                    format!("{} to {}", rules.min_len, rules.max_len)
-                };
+                let mut expected = String::new();
+                push_count(&mut expected, rules.min_len);
+                if rules.min_len != rules.max_len {
+                    expected.push_str(" to ");
+                    push_count(&mut expected, rules.max_len);
+                }
                 return Err(PhoneError::NationalLength {
                     input: input.to_owned(),
                     country_code: country_code.to_owned(),
