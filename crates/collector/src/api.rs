@@ -40,6 +40,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/calls/{id}/promo"),
     ("GET", "/v1/reports/calls"),
     ("GET", "/v1/promo/{code}"),
+    ("POST", "/v1/sites/{site}/pbx/{adapter}"),
+    ("POST", "/v1/sites/{site}/pbx/mango/events/{event}"),
+    ("GET", "/v1/sites/{site}/pbx/zadarma"),
 ];
 
 /// The OpenAPI 3 document, maintained by hand beside the routes.

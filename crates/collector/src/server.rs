@@ -11,6 +11,7 @@ use crate::calls::CallsService;
 use crate::calls::api::{self as calls_api, CallsApi};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::pbx::{self, CallSink};
 use crate::ratelimit::RateLimiter;
 use crate::static_files::{self, StaticDirs};
 use crate::storage::sqlite::SqliteStorage;
@@ -39,9 +40,21 @@ pub struct Bound {
 /// Opens the database, syncs the configured sites into it and binds the HTTP
 /// server. Must be called inside an actix system (`actix_web::rt::System`).
 pub fn bind(config: &Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Result<Bound, StartError> {
+    bind_with(config, listen, clock, None)
+}
+
+/// [`bind`] with the sink that receives verified PBX call events.
+pub fn bind_with(
+    config: &Config,
+    listen: SocketAddr,
+    clock: Arc<dyn Clock>,
+    call_sink: Option<Arc<dyn CallSink>>,
+) -> Result<Bound, StartError> {
     let storage = Arc::new(SqliteStorage::open(&config.server.database)?);
     storage.sync_sites(&config.sites, clock.as_ref())?;
     let calls = Arc::new(CallsService::new(storage.clone(), &config.sites, Arc::clone(&clock)));
+    // PBX events go to storage and attribution unless a test injects its own sink.
+    let pbx_routes = pbx::Routes::new(Some(call_sink.unwrap_or_else(|| calls.clone())));
     let calls_api = web::Data::new(CallsApi { service: calls, admin_token: config.server.admin_token.clone() });
     let state = web::Data::new(ApiState {
         sites: config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect::<HashMap<_, _>>(),
@@ -56,6 +69,7 @@ pub fn bind(config: &Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Resul
             .app_data(state.clone())
             .app_data(calls_api.clone())
             .configure(calls_api::configure)
+            .configure(|cfg| pbx_routes.configure(cfg))
             .configure(api::configure)
             .configure(|cfg| static_files::configure(&dirs, cfg))
             .default_service(web::to(api::not_found))
@@ -93,10 +107,20 @@ impl Drop for Spawned {
 /// Starts the app on `listen` (port 0 picks a free one) on a new thread and
 /// returns once it is bound.
 pub fn spawn(config: Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Result<Spawned, StartError> {
+    spawn_with(config, listen, clock, None)
+}
+
+/// [`spawn`] with the sink that receives verified PBX call events.
+pub fn spawn_with(
+    config: Config,
+    listen: SocketAddr,
+    clock: Arc<dyn Clock>,
+    call_sink: Option<Arc<dyn CallSink>>,
+) -> Result<Spawned, StartError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            match bind(&config, listen, clock) {
+            match bind_with(&config, listen, clock, call_sink) {
                 Ok(bound) => {
                     let _ = tx.send(Ok((bound.addrs[0], bound.server.handle())));
                     bound.server.await.map_err(StartError::Run)

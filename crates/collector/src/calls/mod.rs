@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod dates;
+mod sink;
 
 use std::collections::HashMap;
 use std::sync::Arc;

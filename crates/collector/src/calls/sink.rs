@@ -1,0 +1,24 @@
+//! The PBX adapters' [`CallSink`], backed by storage and attribution.
+
+use ringsource_core::call::CallEvent;
+
+use super::{CallsError, CallsService};
+use crate::pbx::{CallSink, RecordOutcome, SinkError};
+use crate::storage::calls::RecordError;
+
+impl CallSink for CallsService {
+    fn record(&self, site: &str, event: CallEvent) -> Result<RecordOutcome, SinkError> {
+        match CallsService::record(self, site, &event) {
+            Ok(r) if r.new_event => Ok(RecordOutcome::New),
+            Ok(_) => Ok(RecordOutcome::Duplicate),
+            // A retry cannot fix either: the PBX must be told, not asked to resend.
+            Err(e @ (CallsError::UnknownSite(_) | CallsError::Record(RecordError::OtherSite { .. }))) => {
+                Err(SinkError::Conflict(e.to_string()))
+            }
+            Err(CallsError::Record(RecordError::Storage(e)) | CallsError::Storage(e)) => Err(SinkError::Storage(e)),
+            Err(e @ (CallsError::UnknownCall(_) | CallsError::UnknownPromoCode { .. })) => {
+                Err(SinkError::Conflict(e.to_string()))
+            }
+        }
+    }
+}
