@@ -1,0 +1,137 @@
+//! Builds the actix-web application and runs it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::{App, HttpServer, web};
+
+use crate::api::{self, ApiState};
+use crate::calls::CallsService;
+use crate::calls::api::{self as calls_api, CallsApi};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::pbx::{self, CallSink};
+use crate::ratelimit::RateLimiter;
+use crate::static_files::{self, StaticDirs};
+use crate::storage::sqlite::SqliteStorage;
+use crate::storage::{Storage, StorageError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot prepare the database: {0}")]
+    Storage(#[from] StorageError),
+    #[error("the server stopped with an error: {0}")]
+    Run(#[source] std::io::Error),
+    #[error("the server thread ended before it was bound")]
+    ThreadGone,
+}
+
+/// A bound, not yet awaited server.
+pub struct Bound {
+    pub server: actix_web::dev::Server,
+    /// The addresses actually bound (port 0 resolved).
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Opens the database, syncs the configured sites into it and binds the HTTP
+/// server. Must be called inside an actix system (`actix_web::rt::System`).
+pub fn bind(config: &Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Result<Bound, StartError> {
+    bind_with(config, listen, clock, None)
+}
+
+/// [`bind`] with the sink that receives verified PBX call events.
+pub fn bind_with(
+    config: &Config,
+    listen: SocketAddr,
+    clock: Arc<dyn Clock>,
+    call_sink: Option<Arc<dyn CallSink>>,
+) -> Result<Bound, StartError> {
+    let storage = Arc::new(SqliteStorage::open(&config.server.database)?);
+    storage.sync_sites(&config.sites, clock.as_ref())?;
+    let calls = Arc::new(CallsService::new(storage.clone(), &config.sites, Arc::clone(&clock)));
+    // PBX events go to storage and attribution unless a test injects its own sink.
+    let pbx_routes = pbx::Routes::new(Some(call_sink.unwrap_or_else(|| calls.clone())));
+    let calls_api = web::Data::new(CallsApi { service: calls, admin_token: config.server.admin_token.clone() });
+    let state = web::Data::new(ApiState {
+        sites: config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect::<HashMap<_, _>>(),
+        storage,
+        clock,
+        limiter: RateLimiter::new(config.server.rate_limit),
+        trust_forwarded_for: config.server.trust_forwarded_for,
+    });
+    let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
+    let http = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(calls_api.clone())
+            .configure(calls_api::configure)
+            .configure(|cfg| pbx_routes.configure(cfg))
+            .configure(api::configure)
+            .configure(|cfg| static_files::configure(&dirs, cfg))
+            .default_service(web::to(api::not_found))
+    })
+    .bind(listen)
+    .map_err(|source| StartError::Bind { addr: listen, source })?;
+    let addrs = http.addrs();
+    Ok(Bound { server: http.run(), addrs })
+}
+
+/// A server running on its own thread (tests, tools).
+pub struct Spawned {
+    pub addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<Result<(), StartError>>>,
+}
+
+impl Spawned {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stopping needs the server's own runtime; this one is tiny.
+        actix_web::rt::System::new().block_on(handle.stop(true));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the app on `listen` (port 0 picks a free one) on a new thread and
+/// returns once it is bound.
+pub fn spawn(config: Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Result<Spawned, StartError> {
+    spawn_with(config, listen, clock, None)
+}
+
+/// [`spawn`] with the sink that receives verified PBX call events.
+pub fn spawn_with(
+    config: Config,
+    listen: SocketAddr,
+    clock: Arc<dyn Clock>,
+    call_sink: Option<Arc<dyn CallSink>>,
+) -> Result<Spawned, StartError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            match bind_with(&config, listen, clock, call_sink) {
+                Ok(bound) => {
+                    let _ = tx.send(Ok((bound.addrs[0], bound.server.handle())));
+                    bound.server.await.map_err(StartError::Run)
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    Ok(())
+                }
+            }
+        })
+    });
+    let (addr, handle) = rx.recv().map_err(|_| StartError::ThreadGone)??;
+    Ok(Spawned { addr, handle, thread: Some(thread) })
+}
