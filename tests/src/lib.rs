@@ -1,1 +1,129 @@
-//! Shared harness for end-to-end tests.
+//! Harness for end-to-end tests: the real collector on a free port with a
+//! fresh SQLite file and the built bundle, and headless Chromium visitors.
+//!
+//! Run through `cargo xtask test`, which builds the bundle first and passes
+//! `RINGSOURCE_BUNDLE_DIR`, `CHROMEDRIVER` and `CHROMIUM`.
+
+pub mod browser;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ringsource_collector::clock::SystemClock;
+use ringsource_collector::config::Config;
+use ringsource_collector::server::{self, Spawned};
+
+pub use browser::Browser;
+
+/// A page of a customer site: the number in several formats, and the one
+/// script tag a site owner adds.
+pub const SHOP_PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>Shop</title>
+<script type="application/ld+json">{"@type":"Store","telephone":"+7 495 123-45-67"}</script>
+</head><body>
+<header id="header">Call us: +7 (495) 123-45-67</header>
+<a id="tel" href="tel:+74951234567">8 (495) <span>123-45-67</span></a>
+<p id="promo">Your code: <b data-ringsource-promo>—</b></p>
+<div id="show"><span class="phone">8 495 123 45 67</span></div>
+<footer id="footer">Order 74951234567890 · 8 495 123 45 67</footer>
+<script async src="/ringsource.js" data-site="shop" SCRIPT_ATTRS></script>
+</body></html>
+"#;
+
+fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
+}
+
+/// The built npm package; `cargo xtask test` builds it before these tests.
+pub fn bundle_dir() -> PathBuf {
+    let dir = std::env::var_os("RINGSOURCE_BUNDLE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join("target/pkg"));
+    assert!(
+        dir.join("ringsource_bg.wasm").exists() && dir.join("tag.js").exists(),
+        "no bundle in {}: run these tests through `cargo xtask test`",
+        dir.display()
+    );
+    dir
+}
+
+pub struct Site {
+    pub server: Spawned,
+    pub db: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Site {
+    /// Starts the collector with one site "shop" (original +7 495 123-45-67,
+    /// region RU) plus `site_extra` TOML for the `[[sites]]` table; serves
+    /// [`SHOP_PAGE`] at `/demo/shop.html` with `script_attrs` on the tag.
+    pub fn start(site_extra: &str, script_attrs: &str) -> Site {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("ringsource.sqlite");
+        let www = dir.path().join("www");
+        std::fs::create_dir_all(www.join("demo")).expect("www dir");
+        std::fs::write(www.join("demo/shop.html"), SHOP_PAGE.replace("SCRIPT_ATTRS", script_attrs))
+            .expect("test page");
+        let toml = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+database = "{db}"
+bundle_dir = "{bundle}"
+www_dir = "{www}"
+
+[[sites]]
+id = "shop"
+allowed_origins = ["https://shop.example"]
+allow_same_origin = true
+region = "RU"
+originals = ["+7 (495) 123-45-67"]
+overflow_number = "+7 495 700-00-99"
+{site_extra}
+"#,
+            db = db.display(),
+            bundle = bundle_dir().display(),
+            www = www.display(),
+        );
+        let config = Config::from_toml_str(&toml, Path::new("e2e.toml"), &HashMap::<String, String>::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let server = server::spawn(config, "127.0.0.1:0".parse().expect("addr"), Arc::new(SystemClock))
+            .expect("collector starts");
+        Site { server, db, _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.db).expect("open the collector's SQLite file")
+    }
+
+    /// The number each session holds in a live lease, per the database.
+    pub fn live_leases(&self) -> Vec<(String, String)> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare("SELECT session_id, number FROM leases WHERE ended_at_ms IS NULL ORDER BY id")
+            .expect("leases query");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("leases")
+            .map(|r| r.expect("lease row"))
+            .collect()
+    }
+
+    pub fn lease_count(&self) -> i64 {
+        self.db().query_row("SELECT count(*) FROM leases", [], |r| r.get(0)).expect("count")
+    }
+
+    /// `(policy, outcome, number)` of each recorded pool exhaustion.
+    pub fn pool_events(&self) -> Vec<(String, String, Option<String>)> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT policy, outcome, number FROM pool_events ORDER BY id").expect("query");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("pool events")
+            .map(|r| r.expect("event row"))
+            .collect()
+    }
+}

@@ -96,8 +96,9 @@ impl Spawned {
 impl Drop for Spawned {
     fn drop(&mut self) {
         let handle = self.handle.clone();
-        // Stopping needs the server's own runtime; this one is tiny.
-        actix_web::rt::System::new().block_on(handle.stop(true));
+        // Stopping needs a runtime of its own; on a separate thread so a
+        // Spawned can also be dropped inside an async test's runtime.
+        let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(true))).join();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -82,7 +82,9 @@ pub async fn start(options: JsValue) -> Result<JsValue, JsValue> {
         reason: "is required: the collector's base URL, e.g. https://calls.example.com",
     })?;
     let timeout_ms = get_f64(&options, "timeoutMs").map_or(DEFAULT_TIMEOUT_MS, |t| t as i32);
-    let consent_given = get(&options, "consent").as_bool() == Some(true);
+    // `true` from a developer, "granted" from a script tag's data-consent.
+    let consent = get(&options, "consent");
+    let consent_given = consent.as_bool() == Some(true) || consent.as_string().as_deref() == Some("granted");
 
     let user_agent = window().and_then(|w| w.navigator().user_agent().ok()).unwrap_or_default();
     if ringsource_core::bots::is_bot(&user_agent) {

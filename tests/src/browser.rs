@@ -1,0 +1,106 @@
+//! Headless Chromium driven over WebDriver (chromedriver + fantoccini).
+//! Each `Browser` is a fresh profile, i.e. a different visitor.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder};
+use serde_json::json;
+
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+fn tool(env: &str, default: &str) -> String {
+    std::env::var(env).unwrap_or_else(|_| default.to_owned())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium with a fresh profile.
+    pub async fn launch() -> Browser {
+        let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
+        let chromium = tool("CHROMIUM", "/usr/bin/chromium");
+        let port = free_port();
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {chromedriver} (run `cargo xtask provision`): {e}"));
+        let profile = tempfile::tempdir().expect("a temp dir for the browser profile");
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--no-first-run", "--disable-quic", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let caps = match caps {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!("capabilities are an object"),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            match ClientBuilder::rustls().expect("tls").capabilities(caps.clone()).connect(&url).await {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("chromedriver at {url} did not accept a session: {e}"),
+            }
+        };
+        Browser { client, driver, _profile: profile }
+    }
+
+    /// Waits until `script` (a JS expression) is truthy and returns its value.
+    pub async fn wait_for(&self, script: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let value = self
+                .client
+                .execute(&format!("return ({script});"), vec![])
+                .await
+                .unwrap_or(serde_json::Value::Null);
+            let truthy = !matches!(&value, serde_json::Value::Null | serde_json::Value::Bool(false))
+                && value != json!("")
+                && value != json!(0);
+            if truthy {
+                return value;
+            }
+            if Instant::now() >= deadline {
+                let page = self
+                    .client
+                    .execute("return location.href + ' | ' + document.title + ' | ringsource=' + typeof window.ringsource + ' | ' + document.body.innerText.slice(0, 300)", vec![])
+                    .await
+                    .unwrap_or_default();
+                panic!("timed out waiting for `{script}`; the page: {page}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
