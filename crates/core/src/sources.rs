@@ -6,12 +6,15 @@
 //! is not derived from Snowplow's `referers.yml` or Matomo's lists, which are
 //! GPL-3.
 //!
-//! To add a source, append a [`Source`] to [`SOURCES`]. Entries are tried in
+//! To add a source, append a [`Source`] to [`SOURCES`]. Hosts, tags and
+//! search parameters are written as space-separated lists in one string each
+//! (`"vk.com vk.ru"`, `"google.*"` for [`HostPattern::AnyTld`]): the table is
+//! part of the browser bundle, and slices of patterns cost about as much
+//! again as the names themselves. Entries are tried in
 //! order and the first match wins, so a narrow host (`mail.google.com`) must
 //! come before a broad pattern that also covers it (`google.*`). A test checks
 //! that every listed domain resolves to its own entry.
 
-use HostPattern::{AnyTld, Domain};
 use SourceKind::{Email, Search, Social, Video};
 
 /// What kind of place a source is; the channel rules read this.
@@ -82,27 +85,55 @@ pub struct Source {
     /// The canonical lowercase name, used as a touch's source.
     pub name: &'static str,
     pub kind: SourceKind,
-    pub hosts: &'static [HostPattern],
-    /// Other spellings marketers put in `utm_source` for this source
-    /// (besides `name` and the hosts themselves), lowercase.
-    pub tags: &'static [&'static str],
-    /// Referrer query parameters that carry the visitor's search, in order of
-    /// preference. Empty when the source does not pass the search on.
-    pub search_params: &'static [&'static str],
+    /// Space-separated host patterns: `vk.com` is a [`HostPattern::Domain`],
+    /// `google.*` a [`HostPattern::AnyTld`].
+    hosts: &'static str,
+    /// Space-separated other spellings marketers put in `utm_source` for this
+    /// source (besides `name` and the hosts themselves), lowercase.
+    tags: &'static str,
+    /// Space-separated referrer query parameters that carry the visitor's
+    /// search, in order of preference. Empty when the source does not pass
+    /// the search on.
+    search_params: &'static str,
+}
+
+/// The items of a space-separated list.
+fn words(list: &'static str) -> impl Iterator<Item = &'static str> {
+    list.split(' ').filter(|word| !word.is_empty())
 }
 
 impl Source {
     pub fn matches_host(&self, host: &str) -> bool {
-        self.hosts.iter().any(|pattern| pattern.matches(host))
+        self.hosts().any(|pattern| pattern.matches(host))
+    }
+
+    /// How the source recognises a referrer host.
+    pub fn hosts(&self) -> impl Iterator<Item = HostPattern> {
+        words(self.hosts).map(|pattern| match pattern.strip_suffix(".*") {
+            Some(label) => HostPattern::AnyTld(label),
+            None => HostPattern::Domain(pattern),
+        })
+    }
+
+    /// Other spellings marketers put in `utm_source` for this source
+    /// (besides `name` and the hosts themselves), lowercase.
+    pub fn tags(&self) -> impl Iterator<Item = &'static str> {
+        words(self.tags)
+    }
+
+    /// Referrer query parameters that carry the visitor's search, in order
+    /// of preference; none when the source does not pass the search on.
+    pub fn search_params(&self) -> impl Iterator<Item = &'static str> {
+        words(self.search_params)
     }
 }
 
 const fn source(
     name: &'static str,
     kind: SourceKind,
-    hosts: &'static [HostPattern],
-    tags: &'static [&'static str],
-    search_params: &'static [&'static str],
+    hosts: &'static str,
+    tags: &'static str,
+    search_params: &'static str,
 ) -> Source {
     Source {
         name,
@@ -121,45 +152,45 @@ const fn source(
 #[rustfmt::skip]
 pub const SOURCES: &[Source] = &[
     // Webmail sits on subdomains of search portals, so it comes first.
-    source("gmail", Email, &[Domain("mail.google.com"), Domain("com.google.android.gm")], &[], &[]),
-    source("outlook", Email, &[Domain("outlook.live.com"), Domain("outlook.office.com"), Domain("outlook.office365.com")], &["hotmail"], &[]),
-    source("yahoo-mail", Email, &[Domain("mail.yahoo.com")], &[], &[]),
-    source("yandex-mail", Email, &[Domain("mail.yandex.ru"), Domain("mail.yandex.com")], &[], &[]),
-    source("mailru-mail", Email, &[Domain("e.mail.ru")], &[], &[]),
-    source("rambler-mail", Email, &[Domain("mail.rambler.ru")], &[], &[]),
+    source("gmail", Email, "mail.google.com com.google.android.gm", "", ""),
+    source("outlook", Email, "outlook.live.com outlook.office.com outlook.office365.com", "hotmail", ""),
+    source("yahoo-mail", Email, "mail.yahoo.com", "", ""),
+    source("yandex-mail", Email, "mail.yandex.ru mail.yandex.com", "", ""),
+    source("mailru-mail", Email, "e.mail.ru", "", ""),
+    source("rambler-mail", Email, "mail.rambler.ru", "", ""),
     // Dzen used to live at zen.yandex.ru, under the Yandex pattern below.
-    source("dzen", Social, &[Domain("dzen.ru"), Domain("zen.yandex.ru")], &["zen"], &[]),
-    source("vk", Social, &[Domain("vk.com"), Domain("vk.ru"), Domain("vk.me")], &["vkontakte"], &[]),
-    source("ok", Social, &[Domain("ok.ru"), Domain("odnoklassniki.ru")], &["odnoklassniki"], &[]),
-    source("telegram", Social, &[Domain("t.me"), Domain("telegram.me"), Domain("telegram.org"), Domain("org.telegram.messenger")], &["tg"], &[]),
-    source("facebook", Social, &[Domain("facebook.com"), Domain("fb.com"), Domain("fb.me")], &["fb"], &[]),
-    source("instagram", Social, &[Domain("instagram.com")], &["ig"], &[]),
-    source("threads", Social, &[Domain("threads.net"), Domain("threads.com")], &[], &[]),
-    source("tiktok", Social, &[Domain("tiktok.com")], &[], &[]),
-    source("twitter", Social, &[Domain("t.co"), Domain("twitter.com"), Domain("x.com")], &["x"], &[]),
-    source("linkedin", Social, &[Domain("linkedin.com"), Domain("lnkd.in")], &[], &[]),
-    source("pinterest", Social, &[AnyTld("pinterest"), Domain("pin.it")], &[], &[]),
-    source("reddit", Social, &[Domain("reddit.com"), Domain("redd.it")], &[], &[]),
-    source("whatsapp", Social, &[Domain("whatsapp.com"), Domain("wa.me")], &["wa"], &[]),
-    source("youtube", Video, &[Domain("youtube.com"), Domain("youtu.be")], &["yt"], &[]),
-    source("vkvideo", Video, &[Domain("vkvideo.ru")], &[], &[]),
-    source("rutube", Video, &[Domain("rutube.ru")], &[], &[]),
-    source("vimeo", Video, &[Domain("vimeo.com")], &[], &[]),
-    source("twitch", Video, &[Domain("twitch.tv")], &[], &[]),
-    source("google", Search, &[AnyTld("google"), Domain("com.google.android.googlequicksearchbox")], &[], &["q"]),
-    source("yandex", Search, &[AnyTld("yandex"), Domain("ya.ru")], &["ya"], &["text"]),
-    source("bing", Search, &[Domain("bing.com")], &[], &["q"]),
-    source("duckduckgo", Search, &[Domain("duckduckgo.com")], &["ddg"], &["q"]),
-    source("mail.ru", Search, &[Domain("go.mail.ru")], &["mailru"], &["q"]),
+    source("dzen", Social, "dzen.ru zen.yandex.ru", "zen", ""),
+    source("vk", Social, "vk.com vk.ru vk.me", "vkontakte", ""),
+    source("ok", Social, "ok.ru odnoklassniki.ru", "odnoklassniki", ""),
+    source("telegram", Social, "t.me telegram.me telegram.org org.telegram.messenger", "tg", ""),
+    source("facebook", Social, "facebook.com fb.com fb.me", "fb", ""),
+    source("instagram", Social, "instagram.com", "ig", ""),
+    source("threads", Social, "threads.net threads.com", "", ""),
+    source("tiktok", Social, "tiktok.com", "", ""),
+    source("twitter", Social, "t.co twitter.com x.com", "x", ""),
+    source("linkedin", Social, "linkedin.com lnkd.in", "", ""),
+    source("pinterest", Social, "pinterest.* pin.it", "", ""),
+    source("reddit", Social, "reddit.com redd.it", "", ""),
+    source("whatsapp", Social, "whatsapp.com wa.me", "wa", ""),
+    source("youtube", Video, "youtube.com youtu.be", "yt", ""),
+    source("vkvideo", Video, "vkvideo.ru", "", ""),
+    source("rutube", Video, "rutube.ru", "", ""),
+    source("vimeo", Video, "vimeo.com", "", ""),
+    source("twitch", Video, "twitch.tv", "", ""),
+    source("google", Search, "google.* com.google.android.googlequicksearchbox", "", "q"),
+    source("yandex", Search, "yandex.* ya.ru", "ya", "text"),
+    source("bing", Search, "bing.com", "", "q"),
+    source("duckduckgo", Search, "duckduckgo.com", "ddg", "q"),
+    source("mail.ru", Search, "go.mail.ru", "mailru", "q"),
     // Rambler's search runs on the portal itself; its mail is listed above.
-    source("rambler", Search, &[Domain("rambler.ru")], &[], &["query"]),
-    source("baidu", Search, &[Domain("baidu.com")], &[], &["wd", "word"]),
-    source("yahoo", Search, &[AnyTld("yahoo")], &[], &["p"]),
-    source("ecosia", Search, &[Domain("ecosia.org")], &[], &["q"]),
-    source("brave", Search, &[Domain("search.brave.com")], &[], &["q"]),
-    source("qwant", Search, &[Domain("qwant.com")], &[], &["q"]),
-    source("seznam", Search, &[Domain("seznam.cz")], &[], &["q"]),
-    source("naver", Search, &[Domain("naver.com")], &[], &["query"]),
+    source("rambler", Search, "rambler.ru", "", "query"),
+    source("baidu", Search, "baidu.com", "", "wd word"),
+    source("yahoo", Search, "yahoo.*", "", "p"),
+    source("ecosia", Search, "ecosia.org", "", "q"),
+    source("brave", Search, "search.brave.com", "", "q"),
+    source("qwant", Search, "qwant.com", "", "q"),
+    source("seznam", Search, "seznam.cz", "", "q"),
+    source("naver", Search, "naver.com", "", "query"),
 ];
 
 /// The source a referrer host belongs to. `host` must be lowercase and
@@ -177,7 +208,7 @@ pub fn find_by_tag(tag: &str) -> Option<&'static Source> {
         .iter()
         .find(|source| {
             source.name.eq_ignore_ascii_case(tag)
-                || source.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
+                || source.tags().any(|t| t.eq_ignore_ascii_case(tag))
         })
         .or_else(|| find_by_host(&tag.to_ascii_lowercase()))
 }
@@ -185,11 +216,12 @@ pub fn find_by_tag(tag: &str) -> Option<&'static Source> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use HostPattern::AnyTld;
 
     #[test]
     fn every_listed_domain_resolves_to_its_own_entry() {
         for source in SOURCES {
-            for pattern in source.hosts {
+            for pattern in source.hosts() {
                 if let HostPattern::Domain(domain) = pattern {
                     let found = find_by_host(domain).map(|s| s.name);
                     assert_eq!(
@@ -206,7 +238,8 @@ mod tests {
     fn names_and_tags_name_one_source_each() {
         let mut seen = std::collections::HashSet::new();
         for source in SOURCES {
-            for tag in std::iter::once(&source.name).chain(source.tags) {
+            for tag in std::iter::once(source.name).chain(source.tags()) {
+                let tag = &tag;
                 assert_eq!(*tag, tag.to_ascii_lowercase(), "{tag} must be lowercase");
                 assert!(seen.insert(*tag), "{tag} names two sources");
             }

@@ -175,8 +175,7 @@ impl Referrer {
         }
         let search_term = sources::find_by_host(&host).and_then(|source| {
             source
-                .search_params
-                .iter()
+                .search_params()
                 .find_map(|param| query_value(parts.query, param))
         });
         Some(Referrer {
@@ -213,7 +212,7 @@ impl Visit {
     pub fn new(page: UrlParts<'_>, referrer: Option<UrlParts<'_>>, cookies: &str) -> Visit {
         let mut utm = Utm::default();
         let mut click_id: Option<ClickId> = None;
-        for (key, value) in form_urlencoded::parse(page.query.as_bytes()) {
+        for (key, value) in query_pairs(page.query) {
             if utm.accept(&key, &value) {
                 continue;
             }
@@ -344,9 +343,46 @@ fn cookie<'a>(cookies: &'a str, name: &str) -> Option<&'a str> {
 
 /// The first non-empty value of `param` in `query`, decoded and trimmed.
 fn query_value(query: &str, param: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
+    query_pairs(query)
         .filter(|(key, _)| key == param)
         .find_map(|(_, value)| non_empty(&value))
+}
+
+/// The `name=value` pairs of a query, decoded as
+/// `application/x-www-form-urlencoded` by the rules of `form_urlencoded::parse`:
+/// `&` separates pairs and empty ones are skipped, a pair without `=` has an
+/// empty value, `+` is a space, `%XX` is a byte (a `%` without two hex digits
+/// stays as it is), and invalid UTF-8 becomes U+FFFD. Written here because the
+/// crate's iterator adapters cost about 2 KB in the browser bundle; a test
+/// checks it against the crate.
+fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|pair| !pair.is_empty()).map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (form_decode(name), form_decode(value))
+    })
+}
+
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let hex = |at: usize| bytes.get(at).and_then(|&b| char::from(b).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        at += 1;
+        let decoded = match byte {
+            b'+' => b' ',
+            b'%' => match (hex(at), hex(at + 1)) {
+                (Some(high), Some(low)) => {
+                    at += 2;
+                    (high * 16 + low) as u8
+                }
+                _ => byte,
+            },
+            _ => byte,
+        };
+        out.push(decoded);
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn non_empty(value: &str) -> Option<String> {
@@ -392,4 +428,40 @@ fn is_same_site(referrer_host: &str, page_host: &str) -> bool {
     !page_host.is_empty()
         && (sources::is_within(referrer_host, page_host)
             || sources::is_within(page_host, referrer_host))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::query_pairs;
+
+    fn reference(query: &str) -> Vec<(String, String)> {
+        form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    }
+
+    #[test]
+    fn query_pairs_decode_as_form_urlencoded_does() {
+        for query in [
+            "",
+            "&&",
+            "a",
+            "a=",
+            "=b",
+            "a=b=c&&d=e",
+            "utm_source=a+b%20c&gclid=%2B%2b",
+            "q=%zz%4&r=%",
+            "q=%D0%BF%D1%80%D0%B8&bad=%FF%C3%28x",
+            "text=\u{43f}\u{440}\u{438}+%E2%82",
+        ] {
+            assert_eq!(query_pairs(query).collect::<Vec<_>>(), reference(query), "{query}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn query_pairs_match_form_urlencoded(query in "([a-z=&+%]|%[0-9a-fA-F]{0,2}|%[89a-fA-F][0-9a-fA-F]|\u{e9}){0,24}") {
+            prop_assert_eq!(query_pairs(&query).collect::<Vec<_>>(), reference(&query));
+        }
+    }
 }
