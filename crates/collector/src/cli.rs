@@ -1,5 +1,6 @@
 //! The `ringsource` command line.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,13 +87,19 @@ fn serve(cfg: Config, listen: Option<SocketAddr>) -> Result<(), server::StartErr
     let listen = listen.unwrap_or(cfg.server.listen);
     actix_web::rt::System::new().block_on(async move {
         let bound = server::bind(&cfg, listen, std::sync::Arc::new(crate::clock::SystemClock))?;
+        // A closed stdout (`ringsource serve | head -1`, a supervisor that
+        // stopped reading) must not take the server down, so write errors
+        // are ignored rather than panicking as println! would.
+        let mut out = std::io::stdout().lock();
         for addr in &bound.addrs {
-            println!("listening on http://{addr}");
+            let _ = writeln!(out, "listening on http://{addr}");
         }
         if let Some(addr) = bound.addrs.first() {
-            println!("demo site:   http://{addr}/demo/");
-            println!("script tag:  http://{addr}/ringsource.js");
+            let _ = writeln!(out, "demo site:   http://{addr}/demo/");
+            let _ = writeln!(out, "script tag:  http://{addr}/ringsource.js");
         }
+        let _ = out.flush();
+        drop(out);
         bound.server.await.map_err(server::StartError::Run)
     })
 }
