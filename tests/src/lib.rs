@@ -5,6 +5,7 @@
 //! `RINGSOURCE_BUNDLE_DIR`, `CHROMEDRIVER` and `CHROMIUM`.
 
 pub mod browser;
+pub mod pbx;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,12 @@ impl Site {
     /// region RU) plus `site_extra` TOML for the `[[sites]]` table; serves
     /// [`SHOP_PAGE`] at `/demo/shop.html` with `script_attrs` on the tag.
     pub fn start(site_extra: &str, script_attrs: &str) -> Site {
+        Site::start_with("", site_extra, script_attrs)
+    }
+
+    /// [`Site::start`] plus `server_extra` TOML for the `[server]` table
+    /// (e.g. `admin_token`).
+    pub fn start_with(server_extra: &str, site_extra: &str, script_attrs: &str) -> Site {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("ringsource.sqlite");
         let www = dir.path().join("www");
@@ -72,6 +79,7 @@ listen = "127.0.0.1:0"
 database = "{db}"
 bundle_dir = "{bundle}"
 www_dir = "{www}"
+{server_extra}
 
 [[sites]]
 id = "shop"
