@@ -39,6 +39,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/calls/{id}"),
     ("POST", "/v1/calls/{id}/promo"),
     ("GET", "/v1/reports/calls"),
+    ("GET", "/v1/reports/pools"),
     ("GET", "/v1/promo/{code}"),
     ("POST", "/v1/sites/{site}/pbx/{adapter}"),
     ("POST", "/v1/sites/{site}/pbx/mango/events/{event}"),

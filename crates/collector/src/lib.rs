@@ -8,6 +8,7 @@
 //! - [`api`]: the `/v1/` HTTP API, CORS, rate limiting, JSON errors;
 //! - [`pbx`]: PBX webhooks: each PBX's signature, its fields to a `CallEvent`;
 //! - [`calls`]: calls from PBX events: storage, attribution, the admin calls API;
+//! - [`pools_report`]: pool health for the dashboard (`GET /v1/reports/pools`);
 //! - [`static_files`]: the script tag, the wasm bundle and the `www/` pages;
 //! - [`server`]: builds the actix-web app and runs it;
 //! - [`clock`]: injectable time; [`ratelimit`]: per-IP token buckets;
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod pbx;
+pub mod pools_report;
 pub mod ratelimit;
 pub mod server;
 pub mod static_files;

@@ -12,6 +12,7 @@ use crate::calls::api::{self as calls_api, CallsApi};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::pbx::{self, CallSink};
+use crate::pools_report::{self, PoolsReportApi};
 use crate::ratelimit::RateLimiter;
 use crate::static_files::{self, StaticDirs};
 use crate::storage::sqlite::SqliteStorage;
@@ -55,6 +56,7 @@ pub fn bind_with(
     let calls = Arc::new(CallsService::new(storage.clone(), &config.sites, Arc::clone(&clock)));
     // PBX events go to storage and attribution unless a test injects its own sink.
     let pbx_routes = pbx::Routes::new(Some(call_sink.unwrap_or_else(|| calls.clone())));
+    let pools_report = web::Data::new(PoolsReportApi::new(storage.clone(), &config.sites, Arc::clone(&clock)));
     let calls_api = web::Data::new(CallsApi { service: calls, admin_token: config.server.admin_token.clone() });
     let state = web::Data::new(ApiState {
         sites: config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect::<HashMap<_, _>>(),
@@ -69,6 +71,8 @@ pub fn bind_with(
             .app_data(state.clone())
             .app_data(calls_api.clone())
             .configure(calls_api::configure)
+            .app_data(pools_report.clone())
+            .configure(pools_report::configure)
             .configure(|cfg| pbx_routes.configure(cfg))
             .configure(api::configure)
             .configure(|cfg| static_files::configure(&dirs, cfg))

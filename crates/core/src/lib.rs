@@ -8,6 +8,7 @@ pub mod channel;
 pub mod lease;
 pub mod matcher;
 pub mod phone;
+pub mod pool_usage;
 pub mod promo;
 pub mod routing;
 pub mod sources;

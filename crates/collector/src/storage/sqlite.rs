@@ -23,6 +23,7 @@ use crate::clock::Clock;
 use crate::config::{Pool, Site};
 
 mod calls;
+mod pools;
 
 const SCHEMA_V1: &str = include_str!("schema_v1.sql");
 const SCHEMA_V2: &str = include_str!("schema_v2.sql");

@@ -1,0 +1,236 @@
+//! Pool health for the dashboard: `GET /v1/reports/pools?site=&from=&to=`,
+//! behind the admin token like the calls API.
+//!
+//! Per pool of the site: its size, per hour the most numbers live at once
+//! (from the `leases` table) over the size, the exhaustion events (from
+//! `pool_events`), the peak of new sessions per hour, and the size DESIGN.md's
+//! rule recommends for that peak ([`lease::pool_size_needed`]: peak new
+//! sessions per hour × hold minutes ÷ 60 × 1.3, rounded up). `warning` is set
+//! from [`lease::UTILISATION_WARNING`] (75%) on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use ringsource_core::lease::{self, UTILISATION_WARNING};
+use ringsource_core::pool_usage::{self, Buckets};
+use ringsource_core::wire::{ErrorBody, ErrorDetail};
+use serde::{Deserialize, Serialize};
+
+use crate::calls::api::Admin;
+use crate::calls::dates;
+use crate::clock::Clock;
+use crate::config::Site;
+use crate::storage::StorageError;
+use crate::storage::pools::{ExhaustionView, PoolActivity, PoolReportStore};
+
+/// The route this module registers, for `api::ROUTES` and `openapi.json`.
+pub const ROUTES: &[(&str, &str)] = &[("GET", "/v1/reports/pools")];
+
+const HOUR_MS: i64 = 3_600_000;
+/// Without `from`, the report covers the 7 days before `to`.
+const DEFAULT_DAYS: i64 = 7;
+/// At most this many hours in one report (93 days).
+const MAX_HOURS: i64 = 93 * 24;
+/// The newest exhaustions listed per pool (all are counted).
+const MAX_LISTED_EXHAUSTIONS: usize = 100;
+
+/// The report's shared state.
+pub struct PoolsReportApi {
+    pub store: Arc<dyn PoolReportStore>,
+    pub sites: HashMap<String, Arc<Site>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl PoolsReportApi {
+    pub fn new(store: Arc<dyn PoolReportStore>, sites: &[Site], clock: Arc<dyn Clock>) -> Self {
+        let sites = sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect();
+        Self { store, sites, clock }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolsReportError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("no site {0:?} is configured")]
+    UnknownSite(String),
+    #[error("storage failed: {0}")]
+    Storage(#[from] StorageError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ResponseError for PoolsReportError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PoolsReportError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            PoolsReportError::UnknownSite(_) => StatusCode::NOT_FOUND,
+            PoolsReportError::Storage(_) | PoolsReportError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.status_code().is_server_error() {
+            eprintln!("ringsource: {self}");
+        }
+        let code = match self {
+            PoolsReportError::BadRequest(_) => "bad_request",
+            PoolsReportError::UnknownSite(_) => "unknown_site",
+            PoolsReportError::Storage(_) => "storage_error",
+            PoolsReportError::Internal(_) => "internal_error",
+        };
+        HttpResponse::build(self.status_code())
+            .json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message: self.to_string() } })
+    }
+}
+
+/// Registers the route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/reports/pools", web::get().to(report));
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    site: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// One hour of one pool.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HourRow {
+    pub hour_ms: i64,
+    /// The most numbers live at the same instant.
+    pub max_live: u32,
+    /// `max_live / size`, 0..=1.
+    pub utilisation: f64,
+    pub new_sessions: u32,
+    pub exhaustions: u32,
+}
+
+/// One pool's health over the window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolHealth {
+    pub pool_id: String,
+    pub size: u32,
+    pub hold_secs: u32,
+    pub on_exhaustion: &'static str,
+    pub live_now: u32,
+    pub utilisation_now: f64,
+    pub peak_live: u32,
+    pub peak_utilisation: f64,
+    pub peak_new_sessions_per_hour: u32,
+    /// Peak new sessions per hour × hold minutes ÷ 60 × 1.3, rounded up.
+    pub recommended_size: u32,
+    /// Peak (or current) utilisation at or over the warning line.
+    pub warning: bool,
+    pub exhaustion_count: u32,
+    /// The newest exhaustions, oldest first.
+    pub exhaustions: Vec<ExhaustionView>,
+    pub hours: Vec<HourRow>,
+}
+
+/// Parses a time bound: Unix ms, or a `YYYY-MM-DD` UTC date (as an upper
+/// bound, the whole day is included).
+fn time_bound(name: &str, text: &str, upper: bool) -> Result<i64, PoolsReportError> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    dates::parse_date_ms(text).map(|day| if upper { day + dates::day_ms() } else { day }).ok_or_else(|| {
+        PoolsReportError::BadRequest(format!("{name}={text:?} is neither Unix milliseconds nor a YYYY-MM-DD date"))
+    })
+}
+
+/// Builds the per-pool health from the stored activity. Hours start on the
+/// hour (UTC); `from_ms` is rounded down to one.
+pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> Vec<PoolHealth> {
+    let buckets = Buckets::new(from_ms - from_ms.rem_euclid(HOUR_MS), to_ms, HOUR_MS);
+    site.pools
+        .iter()
+        .map(|pool| {
+            let size = u32::try_from(pool.numbers.len()).unwrap_or(u32::MAX);
+            let spans: Vec<(i64, i64)> = activity
+                .leases
+                .iter()
+                .filter(|l| l.pool_id == pool.id)
+                .map(|l| (l.started_at_ms, l.ended_at_ms))
+                .collect();
+            let asks: Vec<i64> =
+                activity.first_asks.iter().filter(|a| a.pool_id == pool.id).map(|a| a.at_ms).collect();
+            let exhaustions: Vec<&ExhaustionView> =
+                activity.exhaustions.iter().filter(|e| e.pool_id == pool.id).collect();
+            let peaks = pool_usage::peak_concurrency(&spans, buckets);
+            let news = pool_usage::new_sessions(&asks, buckets);
+            let exhausted =
+                pool_usage::new_sessions(&exhaustions.iter().map(|e| e.at_ms).collect::<Vec<_>>(), buckets);
+            let hours: Vec<HourRow> = (0..buckets.len())
+                .map(|i| HourRow {
+                    hour_ms: buckets.start(i),
+                    max_live: peaks[i],
+                    utilisation: lease::utilisation(peaks[i] as usize, size as usize),
+                    new_sessions: news[i],
+                    exhaustions: exhausted[i],
+                })
+                .collect();
+            let live_now =
+                activity.live_now.iter().find(|(id, _)| *id == pool.id).map_or(0, |(_, n)| *n);
+            let peak_live = peaks.iter().copied().max().unwrap_or(0);
+            let peak_new = news.iter().copied().max().unwrap_or(0);
+            let peak_utilisation = lease::utilisation(peak_live as usize, size as usize);
+            let utilisation_now = lease::utilisation(live_now as usize, size as usize);
+            let skip = exhaustions.len().saturating_sub(MAX_LISTED_EXHAUSTIONS);
+            PoolHealth {
+                pool_id: pool.id.clone(),
+                size,
+                hold_secs: pool.hold_secs,
+                on_exhaustion: pool.on_exhaustion.as_str(),
+                live_now,
+                utilisation_now,
+                peak_live,
+                peak_utilisation,
+                peak_new_sessions_per_hour: peak_new,
+                recommended_size: lease::pool_size_needed(peak_new, pool.hold_secs, 1.0),
+                warning: peak_utilisation.max(utilisation_now) >= UTILISATION_WARNING,
+                exhaustion_count: u32::try_from(exhaustions.len()).unwrap_or(u32::MAX),
+                exhaustions: exhaustions.into_iter().skip(skip).cloned().collect(),
+                hours,
+            }
+        })
+        .collect()
+}
+
+async fn report(_: Admin, state: web::Data<PoolsReportApi>, req: HttpRequest) -> Result<HttpResponse, PoolsReportError> {
+    let p = web::Query::<Params>::from_query(req.query_string())
+        .map_err(|e| PoolsReportError::BadRequest(format!("query string: {e}")))?
+        .into_inner();
+    let site_id = p.site.filter(|s| !s.is_empty()).ok_or_else(|| PoolsReportError::BadRequest("site is required".into()))?;
+    let site = state.sites.get(&site_id).cloned().ok_or_else(|| PoolsReportError::UnknownSite(site_id.clone()))?;
+    let now_ms = state.clock.now_ms();
+    let to_ms = p.to.as_deref().map(|t| time_bound("to", t, true)).transpose()?.unwrap_or(now_ms);
+    let from_ms =
+        p.from.as_deref().map(|f| time_bound("from", f, false)).transpose()?.unwrap_or(to_ms - DEFAULT_DAYS * 24 * HOUR_MS);
+    if from_ms >= to_ms {
+        return Err(PoolsReportError::BadRequest("from must be before to".into()));
+    }
+    if (to_ms - from_ms) / HOUR_MS > MAX_HOURS {
+        return Err(PoolsReportError::BadRequest(format!("the window is longer than {} days", MAX_HOURS / 24)));
+    }
+    let store = Arc::clone(&state.store);
+    let id = site_id.clone();
+    let activity = web::block(move || store.pool_activity(&id, from_ms, to_ms, now_ms))
+        .await
+        .map_err(|e| PoolsReportError::Internal(format!("the blocking pool failed: {e}")))??;
+    let pools = build(&site, &activity, from_ms, to_ms);
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "site": site_id,
+        "from_ms": from_ms,
+        "to_ms": to_ms,
+        "interval": "hour",
+        "now_ms": now_ms,
+        "warning_utilisation": UTILISATION_WARNING,
+        "pools": pools,
+    })))
+}

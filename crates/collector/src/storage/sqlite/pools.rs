@@ -1,0 +1,70 @@
+//! [`PoolReportStore`] on the SQLite file: plain reads of `leases` and
+//! `pool_events` in one snapshot.
+
+use rusqlite::params;
+
+use super::{SqliteStorage, sql};
+use crate::storage::StorageError;
+use crate::storage::pools::{ExhaustionView, FirstAsk, LeaseSpan, PoolActivity, PoolReportStore};
+
+impl PoolReportStore for SqliteStorage {
+    fn pool_activity(&self, site: &str, from_ms: i64, to_ms: i64, now_ms: i64) -> Result<PoolActivity, StorageError> {
+        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A deferred transaction: one consistent snapshot, no write lock.
+        let tx = inner.conn.transaction().map_err(sql("beginning a read"))?;
+        let leases = tx
+            .prepare(
+                "SELECT pool_id, started_at_ms, COALESCE(ended_at_ms, expires_at_ms) AS until_ms FROM leases
+                 WHERE site_id = ?1 AND started_at_ms < ?3 AND COALESCE(ended_at_ms, expires_at_ms) > ?2",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![site, from_ms, to_ms], |r| {
+                    Ok(LeaseSpan { pool_id: r.get(0)?, started_at_ms: r.get(1)?, ended_at_ms: r.get(2)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(sql("reading lease history"))?;
+        let first_asks = tx
+            .prepare(
+                "SELECT pool_id, MIN(at_ms) AS first_ms FROM (
+                    SELECT pool_id, session_id, started_at_ms AS at_ms FROM leases WHERE site_id = ?1
+                    UNION ALL
+                    SELECT pool_id, session_id, at_ms FROM pool_events WHERE site_id = ?1
+                 ) GROUP BY pool_id, session_id HAVING first_ms >= ?2 AND first_ms < ?3",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![site, from_ms, to_ms], |r| Ok(FirstAsk { pool_id: r.get(0)?, at_ms: r.get(1)? }))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(sql("reading when sessions first asked a pool"))?;
+        let exhaustions = tx
+            .prepare(
+                "SELECT pool_id, at_ms, policy, outcome, number FROM pool_events
+                 WHERE site_id = ?1 AND at_ms >= ?2 AND at_ms < ?3 ORDER BY at_ms, id",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![site, from_ms, to_ms], |r| {
+                    Ok(ExhaustionView {
+                        pool_id: r.get(0)?,
+                        at_ms: r.get(1)?,
+                        policy: r.get(2)?,
+                        outcome: r.get(3)?,
+                        number: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(sql("reading pool exhaustions"))?;
+        let live_now = tx
+            .prepare(
+                "SELECT pool_id, COUNT(*) FROM leases
+                 WHERE site_id = ?1 AND ended_at_ms IS NULL AND expires_at_ms > ?2 GROUP BY pool_id",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![site, now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(sql("counting live leases"))?;
+        tx.commit().map_err(sql("ending a read"))?;
+        Ok(PoolActivity { leases, first_asks, exhaustions, live_now })
+    }
+}

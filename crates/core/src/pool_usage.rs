@@ -1,0 +1,131 @@
+//! Pool health over time, from lease history: how many numbers were live at
+//! once in each bucket (an hour, for the dashboard), and how many sessions
+//! asked a pool for a number for the first time. Sizing itself is
+//! [`crate::lease::pool_size_needed`]; the warning line is
+//! [`crate::lease::UTILISATION_WARNING`].
+//!
+//! Times are milliseconds since the Unix epoch; buckets are `[start, end)`.
+
+/// Equal buckets covering `[from_ms, to_ms)`; the last one may be shorter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Buckets {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub width_ms: i64,
+}
+
+impl Buckets {
+    /// `width_ms` must be positive; an empty or reversed range has no buckets.
+    pub fn new(from_ms: i64, to_ms: i64, width_ms: i64) -> Buckets {
+        assert!(width_ms > 0, "bucket width must be positive");
+        Buckets { from_ms, to_ms: to_ms.max(from_ms), width_ms }
+    }
+
+    pub fn len(&self) -> usize {
+        usize::try_from((self.to_ms - self.from_ms + self.width_ms - 1) / self.width_ms).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Start of bucket `i`.
+    pub fn start(&self, i: usize) -> i64 {
+        self.from_ms + self.width_ms * i as i64
+    }
+
+    /// The bucket holding `at_ms`, if inside the range.
+    pub fn index(&self, at_ms: i64) -> Option<usize> {
+        if at_ms < self.from_ms || at_ms >= self.to_ms {
+            return None;
+        }
+        usize::try_from((at_ms - self.from_ms) / self.width_ms).ok()
+    }
+}
+
+/// The most leases live at the same instant in each bucket. A lease is live
+/// on `[start, end)`: one that ends exactly when another starts does not
+/// overlap it. Leases outside the range are ignored.
+pub fn peak_concurrency(spans: &[(i64, i64)], buckets: Buckets) -> Vec<u32> {
+    let n = buckets.len();
+    let mut peaks = vec![0u32; n];
+    if n == 0 {
+        return peaks;
+    }
+    // Sweep: +1 at each start, -1 at each end, ends before starts at the
+    // same instant. Each change is credited to the bucket it happens in,
+    // and the level carried into a bucket counts for it too.
+    let mut changes: Vec<(i64, i32)> = Vec::with_capacity(spans.len() * 2);
+    for &(start, end) in spans {
+        let (start, end) = (start.max(buckets.from_ms), end.min(buckets.to_ms));
+        if start < end {
+            changes.push((start, 1));
+            changes.push((end, -1));
+        }
+    }
+    changes.sort_unstable();
+    let mut level: i32 = 0;
+    let mut next = changes.iter().peekable();
+    for (i, peak) in peaks.iter_mut().enumerate() {
+        let end = buckets.start(i + 1).min(buckets.to_ms);
+        let mut max = level;
+        while let Some(&&(at, delta)) = next.peek() {
+            if at >= end {
+                break;
+            }
+            level += delta;
+            max = max.max(level);
+            next.next();
+        }
+        *peak = u32::try_from(max).unwrap_or(0);
+    }
+    peaks
+}
+
+/// How many sessions asked for a number for the first time in each bucket:
+/// `first_asks` holds one instant per session (its first lease or
+/// exhaustion on the pool).
+pub fn new_sessions(first_asks: &[i64], buckets: Buckets) -> Vec<u32> {
+    let mut counts = vec![0u32; buckets.len()];
+    for &at in first_asks {
+        if let Some(i) = buckets.index(at) {
+            counts[i] += 1;
+        }
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+
+    #[test]
+    fn buckets_cover_the_range() {
+        let b = Buckets::new(0, 2 * H + 1, H);
+        assert_eq!(b.len(), 3);
+        assert_eq!((b.index(0), b.index(H), b.index(2 * H), b.index(2 * H + 1)), (Some(0), Some(1), Some(2), None));
+        assert!(Buckets::new(5, 5, H).is_empty());
+        assert!(Buckets::new(5, 1, H).is_empty());
+    }
+
+    #[test]
+    fn peaks_count_overlaps_within_each_hour() {
+        let b = Buckets::new(0, 3 * H, H);
+        // Hour 0: two overlap; hour 1: the long one carries in alone, then a
+        // back-to-back pair never overlaps; hour 2: nothing starts but the
+        // long lease still runs.
+        let spans = [(10, 3 * H), (20, 30), (H + 10, H + 20), (H + 20, H + 30)];
+        assert_eq!(peak_concurrency(&spans, b), vec![2, 2, 1]);
+        assert_eq!(peak_concurrency(&[(10, 20)], b), vec![1, 0, 0]);
+        assert_eq!(peak_concurrency(&[(-H, 10), (5 * H, 6 * H)], b), vec![1, 0, 0]);
+        assert_eq!(peak_concurrency(&[], b), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn new_sessions_fall_in_their_hour() {
+        let b = Buckets::new(0, 2 * H, H);
+        assert_eq!(new_sessions(&[0, 5, H - 1, H, 2 * H, -1], b), vec![3, 1]);
+    }
+}
