@@ -24,6 +24,7 @@ pub fn serve_args(config: &str, listen: Option<&str>) -> Vec<String> {
 pub fn demo(root: &Path, choice: ToolchainChoice, listen: Option<&str>) -> Result<()> {
     let tools = provision(root, choice, Needs { browser: false })?;
     bundle(root, &tools, "release", Budget::Warn)?;
+    crate::dashboard::vendor(root)?;
 
     let addr = match listen {
         Some(a) => Some(a.to_owned()),

@@ -7,6 +7,7 @@
 mod bench;
 mod bundle;
 mod config;
+mod dashboard;
 mod demo;
 mod provision;
 mod test;
@@ -34,7 +35,8 @@ struct Cli {
 enum Cmd {
     /// Find or install the wasm toolchain, wasm-bindgen-cli, wasm-opt and Chromium.
     Provision,
-    /// Build the npm package (ES module + wasm + types + tag.js) into target/pkg.
+    /// Build the npm package (ES module + wasm + types + tag.js) into target/pkg, and the
+    /// dashboard's chart library (npm ci) into www/dashboard/vendor.
     Bundle {
         /// Unoptimised debug build (no wasm-opt, no size budget).
         #[arg(long)]
@@ -85,6 +87,7 @@ fn run(cli: Cli) -> Result<()> {
                 if dev { "dev" } else { "release" },
                 bundle::Budget::Enforce,
             )?;
+            dashboard::vendor(&root)?;
         }
         Cmd::Test { only } => test::test(&root, choice, only)?,
         Cmd::Demo { listen } => demo::demo(&root, choice, listen.as_deref())?,

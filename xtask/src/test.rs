@@ -84,6 +84,9 @@ fn native(root: &Path, tools: &Tools, stages: &mut Stages) -> Result<()> {
     let pkg = stages.run("bundle (release)", || {
         bundle(root, tools, "release", Budget::Enforce)
     })?;
+    stages.run("dashboard vendor files (npm ci)", || {
+        crate::dashboard::vendor(root)
+    })?;
     stages.run("native tests", || {
         // The end-to-end tests in tests/ start the collector and Chromium themselves;
         // these tell them where the bundle, the static pages and the browser are.
