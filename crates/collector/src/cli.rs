@@ -49,6 +49,25 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Fill a site's database with a seeded demo month: visits, leases,
+    /// calls (attributed by the real code), costs and revenue.
+    ///
+    /// Demo rows are marked (PBX "demo", user agent "ringsource demo data")
+    /// and never exported. Refuses a database that already has calls.
+    DemoData {
+        /// The TOML configuration file (its `[server] database` is filled).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Days before today (UTC) to fill.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// The same seed gives the same month.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The site to fill (default: the first in the file).
+        #[arg(long)]
+        site: Option<String>,
+    },
 }
 
 /// Runs a parsed command line.
@@ -64,6 +83,28 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::DemoData { config, days, seed, site } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprint!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match crate::demo::fill(&cfg, &crate::demo::DemoOptions { site, days, seed }) {
+                Ok(s) => {
+                    println!(
+                        "demo data for site {:?}: {} sessions, {} calls, {} cost rows, {} deals",
+                        s.site, s.sessions, s.calls, s.cost_rows, s.deals
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ringsource: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve { config, listen } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,

@@ -172,6 +172,9 @@ pub struct RawSite {
     /// What goes with some adapters' secrets (`twilio_url`, `mango_api_key`, …).
     #[serde(default)]
     pub pbx: crate::pbx::RawPbxSettings,
+    /// `[sites.exports]`: GA4 and CRM exports of ended calls.
+    #[serde(default)]
+    pub exports: crate::exports::RawExports,
 }
 
 fn default_uniqueness_days() -> u32 {
@@ -294,6 +297,8 @@ pub struct Site {
     pub pbx_secrets: BTreeMap<String, String>,
     /// The PBX adapters' validated credentials; an adapter without them is off.
     pub pbx: crate::pbx::PbxAuth,
+    /// Where ended calls are exported (GA4, CRM), and how retries go.
+    pub exports: crate::exports::Exports,
     /// Where national numbers from a PBX are read ("8 495 …", "74951234567").
     pub region: Option<Region>,
     /// Built from the static numbers' and pools' rules, same indices.
@@ -726,6 +731,13 @@ fn validate_site(
         crate::pbx::PbxAuth::default()
     });
 
+    let exports = crate::exports::Exports::from_raw(raw.exports).unwrap_or_else(|found| {
+        for (field, reason) in found {
+            issues.push(format!("{path}.{field}"), reason);
+        }
+        crate::exports::Exports::default()
+    });
+
     if issues.list.len() != before {
         return None;
     }
@@ -750,6 +762,7 @@ fn validate_site(
         pools,
         pbx_secrets,
         pbx,
+        exports,
         region,
         routing,
     })

@@ -9,17 +9,24 @@
 //! - [`pbx`]: PBX webhooks: each PBX's signature, its fields to a `CallEvent`;
 //! - [`calls`]: calls from PBX events: storage, attribution, the admin calls API;
 //! - [`pools_report`]: pool health for the dashboard (`GET /v1/reports/pools`);
+//! - [`money`]: advertising cost and CRM revenue; [`exports`]: GA4 and CRM
+//!   exports of ended calls through the outbox; [`admin`]: their shared errors;
+//! - [`demo`]: `ringsource demo-data`, a seeded demo month;
 //! - [`static_files`]: the script tag, the wasm bundle and the `www/` pages;
 //! - [`server`]: builds the actix-web app and runs it;
 //! - [`clock`]: injectable time; [`ratelimit`]: per-IP token buckets;
 //! - [`cli`]: the `ringsource` command line.
 
+pub mod admin;
 pub mod api;
 pub mod calls;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod domain;
+pub mod exports;
+pub mod money;
 pub mod pbx;
 pub mod pools_report;
 pub mod ratelimit;

@@ -11,6 +11,8 @@ use crate::calls::CallsService;
 use crate::calls::api::{self as calls_api, CallsApi};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::exports::api::{self as exports_api, ExportsApi};
+use crate::money::{self, MoneyApi};
 use crate::pbx::{self, CallSink};
 use crate::pools_report::{self, PoolsReportApi};
 use crate::ratelimit::RateLimiter;
@@ -53,10 +55,22 @@ pub fn bind_with(
 ) -> Result<Bound, StartError> {
     let storage = Arc::new(SqliteStorage::open(&config.server.database)?);
     storage.sync_sites(&config.sites, clock.as_ref())?;
-    let calls = Arc::new(CallsService::new(storage.clone(), &config.sites, Arc::clone(&clock)));
+    let calls =
+        Arc::new(CallsService::new(storage.clone(), &config.sites, Arc::clone(&clock)).with_money(storage.clone()));
     // PBX events go to storage and attribution unless a test injects its own sink.
     let pbx_routes = pbx::Routes::new(Some(call_sink.unwrap_or_else(|| calls.clone())));
     let pools_report = web::Data::new(PoolsReportApi::new(storage.clone(), &config.sites, Arc::clone(&clock)));
+    let sites: HashMap<String, Arc<crate::config::Site>> =
+        config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect();
+    let money_api =
+        web::Data::new(MoneyApi { store: storage.clone(), sites: sites.clone(), clock: Arc::clone(&clock) });
+    let exports_api = web::Data::new(ExportsApi { store: storage.clone(), clock: Arc::clone(&clock) });
+    // Delivers the outbox on this runtime; it stops with the server's system.
+    crate::exports::worker::start(crate::exports::worker::Worker {
+        store: storage.clone(),
+        sites,
+        clock: Arc::clone(&clock),
+    });
     let calls_api = web::Data::new(CallsApi { service: calls, admin_token: config.server.admin_token.clone() });
     let state = web::Data::new(ApiState {
         sites: config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect::<HashMap<_, _>>(),
@@ -71,6 +85,10 @@ pub fn bind_with(
             .app_data(state.clone())
             .app_data(calls_api.clone())
             .configure(calls_api::configure)
+            .app_data(money_api.clone())
+            .configure(money::configure)
+            .app_data(exports_api.clone())
+            .configure(exports_api::configure)
             .app_data(pools_report.clone())
             .configure(pools_report::configure)
             .configure(|cfg| pbx_routes.configure(cfg))

@@ -396,7 +396,8 @@ fn linear_model_splits_credit_in_the_report() {
     assert_eq!(report["totals"]["first_time_callers"], 2.0);
     let by_campaign = c.ok("/v1/reports/calls?site=shop&group_by=campaign&from=2027-01-15&to=2027-01-15");
     assert_eq!(by_campaign["rows"], json!([{
-        "day": "2027-01-15", "group": "(not set)", "calls": 2.0, "target_calls": 1.0, "missed_calls": 0.0, "first_time_callers": 2.0
+        "day": "2027-01-15", "group": "(not set)", "calls": 2.0, "target_calls": 1.0, "missed_calls": 0.0, "first_time_callers": 2.0,
+        "revenue": 0.0, "cost": 0.0, "cost_per_target_call": 0.0, "roi": null
     }]));
 
     let (status, err) = c.get("/v1/reports/calls?site=shop&group_by=keyword");

@@ -375,13 +375,32 @@ async fn report(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Resul
     let model = state.service.site(&site)?.attribution_model;
     let query = ReportQuery { site: site.clone(), from_ms, to_ms, group_by };
     let service = Arc::clone(&state.service);
-    let rows = blocking(move || service.report(&query)).await?;
+    let demo_site = site.clone();
+    let (rows, demo_data) = blocking(move || Ok((service.report(&query)?, service.has_demo_data(&demo_site)?))).await?;
     let sum = |f: fn(&crate::storage::calls::ReportRow) -> f64| rows.iter().map(f).sum::<f64>();
+    // Totals are built like a row, so their ratios follow the same rules.
+    let all = crate::storage::calls::ReportRow {
+        day: String::new(),
+        group: String::new(),
+        calls: sum(|r| r.calls),
+        target_calls: sum(|r| r.target_calls),
+        missed_calls: sum(|r| r.missed_calls),
+        first_time_callers: sum(|r| r.first_time_callers),
+        revenue: sum(|r| r.revenue),
+        cost: (group_by != GroupBy::Term).then(|| sum(|r| r.cost.unwrap_or(0.0))),
+        cost_per_target_call: None,
+        roi: None,
+    }
+    .with_ratios();
     let totals = json!({
-        "calls": sum(|r| r.calls),
-        "target_calls": sum(|r| r.target_calls),
-        "missed_calls": sum(|r| r.missed_calls),
-        "first_time_callers": sum(|r| r.first_time_callers),
+        "calls": all.calls,
+        "target_calls": all.target_calls,
+        "missed_calls": all.missed_calls,
+        "first_time_callers": all.first_time_callers,
+        "revenue": all.revenue,
+        "cost": all.cost,
+        "cost_per_target_call": all.cost_per_target_call,
+        "roi": all.roi,
     });
     Ok(HttpResponse::Ok().json(json!({
         "site": site,
@@ -392,6 +411,8 @@ async fn report(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Resul
         "to_ms": to_ms,
         "rows": rows,
         "totals": totals,
+        // The site holds rows from `ringsource demo-data`: the dashboard says so.
+        "demo_data": demo_data,
     })))
 }
 

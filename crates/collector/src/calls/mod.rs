@@ -41,6 +41,8 @@ pub enum CallsError {
 /// The calls of every configured site.
 pub struct CallsService {
     store: Arc<dyn CallStore>,
+    /// Only for the demo-data flag of reports.
+    money: Option<Arc<dyn crate::storage::money::MoneyStore>>,
     sites: HashMap<String, Arc<Site>>,
     clock: Arc<dyn Clock>,
 }
@@ -48,7 +50,22 @@ pub struct CallsService {
 impl CallsService {
     pub fn new(store: Arc<dyn CallStore>, sites: &[Site], clock: Arc<dyn Clock>) -> Self {
         let sites = sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect();
-        Self { store, sites, clock }
+        Self { store, money: None, sites, clock }
+    }
+
+    /// Lets reports tell whether the site holds demo data.
+    pub fn with_money(mut self, money: Arc<dyn crate::storage::money::MoneyStore>) -> Self {
+        self.money = Some(money);
+        self
+    }
+
+    /// Whether the site holds rows written by `ringsource demo-data`
+    /// (`false` when no money store is attached).
+    pub fn has_demo_data(&self, site: &str) -> Result<bool, CallsError> {
+        match &self.money {
+            Some(m) => Ok(m.has_demo_data(site)?),
+            None => Ok(false),
+        }
     }
 
     pub fn site(&self, id: &str) -> Result<&Arc<Site>, CallsError> {

@@ -243,6 +243,24 @@ pub struct ReportRow {
     pub target_calls: f64,
     pub missed_calls: f64,
     pub first_time_callers: f64,
+    /// Revenue of the calls, split by the same credit shares as the calls.
+    pub revenue: f64,
+    /// Advertising cost of the group that day; `null` for `group_by=term`
+    /// (cost is uploaded per source/medium/campaign, not per keyword).
+    pub cost: Option<f64>,
+    /// `cost / target_calls`; `null` without target calls or without cost.
+    pub cost_per_target_call: Option<f64>,
+    /// `(revenue - cost) / cost`; `null` when the cost is 0 or unknown.
+    pub roi: Option<f64>,
+}
+
+impl ReportRow {
+    /// Fills the ratios from the sums.
+    pub fn with_ratios(mut self) -> Self {
+        self.cost_per_target_call = self.cost.filter(|_| self.target_calls > 0.0).map(|c| c / self.target_calls);
+        self.roi = self.cost.filter(|c| *c > 0.0).map(|c| (self.revenue - c) / c);
+        self
+    }
 }
 
 /// `GET /v1/promo/{code}`.

@@ -7,6 +7,7 @@
 //! sessions. Every pool exhaustion is recorded with the policy applied.
 
 pub mod calls;
+pub mod money;
 pub mod pools;
 pub mod sqlite;
 

@@ -20,7 +20,7 @@ use crate::config::{PromoConfig, Site};
 use crate::storage::StorageError;
 use crate::storage::calls::{
     AttributionView, CallDetail, CallFilter, CallStore, CallSummary, CandidateView, CreditView, PageViewView,
-    PromoLookup, RecordError, Recorded, ReportQuery, ReportRow, StatusFilter, StoredEvent, TouchView, VisitorPath,
+    GroupBy, PromoLookup, RecordError, Recorded, ReportQuery, ReportRow, StatusFilter, StoredEvent, TouchView, VisitorPath,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -95,7 +95,7 @@ pub(super) fn promo_code_for(
 /// The key repeat callers are found by: E.164 when the caller parses as an
 /// international number, else its digits when there are enough to be a
 /// number, else none (anonymous, an extension).
-fn caller_key(from: Option<&str>) -> Option<String> {
+pub(super) fn caller_key(from: Option<&str>) -> Option<String> {
     let from = from?.trim();
     if let Ok(n) = PhoneNumber::parse(from) {
         return Some(n.e164());
@@ -540,7 +540,7 @@ fn visitor_path(tx: &Transaction<'_>, session_id: &str, until_ms: i64) -> Result
     }))
 }
 
-fn detail(tx: &Transaction<'_>, id: i64) -> Result<Option<CallDetail>, StorageError> {
+pub(super) fn detail(tx: &Transaction<'_>, id: i64) -> Result<Option<CallDetail>, StorageError> {
     let call = tx
         .query_row(&format!("SELECT {SUMMARY_COLUMNS} FROM calls c WHERE c.id = ?1"), [id], summary)
         .optional()
@@ -616,10 +616,55 @@ fn detail(tx: &Transaction<'_>, id: i64) -> Result<Option<CallDetail>, StorageEr
     }))
 }
 
+/// The site's cost per day and group in the report's range: by the cost
+/// rows' own column for source, medium and campaign (`''` is "(not set)",
+/// as a touch without that tag), and for channel by the channel core gives a
+/// visit tagged with the row's utm_source and utm_medium.
+fn costs_by_group(tx: &Transaction<'_>, q: &ReportQuery) -> Result<Vec<(String, String, f64)>, StorageError> {
+    // A cost day counts when its midnight is inside [from, to).
+    let range = "site_id = ?1 AND day >= date(?2 / 1000, 'unixepoch') AND day <= date((?3 - 1) / 1000, 'unixepoch')";
+    let (query, by_channel) = match q.group_by {
+        GroupBy::Source | GroupBy::Medium | GroupBy::Campaign => {
+            let column = q.group_by.column();
+            (
+                format!(
+                    "SELECT day, CASE WHEN {column} = '' THEN '{NOT_SET}' ELSE {column} END AS grp, SUM(cost)
+                     FROM costs WHERE {range} GROUP BY day, grp"
+                ),
+                false,
+            )
+        }
+        GroupBy::Channel => {
+            (format!("SELECT day, source, medium, SUM(cost) FROM costs WHERE {range} GROUP BY day, source, medium"), true)
+        }
+        GroupBy::Term => return Ok(Vec::new()),
+    };
+    let mut st = tx.prepare(&query).map_err(sql("reading costs"))?;
+    let params = params![q.site, q.from_ms, q.to_ms];
+    if by_channel {
+        st.query_map(params, |r| {
+            let (source, medium): (String, String) = (r.get(1)?, r.get(2)?);
+            Ok((r.get(0)?, crate::money::cost_channel(&source, &medium).to_owned(), r.get(3)?))
+        })
+        .and_then(Iterator::collect)
+        .map_err(sql("reading costs"))
+    } else {
+        st.query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(Iterator::collect)
+            .map_err(sql("reading costs"))
+    }
+}
+
+/// Whether the call's folded status is final (anything but in-progress).
+fn call_is_final(tx: &Transaction<'_>, call_id: i64) -> Result<bool, StorageError> {
+    tx.query_row("SELECT status <> 'in-progress' FROM calls WHERE id = ?1", [call_id], |r| r.get(0))
+        .map_err(sql("reading a call's status"))
+}
+
 impl SqliteStorage {
     /// A read-only look at the database under the lock (a deferred
     /// transaction: one consistent snapshot, no write lock taken).
-    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StorageError>) -> Result<T, StorageError> {
+    pub(super) fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StorageError>) -> Result<T, StorageError> {
         let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let tx = inner.conn.transaction().map_err(sql("beginning a read"))?;
         let out = f(&tx)?;
@@ -675,6 +720,7 @@ impl CallStore for SqliteStorage {
                 (tx.last_insert_rowid(), true)
             }
         };
+        let was_final = !created && call_is_final(&tx, call_id)?;
         let new_event = tx
             .execute(
                 "INSERT OR IGNORE INTO call_events (call_id, event_json, received_at_ms) VALUES (?1, ?2, ?3)",
@@ -684,6 +730,12 @@ impl CallStore for SqliteStorage {
             == 1;
         if new_event {
             attribute(&tx, site, call_id, now_ms)?;
+            // The exports of a call are written once, when it ends, in this
+            // transaction: a crash cannot leave an ended call unexported nor
+            // an export of a call that was never stored.
+            if !was_final && call_is_final(&tx, call_id)? {
+                super::money::enqueue_call_exports(&tx, site, call_id, now_ms)?;
+            }
         }
         tx.commit().map_err(sql("committing a call event"))?;
         Ok(Recorded { call_id, created, new_event })
@@ -758,17 +810,21 @@ impl CallStore for SqliteStorage {
     fn report(&self, q: &ReportQuery) -> Result<Vec<ReportRow>, StorageError> {
         let column = q.group_by.column();
         // Each call contributes its credit shares: whole calls under first
-        // and last touch, fractions under linear.
+        // and last touch, fractions under linear. Revenue follows the same
+        // shares and lands on the day the call rang.
         let query = format!(
             "SELECT date(c.ring_at_ms / 1000, 'unixepoch') AS day, COALESCE(cr.{column}, '{NOT_SET}') AS grp,
                 SUM(cr.share), SUM(cr.share * c.is_target), SUM(cr.share * c.is_missed),
-                SUM(cr.share * (c.caller_kind = 'first-time'))
+                SUM(cr.share * (c.caller_kind = 'first-time')), SUM(cr.share * COALESCE(rv.amount, 0))
              FROM calls c JOIN call_credits cr ON cr.call_id = c.id
+             LEFT JOIN (SELECT call_id, SUM(amount) AS amount FROM revenue GROUP BY call_id) rv ON rv.call_id = c.id
              WHERE c.site_id = ?1 AND c.ring_at_ms >= ?2 AND c.ring_at_ms < ?3
              GROUP BY day, grp ORDER BY day, grp"
         );
+        let with_cost = q.group_by != GroupBy::Term;
         self.read(|tx| {
-            tx.prepare(&query)
+            let rows: Vec<ReportRow> = tx
+                .prepare(&query)
                 .and_then(|mut st| {
                     st.query_map(params![q.site, q.from_ms, q.to_ms], |r| {
                         Ok(ReportRow {
@@ -778,11 +834,37 @@ impl CallStore for SqliteStorage {
                             target_calls: r.get(3)?,
                             missed_calls: r.get(4)?,
                             first_time_callers: r.get(5)?,
+                            revenue: r.get(6)?,
+                            cost: with_cost.then_some(0.0),
+                            cost_per_target_call: None,
+                            roi: None,
                         })
                     })?
                     .collect()
                 })
-                .map_err(sql("building the calls report"))
+                .map_err(sql("building the calls report"))?;
+            let mut merged: std::collections::BTreeMap<(String, String), ReportRow> =
+                rows.into_iter().map(|r| ((r.day.clone(), r.group.clone()), r)).collect();
+            if with_cost {
+                // Cost without calls is a row too: money spent for nothing
+                // is what the report is for.
+                for (day, group, cost) in costs_by_group(tx, q)? {
+                    let row = merged.entry((day.clone(), group.clone())).or_insert_with(|| ReportRow {
+                        day,
+                        group,
+                        calls: 0.0,
+                        target_calls: 0.0,
+                        missed_calls: 0.0,
+                        first_time_callers: 0.0,
+                        revenue: 0.0,
+                        cost: Some(0.0),
+                        cost_per_target_call: None,
+                        roi: None,
+                    });
+                    row.cost = Some(row.cost.unwrap_or(0.0) + cost);
+                }
+            }
+            Ok(merged.into_values().map(ReportRow::with_ratios).collect())
         })
     }
 

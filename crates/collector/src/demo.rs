@@ -1,0 +1,420 @@
+//! `ringsource demo-data`: a demo month in a site's SQLite file.
+//!
+//! Visits go through [`crate::domain::visit`] (routing, leases, promo codes)
+//! and calls through [`CallsService`] (folding, attribution, credits), on a
+//! simulated clock that walks the days in order, so the numbers a report
+//! shows are the ones the real code computes. Costs and revenue go through
+//! the money store.
+//!
+//! Demo data is marked: sessions carry the user agent [`DEMO_USER_AGENT`],
+//! calls the PBX name `demo` (never exported to GA4 or a CRM), cost and
+//! revenue rows `demo = 1`; reports answer `demo_data: true` for the site.
+//! The same seed makes the same month (session ids, callers, amounts; only
+//! promo codes, drawn from the system's randomness, differ).
+
+use std::sync::Arc;
+
+use ringsource_core::call::{CallEvent, CallPhase, CallStatus};
+use ringsource_core::phone::PhoneNumber;
+use ringsource_core::touch;
+use ringsource_core::visit::{UrlParts, Visit};
+use ringsource_core::wire::{NumberKind, Page, VisitRequest};
+
+use crate::calls::dates;
+use crate::calls::{CallsError, CallsService};
+use crate::clock::{Clock, ManualClock, SystemClock};
+use crate::config::{Config, Site};
+use crate::storage::calls::{CallFilter, CallStore};
+use crate::storage::money::{CostRow, MoneyStore, RevenueError, RevenuePost, RevenueTarget};
+use crate::storage::sqlite::SqliteStorage;
+use crate::storage::sqlite::money::DEMO_PBX;
+use crate::storage::{Storage, StorageError};
+
+/// The user agent of demo sessions.
+pub const DEMO_USER_AGENT: &str = "ringsource demo data";
+const DAY_MS: i64 = 86_400_000;
+const MINUTE_MS: i64 = 60_000;
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The site to fill; the configuration's first when `None`.
+    pub site: Option<String>,
+    /// Days before today (UTC) to fill.
+    pub days: u32,
+    pub seed: u64,
+}
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoSummary {
+    pub site: String,
+    pub sessions: u32,
+    pub calls: u32,
+    pub cost_rows: u32,
+    pub deals: u32,
+}
+
+/// Why demo data could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("the configuration has no site {0:?}")]
+    UnknownSite(String),
+    #[error("the configuration has no sites")]
+    NoSites,
+    #[error("site {site:?} already has {calls} calls in {db}; demo data goes into a database without calls")]
+    NotEmpty { site: String, calls: u64, db: String },
+    #[error("--days must be between 1 and 366")]
+    BadDays,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Calls(#[from] CallsError),
+    #[error(transparent)]
+    Revenue(#[from] RevenueError),
+}
+
+/// SplitMix64: small, seedable, and good enough for fake traffic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    fn hex(&mut self, bytes: usize) -> String {
+        (0..bytes).map(|_| format!("{:02x}", self.below(256))).collect()
+    }
+}
+
+/// A kind of visitor: where they come from and how likely they call.
+struct Traffic {
+    weight: u64,
+    query: &'static str,
+    referrer: Option<&'static str>,
+    terms: &'static [&'static str],
+    call_percent: u64,
+}
+
+/// Mostly paid search (the pool's business), with the channels a real site
+/// also sees; the static-number sources of the demo config are among them.
+const TRAFFIC: &[Traffic] = &[
+    Traffic {
+        weight: 30,
+        query: "utm_source=google&utm_medium=cpc&utm_campaign=brand",
+        referrer: Some("www.google.com"),
+        terms: &["shop moscow", "shop delivery", "shop official"],
+        call_percent: 30,
+    },
+    Traffic {
+        weight: 20,
+        query: "utm_source=google&utm_medium=cpc&utm_campaign=generic",
+        referrer: Some("www.google.com"),
+        terms: &["buy sofa", "sofa price", "corner sofa"],
+        call_percent: 22,
+    },
+    Traffic {
+        weight: 15,
+        query: "utm_source=yandex&utm_medium=cpc&utm_campaign=search",
+        referrer: Some("yandex.ru"),
+        terms: &["купить диван", "диван недорого"],
+        call_percent: 25,
+    },
+    Traffic { weight: 15, query: "", referrer: Some("www.google.com"), terms: &[], call_percent: 12 },
+    Traffic {
+        weight: 8,
+        query: "utm_source=instagram&utm_medium=social&utm_campaign=stories",
+        referrer: Some("l.instagram.com"),
+        terms: &[],
+        call_percent: 15,
+    },
+    Traffic {
+        weight: 5,
+        query: "utm_source=newsletter&utm_medium=email&utm_campaign=spring",
+        referrer: None,
+        terms: &[],
+        call_percent: 20,
+    },
+    Traffic { weight: 7, query: "", referrer: None, terms: &[], call_percent: 10 },
+];
+
+/// Daily spend per paid source (min, spread), in the site's currency.
+const SPEND: &[(&str, &str, &str, u64, u64)] = &[
+    ("google", "cpc", "brand", 1500, 1000),
+    ("google", "cpc", "generic", 4000, 3000),
+    ("yandex", "cpc", "search", 2500, 2000),
+    ("instagram", "social", "stories", 800, 700),
+];
+
+enum Action {
+    Visit { visit: usize },
+    PageView { visit: usize, path: &'static str },
+    Call { visit: usize, caller: String, talk: Option<u32>, status: CallStatus, deal: Option<u64> },
+    /// A call to an offline static number (billboard): no visit behind it.
+    Offline { number: PhoneNumber, caller: String, talk: u32 },
+}
+
+struct PlannedVisit {
+    at_ms: i64,
+    traffic: usize,
+    term: Option<&'static str>,
+    client_id: String,
+    session_id: String,
+}
+
+/// Fills the site's database with `options.days` days of demo traffic
+/// ending at midnight UTC today.
+pub fn fill(config: &Config, options: &DemoOptions) -> Result<DemoSummary, DemoError> {
+    fill_until(config, options, SystemClock.now_ms())
+}
+
+/// [`fill`] for the days before the UTC day of `now_ms`.
+pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result<DemoSummary, DemoError> {
+    if !(1..=366).contains(&options.days) {
+        return Err(DemoError::BadDays);
+    }
+    let site = match &options.site {
+        Some(id) => config.sites.iter().find(|s| &s.id == id).ok_or_else(|| DemoError::UnknownSite(id.clone()))?,
+        None => config.sites.first().ok_or(DemoError::NoSites)?,
+    };
+    let storage = Arc::new(SqliteStorage::open(&config.server.database)?);
+    let (_, calls) = storage.list_calls(&CallFilter { site: Some(site.id.clone()), limit: 1, ..CallFilter::default() })?;
+    if calls > 0 {
+        return Err(DemoError::NotEmpty {
+            site: site.id.clone(),
+            calls,
+            db: config.server.database.display().to_string(),
+        });
+    }
+    let start_ms = now_ms.div_euclid(DAY_MS) * DAY_MS - i64::from(options.days) * DAY_MS;
+    let clock = Arc::new(ManualClock::new(start_ms));
+    storage.sync_sites(&config.sites, clock.as_ref())?;
+    let service = CallsService::new(storage.clone(), &config.sites, clock.clone());
+    let mut rng = Rng(options.seed);
+
+    let (visits, mut schedule) = plan(site, options.days, start_ms, &mut rng);
+    // Stable: a visit's page views and call come after it at equal times.
+    schedule.sort_by_key(|(at, _)| *at);
+
+    let mut numbers: Vec<Option<(String, Option<PhoneNumber>, NumberKind)>> = vec![None; visits.len()];
+    let mut summary =
+        DemoSummary { site: site.id.clone(), sessions: 0, calls: 0, cost_rows: 0, deals: 0 };
+    let mut deals: Vec<(i64, u64, i64)> = Vec::new();
+    for (at_ms, action) in schedule {
+        clock.set_ms(at_ms);
+        match action {
+            Action::Visit { visit } => {
+                numbers[visit] = Some(run_visit(storage.as_ref(), site, &visits[visit], clock.as_ref())?);
+                summary.sessions += 1;
+            }
+            Action::PageView { visit, path } => {
+                if let Some((session, ..)) = &numbers[visit] {
+                    let url = format!("https://demo.example{path}");
+                    storage.page_view(site, session, &url, Some("Demo shop"), clock.as_ref())?;
+                }
+            }
+            Action::Call { visit, caller, talk, status, deal } => {
+                let Some((_, number, kind)) = &numbers[visit] else { continue };
+                // A visitor left on the original number calls it: the call
+                // is stored unattributed, as a real one would be.
+                let dialled = match (kind, number) {
+                    (NumberKind::Lease | NumberKind::Static, Some(n)) => n.clone(),
+                    _ => site.originals[0].clone(),
+                };
+                let id = record_call(&service, site, &dialled, &caller, at_ms, talk, status)?;
+                summary.calls += 1;
+                if let Some(amount) = deal {
+                    deals.push((id, amount, at_ms));
+                }
+            }
+            Action::Offline { number, caller, talk } => {
+                record_call(&service, site, &number, &caller, at_ms, Some(talk), CallStatus::Answered)?;
+                summary.calls += 1;
+            }
+        }
+    }
+
+    // Deals close a few days after the call; the CRM posts them back.
+    for (n, (call_id, amount, at_ms)) in deals.into_iter().enumerate() {
+        let post = RevenuePost {
+            site: site.id.clone(),
+            target: RevenueTarget::Call(call_id),
+            amount: amount as f64,
+            currency: None,
+            deal_id: Some(format!("demo-deal-{}", n + 1)),
+            at_ms: Some(at_ms + 3 * DAY_MS),
+        };
+        storage.record_revenue(&post, true, clock.as_ref())?;
+        summary.deals += 1;
+    }
+
+    let mut costs = Vec::new();
+    for day in 0..options.days {
+        let day_ms = start_ms + i64::from(day) * DAY_MS;
+        let date = dates::format_ms(day_ms)[..10].to_owned();
+        for (source, medium, campaign, min, spread) in SPEND {
+            costs.push(CostRow {
+                site: site.id.clone(),
+                day: date.clone(),
+                source: (*source).to_owned(),
+                medium: (*medium).to_owned(),
+                campaign: (*campaign).to_owned(),
+                cost: (min + rng.below(*spread)) as f64,
+                currency: None,
+            });
+        }
+    }
+    summary.cost_rows = u32::try_from(storage.upsert_costs(&costs, true, clock.as_ref())?).unwrap_or(u32::MAX);
+    Ok(summary)
+}
+
+/// Visits, page views and calls of every day, in no particular order.
+fn plan(site: &Site, days: u32, start_ms: i64, rng: &mut Rng) -> (Vec<PlannedVisit>, Vec<(i64, Action)>) {
+    let total_weight: u64 = TRAFFIC.iter().map(|t| t.weight).sum();
+    let offline: Vec<&PhoneNumber> =
+        site.static_numbers.iter().filter(|s| s.rule.is_none()).map(|s| &s.number).collect();
+    // A few people call more than once: repeat callers are part of the story.
+    let regulars: Vec<String> = (0..12).map(|i| format!("+7916555{:04}", 1000 + i)).collect();
+    let mut visits = Vec::new();
+    let mut schedule = Vec::new();
+    for day in 0..days {
+        let day_ms = start_ms + i64::from(day) * DAY_MS;
+        for _ in 0..(30 + rng.below(20)) {
+            // Opening hours, 08:00 to 20:00 UTC.
+            let at_ms = day_ms + 8 * 3_600_000 + i64::try_from(rng.below(12 * 60)).unwrap_or(0) * MINUTE_MS;
+            let mut pick = rng.below(total_weight);
+            let traffic = TRAFFIC.iter().position(|t| {
+                let hit = pick < t.weight;
+                pick = pick.saturating_sub(t.weight);
+                hit
+            });
+            let traffic = traffic.unwrap_or(0);
+            let t = &TRAFFIC[traffic];
+            let term = (!t.terms.is_empty()).then(|| t.terms[rng.below(t.terms.len() as u64) as usize]);
+            let index = visits.len();
+            visits.push(PlannedVisit {
+                at_ms,
+                traffic,
+                term,
+                client_id: format!("{}.{}", 100_000_000 + rng.below(900_000_000), at_ms / 1000),
+                session_id: rng.hex(16),
+            });
+            schedule.push((at_ms, Action::Visit { visit: index }));
+            for (k, path) in ["/catalog/", "/catalog/sofas/", "/contacts/"].into_iter().enumerate() {
+                if rng.chance(60) {
+                    let k = i64::try_from(k).unwrap_or(0);
+                    schedule.push((at_ms + (k + 1) * MINUTE_MS, Action::PageView { visit: index, path }));
+                }
+            }
+            if rng.chance(t.call_percent) {
+                let caller = if rng.chance(15) {
+                    regulars[rng.below(regulars.len() as u64) as usize].clone()
+                } else {
+                    format!("+7916{:07}", rng.below(10_000_000))
+                };
+                // Within the 15 minutes a pool number is held.
+                let ring = at_ms + (2 + i64::try_from(rng.below(10)).unwrap_or(0)) * MINUTE_MS;
+                let (status, talk) = match rng.below(100) {
+                    0..=74 => (CallStatus::Answered, Some(10 + rng.below(400) as u32)),
+                    75..=91 => (CallStatus::NoAnswer, None),
+                    _ => (CallStatus::Busy, None),
+                };
+                let deal = (talk.is_some_and(|t| t >= 60) && rng.chance(35)).then(|| 5_000 + rng.below(55_000));
+                schedule.push((ring, Action::Call { visit: index, caller, talk, status, deal }));
+            }
+        }
+        for number in &offline {
+            for _ in 0..rng.below(3) {
+                let at_ms = day_ms + 9 * 3_600_000 + i64::try_from(rng.below(10 * 60)).unwrap_or(0) * MINUTE_MS;
+                let caller = format!("+7903{:07}", rng.below(10_000_000));
+                let talk = 20 + rng.below(300) as u32;
+                schedule.push((at_ms, Action::Offline { number: (*number).clone(), caller, talk }));
+            }
+        }
+    }
+    (visits, schedule)
+}
+
+fn run_visit(
+    storage: &SqliteStorage,
+    site: &Site,
+    v: &PlannedVisit,
+    clock: &dyn Clock,
+) -> Result<(String, Option<PhoneNumber>, NumberKind), StorageError> {
+    let t = &TRAFFIC[v.traffic];
+    let query = match v.term {
+        Some(term) if !t.query.is_empty() => {
+            format!("{}&utm_term={}", t.query, form_urlencoded::byte_serialize(term.as_bytes()).collect::<String>())
+        }
+        _ => t.query.to_owned(),
+    };
+    let referrer = t.referrer.map(|host| UrlParts { host, path: "/", query: "" });
+    let visit = Visit::new(UrlParts { host: "demo.example", path: "/", query: &query }, referrer, "");
+    let touch = touch::classify(&visit, u64::try_from(v.at_ms).unwrap_or(0));
+    let url = if query.is_empty() { "https://demo.example/".to_owned() } else { format!("https://demo.example/?{query}") };
+    let request = VisitRequest {
+        session_id: None,
+        client_id: Some(v.client_id.clone()),
+        ym_uid: None,
+        touch,
+        first_touch: None,
+        page: Page { url, title: Some("Demo shop".to_owned()) },
+        reveal: true,
+    };
+    let answer = crate::domain::visit(storage, site, &request, DEMO_USER_AGENT, v.session_id.clone(), clock)?;
+    Ok((answer.session_id, answer.number, answer.kind))
+}
+
+/// One finished call, as the PBX's end report. Returns the call id.
+fn record_call(
+    service: &CallsService,
+    site: &Site,
+    dialled: &PhoneNumber,
+    caller: &str,
+    ring_ms: i64,
+    talk: Option<u32>,
+    status: CallStatus,
+) -> Result<i64, CallsError> {
+    let ring = u64::try_from(ring_ms).unwrap_or(0);
+    let answer_after = 8_000u64;
+    let talk_ms = u64::from(talk.unwrap_or(0)) * 1000;
+    let ended = ring + if talk.is_some() { answer_after + talk_ms } else { 25_000 };
+    let event = CallEvent {
+        pbx: DEMO_PBX.to_owned(),
+        pbx_call_id: format!("demo-{ring_ms}-{}", caller.trim_start_matches('+')),
+        phase: CallPhase::End,
+        from: Some(caller.to_owned()),
+        to: dialled.clone(),
+        started_at_ms: Some(ring),
+        answered_at_ms: talk.map(|_| ring + answer_after),
+        ended_at_ms: Some(ended),
+        duration_secs: Some(u32::try_from((ended - ring) / 1000).unwrap_or(u32::MAX)),
+        talk_secs: talk,
+        status,
+        recording_url: None,
+    };
+    Ok(service.record(&site.id, &event)?.call_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generator_is_seeded() {
+        let (mut a, mut b) = (Rng(7), Rng(7));
+        let xs: Vec<u64> = (0..5).map(|_| a.next()).collect();
+        assert_eq!(xs, (0..5).map(|_| b.next()).collect::<Vec<_>>());
+        assert_ne!(Rng(8).next(), xs[0]);
+    }
+}

@@ -1,0 +1,517 @@
+//! Money: advertising cost per day and source, and revenue the CRM posts
+//! back for calls. Reports divide one by the other
+//! (`GET /v1/reports/calls`: cost, revenue, cost per target call, ROI).
+//!
+//! - `POST /v1/costs`: JSON `[{site, date, source, medium?, campaign?, cost,
+//!   currency?}]`, or CSV (`Content-Type: text/csv`, `?site=`) with the header
+//!   `date,source,medium,campaign,cost` (`currency` may be added). Every row
+//!   is checked first; one bad field and nothing is stored, and the answer
+//!   names each bad line (CSV) or index (JSON) and field. Rows are upserted
+//!   per (site, date, source, medium, campaign): uploading a day again
+//!   replaces its numbers.
+//! - `POST /v1/revenue`: `{site, call_id? | caller?, at?, window_secs?, amount,
+//!   currency?, deal_id?}`. By caller, the revenue goes to the caller's latest
+//!   call in the `window_secs` (default 30 days) before `at` (default now). A
+//!   repeated `deal_id` updates its row instead of adding one.
+//!
+//! Source and medium are stored in lower case, as touches carry them, so a
+//! cost row meets the calls of its source whatever case the ad platform's
+//! export used. Amounts are summed as given: post one currency per site.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::admin::{AdminError, RowIssue, blocking, query, read_body};
+use crate::calls::api::Admin;
+use crate::calls::dates;
+use crate::clock::Clock;
+use crate::config::Site;
+use crate::storage::money::{CostRow, MoneyStore, RevenueError, RevenuePost, RevenueTarget};
+
+/// The routes this module registers.
+pub const ROUTES: &[(&str, &str)] = &[("POST", "/v1/costs"), ("POST", "/v1/revenue")];
+
+/// A month of daily rows for a few hundred campaigns fits well under this.
+const MAX_UPLOAD_BYTES: usize = 8 * 1024 * 1024;
+const MAX_REVENUE_BYTES: usize = 4096;
+const MAX_TEXT: usize = 200;
+/// Revenue by caller looks this far back by default.
+pub const DEFAULT_REVENUE_WINDOW_SECS: i64 = 30 * 86_400;
+const MAX_REVENUE_WINDOW_SECS: i64 = 366 * 86_400;
+
+/// State of the money API.
+pub struct MoneyApi {
+    pub store: Arc<dyn MoneyStore>,
+    pub sites: HashMap<String, Arc<Site>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/costs", web::post().to(post_costs)).route("/v1/revenue", web::post().to(post_revenue));
+}
+
+impl From<RevenueError> for AdminError {
+    fn from(e: RevenueError) -> Self {
+        match e {
+            RevenueError::UnknownCall(_) => AdminError::NotFound { code: "unknown_call", message: e.to_string() },
+            RevenueError::NoCallFromCaller { .. } => {
+                AdminError::NotFound { code: "no_matching_call", message: e.to_string() }
+            }
+            RevenueError::Storage(s) => AdminError::Storage(s),
+        }
+    }
+}
+
+/// The channel of a cost row: what core's channel rules make of a visit
+/// tagged `utm_source=<source>&utm_medium=<medium>`, so cost meets the calls
+/// of the same channel in `group_by=channel` reports.
+pub fn cost_channel(source: &str, medium: &str) -> &'static str {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("utm_source", source);
+    if !medium.is_empty() {
+        query.append_pair("utm_medium", medium);
+    }
+    let query = query.finish();
+    let page = ringsource_core::visit::UrlParts { host: "", path: "/", query: &query };
+    ringsource_core::channel::Channel::of(&ringsource_core::visit::Visit::new(page, None, "")).as_str()
+}
+
+// ------------------------------------------------------------ cost rows
+
+/// Where a row came from, for its issues.
+#[derive(Debug, Clone, Copy)]
+enum At {
+    Line(usize),
+    Index(usize),
+}
+
+struct Issues(Vec<RowIssue>);
+
+impl Issues {
+    fn push(&mut self, at: At, field: &str, message: impl Into<String>) {
+        let (line, index) = match at {
+            At::Line(l) => (Some(l), None),
+            At::Index(i) => (None, Some(i)),
+        };
+        self.0.push(RowIssue { line, index, field: field.to_owned(), message: message.into() });
+    }
+}
+
+/// A cost row's fields as text, before validation.
+#[derive(Default)]
+struct RawCost<'a> {
+    site: Option<&'a str>,
+    date: Option<&'a str>,
+    source: Option<&'a str>,
+    medium: Option<&'a str>,
+    campaign: Option<&'a str>,
+    cost: Cost,
+    currency: Option<&'a str>,
+}
+
+/// The cost field as read.
+#[derive(Default)]
+enum Cost {
+    #[default]
+    Missing,
+    /// Not a number; already reported, the row's other fields are still checked.
+    Unreadable,
+    Number(f64),
+}
+
+fn text(at: At, field: &str, value: Option<&str>, required: bool, issues: &mut Issues) -> Option<String> {
+    let v = value.map(str::trim).filter(|v| !v.is_empty());
+    match v {
+        None if required => {
+            issues.push(at, field, "is required");
+            None
+        }
+        None => Some(String::new()),
+        Some(v) if v.chars().count() > MAX_TEXT => {
+            issues.push(at, field, format!("is longer than {MAX_TEXT} characters"));
+            None
+        }
+        Some(v) => Some(v.to_owned()),
+    }
+}
+
+/// An ISO 4217 code: three capital letters.
+fn currency(at: At, value: Option<&str>, issues: &mut Issues) -> Option<Option<String>> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Some(None),
+        Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Some(Some(c.to_owned())),
+        Some(c) => {
+            issues.push(at, "currency", format!("{c:?} is not an ISO 4217 code such as \"EUR\""));
+            None
+        }
+    }
+}
+
+fn validate_cost(at: At, raw: RawCost<'_>, sites: &HashMap<String, Arc<Site>>, issues: &mut Issues) -> Option<CostRow> {
+    let before = issues.0.len();
+    let site = text(at, "site", raw.site, true, issues);
+    if let Some(s) = &site
+        && !sites.contains_key(s)
+    {
+        issues.push(at, "site", format!("no site {s:?} is configured"));
+    }
+    let day = text(at, "date", raw.date, true, issues);
+    if let Some(d) = &day
+        && dates::parse_date_ms(d).is_none()
+    {
+        issues.push(at, "date", format!("{d:?} is not a YYYY-MM-DD date"));
+    }
+    let source = text(at, "source", raw.source, true, issues);
+    let medium = text(at, "medium", raw.medium, false, issues);
+    let campaign = text(at, "campaign", raw.campaign, false, issues);
+    let cost = match raw.cost {
+        Cost::Missing => {
+            issues.push(at, "cost", "is required (a number, 0 or more)");
+            None
+        }
+        Cost::Unreadable => None,
+        Cost::Number(c) if !c.is_finite() || c < 0.0 => {
+            issues.push(at, "cost", format!("{c} must be a number, 0 or more"));
+            None
+        }
+        Cost::Number(c) => Some(c),
+    };
+    let currency = currency(at, raw.currency, issues);
+    if issues.0.len() != before {
+        return None;
+    }
+    Some(CostRow {
+        site: site?,
+        day: day?,
+        source: source?.to_lowercase(),
+        medium: medium?.to_lowercase(),
+        campaign: campaign?,
+        cost: cost?,
+        currency: currency?,
+    })
+}
+
+/// Rows of a JSON upload; `default_site` from `?site=` for rows without one.
+fn json_costs(
+    bytes: &[u8],
+    default_site: Option<&str>,
+    sites: &HashMap<String, Arc<Site>>,
+) -> Result<Vec<(At, CostRow)>, AdminError> {
+    let items: Vec<Value> = serde_json::from_slice(bytes)
+        .map_err(|e| AdminError::BadRequest(format!("the body is not a JSON array of cost rows: {e}")))?;
+    let mut issues = Issues(Vec::new());
+    let mut rows = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = At::Index(i);
+        let Some(obj) = item.as_object() else {
+            issues.push(at, "", "is not an object");
+            continue;
+        };
+        let known = ["site", "date", "source", "medium", "campaign", "cost", "currency"];
+        for k in obj.keys().filter(|k| !known.contains(&k.as_str())) {
+            issues.push(at, k, format!("unknown field; expected {}", known.join(", ")));
+        }
+        let str_field = |name: &str, issues: &mut Issues| -> Option<&str> {
+            match obj.get(name) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.as_str()),
+                Some(_) => {
+                    issues.push(at, name, "must be a string");
+                    None
+                }
+            }
+        };
+        let raw = RawCost {
+            site: str_field("site", &mut issues).or(default_site),
+            date: str_field("date", &mut issues),
+            source: str_field("source", &mut issues),
+            medium: str_field("medium", &mut issues),
+            campaign: str_field("campaign", &mut issues),
+            cost: match obj.get("cost") {
+                None | Some(Value::Null) => Cost::Missing,
+                Some(Value::Number(n)) => n.as_f64().map_or(Cost::Missing, Cost::Number),
+                Some(_) => {
+                    issues.push(at, "cost", "must be a number");
+                    Cost::Unreadable
+                }
+            },
+            currency: str_field("currency", &mut issues),
+        };
+        if let Some(row) = validate_cost(at, raw, sites, &mut issues) {
+            rows.push((at, row));
+        }
+    }
+    if issues.0.is_empty() { Ok(rows) } else { Err(AdminError::InvalidRows(issues.0)) }
+}
+
+/// Rows of a CSV upload for `site`.
+fn csv_costs(bytes: &[u8], site: &str, sites: &HashMap<String, Arc<Site>>) -> Result<Vec<(At, CostRow)>, AdminError> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::All).from_reader(bytes);
+    let header = reader.headers().map_err(|e| AdminError::BadRequest(format!("the CSV header cannot be read: {e}")))?;
+    let mut cols: HashMap<&str, usize> = HashMap::new();
+    let known = ["date", "source", "medium", "campaign", "cost", "currency"];
+    let mut issues = Issues(Vec::new());
+    for (i, name) in header.iter().enumerate() {
+        let name = name.to_ascii_lowercase();
+        match known.iter().find(|k| **k == name) {
+            Some(k) => {
+                cols.insert(k, i);
+            }
+            None => issues.push(At::Line(1), &name, format!("unknown column; expected {}", known.join(","))),
+        }
+    }
+    for required in ["date", "source", "cost"] {
+        if !cols.contains_key(required) {
+            issues.push(At::Line(1), required, "the header lacks this column (date,source,medium,campaign,cost)");
+        }
+    }
+    if !issues.0.is_empty() {
+        return Err(AdminError::InvalidRows(issues.0));
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| usize::try_from(p.line()).unwrap_or(0));
+                issues.push(At::Line(line), "", format!("not a CSV row: {e}"));
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| usize::try_from(p.line()).unwrap_or(0));
+        let at = At::Line(line);
+        let get = |name: &str| cols.get(name).and_then(|&i| record.get(i));
+        let cost = match get("cost").map(str::trim).filter(|c| !c.is_empty()) {
+            None => Cost::Missing,
+            Some(c) => match c.parse::<f64>() {
+                Ok(v) => Cost::Number(v),
+                Err(_) => {
+                    issues.push(at, "cost", format!("{c:?} is not a number (use '.' for decimals)"));
+                    Cost::Unreadable
+                }
+            },
+        };
+        let raw = RawCost {
+            site: Some(site),
+            date: get("date"),
+            source: get("source"),
+            medium: get("medium"),
+            campaign: get("campaign"),
+            cost,
+            currency: get("currency"),
+        };
+        if let Some(row) = validate_cost(at, raw, sites, &mut issues) {
+            rows.push((at, row));
+        }
+    }
+    if issues.0.is_empty() { Ok(rows) } else { Err(AdminError::InvalidRows(issues.0)) }
+}
+
+/// A key given twice in one upload is a mistake in the file, not an update.
+fn no_duplicates(rows: &[(At, CostRow)]) -> Result<(), AdminError> {
+    let mut seen: HashMap<(&str, &str, &str, &str, &str), At> = HashMap::new();
+    let mut issues = Issues(Vec::new());
+    for (at, r) in rows {
+        let key = (r.site.as_str(), r.day.as_str(), r.source.as_str(), r.medium.as_str(), r.campaign.as_str());
+        if let Some(first) = seen.insert(key, *at) {
+            let where_ = match first {
+                At::Line(l) => format!("line {l}"),
+                At::Index(i) => format!("index {i}"),
+            };
+            issues.push(*at, "date", format!("the same date/source/medium/campaign as {where_}"));
+        }
+    }
+    if issues.0.is_empty() { Ok(()) } else { Err(AdminError::InvalidRows(issues.0)) }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CostsQuery {
+    site: Option<String>,
+}
+
+async fn post_costs(
+    _: Admin,
+    state: web::Data<MoneyApi>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, AdminError> {
+    let q: CostsQuery = query(&req)?;
+    let is_csv = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv")));
+    let bytes = read_body(body, MAX_UPLOAD_BYTES).await?;
+    let rows = if is_csv {
+        let site = q.site.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
+            AdminError::BadRequest("a CSV upload names its site in the query: POST /v1/costs?site=…".into())
+        })?;
+        csv_costs(&bytes, site, &state.sites)?
+    } else {
+        json_costs(&bytes, q.site.as_deref(), &state.sites)?
+    };
+    if rows.is_empty() {
+        return Err(AdminError::BadRequest("no cost rows in the body".into()));
+    }
+    no_duplicates(&rows)?;
+    let rows: Vec<CostRow> = rows.into_iter().map(|(_, r)| r).collect();
+    let store = Arc::clone(&state.store);
+    let clock = Arc::clone(&state.clock);
+    let stored = blocking(move || store.upsert_costs(&rows, false, clock.as_ref())).await?;
+    Ok(HttpResponse::Ok().json(json!({ "upserted": stored })))
+}
+
+// ------------------------------------------------------------ revenue
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevenueBody {
+    site: String,
+    #[serde(default)]
+    call_id: Option<i64>,
+    #[serde(default)]
+    caller: Option<String>,
+    /// Unix ms or RFC 3339.
+    #[serde(default)]
+    at: Option<Value>,
+    #[serde(default)]
+    window_secs: Option<i64>,
+    amount: f64,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    deal_id: Option<String>,
+}
+
+fn time_ms(field: &str, v: &Value) -> Result<i64, AdminError> {
+    match v {
+        Value::Number(n) => n.as_i64().ok_or_else(|| AdminError::BadRequest(format!("{field} must be whole Unix ms"))),
+        Value::String(s) => {
+            let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| AdminError::BadRequest(format!("{field} {s:?} is not an RFC 3339 time: {e}")))?;
+            i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+                .map_err(|_| AdminError::BadRequest(format!("{field} {s:?} is out of range")))
+        }
+        _ => Err(AdminError::BadRequest(format!("{field} must be Unix ms or an RFC 3339 string"))),
+    }
+}
+
+/// Checks a revenue post against the site's settings.
+fn revenue_post(body: RevenueBody, site: &Site, now_ms: i64) -> Result<RevenuePost, AdminError> {
+    let bad = |m: String| AdminError::BadRequest(m);
+    if !body.amount.is_finite() || body.amount < 0.0 {
+        return Err(bad(format!("amount {} must be a number, 0 or more", body.amount)));
+    }
+    let mut issues = Issues(Vec::new());
+    let currency = currency(At::Index(0), body.currency.as_deref(), &mut issues)
+        .ok_or_else(|| bad(issues.0.first().map(|i| format!("currency: {}", i.message)).unwrap_or_default()))?;
+    let deal_id = body.deal_id.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty());
+    if deal_id.as_ref().is_some_and(|d| d.len() > MAX_TEXT) {
+        return Err(bad(format!("deal_id is longer than {MAX_TEXT} bytes")));
+    }
+    let at_ms = body.at.as_ref().map(|v| time_ms("at", v)).transpose()?;
+    let target = match (body.call_id, body.caller.as_deref()) {
+        (Some(id), None) => RevenueTarget::Call(id),
+        (None, Some(caller)) => {
+            let window = body.window_secs.unwrap_or(DEFAULT_REVENUE_WINDOW_SECS);
+            if !(1..=MAX_REVENUE_WINDOW_SECS).contains(&window) {
+                return Err(bad(format!("window_secs must be between 1 and {MAX_REVENUE_WINDOW_SECS}")));
+            }
+            // The same normalisation the PBX adapters give `from`, so the
+            // number meets the calls' caller key in any written form.
+            let key = crate::pbx::caller(Some(caller), site.region)
+                .ok_or_else(|| bad("caller must not be empty".into()))?;
+            RevenueTarget::Caller { key, at_ms: at_ms.unwrap_or(now_ms), window_ms: window * 1000 }
+        }
+        (Some(_), Some(_)) => return Err(bad("give call_id or caller, not both".into())),
+        (None, None) => return Err(bad("give call_id, or caller (with at and window_secs if needed)".into())),
+    };
+    if body.window_secs.is_some() && matches!(target, RevenueTarget::Call(_)) {
+        return Err(bad("window_secs only applies with caller".into()));
+    }
+    Ok(RevenuePost { site: site.id.clone(), target, amount: body.amount, currency, deal_id, at_ms })
+}
+
+async fn post_revenue(_: Admin, state: web::Data<MoneyApi>, body: web::Payload) -> Result<HttpResponse, AdminError> {
+    let bytes = read_body(body, MAX_REVENUE_BYTES).await?;
+    let body: RevenueBody = serde_json::from_slice(&bytes)
+        .map_err(|e| AdminError::BadRequest(format!("the body is not a revenue post: {e}")))?;
+    let site = state.sites.get(&body.site).cloned().ok_or_else(|| AdminError::NotFound {
+        code: "unknown_site",
+        message: format!("no site {:?} is configured", body.site),
+    })?;
+    let post = revenue_post(body, &site, state.clock.now_ms())?;
+    let store = Arc::clone(&state.store);
+    let clock = Arc::clone(&state.clock);
+    let recorded = blocking(move || store.record_revenue(&post, false, clock.as_ref())).await?;
+    let mut status = if recorded.outcome == "recorded" { HttpResponse::Created() } else { HttpResponse::Ok() };
+    Ok(status.json(recorded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sites() -> HashMap<String, Arc<Site>> {
+        let text = "[[sites]]\nid = \"shop\"\noriginals = [\"+7 495 123-45-67\"]\n";
+        let cfg = crate::config::Config::from_toml_str(
+            text,
+            std::path::Path::new("t.toml"),
+            &HashMap::<String, String>::new(),
+        )
+        .unwrap();
+        cfg.sites.into_iter().map(|s| (s.id.clone(), Arc::new(s))).collect()
+    }
+
+    fn issues(e: AdminError) -> Vec<String> {
+        match e {
+            AdminError::InvalidRows(rows) => rows.iter().map(ToString::to_string).collect(),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn csv_rows_are_checked_line_by_line() {
+        let csv = "date,source,medium,campaign,cost\n2027-01-01,Google,CPC,brand,10.5\n2027-02-30,google,cpc,,x\n,google,cpc,,-1\n";
+        let found = issues(csv_costs(csv.as_bytes(), "shop", &sites()).unwrap_err());
+        assert_eq!(
+            found,
+            [
+                "line 3, cost: \"x\" is not a number (use '.' for decimals)",
+                "line 3, date: \"2027-02-30\" is not a YYYY-MM-DD date",
+                "line 4, date: is required",
+                "line 4, cost: -1 must be a number, 0 or more",
+            ]
+        );
+        let ok = csv_costs(b"date,source,cost\n2027-01-01,Google,3\n", "shop", &sites()).unwrap();
+        assert_eq!((ok[0].1.source.as_str(), ok[0].1.medium.as_str(), ok[0].1.cost), ("google", "", 3.0));
+    }
+
+    #[test]
+    fn json_rows_name_index_and_field() {
+        let body = br#"[{"site":"shop","date":"2027-01-01","source":"google","cost":1},
+                        {"site":"nope","date":"2027-01-01","source":"google","cost":"1","extra":1}]"#;
+        let found = issues(json_costs(body, None, &sites()).unwrap_err());
+        assert_eq!(
+            found,
+            [
+                "[1].extra: unknown field; expected site, date, source, medium, campaign, cost, currency",
+                "[1].cost: must be a number",
+                "[1].site: no site \"nope\" is configured",
+            ]
+        );
+        let dup = json_costs(
+            br#"[{"site":"shop","date":"2027-01-01","source":"google","cost":1},{"site":"shop","date":"2027-01-01","source":"Google","cost":2}]"#,
+            None,
+            &sites(),
+        )
+        .unwrap();
+        assert_eq!(issues(no_duplicates(&dup).unwrap_err()), ["[1].date: the same date/source/medium/campaign as index 0"]);
+    }
+}

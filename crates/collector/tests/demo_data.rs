@@ -1,0 +1,114 @@
+//! `ringsource demo-data`: a seeded month through the real visit and call
+//! paths, which the report API then shows with calls, target calls, cost
+//! and revenue, flagged as demo data and never exported.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use common::*;
+use ringsource_collector::clock::SystemClock;
+use ringsource_collector::config::Config;
+use ringsource_collector::demo::{self, DemoError, DemoOptions};
+use ringsource_collector::server;
+use serde_json::Value;
+
+const TOKEN: &str = "admin-token-for-tests-0123";
+const SERVER: &str = "admin_token = \"admin-token-for-tests-0123\"";
+/// Exports on, to a port nobody listens on: demo calls must not reach them.
+const EXPORTS: &str = r#"exports = { crm = { url = "http://127.0.0.1:9/crm", secret = "a-crm-secret-of-32-bytes-or-so" } }"#;
+/// 2027-02-01T00:00:00Z: the demo fills the days before.
+const NOW_MS: i64 = 1_801_440_000_000;
+
+fn config(dir: &Path) -> (Config, String) {
+    let text = site_toml(&dir.join("ringsource.sqlite"), SERVER, EXPORTS, "");
+    let config = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new()).unwrap();
+    (config, text)
+}
+
+fn options(seed: u64) -> DemoOptions {
+    DemoOptions { site: None, days: 10, seed }
+}
+
+/// The report over the demo's days, by source.
+fn report_of(config: Config) -> Value {
+    let server = server::spawn(config, "127.0.0.1:0".parse().unwrap(), Arc::new(SystemClock)).unwrap();
+    let resp = reqwest::blocking::Client::new()
+        .get(server.url("/v1/reports/calls?site=shop&group_by=source&from=2027-01-22&to=2027-01-31"))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.json().unwrap()
+}
+
+#[test]
+fn a_demo_month_shows_calls_cost_and_revenue_in_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = config(dir.path());
+    let summary = demo::fill_until(&cfg, &options(42), NOW_MS).unwrap();
+    assert!(summary.sessions >= 300 && summary.calls >= 30 && summary.deals > 0, "{summary:?}");
+    assert_eq!(summary.cost_rows, 10 * 4);
+
+    let report = report_of(cfg.clone());
+    assert_eq!(report["demo_data"], true);
+    let totals = &report["totals"];
+    assert_eq!(totals["calls"].as_f64().unwrap(), f64::from(summary.calls));
+    for field in ["target_calls", "missed_calls", "cost", "revenue"] {
+        assert!(totals[field].as_f64().unwrap() > 0.0, "{field}: {totals}");
+    }
+    let rows = report["rows"].as_array().unwrap();
+    let google: Vec<&Value> = rows.iter().filter(|r| r["group"] == "google").collect();
+    assert_eq!(google.len(), 10, "a google row on each day");
+    assert!(google.iter().any(|r| r["calls"].as_f64() > Some(0.0) && r["revenue"].as_f64() > Some(0.0) && r["roi"].is_number()));
+    // Calls through the pool are attributed to their visits.
+    let db = rusqlite::Connection::open(dir.path().join("ringsource.sqlite")).unwrap();
+    let attributed: i64 = db
+        .query_row("SELECT COUNT(*) FROM calls WHERE confidence = 'high' AND session_id IS NOT NULL", [], |r| r.get(0))
+        .unwrap();
+    assert!(attributed > 10, "{attributed} calls attributed to a session");
+    let (outbox, foreign): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM outbox),
+                    (SELECT COUNT(*) FROM sessions WHERE user_agent <> 'ringsource demo data')
+                  + (SELECT COUNT(*) FROM calls WHERE pbx <> 'demo')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((outbox, foreign), (0, 0), "demo rows are marked and never exported");
+
+    // A database with calls is left alone.
+    assert!(matches!(demo::fill_until(&cfg, &options(42), NOW_MS), Err(DemoError::NotEmpty { .. })));
+
+    // The same seed, the same month.
+    let other = tempfile::tempdir().unwrap();
+    let (cfg2, _) = config(other.path());
+    assert_eq!(demo::fill_until(&cfg2, &options(42), NOW_MS).unwrap(), summary);
+    let again = report_of(cfg2);
+    assert_eq!(again["totals"], report["totals"]);
+    assert_eq!(again["rows"], report["rows"]);
+}
+
+#[test]
+fn the_cli_fills_the_configured_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, text) = config(dir.path());
+    let file = dir.path().join("ringsource.toml");
+    std::fs::write(&file, text).unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ringsource"))
+            .args(["demo-data", "--config", file.to_str().unwrap(), "--days", "3", "--seed", "7"])
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("demo data for site \"shop\": "), "{stdout}");
+    let second = run();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already has"), "refuses a database with calls");
+}
