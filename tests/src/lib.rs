@@ -49,6 +49,11 @@ pub fn bundle_dir() -> PathBuf {
     dir
 }
 
+/// `www/dashboard` of the checkout (or of `RINGSOURCE_WWW_DIR`).
+pub fn dashboard_dir() -> PathBuf {
+    std::env::var_os("RINGSOURCE_WWW_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_dir().join("www")).join("dashboard")
+}
+
 pub struct Site {
     pub server: Spawned,
     pub db: PathBuf,
@@ -72,6 +77,8 @@ impl Site {
         std::fs::create_dir_all(www.join("demo")).expect("www dir");
         std::fs::write(www.join("demo/shop.html"), SHOP_PAGE.replace("SCRIPT_ATTRS", script_attrs))
             .expect("test page");
+        // The dashboard as shipped (with the vendor files `cargo xtask` copies in).
+        std::os::unix::fs::symlink(dashboard_dir(), www.join("dashboard")).expect("link www/dashboard");
         let toml = format!(
             r#"
 [server]
