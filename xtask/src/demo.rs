@@ -44,6 +44,16 @@ pub fn demo(root: &Path, choice: ToolchainChoice, listen: Option<&str>) -> Resul
     }
     println!();
 
+    // A month of demo calls, costs and revenue for the dashboard, written
+    // once: the collector leaves a database that already has calls alone.
+    let mut fill = cargo();
+    fill.current_dir(root)
+        .args(["run", "--release", "-p", "ringsource-collector", "--"])
+        .args(["demo-data", "--config", DEMO_CONFIG, "--if-empty"]);
+    eprintln!("$ {}", display(&fill));
+    let status = fill.status().context("cannot run cargo run for the demo data")?;
+    anyhow::ensure!(status.success(), "filling the demo database failed ({status})");
+
     let mut cmd = cargo();
     cmd.current_dir(root)
         .args(["run", "--release", "-p", "ringsource-collector", "--"])

@@ -111,4 +111,11 @@ fn the_cli_fills_the_configured_database() {
     let second = run();
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("already has"), "refuses a database with calls");
+    // What `cargo xtask demo` runs before serving: a filled database is fine.
+    let quiet = std::process::Command::new(env!("CARGO_BIN_EXE_ringsource"))
+        .args(["demo-data", "--config", file.to_str().unwrap(), "--if-empty"])
+        .output()
+        .unwrap();
+    assert!(quiet.status.success(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    assert!(String::from_utf8_lossy(&quiet.stdout).starts_with("no demo data written"));
 }
