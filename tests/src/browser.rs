@@ -50,6 +50,9 @@ impl Browser {
             serde_json::Value::Object(map) => map,
             _ => unreachable!("capabilities are an object"),
         };
+        // Two rustls crypto providers are compiled in (ring via reqwest, aws-lc-rs via
+        // hyper-rustls), so rustls cannot pick one by itself: name it once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = loop {

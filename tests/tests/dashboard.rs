@@ -126,6 +126,13 @@ async fn a_manager_signs_in_filters_calls_reads_reports_and_pool_health() {
     // A call to the original number: unattributed until the manager names the code.
     kamailio_call(&browser, "promo-call@e2e", "79035550000", "+74951234567", Some(40)).await;
 
+    // Today's advertising cost of the sofas campaign.
+    let today = js(&browser, "return new Date().toISOString().slice(0, 10)").await;
+    let costs = json!([{ "date": today, "source": "google", "medium": "cpc", "campaign": "sofas", "cost": 150 }]);
+    let r = fetch(&browser, "/v1/costs?site=shop", json!({ "method": "POST", "body": costs.to_string(),
+        "headers": { "Authorization": format!("Bearer {ADMIN_TOKEN}"), "Content-Type": "application/json" } })).await;
+    assert!(r["status"].as_u64().is_some_and(|s| (200..300).contains(&s)), "{r}");
+
     // Sign in: a wrong token is refused with a message, the right one opens the calls.
     browser.client.goto(&site.url("/dashboard")).await.expect("dashboard");
     browser.wait_for("document.body.dataset.ready === '1' && !document.querySelector('#view-login').hidden", WAIT).await;
@@ -190,6 +197,8 @@ async fn a_manager_signs_in_filters_calls_reads_reports_and_pool_health() {
     // Calls, target, missed, first-time.
     assert_eq!(find("sofas")[1..5], ["1", "1", "0", "1"]);
     assert_eq!(find("beds")[1..4], ["1", "0", "1"]);
+    // Cost, revenue, cost per target call, ROI.
+    assert_eq!(find("sofas")[5..9], ["150.00", "0.00", "150.00", "-100%"]);
     screenshot(&browser, "sources").await;
 
     // Pool health: two of three numbers live at once.

@@ -213,17 +213,13 @@ async function loadCalls() {
 function renderCalls() {
   const st = state.calls;
   table($("#calls-table"), [
-    { label: "Rang", get: (c) => fmtTime(c.ring_at_ms) },
-    { label: "Caller", get: (c) => dash(c.caller) },
-    { label: "Status", get: (c) => c.status },
-    { label: "Target", get: (c) => (c.target ? "yes" : "") },
+    { label: "Rang", get: (c) => fmtTime(c.ring_at_ms).slice(5, 16) },
+    { label: "Caller", get: (c) => [dash(c.caller), h("span", { class: "sub" }, c.caller_kind)] },
+    { label: "Status", get: (c) => [c.status, h("span", { class: "sub" }, c.target ? "target" : c.missed ? "missed" : "")] },
     { label: "Talk", num: true, get: (c) => fmtSecs(c.talk_secs) },
-    { label: "Channel", get: (c) => c.channel },
-    { label: "Source", get: (c) => c.source },
-    { label: "Campaign", get: (c) => dash(c.campaign) },
-    { label: "Keyword", get: (c) => dash(c.term) },
+    { label: "Channel / source", get: (c) => [c.channel, h("span", { class: "sub" }, c.source)] },
+    { label: "Campaign", get: (c) => [dash(c.campaign), h("span", { class: "sub" }, c.term || "")] },
     { label: "Confidence", get: (c) => badge(c.confidence) },
-    { label: "Caller", get: (c) => c.caller_kind },
   ], st.rows, {
     onRow: (c) => { location.hash = `#call/${c.id}`; },
     selected: (c) => c.id === st.selected,
@@ -315,18 +311,20 @@ async function loadSources() {
   $("#sources-group").textContent = f.group_by;
   const rows = body.rows || [];
   const hasMoney = rows.some((r) => MONEY.some((k) => typeof r[k] === "number"));
-  // Per group totals; cost per target call and ROI are recomputed from the sums.
+  // Per group totals; cost per target call and ROI are recomputed from the
+  // sums. Cost is null where the API cannot know it (per keyword).
+  const blank = (group) => ({ group, calls: 0, target_calls: 0, missed_calls: 0, first_time_callers: 0, cost: null, revenue: null });
+  const add = (g, r) => {
+    for (const k of ["calls", "target_calls", "missed_calls", "first_time_callers"]) g[k] += Number(r[k]) || 0;
+    for (const k of MONEY) if (typeof r[k] === "number") g[k] = (g[k] || 0) + r[k];
+    return g;
+  };
   const groups = new Map();
-  for (const r of rows) {
-    const g = groups.get(r.group) || { group: r.group, calls: 0, target_calls: 0, missed_calls: 0, first_time_callers: 0, cost: 0, revenue: 0 };
-    for (const k of ["calls", "target_calls", "missed_calls", "first_time_callers", ...MONEY]) g[k] += Number(r[k]) || 0;
-    groups.set(r.group, g);
-  }
+  for (const r of rows) groups.set(r.group, add(groups.get(r.group) || blank(r.group), r));
   const list = [...groups.values()].sort((a, b) => b.calls - a.calls || a.group.localeCompare(b.group));
-  const cpt = (g) => (g.target_calls > 0 ? g.cost / g.target_calls : null);
-  const roi = (g) => (g.cost > 0 ? (g.revenue - g.cost) / g.cost : null);
-  const total = list.reduce((t, g) => { for (const k of Object.keys(t)) if (k !== "group") t[k] += g[k]; return t; },
-    { group: "Total", calls: 0, target_calls: 0, missed_calls: 0, first_time_callers: 0, cost: 0, revenue: 0 });
+  const cpt = (g) => (g.cost !== null && g.target_calls > 0 ? g.cost / g.target_calls : null);
+  const roi = (g) => (g.cost > 0 ? ((g.revenue || 0) - g.cost) / g.cost : null);
+  const total = list.reduce(add, blank("Total"));
   const columns = [
     { label: f.group_by, get: (g) => g.group, key: "group" },
     { label: "Calls", num: true, get: (g) => fmtNum(g.calls), key: "calls" },
@@ -338,17 +336,21 @@ async function loadSources() {
     columns.push(
       { label: "Cost", num: true, get: (g) => fmtNum(g.cost, 2) },
       { label: "Revenue", num: true, get: (g) => fmtNum(g.revenue, 2) },
-      { label: "Cost / target call", num: true, get: (g) => fmtNum(cpt(g), 2) },
+      { label: "Cost/target", num: true, get: (g) => fmtNum(cpt(g), 2) },
       { label: "ROI", num: true, get: (g) => fmtPct(roi(g)) },
     );
   }
+  $("#view-sources .split").classList.toggle("wide-table", hasMoney);
   table($("#sources-table"), columns, list, { footer: (c) => c.get(total) });
   $("#sources-note").textContent = `${body.model || ""} attribution; counts are sums of credit.` +
-    (hasMoney ? " ROI = (revenue − cost) ÷ cost." : " Cost and revenue appear here once the collector reports them.");
+    (hasMoney ? " Cost per target call = cost ÷ target calls; ROI = (revenue − cost) ÷ cost; no cost per keyword." : "") +
+    (body.demo_data ? " This site holds demo data (ringsource demo-data)." : "");
 
   // Chart: the chosen metric per day for the top groups.
   const metric = f.metric || "calls";
-  const days = [...new Set(rows.map((r) => r.day))].sort();
+  // Every UTC day of the period, so quiet days show as zero.
+  const days = [];
+  for (let t = Math.floor(body.from_ms / 86400000) * 86400000; t < body.to_ms; t += 86400000) days.push(new Date(t).toISOString().slice(0, 10));
   const xs = days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
   const top = list.slice(0, COLORS.length);
   const series = top.map((g) => ({
@@ -386,7 +388,7 @@ async function loadPools() {
         h("span", {}, "Recommended size ", h("b", { class: "recommended" }, p.recommended_size)),
         h("span", {}, "Exhaustions ", h("b", {}, p.exhaustion_count)),
         h("span", { class: "muted" }, `hold ${Math.round(p.hold_secs / 60)} min · on exhaustion: ${p.on_exhaustion}`)),
-      h("div", { class: "split" },
+      h("div", { class: "split even" },
         h("div", {}, h("h3", {}, "Utilisation per hour (most numbers live at once ÷ size)"), chartBox),
         h("div", {}, h("h3", {}, "Busiest recent hours"), h("div", { class: "scroll" }, hoursTable),
           p.exhaustions.length ? [h("h3", {}, "Latest exhaustions"), h("ul", {}, p.exhaustions.slice(-10).reverse().map((e) =>
@@ -394,10 +396,10 @@ async function loadPools() {
     ));
     table(hoursTable, [
       { label: "Hour", get: (r) => fmtTime(r.hour_ms).slice(0, 16) },
-      { label: "Max live", num: true, get: (r) => r.max_live },
-      { label: "Utilisation", num: true, get: (r) => fmtPct(r.utilisation) },
+      { label: "Most live", num: true, get: (r) => r.max_live },
+      { label: "Used", num: true, get: (r) => fmtPct(r.utilisation) },
       { label: "New sessions", num: true, get: (r) => r.new_sessions },
-      { label: "Exhaustions", num: true, get: (r) => r.exhaustions },
+      { label: "Exhausted", num: true, get: (r) => r.exhaustions },
     ], busy);
     if (!busy.length) hoursTable.after(h("p", { class: "muted" }, "No leases in this period."));
     lineChart(`pool-${p.pool_id}`, chartBox, p.hours.map((r) => r.hour_ms / 1000), [
