@@ -731,7 +731,7 @@ fn validate_site(
         crate::pbx::PbxAuth::default()
     });
 
-    let exports = crate::exports::Exports::from_raw(raw.exports).unwrap_or_else(|found| {
+    let exports = crate::exports::Exports::from_raw(raw.exports.with_env_secrets(&raw.id, env)).unwrap_or_else(|found| {
         for (field, reason) in found {
             issues.push(format!("{path}.{field}"), reason);
         }

@@ -362,3 +362,25 @@ fn a_receiver_that_refuses_the_body_dead_letters_it_at_once() {
     assert!(rows[0]["last_error"].as_str().unwrap().contains("400"), "{rows:#?}");
     assert_eq!(receiver.crm().len(), 1);
 }
+
+#[test]
+fn export_settings_are_checked_with_their_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"exports = { backoff_base_ms = 0, ga4 = { measurement_id = "UA-1", api_secret = "s" }, crm = { url = "crm.example", secret = "whsec_%%%" } }"#;
+    let text = site_toml(&dir.path().join("db.sqlite"), SERVER, extra, "");
+    let err = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new()).unwrap_err();
+    let paths: Vec<&str> = err.issues.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["sites[0].exports.backoff_base_ms", "sites[0].exports.ga4.measurement_id", "sites[0].exports.crm.url", "sites[0].exports.crm.secret"],
+        "{err}"
+    );
+    // The CRM secret from the environment instead of the file.
+    let extra = r#"exports = { crm = { url = "https://crm.example/hook" } }"#;
+    let text = site_toml(&dir.path().join("db.sqlite"), SERVER, extra, "");
+    assert!(Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new()).is_err());
+    let env: HashMap<String, String> =
+        [("RINGSOURCE_SITE_SHOP_CRM_SECRET".to_owned(), "a-crm-secret-from-the-env".to_owned())].into();
+    let config = Config::from_toml_str(&text, Path::new("test.toml"), &env).unwrap();
+    assert_eq!(config.sites[0].exports.crm.as_ref().unwrap().key.expose(), b"a-crm-secret-from-the-env");
+}

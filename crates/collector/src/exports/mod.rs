@@ -12,10 +12,10 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `ga4.measurement_id`, `ga4.api_secret` | — | the GA4 data stream's ids |
+//! | `ga4.measurement_id`, `ga4.api_secret` | — | the GA4 data stream's ids; `RINGSOURCE_SITE_<ID>_GA4_API_SECRET` overrides the secret |
 //! | `ga4.endpoint` | `https://www.google-analytics.com/mp/collect` | e.g. the EU endpoint, or `/debug/mp/collect` |
 //! | `crm.url` | — | the webhook receiver (http or https) |
-//! | `crm.secret` | — | `whsec_<base64>` or a raw string (≥ 16 bytes), as for the generic PBX |
+//! | `crm.secret` | — | `whsec_<base64>` or a raw string (≥ 16 bytes), as for the generic PBX; `RINGSOURCE_SITE_<ID>_CRM_SECRET` overrides it |
 //! | `crm.scenario` | `contact-deal` | `contact-deal` or `lead`: what the receiver should create |
 //! | `max_attempts` | 8 | attempts before a row is dead |
 //! | `backoff_base_ms` | 30000 | the wait after the first failure; doubled after each, at most one hour |
@@ -79,6 +79,8 @@ fn default_timeout_secs() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct RawGa4 {
     pub measurement_id: String,
+    /// May come from the environment instead ([`secret_env_var`]).
+    #[serde(default)]
     pub api_secret: String,
     #[serde(default)]
     pub endpoint: Option<String>,
@@ -88,6 +90,8 @@ pub struct RawGa4 {
 #[serde(deny_unknown_fields)]
 pub struct RawCrm {
     pub url: String,
+    /// May come from the environment instead ([`secret_env_var`]).
+    #[serde(default)]
     pub secret: String,
     #[serde(default)]
     pub scenario: Scenario,
@@ -160,6 +164,36 @@ impl RetryPolicy {
     }
 }
 
+/// The environment variable that overrides a site's export secret:
+/// `RINGSOURCE_SITE_<ID>_GA4_API_SECRET` or `RINGSOURCE_SITE_<ID>_CRM_SECRET`,
+/// the site id upper-cased with anything but A–Z and 0–9 turned into `_`
+/// (as for PBX secrets), so secrets can stay out of the file.
+pub fn secret_env_var(site_id: &str, export: ExportKind) -> String {
+    let id: String =
+        site_id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    match export {
+        ExportKind::Ga4 => format!("RINGSOURCE_SITE_{id}_GA4_API_SECRET"),
+        ExportKind::Crm => format!("RINGSOURCE_SITE_{id}_CRM_SECRET"),
+    }
+}
+
+impl RawExports {
+    /// Replaces the secrets the environment provides.
+    pub fn with_env_secrets(mut self, site_id: &str, env: &dyn crate::config::Env) -> Self {
+        if let Some(g) = self.ga4.as_mut()
+            && let Some(v) = env.var(&secret_env_var(site_id, ExportKind::Ga4))
+        {
+            g.api_secret = v;
+        }
+        if let Some(c) = self.crm.as_mut()
+            && let Some(v) = env.var(&secret_env_var(site_id, ExportKind::Crm))
+        {
+            c.secret = v;
+        }
+        self
+    }
+}
+
 fn http_url(field: &str, text: &str) -> Result<url::Url, (String, String)> {
     let url = url::Url::parse(text).map_err(|e| (field.to_owned(), format!("{text:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -195,7 +229,10 @@ impl Exports {
                 ));
             }
             if g.api_secret.trim().is_empty() {
-                issues.push(("exports.ga4.api_secret".to_owned(), "must not be empty".to_owned()));
+                issues.push((
+                    "exports.ga4.api_secret".to_owned(),
+                    "must not be empty (or set RINGSOURCE_SITE_<ID>_GA4_API_SECRET)".to_owned(),
+                ));
             }
             let endpoint = g.endpoint.as_deref().unwrap_or(GA4_DEFAULT_ENDPOINT);
             match http_url("exports.ga4.endpoint", endpoint) {
@@ -214,6 +251,13 @@ impl Exports {
         let crm = raw.crm.and_then(|c| {
             let url = http_url("exports.crm.url", &c.url).map_err(|i| issues.push(i)).ok();
             let key = match crate::pbx::generic::decode_secret(&c.secret) {
+                Ok(_) if c.secret.is_empty() => {
+                    issues.push((
+                        "exports.crm.secret".to_owned(),
+                        "must not be empty (or set RINGSOURCE_SITE_<ID>_CRM_SECRET)".to_owned(),
+                    ));
+                    None
+                }
                 // The receiver verifies with this key; a short one can be guessed.
                 Ok(k) if k.expose().len() >= 16 => Some(k),
                 Ok(_) => {
@@ -443,5 +487,22 @@ mod tests {
         let raw: RawExports = toml::from_str("ga4 = { measurement_id = \"G-ABC123\", api_secret = \"s3cr3t\" }").unwrap();
         let url = Exports::from_raw(raw).unwrap().ga4.unwrap().url;
         assert_eq!(url.as_str(), "https://www.google-analytics.com/mp/collect?measurement_id=G-ABC123&api_secret=s3cr3t");
+    }
+
+    #[test]
+    fn secrets_can_come_from_the_environment() {
+        let raw: RawExports =
+            toml::from_str("ga4 = { measurement_id = \"G-ABC123\" }\ncrm = { url = \"https://crm.example/hook\" }").unwrap();
+        assert_eq!(Exports::from_raw(raw.clone()).unwrap_err().len(), 2, "both secrets missing");
+        let env: std::collections::HashMap<String, String> = [
+            ("RINGSOURCE_SITE_MY_SHOP_GA4_API_SECRET", "from-env"),
+            ("RINGSOURCE_SITE_MY_SHOP_CRM_SECRET", "a-crm-secret-from-the-env"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let exports = Exports::from_raw(raw.with_env_secrets("my-shop", &env)).unwrap();
+        assert!(exports.ga4.unwrap().url.as_str().ends_with("api_secret=from-env"));
+        assert_eq!(exports.crm.unwrap().key.expose(), b"a-crm-secret-from-the-env");
     }
 }
