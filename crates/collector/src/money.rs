@@ -140,16 +140,17 @@ fn text(at: At, field: &str, value: Option<&str>, required: bool, issues: &mut I
     }
 }
 
-/// An ISO 4217 code: three capital letters.
-fn currency(at: At, value: Option<&str>, issues: &mut Issues) -> Option<Option<String>> {
+/// An optional ISO 4217 code: three capital letters.
+fn parse_currency(value: Option<&str>) -> Result<Option<String>, String> {
     match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Some(None),
-        Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Some(Some(c.to_owned())),
-        Some(c) => {
-            issues.push(at, "currency", format!("{c:?} is not an ISO 4217 code such as \"EUR\""));
-            None
-        }
+        None => Ok(None),
+        Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Ok(Some(c.to_owned())),
+        Some(c) => Err(format!("{c:?} is not an ISO 4217 code such as \"EUR\"")),
     }
+}
+
+fn currency(at: At, value: Option<&str>, issues: &mut Issues) -> Option<Option<String>> {
+    parse_currency(value).map_err(|reason| issues.push(at, "currency", reason)).ok()
 }
 
 fn validate_cost(at: At, raw: RawCost<'_>, sites: &HashMap<String, Arc<Site>>, issues: &mut Issues) -> Option<CostRow> {
@@ -408,9 +409,7 @@ fn revenue_post(body: RevenueBody, site: &Site, now_ms: i64) -> Result<RevenuePo
     if !body.amount.is_finite() || body.amount < 0.0 {
         return Err(bad(format!("amount {} must be a number, 0 or more", body.amount)));
     }
-    let mut issues = Issues(Vec::new());
-    let currency = currency(At::Index(0), body.currency.as_deref(), &mut issues)
-        .ok_or_else(|| bad(issues.0.first().map(|i| format!("currency: {}", i.message)).unwrap_or_default()))?;
+    let currency = parse_currency(body.currency.as_deref()).map_err(|reason| bad(format!("currency: {reason}")))?;
     let deal_id = body.deal_id.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty());
     if deal_id.as_ref().is_some_and(|d| d.len() > MAX_TEXT) {
         return Err(bad(format!("deal_id is longer than {MAX_TEXT} bytes")));
