@@ -199,6 +199,9 @@ async fn a_manager_signs_in_filters_calls_reads_reports_and_pool_health() {
     assert_eq!(find("beds")[1..4], ["1", "0", "1"]);
     // Cost, revenue, cost per target call, ROI.
     assert_eq!(find("sofas")[5..9], ["150.00", "0.00", "150.00", "-100%"]);
+    // Cost can be charted per day too.
+    js(&browser, "document.querySelector('#sources-filter [name=metric]').value = 'cost'; document.querySelector('#sources-filter').requestSubmit(); return true").await;
+    browser.wait_for("document.querySelector('#sources-chart-title').textContent === 'cost per day' && document.querySelector('#sources-chart canvas')", WAIT).await;
     screenshot(&browser, "sources").await;
 
     // Pool health: two of three numbers live at once.

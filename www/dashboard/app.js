@@ -341,13 +341,20 @@ async function loadSources() {
     );
   }
   $("#view-sources .split").classList.toggle("wide-table", hasMoney);
+  // Cost and revenue can be charted too once the API reports them.
+  const metricSelect = $("#sources-filter [name=metric]");
+  for (const k of MONEY) {
+    const opt = metricSelect.querySelector(`option[value=${k}]`);
+    if (hasMoney && !opt) metricSelect.append(h("option", { value: k }, k));
+    if (!hasMoney && opt) opt.remove();
+  }
   table($("#sources-table"), columns, list, { footer: (c) => c.get(total) });
   $("#sources-note").textContent = `${body.model || ""} attribution; counts are sums of credit.` +
     (hasMoney ? " Cost per target call = cost ÷ target calls; ROI = (revenue − cost) ÷ cost; no cost per keyword." : "") +
     (body.demo_data ? " This site holds demo data (ringsource demo-data)." : "");
 
   // Chart: the chosen metric per day for the top groups.
-  const metric = f.metric || "calls";
+  const metric = [...metricSelect.options].some((o) => o.value === f.metric) ? f.metric : "calls";
   // Every UTC day of the period, so quiet days show as zero.
   const days = [];
   for (let t = Math.floor(body.from_ms / 86400000) * 86400000; t < body.to_ms; t += 86400000) days.push(new Date(t).toISOString().slice(0, 10));
@@ -357,7 +364,8 @@ async function loadSources() {
     label: g.group,
     values: days.map((d) => { const r = rows.find((x) => x.day === d && x.group === g.group); return r ? Number(r[metric]) || 0 : 0; }),
   }));
-  $("#sources-chart-title").textContent = `${$("#sources-filter [name=metric]").selectedOptions[0].textContent} per day`;
+  metricSelect.value = metric;
+  $("#sources-chart-title").textContent = `${metricSelect.selectedOptions[0].textContent} per day`;
   lineChart("sources", $("#sources-chart"), xs, series, { yLabel: metric.replace(/_/g, " ") });
 }
 
