@@ -28,7 +28,7 @@ use crate::storage::calls::{CallFilter, CallStore};
 use crate::storage::money::{CostRow, MoneyStore, RevenueError, RevenuePost, RevenueTarget};
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::sqlite::money::DEMO_PBX;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{PageViewCommand, Storage, StorageError};
 
 /// The user agent of demo sessions.
 pub const DEMO_USER_AGENT: &str = "ringsource demo data";
@@ -202,6 +202,7 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
     let service = CallsService::new(storage.clone(), &config.sites, clock.clone());
     let mut rng = Rng(options.seed);
 
+    let shared_site = Arc::new(site.clone());
     let (visits, mut schedule) = plan(site, options.days, start_ms, &mut rng);
     // Stable: a visit's page views and call come after it at equal times.
     schedule.sort_by_key(|(at, _)| *at);
@@ -214,13 +215,19 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
         clock.set_ms(at_ms);
         match action {
             Action::Visit { visit } => {
-                numbers[visit] = Some(run_visit(storage.as_ref(), site, &visits[visit], clock.as_ref())?);
+                numbers[visit] = Some(run_visit(storage.as_ref(), &shared_site, &visits[visit], clock.clone())?);
                 summary.sessions += 1;
             }
             Action::PageView { visit, path } => {
                 if let Some((session, ..)) = &numbers[visit] {
                     let url = format!("https://demo.example{path}");
-                    storage.page_view(site, session, &url, Some("Demo shop"), clock.as_ref())?;
+                    let view = PageViewCommand {
+                        site: Arc::clone(&shared_site),
+                        session_id: session.clone(),
+                        url,
+                        title: Some("Demo shop".to_owned()),
+                    };
+                    storage.page_view(view, clock.clone()).wait()?;
                 }
             }
             Action::Call { visit, caller, talk, status, deal } => {
@@ -347,9 +354,9 @@ fn plan(site: &Site, days: u32, start_ms: i64, rng: &mut Rng) -> (Vec<PlannedVis
 
 fn run_visit(
     storage: &SqliteStorage,
-    site: &Site,
+    site: &Arc<Site>,
     v: &PlannedVisit,
-    clock: &dyn Clock,
+    clock: Arc<dyn Clock>,
 ) -> Result<(String, Option<PhoneNumber>, NumberKind), StorageError> {
     let t = &TRAFFIC[v.traffic];
     let query = match v.term {
@@ -371,7 +378,15 @@ fn run_visit(
         page: Page { url, title: Some("Demo shop".to_owned()) },
         reveal: true,
     };
-    let answer = crate::domain::visit(storage, site, &request, DEMO_USER_AGENT, v.session_id.clone(), clock)?;
+    let answer = crate::domain::visit(
+        storage,
+        Arc::clone(site),
+        request,
+        DEMO_USER_AGENT.to_owned(),
+        v.session_id.clone(),
+        clock,
+    )
+    .wait()?;
     Ok((answer.session_id, answer.number, answer.kind))
 }
 

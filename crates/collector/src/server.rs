@@ -81,8 +81,12 @@ pub fn bind_with(
     });
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
     let http = HttpServer::new(move || {
+        // Routes are tried in order, and each pattern with a `{…}` segment
+        // costs a regex match: the per-visitor routes go first.
         App::new()
             .app_data(state.clone())
+            .configure(|cfg| pbx_routes.configure(cfg))
+            .configure(api::configure)
             .app_data(calls_api.clone())
             .configure(calls_api::configure)
             .app_data(money_api.clone())
@@ -91,8 +95,6 @@ pub fn bind_with(
             .configure(exports_api::configure)
             .app_data(pools_report.clone())
             .configure(pools_report::configure)
-            .configure(|cfg| pbx_routes.configure(cfg))
-            .configure(api::configure)
             .configure(|cfg| static_files::configure(&dirs, cfg))
             .default_service(web::to(api::not_found))
     })

@@ -16,6 +16,11 @@ use ringsource_core::phone::PhoneNumber;
 use ringsource_core::touch::Touch;
 use ringsource_core::wire::NumberKind;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
 use crate::clock::Clock;
 use crate::config::Site;
 
@@ -35,17 +40,52 @@ pub enum StorageError {
     Corrupt(String),
     #[error("the system has no randomness to offer: {0}")]
     NoRandomness(String),
+    #[error("cannot start a database thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the database writer thread has stopped")]
+    WriterGone,
 }
 
-/// What a visit asks of the pool, decided by the routing rules.
-#[derive(Debug, Clone, Copy)]
-pub enum Want<'a> {
-    /// A number from this pool of the site.
-    Pool(&'a crate::config::Pool),
-    /// This static number.
-    Static(&'a PhoneNumber),
-    /// A promo code (the page keeps its original number).
-    Promo(&'a crate::config::PromoConfig),
+/// A storage answer on its way: await it on the executor, or [`Pending::wait`]
+/// for it on a plain thread. The hot writes (visits, heartbeats, page views)
+/// answer this way so a backend can queue and batch them without holding up
+/// an executor thread.
+pub struct Pending<T>(tokio::sync::oneshot::Receiver<Result<T, StorageError>>);
+
+/// The sending half of a [`Pending`].
+pub type Answer<T> = tokio::sync::oneshot::Sender<Result<T, StorageError>>;
+
+impl<T> Pending<T> {
+    pub fn channel() -> (Answer<T>, Self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (tx, Self(rx))
+    }
+
+    /// Blocks the thread until the answer comes. Not for executor threads.
+    pub fn wait(self) -> Result<T, StorageError> {
+        self.0.blocking_recv().unwrap_or(Err(StorageError::WriterGone))
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, StorageError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| r.unwrap_or(Err(StorageError::WriterGone)))
+    }
+}
+
+/// What a visit asks of the pool, decided by the routing rules. Indices are
+/// into the command's site, so a command owns everything it needs and can wait
+/// in the writer's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// A number from `site.pools[i]`.
+    Pool(usize),
+    /// The static number `site.static_numbers[i]`.
+    Static(usize),
+    /// A promo code from `site.promo` (the page keeps its original number).
+    Promo,
     /// Keep the original number (no rule matched, crawler, or the number is
     /// hidden behind the show-number button and was not revealed).
     Original,
@@ -53,21 +93,30 @@ pub enum Want<'a> {
 
 /// One `POST …/visits`, parsed and routed.
 #[derive(Debug, Clone)]
-pub struct VisitCommand<'a> {
-    pub site: &'a Site,
+pub struct VisitCommand {
+    pub site: Arc<Site>,
     /// The session id the browser sent, already checked for shape.
-    pub session_id: Option<&'a str>,
+    pub session_id: Option<String>,
     /// A fresh id, used when the browser sent none or one of another site.
     pub new_session_id: String,
-    pub client_id: Option<&'a str>,
-    pub ym_uid: Option<&'a str>,
-    pub touch: &'a Touch,
-    pub first_touch: Option<&'a Touch>,
-    pub page_url: &'a str,
-    pub page_title: Option<&'a str>,
-    pub user_agent: &'a str,
+    pub client_id: Option<String>,
+    pub ym_uid: Option<String>,
+    pub touch: Touch,
+    pub first_touch: Option<Touch>,
+    pub page_url: String,
+    pub page_title: Option<String>,
+    pub user_agent: String,
     pub is_bot: bool,
-    pub want: Want<'a>,
+    pub want: Want,
+}
+
+/// A page view of a running session.
+#[derive(Debug, Clone)]
+pub struct PageViewCommand {
+    pub site: Arc<Site>,
+    pub session_id: String,
+    pub url: String,
+    pub title: Option<String>,
 }
 
 /// What the visitor is shown.
@@ -80,6 +129,13 @@ pub struct VisitOutcome {
     pub overflow: bool,
     /// The session's promo code, for [`Want::Promo`].
     pub promo_code: Option<String>,
+}
+
+impl VisitOutcome {
+    /// The page keeps its original number.
+    pub fn original(session_id: String) -> Self {
+        Self { session_id, kind: NumberKind::Original, number: None, expires_at_ms: None, overflow: false, promo_code: None }
+    }
 }
 
 /// The answer to a heartbeat.
@@ -110,16 +166,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Makes the stored sites and numbers match the configuration.
     fn sync_sites(&self, sites: &[Site], clock: &dyn Clock) -> Result<(), StorageError>;
     /// Starts or continues a session and gives it a number, atomically.
-    fn visit(&self, cmd: &VisitCommand<'_>, clock: &dyn Clock) -> Result<VisitOutcome, StorageError>;
+    fn visit(&self, cmd: VisitCommand, clock: Arc<dyn Clock>) -> Pending<VisitOutcome>;
     /// Renews the session's live lease.
-    fn heartbeat(&self, site: &Site, session_id: &str, clock: &dyn Clock) -> Result<Renewal, StorageError>;
+    fn heartbeat(&self, site: Arc<Site>, session_id: String, clock: Arc<dyn Clock>) -> Pending<Renewal>;
     /// Records a page view; `false` when the session is unknown.
-    fn page_view(
-        &self,
-        site: &Site,
-        session_id: &str,
-        url: &str,
-        title: Option<&str>,
-        clock: &dyn Clock,
-    ) -> Result<bool, StorageError>;
+    fn page_view(&self, view: PageViewCommand, clock: Arc<dyn Clock>) -> Pending<bool>;
 }
