@@ -91,9 +91,10 @@ impl SqliteStorage {
         // The checkpointer thread copies the WAL back instead (see there).
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(open_err)?;
         migrations().to_latest(&mut conn)?;
+        let restart_due = checkpoint::RestartDue::default();
+        let checkpointer = checkpoint::spawn(path, Arc::clone(&restart_due))?;
         let inner = Arc::new(Mutex::new(Inner { conn, last_now_ms: i64::MIN, book: LeaseBook::default() }));
-        let writer = writer::spawn(Arc::clone(&inner)).map_err(StorageError::Thread)?;
-        let checkpointer = checkpoint::spawn(path)?;
+        let writer = writer::spawn(Arc::clone(&inner), restart_due).map_err(StorageError::Thread)?;
         Ok(Self { inner, writer, _checkpointer: checkpointer })
     }
 

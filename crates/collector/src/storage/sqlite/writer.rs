@@ -10,11 +10,13 @@
 //! run again alone, so one bad request fails only itself.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::Transaction;
 
+use super::checkpoint::{self, RestartDue};
 use super::leases::LeaseBook;
 use super::{Inner, immediate, sql, visits};
 use crate::clock::Clock;
@@ -75,13 +77,15 @@ impl Job {
 }
 
 /// Starts the writer on `inner`; it stops when the returned sender is dropped.
-pub(super) fn spawn(inner: Arc<Mutex<Inner>>) -> std::io::Result<Sender<Job>> {
+pub(super) fn spawn(inner: Arc<Mutex<Inner>>, restart_due: RestartDue) -> std::io::Result<Sender<Job>> {
     let (tx, rx) = channel();
-    std::thread::Builder::new().name("ringsource-writer".to_owned()).spawn(move || run(&inner, &rx))?;
+    std::thread::Builder::new()
+        .name("ringsource-writer".to_owned())
+        .spawn(move || run(&inner, &rx, &restart_due))?;
     Ok(tx)
 }
 
-fn run(inner: &Mutex<Inner>, queue: &Receiver<Job>) {
+fn run(inner: &Mutex<Inner>, queue: &Receiver<Job>, restart_due: &AtomicBool) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Ok(job) = queue.recv() {
         batch.push(job);
@@ -111,6 +115,9 @@ fn run(inner: &Mutex<Inner>, queue: &Receiver<Job>) {
         for (job, result) in batch.drain(..).zip(results) {
             job.answer(result);
         }
+        // After the answers, so no one waits on the restart but the batches
+        // that queue meanwhile.
+        checkpoint::restart_if_due(inner, restart_due);
     }
 }
 
