@@ -1,6 +1,7 @@
 //! The browser layer: only marshalling between the DOM and `ringsource-core`.
 //! Errors are typed inside and become JS exceptions only at this edge.
 
+mod browser;
 mod error;
 mod js;
 mod net;

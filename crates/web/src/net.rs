@@ -10,12 +10,39 @@ use web_sys::{AbortController, RequestInit, Response};
 /// goes back to) the site's own number.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    #[error("the collector did not answer: {0}")]
     Unreachable(String),
-    #[error("the collector answered {status}: {message}")]
     Status { status: u16, message: String },
-    #[error("the collector's answer is not the expected JSON")]
     Malformed,
+}
+
+impl NetError {
+    /// Put together by hand for the same reason as [`crate::WebError::message`].
+    pub fn message(&self) -> String {
+        let mut out = String::new();
+        match self {
+            NetError::Unreachable(why) => {
+                out.push_str("the collector did not answer: ");
+                out.push_str(why);
+            }
+            NetError::Status { status, message } => {
+                out.push_str("the collector answered ");
+                // Always three digits: fetch() reports HTTP statuses 200..=599.
+                for digit in [status / 100 % 10, status / 10 % 10, status % 10] {
+                    out.push(char::from(b'0' + digit as u8));
+                }
+                out.push_str(": ");
+                out.push_str(message);
+            }
+            NetError::Malformed => out.push_str("the collector's answer is not the expected JSON"),
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for NetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
 }
 
 fn js_message(value: &JsValue) -> String {
@@ -51,7 +78,7 @@ impl Collector {
     }
 
     async fn send(&self, path: &str, body: Option<String>) -> Result<JsValue, NetError> {
-        let window = web_sys::window().ok_or_else(|| NetError::Unreachable("no window".into()))?;
+        let window = crate::browser::window().ok_or_else(|| NetError::Unreachable("no window".into()))?;
         let init = RequestInit::new();
         let abort = AbortController::new().ok();
         if let Some(abort) = &abort {

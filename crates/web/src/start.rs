@@ -8,12 +8,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use gloo_storage::{LocalStorage, Storage};
 use ringsource_core::phone::PhoneNumber;
 use ringsource_core::touch::classify;
 use wasm_bindgen::prelude::*;
-use web_sys::{Document, Element, Window};
+use web_sys::Element;
 
+use crate::browser::{self, document, window};
 use crate::error::WebError;
 use crate::js::{ObjectBuilder, get, get_f64, get_string, touch_to_js};
 use crate::net::{Collector, NetError};
@@ -58,14 +58,6 @@ fn outcome(kind: &str, number: Option<&PhoneNumber>, reason: Option<&str>) -> Js
         .set_opt("session_id", session_id)
         .set_opt("reason", reason)
         .build()
-}
-
-fn window() -> Option<Window> {
-    web_sys::window()
-}
-
-fn document() -> Option<Document> {
-    window()?.document()
 }
 
 fn now_ms() -> f64 {
@@ -147,7 +139,7 @@ pub async fn start(options: JsValue) -> Result<JsValue, JsValue> {
 /// The visitor (or the site's consent banner) granted consent: store that,
 /// and continue a flow that was waiting for it.
 pub fn grant_consent() {
-    let _ = LocalStorage::raw().set_item(CONSENT_KEY, "granted");
+    browser::store(CONSENT_KEY, "granted");
     let flow = FLOW.with(|f| f.borrow().clone());
     if let Some(flow) = flow {
         let waiting = std::mem::take(&mut flow.state.borrow_mut().waiting_for_consent);
@@ -161,7 +153,7 @@ pub fn grant_consent() {
 
 /// Consent withdrawn: forget everything stored and show the site's own number.
 pub fn revoke_consent() {
-    let _ = LocalStorage::raw().remove_item(CONSENT_KEY);
+    browser::forget(CONSENT_KEY);
     crate::touches::forget();
     if let Some(flow) = FLOW.with(|f| f.borrow().clone()) {
         Session::forget(&flow.collector.site);
@@ -173,11 +165,11 @@ pub fn revoke_consent() {
 impl Flow {
     fn consent(&self) -> bool {
         self.consent_given
-            || LocalStorage::raw().get_item(CONSENT_KEY).ok().flatten().as_deref() == Some("granted")
+            || browser::load(CONSENT_KEY).as_deref() == Some("granted")
     }
 
     fn failed(&self, error: &NetError) -> JsValue {
-        web_sys::console::warn_2(&"ringsource: kept the page's number:".into(), &error.to_string().into());
+        web_sys::console::warn_2(&"ringsource: kept the page's number:".into(), &error.message().into());
         let shown = self.state.borrow().shown.clone();
         match shown {
             Some(number) => outcome("stored", Some(&number), Some("collector unavailable")),
@@ -274,8 +266,10 @@ impl Flow {
         let document = window.document()?;
         let href = window.location().href().ok()?;
         let cookies = document
-            .dyn_ref::<web_sys::HtmlDocument>()
-            .and_then(|d| d.cookie().ok())
+            // `cookie` lives on every Document, so no `instanceof` check is needed.
+            .unchecked_ref::<web_sys::HtmlDocument>()
+            .cookie()
+            .ok()
             .unwrap_or_default();
         let visit = crate::visit::read(&href, &document.referrer(), &cookies).ok()?;
         let touch = classify(&visit, now_ms() as u64);

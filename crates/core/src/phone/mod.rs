@@ -54,7 +54,7 @@ pub enum PhoneError {
 impl PhoneError {
     /// The full message, e.g. `phone number "+44 20 79" has 4 digits after
     /// country code +44; numbers there have 7 to 10`.
-    fn message(&self) -> String {
+    pub fn message(&self) -> String {
         let mut out = String::new();
         let quoted = |out: &mut String, head: &str, input: &str| {
             out.push_str(head);
