@@ -11,6 +11,7 @@ pub enum WebError {
     Replacement { input: String, source: PhoneError },
     Url { what: &'static str, input: String },
     Option { name: &'static str, reason: &'static str },
+    NotAString { what: &'static str },
 }
 
 impl WebError {
@@ -40,6 +41,10 @@ impl WebError {
                 out.push_str(name);
                 out.push_str("` ");
                 out.push_str(reason);
+            }
+            WebError::NotAString { what } => {
+                out.push_str(what);
+                out.push_str(" must hold only strings (E.164 numbers such as \"+74951234567\")");
             }
         }
         out

@@ -26,20 +26,30 @@ pub use error::WebError;
 static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 use swap::Swap;
 
-fn parse_swap(originals: &[String], replacement: &str) -> Result<Swap, WebError> {
-    let originals = originals
-        .iter()
-        .map(|o| PhoneNumber::parse(o).map_err(|source| WebError::Original { input: o.clone(), source }))
-        .collect::<Result<Vec<_>, _>>()?;
+/// `originals` arrives as JS values: wasm-bindgen's `Vec<String>` conversion
+/// (a checked, fallible collect) cost more wasm than reading each value here.
+fn parse_swap(originals: &[JsValue], replacement: &str) -> Result<Swap, WebError> {
+    let mut parsed = Vec::with_capacity(originals.len());
+    for original in originals {
+        let input = original.as_string().ok_or(WebError::NotAString { what: "originals" })?;
+        match PhoneNumber::parse(&input) {
+            Ok(number) => parsed.push(number),
+            Err(source) => return Err(WebError::Original { input, source }),
+        }
+    }
     let replacement = PhoneNumber::parse(replacement)
         .map_err(|source| WebError::Replacement { input: replacement.to_owned(), source })?;
-    Ok(Swap::new(&originals, replacement))
+    Ok(Swap::new(&parsed, replacement))
 }
 
 /// Rewrites every occurrence of `originals` under `root` to `replacement`,
 /// keeping each occurrence's format, and returns how many were replaced.
 #[wasm_bindgen(js_name = replaceNumbers)]
-pub fn replace_numbers(root: &Node, originals: Vec<String>, replacement: &str) -> Result<u32, JsValue> {
+pub fn replace_numbers(
+    root: &Node,
+    #[wasm_bindgen(unchecked_param_type = "string[]")] originals: Vec<JsValue>,
+    replacement: &str,
+) -> Result<u32, JsValue> {
     let swap = parse_swap(&originals, replacement)?;
     Ok(swap.apply(root) as u32)
 }
@@ -71,7 +81,11 @@ impl Watcher {
 
 /// Swaps `root` now and watches it for content added later.
 #[wasm_bindgen(js_name = watchNumbers)]
-pub fn watch_numbers(root: &Node, originals: Vec<String>, replacement: &str) -> Result<Watcher, JsValue> {
+pub fn watch_numbers(
+    root: &Node,
+    #[wasm_bindgen(unchecked_param_type = "string[]")] originals: Vec<JsValue>,
+    replacement: &str,
+) -> Result<Watcher, JsValue> {
     let swap = Rc::new(parse_swap(&originals, replacement)?);
     swap.apply(root);
     Ok(Watcher { watch: watch::Watch::start(root, swap)? })
