@@ -45,10 +45,11 @@ impl std::fmt::Display for NetError {
     }
 }
 
+/// What a rejected fetch says: an Error's `message`, or the value itself
+/// when it is a string. Read through `Reflect` rather than an `instanceof
+/// Error` check, which would be one more import for the same answer.
 fn js_message(value: &JsValue) -> String {
-    value
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
+    crate::js::get_string(value, "message")
         .or_else(|| value.as_string())
         .unwrap_or_else(|| "network error".to_owned())
 }
@@ -95,9 +96,8 @@ impl Collector {
             // keepalive lets a heartbeat or page view finish while the page unloads.
             // (web-sys has `keepalive` only behind its unstable-API flag.)
             let _ = js_sys::Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE);
-            let headers = web_sys::Headers::new().map_err(|e| NetError::Unreachable(js_message(&e)))?;
-            let _ = headers.set("Content-Type", "text/plain;charset=UTF-8");
-            init.set_headers(&headers);
+            // A string body is sent as `text/plain;charset=UTF-8` by fetch
+            // itself, which keeps the request simple: no header to set.
             init.set_body(&JsValue::from_str(&body));
         }
         let url = self.url(path);

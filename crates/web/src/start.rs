@@ -302,7 +302,7 @@ impl Flow {
         let flow = Rc::downgrade(self);
         let tick = Closure::<dyn FnMut()>::new(move || {
             let Some(flow) = flow.upgrade() else { return };
-            let visible = document().is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
+            let visible = document().is_some_and(|d| !d.hidden());
             if visible {
                 wasm_bindgen_futures::spawn_local(async move { flow.heartbeat().await });
             }
