@@ -119,8 +119,22 @@ pub fn forget_touches() {
 /// Resolves to what the page shows (`{ kind, number?, session_id?, reason? }`);
 /// it rejects only for bad options, never because the collector is down.
 #[wasm_bindgen]
-pub async fn start(options: JsValue) -> Result<JsValue, JsValue> {
-    start::start(options).await
+pub fn start(options: JsValue) -> js_sys::Promise {
+    match start::start(options) {
+        Ok(outcome) => settled(&outcome),
+        Err(error) => rejected(&error),
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    // `Promise.resolve` adopts a promise and wraps any other value, so
+    // start() always returns a promise, as the `async fn` it was did.
+    #[wasm_bindgen(js_namespace = Promise, js_name = resolve)]
+    fn settled(value: &JsValue) -> js_sys::Promise;
+
+    #[wasm_bindgen(js_namespace = Promise, js_name = reject)]
+    fn rejected(reason: &JsValue) -> js_sys::Promise;
 }
 
 /// Consent given (e.g. from the site's cookie banner): continues a `start()`

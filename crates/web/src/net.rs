@@ -3,7 +3,6 @@
 //! request has a deadline: a slow collector must not keep a page waiting.
 
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, RequestInit, Response};
 
 #[wasm_bindgen]
@@ -65,6 +64,43 @@ fn js_message(value: &JsValue) -> String {
         .unwrap_or_else(|| "network error".to_owned())
 }
 
+/// What a collector request's continuation gets, and returns: the page's
+/// outcome, or the promise of one (a `then` callback's result is adopted).
+pub type Reply = Box<dyn FnOnce(Result<JsValue, NetError>) -> JsValue>;
+
+#[wasm_bindgen]
+extern "C" {
+    /// A promise, seen through the one method this module calls on it.
+    type Settling;
+
+    /// `Promise.allSettled`: one promise that fulfils whether the given ones
+    /// fulfil or reject, so a single callback sees both outcomes.
+    #[wasm_bindgen(js_namespace = Promise, js_name = allSettled)]
+    fn all_settled(promises: &js_sys::Array) -> Settling;
+
+    #[wasm_bindgen(method)]
+    fn then(this: &Settling, on_fulfilled: &JsValue) -> JsValue;
+}
+
+/// Runs `step` once `promise` settles, with its value or its rejection
+/// reason, and returns the promise of what `step` returns.
+///
+/// The flow is written as continuations on the browser's own promises rather
+/// than as `async` Rust: an async export and `JsFuture` bring js-sys's
+/// executor (task queue, wakers, a promise per future and the closures
+/// between them) into the bundle: measured 2.8 KB gzip.
+pub fn after(promise: &JsValue, step: Box<dyn FnOnce(Result<JsValue, JsValue>) -> JsValue>) -> JsValue {
+    let on_settled = Closure::once_into_js(move |settled: JsValue| {
+        let outcome = crate::js::get(&settled, "0");
+        if crate::js::get_string(&outcome, "status").as_deref() == Some("fulfilled") {
+            step(Ok(crate::js::get(&outcome, "value")))
+        } else {
+            step(Err(crate::js::get(&outcome, "reason")))
+        }
+    });
+    all_settled(&js_sys::Array::of1(promise)).then(&on_settled)
+}
+
 pub struct Collector {
     pub base: String,
     pub site: String,
@@ -80,17 +116,21 @@ impl Collector {
         url
     }
 
-    pub async fn get(&self, path: &str) -> Result<JsValue, NetError> {
-        self.send(path, None).await
+    pub fn get(&self, path: &str, reply: Reply) -> JsValue {
+        self.send(path, None, reply)
     }
 
-    pub async fn post(&self, path: &str, body: &JsValue) -> Result<JsValue, NetError> {
-        let text = js_sys::JSON::stringify(body).map_err(|_| NetError::Malformed)?;
-        self.send(path, Some(String::from(text))).await
+    pub fn post(&self, path: &str, body: &JsValue, reply: Reply) -> JsValue {
+        match js_sys::JSON::stringify(body) {
+            Ok(text) => self.send(path, Some(String::from(text)), reply),
+            Err(_) => reply(Err(NetError::Malformed)),
+        }
     }
 
-    async fn send(&self, path: &str, body: Option<String>) -> Result<JsValue, NetError> {
-        let window = crate::browser::window().ok_or_else(|| NetError::Unreachable("no window".into()))?;
+    fn send(&self, path: &str, body: Option<String>, reply: Reply) -> JsValue {
+        let Some(window) = crate::browser::window() else {
+            return reply(Err(NetError::Unreachable("no window".into())));
+        };
         let init = RequestInit::new();
         if let Ok(deadline) = abort_after(self.timeout_ms) {
             init.set_signal(Some(&deadline));
@@ -104,25 +144,33 @@ impl Collector {
             // itself, which keeps the request simple: no header to set.
             init.set_body(&JsValue::from_str(&body));
         }
-        let url = self.url(path);
-        let response: Response = JsFuture::from(window.fetch_with_str_and_init(&url, &init))
-            .await
-            .map_err(|e| NetError::Unreachable(js_message(&e)))?
-            .unchecked_into();
-        let status = response.status();
-        if status == 204 {
-            return Ok(JsValue::NULL);
-        }
-        let json = match response.json() {
-            Ok(p) => JsFuture::from(p).await.map_err(|_| NetError::Malformed)?,
-            Err(_) => return Err(NetError::Malformed),
-        };
-        if response.ok() {
-            Ok(json)
-        } else {
-            let message = crate::js::get_string(&crate::js::get(&json, "error"), "message")
-                .unwrap_or_default();
-            Err(NetError::Status { status, message })
-        }
+        let fetched = window.fetch_with_str_and_init(&self.url(path), &init);
+        after(
+            &fetched,
+            Box::new(move |response| {
+                let response: Response = match response {
+                    Ok(response) => response.unchecked_into(),
+                    Err(e) => return reply(Err(NetError::Unreachable(js_message(&e)))),
+                };
+                let status = response.status();
+                if status == 204 {
+                    return reply(Ok(JsValue::NULL));
+                }
+                let ok = response.ok();
+                let Ok(json) = response.json() else { return reply(Err(NetError::Malformed)) };
+                after(
+                    &json,
+                    Box::new(move |json| match json {
+                        Ok(json) if ok => reply(Ok(json)),
+                        Ok(json) => {
+                            let message = crate::js::get_string(&crate::js::get(&json, "error"), "message")
+                                .unwrap_or_default();
+                            reply(Err(NetError::Status { status, message }))
+                        }
+                        Err(_) => reply(Err(NetError::Malformed)),
+                    }),
+                )
+            }),
+        )
     }
 }

@@ -64,7 +64,8 @@ fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-pub async fn start(options: JsValue) -> Result<JsValue, JsValue> {
+/// The outcome, or the promise of it once the collector has answered.
+pub fn start(options: JsValue) -> Result<JsValue, JsValue> {
     let site = get_string(&options, "site").filter(|s| !s.is_empty()).ok_or(WebError::Option {
         name: "site",
         reason: "is required: the site id from the collector's configuration",
@@ -105,35 +106,43 @@ pub async fn start(options: JsValue) -> Result<JsValue, JsValue> {
         }
     }
 
-    let config = match flow.collector.get("/config").await {
-        Ok(c) => c,
-        // A stored lease stays on show until it lapses; otherwise the
-        // original number is already there.
-        Err(e) => return Ok(flow.failed(&e)),
-    };
-    let originals: Vec<PhoneNumber> = js_sys::Array::from(&get(&config, "originals"))
-        .iter()
-        .filter_map(|o| o.as_string().and_then(|o| PhoneNumber::parse(&o).ok()))
-        .collect();
-    {
-        let mut state = flow.state.borrow_mut();
-        state.originals = originals;
-        state.heartbeat_secs = get_f64(&config, "heartbeat_secs").map_or(60, |s| s as u32);
-    }
+    let configured = flow.clone();
+    Ok(flow.collector.get("/config", Box::new(move |config| configured.configured(config))))
+}
 
-    if get(&config, "consent_required").as_bool() == Some(true) && !flow.consent() {
-        flow.revert();
-        flow.state.borrow_mut().waiting_for_consent = true;
-        return Ok(outcome("original", None, Some("waiting for consent")));
-    }
+impl Flow {
+    /// The site config arrived (or did not): decide what to show.
+    fn configured(self: &Rc<Self>, config: Result<JsValue, NetError>) -> JsValue {
+        let config = match config {
+            Ok(c) => c,
+            // A stored lease stays on show until it lapses; otherwise the
+            // original number is already there.
+            Err(e) => return self.failed(&e),
+        };
+        let originals: Vec<PhoneNumber> = js_sys::Array::from(&get(&config, "originals"))
+            .iter()
+            .filter_map(|o| o.as_string().and_then(|o| PhoneNumber::parse(&o).ok()))
+            .collect();
+        {
+            let mut state = self.state.borrow_mut();
+            state.originals = originals;
+            state.heartbeat_secs = get_f64(&config, "heartbeat_secs").map_or(60, |s| s as u32);
+        }
 
-    let show_number = get(&config, "show_number");
-    let already_revealed = flow.state.borrow().shown.is_some();
-    if show_number.is_object() && !already_revealed {
-        flow.mask(&show_number);
-        return Ok(outcome("original", None, Some("behind the show-number button")));
+        if get(&config, "consent_required").as_bool() == Some(true) && !self.consent() {
+            self.revert();
+            self.state.borrow_mut().waiting_for_consent = true;
+            return outcome("original", None, Some("waiting for consent"));
+        }
+
+        let show_number = get(&config, "show_number");
+        let already_revealed = self.state.borrow().shown.is_some();
+        if show_number.is_object() && !already_revealed {
+            self.mask(&show_number);
+            return outcome("original", None, Some("behind the show-number button"));
+        }
+        self.visit(false)
     }
-    Ok(flow.visit(false).await)
 }
 
 /// The visitor (or the site's consent banner) granted consent: store that,
@@ -144,9 +153,7 @@ pub fn grant_consent() {
     if let Some(flow) = flow {
         let waiting = std::mem::take(&mut flow.state.borrow_mut().waiting_for_consent);
         if waiting {
-            wasm_bindgen_futures::spawn_local(async move {
-                flow.visit(false).await;
-            });
+            flow.visit(false);
         }
     }
 }
@@ -215,12 +222,18 @@ impl Flow {
         }
     }
 
-    /// Asks the collector what this visitor should see, and shows it.
-    async fn visit(self: &Rc<Self>, reveal: bool) -> JsValue {
+    /// Asks the collector what this visitor should see, and shows it; returns
+    /// the promise of the outcome.
+    fn visit(self: &Rc<Self>, reveal: bool) -> JsValue {
         let Some(body) = self.visit_request(reveal) else {
             return outcome("original", None, Some("cannot read the page"));
         };
-        let answer = match self.collector.post("/visits", &body).await {
+        let flow = self.clone();
+        self.collector.post("/visits", &body, Box::new(move |answer| flow.visited(answer)))
+    }
+
+    fn visited(self: &Rc<Self>, answer: Result<JsValue, NetError>) -> JsValue {
+        let answer = match answer {
             Ok(a) => a,
             Err(e) => return self.failed(&e),
         };
@@ -304,7 +317,7 @@ impl Flow {
             let Some(flow) = flow.upgrade() else { return };
             let visible = document().is_some_and(|d| !d.hidden());
             if visible {
-                wasm_bindgen_futures::spawn_local(async move { flow.heartbeat().await });
+                flow.heartbeat();
             }
         });
         let period = (state.heartbeat_secs.max(5) * 1000) as i32;
@@ -315,26 +328,30 @@ impl Flow {
         tick.forget();
     }
 
-    async fn heartbeat(self: &Rc<Self>) {
+    fn heartbeat(self: &Rc<Self>) {
         let Some(session_id) = self.state.borrow().session.as_ref().map(|s| s.session_id.clone()) else {
             return;
         };
         let body = ObjectBuilder::new().set("session_id", session_id).build();
-        match self.collector.post("/heartbeat", &body).await {
-            Ok(answer) => {
-                let mut state = self.state.borrow_mut();
-                if let Some(session) = state.session.as_mut() {
-                    session.expires_at_ms = get_f64(&answer, "expires_at_ms");
-                    session.save(&self.collector.site);
+        let flow = self.clone();
+        self.collector.post(
+            "/heartbeat",
+            &body,
+            Box::new(move |answer| match answer {
+                Ok(answer) => {
+                    let mut state = flow.state.borrow_mut();
+                    if let Some(session) = state.session.as_mut() {
+                        session.expires_at_ms = get_f64(&answer, "expires_at_ms");
+                        session.save(&flow.collector.site);
+                    }
+                    JsValue::UNDEFINED
                 }
-            }
-            // The lease is gone (expired while hidden, or taken over): ask
-            // again rather than keep showing a number that is someone else's.
-            Err(NetError::Status { status: 404 | 409 | 410, .. }) => {
-                self.visit(false).await;
-            }
-            Err(_) => {}
-        }
+                // The lease is gone (expired while hidden, or taken over): ask
+                // again rather than keep showing a number that is someone else's.
+                Err(NetError::Status { status: 404 | 409 | 410, .. }) => flow.visit(false),
+                Err(_) => JsValue::UNDEFINED,
+            }),
+        );
     }
 
     /// Show-number mode: hide each number block behind a button, and take a
@@ -366,10 +383,7 @@ impl Flow {
                 let _ = target.remove_attribute("hidden");
                 button.remove();
             }
-            let flow = flow.clone();
-            wasm_bindgen_futures::spawn_local(async move {
-                flow.visit(true).await;
-            });
+            flow.visit(true);
         });
         let buttons = document.query_selector_all("button.ringsource-show-number");
         if let Ok(buttons) = buttons {
