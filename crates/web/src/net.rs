@@ -5,6 +5,8 @@
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, RequestInit, Response};
 
+use crate::js::{ObjectBuilder, get, get_f64};
+
 #[wasm_bindgen]
 extern "C" {
     /// `AbortSignal.timeout()`: the deadline without an AbortController, a
@@ -131,20 +133,16 @@ impl Collector {
         let Some(window) = crate::browser::window() else {
             return reply(Err(NetError::Unreachable("no window".into())));
         };
-        let init = RequestInit::new();
-        if let Ok(deadline) = abort_after(self.timeout_ms) {
-            init.set_signal(Some(&deadline));
-        }
+        // A plain object (RequestInit is one) filled through Reflect, like
+        // the JSON bodies: no setter import per field.
+        let mut init = ObjectBuilder::new().set_opt("signal", abort_after(self.timeout_ms).ok());
         if let Some(body) = body {
-            init.set_method("POST");
-            // keepalive lets a heartbeat or page view finish while the page unloads.
-            // (web-sys has `keepalive` only behind its unstable-API flag.)
-            let _ = js_sys::Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE);
-            // A string body is sent as `text/plain;charset=UTF-8` by fetch
-            // itself, which keeps the request simple: no header to set.
-            init.set_body(&JsValue::from_str(&body));
+            // keepalive lets a heartbeat or page view finish while the page
+            // unloads. A string body is sent as `text/plain;charset=UTF-8` by
+            // fetch itself, which keeps the request simple: no header to set.
+            init = init.set("method", "POST").set("keepalive", true).set("body", body);
         }
-        let fetched = window.fetch_with_str_and_init(&self.url(path), &init);
+        let fetched = window.fetch_with_str_and_init(&self.url(path), init.build().unchecked_ref::<RequestInit>());
         after(
             &fetched,
             Box::new(move |response| {
@@ -152,11 +150,11 @@ impl Collector {
                     Ok(response) => response.unchecked_into(),
                     Err(e) => return reply(Err(NetError::Unreachable(js_message(&e)))),
                 };
-                let status = response.status();
+                let status = get_f64(&response, "status").unwrap_or_default() as u16;
                 if status == 204 {
                     return reply(Ok(JsValue::NULL));
                 }
-                let ok = response.ok();
+                let ok = get(&response, "ok").as_bool() == Some(true);
                 let Ok(json) = response.json() else { return reply(Err(NetError::Malformed)) };
                 after(
                     &json,

@@ -79,7 +79,9 @@ pub fn start(options: JsValue) -> Result<JsValue, JsValue> {
     let consent = get(&options, "consent");
     let consent_given = consent.as_bool() == Some(true) || consent.as_string().as_deref() == Some("granted");
 
-    let user_agent = window().and_then(|w| w.navigator().user_agent().ok()).unwrap_or_default();
+    // Cold-path browser properties are read with Reflect (`js::get`): one
+    // shared import instead of a typed getter import and glue function each.
+    let user_agent = window().and_then(|w| get_string(&get(&w, "navigator"), "userAgent")).unwrap_or_default();
     if ringsource_core::bots::is_bot(&user_agent) {
         return Ok(outcome("original", None, Some("crawler")));
     }
@@ -277,20 +279,17 @@ impl Flow {
     fn visit_request(&self, reveal: bool) -> Option<JsValue> {
         let window = window()?;
         let document = window.document()?;
-        let href = window.location().href().ok()?;
-        let cookies = document
-            // `cookie` lives on every Document, so no `instanceof` check is needed.
-            .unchecked_ref::<web_sys::HtmlDocument>()
-            .cookie()
-            .ok()
-            .unwrap_or_default();
-        let visit = crate::visit::read(&href, &document.referrer(), &cookies).ok()?;
+        let href = get_string(&get(&window, "location"), "href")?;
+        // Reading `cookie` throws in sandboxed frames: then there are none.
+        let cookies = get_string(&document, "cookie").unwrap_or_default();
+        let referrer = get_string(&document, "referrer").unwrap_or_default();
+        let visit = crate::visit::read(&href, &referrer, &cookies).ok()?;
         let touch = classify(&visit, now_ms() as u64);
         let history = crate::touches::record(touch);
         let last = history.last.as_ref()?;
         let first = history.first.as_ref().filter(|f| *f != last);
         let session_id = self.state.borrow().session.as_ref().map(|s| s.session_id.clone());
-        let page = ObjectBuilder::new().set("url", href).set("title", document.title()).build();
+        let page = ObjectBuilder::new().set("url", href).set("title", get(&document, "title")).build();
         Some(
             ObjectBuilder::new()
                 .set_opt("session_id", session_id)
