@@ -70,6 +70,11 @@ pub fn bundle(
 
     let bg = out.join(format!("{}_bg.wasm", cfg.bindgen.out_name));
     let js = out.join(format!("{}.js", cfg.bindgen.out_name));
+    if profile.short_imports {
+        let glue_module = format!("./{}_bg.js", cfg.bindgen.out_name);
+        let renamed = crate::glue::shorten_imports(&bg, &js, &glue_module)?;
+        println!("short import names: {renamed} imports renamed");
+    }
     let raw_before_opt = file_len(&bg)?;
     if !profile.wasm_opt.is_empty() {
         let tmp = bg.with_extension("opt.wasm");
@@ -84,6 +89,12 @@ pub fn bundle(
             human_bytes(raw_before_opt),
             human_bytes(file_len(&bg)?)
         );
+    }
+
+    if profile.minify_js {
+        let before = file_len(&js)?;
+        crate::glue::minify_js(root, &js)?;
+        println!("terser: {} → {}", human_bytes(before), human_bytes(file_len(&js)?));
     }
 
     let mut files = vec![

@@ -65,6 +65,12 @@ pub struct Profile {
     /// wasm-opt arguments; empty means wasm-opt is not run.
     #[serde(default)]
     pub wasm_opt: Vec<String>,
+    /// Rename the imports between the wasm and its JS glue to short names.
+    #[serde(default)]
+    pub short_imports: bool,
+    /// Minify the JS glue with terser (npm, pinned by xtask/npm/package-lock.json).
+    #[serde(default)]
+    pub minify_js: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -404,7 +404,7 @@ fn site_host(host: &str) -> String {
     let host = match host.strip_prefix('[') {
         // An IPv6 literal: the port, if any, follows the closing bracket.
         Some(_) => host.find(']').map_or(host, |end| &host[..=end]),
-        None => match host.rsplit_once(':') {
+        None => match sources::rsplit_once_ascii(host, b':') {
             Some((name, port)) if is_digits(port) => name,
             _ => host,
         },

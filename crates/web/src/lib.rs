@@ -1,6 +1,7 @@
 //! The browser layer: only marshalling between the DOM and `ringsource-core`.
 //! Errors are typed inside and become JS exceptions only at this edge.
 
+mod browser;
 mod error;
 mod js;
 mod net;
@@ -25,20 +26,30 @@ pub use error::WebError;
 static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 use swap::Swap;
 
-fn parse_swap(originals: &[String], replacement: &str) -> Result<Swap, WebError> {
-    let originals = originals
-        .iter()
-        .map(|o| PhoneNumber::parse(o).map_err(|source| WebError::Original { input: o.clone(), source }))
-        .collect::<Result<Vec<_>, _>>()?;
+/// `originals` arrives as JS values: wasm-bindgen's `Vec<String>` conversion
+/// (a checked, fallible collect) cost more wasm than reading each value here.
+fn parse_swap(originals: &[JsValue], replacement: &str) -> Result<Swap, WebError> {
+    let mut parsed = Vec::with_capacity(originals.len());
+    for original in originals {
+        let input = original.as_string().ok_or(WebError::NotAString { what: "originals" })?;
+        match PhoneNumber::parse(&input) {
+            Ok(number) => parsed.push(number),
+            Err(source) => return Err(WebError::Original { input, source }),
+        }
+    }
     let replacement = PhoneNumber::parse(replacement)
         .map_err(|source| WebError::Replacement { input: replacement.to_owned(), source })?;
-    Ok(Swap::new(&originals, replacement))
+    Ok(Swap::new(&parsed, replacement))
 }
 
 /// Rewrites every occurrence of `originals` under `root` to `replacement`,
 /// keeping each occurrence's format, and returns how many were replaced.
 #[wasm_bindgen(js_name = replaceNumbers)]
-pub fn replace_numbers(root: &Node, originals: Vec<String>, replacement: &str) -> Result<u32, JsValue> {
+pub fn replace_numbers(
+    root: &Node,
+    #[wasm_bindgen(unchecked_param_type = "string[]")] originals: Vec<JsValue>,
+    replacement: &str,
+) -> Result<u32, JsValue> {
     let swap = parse_swap(&originals, replacement)?;
     Ok(swap.apply(root) as u32)
 }
@@ -70,7 +81,11 @@ impl Watcher {
 
 /// Swaps `root` now and watches it for content added later.
 #[wasm_bindgen(js_name = watchNumbers)]
-pub fn watch_numbers(root: &Node, originals: Vec<String>, replacement: &str) -> Result<Watcher, JsValue> {
+pub fn watch_numbers(
+    root: &Node,
+    #[wasm_bindgen(unchecked_param_type = "string[]")] originals: Vec<JsValue>,
+    replacement: &str,
+) -> Result<Watcher, JsValue> {
     let swap = Rc::new(parse_swap(&originals, replacement)?);
     swap.apply(root);
     Ok(Watcher { watch: watch::Watch::start(root, swap)? })
@@ -104,8 +119,22 @@ pub fn forget_touches() {
 /// Resolves to what the page shows (`{ kind, number?, session_id?, reason? }`);
 /// it rejects only for bad options, never because the collector is down.
 #[wasm_bindgen]
-pub async fn start(options: JsValue) -> Result<JsValue, JsValue> {
-    start::start(options).await
+pub fn start(options: JsValue) -> js_sys::Promise {
+    match start::start(options) {
+        Ok(outcome) => settled(&outcome),
+        Err(error) => rejected(&error),
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    // `Promise.resolve` adopts a promise and wraps any other value, so
+    // start() always returns a promise, as the `async fn` it was did.
+    #[wasm_bindgen(js_namespace = Promise, js_name = resolve)]
+    fn settled(value: &JsValue) -> js_sys::Promise;
+
+    #[wasm_bindgen(js_namespace = Promise, js_name = reject)]
+    fn rejected(reason: &JsValue) -> js_sys::Promise;
 }
 
 /// Consent given (e.g. from the site's cookie banner): continues a `start()`

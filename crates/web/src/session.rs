@@ -1,7 +1,6 @@
 //! The visitor's session with the collector, kept in localStorage so that a
 //! returning visitor sees their number at once, before any network call.
 
-use gloo_storage::{LocalStorage, Storage};
 use ringsource_core::phone::PhoneNumber;
 use wasm_bindgen::JsValue;
 
@@ -35,7 +34,7 @@ impl Session {
     }
 
     pub fn load(site: &str) -> Option<Session> {
-        let text = LocalStorage::raw().get_item(&key(site)).ok().flatten()?;
+        let text = crate::browser::load(&key(site))?;
         let value = js_sys::JSON::parse(&text).ok()?;
         let originals = js_sys::Array::from(&get(&value, "originals"))
             .iter()
@@ -59,11 +58,11 @@ impl Session {
             .set("originals", originals)
             .build();
         if let Ok(text) = js_sys::JSON::stringify(&value) {
-            let _ = LocalStorage::raw().set_item(&key(site), &String::from(text));
+            crate::browser::store(&key(site), &String::from(text));
         }
     }
 
     pub fn forget(site: &str) {
-        LocalStorage::delete(key(site));
+        crate::browser::forget(&key(site));
     }
 }

@@ -8,12 +8,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use gloo_storage::{LocalStorage, Storage};
 use ringsource_core::phone::PhoneNumber;
 use ringsource_core::touch::classify;
 use wasm_bindgen::prelude::*;
-use web_sys::{Document, Element, Window};
+use web_sys::Element;
 
+use crate::browser::{self, document, window};
 use crate::error::WebError;
 use crate::js::{ObjectBuilder, get, get_f64, get_string, touch_to_js};
 use crate::net::{Collector, NetError};
@@ -22,7 +22,7 @@ use crate::swap::Swap;
 use crate::watch::Watch;
 
 const CONSENT_KEY: &str = "ringsource.consent";
-const DEFAULT_TIMEOUT_MS: i32 = 3000;
+const DEFAULT_TIMEOUT_MS: u32 = 3000;
 
 thread_local! {
     static FLOW: RefCell<Option<Rc<Flow>>> = const { RefCell::new(None) };
@@ -60,19 +60,12 @@ fn outcome(kind: &str, number: Option<&PhoneNumber>, reason: Option<&str>) -> Js
         .build()
 }
 
-fn window() -> Option<Window> {
-    web_sys::window()
-}
-
-fn document() -> Option<Document> {
-    window()?.document()
-}
-
 fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-pub async fn start(options: JsValue) -> Result<JsValue, JsValue> {
+/// The outcome, or the promise of it once the collector has answered.
+pub fn start(options: JsValue) -> Result<JsValue, JsValue> {
     let site = get_string(&options, "site").filter(|s| !s.is_empty()).ok_or(WebError::Option {
         name: "site",
         reason: "is required: the site id from the collector's configuration",
@@ -81,12 +74,14 @@ pub async fn start(options: JsValue) -> Result<JsValue, JsValue> {
         name: "collector",
         reason: "is required: the collector's base URL, e.g. https://calls.example.com",
     })?;
-    let timeout_ms = get_f64(&options, "timeoutMs").map_or(DEFAULT_TIMEOUT_MS, |t| t as i32);
+    let timeout_ms = get_f64(&options, "timeoutMs").map_or(DEFAULT_TIMEOUT_MS, |t| t as u32);
     // `true` from a developer, "granted" from a script tag's data-consent.
     let consent = get(&options, "consent");
     let consent_given = consent.as_bool() == Some(true) || consent.as_string().as_deref() == Some("granted");
 
-    let user_agent = window().and_then(|w| w.navigator().user_agent().ok()).unwrap_or_default();
+    // Cold-path browser properties are read with Reflect (`js::get`): one
+    // shared import instead of a typed getter import and glue function each.
+    let user_agent = window().and_then(|w| get_string(&get(&w, "navigator"), "userAgent")).unwrap_or_default();
     if ringsource_core::bots::is_bot(&user_agent) {
         return Ok(outcome("original", None, Some("crawler")));
     }
@@ -113,55 +108,61 @@ pub async fn start(options: JsValue) -> Result<JsValue, JsValue> {
         }
     }
 
-    let config = match flow.collector.get("/config").await {
-        Ok(c) => c,
-        // A stored lease stays on show until it lapses; otherwise the
-        // original number is already there.
-        Err(e) => return Ok(flow.failed(&e)),
-    };
-    let originals: Vec<PhoneNumber> = js_sys::Array::from(&get(&config, "originals"))
-        .iter()
-        .filter_map(|o| o.as_string().and_then(|o| PhoneNumber::parse(&o).ok()))
-        .collect();
-    {
-        let mut state = flow.state.borrow_mut();
-        state.originals = originals;
-        state.heartbeat_secs = get_f64(&config, "heartbeat_secs").map_or(60, |s| s as u32);
-    }
+    let configured = flow.clone();
+    Ok(flow.collector.get("/config", Box::new(move |config| configured.configured(config))))
+}
 
-    if get(&config, "consent_required").as_bool() == Some(true) && !flow.consent() {
-        flow.revert();
-        flow.state.borrow_mut().waiting_for_consent = true;
-        return Ok(outcome("original", None, Some("waiting for consent")));
-    }
+impl Flow {
+    /// The site config arrived (or did not): decide what to show.
+    fn configured(self: &Rc<Self>, config: Result<JsValue, NetError>) -> JsValue {
+        let config = match config {
+            Ok(c) => c,
+            // A stored lease stays on show until it lapses; otherwise the
+            // original number is already there.
+            Err(e) => return self.failed(&e),
+        };
+        let originals: Vec<PhoneNumber> = js_sys::Array::from(&get(&config, "originals"))
+            .iter()
+            .filter_map(|o| o.as_string().and_then(|o| PhoneNumber::parse(&o).ok()))
+            .collect();
+        {
+            let mut state = self.state.borrow_mut();
+            state.originals = originals;
+            state.heartbeat_secs = get_f64(&config, "heartbeat_secs").map_or(60, |s| s as u32);
+        }
 
-    let show_number = get(&config, "show_number");
-    let already_revealed = flow.state.borrow().shown.is_some();
-    if show_number.is_object() && !already_revealed {
-        flow.mask(&show_number);
-        return Ok(outcome("original", None, Some("behind the show-number button")));
+        if get(&config, "consent_required").as_bool() == Some(true) && !self.consent() {
+            self.revert();
+            self.state.borrow_mut().waiting_for_consent = true;
+            return outcome("original", None, Some("waiting for consent"));
+        }
+
+        let show_number = get(&config, "show_number");
+        let already_revealed = self.state.borrow().shown.is_some();
+        if show_number.is_object() && !already_revealed {
+            self.mask(&show_number);
+            return outcome("original", None, Some("behind the show-number button"));
+        }
+        self.visit(false)
     }
-    Ok(flow.visit(false).await)
 }
 
 /// The visitor (or the site's consent banner) granted consent: store that,
 /// and continue a flow that was waiting for it.
 pub fn grant_consent() {
-    let _ = LocalStorage::raw().set_item(CONSENT_KEY, "granted");
+    browser::store(CONSENT_KEY, "granted");
     let flow = FLOW.with(|f| f.borrow().clone());
     if let Some(flow) = flow {
         let waiting = std::mem::take(&mut flow.state.borrow_mut().waiting_for_consent);
         if waiting {
-            wasm_bindgen_futures::spawn_local(async move {
-                flow.visit(false).await;
-            });
+            flow.visit(false);
         }
     }
 }
 
 /// Consent withdrawn: forget everything stored and show the site's own number.
 pub fn revoke_consent() {
-    let _ = LocalStorage::raw().remove_item(CONSENT_KEY);
+    browser::forget(CONSENT_KEY);
     crate::touches::forget();
     if let Some(flow) = FLOW.with(|f| f.borrow().clone()) {
         Session::forget(&flow.collector.site);
@@ -173,11 +174,11 @@ pub fn revoke_consent() {
 impl Flow {
     fn consent(&self) -> bool {
         self.consent_given
-            || LocalStorage::raw().get_item(CONSENT_KEY).ok().flatten().as_deref() == Some("granted")
+            || browser::load(CONSENT_KEY).as_deref() == Some("granted")
     }
 
     fn failed(&self, error: &NetError) -> JsValue {
-        web_sys::console::warn_2(&"ringsource: kept the page's number:".into(), &error.to_string().into());
+        web_sys::console::warn_2(&"ringsource: kept the page's number:".into(), &error.message().into());
         let shown = self.state.borrow().shown.clone();
         match shown {
             Some(number) => outcome("stored", Some(&number), Some("collector unavailable")),
@@ -223,12 +224,18 @@ impl Flow {
         }
     }
 
-    /// Asks the collector what this visitor should see, and shows it.
-    async fn visit(self: &Rc<Self>, reveal: bool) -> JsValue {
+    /// Asks the collector what this visitor should see, and shows it; returns
+    /// the promise of the outcome.
+    fn visit(self: &Rc<Self>, reveal: bool) -> JsValue {
         let Some(body) = self.visit_request(reveal) else {
             return outcome("original", None, Some("cannot read the page"));
         };
-        let answer = match self.collector.post("/visits", &body).await {
+        let flow = self.clone();
+        self.collector.post("/visits", &body, Box::new(move |answer| flow.visited(answer)))
+    }
+
+    fn visited(self: &Rc<Self>, answer: Result<JsValue, NetError>) -> JsValue {
+        let answer = match answer {
             Ok(a) => a,
             Err(e) => return self.failed(&e),
         };
@@ -272,18 +279,17 @@ impl Flow {
     fn visit_request(&self, reveal: bool) -> Option<JsValue> {
         let window = window()?;
         let document = window.document()?;
-        let href = window.location().href().ok()?;
-        let cookies = document
-            .dyn_ref::<web_sys::HtmlDocument>()
-            .and_then(|d| d.cookie().ok())
-            .unwrap_or_default();
-        let visit = crate::visit::read(&href, &document.referrer(), &cookies).ok()?;
+        let href = get_string(&get(&window, "location"), "href")?;
+        // Reading `cookie` throws in sandboxed frames: then there are none.
+        let cookies = get_string(&document, "cookie").unwrap_or_default();
+        let referrer = get_string(&document, "referrer").unwrap_or_default();
+        let visit = crate::visit::read(&href, &referrer, &cookies).ok()?;
         let touch = classify(&visit, now_ms() as u64);
         let history = crate::touches::record(touch);
         let last = history.last.as_ref()?;
         let first = history.first.as_ref().filter(|f| *f != last);
         let session_id = self.state.borrow().session.as_ref().map(|s| s.session_id.clone());
-        let page = ObjectBuilder::new().set("url", href).set("title", document.title()).build();
+        let page = ObjectBuilder::new().set("url", href).set("title", get(&document, "title")).build();
         Some(
             ObjectBuilder::new()
                 .set_opt("session_id", session_id)
@@ -308,9 +314,9 @@ impl Flow {
         let flow = Rc::downgrade(self);
         let tick = Closure::<dyn FnMut()>::new(move || {
             let Some(flow) = flow.upgrade() else { return };
-            let visible = document().is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
+            let visible = document().is_some_and(|d| !d.hidden());
             if visible {
-                wasm_bindgen_futures::spawn_local(async move { flow.heartbeat().await });
+                flow.heartbeat();
             }
         });
         let period = (state.heartbeat_secs.max(5) * 1000) as i32;
@@ -321,26 +327,30 @@ impl Flow {
         tick.forget();
     }
 
-    async fn heartbeat(self: &Rc<Self>) {
+    fn heartbeat(self: &Rc<Self>) {
         let Some(session_id) = self.state.borrow().session.as_ref().map(|s| s.session_id.clone()) else {
             return;
         };
         let body = ObjectBuilder::new().set("session_id", session_id).build();
-        match self.collector.post("/heartbeat", &body).await {
-            Ok(answer) => {
-                let mut state = self.state.borrow_mut();
-                if let Some(session) = state.session.as_mut() {
-                    session.expires_at_ms = get_f64(&answer, "expires_at_ms");
-                    session.save(&self.collector.site);
+        let flow = self.clone();
+        self.collector.post(
+            "/heartbeat",
+            &body,
+            Box::new(move |answer| match answer {
+                Ok(answer) => {
+                    let mut state = flow.state.borrow_mut();
+                    if let Some(session) = state.session.as_mut() {
+                        session.expires_at_ms = get_f64(&answer, "expires_at_ms");
+                        session.save(&flow.collector.site);
+                    }
+                    JsValue::UNDEFINED
                 }
-            }
-            // The lease is gone (expired while hidden, or taken over): ask
-            // again rather than keep showing a number that is someone else's.
-            Err(NetError::Status { status: 404 | 409 | 410, .. }) => {
-                self.visit(false).await;
-            }
-            Err(_) => {}
-        }
+                // The lease is gone (expired while hidden, or taken over): ask
+                // again rather than keep showing a number that is someone else's.
+                Err(NetError::Status { status: 404 | 409 | 410, .. }) => flow.visit(false),
+                Err(_) => JsValue::UNDEFINED,
+            }),
+        );
     }
 
     /// Show-number mode: hide each number block behind a button, and take a
@@ -372,10 +382,7 @@ impl Flow {
                 let _ = target.remove_attribute("hidden");
                 button.remove();
             }
-            let flow = flow.clone();
-            wasm_bindgen_futures::spawn_local(async move {
-                flow.visit(true).await;
-            });
+            flow.visit(true);
         });
         let buttons = document.query_selector_all("button.ringsource-show-number");
         if let Ok(buttons) = buttons {

@@ -6,9 +6,10 @@
 //! `<p>`, `<br>`, a table cell) ends the run: digits on two lines are never
 //! glued into one number.
 
+use js_sys::JsString;
 use ringsource_core::matcher::Matcher;
 use ringsource_core::phone::PhoneNumber;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 use web_sys::{CharacterData, Element, Node};
 
 /// Elements whose text a visitor never reads as page copy, or edits themselves:
@@ -21,7 +22,27 @@ const NEVER_TOUCHED: &[&str] = &[
 /// Same rule as [`NEVER_TOUCHED`] plus attribute-driven opt-outs, as a CSS
 /// selector for checking the ancestors of a subtree handed to us directly.
 pub(crate) const SKIP_SELECTOR: &str = "script,style,textarea,input,select,option,noscript,template,\
-iframe,object,svg,math,[data-ringsource-skip],[contenteditable]:not([contenteditable=false])";
+iframe,object,svg,math,[data-ringsource-skip],[contenteditable]:not([contenteditable=false i])";
+
+/// The attribute-driven opt-outs of [`SKIP_SELECTOR`], for one element.
+const OPTED_OUT_SELECTOR: &str = "[data-ringsource-skip],[contenteditable]:not([contenteditable=false i])";
+
+thread_local! {
+    // Made a JS string once: a `&str` argument is decoded from wasm memory
+    // on every call, and this one is asked of every element with attributes.
+    static OPTED_OUT: JsString = JsString::from(OPTED_OUT_SELECTOR);
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// An element seen through `Element.matches` with a JS string argument
+    /// (see [`OPTED_OUT`]); web-sys's `matches` takes a `&str`.
+    type Selectable;
+
+    /// The selectors are a valid constant, so the call cannot throw.
+    #[wasm_bindgen(method, js_name = matches)]
+    fn matches(this: &Selectable, selectors: &JsString) -> bool;
+}
 
 /// Inline elements keep a text run going. Everything not listed (including
 /// unknown and custom elements) ends it, which errs towards missing a number
@@ -48,8 +69,8 @@ impl Swap {
         if inside_skipped(root) {
             return 0;
         }
-        let mut walk = Walk { swap: self, run: Vec::new(), count: 0 };
-        walk.node(root);
+        let mut walk = Walk { swap: self, run: Vec::new(), run_digits: 0, count: 0 };
+        walk.node(root.clone());
         walk.flush();
         walk.count
     }
@@ -67,19 +88,25 @@ struct Walk<'a> {
     swap: &'a Swap,
     /// The text nodes of the current inline run, with their text.
     run: Vec<(CharacterData, String)>,
+    /// ASCII digits in the run: most runs have too few to hold a number, and
+    /// then the matcher is not asked at all.
+    run_digits: usize,
     count: usize,
 }
 
 impl Walk<'_> {
-    fn node(&mut self, node: &Node) {
+    // Takes the node by value: a text node moves into the run without
+    // another JS handle being made for it.
+    fn node(&mut self, node: Node) {
         match node.node_type() {
             Node::TEXT_NODE => {
-                let text: CharacterData = node.clone().unchecked_into();
+                let text: CharacterData = node.unchecked_into();
                 let data = text.data();
+                self.run_digits += data.bytes().filter(u8::is_ascii_digit).count();
                 self.run.push((text, data));
             }
             Node::ELEMENT_NODE => self.element(node.unchecked_ref()),
-            Node::DOCUMENT_NODE | Node::DOCUMENT_FRAGMENT_NODE => self.children(node),
+            Node::DOCUMENT_NODE | Node::DOCUMENT_FRAGMENT_NODE => self.children(&node),
             // Comments and processing instructions are invisible: they neither
             // hold numbers nor break a run.
             _ => {}
@@ -108,8 +135,10 @@ impl Walk<'_> {
     fn children(&mut self, node: &Node) {
         let mut child = node.first_child();
         while let Some(c) = child {
-            self.node(&c);
+            // The walk never changes the tree's shape, so the sibling can be
+            // read before `c` is handed on.
             child = c.next_sibling();
+            self.node(c);
         }
     }
 
@@ -124,33 +153,25 @@ impl Walk<'_> {
     }
 
     fn flush(&mut self) {
-        if self.run.is_empty() {
-            return;
-        }
-        let run = std::mem::take(&mut self.run);
-        let texts: Vec<&str> = run.iter().map(|(_, t)| t.as_str()).collect();
-        let replaced = self.swap.matcher.replace(&texts, &self.swap.replacement);
-        if replaced.count > 0 {
-            for ((node, _), new_text) in run.iter().zip(replaced.segments) {
-                if let Some(new_text) = new_text {
-                    node.set_data(&new_text);
+        if self.run_digits >= self.swap.matcher.min_digits() {
+            let texts: Vec<&str> = self.run.iter().map(|(_, t)| t.as_str()).collect();
+            let replaced = self.swap.matcher.replace(&texts, &self.swap.replacement);
+            if replaced.count > 0 {
+                for ((node, _), new_text) in self.run.iter().zip(replaced.segments) {
+                    if let Some(new_text) = new_text {
+                        node.set_data(&new_text);
+                    }
                 }
+                self.count += replaced.count;
             }
-            self.count += replaced.count;
         }
+        // Cleared rather than replaced: the next run reuses the allocation.
+        self.run.clear();
+        self.run_digits = 0;
     }
 }
 
 fn is_opted_out(element: &Element) -> bool {
-    // Most elements carry no attributes at all: one call instead of two.
-    if !element.has_attributes() {
-        return false;
-    }
-    if element.has_attribute("data-ringsource-skip") {
-        return true;
-    }
-    match element.get_attribute("contenteditable") {
-        Some(v) => !v.eq_ignore_ascii_case("false"),
-        None => false,
-    }
+    // Most elements carry no attributes at all, which one cheap call tells.
+    element.has_attributes() && OPTED_OUT.with(|selector| element.unchecked_ref::<Selectable>().matches(selector))
 }

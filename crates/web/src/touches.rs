@@ -1,10 +1,8 @@
 //! The visitor's first and last touch, kept in localStorage so a visitor who
 //! clicked an ad yesterday and comes back directly today is still credited.
 //!
-//! gloo-storage hands us the storage and hides its absence; values go
-//! through the browser's own JSON (see `js.rs` for why not serde).
+//! Values go through the browser's own JSON (see `js.rs` for why not serde).
 
-use gloo_storage::{LocalStorage, Storage};
 use ringsource_core::touch::{Touch, TouchHistory};
 
 use crate::js::{history_from_js, history_to_js};
@@ -22,7 +20,7 @@ pub fn record(touch: Touch) -> TouchHistory {
 }
 
 pub fn load() -> Option<TouchHistory> {
-    let text = LocalStorage::raw().get_item(KEY).ok().flatten()?;
+    let text = crate::browser::load(KEY)?;
     // A value that no longer parses is dropped rather than breaking the page.
     let value = js_sys::JSON::parse(&text).ok()?;
     Some(history_from_js(&value))
@@ -30,10 +28,10 @@ pub fn load() -> Option<TouchHistory> {
 
 fn save(history: &TouchHistory) {
     if let Ok(text) = js_sys::JSON::stringify(&history_to_js(history)) {
-        let _ = LocalStorage::raw().set_item(KEY, &String::from(text));
+        crate::browser::store(KEY, &String::from(text));
     }
 }
 
 pub fn forget() {
-    LocalStorage::delete(KEY);
+    crate::browser::forget(KEY);
 }

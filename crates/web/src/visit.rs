@@ -5,6 +5,7 @@ use ringsource_core::visit::{UrlParts, Visit};
 use web_sys::Url;
 
 use crate::error::WebError;
+use crate::js::get_string;
 
 /// The parts of a URL that visit parsing reads, owned so they outlive the `Url`.
 struct SplitUrl {
@@ -16,10 +17,13 @@ struct SplitUrl {
 impl SplitUrl {
     fn parse(what: &'static str, input: &str) -> Result<SplitUrl, WebError> {
         let url = Url::new(input).map_err(|_| WebError::Url { what, input: input.to_owned() })?;
-        let search = url.search();
+        // Read through Reflect (`js::get_string`): one shared import rather
+        // than a getter import and glue function per part.
+        let part = |name| get_string(&url, name).unwrap_or_default();
+        let search = part("search");
         Ok(SplitUrl {
-            host: url.hostname(),
-            path: url.pathname(),
+            host: part("hostname"),
+            path: part("pathname"),
             query: search.strip_prefix('?').unwrap_or(&search).to_owned(),
         })
     }

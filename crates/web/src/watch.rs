@@ -8,6 +8,7 @@ use js_sys::Array;
 use wasm_bindgen::prelude::*;
 use web_sys::{MutationObserver, MutationObserverInit, MutationRecord, Node};
 
+use crate::js::ObjectBuilder;
 use crate::swap::Swap;
 
 pub struct Watch {
@@ -27,13 +28,15 @@ impl Watch {
             },
         );
         let observer = MutationObserver::new(callback.as_ref().unchecked_ref())?;
-        let init = MutationObserverInit::new();
-        init.set_child_list(true);
-        init.set_subtree(true);
-        init.set_character_data(true);
-        init.set_attributes(true);
-        init.set_attribute_filter(&Array::of1(&JsValue::from_str("href")));
-        observer.observe_with_options(root, &init)?;
+        // A plain object filled through Reflect: no setter import per field.
+        let init = ObjectBuilder::new()
+            .set("childList", true)
+            .set("subtree", true)
+            .set("characterData", true)
+            .set("attributes", true)
+            .set("attributeFilter", Array::of1(&JsValue::from_str("href")))
+            .build();
+        observer.observe_with_options(root, init.unchecked_ref::<MutationObserverInit>())?;
         Ok(Watch { observer, _callback: callback })
     }
 

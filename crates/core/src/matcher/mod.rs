@@ -123,6 +123,12 @@ impl Matcher {
         Matcher { originals: unique, patterns, shortest }
     }
 
+    /// The fewest digits any written form of an original has: a run of text
+    /// with fewer cannot hold one (see [`Matcher::may_contain`]).
+    pub fn min_digits(&self) -> usize {
+        self.shortest
+    }
+
     /// Whether `segments` hold enough digits for any original to be in them.
     /// Never allocates; `replace` starts with it, and callers walking many
     /// text runs can use it to skip building segment lists.

@@ -1,0 +1,49 @@
+//! The page's `window`, `document` and `localStorage`, reached directly.
+//!
+//! `web_sys::window()` looks for the global object four ways (globalThis,
+//! self, window, global) and checks it with `instanceof Window`, and
+//! gloo-storage's `LocalStorage::raw()` throws when storage is blocked
+//! (private modes, disabled cookies) instead of letting the page go on
+//! without it. One static import and an `Option` do the job in less.
+
+use wasm_bindgen::prelude::*;
+use web_sys::{Document, Storage, Window};
+
+#[wasm_bindgen]
+extern "C" {
+    // An `Option` static: the glue reads `typeof window === 'undefined' ? undefined : window`.
+    #[wasm_bindgen(thread_local_v2, js_name = window)]
+    static WINDOW: Option<Window>;
+}
+
+pub fn window() -> Option<Window> {
+    WINDOW.with(Clone::clone)
+}
+
+pub fn document() -> Option<Document> {
+    window()?.document()
+}
+
+/// localStorage, when the page may use it. Reading the property throws where
+/// storage is blocked; then nothing is stored, and the flow still runs for
+/// this page view.
+fn storage() -> Option<Storage> {
+    window()?.local_storage().ok().flatten()
+}
+
+pub fn load(key: &str) -> Option<String> {
+    storage()?.get_item(key).ok().flatten()
+}
+
+/// A full or blocked storage drops the value: see [`storage`].
+pub fn store(key: &str, value: &str) {
+    if let Some(storage) = storage() {
+        let _ = storage.set_item(key, value);
+    }
+}
+
+pub fn forget(key: &str) {
+    if let Some(storage) = storage() {
+        let _ = storage.remove_item(key);
+    }
+}
