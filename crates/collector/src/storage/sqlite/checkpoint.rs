@@ -119,12 +119,16 @@ fn catch_up(conn: &Connection) -> bool {
 }
 
 /// Restarts the WAL if the checkpoint thread asked for it. For the writer,
-/// between batches.
+/// between batches: with no write in between, its pass copies the WAL to the
+/// end, and its next transaction then starts the WAL over. Passive, because
+/// RESTART would wait (up to the busy timeout, holding every visit) for an
+/// outside reader to finish; with one reading, the WAL simply starts over at
+/// a later request.
 pub(super) fn restart_if_due(inner: &Mutex<Inner>, restart_due: &AtomicBool) {
     if restart_due.swap(false, Ordering::AcqRel) {
         let inner = inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = checkpoint(&inner.conn, "RESTART") {
-            eprintln!("ringsource: WAL restart failed, will retry: {e}");
+        if let Err(e) = checkpoint(&inner.conn, "PASSIVE") {
+            eprintln!("ringsource: WAL checkpoint before restart failed, will retry: {e}");
         }
     }
 }
