@@ -127,7 +127,7 @@ impl LeaseBook {
         let book = self.site(tx, site)?;
         let session_id = visitor.session_id;
         // 1. Close the site's expired leases; their cooldown runs from expiry.
-        //    2. A session holds numbers in one pool at a time: moving to
+        // 2. A session holds numbers in one pool at a time: moving to
         //    another source releases the number of the previous one.
         for (p, pool) in book.pools.iter_mut().enumerate() {
             let cooldown_secs = site.pools[p].cooldown_secs;

@@ -106,7 +106,7 @@ fn touch_session(tx: &Transaction<'_>, session_id: &str, now_ms: i64) -> Result<
         .map_err(sql("touching the session"))
 }
 
-pub(super) fn session_exists(tx: &Transaction<'_>, site_id: &str, session_id: &str) -> Result<bool, StorageError> {
+fn session_exists(tx: &Transaction<'_>, site_id: &str, session_id: &str) -> Result<bool, StorageError> {
     tx.prepare_cached("SELECT 1 FROM sessions WHERE id = ?1 AND site_id = ?2")
         .and_then(|mut st| st.query_row(params![session_id, site_id], |_| Ok(())).optional())
         .map(|r| r.is_some())
