@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::bundle::{Budget, bundle};
 use ringsource_core::touch::classify;
 use ringsource_core::visit::{UrlParts, Visit};
-use ringsource_core::wire::{Page, VisitRequest};
+use ringsource_core::wire::{NumberKind, Page, VisitRequest, VisitResponse};
 
 use crate::demo::{DEMO_CONFIG, collector_command};
 use crate::provision::{Needs, ToolchainChoice, Tools, provision};
@@ -329,17 +329,21 @@ fn collector(root: &Path, args: &WrkArgs) -> Result<()> {
         wrk_run(wrk, args, &format!("http://{addr}/"), None)?
     };
 
-    let lease = {
+    let (lease, probes) = {
         let (_server, addr) = start_collector(root)?;
-        let body = root.join("target/bench/visit.json");
-        fs::write(&body, visit_body()?)?;
+        let url = format!("http://{addr}/v1/sites/demo/visits");
+        let body = visit_body()?;
+        // The same request as wrk's, once before and once after the run: proof that the
+        // run measured lease decisions and not, say, crawler visits that skip the pool.
+        let before = probe_visit(&url, &body)?;
+        if before.kind != NumberKind::Lease || before.overflow {
+            bail!("the bench visit was not leased a pool number on a fresh database: {before:?}");
+        }
+        let body_path = root.join("target/bench/visit.json");
+        fs::write(&body_path, &body)?;
         let script = root.join("xtask/bench/visits.lua");
-        wrk_run(
-            wrk,
-            args,
-            &format!("http://{addr}/v1/sites/demo/visits"),
-            Some((&script, &body)),
-        )?
+        let result = wrk_run(wrk, args, &url, Some((&script, &body_path)))?;
+        (result, [before, probe_visit(&url, &body)?])
     };
 
     println!(
@@ -366,11 +370,45 @@ fn collector(root: &Path, args: &WrkArgs) -> Result<()> {
         "  lease / baseline: {:.3}",
         lease.requests_per_sec / baseline.requests_per_sec
     );
+    for (when, probe) in ["before", "after"].iter().zip(&probes) {
+        println!("  a visit {when} the run got: {}", describe(probe));
+    }
     // Error responses are cheap, so a rate made of them would flatter the collector.
     if lease.non_2xx > 0 || baseline.non_2xx > 0 {
         bail!("some responses were not 2xx/3xx; the figures above are not valid");
     }
     Ok(())
+}
+
+/// A desktop Chrome's. Without a browser's User-Agent the collector takes the visitor for
+/// a crawler, shows it the original number and never consults the pool.
+const BROWSER_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+    (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// POSTs one bench visit the way wrk does.
+fn probe_visit(url: &str, body: &str) -> Result<VisitResponse> {
+    let response = reqwest::blocking::Client::new()
+        .post(url)
+        .header("Content-Type", "text/plain;charset=UTF-8")
+        .header("User-Agent", BROWSER_UA)
+        .body(body.to_owned())
+        .send()
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    let text = response.text()?;
+    if !status.is_success() {
+        bail!("POST {url}: {status}: {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("POST {url} answered {text}"))
+}
+
+fn describe(r: &VisitResponse) -> String {
+    let number = r.number.as_ref().map(|n| n.e164()).unwrap_or_default();
+    match (r.kind, r.overflow) {
+        (NumberKind::Lease, false) => format!("a pool number ({number})"),
+        (NumberKind::Lease, true) => format!("the overflow number ({number}): the pool was exhausted"),
+        (kind, _) => format!("{kind:?} {number}"),
+    }
 }
 
 /// A first page view from a Google Ads click, built with core's own parser and wire
@@ -421,7 +459,10 @@ fn wrk_run(
         "--latency".to_owned(),
     ]);
     if let Some((script, body)) = script {
-        cmd.arg("-s").arg(script).env("RINGSOURCE_BENCH_BODY", body);
+        cmd.arg("-s")
+            .arg(script)
+            .env("RINGSOURCE_BENCH_BODY", body)
+            .env("RINGSOURCE_BENCH_UA", BROWSER_UA);
     }
     cmd.arg(url);
     eprintln!("$ {}", display(&cmd));
