@@ -34,9 +34,10 @@ mod writer;
 const SCHEMA_V1: &str = include_str!("schema_v1.sql");
 const SCHEMA_V2: &str = include_str!("schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("schema_v3.sql");
+const SCHEMA_V4: &str = include_str!("schema_v4.sql");
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(SCHEMA_V1), M::up(SCHEMA_V2), M::up(SCHEMA_V3)])
+    Migrations::new(vec![M::up(SCHEMA_V1), M::up(SCHEMA_V2), M::up(SCHEMA_V3), M::up(SCHEMA_V4)])
 }
 
 /// Wraps a rusqlite error with what was being done.
@@ -177,5 +178,81 @@ impl Storage for SqliteStorage {
         let (answer, pending) = Pending::channel();
         self.send(Job::PageView { view, clock, answer });
         pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::{SqliteStorage, migrations};
+
+    /// Version 4 rebuilds `leases` and `pool_events`: a file written by
+    /// version 3 keeps its rows, and the rebuilt tables still refuse what the
+    /// old ones refused.
+    #[test]
+    fn version_4_keeps_rows_and_rules_of_a_version_3_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.sqlite");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrations().to_version(&mut conn, 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO sites VALUES ('s', 0);
+                 INSERT INTO numbers (number, site_id, kind, pool_id) VALUES ('+15550001', 's', 'pool', 'p');
+                 INSERT INTO sessions VALUES ('a', 's', NULL, NULL, 'ua', 0, 1, 1), ('b', 's', NULL, NULL, 'ua', 0, 2, 2);
+                 INSERT INTO leases (id, site_id, pool_id, number, session_id, started_at_ms, expires_at_ms,
+                                     hold_secs, ended_at_ms, end_reason)
+                     VALUES (7, 's', 'p', '+15550001', 'a', 1, 5, 4, 3, 'taken_over'),
+                            (8, 's', 'p', '+15550001', 'b', 3, 9, 6, NULL, NULL);
+                 INSERT INTO pool_events (id, site_id, pool_id, at_ms, session_id, policy, outcome, number,
+                                          taken_from_session)
+                     VALUES (4, 's', 'p', 3, 'b', 'take-over-oldest', 'taken-over', '+15550001', 'a');",
+            )
+            .unwrap();
+        }
+        drop(SqliteStorage::open(&path).unwrap());
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 4);
+        let leases: Vec<(i64, String, Option<i64>, Option<String>)> = conn
+            .prepare("SELECT id, session_id, ended_at_ms, end_reason FROM leases ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(leases, [(7, "a".to_owned(), Some(3), Some("taken_over".to_owned())), (8, "b".to_owned(), None, None)]);
+        let event: (i64, String, String, String) = conn
+            .query_row("SELECT id, policy, outcome, taken_from_session FROM pool_events", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap();
+        assert_eq!(event, (4, "take-over-oldest".to_owned(), "taken-over".to_owned(), "a".to_owned()));
+
+        let refused = |sql: &str| conn.execute(sql, []).unwrap_err().to_string();
+        assert!(refused("UPDATE leases SET end_reason = 'lost' WHERE id = 7").contains("CHECK"));
+        assert!(refused("UPDATE leases SET end_reason = NULL WHERE id = 7").contains("CHECK"));
+        let event = |policy: &str, outcome: &str| {
+            format!(
+                "INSERT INTO pool_events (site_id, pool_id, at_ms, session_id, policy, outcome)
+                 VALUES ('s', 'p', 4, 'a', '{policy}', '{outcome}')"
+            )
+        };
+        assert!(refused(&event("random", "original")).contains("CHECK"));
+        assert!(refused(&event("original", "lost")).contains("CHECK"));
+        conn.execute(&event("original", "original"), []).unwrap();
+        // The invariant's index came back with the table: one open lease per number.
+        let open_lease = "INSERT INTO leases (site_id, pool_id, number, session_id, started_at_ms, expires_at_ms,
+                                              hold_secs)
+                          VALUES ('s', 'p', '+15550001', 'a', 4, 9, 5)";
+        assert!(refused(open_lease).contains("UNIQUE"));
+        // And the foreign keys: no lease for a session that does not exist.
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let stranger = "INSERT INTO leases (site_id, pool_id, number, session_id, started_at_ms, expires_at_ms,
+                                            hold_secs, ended_at_ms, end_reason)
+                        VALUES ('s', 'p', '+15550001', 'nobody', 4, 9, 5, 9, 'expired')";
+        assert!(refused(stranger).contains("FOREIGN KEY"));
     }
 }
