@@ -35,9 +35,10 @@ const SCHEMA_V1: &str = include_str!("schema_v1.sql");
 const SCHEMA_V2: &str = include_str!("schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("schema_v3.sql");
 const SCHEMA_V4: &str = include_str!("schema_v4.sql");
+const SCHEMA_V5: &str = include_str!("schema_v5.sql");
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(SCHEMA_V1), M::up(SCHEMA_V2), M::up(SCHEMA_V3), M::up(SCHEMA_V4)])
+    Migrations::new(vec![M::up(SCHEMA_V1), M::up(SCHEMA_V2), M::up(SCHEMA_V3), M::up(SCHEMA_V4), M::up(SCHEMA_V5)])
 }
 
 /// Wraps a rusqlite error with what was being done.
@@ -187,11 +188,12 @@ mod tests {
 
     use super::{SqliteStorage, migrations};
 
-    /// Version 4 rebuilds `leases` and `pool_events`: a file written by
-    /// version 3 keeps its rows, and the rebuilt tables still refuse what the
-    /// old ones refused.
+    /// Version 4 rebuilds `leases` and `pool_events`, version 5 moves the
+    /// touch JSON's last fields into columns: a file written by version 3
+    /// keeps its rows, and the rebuilt tables still refuse what the old ones
+    /// refused.
     #[test]
-    fn version_4_keeps_rows_and_rules_of_a_version_3_file() {
+    fn versions_4_and_5_keep_rows_and_rules_of_a_version_3_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v3.sqlite");
         {
@@ -207,7 +209,12 @@ mod tests {
                             (8, 's', 'p', '+15550001', 'b', 3, 9, 6, NULL, NULL);
                  INSERT INTO pool_events (id, site_id, pool_id, at_ms, session_id, policy, outcome, number,
                                           taken_from_session)
-                     VALUES (4, 's', 'p', 3, 'b', 'take-over-oldest', 'taken-over', '+15550001', 'a');",
+                     VALUES (4, 's', 'p', 3, 'b', 'take-over-oldest', 'taken-over', '+15550001', 'a');
+                 INSERT INTO touches (session_id, role, at_ms, recorded_at_ms, channel, source, medium, landing_path,
+                                      touch_json)
+                     VALUES ('a', 'first', 1, 1, 'Referral', 'news.example', 'referral', '/',
+                             '{\"channel\":\"Referral\",\"utm_id\":\"spring-42\",\"referrer_host\":\"news.example\"}'),
+                            ('b', 'first', 2, 2, 'Direct', '(direct)', '(none)', '/', '{\"channel\":\"Direct\"}');",
             )
             .unwrap();
         }
@@ -215,7 +222,7 @@ mod tests {
 
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
         let leases: Vec<(i64, String, Option<i64>, Option<String>)> = conn
             .prepare("SELECT id, session_id, ended_at_ms, end_reason FROM leases ORDER BY id")
             .unwrap()
@@ -230,6 +237,18 @@ mod tests {
             })
             .unwrap();
         assert_eq!(event, (4, "take-over-oldest".to_owned(), "taken-over".to_owned(), "a".to_owned()));
+        let touches: Vec<(String, Option<String>, Option<String>)> = conn
+            .prepare("SELECT session_id, utm_id, referrer_host FROM touches ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            touches,
+            [("a".to_owned(), Some("spring-42".to_owned()), Some("news.example".to_owned())), ("b".to_owned(), None, None)]
+        );
+        assert!(conn.prepare("SELECT touch_json FROM touches").is_err(), "touch_json is gone");
 
         let refused = |sql: &str| conn.execute(sql, []).unwrap_err().to_string();
         assert!(refused("UPDATE leases SET end_reason = 'lost' WHERE id = 7").contains("CHECK"));

@@ -10,7 +10,9 @@ use ringsource_core::attribution::{
 use ringsource_core::call::{Call, CallEvent};
 use ringsource_core::phone::PhoneNumber;
 use ringsource_core::promo::PromoCode;
+use ringsource_core::channel::Channel;
 use ringsource_core::touch::Touch;
+use ringsource_core::visit::{ClickId, ClickIdKind};
 use rusqlite::types::ToSql;
 use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
 
@@ -134,25 +136,64 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
+/// A stored touch's names that must parse back into core's types.
+struct StoredTouchNames {
+    channel: String,
+    click_id_kind: Option<String>,
+    click_id: Option<String>,
+}
+
 /// The visitor's touches recorded up to `until_ms`, oldest first, each visit once.
 fn visitor_touches(tx: &Transaction<'_>, session_id: &str, until_ms: i64) -> Result<Vec<PathTouch>, StorageError> {
     let sessions = visitor_sessions(tx, session_id)?;
     let query = format!(
-        "SELECT session_id, touch_json FROM touches WHERE session_id IN ({}) AND recorded_at_ms <= ? ORDER BY id",
+        "SELECT session_id, channel, source, medium, campaign, term, content, utm_id, click_id_kind, click_id,
+                landing_path, referrer_host, at_ms
+         FROM touches WHERE session_id IN ({}) AND recorded_at_ms <= ? ORDER BY id",
         placeholders(sessions.len())
     );
     let mut values: Vec<&dyn ToSql> = sessions.iter().map(|s| s as &dyn ToSql).collect();
     values.push(&until_ms);
     let mut st = tx.prepare(&query).map_err(sql("reading the visitor's touches"))?;
-    let rows: Vec<(String, String)> = st
-        .query_map(params_from_iter(values), |r| Ok((r.get(0)?, r.get(1)?)))
+    let rows: Vec<(PathTouch, StoredTouchNames)> = st
+        .query_map(params_from_iter(values), |r| {
+            let names = StoredTouchNames { channel: r.get(1)?, click_id_kind: r.get(8)?, click_id: r.get(9)? };
+            let touch = Touch {
+                // Set from `names` below, where a bad name can be an error of ours.
+                channel: Channel::Unassigned,
+                source: r.get(2)?,
+                medium: r.get(3)?,
+                campaign: r.get(4)?,
+                term: r.get(5)?,
+                content: r.get(6)?,
+                utm_id: r.get(7)?,
+                click_id: None,
+                landing_path: r.get(10)?,
+                referrer_host: r.get(11)?,
+                at_ms: u64::try_from(r.get::<_, i64>(12)?).unwrap_or(0),
+            };
+            Ok((PathTouch { session_id: r.get(0)?, touch }, names))
+        })
         .and_then(Iterator::collect)
         .map_err(sql("reading the visitor's touches"))?;
     let mut touches = Vec::with_capacity(rows.len());
-    for (session_id, json) in rows {
-        let touch: Touch = serde_json::from_str(&json)
-            .map_err(|e| StorageError::Corrupt(format!("a stored touch of session {session_id} does not parse: {e}")))?;
-        touches.push(PathTouch { session_id, touch });
+    for (mut path_touch, names) in rows {
+        let corrupt = |what: String| {
+            StorageError::Corrupt(format!("a stored touch of session {}: {what}", path_touch.session_id))
+        };
+        path_touch.touch.channel =
+            names.channel.parse().map_err(|_| corrupt(format!("unknown channel {:?}", names.channel)))?;
+        path_touch.touch.click_id = match (names.click_id_kind, names.click_id) {
+            (Some(kind), Some(value)) => Some(ClickId {
+                kind: ClickIdKind::PRIORITY
+                    .into_iter()
+                    .find(|k| k.param() == kind)
+                    .ok_or_else(|| corrupt(format!("unknown click id kind {kind:?}")))?,
+                value,
+            }),
+            _ => None,
+        };
+        touches.push(path_touch);
     }
     // Order and de-duplicate as core does, keeping each touch's session.
     let path = attribution::path(touches.iter().map(|t| t.touch.clone()).collect());

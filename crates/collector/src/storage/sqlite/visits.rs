@@ -175,12 +175,10 @@ fn record_touches(
             .map_err(sql("looking up the first touch"))?
             .is_some();
     let insert = |role: &str, t: &Touch| -> Result<(), StorageError> {
-        let json = serde_json::to_string(t)
-            .map_err(|e| StorageError::Corrupt(format!("a touch does not serialise: {e}")))?;
         tx.prepare_cached(
             "INSERT INTO touches (session_id, role, at_ms, recorded_at_ms, channel, source, medium, campaign, term,
-                content, click_id_kind, click_id, landing_path, touch_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                content, utm_id, click_id_kind, click_id, landing_path, referrer_host)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -194,10 +192,11 @@ fn record_touches(
                 t.campaign,
                 t.term,
                 t.content,
+                t.utm_id,
                 t.click_id.as_ref().map(|c| c.kind.param()),
                 t.click_id.as_ref().map(|c| c.value.as_str()),
                 t.landing_path,
-                json
+                t.referrer_host,
             ])
         })
         .map(drop)
