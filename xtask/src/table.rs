@@ -34,11 +34,22 @@ use anyhow::{Context, Result, bail};
 use walrus::ir::{Const, Value, Visitor, dfs_in_order};
 use walrus::{ConstExpr, ElementItems, ElementKind, ExportItem, FunctionBuilder, FunctionId, ImportKind, Module};
 
+/// A table entry that wasm-bindgen may leave unreachable.
+#[derive(Clone, Copy)]
+pub enum Shim {
+    /// A closure type's invoke shim: unreachable unless wasm-bindgen exported it.
+    Closure(u32),
+    /// js-sys's JSPI task machinery (its waker's vtable functions): reachable
+    /// only through the `__wbg_jspi_task_poll` export, which wasm-bindgen
+    /// deletes from modules without JSPI exports.
+    Jspi(u32),
+}
+
 /// Reads the linker's output `linked` (with its symbol names) and writes it
 /// to `stripped` without the names and the custom sections that `strip = true`
 /// drops. Returns the table
-/// indices that hold wasm-bindgen closure invoke shims.
-pub fn find_shims(linked: &Path, stripped: &Path) -> Result<Vec<u32>> {
+/// entries that may be left unreachable.
+pub fn find_shims(linked: &Path, stripped: &Path) -> Result<Vec<Shim>> {
     let mut config = walrus::ModuleConfig::new();
     config.generate_name_section(false).generate_producers_section(false);
     let mut module = config.parse_file(linked).with_context(|| format!("reading {}", linked.display()))?;
@@ -48,7 +59,9 @@ pub fn find_shims(linked: &Path, stripped: &Path) -> Result<Vec<u32>> {
         // `{:#}`: the path without crate hashes.
         let name = format!("{:#}", rustc_demangle::demangle(name));
         if name.starts_with("wasm_bindgen::convert::closures::_::invoke::<") {
-            shims.push(index);
+            shims.push(Shim::Closure(index));
+        } else if name.starts_with("js_sys::futures::jspi::") {
+            shims.push(Shim::Jspi(index));
         }
     })?;
     for section in ["target_features", "producers"] {
@@ -61,7 +74,7 @@ pub fn find_shims(linked: &Path, stripped: &Path) -> Result<Vec<u32>> {
 /// Points the unreachable entries of wasm-bindgen's output `wasm` at one
 /// trapping function: the slots in `shims` whose function is not exported,
 /// and those whose index the module holds nowhere. Returns how many.
-pub fn prune(wasm: &Path, shims: &[u32]) -> Result<usize> {
+pub fn prune(wasm: &Path, shims: &[Shim]) -> Result<usize> {
     let mut module = Module::from_file(wasm).with_context(|| format!("reading {}", wasm.display()))?;
     if module.exports.iter().any(|e| matches!(e.item, ExportItem::Table(_)))
         || module.imports.iter().any(|i| matches!(i.kind, ImportKind::Table(_)))
@@ -76,6 +89,8 @@ pub fn prune(wasm: &Path, shims: &[u32]) -> Result<usize> {
             _ => None,
         })
         .collect();
+
+    let jspi = module.exports.iter().any(|e| e.name == "__wbg_jspi_task_poll");
 
     let mut constants = Constants::default();
     for (_, function) in module.funcs.iter_local() {
@@ -99,7 +114,10 @@ pub fn prune(wasm: &Path, shims: &[u32]) -> Result<usize> {
 
     let mut unreachable = Vec::new();
     for_each_entry(&module, |index, function| {
-        let unused_shim = shims.contains(&index) && !exported.contains(&function);
+        let unused_shim = shims.iter().any(|shim| match *shim {
+            Shim::Closure(at) => at == index && !exported.contains(&function),
+            Shim::Jspi(at) => at == index && !jspi,
+        });
         let unheld = !constants.values.contains(&u64::from(index)) && !in_data(index);
         if unused_shim || unheld {
             unreachable.push(index);
