@@ -51,6 +51,16 @@ pub fn bundle(
         .join(profile_dir)
         .join(format!("{}.wasm", cfg.bindgen.krate.replace('-', "_")));
 
+    // The linker's output keeps its names for this (see table.rs); what
+    // wasm-bindgen reads is stripped either way.
+    let (wasm, shims) = if profile.prune_table {
+        let stripped = wasm.with_extension("stripped.wasm");
+        let shims = crate::table::find_shims(&wasm, &stripped)?;
+        (stripped, Some(shims))
+    } else {
+        (wasm, None)
+    };
+
     let out = root.join(&cfg.bindgen.out_dir);
     // A stale file from an older layout must not end up in the package.
     if out.exists() {
@@ -74,6 +84,10 @@ pub fn bundle(
         let glue_module = format!("./{}_bg.js", cfg.bindgen.out_name);
         let renamed = crate::glue::shorten_imports(&bg, &js, &glue_module)?;
         println!("short import names: {renamed} imports renamed");
+    }
+    if let Some(shims) = &shims {
+        let pruned = crate::table::prune(&bg, shims)?;
+        println!("function table: {pruned} unreachable entries dropped");
     }
     let raw_before_opt = file_len(&bg)?;
     if !profile.wasm_opt.is_empty() {

@@ -68,6 +68,10 @@ pub struct Profile {
     /// Rename the imports between the wasm and its JS glue to short names.
     #[serde(default)]
     pub short_imports: bool,
+    /// Point the function-table entries that no code or data refers to at one
+    /// trapping function, so that wasm-opt drops what only they kept.
+    #[serde(default)]
+    pub prune_table: bool,
     /// Minify the JS glue with terser (npm, pinned by xtask/npm/package-lock.json).
     #[serde(default)]
     pub minify_js: bool,

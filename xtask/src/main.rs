@@ -12,6 +12,7 @@ mod glue;
 mod demo;
 mod npm;
 mod provision;
+mod table;
 mod test;
 mod util;
 
