@@ -265,13 +265,7 @@ fn check_len(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiErro
 fn new_session_id(now_ms: i64) -> Result<String, ApiError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("no randomness for a session id: {e}")))?;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = format!("{:012x}", now_ms.clamp(0, 0xffff_ffff_ffff));
-    for b in bytes {
-        id.push(char::from(HEX[usize::from(b >> 4)]));
-        id.push(char::from(HEX[usize::from(b & 15)]));
-    }
-    Ok(id)
+    Ok(format!("{:012x}{:032x}", now_ms.clamp(0, 0xffff_ffff_ffff), u128::from_be_bytes(bytes)))
 }
 
 fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {

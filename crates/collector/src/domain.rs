@@ -1,7 +1,8 @@
 //! The visit flow between the HTTP layer and storage: route the touch to a
 //! static number, a pool or the original, keeping crawlers and unrevealed
 //! show-number pages off the pool, and giving promo codes to the visits the
-//! site's promo rules pick. Runs on a blocking thread.
+//! site's promo rules pick. The writes themselves queue for storage's writer;
+//! the caller awaits the answer.
 
 use std::sync::Arc;
 

@@ -1,7 +1,8 @@
 -- Ringsource schema, version 5: a touch is stored in its columns only.
 --
--- `touch_json` repeated every column of the row as JSON; on the writer's
--- every visit that was a third of the bytes written and a serialisation.
+-- `touch_json` repeated every column of the row as JSON: on every visit a
+-- serialisation on the writer's thread and about a fifth of the bytes stored
+-- (measured: 1068 -> 827 bytes of database file per bench visit).
 -- The two fields only the JSON held get columns of their own.
 
 ALTER TABLE touches ADD COLUMN utm_id TEXT;

@@ -68,7 +68,7 @@ pub(super) fn spawn(path: &Path, restart_due: RestartDue) -> Result<Sender<()>, 
 
 fn run(conn: &Connection, stopped: &Receiver<()>, restart_due: &AtomicBool, db: &Path) {
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
-        match checkpoint(conn, "PASSIVE") {
+        match passive_checkpoint(conn) {
             Ok(frames) if frames > FORCE_FRAMES => {
                 settle(conn, db);
                 restart_due.store(true, Ordering::Release);
@@ -106,7 +106,7 @@ fn settle(conn: &Connection, db: &Path) {
 fn catch_up(conn: &Connection) -> bool {
     for _ in 0..CATCH_UP_PASSES {
         let started = Instant::now();
-        if let Err(e) = checkpoint(conn, "PASSIVE") {
+        if let Err(e) = passive_checkpoint(conn) {
             eprintln!("ringsource: WAL checkpoint failed, will retry: {e}");
             return false;
         }
@@ -127,13 +127,13 @@ fn catch_up(conn: &Connection) -> bool {
 pub(super) fn restart_if_due(inner: &Mutex<Inner>, restart_due: &AtomicBool) {
     if restart_due.swap(false, Ordering::AcqRel) {
         let inner = inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = checkpoint(&inner.conn, "PASSIVE") {
+        if let Err(e) = passive_checkpoint(&inner.conn) {
             eprintln!("ringsource: WAL checkpoint before restart failed, will retry: {e}");
         }
     }
 }
 
-/// Runs one checkpoint; returns the frames the WAL held.
-fn checkpoint(conn: &Connection, mode: &str) -> Result<i64, rusqlite::Error> {
-    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get(1))
+/// Runs one passive checkpoint; returns the frames the WAL held.
+fn passive_checkpoint(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
 }

@@ -97,17 +97,15 @@ impl LeaseBook {
     ) -> Result<Option<(PhoneNumber, i64)>, StorageError> {
         let book = self.site(tx, site)?;
         for (p, pool) in book.pools.iter_mut().enumerate() {
-            for (n, state) in pool.states.iter_mut().enumerate() {
-                let Some(live) = state.live.as_mut() else { continue };
-                if live.holder.session_id != session_id || !lease::is_live(live.expires_at_ms, now_ms) {
-                    continue;
-                }
+            let held = pool.states.iter().position(|state| {
+                state.live.as_ref().is_some_and(|live| {
+                    live.holder.session_id == session_id && lease::is_live(live.expires_at_ms, now_ms)
+                })
+            });
+            if let Some(n) = held {
                 let open = pool.open[n].ok_or_else(no_row)?;
                 let expires_at_ms = lease::expiry(now_ms, open.hold_secs);
-                tx.prepare_cached("UPDATE leases SET expires_at_ms = ?1 WHERE id = ?2")
-                    .and_then(|mut st| st.execute(params![expires_at_ms, open.id]))
-                    .map_err(sql("renewing a lease"))?;
-                live.expires_at_ms = expires_at_ms;
+                pool.extend(tx, n, expires_at_ms)?;
                 return Ok(Some((site.pools[p].numbers[n].clone(), expires_at_ms)));
             }
         }
@@ -147,16 +145,10 @@ impl LeaseBook {
         let pool = &mut book.pools[pool_index];
         match lease::pick(&pool.states, visitor, now_ms) {
             Pick::Renew(i) => {
-                let open = pool.open[i].ok_or_else(no_row)?;
                 let holder = &pool.states[i].live.as_ref().ok_or_else(no_row)?.holder.session_id;
                 if holder == session_id {
                     let expires_at_ms = lease::expiry(now_ms, config.hold_secs);
-                    tx.prepare_cached("UPDATE leases SET expires_at_ms = ?1 WHERE id = ?2")
-                        .and_then(|mut st| st.execute(params![expires_at_ms, open.id]))
-                        .map_err(sql("renewing a lease"))?;
-                    if let Some(live) = pool.states[i].live.as_mut() {
-                        live.expires_at_ms = expires_at_ms;
-                    }
+                    pool.extend(tx, i, expires_at_ms)?;
                     Ok(leased(session_id, &config.numbers[i], expires_at_ms))
                 } else {
                     // Same visitor (client id) in a new session: the number
@@ -273,6 +265,17 @@ impl PoolBook {
             states.push(NumberState { live, last_holder, cooldown_until_ms });
         }
         Ok(Self { e164: e164s, states, open })
+    }
+
+    /// Moves the expiry of number `n`'s open lease to `expires_at_ms`.
+    fn extend(&mut self, tx: &Transaction<'_>, n: usize, expires_at_ms: i64) -> Result<(), StorageError> {
+        let open = self.open[n].ok_or_else(no_row)?;
+        let live = self.states[n].live.as_mut().ok_or_else(no_row)?;
+        tx.prepare_cached("UPDATE leases SET expires_at_ms = ?1 WHERE id = ?2")
+            .and_then(|mut st| st.execute(params![expires_at_ms, open.id]))
+            .map_err(sql("renewing a lease"))?;
+        live.expires_at_ms = expires_at_ms;
+        Ok(())
     }
 
     /// Ends number `n`'s open lease at `at_ms`, starting its cooldown from
