@@ -105,6 +105,10 @@ pub fn bundle(
         );
     }
 
+    if profile.trim_glue {
+        let cuts = crate::glue::trim_glue(&js)?;
+        println!("glue: {cuts} cold paths cut");
+    }
     if profile.minify_js {
         let before = file_len(&js)?;
         crate::glue::minify_js(root, &js)?;

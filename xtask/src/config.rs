@@ -72,6 +72,9 @@ pub struct Profile {
     /// trapping function, so that wasm-opt drops what only they kept.
     #[serde(default)]
     pub prune_table: bool,
+    /// Cut the cold paths listed in xtask/src/glue.rs from the JS glue.
+    #[serde(default)]
+    pub trim_glue: bool,
     /// Minify the JS glue with terser (npm, pinned by xtask/npm/package-lock.json).
     #[serde(default)]
     pub minify_js: bool,

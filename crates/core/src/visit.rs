@@ -382,7 +382,29 @@ fn form_decode(text: &str) -> String {
         };
         out.push(decoded);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    lossy_utf8(&out)
+}
+
+/// `String::from_utf8_lossy`, with the same replacement rule (one U+FFFD per
+/// maximal invalid sequence, which is what `Utf8Error::error_len` measures),
+/// built on `str::from_utf8`, which the bundle has anyway: std's version
+/// brings its own UTF-8 decoder (about 500 B of wasm).
+fn lossy_utf8(mut bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(valid) => {
+                out.push_str(valid);
+                return out;
+            }
+            Err(error) => {
+                let (valid, rest) = bytes.split_at(error.valid_up_to());
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                out.push(char::REPLACEMENT_CHARACTER);
+                bytes = rest.get(error.error_len().map_or(rest.len(), usize::from)..).unwrap_or_default();
+            }
+        }
+    }
 }
 
 fn non_empty(value: &str) -> Option<String> {
@@ -434,7 +456,7 @@ fn is_same_site(referrer_host: &str, page_host: &str) -> bool {
 mod tests {
     use proptest::prelude::*;
 
-    use super::query_pairs;
+    use super::{lossy_utf8, query_pairs};
 
     fn reference(query: &str) -> Vec<(String, String)> {
         form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
@@ -459,6 +481,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn lossy_utf8_matches_std(bytes in proptest::collection::vec(any::<u8>(), 0..24)) {
+            prop_assert_eq!(lossy_utf8(&bytes), String::from_utf8_lossy(&bytes));
+        }
+
         #[test]
         fn query_pairs_match_form_urlencoded(query in "([a-z=&+%]|%[0-9a-fA-F]{0,2}|%[89a-fA-F][0-9a-fA-F]|\u{e9}){0,24}") {
             prop_assert_eq!(query_pairs(&query).collect::<Vec<_>>(), reference(&query));
