@@ -11,37 +11,14 @@ use web_sys::{MutationObserver, MutationObserverInit, MutationRecord, Node};
 use crate::js::ObjectBuilder;
 use crate::swap::Swap;
 
+/// An observation that ends when this is dropped (or stopped).
 pub struct Watch {
     observer: MutationObserver,
-    // Owned here so the callback lives exactly as long as the observation.
-    _callback: Closure<dyn FnMut(Array, MutationObserver)>,
 }
 
 impl Watch {
     pub fn start(root: &Node, swap: Rc<Swap>) -> Result<Watch, JsValue> {
-        let callback = Closure::<dyn FnMut(Array, MutationObserver)>::new(
-            move |records: Array, observer: MutationObserver| {
-                on_mutations(&swap, &records);
-                // Our own rewrites queue records too; they hold no original
-                // numbers any more, so dropping them saves a useless pass.
-                observer.take_records();
-            },
-        );
-        let observer = MutationObserver::new(callback.as_ref().unchecked_ref())?;
-        // A plain object filled through Reflect: no setter import per field.
-        let init = ObjectBuilder::new()
-            .set("childList", true)
-            .set("subtree", true)
-            .set("characterData", true)
-            .set("attributes", true)
-            .set("attributeFilter", Array::of1(&JsValue::from_str("href")))
-            .build();
-        observer.observe_with_options(root, init.unchecked_ref::<MutationObserverInit>())?;
-        Ok(Watch { observer, _callback: callback })
-    }
-
-    pub fn stop(&self) {
-        self.observer.disconnect();
+        observe(root, swap).map(|observer| Watch { observer })
     }
 }
 
@@ -49,6 +26,34 @@ impl Drop for Watch {
     fn drop(&mut self) {
         self.observer.disconnect();
     }
+}
+
+/// Starts swapping what changes under `root`; the observation lasts until
+/// the returned observer is disconnected.
+///
+/// The callback is handed to JS for good: a connected observer is kept alive
+/// by the nodes it observes, and the callback by the observer, so it lives
+/// exactly as long as the observation and is collected with it.
+pub fn observe(root: &Node, swap: Rc<Swap>) -> Result<MutationObserver, JsValue> {
+    let callback = Closure::<dyn FnMut(Array, MutationObserver)>::new(
+        move |records: Array, observer: MutationObserver| {
+            on_mutations(&swap, &records);
+            // Our own rewrites queue records too; they hold no original
+            // numbers any more, so dropping them saves a useless pass.
+            observer.take_records();
+        },
+    );
+    let observer = MutationObserver::new(callback.into_js_value().unchecked_ref())?;
+    // A plain object filled through Reflect: no setter import per field.
+    let init = ObjectBuilder::new()
+        .set("childList", true)
+        .set("subtree", true)
+        .set("characterData", true)
+        .set("attributes", true)
+        .set("attributeFilter", Array::of1(&JsValue::from_str("href")))
+        .build();
+    observer.observe_with_options(root, init.unchecked_ref::<MutationObserverInit>())?;
+    Ok(observer)
 }
 
 fn on_mutations(swap: &Swap, records: &Array) {

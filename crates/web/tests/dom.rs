@@ -2,7 +2,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use ringsource_web::{replace_numbers, watch_numbers};
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 use web_sys::{Element, HtmlElement};
@@ -115,7 +115,7 @@ async fn next_tick() {
 #[wasm_bindgen_test]
 async fn content_added_later_is_swapped_by_the_observer() {
     let root = fixture("<header>+7 (495) 123-45-67</header>");
-    let watcher = watch_numbers(&root, vec![ORIGINAL.into()], TRACKING).unwrap();
+    let stop = watch_numbers(&root, vec![ORIGINAL.into()], TRACKING).unwrap();
     assert_eq!(root.inner_html(), "<header>+7 (495) 987-65-43</header>");
 
     let popup = web_sys::window().unwrap().document().unwrap().create_element("div").unwrap();
@@ -131,7 +131,7 @@ async fn content_added_later_is_swapped_by_the_observer() {
     assert_eq!(header.text_content().unwrap(), "Now: 8 495 987 65 43");
 
     // After stop(), nothing is swapped any more.
-    watcher.stop();
+    stop.call0(&JsValue::NULL).unwrap();
     let late = web_sys::window().unwrap().document().unwrap().create_element("p").unwrap();
     late.set_text_content(Some("+7 495 123-45-67"));
     root.append_child(&late).unwrap();
