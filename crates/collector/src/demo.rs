@@ -187,7 +187,7 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
         Some(id) => config.sites.iter().find(|s| &s.id == id).ok_or_else(|| DemoError::UnknownSite(id.clone()))?,
         None => config.sites.first().ok_or(DemoError::NoSites)?,
     };
-    let storage = Arc::new(SqliteStorage::open(&config.server.database)?);
+    let storage = Arc::new(SqliteStorage::open_with(&config.server.database, config.server.sqlite_options())?);
     let (_, calls) = storage.list_calls(&CallFilter { site: Some(site.id.clone()), limit: 1, ..CallFilter::default() })?;
     if calls > 0 {
         return Err(DemoError::NotEmpty {

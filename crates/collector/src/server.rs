@@ -53,7 +53,7 @@ pub fn bind_with(
     clock: Arc<dyn Clock>,
     call_sink: Option<Arc<dyn CallSink>>,
 ) -> Result<Bound, StartError> {
-    let storage = Arc::new(SqliteStorage::open(&config.server.database)?);
+    let storage = Arc::new(SqliteStorage::open_with(&config.server.database, config.server.sqlite_options())?);
     storage.sync_sites(&config.sites, clock.as_ref())?;
     let calls =
         Arc::new(CallsService::new(storage.clone(), &config.sites, Arc::clone(&clock)).with_money(storage.clone()));

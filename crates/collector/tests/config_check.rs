@@ -109,6 +109,20 @@ fn environment_overrides_secrets() {
 }
 
 #[test]
+fn wal_preallocation_defaults_to_64_mib_and_refuses_bytes() {
+    let none = HashMap::<String, String>::new();
+    let cfg = Config::from_toml_str(GOOD, Path::new("good.toml"), &none).unwrap();
+    assert_eq!(cfg.server.wal_preallocate_bytes, 64 << 20);
+    let off = GOOD.replace("[server]\n", "[server]\nwal_preallocate_mib = 0\n");
+    assert_eq!(Config::from_toml_str(&off, Path::new("good.toml"), &none).unwrap().server.wal_preallocate_bytes, 0);
+    let bytes = GOOD.replace("[server]\n", "[server]\nwal_preallocate_mib = 67108864\n");
+    let err = Config::from_toml_str(&bytes, Path::new("good.toml"), &none).unwrap_err();
+    assert_eq!(err.issues.len(), 1, "{err}");
+    assert_eq!(err.issues[0].path, "server.wal_preallocate_mib");
+    assert!(err.issues[0].reason.contains("in MiB, not bytes"), "{err}");
+}
+
+#[test]
 fn check_config_command_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");

@@ -32,6 +32,8 @@ pub enum StorageError {
     CreateDir { path: String, source: std::io::Error },
     #[error("cannot open the database {path}: {source}")]
     Open { path: String, source: rusqlite::Error },
+    #[error("cannot preallocate the write-ahead log {path}: {source} (set `server.wal_preallocate_mib = 0` to let it grow instead)")]
+    PreallocateWal { path: String, source: std::io::Error },
     #[error("cannot migrate the database schema: {0}")]
     Migrate(#[from] rusqlite_migration::Error),
     #[error("database error while {doing}: {source}")]

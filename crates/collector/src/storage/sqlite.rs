@@ -29,6 +29,7 @@ mod leases;
 pub mod money;
 mod pools;
 mod visits;
+mod wal;
 mod writer;
 
 const SCHEMA_V1: &str = include_str!("schema_v1.sql");
@@ -69,32 +70,46 @@ fn tick(last_now_ms: &mut i64, clock: &dyn Clock) -> i64 {
     *last_now_ms
 }
 
+/// How the database file is kept on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Bytes of WAL written out before the first write ([`wal`]); 0 leaves
+    /// the WAL to grow as SQLite writes it.
+    pub wal_preallocate_bytes: u64,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { wal_preallocate_bytes: 64 << 20 }
+    }
+}
+
 impl SqliteStorage {
-    /// Opens (creating if needed) and migrates the database at `path`.
+    /// Opens (creating if needed) and migrates the database at `path`, with
+    /// the default [`SqliteOptions`].
     pub fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    pub fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StorageError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
         }
-        let open_err = |source| StorageError::Open { path: path.display().to_string(), source };
-        let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
-        // WAL + NORMAL: durable at checkpoints, ~40x the transactions of FULL
-        // on this hardware; a power cut can lose the last few leases, which
-        // heal on the next heartbeat.
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(open_err)?;
-        // The writer's statements, each prepared once per connection.
-        conn.set_prepared_statement_cache_capacity(64);
-        // 32 MiB of page cache (the default is 2 MiB): the indexes the
-        // writer touches on every visit stay in memory instead of being
-        // read back from the OS for each batch.
-        conn.pragma_update(None, "cache_size", -32_768).map_err(open_err)?;
-        // The checkpointer thread copies the WAL back instead (see there).
-        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(open_err)?;
+        let mut conn = connect(path, options)?;
         migrations().to_latest(&mut conn)?;
+        if options.wal_preallocate_bytes > 0 {
+            // Closing the only connection checkpoints the WAL and deletes it
+            // (unless another process has the file open), which makes room
+            // for the preallocated one.
+            drop(conn);
+            wal::preallocate(path, options.wal_preallocate_bytes)
+                .map_err(|source| StorageError::PreallocateWal { path: wal::path_of(path).display().to_string(), source })?;
+            conn = connect(path, options)?;
+        }
         let restart_due = checkpoint::RestartDue::default();
-        let checkpointer = checkpoint::spawn(path, Arc::clone(&restart_due))?;
+        let restart_frames = wal::restart_frames(options.wal_preallocate_bytes);
+        let checkpointer = checkpoint::spawn(path, restart_frames, Arc::clone(&restart_due))?;
         let inner = Arc::new(Mutex::new(Inner { conn, last_now_ms: i64::MIN, book: LeaseBook::default() }));
         let writer = writer::spawn(Arc::clone(&inner), restart_due).map_err(StorageError::Thread)?;
         Ok(Self { inner, writer, _checkpointer: checkpointer })
@@ -114,6 +129,32 @@ impl SqliteStorage {
         let now_ms = tick(&mut inner.last_now_ms, clock);
         (inner, now_ms)
     }
+}
+
+/// The writer's connection, configured.
+fn connect(path: &Path, options: SqliteOptions) -> Result<Connection, StorageError> {
+    let open_err = |source| StorageError::Open { path: path.display().to_string(), source };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+    // WAL + NORMAL: durable at checkpoints, ~40x the transactions of FULL
+    // on this hardware; a power cut can lose the last few leases, which
+    // heal on the next heartbeat.
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .map_err(open_err)?;
+    // The writer's statements, each prepared once per connection.
+    conn.set_prepared_statement_cache_capacity(64);
+    // 32 MiB of page cache (the default is 2 MiB): the indexes the
+    // writer touches on every visit stay in memory instead of being
+    // read back from the OS for each batch.
+    conn.pragma_update(None, "cache_size", -32_768).map_err(open_err)?;
+    // The checkpointer thread copies the WAL back instead (see there).
+    conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(open_err)?;
+    if options.wal_preallocate_bytes > 0 {
+        // A restarted WAL is cut back to its preallocated size, not to nothing.
+        let limit = i64::try_from(options.wal_preallocate_bytes).unwrap_or(i64::MAX);
+        conn.pragma_update(None, "journal_size_limit", limit).map_err(open_err)?;
+    }
+    Ok(conn)
 }
 
 fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StorageError> {
@@ -186,7 +227,39 @@ impl Storage for SqliteStorage {
 mod tests {
     use rusqlite::Connection;
 
-    use super::{SqliteStorage, migrations};
+    use super::{SqliteOptions, SqliteStorage, migrations, wal};
+
+    /// SQLite takes the preallocated WAL over: commits land in it (another
+    /// connection reads them while the storage is open), it keeps its size,
+    /// and they are in the database after a restart.
+    #[test]
+    fn a_preallocated_wal_holds_commits_and_keeps_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.sqlite");
+        let options = SqliteOptions { wal_preallocate_bytes: 1 << 20 };
+        let wal_len = || std::fs::metadata(wal::path_of(&path)).unwrap().len();
+        let sites = |conn: &Connection| -> Vec<String> {
+            conn.prepare("SELECT id FROM sites ORDER BY id")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        {
+            let storage = SqliteStorage::open_with(&path, options).unwrap();
+            assert_eq!(wal_len(), 1 << 20);
+            storage.inner.lock().unwrap().conn.execute_batch("INSERT INTO sites VALUES ('one', 0)").unwrap();
+            storage.inner.lock().unwrap().conn.execute_batch("INSERT INTO sites VALUES ('two', 0)").unwrap();
+            let reader = Connection::open(&path).unwrap();
+            assert_eq!(sites(&reader), ["one", "two"]);
+            let check: String = reader.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+            assert_eq!(check, "ok");
+            assert_eq!(wal_len(), 1 << 20);
+        }
+        let storage = SqliteStorage::open_with(&path, options).unwrap();
+        assert_eq!(sites(&storage.inner.lock().unwrap().conn), ["one", "two"]);
+    }
 
     /// Version 4 rebuilds `leases` and `pool_events`, version 5 moves the
     /// touch JSON's last fields into columns: a file written by version 3

@@ -24,6 +24,8 @@ listen = "127.0.0.1:0"
 database = "{db}"
 bundle_dir = "{bundle}"
 www_dir = "{www}"
+# A small WAL keeps the many servers these tests start cheap; the default is exercised end to end.
+wal_preallocate_mib = 1
 {server_extra}
 
 [[sites]]

@@ -9,7 +9,7 @@
 //!
 //! Under steady writes a passive pass never quite catches up, and the WAL
 //! only starts over once everything in it was copied back. So when it has
-//! grown past [`FORCE_FRAMES`], the thread copies and syncs until little is
+//! grown past its restart threshold ([`super::wal::restart_frames`]), the thread copies and syncs until little is
 //! left ([`settle`]), then asks the writer to restart the WAL between two
 //! batches. Forcing the restart from this thread instead stalled writes for
 //! 56–116 ms, mostly spent polling for the write lock that the writer, busy
@@ -31,10 +31,6 @@ use crate::storage::StorageError;
 /// How often the WAL is copied back.
 const EVERY: Duration = Duration::from_millis(200);
 
-/// WAL pages (4 KiB each) beyond which the writer restarts the WAL: about
-/// 128 MiB, a few seconds of the heaviest load measured.
-const FORCE_FRAMES: i64 = 32_768;
-
 /// A pass or sync this short leaves the restart about as little to do.
 const QUICK: Duration = Duration::from_millis(10);
 
@@ -48,7 +44,7 @@ const SETTLE_ROUNDS: usize = 4;
 pub(super) type RestartDue = Arc<AtomicBool>;
 
 /// The checkpointer runs until the returned sender is dropped.
-pub(super) fn spawn(path: &Path, restart_due: RestartDue) -> Result<Sender<()>, StorageError> {
+pub(super) fn spawn(path: &Path, restart_frames: i64, restart_due: RestartDue) -> Result<Sender<()>, StorageError> {
     let open_err = |source| StorageError::Open { path: path.display().to_string(), source };
     let conn = Connection::open(path).map_err(open_err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
@@ -60,16 +56,16 @@ pub(super) fn spawn(path: &Path, restart_due: RestartDue) -> Result<Sender<()>, 
         .name("ringsource-checkpoint".to_owned())
         .spawn({
             let db = path.to_owned();
-            move || run(&conn, &stopped, &restart_due, &db)
+            move || run(&conn, &stopped, restart_frames, &restart_due, &db)
         })
         .map_err(StorageError::Thread)?;
     Ok(stop)
 }
 
-fn run(conn: &Connection, stopped: &Receiver<()>, restart_due: &AtomicBool, db: &Path) {
+fn run(conn: &Connection, stopped: &Receiver<()>, restart_frames: i64, restart_due: &AtomicBool, db: &Path) {
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
         match passive_checkpoint(conn) {
-            Ok(frames) if frames > FORCE_FRAMES => {
+            Ok(frames) if frames > restart_frames => {
                 settle(conn, db);
                 restart_due.store(true, Ordering::Release);
             }
