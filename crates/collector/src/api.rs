@@ -268,6 +268,18 @@ fn new_session_id(now_ms: i64) -> Result<String, ApiError> {
     Ok(format!("{:012x}{:032x}", now_ms.clamp(0, 0xffff_ffff_ffff), u128::from_be_bytes(bytes)))
 }
 
+/// Longer User-Agents are cut to this many bytes before they are stored.
+const MAX_USER_AGENT_BYTES: usize = 512;
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn truncated(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
     if trust_forwarded_for
         && let Some(ip) = req
@@ -301,14 +313,8 @@ async fn visit(
     check_len("ym_uid", visit.ym_uid.as_deref(), 128)?;
     check_len("page.url", Some(&visit.page.url), 4096)?;
     check_len("page.title", visit.page.title.as_deref(), 1024)?;
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .chars()
-        .take(512)
-        .collect::<String>();
+    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let user_agent = truncated(user_agent, MAX_USER_AGENT_BYTES).to_owned();
     let new_id = new_session_id(now_ms)?;
     let clock = Arc::clone(&state.clock);
     let response = crate::domain::visit(state.storage.as_ref(), site, visit, user_agent, new_id, clock).response().await?;
@@ -346,4 +352,18 @@ async fn page_view(
     let view = PageViewCommand { site, session_id: view.session_id, url: view.url, title: view.title };
     let known = state.storage.page_view(view, clock).await?;
     if known { Ok(HttpResponse::NoContent().finish()) } else { Err(ApiError::UnknownSession(session_id)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncated;
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncated("Mozilla/5.0", 512), "Mozilla/5.0");
+        assert_eq!(truncated("Mozilla/5.0", 7), "Mozilla");
+        // 'é' is two bytes: a cut through it keeps neither.
+        assert_eq!(truncated("abé", 3), "ab");
+        assert_eq!(truncated("abé", 4), "abé");
+    }
 }
