@@ -37,9 +37,30 @@ const SCHEMA_V2: &str = include_str!("schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("schema_v3.sql");
 const SCHEMA_V4: &str = include_str!("schema_v4.sql");
 const SCHEMA_V5: &str = include_str!("schema_v5.sql");
+const SCHEMA_V6: &str = include_str!("schema_v6.sql");
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(SCHEMA_V1), M::up(SCHEMA_V2), M::up(SCHEMA_V3), M::up(SCHEMA_V4), M::up(SCHEMA_V5)])
+    Migrations::new(vec![
+        M::up(SCHEMA_V1),
+        M::up(SCHEMA_V2),
+        M::up(SCHEMA_V3),
+        M::up(SCHEMA_V4),
+        M::up(SCHEMA_V5),
+        // Rebuilds a table that others refer to: foreign keys are off while it
+        // runs, so they are checked before it commits.
+        M::up(SCHEMA_V6).foreign_key_check(),
+    ])
+}
+
+/// Migrates to the latest schema. Foreign keys are off meanwhile, as SQLite
+/// requires for rebuilding a table that others refer to (it cannot be
+/// switched inside the migrations' transaction); migrations that rebuild one
+/// check the keys themselves.
+fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
+    conn.pragma_update(None, "foreign_keys", false).map_err(sql("turning foreign keys off to migrate"))?;
+    let migrated = migrations().to_latest(conn);
+    conn.pragma_update(None, "foreign_keys", true).map_err(sql("turning foreign keys back on"))?;
+    Ok(migrated?)
 }
 
 /// Wraps a rusqlite error with what was being done.
@@ -97,7 +118,7 @@ impl SqliteStorage {
                 .map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
         }
         let mut conn = connect(path, options)?;
-        migrations().to_latest(&mut conn)?;
+        migrate(&mut conn)?;
         if options.wal_preallocate_bytes > 0 {
             // Closing the only connection checkpoints the WAL and deletes it
             // (unless another process has the file open), which makes room
@@ -262,11 +283,11 @@ mod tests {
     }
 
     /// Version 4 rebuilds `leases` and `pool_events`, version 5 moves the
-    /// touch JSON's last fields into columns: a file written by version 3
-    /// keeps its rows, and the rebuilt tables still refuse what the old ones
-    /// refused.
+    /// touch JSON's last fields into columns, version 6 rebuilds `sessions`
+    /// without a rowid: a file written by version 3 keeps its rows, and the
+    /// rebuilt tables still refuse what the old ones refused.
     #[test]
-    fn versions_4_and_5_keep_rows_and_rules_of_a_version_3_file() {
+    fn versions_4_to_6_keep_rows_and_rules_of_a_version_3_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v3.sqlite");
         {
@@ -295,7 +316,16 @@ mod tests {
 
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
+        let sessions: Vec<(String, String, i64)> = conn
+            .prepare("SELECT id, user_agent, last_seen_ms FROM sessions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(sessions, [("a".to_owned(), "ua".to_owned(), 1), ("b".to_owned(), "ua".to_owned(), 2)]);
+        assert!(conn.prepare("SELECT rowid FROM sessions").is_err(), "sessions has no rowid");
         let leases: Vec<(i64, String, Option<i64>, Option<String>)> = conn
             .prepare("SELECT id, session_id, ended_at_ms, end_reason FROM leases ORDER BY id")
             .unwrap()
@@ -346,5 +376,8 @@ mod tests {
                                             hold_secs, ended_at_ms, end_reason)
                         VALUES ('s', 'p', '+15550001', 'nobody', 4, 9, 5, 9, 'expired')";
         assert!(refused(stranger).contains("FOREIGN KEY"));
+        // The rebuilt sessions table is still the parent: a session with leases cannot go.
+        assert!(refused("DELETE FROM sessions WHERE id = 'a'").contains("FOREIGN KEY"));
+        assert!(refused("INSERT INTO sessions VALUES ('a', 's', NULL, NULL, 'ua', 0, 3, 3)").contains("UNIQUE"));
     }
 }
