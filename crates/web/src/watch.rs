@@ -11,7 +11,7 @@ use web_sys::{MutationObserver, MutationObserverInit, MutationRecord, Node};
 use crate::js::ObjectBuilder;
 use crate::swap::Swap;
 
-/// An observation that ends when this is dropped (or stopped).
+/// An observation that ends when this is dropped.
 pub struct Watch {
     observer: MutationObserver,
 }

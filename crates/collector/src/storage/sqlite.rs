@@ -112,6 +112,7 @@ impl SqliteStorage {
         Self::open_with(path, SqliteOptions::default())
     }
 
+    /// [`Self::open`] with the server's [`SqliteOptions`].
     pub fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StorageError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
