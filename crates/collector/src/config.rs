@@ -118,10 +118,8 @@ fn default_per_minute() -> u32 {
 fn default_listen() -> String {
     "127.0.0.1:8080".to_owned()
 }
-/// Four seconds of WAL at the heaviest load measured (about 15 MB/s), and
-/// little for any disk to spare.
 fn default_wal_preallocate_mib() -> u32 {
-    64
+    u32::try_from(crate::storage::sqlite::SqliteOptions::default().wal_preallocate_bytes >> 20).unwrap_or(u32::MAX)
 }
 /// Beyond this a typo (MiB taken for bytes) is likelier than an intent.
 const MAX_WAL_PREALLOCATE_MIB: u32 = 4096;
