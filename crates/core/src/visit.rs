@@ -135,6 +135,13 @@ impl ClickIdKind {
         }
     }
 
+    /// The kind whose [`param`](Self::param) is exactly `name`: how a stored
+    /// or serialised click id names its kind.
+    pub fn from_name(name: &str) -> Option<ClickIdKind> {
+        ClickIdKind::PRIORITY.into_iter().find(|kind| kind.param() == name)
+    }
+
+    /// The kind a landing URL's query `key` carries, in any letter case.
     fn from_param(key: &str) -> Option<ClickIdKind> {
         ClickIdKind::PRIORITY
             .into_iter()
@@ -456,7 +463,16 @@ fn is_same_site(referrer_host: &str, page_host: &str) -> bool {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{lossy_utf8, query_pairs};
+    use super::{ClickIdKind, lossy_utf8, query_pairs};
+
+    #[test]
+    fn click_id_kinds_are_found_by_their_exact_name() {
+        for kind in ClickIdKind::PRIORITY {
+            assert_eq!(ClickIdKind::from_name(kind.param()), Some(kind));
+        }
+        assert_eq!(ClickIdKind::from_name("GCLID"), None);
+        assert_eq!(ClickIdKind::from_name("dclid"), None);
+    }
 
     fn reference(query: &str) -> Vec<(String, String)> {
         form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()

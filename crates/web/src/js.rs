@@ -82,7 +82,7 @@ pub fn touch_from_js(value: &JsValue) -> Option<Touch> {
     let click_id = get(value, "click_id");
     let click_id = if click_id.is_object() {
         let kind = get_string(&click_id, "kind")?;
-        let kind = ClickIdKind::PRIORITY.into_iter().find(|k| k.param() == kind)?;
+        let kind = ClickIdKind::from_name(&kind)?;
         Some(ClickId { kind, value: get_string(&click_id, "value")? })
     } else {
         None

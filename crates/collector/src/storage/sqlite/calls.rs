@@ -185,10 +185,7 @@ fn visitor_touches(tx: &Transaction<'_>, session_id: &str, until_ms: i64) -> Res
             names.channel.parse().map_err(|_| corrupt(format!("unknown channel {:?}", names.channel)))?;
         path_touch.touch.click_id = match (names.click_id_kind, names.click_id) {
             (Some(kind), Some(value)) => Some(ClickId {
-                kind: ClickIdKind::PRIORITY
-                    .into_iter()
-                    .find(|k| k.param() == kind)
-                    .ok_or_else(|| corrupt(format!("unknown click id kind {kind:?}")))?,
+                kind: ClickIdKind::from_name(&kind).ok_or_else(|| corrupt(format!("unknown click id kind {kind:?}")))?,
                 value,
             }),
             _ => None,

@@ -9,9 +9,9 @@
 //!
 //! Under steady writes a passive pass never quite catches up, and the WAL
 //! only starts over once everything in it was copied back. So when it has
-//! grown past its restart threshold ([`super::wal::restart_frames`]), the thread copies and syncs until little is
-//! left ([`settle`]), then asks the writer to restart the WAL between two
-//! batches. Forcing the restart from this thread instead stalled writes for
+//! grown past its restart threshold ([`super::wal::restart_frames`]), the
+//! thread copies and syncs until little is left ([`settle`]), then asks the
+//! writer to restart the WAL between two batches. Forcing the restart from this thread instead stalled writes for
 //! 56–116 ms, mostly spent polling for the write lock that the writer, busy
 //! with batches, hardly ever lets go; restarting from the writer without
 //! settling first, 90–185 ms.
