@@ -245,7 +245,7 @@ async fn read_json<T: DeserializeOwned>(body: web::Payload) -> Result<T, ApiErro
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("the body is not the expected JSON: {e}")))
 }
 
-/// Session ids are the collector's own (32 hex digits) or a browser's that
+/// Session ids are the collector's own (see [`crate::session_id`]) or a browser's that
 /// outlived a database reset; anything else is refused before it is stored.
 fn check_session_id(id: &str) -> Result<(), ApiError> {
     let ok = (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
@@ -257,15 +257,6 @@ fn check_len(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiErro
         Some(v) if v.len() > max => Err(ApiError::BadRequest(format!("{field} is longer than {max} bytes"))),
         _ => Ok(()),
     }
-}
-
-/// 128 random bits behind the creation time. The time prefix is for SQLite:
-/// tables and indexes keyed by session id then grow at their right edge, so a
-/// batch of new visitors dirties a few pages instead of one page each.
-fn new_session_id(now_ms: i64) -> Result<String, ApiError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("no randomness for a session id: {e}")))?;
-    Ok(format!("{:012x}{:032x}", now_ms.clamp(0, 0xffff_ffff_ffff), u128::from_be_bytes(bytes)))
 }
 
 /// Longer User-Agents are cut to this many bytes before they are stored.
@@ -315,7 +306,8 @@ async fn visit(
     check_len("page.title", visit.page.title.as_deref(), 1024)?;
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let user_agent = truncated(user_agent, MAX_USER_AGENT_BYTES).to_owned();
-    let new_id = new_session_id(now_ms)?;
+    let new_id = crate::session_id::new(now_ms)
+        .map_err(|e| ApiError::Internal(format!("no randomness for a session id: {e}")))?;
     let clock = Arc::clone(&state.clock);
     let response = crate::domain::visit(state.storage.as_ref(), site, visit, user_agent, new_id, clock).response().await?;
     Ok(HttpResponse::Ok().json(response))

@@ -89,6 +89,10 @@ pub struct RawServer {
     /// storage/sqlite/wal.rs); 0 lets the WAL grow as it is written.
     #[serde(default = "default_wal_preallocate_mib")]
     pub wal_preallocate_mib: u32,
+    /// HTTP worker threads; by default one fewer than the CPUs (at least
+    /// one), which leaves a CPU to the database writer thread.
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 /// `[server.rate_limit]`: a token bucket per client IP for `POST …/visits`.
@@ -123,6 +127,15 @@ fn default_wal_preallocate_mib() -> u32 {
 }
 /// Beyond this a typo (MiB taken for bytes) is likelier than an intent.
 const MAX_WAL_PREALLOCATE_MIB: u32 = 4096;
+/// More HTTP workers than this is a typo, not a machine.
+const MAX_WORKERS: usize = 1024;
+
+/// Every request that writes waits on the one writer thread, and HTTP
+/// workers on every CPU leave that thread to take turns with them: on two
+/// CPUs, one worker served 5–8% more visits a second than two.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
 fn default_database() -> PathBuf {
     PathBuf::from("ringsource.sqlite")
 }
@@ -285,6 +298,7 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
     pub rate_limit: RateLimit,
     pub wal_preallocate_bytes: u64,
+    pub workers: usize,
 }
 
 impl ServerConfig {
@@ -524,6 +538,9 @@ fn validate(
             format!("{} MiB is more than {MAX_WAL_PREALLOCATE_MIB}; it is in MiB, not bytes", raw.wal_preallocate_mib),
         );
     }
+    if raw.workers.is_some_and(|n| n == 0 || n > MAX_WORKERS) {
+        issues.push("server.workers", format!("must be 1 to {MAX_WORKERS}; leave it out for one fewer than the CPUs"));
+    }
     if raw.rate_limit.burst == 0 || raw.rate_limit.per_minute == 0 {
         issues.push("server.rate_limit", "burst and per_minute must be at least 1");
     }
@@ -561,6 +578,7 @@ fn validate(
             trust_forwarded_for: raw.trust_forwarded_for,
             rate_limit: raw.rate_limit,
             wal_preallocate_bytes: u64::from(raw.wal_preallocate_mib) << 20,
+            workers: raw.workers.unwrap_or_else(default_workers),
         },
         sites,
     })

@@ -31,5 +31,6 @@ pub mod pbx;
 pub mod pools_report;
 pub mod ratelimit;
 pub mod server;
+pub mod session_id;
 pub mod static_files;
 pub mod storage;

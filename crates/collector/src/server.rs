@@ -98,6 +98,7 @@ pub fn bind_with(
             .configure(|cfg| static_files::configure(&dirs, cfg))
             .default_service(web::to(api::not_found))
     })
+    .workers(config.server.workers)
     .bind(listen)
     .map_err(|source| StartError::Bind { addr: listen, source })?;
     let addrs = http.addrs();

@@ -123,6 +123,21 @@ fn wal_preallocation_defaults_to_64_mib_and_refuses_bytes() {
 }
 
 #[test]
+fn workers_default_to_one_fewer_than_the_cpus_and_refuse_zero() {
+    let none = HashMap::<String, String>::new();
+    let cfg = Config::from_toml_str(GOOD, Path::new("good.toml"), &none).unwrap();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(cfg.server.workers, (cpus - 1).max(1));
+    let three = GOOD.replace("[server]\n", "[server]\nworkers = 3\n");
+    assert_eq!(Config::from_toml_str(&three, Path::new("good.toml"), &none).unwrap().server.workers, 3);
+    let zero = GOOD.replace("[server]\n", "[server]\nworkers = 0\n");
+    let err = Config::from_toml_str(&zero, Path::new("good.toml"), &none).unwrap_err();
+    assert_eq!(err.issues.len(), 1, "{err}");
+    assert_eq!(err.issues[0].path, "server.workers");
+    assert!(err.issues[0].reason.contains("must be 1 to 1024"), "{err}");
+}
+
+#[test]
 fn check_config_command_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");

@@ -41,7 +41,7 @@ fn paid_search_gets_a_lease_and_keeps_it() {
     assert!(POOL.contains(&number.as_str()));
     assert!(first["expires_at_ms"].as_i64().unwrap() > 0);
     let session = first["session_id"].as_str().unwrap().to_owned();
-    assert_eq!(session.len(), 44, "12 hex digits of creation time, then 32 of randomness");
+    assert_eq!(session.len(), 38, "16 hex digits of stamp, then 22 base64 characters of randomness");
 
     // The same session comes back (next page): same number.
     let again = h.visit(Some(&session), paid());

@@ -38,6 +38,7 @@ const SCHEMA_V3: &str = include_str!("schema_v3.sql");
 const SCHEMA_V4: &str = include_str!("schema_v4.sql");
 const SCHEMA_V5: &str = include_str!("schema_v5.sql");
 const SCHEMA_V6: &str = include_str!("schema_v6.sql");
+const SCHEMA_V7: &str = include_str!("schema_v7.sql");
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -49,6 +50,7 @@ fn migrations() -> Migrations<'static> {
         // Rebuilds a table that others refer to: foreign keys are off while it
         // runs, so they are checked before it commits.
         M::up(SCHEMA_V6).foreign_key_check(),
+        M::up(SCHEMA_V7),
     ])
 }
 
@@ -287,10 +289,11 @@ mod tests {
 
     /// Version 4 rebuilds `leases` and `pool_events`, version 5 moves the
     /// touch JSON's last fields into columns, version 6 rebuilds `sessions`
-    /// without a rowid: a file written by version 3 keeps its rows, and the
-    /// rebuilt tables still refuse what the old ones refused.
+    /// without a rowid, version 7 drops the pool events' index: a file written
+    /// by version 3 keeps its rows, and the rebuilt tables still refuse what
+    /// the old ones refused.
     #[test]
-    fn versions_4_to_6_keep_rows_and_rules_of_a_version_3_file() {
+    fn versions_4_to_7_keep_rows_and_rules_of_a_version_3_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v3.sqlite");
         {
@@ -319,7 +322,7 @@ mod tests {
 
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 6);
+        assert_eq!(version, 7);
         let sessions: Vec<(String, String, i64)> = conn
             .prepare("SELECT id, user_agent, last_seen_ms FROM sessions ORDER BY id")
             .unwrap()
@@ -343,6 +346,12 @@ mod tests {
             })
             .unwrap();
         assert_eq!(event, (4, "take-over-oldest".to_owned(), "taken-over".to_owned(), "a".to_owned()));
+        let indexes: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_schema WHERE tbl_name = 'pool_events' AND type = 'index'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(indexes, 0, "version 7 drops the pool events' index");
         let touches: Vec<(String, Option<String>, Option<String>)> = conn
             .prepare("SELECT session_id, utm_id, referrer_host FROM touches ORDER BY id")
             .unwrap()
