@@ -312,3 +312,23 @@ fn openapi_documents_every_route() {
         }
     }
 }
+
+/// SQLite does not enforce foreign keys on the collector's connection
+/// (storage/sqlite.rs); the harness checks every test's database instead,
+/// and this is what that check finds: a page view naming no session.
+#[test]
+fn the_harness_finds_rows_that_name_a_missing_parent() {
+    let h = start("", "", "");
+    h.visit(None, paid());
+    assert_eq!(h.orphans(), []);
+    let conn = h.db();
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         INSERT INTO page_views (session_id, at_ms, url) VALUES ('nobody', 1, 'https://shop.example/');",
+    )
+    .unwrap();
+    let orphans = h.orphans();
+    assert_eq!(orphans.len(), 1, "{orphans:?}");
+    assert_eq!((orphans[0].0.as_str(), orphans[0].2.as_str()), ("page_views", "sessions"));
+    conn.execute("DELETE FROM page_views WHERE session_id = 'nobody'", []).unwrap();
+}

@@ -108,6 +108,19 @@ pub fn visit_body(session_id: Option<&str>, touch: Value) -> Value {
     body
 }
 
+/// The collector leaves foreign keys to its code, not to SQLite (see
+/// storage/sqlite.rs): every test's database is checked for rows that name a
+/// parent that does not exist.
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let orphans = self.orphans();
+        assert!(orphans.is_empty(), "rows naming a missing parent (table, rowid, parent table): {orphans:?}");
+    }
+}
+
 impl Harness {
     pub fn url(&self, path: &str) -> String {
         self.server.url(path)
@@ -137,6 +150,16 @@ impl Harness {
 
     pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(&self.db).unwrap()
+    }
+
+    /// Rows whose foreign key names no row: (table, rowid, parent table).
+    pub fn orphans(&self) -> Vec<(String, i64, String)> {
+        let conn = self.db();
+        let mut st = conn.prepare("PRAGMA foreign_key_check").unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(-1), r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 }
 
