@@ -38,6 +38,9 @@ pub enum BenchCmd {
         connections: u32,
         #[arg(long, default_value_t = 2)]
         threads: u32,
+        /// Baseline and lease runs, alternated; the ratio reported is the median round's.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+        rounds: u32,
     },
 }
 
@@ -52,6 +55,7 @@ pub fn bench(root: &Path, choice: ToolchainChoice, what: BenchCmd) -> Result<()>
             duration,
             connections,
             threads,
+            rounds,
         } => collector(
             root,
             &WrkArgs {
@@ -59,6 +63,7 @@ pub fn bench(root: &Path, choice: ToolchainChoice, what: BenchCmd) -> Result<()>
                 connections,
                 threads,
             },
+            rounds,
         ),
     }
 }
@@ -297,7 +302,19 @@ struct WrkResult {
     socket_errors: String,
 }
 
-fn collector(root: &Path, args: &WrkArgs) -> Result<()> {
+/// One baseline run and the lease run after it.
+struct Round {
+    baseline: WrkResult,
+    lease: WrkResult,
+}
+
+impl Round {
+    fn ratio(&self) -> f64 {
+        self.lease.requests_per_sec / self.baseline.requests_per_sec
+    }
+}
+
+fn collector(root: &Path, args: &WrkArgs, rounds: u32) -> Result<()> {
     let wrk = Path::new("/usr/bin/wrk");
     if !wrk.exists() {
         bail!("wrk is missing; run as root: apt-get install -y wrk");
@@ -314,70 +331,134 @@ fn collector(root: &Path, args: &WrkArgs) -> Result<()> {
         "hello_baseline",
     ]))?;
 
-    let baseline = {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-        let mut server = Guard::spawn(
-            "hello_baseline",
-            Command::new(root.join("target/release/examples/hello_baseline")).arg(addr.to_string()),
-        )?;
-        wait_for_port(
-            addr,
-            &mut server.child,
-            "hello_baseline",
-            Duration::from_secs(30),
-        )?;
-        wrk_run(wrk, args, &format!("http://{addr}/"), None)?
-    };
+    let hello_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let mut hello = Guard::spawn(
+        "hello_baseline",
+        Command::new(root.join("target/release/examples/hello_baseline"))
+            .arg(hello_addr.to_string()),
+    )?;
+    wait_for_port(
+        hello_addr,
+        &mut hello.child,
+        "hello_baseline",
+        Duration::from_secs(30),
+    )?;
+    let hello_url = format!("http://{hello_addr}/");
 
-    let (lease, probes) = {
-        let (_server, addr) = start_collector(root)?;
-        let url = format!("http://{addr}/v1/sites/demo/visits");
-        let body = visit_body()?;
-        // The same request as wrk's, once before and once after the run: proof that the
-        // run measured lease decisions and not, say, crawler visits that skip the pool.
-        let before = probe_visit(&url, &body)?;
-        if before.kind != NumberKind::Lease || before.overflow {
-            bail!("the bench visit was not leased a pool number on a fresh database: {before:?}");
-        }
-        let body_path = root.join("target/bench/visit.json");
-        fs::write(&body_path, &body)?;
-        let script = root.join("xtask/bench/visits.lua");
-        let result = wrk_run(wrk, args, &url, Some((&script, &body_path)))?;
-        (result, [before, probe_visit(&url, &body)?])
-    };
+    let (_collector, addr) = start_collector(root)?;
+    let url = format!("http://{addr}/v1/sites/demo/visits");
+    let body = visit_body()?;
+    // The same request as wrk's, once before the first run and once after the last:
+    // proof that the runs measured lease decisions and not, say, crawler visits that
+    // skip the pool.
+    let before = probe_visit(&url, &body)?;
+    if before.kind != NumberKind::Lease || before.overflow {
+        bail!("the bench visit was not leased a pool number on a fresh database: {before:?}");
+    }
+    let body_path = root.join("target/bench/visit.json");
+    fs::write(&body_path, &body)?;
+    let script = root.join("xtask/bench/visits.lua");
+
+    // The machine's speed drifts by a third within minutes: runs of the two servers
+    // alternate, so each ratio compares neighbours in time, and the median round is
+    // reported rather than one lucky or unlucky pair.
+    let mut measured = Vec::new();
+    for round in 1..=rounds {
+        eprintln!("round {round} of {rounds}");
+        let baseline = wrk_run(wrk, args, &hello_url, None)?;
+        let lease = wrk_run(wrk, args, &url, Some((&script, &body_path)))?;
+        measured.push(Round { baseline, lease });
+    }
+    let after = probe_visit(&url, &body)?;
 
     println!(
-        "\nbench collector (wrk -t{} -c{} -d{}):",
+        "\nbench collector (wrk -t{} -c{} -d{}, {rounds} rounds):",
         args.threads, args.connections, args.duration
     );
     println!(
-        "  {:<34} {:>12} {:>10} {:>10} {:>8}",
-        "endpoint", "req/s", "avg", "p99", "non-2xx"
+        "  {:<6} {:<34} {:>12} {:>10} {:>10} {:>8} {:>7}",
+        "round", "endpoint", "req/s", "avg", "p99", "non-2xx", "ratio"
     );
-    for (name, r) in [
-        ("actix-web hello world (baseline)", &baseline),
-        ("POST /v1/sites/demo/visits", &lease),
-    ] {
-        println!(
-            "  {name:<34} {:>12.0} {:>10} {:>10} {:>8}",
-            r.requests_per_sec, r.latency_avg, r.latency_p99, r.non_2xx
-        );
-        if !r.socket_errors.is_empty() {
-            println!("    socket errors: {}", r.socket_errors);
+    for (i, r) in measured.iter().enumerate() {
+        for (name, w, ratio) in [
+            (
+                "actix-web hello world (baseline)",
+                &r.baseline,
+                String::new(),
+            ),
+            (
+                "POST /v1/sites/demo/visits",
+                &r.lease,
+                format!("{:.3}", r.ratio()),
+            ),
+        ] {
+            println!(
+                "  {:<6} {name:<34} {:>12.0} {:>10} {:>10} {:>8} {ratio:>7}",
+                i + 1,
+                w.requests_per_sec,
+                w.latency_avg,
+                w.latency_p99,
+                w.non_2xx
+            );
+            if !w.socket_errors.is_empty() {
+                println!("    socket errors: {}", w.socket_errors);
+            }
         }
     }
+    let mut ratios: Vec<f64> = measured.iter().map(Round::ratio).collect();
+    ratios.sort_by(f64::total_cmp);
     println!(
-        "  lease / baseline: {:.3}",
-        lease.requests_per_sec / baseline.requests_per_sec
+        "  lease / baseline: {:.3} (median of {rounds}; lowest {:.3}, highest {:.3})",
+        median(&ratios),
+        ratios[0],
+        ratios[ratios.len() - 1]
     );
-    for (when, probe) in ["before", "after"].iter().zip(&probes) {
-        println!("  a visit {when} the run got: {}", describe(probe));
+    let worst_p99 = measured
+        .iter()
+        .max_by(|a, b| {
+            parse_duration_ms(&a.lease.latency_p99)
+                .total_cmp(&parse_duration_ms(&b.lease.latency_p99))
+        })
+        .map(|r| r.lease.latency_p99.clone())
+        .unwrap_or_default();
+    println!("  lease p99, worst round: {worst_p99}");
+    for (when, probe) in [("before", &before), ("after", &after)] {
+        println!("  a visit {when} the runs got: {}", describe(probe));
     }
     // Error responses are cheap, so a rate made of them would flatter the collector.
-    if lease.non_2xx > 0 || baseline.non_2xx > 0 {
+    if measured
+        .iter()
+        .any(|r| r.lease.non_2xx > 0 || r.baseline.non_2xx > 0)
+    {
         bail!("some responses were not 2xx/3xx; the figures above are not valid");
     }
     Ok(())
+}
+
+/// The middle value of sorted `values` (the mean of the middle two for an even count).
+fn median(sorted: &[f64]) -> f64 {
+    let mid = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+/// wrk's latency figures (`812.00us`, `4.61ms`, `1.02s`) in milliseconds; NaN if unreadable.
+fn parse_duration_ms(text: &str) -> f64 {
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "us" => 1e-3,
+        "ms" => 1.0,
+        "s" => 1e3,
+        "m" => 60e3,
+        _ => return f64::NAN,
+    };
+    number.parse::<f64>().map_or(f64::NAN, |n| n * scale)
 }
 
 /// A desktop Chrome's. Without a browser's User-Agent the collector takes the visitor for
@@ -406,7 +487,9 @@ fn describe(r: &VisitResponse) -> String {
     let number = r.number.as_ref().map(|n| n.e164()).unwrap_or_default();
     match (r.kind, r.overflow) {
         (NumberKind::Lease, false) => format!("a pool number ({number})"),
-        (NumberKind::Lease, true) => format!("the overflow number ({number}): the pool was exhausted"),
+        (NumberKind::Lease, true) => {
+            format!("the overflow number ({number}): the pool was exhausted")
+        }
         (kind, _) => format!("{kind:?} {number}"),
     }
 }
@@ -522,5 +605,15 @@ mod tests {
         assert_eq!(r.latency_avg, "683.21us");
         assert_eq!(r.latency_p99, "5.10ms");
         assert_eq!(r.non_2xx, 12);
+    }
+
+    #[test]
+    fn reads_wrk_latencies_and_takes_medians() {
+        assert_eq!(parse_duration_ms("812.00us"), 0.812);
+        assert_eq!(parse_duration_ms("4.61ms"), 4.61);
+        assert_eq!(parse_duration_ms("1.02s"), 1020.0);
+        assert!(parse_duration_ms("soon").is_nan());
+        assert_eq!(median(&[0.2, 0.3, 0.9]), 0.3);
+        assert_eq!(median(&[0.2, 0.3, 0.5, 0.9]), 0.4);
     }
 }
