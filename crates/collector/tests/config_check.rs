@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use ringsource_collector::config::{Config, pbx_secret_env_var};
+use ringsource_collector::config::{Config, ConfigError, pbx_secret_env_var};
 
 const BAD: &str = r#"
 [server]
@@ -108,33 +108,37 @@ fn environment_overrides_secrets() {
     assert_eq!(cfg.sites[0].pbx_secrets["twilio"], "file-twilio");
 }
 
+/// `GOOD` with `line` added to its `[server]` table, loaded without environment.
+fn with_server_line(line: &str) -> Result<Config, ConfigError> {
+    let text = GOOD.replace("[server]\n", &format!("[server]\n{line}\n"));
+    Config::from_toml_str(&text, Path::new("good.toml"), &HashMap::<String, String>::new())
+}
+
+/// The one issue `err` reports: its field path and reason.
+fn only_issue(err: &ConfigError) -> (&str, &str) {
+    assert_eq!(err.issues.len(), 1, "{err}");
+    (err.issues[0].path.as_str(), err.issues[0].reason.as_str())
+}
+
 #[test]
 fn wal_preallocation_defaults_to_64_mib_and_refuses_bytes() {
-    let none = HashMap::<String, String>::new();
-    let cfg = Config::from_toml_str(GOOD, Path::new("good.toml"), &none).unwrap();
-    assert_eq!(cfg.server.wal_preallocate_bytes, 64 << 20);
-    let off = GOOD.replace("[server]\n", "[server]\nwal_preallocate_mib = 0\n");
-    assert_eq!(Config::from_toml_str(&off, Path::new("good.toml"), &none).unwrap().server.wal_preallocate_bytes, 0);
-    let bytes = GOOD.replace("[server]\n", "[server]\nwal_preallocate_mib = 67108864\n");
-    let err = Config::from_toml_str(&bytes, Path::new("good.toml"), &none).unwrap_err();
-    assert_eq!(err.issues.len(), 1, "{err}");
-    assert_eq!(err.issues[0].path, "server.wal_preallocate_mib");
-    assert!(err.issues[0].reason.contains("in MiB, not bytes"), "{err}");
+    assert_eq!(with_server_line("").unwrap().server.wal_preallocate_bytes, 64 << 20);
+    assert_eq!(with_server_line("wal_preallocate_mib = 0").unwrap().server.wal_preallocate_bytes, 0);
+    let err = with_server_line("wal_preallocate_mib = 67108864").unwrap_err();
+    let (path, reason) = only_issue(&err);
+    assert_eq!(path, "server.wal_preallocate_mib");
+    assert!(reason.contains("in MiB, not bytes"), "{err}");
 }
 
 #[test]
 fn workers_default_to_one_fewer_than_the_cpus_and_refuse_zero() {
-    let none = HashMap::<String, String>::new();
-    let cfg = Config::from_toml_str(GOOD, Path::new("good.toml"), &none).unwrap();
     let cpus = std::thread::available_parallelism().unwrap().get();
-    assert_eq!(cfg.server.workers, (cpus - 1).max(1));
-    let three = GOOD.replace("[server]\n", "[server]\nworkers = 3\n");
-    assert_eq!(Config::from_toml_str(&three, Path::new("good.toml"), &none).unwrap().server.workers, 3);
-    let zero = GOOD.replace("[server]\n", "[server]\nworkers = 0\n");
-    let err = Config::from_toml_str(&zero, Path::new("good.toml"), &none).unwrap_err();
-    assert_eq!(err.issues.len(), 1, "{err}");
-    assert_eq!(err.issues[0].path, "server.workers");
-    assert!(err.issues[0].reason.contains("must be 1 to 1024"), "{err}");
+    assert_eq!(with_server_line("").unwrap().server.workers, (cpus - 1).max(1));
+    assert_eq!(with_server_line("workers = 3").unwrap().server.workers, 3);
+    let err = with_server_line("workers = 0").unwrap_err();
+    let (path, reason) = only_issue(&err);
+    assert_eq!(path, "server.workers");
+    assert!(reason.contains("must be 1 to 1024"), "{err}");
 }
 
 #[test]
