@@ -435,7 +435,7 @@ fn collector(root: &Path, args: &WrkArgs, rounds: u32) -> Result<()> {
     Ok(())
 }
 
-/// The middle value of sorted `values` (the mean of the middle two for an even count).
+/// The middle value of `sorted` (the mean of the middle two for an even count).
 fn median(sorted: &[f64]) -> f64 {
     let mid = sorted.len() / 2;
     if sorted.len().is_multiple_of(2) {

@@ -133,7 +133,7 @@ const MAX_WORKERS: usize = 1024;
 /// Every request that writes waits on the one writer thread, and HTTP
 /// workers on every CPU leave that thread to take turns with them: on two
 /// CPUs, one worker served 5–8% more visits a second than two.
-pub fn default_workers() -> usize {
+fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 fn default_database() -> PathBuf {

@@ -108,6 +108,16 @@ pub fn visit_body(session_id: Option<&str>, touch: Value) -> Value {
     body
 }
 
+/// Rows in `conn`'s database whose foreign key names no row: (table, rowid
+/// or -1 without one, parent table).
+pub fn orphans(conn: &rusqlite::Connection) -> Vec<(String, i64, String)> {
+    let mut st = conn.prepare("PRAGMA foreign_key_check").unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(-1), r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 /// The collector leaves foreign keys to its code, not to SQLite (see
 /// storage/sqlite.rs): every test's database is checked for rows that name a
 /// parent that does not exist.
@@ -152,14 +162,9 @@ impl Harness {
         rusqlite::Connection::open(&self.db).unwrap()
     }
 
-    /// Rows whose foreign key names no row: (table, rowid, parent table).
+    /// This test's rows whose foreign key names no row (see [`orphans`]).
     pub fn orphans(&self) -> Vec<(String, i64, String)> {
-        let conn = self.db();
-        let mut st = conn.prepare("PRAGMA foreign_key_check").unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(-1), r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+        orphans(&self.db())
     }
 }
 
