@@ -11,7 +11,7 @@ use flate2::write::GzEncoder;
 use serde_json::json;
 
 use crate::config::{WasmPackToml, workspace_version};
-use crate::provision::{Tools, WASM_TARGET};
+use crate::provision::{Tools, WASM_TARGET, WasmToolchain};
 use crate::util::{human_bytes, run};
 
 pub struct Bundle {
@@ -169,7 +169,10 @@ pub fn bundle(
             human_bytes(gz)
         );
     }
-    let budget = cfg.budget.gzip_bytes;
+    let budget = match tools.wasm {
+        WasmToolchain::Rustup => cfg.budget.rustup_gzip_bytes,
+        WasmToolchain::Debian { .. } => cfg.budget.gzip_bytes,
+    };
     println!(
         "{:<24} {:>10} raw {:>10} gzip (budget {}, profile {profile_name})",
         "total",
