@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder};
@@ -12,6 +13,36 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
+    _slot: Slot,
+}
+
+/// How many browsers the tests of one binary run at once. The end-to-end
+/// tests share one binary and run in parallel; on CI's two cores more
+/// Chromiums than this only slow each other past their deadlines.
+const MAX_BROWSERS: usize = 3;
+
+static RUNNING: Mutex<usize> = Mutex::new(0);
+static FREED: Condvar = Condvar::new();
+
+/// One of the [`MAX_BROWSERS`] places, held for a browser's lifetime.
+struct Slot;
+
+impl Slot {
+    fn take() -> Slot {
+        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        while *running >= MAX_BROWSERS {
+            running = FREED.wait(running).unwrap_or_else(|e| e.into_inner());
+        }
+        *running += 1;
+        Slot
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        FREED.notify_one();
+    }
 }
 
 fn tool(env: &str, default: &str) -> String {
@@ -25,6 +56,8 @@ fn free_port() -> u16 {
 impl Browser {
     /// Starts chromedriver and a headless Chromium with a fresh profile.
     pub async fn launch() -> Browser {
+        // Each test has a runtime of its own, so waiting here blocks only this test.
+        let slot = Slot::take();
         let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
         let chromium = tool("CHROMIUM", "/usr/bin/chromium");
         let port = free_port();
@@ -65,7 +98,7 @@ impl Browser {
                 Err(e) => panic!("chromedriver at {url} did not accept a session: {e}"),
             }
         };
-        Browser { client, driver, _profile: profile }
+        Browser { client, driver, _profile: profile, _slot: slot }
     }
 
     /// Waits until `script` (a JS expression) is truthy and returns its value.

@@ -1,7 +1,7 @@
 //! Harness for the PBX adapter tests: the real app on port 0 with a
 //! recording [`CallSink`], so each test sees exactly the events an adapter
 //! produced, independent of how calls are stored.
-#![allow(dead_code, reason = "each adapter's test binary uses a different part")]
+#![allow(dead_code, reason = "each adapter's tests use a different part")]
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,8 +1,7 @@
 //! The `/v1/` API over real HTTP against a fresh database.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[test]

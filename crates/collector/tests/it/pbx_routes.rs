@@ -2,13 +2,11 @@
 //! without credentials, JSON errors for wrong methods, and check-config
 //! reporting every missing piece of a PBX's credentials.
 
-mod common;
-mod pbx_support;
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use pbx_support::*;
+use crate::pbx_support::*;
 use ringsource_collector::config::Config;
 
 #[test]

@@ -1,10 +1,8 @@
 //! The generic adapter over HTTP: Standard Webhooks signatures, timestamp
 //! tolerance, webhook-id replay, field mapping.
 
-mod common;
-mod pbx_support;
 
-use pbx_support::*;
+use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 use serde_json::json;
 

@@ -1,6 +1,5 @@
 //! Properties of the matcher over generated writings of generated numbers.
 
-mod phone_gen;
 
 use proptest::prelude::*;
 use ringsource_core::matcher::Matcher;

@@ -1,5 +1,5 @@
 //! Shared test harness: the real app on 127.0.0.1:0 with a fresh SQLite file.
-#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(dead_code, reason = "not every test module uses every helper")]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

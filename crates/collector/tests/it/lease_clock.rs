@@ -1,11 +1,10 @@
 //! Hold, renewal, expiry, cooldown and reuse order, on a simulated clock
 //! driving the real server.
 
-mod common;
 
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use ringsource_collector::clock::ManualClock;
 use serde_json::json;
 

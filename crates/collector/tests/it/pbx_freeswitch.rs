@@ -1,10 +1,8 @@
 //! The FreeSWITCH mod_json_cdr adapter over HTTP (basic auth). No timestamp
 //! is signed; a re-sent CDR is the same event and folds into the same call.
 
-mod common;
-mod pbx_support;
 
-use pbx_support::*;
+use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 use serde_json::{Value, json};
 

@@ -2,11 +2,10 @@
 //! real server and database: writes by another connection are seen, and a
 //! write that fails inside a batch fails alone, leaving the book right.
 
-mod common;
 
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A lease ended by another connection (an operator with `sqlite3`, a second

@@ -1,10 +1,8 @@
 //! The Mango Office adapter over HTTP. Mango signs no timestamp; replays
 //! fold into the same call (keyed by entry_id).
 
-mod common;
-mod pbx_support;
 
-use pbx_support::*;
+use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 use serde_json::json;
 use sha2::{Digest, Sha256};

@@ -1,10 +1,8 @@
 //! The Twilio adapter over HTTP. Twilio's scheme signs no timestamp, so
 //! there is no staleness to test; replays fold into the same call.
 
-mod common;
-mod pbx_support;
 
-use pbx_support::*;
+use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 
 const PATH: &str = "/v1/sites/shop/pbx/twilio";

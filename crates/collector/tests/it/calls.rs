@@ -2,13 +2,12 @@
 //! clock, call events fed through the storage-backed `CallSink`, and the
 //! admin calls API read over HTTP from the same SQLite file.
 
-mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use ringsource_collector::calls::CallsService;
 use ringsource_collector::clock::ManualClock;
 use ringsource_collector::config::Config;

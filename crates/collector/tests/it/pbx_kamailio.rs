@@ -1,10 +1,8 @@
 //! The Kamailio dialog-event adapter over HTTP (bearer token; see
 //! examples/kamailio for the script that posts these).
 
-mod common;
-mod pbx_support;
 
-use pbx_support::*;
+use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 use serde_json::{Value, json};
 

@@ -1,7 +1,7 @@
 //! Generators of valid numbers for the countries with national rules, shared
 //! by the property tests.
 
-#![allow(dead_code, reason = "each test crate uses a different part of the shared generators")]
+#![allow(dead_code, reason = "not every test module uses every generator")]
 
 use proptest::prelude::*;
 use ringsource_core::phone::{PhoneNumber, Region};

@@ -1,11 +1,10 @@
 //! `GET /v1/reports/pools` over HTTP: leases taken through the visits API on
 //! a simulated clock, then the hourly health the dashboard shows.
 
-mod common;
 
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use ringsource_collector::clock::ManualClock;
 use serde_json::Value;
 

@@ -2,13 +2,12 @@
 //! paths, which the report API then shows with calls, target calls, cost
 //! and revenue, flagged as demo data and never exported.
 
-mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use ringsource_collector::clock::SystemClock;
 use ringsource_collector::config::Config;
 use ringsource_collector::demo::{self, DemoError, DemoOptions};

@@ -1,13 +1,12 @@
 //! Static files: the script tag, the wasm bundle and the www pages, with
 //! their MIME types and cache headers; `serve` prints the bound address.
 
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 fn write(path: &Path, body: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -2,13 +2,12 @@
 //! revenue from the CRM (by call, by caller in a window, idempotent per
 //! deal), and the calls report's cost, revenue, cost per target call and ROI.
 
-mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use ringsource_collector::calls::CallsService;
 use ringsource_collector::clock::ManualClock;
 use ringsource_collector::config::Config;

@@ -2,11 +2,10 @@
 //! policy. The database must show that no number was ever held by two live
 //! sessions, and every exhaustion must be recorded with the policy applied.
 
-mod common;
 
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const THREADS: usize = 8;

@@ -4,7 +4,6 @@
 //! test scripts it (503s, refusals, or not listening at all), and counts
 //! deliveries by webhook-id.
 
-mod common;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -13,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use ringsource_collector::calls::CallsService;
 use ringsource_collector::clock::{Clock, SystemClock};
 use ringsource_collector::config::Config;

@@ -1,0 +1,25 @@
+//! The collector's integration tests, in one binary: each one starts the real
+//! app on port 0 with a fresh SQLite file and talks HTTP to it. One binary
+//! links the collector once instead of once per file.
+
+mod common;
+mod pbx_support;
+
+mod calls;
+mod config_check;
+mod demo_data;
+mod exports;
+mod http_api;
+mod lease_clock;
+mod lease_concurrency;
+mod lease_writer;
+mod money;
+mod pbx_freeswitch;
+mod pbx_generic;
+mod pbx_kamailio;
+mod pbx_mango;
+mod pbx_routes;
+mod pbx_twilio;
+mod pbx_zadarma;
+mod pools_report;
+mod static_serving;

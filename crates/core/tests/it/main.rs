@@ -1,0 +1,16 @@
+//! Core's tests, in one binary: one link of the crate instead of one per file.
+
+mod phone_gen;
+
+mod attribution;
+mod call_fold;
+mod channel;
+mod lease_rules;
+mod matcher;
+mod matcher_props;
+mod phone;
+mod phone_props;
+mod routing_rules;
+mod touch;
+mod touch_history;
+mod visit;

@@ -1,0 +1,6 @@
+//! End-to-end tests across processes, in one binary: the collector, the built
+//! bundle, headless Chromium over WebDriver, and Kamailio with sipp.
+
+mod dashboard;
+mod script_tag;
+mod sip_call;
