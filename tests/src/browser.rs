@@ -105,11 +105,8 @@ impl Browser {
     pub async fn wait_for(&self, script: &str, timeout: Duration) -> serde_json::Value {
         let deadline = Instant::now() + timeout;
         loop {
-            let value = self
-                .client
-                .execute(&format!("return ({script});"), vec![])
-                .await
-                .unwrap_or(serde_json::Value::Null);
+            let value =
+                self.client.execute(&format!("return ({script});"), vec![]).await.unwrap_or(serde_json::Value::Null);
             let truthy = !matches!(&value, serde_json::Value::Null | serde_json::Value::Bool(false))
                 && value != json!("")
                 && value != json!(0);

@@ -51,7 +51,10 @@ pub fn bundle_dir() -> PathBuf {
 
 /// `www/dashboard` of the checkout (or of `RINGSOURCE_WWW_DIR`).
 pub fn dashboard_dir() -> PathBuf {
-    std::env::var_os("RINGSOURCE_WWW_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_dir().join("www")).join("dashboard")
+    std::env::var_os("RINGSOURCE_WWW_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join("www"))
+        .join("dashboard")
 }
 
 pub struct Site {
@@ -75,8 +78,7 @@ impl Site {
         let db = dir.path().join("ringsource.sqlite");
         let www = dir.path().join("www");
         std::fs::create_dir_all(www.join("demo")).expect("www dir");
-        std::fs::write(www.join("demo/shop.html"), SHOP_PAGE.replace("SCRIPT_ATTRS", script_attrs))
-            .expect("test page");
+        std::fs::write(www.join("demo/shop.html"), SHOP_PAGE.replace("SCRIPT_ATTRS", script_attrs)).expect("test page");
         // The dashboard as shipped (with the vendor files `cargo xtask` copies in).
         std::os::unix::fs::symlink(dashboard_dir(), www.join("dashboard")).expect("link www/dashboard");
         let toml = format!(
@@ -122,10 +124,7 @@ overflow_number = "+7 495 700-00-99"
         let mut stmt = db
             .prepare("SELECT session_id, number FROM leases WHERE ended_at_ms IS NULL ORDER BY id")
             .expect("leases query");
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("leases")
-            .map(|r| r.expect("lease row"))
-            .collect()
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("leases").map(|r| r.expect("lease row")).collect()
     }
 
     pub fn lease_count(&self) -> i64 {

@@ -180,7 +180,11 @@ impl Kamailio {
                 return;
             }
             if Instant::now() >= deadline {
-                panic!("Kamailio did not answer SIP on 127.0.0.1:{} within {timeout:?}\n{}", self.sip_port, self.process.tail(60));
+                panic!(
+                    "Kamailio did not answer SIP on 127.0.0.1:{} within {timeout:?}\n{}",
+                    self.sip_port,
+                    self.process.tail(60)
+                );
             }
         }
     }

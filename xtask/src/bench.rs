@@ -51,27 +51,14 @@ pub fn bench(root: &Path, choice: ToolchainChoice, what: BenchCmd) -> Result<()>
             bundle(root, &tools, "release", Budget::Warn)?;
             web(root, &tools, Duration::from_secs(timeout_secs))
         }
-        BenchCmd::Collector {
-            duration,
-            connections,
-            threads,
-            rounds,
-        } => collector(
-            root,
-            &WrkArgs {
-                duration,
-                connections,
-                threads,
-            },
-            rounds,
-        ),
+        BenchCmd::Collector { duration, connections, threads, rounds } => {
+            collector(root, &WrkArgs { duration, connections, threads }, rounds)
+        }
     }
 }
 
 fn build_collector(root: &Path) -> Result<()> {
-    run(cargo()
-        .current_dir(root)
-        .args(["build", "--release", "-p", "ringsource-collector"]))
+    run(cargo().current_dir(root).args(["build", "--release", "-p", "ringsource-collector"]))
 }
 
 /// The demo config with its own fresh database (the demo's data stays untouched) and the
@@ -80,10 +67,8 @@ fn build_collector(root: &Path) -> Result<()> {
 fn bench_config(root: &Path) -> Result<PathBuf> {
     let dir = root.join("target/bench");
     fs::create_dir_all(&dir)?;
-    let text = fs::read_to_string(root.join(DEMO_CONFIG))
-        .with_context(|| format!("reading {DEMO_CONFIG}"))?;
-    let mut config: toml::Table =
-        toml::from_str(&text).with_context(|| format!("parsing {DEMO_CONFIG}"))?;
+    let text = fs::read_to_string(root.join(DEMO_CONFIG)).with_context(|| format!("reading {DEMO_CONFIG}"))?;
+    let mut config: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {DEMO_CONFIG}"))?;
     let server = config
         .get_mut("server")
         .and_then(|s| s.as_table_mut())
@@ -106,10 +91,8 @@ fn bench_config(root: &Path) -> Result<PathBuf> {
 fn start_collector(root: &Path) -> Result<(Guard, SocketAddr)> {
     let config = bench_config(root)?;
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let mut guard = Guard::spawn(
-        "collector",
-        collector_command(root, &config, &addr.to_string()).stdout(Stdio::null()),
-    )?;
+    let mut guard =
+        Guard::spawn("collector", collector_command(root, &config, &addr.to_string()).stdout(Stdio::null()))?;
     wait_for_port(addr, &mut guard.child, "collector", Duration::from_secs(60))?;
     Ok((guard, addr))
 }
@@ -121,16 +104,9 @@ fn web(root: &Path, tools: &Tools, timeout: Duration) -> Result<()> {
     let driver_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let mut driver = Guard::spawn(
         "chromedriver",
-        Command::new(&tools.chromedriver)
-            .arg(format!("--port={}", driver_addr.port()))
-            .stdout(Stdio::null()),
+        Command::new(&tools.chromedriver).arg(format!("--port={}", driver_addr.port())).stdout(Stdio::null()),
     )?;
-    wait_for_port(
-        driver_addr,
-        &mut driver.child,
-        "chromedriver",
-        Duration::from_secs(30),
-    )?;
+    wait_for_port(driver_addr, &mut driver.child, "chromedriver", Duration::from_secs(30))?;
 
     // A fresh profile per run, so no cache or service worker from an earlier run skews it.
     let profile_dir = std::env::temp_dir().join(format!("ringsource-bench-{}", std::process::id()));
@@ -144,14 +120,10 @@ fn web(root: &Path, tools: &Tools, timeout: Duration) -> Result<()> {
                      format!("--user-data-dir={}", profile_dir.display())],
         }
     });
-    let Value::Object(caps) = caps else {
-        unreachable!("json! object literal")
-    };
+    let Value::Object(caps) = caps else { unreachable!("json! object literal") };
     let url = format!("http://{addr}/bench/replace.html");
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = runtime.block_on(async {
         let client = fantoccini::ClientBuilder::rustls()?
             .capabilities(caps)
@@ -175,10 +147,7 @@ fn web(root: &Path, tools: &Tools, timeout: Duration) -> Result<()> {
 
 async fn poll_bench(client: &fantoccini::Client, url: &str, timeout: Duration) -> Result<Value> {
     println!("opening {url}");
-    client
-        .goto(url)
-        .await
-        .with_context(|| format!("loading {url}"))?;
+    client.goto(url).await.with_context(|| format!("loading {url}"))?;
     let start = Instant::now();
     loop {
         let state = client
@@ -228,22 +197,11 @@ fn print_result(value: &Value) {
         let cell = |item: &Value, c: &str| item.get(c).map(scalar).unwrap_or_default();
         let widths: Vec<usize> = columns
             .iter()
-            .map(|c| {
-                items
-                    .iter()
-                    .map(|i| cell(i, c).len())
-                    .chain([c.len()])
-                    .max()
-                    .unwrap_or(0)
-            })
+            .map(|c| items.iter().map(|i| cell(i, c).len()).chain([c.len()]).max().unwrap_or(0))
             .collect();
         println!("\n  {name}:");
         let line = |cells: Vec<String>| {
-            let padded: Vec<String> = cells
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:>w$}"))
-                .collect();
+            let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:>w$}")).collect();
             println!("  {}", padded.join("  "));
         };
         line(columns.clone());
@@ -262,11 +220,7 @@ fn flatten<'a>(
     match value {
         Value::Object(map) => {
             for (k, v) in map {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                 flatten(&key, v, rows, tables);
             }
         }
@@ -322,27 +276,14 @@ fn collector(root: &Path, args: &WrkArgs, rounds: u32) -> Result<()> {
     build_collector(root)?;
     // The baseline is an example of this crate (dev-dependency on actix-web), built with
     // the same release profile and actix features as the collector.
-    run(cargo().current_dir(root).args([
-        "build",
-        "--release",
-        "-p",
-        "xtask",
-        "--example",
-        "hello_baseline",
-    ]))?;
+    run(cargo().current_dir(root).args(["build", "--release", "-p", "xtask", "--example", "hello_baseline"]))?;
 
     let hello_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let mut hello = Guard::spawn(
         "hello_baseline",
-        Command::new(root.join("target/release/examples/hello_baseline"))
-            .arg(hello_addr.to_string()),
+        Command::new(root.join("target/release/examples/hello_baseline")).arg(hello_addr.to_string()),
     )?;
-    wait_for_port(
-        hello_addr,
-        &mut hello.child,
-        "hello_baseline",
-        Duration::from_secs(30),
-    )?;
+    wait_for_port(hello_addr, &mut hello.child, "hello_baseline", Duration::from_secs(30))?;
     let hello_url = format!("http://{hello_addr}/");
 
     let (_collector, addr) = start_collector(root)?;
@@ -371,26 +312,15 @@ fn collector(root: &Path, args: &WrkArgs, rounds: u32) -> Result<()> {
     }
     let after = probe_visit(&url, &body)?;
 
-    println!(
-        "\nbench collector (wrk -t{} -c{} -d{}, {rounds} rounds):",
-        args.threads, args.connections, args.duration
-    );
+    println!("\nbench collector (wrk -t{} -c{} -d{}, {rounds} rounds):", args.threads, args.connections, args.duration);
     println!(
         "  {:<6} {:<34} {:>12} {:>10} {:>10} {:>8} {:>7}",
         "round", "endpoint", "req/s", "avg", "p99", "non-2xx", "ratio"
     );
     for (i, r) in measured.iter().enumerate() {
         for (name, w, ratio) in [
-            (
-                "actix-web hello world (baseline)",
-                &r.baseline,
-                String::new(),
-            ),
-            (
-                "POST /v1/sites/demo/visits",
-                &r.lease,
-                format!("{:.3}", r.ratio()),
-            ),
+            ("actix-web hello world (baseline)", &r.baseline, String::new()),
+            ("POST /v1/sites/demo/visits", &r.lease, format!("{:.3}", r.ratio())),
         ] {
             println!(
                 "  {:<6} {name:<34} {:>12.0} {:>10} {:>10} {:>8} {ratio:>7}",
@@ -415,10 +345,7 @@ fn collector(root: &Path, args: &WrkArgs, rounds: u32) -> Result<()> {
     );
     let worst_p99 = measured
         .iter()
-        .max_by(|a, b| {
-            parse_duration_ms(&a.lease.latency_p99)
-                .total_cmp(&parse_duration_ms(&b.lease.latency_p99))
-        })
+        .max_by(|a, b| parse_duration_ms(&a.lease.latency_p99).total_cmp(&parse_duration_ms(&b.lease.latency_p99)))
         .map(|r| r.lease.latency_p99.clone())
         .unwrap_or_default();
     println!("  lease p99, worst round: {worst_p99}");
@@ -426,10 +353,7 @@ fn collector(root: &Path, args: &WrkArgs, rounds: u32) -> Result<()> {
         println!("  a visit {when} the runs got: {}", describe(probe));
     }
     // Error responses are cheap, so a rate made of them would flatter the collector.
-    if measured
-        .iter()
-        .any(|r| r.lease.non_2xx > 0 || r.baseline.non_2xx > 0)
-    {
+    if measured.iter().any(|r| r.lease.non_2xx > 0 || r.baseline.non_2xx > 0) {
         bail!("some responses were not 2xx/3xx; the figures above are not valid");
     }
     Ok(())
@@ -438,18 +362,12 @@ fn collector(root: &Path, args: &WrkArgs, rounds: u32) -> Result<()> {
 /// The middle value of `sorted` (the mean of the middle two for an even count).
 fn median(sorted: &[f64]) -> f64 {
     let mid = sorted.len() / 2;
-    if sorted.len().is_multiple_of(2) {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    } else {
-        sorted[mid]
-    }
+    if sorted.len().is_multiple_of(2) { (sorted[mid - 1] + sorted[mid]) / 2.0 } else { sorted[mid] }
 }
 
 /// wrk's latency figures (`812.00us`, `4.61ms`, `1.02s`) in milliseconds; NaN if unreadable.
 fn parse_duration_ms(text: &str) -> f64 {
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let scale = match unit {
         "us" => 1e-3,
@@ -499,41 +417,23 @@ fn describe(r: &VisitResponse) -> String {
 /// session: after the pool's first numbers, the collector serves the overflow number.
 fn visit_body() -> Result<String> {
     let query = "utm_source=google&utm_medium=cpc&utm_campaign=bench&gclid=bench";
-    let page = UrlParts {
-        host: "demo.ringsource.test",
-        path: "/",
-        query,
-    };
-    let referrer = UrlParts {
-        host: "www.google.com",
-        path: "/",
-        query: "",
-    };
+    let page = UrlParts { host: "demo.ringsource.test", path: "/", query };
+    let referrer = UrlParts { host: "www.google.com", path: "/", query: "" };
     let visit = Visit::new(page, Some(referrer), "");
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
     let request = VisitRequest {
         session_id: None,
         client_id: None,
         ym_uid: None,
         touch: classify(&visit, u64::try_from(now_ms)?),
         first_touch: None,
-        page: Page {
-            url: format!("https://demo.ringsource.test/?{query}"),
-            title: None,
-        },
+        page: Page { url: format!("https://demo.ringsource.test/?{query}"), title: None },
         reveal: false,
     };
     Ok(serde_json::to_string(&request)?)
 }
 
-fn wrk_run(
-    wrk: &Path,
-    args: &WrkArgs,
-    url: &str,
-    script: Option<(&Path, &Path)>,
-) -> Result<WrkResult> {
+fn wrk_run(wrk: &Path, args: &WrkArgs, url: &str, script: Option<(&Path, &Path)>) -> Result<WrkResult> {
     let mut cmd = Command::new(wrk);
     cmd.args([
         format!("-t{}", args.threads),
@@ -542,10 +442,7 @@ fn wrk_run(
         "--latency".to_owned(),
     ]);
     if let Some((script, body)) = script {
-        cmd.arg("-s")
-            .arg(script)
-            .env("RINGSOURCE_BENCH_BODY", body)
-            .env("RINGSOURCE_BENCH_UA", BROWSER_UA);
+        cmd.arg("-s").arg(script).env("RINGSOURCE_BENCH_BODY", body).env("RINGSOURCE_BENCH_UA", BROWSER_UA);
     }
     cmd.arg(url);
     eprintln!("$ {}", display(&cmd));
@@ -553,11 +450,7 @@ fn wrk_run(
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     print!("{text}");
     if !out.status.success() {
-        bail!(
-            "wrk failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("wrk failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     }
     parse_wrk(&text).with_context(|| format!("unexpected wrk output for {url}"))
 }
@@ -569,28 +462,13 @@ fn parse_wrk(text: &str) -> Result<WrkResult> {
             .find_map(|l| l.strip_prefix(prefix))
             .map(|rest| rest.split_whitespace().collect::<Vec<_>>())
     };
-    let requests_per_sec = field("Requests/sec:")
-        .and_then(|v| v.first()?.parse().ok())
-        .context("no Requests/sec line")?;
-    let latency_avg = field("Latency")
-        .and_then(|v| v.first().map(|s| (*s).to_owned()))
-        .unwrap_or_default();
-    let latency_p99 = field("99%")
-        .and_then(|v| v.first().map(|s| (*s).to_owned()))
-        .unwrap_or_default();
-    let non_2xx = field("Non-2xx or 3xx responses:")
-        .and_then(|v| v.first()?.parse().ok())
-        .unwrap_or(0);
-    let socket_errors = field("Socket errors:")
-        .map(|v| v.join(" "))
-        .unwrap_or_default();
-    Ok(WrkResult {
-        requests_per_sec,
-        latency_avg,
-        latency_p99,
-        non_2xx,
-        socket_errors,
-    })
+    let requests_per_sec =
+        field("Requests/sec:").and_then(|v| v.first()?.parse().ok()).context("no Requests/sec line")?;
+    let latency_avg = field("Latency").and_then(|v| v.first().map(|s| (*s).to_owned())).unwrap_or_default();
+    let latency_p99 = field("99%").and_then(|v| v.first().map(|s| (*s).to_owned())).unwrap_or_default();
+    let non_2xx = field("Non-2xx or 3xx responses:").and_then(|v| v.first()?.parse().ok()).unwrap_or(0);
+    let socket_errors = field("Socket errors:").map(|v| v.join(" ")).unwrap_or_default();
+    Ok(WrkResult { requests_per_sec, latency_avg, latency_p99, non_2xx, socket_errors })
 }
 
 #[cfg(test)]

@@ -26,20 +26,12 @@ pub enum Budget {
     Warn,
 }
 
-pub fn bundle(
-    root: &Path,
-    tools: &Tools,
-    profile_name: &str,
-    budget_check: Budget,
-) -> Result<Bundle> {
+pub fn bundle(root: &Path, tools: &Tools, profile_name: &str, budget_check: Budget) -> Result<Bundle> {
     let cfg = WasmPackToml::load(root)?;
     let profile = cfg.profile(profile_name)?;
     println!("wasm toolchain: {}", tools.wasm.describe());
 
-    run(tools
-        .wasm
-        .cargo(root, "build", profile)
-        .args(["-p", &cfg.bindgen.krate, "--lib"]))?;
+    run(tools.wasm.cargo(root, "build", profile).args(["-p", &cfg.bindgen.krate, "--lib"]))?;
     let profile_dir = match profile.cargo_profile.as_str() {
         "dev" | "test" => "debug",
         "bench" => "release",
@@ -67,13 +59,7 @@ pub fn bundle(
         fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
     }
     run(Command::new(&tools.wasm_bindgen)
-        .args([
-            "--target",
-            &cfg.bindgen.target,
-            "--out-name",
-            &cfg.bindgen.out_name,
-            "--out-dir",
-        ])
+        .args(["--target", &cfg.bindgen.target, "--out-name", &cfg.bindgen.out_name, "--out-dir"])
         .arg(&out)
         .args(&profile.wasm_bindgen)
         .arg(&wasm))?;
@@ -92,17 +78,9 @@ pub fn bundle(
     let raw_before_opt = file_len(&bg)?;
     if !profile.wasm_opt.is_empty() {
         let tmp = bg.with_extension("opt.wasm");
-        run(Command::new(&tools.wasm_opt)
-            .args(&profile.wasm_opt)
-            .arg(&bg)
-            .arg("-o")
-            .arg(&tmp))?;
+        run(Command::new(&tools.wasm_opt).args(&profile.wasm_opt).arg(&bg).arg("-o").arg(&tmp))?;
         fs::rename(&tmp, &bg)?;
-        println!(
-            "wasm-opt: {} → {}",
-            human_bytes(raw_before_opt),
-            human_bytes(file_len(&bg)?)
-        );
+        println!("wasm-opt: {} → {}", human_bytes(raw_before_opt), human_bytes(file_len(&bg)?));
     }
 
     if profile.trim_glue {
@@ -149,10 +127,7 @@ pub fn bundle(
         "files": files,
         "sideEffects": if pkg.side_effects.is_empty() { json!(false) } else { json!(pkg.side_effects) },
     });
-    fs::write(
-        out.join("package.json"),
-        serde_json::to_string_pretty(&package_json)? + "\n",
-    )?;
+    fs::write(out.join("package.json"), serde_json::to_string_pretty(&package_json)? + "\n")?;
 
     // Size is what a visitor downloads: the optimised wasm plus its JS glue, gzipped.
     let mut total_raw = 0;
@@ -182,9 +157,7 @@ pub fn bundle(
     );
     // Debug bundles are for stepping through code, not shipping; only release is held to it.
     if profile_name == "release" && total_gz > budget {
-        let msg = format!(
-            "bundle is {total_gz} bytes gzipped, over the {budget}-byte budget in wasm-pack.toml"
-        );
+        let msg = format!("bundle is {total_gz} bytes gzipped, over the {budget}-byte budget in wasm-pack.toml");
         match budget_check {
             Budget::Enforce => bail!(msg),
             Budget::Warn => println!("warning: {msg}"),
@@ -195,9 +168,7 @@ pub fn bundle(
 }
 
 fn file_len(path: &Path) -> Result<u64> {
-    Ok(fs::metadata(path)
-        .with_context(|| format!("{} is missing", path.display()))?
-        .len())
+    Ok(fs::metadata(path).with_context(|| format!("{} is missing", path.display()))?.len())
 }
 
 fn gzip_len(path: &Path) -> Result<u64> {

@@ -93,8 +93,7 @@ pub struct Budget {
 impl WasmPackToml {
     pub fn load(root: &Path) -> Result<Self> {
         let path = root.join("wasm-pack.toml");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         // toml's error names the offending key and line, e.g. "unknown field `wasm-op`".
         toml::from_str(&text).with_context(|| format!("invalid {}", path.display()))
     }
@@ -124,10 +123,9 @@ pub fn workspace_version(root: &Path) -> Result<String> {
         version: String,
     }
     let path = root.join("Cargo.toml");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let manifest: Manifest = toml::from_str(&text)
-        .with_context(|| format!("no workspace.package.version in {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let manifest: Manifest =
+        toml::from_str(&text).with_context(|| format!("no workspace.package.version in {}", path.display()))?;
     Ok(manifest.workspace.package.version)
 }
 
@@ -143,10 +141,8 @@ pub fn locked_version(root: &Path, package: &str) -> Result<String> {
         version: String,
     }
     let path = root.join("Cargo.lock");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let lock: Lock =
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let lock: Lock = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     lock.package
         .into_iter()
         .find(|p| p.name == package)
@@ -159,9 +155,7 @@ mod tests {
     use super::*;
 
     fn root() -> &'static Path {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("xtask lives in the workspace")
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace")
     }
 
     #[test]

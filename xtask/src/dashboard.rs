@@ -34,8 +34,8 @@ pub fn vendor(root: &Path) -> Result<PathBuf> {
     let mut total = 0;
     for (from, to) in VENDOR_FILES {
         let src = modules.join(from);
-        let len = fs::copy(&src, out.join(to))
-            .with_context(|| format!("copying {} to {}", src.display(), out.display()))?;
+        let len =
+            fs::copy(&src, out.join(to)).with_context(|| format!("copying {} to {}", src.display(), out.display()))?;
         total += len;
     }
     println!("dashboard vendor files: {} ({})", out.display(), human_bytes(total));

@@ -47,9 +47,12 @@ pub fn demo(root: &Path, choice: ToolchainChoice, listen: Option<&str>) -> Resul
     // A month of demo calls, costs and revenue for the dashboard, written
     // once: the collector leaves a database that already has calls alone.
     let mut fill = cargo();
-    fill.current_dir(root)
-        .args(["run", "--release", "-p", "ringsource-collector", "--"])
-        .args(["demo-data", "--config", DEMO_CONFIG, "--if-empty"]);
+    fill.current_dir(root).args(["run", "--release", "-p", "ringsource-collector", "--"]).args([
+        "demo-data",
+        "--config",
+        DEMO_CONFIG,
+        "--if-empty",
+    ]);
     eprintln!("$ {}", display(&fill));
     let status = fill.status().context("cannot run cargo run for the demo data")?;
     anyhow::ensure!(status.success(), "filling the demo database failed ({status})");
@@ -84,11 +87,7 @@ fn pages(www: &Path) -> Vec<String> {
         if path.is_dir() && path.join("index.html").exists() {
             pages.push(format!("{name}/"));
         } else if name.ends_with(".html") {
-            pages.push(if name == "index.html" {
-                String::new()
-            } else {
-                name
-            });
+            pages.push(if name == "index.html" { String::new() } else { name });
         }
     }
     pages.sort();
@@ -98,7 +97,6 @@ fn pages(www: &Path) -> Vec<String> {
 /// Used by the benches: the release collector with `config`, on a chosen address.
 pub fn collector_command(root: &Path, config: &Path, listen: &str) -> Command {
     let mut cmd = Command::new(root.join("target/release/ringsource"));
-    cmd.current_dir(root)
-        .args(serve_args(&config.to_string_lossy(), Some(listen)));
+    cmd.current_dir(root).args(serve_args(&config.to_string_lossy(), Some(listen)));
     cmd
 }

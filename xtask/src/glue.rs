@@ -44,8 +44,7 @@ fn short_name(mut index: usize) -> String {
 /// upgrade that writes the glue differently fails the build instead of
 /// shipping a module that cannot link.
 pub fn shorten_imports(wasm: &Path, js: &Path, glue_module: &str) -> Result<usize> {
-    let mut module = walrus::Module::from_file(wasm)
-        .with_context(|| format!("reading {}", wasm.display()))?;
+    let mut module = walrus::Module::from_file(wasm).with_context(|| format!("reading {}", wasm.display()))?;
     let mut renames: HashMap<String, String> = HashMap::new();
     for import in module.imports.iter_mut() {
         if import.module != glue_module {
@@ -94,13 +93,14 @@ pub fn shorten_imports(wasm: &Path, js: &Path, glue_module: &str) -> Result<usiz
     for old in renames.keys() {
         let times = found.get(old.as_str()).copied().unwrap_or(0);
         if times != 1 {
-            bail!("{}: expected the import `{old}` once in the glue's import object, found it {times} times", js.display());
+            bail!(
+                "{}: expected the import `{old}` once in the glue's import object, found it {times} times",
+                js.display()
+            );
         }
     }
 
-    module
-        .emit_wasm_file(wasm)
-        .with_context(|| format!("writing {}", wasm.display()))?;
+    module.emit_wasm_file(wasm).with_context(|| format!("writing {}", wasm.display()))?;
     fs::write(js, out).with_context(|| format!("writing {}", js.display()))?;
     Ok(renames.len())
 }
@@ -193,15 +193,7 @@ pub fn minify_js(root: &Path, js: &Path) -> Result<()> {
     run(Command::new(node)
         .arg(modules.join(TERSER))
         .arg(js)
-        .args([
-            "--module",
-            "--compress",
-            "passes=2",
-            "--mangle",
-            "--comments",
-            "/@ts-self-types/",
-            "--output",
-        ])
+        .args(["--module", "--compress", "passes=2", "--mangle", "--comments", "/@ts-self-types/", "--output"])
         .arg(&tmp))?;
     fs::rename(&tmp, js).with_context(|| format!("replacing {}", js.display()))?;
     Ok(())

@@ -8,8 +8,8 @@ mod bench;
 mod bundle;
 mod config;
 mod dashboard;
-mod glue;
 mod demo;
+mod glue;
 mod npm;
 mod provision;
 mod table;
@@ -84,12 +84,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Bundle { dev } => {
             let tools = provision(&root, choice, Needs { browser: false })?;
-            bundle::bundle(
-                &root,
-                &tools,
-                if dev { "dev" } else { "release" },
-                bundle::Budget::Enforce,
-            )?;
+            bundle::bundle(&root, &tools, if dev { "dev" } else { "release" }, bundle::Budget::Enforce)?;
             dashboard::vendor(&root)?;
         }
         Cmd::Test { only } => test::test(&root, choice, only)?,

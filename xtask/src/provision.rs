@@ -19,13 +19,7 @@ pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 /// The Debian packages behind the Debian wasm toolchain. `lld-22` is listed because
 /// `rust-web-llvm` ships `/usr/bin/rust-lld` only as a link to it without depending on it.
-const DEBIAN_RUST: &[&str] = &[
-    "rustc-web",
-    "cargo-web",
-    "rust-web-src",
-    "rust-web-llvm",
-    "lld-22",
-];
+const DEBIAN_RUST: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "rust-web-llvm", "lld-22"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ToolchainChoice {
@@ -40,11 +34,7 @@ pub enum WasmToolchain {
     /// rustup stable with the prebuilt wasm32 std: no `-Z` flags, so no immediate-abort.
     Rustup,
     /// Debian's compiler, std rebuilt from `rust-web-src` (needs RUSTC_BOOTSTRAP for `-Z`).
-    Debian {
-        cargo: PathBuf,
-        rustc: PathBuf,
-        rustdoc: PathBuf,
-    },
+    Debian { cargo: PathBuf, rustc: PathBuf, rustdoc: PathBuf },
 }
 
 impl WasmToolchain {
@@ -54,11 +44,7 @@ impl WasmToolchain {
         let mut rustflags = profile.rustflags.clone();
         let mut cmd = match self {
             Self::Rustup => util::cargo(),
-            Self::Debian {
-                cargo,
-                rustc,
-                rustdoc,
-            } => {
+            Self::Debian { cargo, rustc, rustdoc } => {
                 let mut cmd = Command::new(cargo);
                 cmd.env("RUSTC", rustc)
                     .env("RUSTDOC", rustdoc)
@@ -107,29 +93,13 @@ pub struct Tools {
 pub fn provision(root: &Path, choice: ToolchainChoice, needs: Needs) -> Result<Tools> {
     let wasm = wasm_toolchain(choice)?;
     let (wasm_bindgen, wasm_bindgen_test_runner) = wasm_bindgen_cli(root)?;
-    let wasm_opt = debian_tool(
-        "wasm-opt",
-        "WASM_OPT",
-        "/usr/bin/wasm-opt",
-        "binaryen",
-        &["--version"],
-    )?;
+    let wasm_opt = debian_tool("wasm-opt", "WASM_OPT", "/usr/bin/wasm-opt", "binaryen", &["--version"])?;
     let (chromium, chromedriver) = if needs.browser {
         browser()?
     } else {
-        (
-            PathBuf::from("/usr/bin/chromium"),
-            PathBuf::from("/usr/bin/chromedriver"),
-        )
+        (PathBuf::from("/usr/bin/chromium"), PathBuf::from("/usr/bin/chromedriver"))
     };
-    Ok(Tools {
-        wasm,
-        wasm_bindgen,
-        wasm_bindgen_test_runner,
-        wasm_opt,
-        chromium,
-        chromedriver,
-    })
+    Ok(Tools { wasm, wasm_bindgen, wasm_bindgen_test_runner, wasm_opt, chromium, chromedriver })
 }
 
 fn report(tool: &str, how: &str, path: &Path, version: &str) {
@@ -176,16 +146,10 @@ fn wasm_toolchain(choice: ToolchainChoice) -> Result<WasmToolchain> {
 
 /// `Some(found|installed)` when rustup has the wasm32 std, `None` when it cannot get it.
 fn rustup_wasm() -> Result<Option<&'static str>> {
-    let Ok(out) = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-    else {
+    let Ok(out) = Command::new("rustup").args(["target", "list", "--installed"]).output() else {
         return Ok(None); // no rustup at all
     };
-    if String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .any(|l| l.trim() == WASM_TARGET)
-    {
+    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == WASM_TARGET) {
         return Ok(Some("found"));
     }
     // Offline machines fail this within seconds; the deadline guards against a hung proxy.
@@ -219,29 +183,14 @@ fn debian_toolchain() -> Result<WasmToolchain> {
             println!("Debian wasm toolchain: {problem}");
             apt_install(DEBIAN_RUST)?;
             if let Some(problem) = debian_toolchain_problem(&rustc) {
-                bail!(
-                    "Debian wasm toolchain still unusable after installing {}: {problem}",
-                    DEBIAN_RUST.join(" ")
-                );
+                bail!("Debian wasm toolchain still unusable after installing {}: {problem}", DEBIAN_RUST.join(" "));
             }
             "installed"
         }
     };
     let version = version_line(&rustc, &["--version"]).unwrap_or_default();
-    report(
-        "wasm32 std",
-        how,
-        &rustc,
-        &format!(
-            "{}, std from source",
-            version.split(" (").next().unwrap_or_default()
-        ),
-    );
-    Ok(WasmToolchain::Debian {
-        cargo,
-        rustc,
-        rustdoc,
-    })
+    report("wasm32 std", how, &rustc, &format!("{}, std from source", version.split(" (").next().unwrap_or_default()));
+    Ok(WasmToolchain::Debian { cargo, rustc, rustdoc })
 }
 
 /// Why the Debian toolchain cannot build wasm yet, or None if it can.
@@ -250,24 +199,15 @@ fn debian_toolchain_problem(rustc: &Path) -> Option<String> {
         return Some(format!("{} is missing", rustc.display()));
     };
     // rustc-web is the only Debian rustc new enough for edition 2024 / rust-version 1.95.
-    let minor: Option<u32> = version
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.split('.').nth(1))
-        .and_then(|m| m.parse().ok());
+    let minor: Option<u32> =
+        version.split_whitespace().nth(1).and_then(|v| v.split('.').nth(1)).and_then(|m| m.parse().ok());
     if minor.is_none_or(|m| m < 95) {
-        return Some(format!(
-            "{} is `{version}`, need rustc-web ≥ 1.95",
-            rustc.display()
-        ));
+        return Some(format!("{} is `{version}`, need rustc-web ≥ 1.95", rustc.display()));
     }
     if !Path::new("/usr/bin/cargo").exists() {
         return Some("/usr/bin/cargo is missing".into());
     }
-    let sysroot = Command::new(rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .ok()?;
+    let sysroot = Command::new(rustc).args(["--print", "sysroot"]).output().ok()?;
     let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
     let std_src = sysroot.join("lib/rustlib/src/rust/library/std/Cargo.toml");
     if !std_src.exists() {
@@ -289,41 +229,21 @@ fn wasm_bindgen_cli(root: &Path) -> Result<(PathBuf, PathBuf)> {
     let expected = format!("wasm-bindgen {version}");
     let mut how = "found";
     if version_line(&bin, &["--version"]).as_deref() != Some(&expected) || !runner.exists() {
-        println!(
-            "installing wasm-bindgen-cli {version} into {} (about 4 minutes, once)",
-            dir.display()
-        );
+        println!("installing wasm-bindgen-cli {version} into {} (about 4 minutes, once)", dir.display());
         // No --locked: the CLI's own lock file names a crate version this registry lacks.
-        run(util::cargo()
-            .args([
-                "install",
-                "wasm-bindgen-cli",
-                "--version",
-                &version,
-                "--root",
-            ])
-            .arg(&dir))?;
+        run(util::cargo().args(["install", "wasm-bindgen-cli", "--version", &version, "--root"]).arg(&dir))?;
         how = "installed";
     }
     let got = version_line(&bin, &["--version"]).unwrap_or_default();
     if got != expected {
-        bail!(
-            "{} reports `{got}`, expected `{expected}` (Cargo.lock)",
-            bin.display()
-        );
+        bail!("{} reports `{got}`, expected `{expected}` (Cargo.lock)", bin.display());
     }
     report("wasm-bindgen", how, &bin, &got);
     Ok((bin, runner))
 }
 
 /// A tool that comes from a Debian package; `env` can point somewhere else.
-fn debian_tool(
-    name: &str,
-    env: &str,
-    default: &str,
-    package: &str,
-    version_args: &[&str],
-) -> Result<PathBuf> {
+fn debian_tool(name: &str, env: &str, default: &str, package: &str, version_args: &[&str]) -> Result<PathBuf> {
     let path = std::env::var_os(env).map_or_else(|| PathBuf::from(default), PathBuf::from);
     let mut how = "found";
     if version_line(&path, version_args).is_none() {
@@ -340,27 +260,12 @@ fn debian_tool(
 }
 
 fn browser() -> Result<(PathBuf, PathBuf)> {
-    let chromium = debian_tool(
-        "chromium",
-        "CHROMIUM",
-        "/usr/bin/chromium",
-        "chromium",
-        &["--version"],
-    )?;
-    let chromedriver = debian_tool(
-        "chromedriver",
-        "CHROMEDRIVER",
-        "/usr/bin/chromedriver",
-        "chromium-driver",
-        &["--version"],
-    )?;
+    let chromium = debian_tool("chromium", "CHROMIUM", "/usr/bin/chromium", "chromium", &["--version"])?;
+    let chromedriver =
+        debian_tool("chromedriver", "CHROMEDRIVER", "/usr/bin/chromedriver", "chromium-driver", &["--version"])?;
     let major = |p: &Path| {
-        version_line(p, &["--version"]).and_then(|v| {
-            v.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.split('.').next())
-                .map(str::to_owned)
-        })
+        version_line(p, &["--version"])
+            .and_then(|v| v.split_whitespace().nth(1).and_then(|v| v.split('.').next()).map(str::to_owned))
     };
     let (browser, driver) = (major(&chromium), major(&chromedriver));
     if browser.is_none() || browser != driver {
@@ -394,9 +299,6 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     if !known {
         run(Command::new("apt-get").arg("update"))?;
     }
-    run(Command::new("apt-get")
-        .args(["install", "-y"])
-        .args(packages)
-        .env("DEBIAN_FRONTEND", "noninteractive"))
-    .with_context(|| format!("`{command}` failed (is another apt running? `pgrep -a apt`)"))
+    run(Command::new("apt-get").args(["install", "-y"]).args(packages).env("DEBIAN_FRONTEND", "noninteractive"))
+        .with_context(|| format!("`{command}` failed (is another apt running? `pgrep -a apt`)"))
 }

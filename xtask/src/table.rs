@@ -132,8 +132,10 @@ pub fn prune(wasm: &Path, shims: &[Shim]) -> Result<usize> {
     let ids: Vec<_> = module.elements.iter().map(|e| e.id()).collect();
     for id in ids {
         let element = module.elements.get_mut(id);
-        let (ElementKind::Active { offset: ConstExpr::Value(Value::I32(base)), .. }, ElementItems::Functions(functions)) =
-            (&element.kind, &mut element.items)
+        let (
+            ElementKind::Active { offset: ConstExpr::Value(Value::I32(base)), .. },
+            ElementItems::Functions(functions),
+        ) = (&element.kind, &mut element.items)
         else {
             continue;
         };

@@ -36,20 +36,9 @@ impl Stages {
         let mut total = Duration::ZERO;
         for (name, took, ok) in &self.done {
             total += *took;
-            let _ = writeln!(
-                out,
-                "  {:<6} {name:<28} {:>7.1}s",
-                if *ok { "ok" } else { "FAILED" },
-                took.as_secs_f64()
-            );
+            let _ = writeln!(out, "  {:<6} {name:<28} {:>7.1}s", if *ok { "ok" } else { "FAILED" }, took.as_secs_f64());
         }
-        let _ = writeln!(
-            out,
-            "  {:<6} {:<28} {:>7.1}s",
-            "",
-            "total",
-            total.as_secs_f64()
-        );
+        let _ = writeln!(out, "  {:<6} {:<28} {:>7.1}s", "", "total", total.as_secs_f64());
         println!("{out}");
     }
 }
@@ -64,16 +53,12 @@ pub enum Suite {
 
 pub fn test(root: &Path, choice: ToolchainChoice, only: Option<Suite>) -> Result<()> {
     let mut stages = Stages::default();
-    let tools = stages.run("provision", || {
-        provision(root, choice, Needs { browser: true })
-    })?;
+    let tools = stages.run("provision", || provision(root, choice, Needs { browser: true }))?;
     if only != Some(Suite::Wasm) {
         native(root, &tools, &mut stages)?;
     }
     if only != Some(Suite::Native) {
-        stages.run("wasm tests (headless Chromium)", || {
-            wasm_tests(root, &tools)
-        })?;
+        stages.run("wasm tests (headless Chromium)", || wasm_tests(root, &tools))?;
     }
     stages.print();
     println!("all tests passed");
@@ -81,12 +66,8 @@ pub fn test(root: &Path, choice: ToolchainChoice, only: Option<Suite>) -> Result
 }
 
 fn native(root: &Path, tools: &Tools, stages: &mut Stages) -> Result<()> {
-    let pkg = stages.run("bundle (release)", || {
-        bundle(root, tools, "release", Budget::Enforce)
-    })?;
-    stages.run("dashboard vendor files (npm ci)", || {
-        crate::dashboard::vendor(root)
-    })?;
+    let pkg = stages.run("bundle (release)", || bundle(root, tools, "release", Budget::Enforce))?;
+    stages.run("dashboard vendor files (npm ci)", || crate::dashboard::vendor(root))?;
     stages.run("native tests", || {
         // The end-to-end tests in tests/ start the collector and Chromium themselves;
         // these tell them where the bundle, the static pages and the browser are.
@@ -124,10 +105,7 @@ fn wasm_tests(root: &Path, tools: &Tools) -> Result<()> {
         .wasm
         .cargo(root, "test", profile)
         .args(["-p", &cfg.bindgen.krate])
-        .env(
-            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-            &tools.wasm_bindgen_test_runner,
-        )
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &tools.wasm_bindgen_test_runner)
         .env("CHROMEDRIVER", &tools.chromedriver)
         .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", &caps_file)
         // The default 20 s is tight when two cores are shared by several builds.

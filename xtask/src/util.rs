@@ -10,10 +10,7 @@ use anyhow::{Context, Result, bail};
 
 /// The workspace root, fixed at compile time: the xtask is always built from the tree it drives.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent").to_path_buf()
 }
 
 /// The cargo that runs us (rustup's proxy on dev machines), for native builds.
@@ -22,10 +19,8 @@ pub fn cargo() -> Command {
 }
 
 pub fn display(cmd: &Command) -> String {
-    let envs: Vec<String> = cmd
-        .get_envs()
-        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
-        .collect();
+    let envs: Vec<String> =
+        cmd.get_envs().filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy()))).collect();
     let mut parts = envs;
     parts.push(cmd.get_program().to_string_lossy().into_owned());
     parts.extend(cmd.get_args().map(quote));
@@ -44,9 +39,7 @@ fn quote(arg: &OsStr) -> String {
 /// Runs `cmd` with inherited stdio; a non-zero exit is an error that shows the command.
 pub fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {}", display(cmd));
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start `{}`", display(cmd)))?;
+    let status = cmd.status().with_context(|| format!("cannot start `{}`", display(cmd)))?;
     if !status.success() {
         bail!("`{}` failed: {status}", display(cmd));
     }
@@ -55,39 +48,22 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 
 /// Runs `cmd` and captures its output without judging the exit status.
 pub fn capture(cmd: &mut Command) -> Result<Output> {
-    cmd.stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot start `{}`", display(cmd)))
+    cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot start `{}`", display(cmd)))
 }
 
 /// First line of `program --version`-like output, or None if it cannot run.
 pub fn version_line(program: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
+    let out = Command::new(program).args(args).stdin(Stdio::null()).output().ok()?;
     if !out.status.success() {
         return None;
     }
-    let text = if out.stdout.is_empty() {
-        out.stderr
-    } else {
-        out.stdout
-    };
-    String::from_utf8_lossy(&text)
-        .lines()
-        .next()
-        .map(|l| l.trim().to_owned())
+    let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
+    String::from_utf8_lossy(&text).lines().next().map(|l| l.trim().to_owned())
 }
 
 pub fn is_root() -> bool {
     // `id -u` avoids libc/unsafe just to ask for the uid.
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
 /// A port nobody listens on right now (the OS picks it; tiny race accepted).
@@ -97,12 +73,7 @@ pub fn free_port() -> Result<u16> {
 }
 
 /// Waits until `addr` accepts TCP connections, failing early if `child` exits.
-pub fn wait_for_port(
-    addr: SocketAddr,
-    child: &mut Child,
-    what: &str,
-    timeout: Duration,
-) -> Result<()> {
+pub fn wait_for_port(addr: SocketAddr, child: &mut Child, what: &str, timeout: Duration) -> Result<()> {
     let start = Instant::now();
     loop {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -127,9 +98,7 @@ pub struct Guard {
 impl Guard {
     pub fn spawn(name: &'static str, cmd: &mut Command) -> Result<Self> {
         eprintln!("$ {} &", display(cmd));
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {name}: `{}`", display(cmd)))?;
+        let child = cmd.spawn().with_context(|| format!("cannot start {name}: `{}`", display(cmd)))?;
         Ok(Self { child, name })
     }
 }
@@ -146,9 +115,5 @@ impl Drop for Guard {
 }
 
 pub fn human_bytes(n: u64) -> String {
-    if n < 1024 {
-        format!("{n} B")
-    } else {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    }
+    if n < 1024 { format!("{n} B") } else { format!("{:.1} KiB", n as f64 / 1024.0) }
 }

@@ -249,7 +249,11 @@ async fn read_json<T: DeserializeOwned>(body: web::Payload) -> Result<T, ApiErro
 /// outlived a database reset; anything else is refused before it is stored.
 fn check_session_id(id: &str) -> Result<(), ApiError> {
     let ok = (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(ApiError::BadRequest(format!("session_id {id:?} must be 8-64 characters of A-Z, a-z, 0-9, '-' or '_'"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!("session_id {id:?} must be 8-64 characters of A-Z, a-z, 0-9, '-' or '_'")))
+    }
 }
 
 fn check_len(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
@@ -309,7 +313,8 @@ async fn visit(
     let new_id = crate::session_id::new(now_ms)
         .map_err(|e| ApiError::Internal(format!("no randomness for a session id: {e}")))?;
     let clock = Arc::clone(&state.clock);
-    let response = crate::domain::visit(state.storage.as_ref(), site, visit, user_agent, new_id, clock).response().await?;
+    let response =
+        crate::domain::visit(state.storage.as_ref(), site, visit, user_agent, new_id, clock).response().await?;
     Ok(HttpResponse::Ok().json(response))
 }
 
@@ -323,7 +328,9 @@ async fn heartbeat(
     check_session_id(&beat.session_id)?;
     let clock = Arc::clone(&state.clock);
     match state.storage.heartbeat(site, beat.session_id.clone(), clock).await? {
-        Renewal::Renewed { number, expires_at_ms } => Ok(HttpResponse::Ok().json(HeartbeatResponse { number, expires_at_ms })),
+        Renewal::Renewed { number, expires_at_ms } => {
+            Ok(HttpResponse::Ok().json(HeartbeatResponse { number, expires_at_ms }))
+        }
         Renewal::Gone => Err(ApiError::LeaseGone),
         Renewal::UnknownSession => Err(ApiError::UnknownSession(beat.session_id)),
     }

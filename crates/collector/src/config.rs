@@ -431,9 +431,8 @@ impl Config {
     pub fn from_toml_str(text: &str, file: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
         let mut issues = Issues::new(file);
         // Syntax first: nothing else can be checked in a file that is not TOML.
-        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError {
-            issues: vec![toml_issue(file, text, &e)],
-        })?;
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError { issues: vec![toml_issue(file, text, &e)] })?;
         // Then each section on its own, so that a mistake in one site does
         // not hide the mistakes in the next.
         let mut server = RawServer::default_shape();
@@ -495,11 +494,7 @@ fn toml_issue(file: &Path, text: &str, e: &toml::de::Error) -> ConfigIssue {
             format!("line {line}, column {col}")
         })
         .unwrap_or_default();
-    ConfigIssue {
-        file: file.to_owned(),
-        path: at,
-        reason: e.message().trim().to_owned(),
-    }
+    ConfigIssue { file: file.to_owned(), path: at, reason: e.message().trim().to_owned() }
 }
 
 /// Collects issues during validation.
@@ -513,11 +508,7 @@ impl<'a> Issues<'a> {
         Self { file, list: Vec::new() }
     }
     fn push(&mut self, path: impl Into<String>, reason: impl Into<String>) {
-        self.list.push(ConfigIssue {
-            file: self.file.to_owned(),
-            path: path.into(),
-            reason: reason.into(),
-        });
+        self.list.push(ConfigIssue { file: self.file.to_owned(), path: path.into(), reason: reason.into() });
     }
 }
 
@@ -649,10 +640,8 @@ fn validate_site(
         .enumerate()
         .filter_map(|(i, t)| number(t, format!("{path}.originals[{i}]"), issues))
         .collect();
-    let overflow_number = raw
-        .overflow_number
-        .as_deref()
-        .and_then(|t| number(t, format!("{path}.overflow_number"), issues));
+    let overflow_number =
+        raw.overflow_number.as_deref().and_then(|t| number(t, format!("{path}.overflow_number"), issues));
 
     let show_number = raw.show_number.map(|s| {
         if s.selector.trim().is_empty() {
@@ -672,7 +661,10 @@ fn validate_site(
     let promo = raw.promo.map(|p| {
         let pp = format!("{path}.promo");
         if !(promo::MIN_LENGTH..=promo::MAX_LENGTH).contains(&p.length) {
-            issues.push(format!("{pp}.length"), format!("must be between {} and {}", promo::MIN_LENGTH, promo::MAX_LENGTH));
+            issues.push(
+                format!("{pp}.length"),
+                format!("must be between {} and {}", promo::MIN_LENGTH, promo::MAX_LENGTH),
+            );
         }
         if p.rules.is_empty() && !p.fallback {
             issues.push(pp.clone(), "set rules, fallback = true, or both; otherwise no visit ever gets a code");
@@ -685,7 +677,11 @@ fn validate_site(
         if p.hold_days == 0 {
             issues.push(format!("{pp}.hold_days"), "must be at least 1");
         }
-        PromoConfig { routing: PromoRouting { rules: p.rules, fallback: p.fallback }, length: p.length, hold_days: p.hold_days }
+        PromoConfig {
+            routing: PromoRouting { rules: p.rules, fallback: p.fallback },
+            length: p.length,
+            hold_days: p.hold_days,
+        }
     });
 
     let mut static_numbers = Vec::new();
@@ -717,12 +713,8 @@ fn validate_site(
         if p.numbers.is_empty() {
             issues.push(format!("{pp}.numbers"), "a pool needs at least one number");
         }
-        let numbers: Vec<PhoneNumber> = p
-            .numbers
-            .iter()
-            .enumerate()
-            .filter_map(|(j, t)| number(t, format!("{pp}.numbers[{j}]"), issues))
-            .collect();
+        let numbers: Vec<PhoneNumber> =
+            p.numbers.iter().enumerate().filter_map(|(j, t)| number(t, format!("{pp}.numbers[{j}]"), issues)).collect();
         if p.rules.is_empty() {
             issues.push(format!("{pp}.rules"), "a pool needs at least one source rule");
         }
@@ -737,7 +729,10 @@ fn validate_site(
         if p.heartbeat_secs == 0 || p.heartbeat_secs >= p.hold_secs {
             issues.push(
                 format!("{pp}.heartbeat_secs"),
-                format!("must be between 1 and hold_secs - 1 ({}), or the lease lapses between beats", p.hold_secs.saturating_sub(1)),
+                format!(
+                    "must be between 1 and hold_secs - 1 ({}), or the lease lapses between beats",
+                    p.hold_secs.saturating_sub(1)
+                ),
             );
         }
         if p.on_exhaustion == ExhaustionPolicy::Overflow && raw.overflow_number.is_none() {
@@ -773,12 +768,13 @@ fn validate_site(
         crate::pbx::PbxAuth::default()
     });
 
-    let exports = crate::exports::Exports::from_raw(raw.exports.with_env_secrets(&raw.id, env)).unwrap_or_else(|found| {
-        for (field, reason) in found {
-            issues.push(format!("{path}.{field}"), reason);
-        }
-        crate::exports::Exports::default()
-    });
+    let exports =
+        crate::exports::Exports::from_raw(raw.exports.with_env_secrets(&raw.id, env)).unwrap_or_else(|found| {
+            for (field, reason) in found {
+                issues.push(format!("{path}.{field}"), reason);
+            }
+            crate::exports::Exports::default()
+        });
 
     if issues.list.len() != before {
         return None;

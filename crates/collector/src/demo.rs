@@ -157,11 +157,26 @@ const SPEND: &[(&str, &str, &str, u64, u64)] = &[
 ];
 
 enum Action {
-    Visit { visit: usize },
-    PageView { visit: usize, path: &'static str },
-    Call { visit: usize, caller: String, talk: Option<u32>, status: CallStatus, deal: Option<u64> },
+    Visit {
+        visit: usize,
+    },
+    PageView {
+        visit: usize,
+        path: &'static str,
+    },
+    Call {
+        visit: usize,
+        caller: String,
+        talk: Option<u32>,
+        status: CallStatus,
+        deal: Option<u64>,
+    },
     /// A call to an offline static number (billboard): no visit behind it.
-    Offline { number: PhoneNumber, caller: String, talk: u32 },
+    Offline {
+        number: PhoneNumber,
+        caller: String,
+        talk: u32,
+    },
 }
 
 struct PlannedVisit {
@@ -188,7 +203,8 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
         None => config.sites.first().ok_or(DemoError::NoSites)?,
     };
     let storage = Arc::new(SqliteStorage::open_with(&config.server.database, config.server.sqlite_options())?);
-    let (_, calls) = storage.list_calls(&CallFilter { site: Some(site.id.clone()), limit: 1, ..CallFilter::default() })?;
+    let (_, calls) =
+        storage.list_calls(&CallFilter { site: Some(site.id.clone()), limit: 1, ..CallFilter::default() })?;
     if calls > 0 {
         return Err(DemoError::NotEmpty {
             site: site.id.clone(),
@@ -208,8 +224,7 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
     schedule.sort_by_key(|(at, _)| *at);
 
     let mut numbers: Vec<Option<(String, Option<PhoneNumber>, NumberKind)>> = vec![None; visits.len()];
-    let mut summary =
-        DemoSummary { site: site.id.clone(), sessions: 0, calls: 0, cost_rows: 0, deals: 0 };
+    let mut summary = DemoSummary { site: site.id.clone(), sessions: 0, calls: 0, cost_rows: 0, deals: 0 };
     let mut deals: Vec<(i64, u64, i64)> = Vec::new();
     for (at_ms, action) in schedule {
         clock.set_ms(at_ms);
@@ -368,7 +383,8 @@ fn run_visit(
     let referrer = t.referrer.map(|host| UrlParts { host, path: "/", query: "" });
     let visit = Visit::new(UrlParts { host: "demo.example", path: "/", query: &query }, referrer, "");
     let touch = touch::classify(&visit, u64::try_from(v.at_ms).unwrap_or(0));
-    let url = if query.is_empty() { "https://demo.example/".to_owned() } else { format!("https://demo.example/?{query}") };
+    let url =
+        if query.is_empty() { "https://demo.example/".to_owned() } else { format!("https://demo.example/?{query}") };
     let request = VisitRequest {
         session_id: None,
         client_id: Some(v.client_id.clone()),

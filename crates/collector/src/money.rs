@@ -424,8 +424,8 @@ fn revenue_post(body: RevenueBody, site: &Site, now_ms: i64) -> Result<RevenuePo
             }
             // The same normalisation the PBX adapters give `from`, so the
             // number meets the calls' caller key in any written form.
-            let key = crate::pbx::caller(Some(caller), site.region)
-                .ok_or_else(|| bad("caller must not be empty".into()))?;
+            let key =
+                crate::pbx::caller(Some(caller), site.region).ok_or_else(|| bad("caller must not be empty".into()))?;
             RevenueTarget::Caller { key, at_ms: at_ms.unwrap_or(now_ms), window_ms: window * 1000 }
         }
         (Some(_), Some(_)) => return Err(bad("give call_id or caller, not both".into())),
@@ -511,6 +511,9 @@ mod tests {
             &sites(),
         )
         .unwrap();
-        assert_eq!(issues(no_duplicates(&dup).unwrap_err()), ["[1].date: the same date/source/medium/campaign as index 0"]);
+        assert_eq!(
+            issues(no_duplicates(&dup).unwrap_err()),
+            ["[1].date: the same date/source/medium/campaign as index 0"]
+        );
     }
 }

@@ -158,14 +158,12 @@ pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> 
                 .filter(|l| l.pool_id == pool.id)
                 .map(|l| (l.started_at_ms, l.ended_at_ms))
                 .collect();
-            let asks: Vec<i64> =
-                activity.first_asks.iter().filter(|a| a.pool_id == pool.id).map(|a| a.at_ms).collect();
+            let asks: Vec<i64> = activity.first_asks.iter().filter(|a| a.pool_id == pool.id).map(|a| a.at_ms).collect();
             let exhaustions: Vec<&ExhaustionView> =
                 activity.exhaustions.iter().filter(|e| e.pool_id == pool.id).collect();
             let peaks = pool_usage::peak_concurrency(&spans, buckets);
             let news = pool_usage::new_sessions(&asks, buckets);
-            let exhausted =
-                pool_usage::new_sessions(&exhaustions.iter().map(|e| e.at_ms).collect::<Vec<_>>(), buckets);
+            let exhausted = pool_usage::new_sessions(&exhaustions.iter().map(|e| e.at_ms).collect::<Vec<_>>(), buckets);
             let hours: Vec<HourRow> = (0..buckets.len())
                 .map(|i| HourRow {
                     hour_ms: buckets.start(i),
@@ -175,8 +173,7 @@ pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> 
                     exhaustions: exhausted[i],
                 })
                 .collect();
-            let live_now =
-                activity.live_now.iter().find(|(id, _)| *id == pool.id).map_or(0, |(_, n)| *n);
+            let live_now = activity.live_now.iter().find(|(id, _)| *id == pool.id).map_or(0, |(_, n)| *n);
             let peak_live = peaks.iter().copied().max().unwrap_or(0);
             let peak_new = news.iter().copied().max().unwrap_or(0);
             let peak_utilisation = lease::utilisation(peak_live as usize, size as usize);
@@ -202,16 +199,25 @@ pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> 
         .collect()
 }
 
-async fn report(_: Admin, state: web::Data<PoolsReportApi>, req: HttpRequest) -> Result<HttpResponse, PoolsReportError> {
+async fn report(
+    _: Admin,
+    state: web::Data<PoolsReportApi>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PoolsReportError> {
     let p = web::Query::<Params>::from_query(req.query_string())
         .map_err(|e| PoolsReportError::BadRequest(format!("query string: {e}")))?
         .into_inner();
-    let site_id = p.site.filter(|s| !s.is_empty()).ok_or_else(|| PoolsReportError::BadRequest("site is required".into()))?;
+    let site_id =
+        p.site.filter(|s| !s.is_empty()).ok_or_else(|| PoolsReportError::BadRequest("site is required".into()))?;
     let site = state.sites.get(&site_id).cloned().ok_or_else(|| PoolsReportError::UnknownSite(site_id.clone()))?;
     let now_ms = state.clock.now_ms();
     let to_ms = p.to.as_deref().map(|t| time_bound("to", t, true)).transpose()?.unwrap_or(now_ms);
-    let from_ms =
-        p.from.as_deref().map(|f| time_bound("from", f, false)).transpose()?.unwrap_or(to_ms - DEFAULT_DAYS * 24 * HOUR_MS);
+    let from_ms = p
+        .from
+        .as_deref()
+        .map(|f| time_bound("from", f, false))
+        .transpose()?
+        .unwrap_or(to_ms - DEFAULT_DAYS * 24 * HOUR_MS);
     if from_ms >= to_ms {
         return Err(PoolsReportError::BadRequest("from must be before to".into()));
     }

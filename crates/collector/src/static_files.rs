@@ -33,31 +33,23 @@ pub const WWW_SECTIONS: &[&str] = &["demo", "bench", "dashboard"];
 /// Registers the static routes on an app or scope.
 pub fn configure(dirs: &StaticDirs, cfg: &mut web::ServiceConfig) {
     let tag = dirs.bundle_dir.join("tag.js");
-    cfg.route(
-        "/ringsource.js",
-        web::get().to(move |req: HttpRequest| loader(req, tag.clone())),
-    );
+    cfg.route("/ringsource.js", web::get().to(move |req: HttpRequest| loader(req, tag.clone())));
     cfg.route("/", web::get().to(|| async { redirect("/demo/") }));
     for section in WWW_SECTIONS {
         let mount = format!("/{section}");
         let dir = dirs.www_dir.join(section);
         // `/demo` without the slash would break the pages' relative links.
         let slash = format!("/{section}/");
-        cfg.route(&mount, web::get().to(move || {
-            let to = slash.clone();
-            async move { redirect(&to) }
-        }));
-        cfg.service(
-            web::scope(&mount)
-                .wrap(no_cache())
-                .service(Files::new("", dir).index_file("index.html")),
+        cfg.route(
+            &mount,
+            web::get().to(move || {
+                let to = slash.clone();
+                async move { redirect(&to) }
+            }),
         );
+        cfg.service(web::scope(&mount).wrap(no_cache()).service(Files::new("", dir).index_file("index.html")));
     }
-    cfg.service(
-        web::scope("/pkg")
-            .wrap(no_cache())
-            .service(Files::new("", dirs.bundle_dir.clone())),
-    );
+    cfg.service(web::scope("/pkg").wrap(no_cache()).service(Files::new("", dirs.bundle_dir.clone())));
 }
 
 fn no_cache() -> DefaultHeaders {
@@ -72,8 +64,7 @@ async fn loader(req: HttpRequest, tag: PathBuf) -> HttpResponse {
     match NamedFile::open_async(&tag).await {
         Ok(file) => {
             let mut resp = file.into_response(&req);
-            resp.headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static(LOADER_CACHE_CONTROL));
+            resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(LOADER_CACHE_CONTROL));
             resp
         }
         Err(e) => missing_bundle(&tag, &e),

@@ -279,7 +279,12 @@ pub fn match_call(f: &Facts<'_>) -> Match {
     if let Some((code, session)) = f.promo {
         candidates.insert(
             0,
-            Candidate { session_id: session.to_owned(), relation: Relation::Promo, held_from_ms: None, held_until_ms: None },
+            Candidate {
+                session_id: session.to_owned(),
+                relation: Relation::Promo,
+                held_from_ms: None,
+                held_until_ms: None,
+            },
         );
         return Match {
             candidates,

@@ -48,10 +48,34 @@ mod tests {
 
     /// Crawlers' own User-Agent tokens that the generic words catch.
     const NAMED_CRAWLERS: &[&str] = &[
-        "Googlebot", "AdsBot-Google", "YandexBot", "YandexMobileBot", "YandexAccessibilityBot", "bingbot",
-        "adidxbot", "msnbot", "DuckDuckBot", "Baiduspider", "Applebot", "PetalBot", "Mail.RU_Bot", "Facebot",
-        "Twitterbot", "LinkedInBot", "TelegramBot", "Slackbot", "Discordbot", "AhrefsBot", "SemrushBot", "MJ12bot",
-        "DotBot", "GPTBot", "CCBot", "ClaudeBot", "Bytespider", "UptimeRobot",
+        "Googlebot",
+        "AdsBot-Google",
+        "YandexBot",
+        "YandexMobileBot",
+        "YandexAccessibilityBot",
+        "bingbot",
+        "adidxbot",
+        "msnbot",
+        "DuckDuckBot",
+        "Baiduspider",
+        "Applebot",
+        "PetalBot",
+        "Mail.RU_Bot",
+        "Facebot",
+        "Twitterbot",
+        "LinkedInBot",
+        "TelegramBot",
+        "Slackbot",
+        "Discordbot",
+        "AhrefsBot",
+        "SemrushBot",
+        "MJ12bot",
+        "DotBot",
+        "GPTBot",
+        "CCBot",
+        "ClaudeBot",
+        "Bytespider",
+        "UptimeRobot",
     ];
 
     #[test]

@@ -169,7 +169,8 @@ impl Call {
         // number as they arrived; later reports may be rewritten by transfers.
         let earliest_phase = events.iter().map(|e| e.phase).min().expect("not empty");
         let early = || events.iter().filter(move |e| e.phase == earliest_phase);
-        let from = min_some(early().map(|e| e.from.clone())).or_else(|| min_some(events.iter().map(|e| e.from.clone())));
+        let from =
+            min_some(early().map(|e| e.from.clone())).or_else(|| min_some(events.iter().map(|e| e.from.clone())));
         let to = early().map(|e| e.to.clone()).min().expect("not empty");
 
         let started_at_ms = min_some(events.iter().map(|e| e.started_at_ms));
@@ -226,12 +227,10 @@ impl Call {
     /// carried a time; the collector then uses the time it received the
     /// first report.
     pub fn ring_at_ms(&self) -> Option<u64> {
-        self.started_at_ms
-            .or(self.answered_at_ms)
-            .or_else(|| {
-                let end = self.ended_at_ms?;
-                Some(end.saturating_sub(u64::from(self.duration_secs.unwrap_or(0)) * 1000))
-            })
+        self.started_at_ms.or(self.answered_at_ms).or_else(|| {
+            let end = self.ended_at_ms?;
+            Some(end.saturating_sub(u64::from(self.duration_secs.unwrap_or(0)) * 1000))
+        })
     }
 
     /// A target call: answered and talked at least `target_secs`. A call

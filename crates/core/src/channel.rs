@@ -115,9 +115,7 @@ impl Channel {
         if origin.is_none() && !visit.is_tagged() {
             return Channel::Direct;
         }
-        if tagged_source == Some("(direct)")
-            && medium.is_none_or(|m| m == "(none)" || m == "(not set)")
-        {
+        if tagged_source == Some("(direct)") && medium.is_none_or(|m| m == "(none)" || m == "(not set)") {
             return Channel::Direct;
         }
         if tagged_source.is_some_and(is_email) || medium.is_some_and(is_email) {
@@ -126,11 +124,7 @@ impl Channel {
         if let Some(channel) = medium.and_then(|m| by_medium(m, source_kind)) {
             return channel;
         }
-        if visit
-            .click_id
-            .as_ref()
-            .is_some_and(|click| click.kind.is_paid())
-        {
+        if visit.click_id.as_ref().is_some_and(|click| click.kind.is_paid()) {
             return paid(medium.unwrap_or_default(), source_kind);
         }
         match (source_kind, origin) {
@@ -150,17 +144,11 @@ fn by_medium(medium: &str, source_kind: Option<SourceKind>) -> Option<Channel> {
     let is = |word: &str| same_word(&medium, word);
     let channel = if is("affiliate") {
         Channel::Affiliates
-    } else if ["display", "banner", "expandable", "interstitial"]
-        .into_iter()
-        .any(is)
-    {
+    } else if ["display", "banner", "expandable", "interstitial"].into_iter().any(is) {
         Channel::Display
     } else if is_paid(&medium) {
         paid(&medium, source_kind)
-    } else if ["social", "social network", "social media", "sm"]
-        .into_iter()
-        .any(is)
-    {
+    } else if ["social", "social network", "social media", "sm"].into_iter().any(is) {
         Channel::OrganicSocial
     } else if is("organic") {
         Channel::OrganicSearch
@@ -176,10 +164,7 @@ fn by_medium(medium: &str, source_kind: Option<SourceKind>) -> Option<Channel> {
 
 /// `medium` must already be lowercase.
 fn is_paid(medium: &str) -> bool {
-    mentions(medium, "cp")
-        || medium == "ppc"
-        || medium == "retargeting"
-        || medium.starts_with("paid")
+    mentions(medium, "cp") || medium == "ppc" || medium == "retargeting" || medium.starts_with("paid")
 }
 
 /// Which paid channel a paid visit belongs to. `medium` is lowercase, or
@@ -215,9 +200,7 @@ fn is_email(value: &str) -> bool {
 /// equals `social network` and `e-mail` equals `email`.
 fn same_word(value: &str, word: &str) -> bool {
     fn letters(text: &str) -> impl Iterator<Item = u8> + '_ {
-        text.bytes()
-            .filter(|b| !matches!(b, b'-' | b'_' | b' '))
-            .map(|b| b.to_ascii_lowercase())
+        text.bytes().filter(|b| !matches!(b, b'-' | b'_' | b' ')).map(|b| b.to_ascii_lowercase())
     }
     letters(value).eq(letters(word))
 }

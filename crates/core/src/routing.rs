@@ -44,7 +44,9 @@ pub struct SourceRule {
 /// Why a rule is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
-    #[error("the rule has no condition; set at least one of channel, utm_source, utm_medium, utm_campaign, utm_content, click_id")]
+    #[error(
+        "the rule has no condition; set at least one of channel, utm_source, utm_medium, utm_campaign, utm_content, click_id"
+    )]
     Empty,
     #[error("{field} is empty; leave it out instead")]
     EmptyValue { field: &'static str },
@@ -81,9 +83,7 @@ impl SourceRule {
             && text(&self.utm_medium, Some(&touch.medium))
             && text(&self.utm_campaign, touch.campaign.as_deref())
             && text(&self.utm_content, touch.content.as_deref())
-            && self
-                .click_id
-                .is_none_or(|k| touch.click_id.as_ref().is_some_and(|c| c.kind == k))
+            && self.click_id.is_none_or(|k| touch.click_id.as_ref().is_some_and(|c| c.kind == k))
     }
 }
 

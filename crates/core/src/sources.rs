@@ -144,13 +144,7 @@ const fn source(
     tags: &'static str,
     search_params: &'static str,
 ) -> Source {
-    Source {
-        name,
-        kind,
-        hosts,
-        tags,
-        search_params,
-    }
+    Source { name, kind, hosts, tags, search_params }
 }
 
 /// Every known source, narrowest hosts first (see the module doc).
@@ -215,10 +209,7 @@ pub fn find_by_tag(tag: &str) -> Option<&'static Source> {
     let tag = tag.trim();
     SOURCES
         .iter()
-        .find(|source| {
-            source.name.eq_ignore_ascii_case(tag)
-                || source.tags().any(|t| t.eq_ignore_ascii_case(tag))
-        })
+        .find(|source| source.name.eq_ignore_ascii_case(tag) || source.tags().any(|t| t.eq_ignore_ascii_case(tag)))
         .or_else(|| find_by_host(&tag.to_ascii_lowercase()))
 }
 
@@ -233,11 +224,7 @@ mod tests {
             for pattern in source.hosts() {
                 if let HostPattern::Domain(domain) = pattern {
                     let found = find_by_host(domain).map(|s| s.name);
-                    assert_eq!(
-                        found,
-                        Some(source.name),
-                        "{domain} is shadowed by an earlier entry"
-                    );
+                    assert_eq!(found, Some(source.name), "{domain} is shadowed by an earlier entry");
                 }
             }
         }
@@ -258,22 +245,10 @@ mod tests {
     #[test]
     fn any_tld_needs_a_suffix_shaped_tail() {
         let google = AnyTld("google");
-        for host in [
-            "google.com",
-            "www.google.ru",
-            "google.co.uk",
-            "images.google.com.br",
-            "google.de",
-        ] {
+        for host in ["google.com", "www.google.ru", "google.co.uk", "images.google.com.br", "google.de"] {
             assert!(google.matches(host), "{host}");
         }
-        for host in [
-            "google",
-            "google.example.com",
-            "notgoogle.com",
-            "google.co.u1",
-            "mygoogle.co.uk",
-        ] {
+        for host in ["google", "google.example.com", "notgoogle.com", "google.co.u1", "mygoogle.co.uk"] {
             assert!(!google.matches(host), "{host}");
         }
     }
@@ -282,10 +257,7 @@ mod tests {
     fn find_by_tag_accepts_names_tags_and_hosts() {
         assert_eq!(find_by_tag("Yandex").map(|s| s.name), Some("yandex"));
         assert_eq!(find_by_tag("ig").map(|s| s.name), Some("instagram"));
-        assert_eq!(
-            find_by_tag("www.Facebook.com").map(|s| s.name),
-            Some("facebook")
-        );
+        assert_eq!(find_by_tag("www.Facebook.com").map(|s| s.name), Some("facebook"));
         assert!(find_by_tag("partner").is_none());
     }
 }

@@ -55,10 +55,7 @@ pub fn classify(visit: &Visit, at_ms: u64) -> Touch {
         source,
         medium: medium(visit, origin),
         campaign: utm.campaign.clone(),
-        term: utm
-            .term
-            .clone()
-            .or_else(|| referrer.and_then(|r| r.search_term.clone())),
+        term: utm.term.clone().or_else(|| referrer.and_then(|r| r.search_term.clone())),
         content: utm.content.clone(),
         utm_id: utm.id.clone(),
         click_id: visit.click_id.clone(),
@@ -79,9 +76,7 @@ fn medium(visit: &Visit, origin: Option<Origin<'_>>) -> String {
         None => NO_MEDIUM,
         Some(Origin::ClickId(kind)) if kind.is_paid() => "cpc",
         Some(Origin::ClickId(_)) => "referral",
-        Some(Origin::Tagged(_)) if visit.click_id.as_ref().is_some_and(|c| c.kind.is_paid()) => {
-            "cpc"
-        }
+        Some(Origin::Tagged(_)) if visit.click_id.as_ref().is_some_and(|c| c.kind.is_paid()) => "cpc",
         Some(Origin::Tagged(_)) => NOT_SET,
         Some(Origin::Referrer(referrer)) => match referrer.source() {
             Some(source) if source.kind == SourceKind::Search => "organic",
@@ -120,9 +115,7 @@ impl TouchHistory {
             self.first = Some(touch.clone());
         }
         let keep_last = self.last.as_ref().is_some_and(|last| {
-            touch.is_direct()
-                && !last.is_direct()
-                && touch.at_ms.saturating_sub(last.at_ms) <= campaign_expiry_ms
+            touch.is_direct() && !last.is_direct() && touch.at_ms.saturating_sub(last.at_ms) <= campaign_expiry_ms
         });
         if !keep_last {
             self.last = Some(touch);

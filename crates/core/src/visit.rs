@@ -34,16 +34,9 @@ pub struct Utm {
 
 impl Utm {
     pub fn is_empty(&self) -> bool {
-        [
-            &self.source,
-            &self.medium,
-            &self.campaign,
-            &self.term,
-            &self.content,
-            &self.id,
-        ]
-        .iter()
-        .all(|tag| tag.is_none())
+        [&self.source, &self.medium, &self.campaign, &self.term, &self.content, &self.id]
+            .iter()
+            .all(|tag| tag.is_none())
     }
 
     /// Stores `value` under the UTM parameter `key`; returns false when `key`
@@ -143,16 +136,11 @@ impl ClickIdKind {
 
     /// The kind a landing URL's query `key` carries, in any letter case.
     fn from_param(key: &str) -> Option<ClickIdKind> {
-        ClickIdKind::PRIORITY
-            .into_iter()
-            .find(|kind| kind.param().eq_ignore_ascii_case(key))
+        ClickIdKind::PRIORITY.into_iter().find(|kind| kind.param().eq_ignore_ascii_case(key))
     }
 
     fn rank(self) -> usize {
-        ClickIdKind::PRIORITY
-            .iter()
-            .position(|k| *k == self)
-            .unwrap_or(usize::MAX)
+        ClickIdKind::PRIORITY.iter().position(|k| *k == self).unwrap_or(usize::MAX)
     }
 }
 
@@ -180,16 +168,9 @@ impl Referrer {
         if host.is_empty() || is_same_site(&host, page_host) {
             return None;
         }
-        let search_term = sources::find_by_host(&host).and_then(|source| {
-            source
-                .search_params()
-                .find_map(|param| query_value(parts.query, param))
-        });
-        Some(Referrer {
-            host,
-            path: parts.path.to_owned(),
-            search_term,
-        })
+        let search_term = sources::find_by_host(&host)
+            .and_then(|source| source.search_params().find_map(|param| query_value(parts.query, param)));
+        Some(Referrer { host, path: parts.path.to_owned(), search_term })
     }
 
     /// The known source this referrer belongs to, if any.
@@ -226,9 +207,7 @@ impl Visit {
             let Some(kind) = ClickIdKind::from_param(&key) else {
                 continue;
             };
-            let outranks = click_id
-                .as_ref()
-                .is_none_or(|current| kind.rank() < current.kind.rank());
+            let outranks = click_id.as_ref().is_none_or(|current| kind.rank() < current.kind.rank());
             if outranks && let Some(value) = non_empty(&value) {
                 click_id = Some(ClickId { kind, value });
             }
@@ -314,10 +293,8 @@ pub fn ga_client_id(cookie_value: &str) -> Option<String> {
     let depth = fields.next()?;
     let random = fields.next()?;
     let timestamp = fields.next()?;
-    let well_formed = fields.next().is_none()
-        && [version, depth, random, timestamp]
-            .iter()
-            .all(|field| is_digits(field));
+    let well_formed =
+        fields.next().is_none() && [version, depth, random, timestamp].iter().all(|field| is_digits(field));
     well_formed.then(|| {
         let mut id = String::with_capacity(random.len() + 1 + timestamp.len());
         id.push_str(random);
@@ -350,9 +327,7 @@ fn cookie<'a>(cookies: &'a str, name: &str) -> Option<&'a str> {
 
 /// The first non-empty value of `param` in `query`, decoded and trimmed.
 fn query_value(query: &str, param: &str) -> Option<String> {
-    query_pairs(query)
-        .filter(|(key, _)| key == param)
-        .find_map(|(_, value)| non_empty(&value))
+    query_pairs(query).filter(|(key, _)| key == param).find_map(|(_, value)| non_empty(&value))
 }
 
 /// The `name=value` pairs of a query, decoded as
@@ -421,8 +396,7 @@ fn non_empty(value: &str) -> Option<String> {
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &text[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
 }
 
 /// A host as sites are compared and reported: lowercase, without port or
@@ -455,8 +429,7 @@ fn site_host(host: &str) -> String {
 /// real referral as internal would lose a source.
 fn is_same_site(referrer_host: &str, page_host: &str) -> bool {
     !page_host.is_empty()
-        && (sources::is_within(referrer_host, page_host)
-            || sources::is_within(page_host, referrer_host))
+        && (sources::is_within(referrer_host, page_host) || sources::is_within(page_host, referrer_host))
 }
 
 #[cfg(test)]

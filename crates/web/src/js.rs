@@ -55,9 +55,10 @@ pub fn get_f64(object: &JsValue, key: &str) -> Option<f64> {
 }
 
 pub fn touch_to_js(touch: &Touch) -> JsValue {
-    let click_id = touch.click_id.as_ref().map(|c| {
-        ObjectBuilder::new().set("kind", c.kind.param()).set("value", c.value.as_str()).build()
-    });
+    let click_id = touch
+        .click_id
+        .as_ref()
+        .map(|c| ObjectBuilder::new().set("kind", c.kind.param()).set("value", c.value.as_str()).build());
     ObjectBuilder::new()
         .set("channel", touch.channel.as_str())
         .set("source", touch.source.as_str())
@@ -110,8 +111,5 @@ pub fn history_to_js(history: &TouchHistory) -> JsValue {
 }
 
 pub fn history_from_js(value: &JsValue) -> TouchHistory {
-    TouchHistory {
-        first: touch_from_js(&get(value, "first")),
-        last: touch_from_js(&get(value, "last")),
-    }
+    TouchHistory { first: touch_from_js(&get(value, "first")), last: touch_from_js(&get(value, "last")) }
 }

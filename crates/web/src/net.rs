@@ -61,9 +61,7 @@ impl std::fmt::Display for NetError {
 /// when it is a string. Read through `Reflect` rather than an `instanceof
 /// Error` check, which would be one more import for the same answer.
 fn js_message(value: &JsValue) -> String {
-    crate::js::get_string(value, "message")
-        .or_else(|| value.as_string())
-        .unwrap_or_else(|| "network error".to_owned())
+    crate::js::get_string(value, "message").or_else(|| value.as_string()).unwrap_or_else(|| "network error".to_owned())
 }
 
 /// What a collector request's continuation gets, and returns: the page's
@@ -161,8 +159,8 @@ impl Collector {
                     Box::new(move |json| match json {
                         Ok(json) if ok => reply(Ok(json)),
                         Ok(json) => {
-                            let message = crate::js::get_string(&crate::js::get(&json, "error"), "message")
-                                .unwrap_or_default();
+                            let message =
+                                crate::js::get_string(&crate::js::get(&json, "error"), "message").unwrap_or_default();
                             reply(Err(NetError::Status { status, message }))
                         }
                         Err(_) => reply(Err(NetError::Malformed)),

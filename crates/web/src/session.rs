@@ -49,8 +49,7 @@ impl Session {
     }
 
     pub fn save(&self, site: &str) {
-        let originals: js_sys::Array =
-            self.originals.iter().map(|o| JsValue::from_str(&o.e164())).collect();
+        let originals: js_sys::Array = self.originals.iter().map(|o| JsValue::from_str(&o.e164())).collect();
         let value = ObjectBuilder::new()
             .set("session_id", self.session_id.as_str())
             .set_opt("number", self.number.as_ref().map(PhoneNumber::e164))

@@ -49,9 +49,8 @@ struct State {
 
 /// What `start()` resolves to, for the developer and for tests.
 fn outcome(kind: &str, number: Option<&PhoneNumber>, reason: Option<&str>) -> JsValue {
-    let session_id = FLOW.with(|f| {
-        f.borrow().as_ref().and_then(|f| f.state.borrow().session.as_ref().map(|s| s.session_id.clone()))
-    });
+    let session_id = FLOW
+        .with(|f| f.borrow().as_ref().and_then(|f| f.state.borrow().session.as_ref().map(|s| s.session_id.clone())));
     ObjectBuilder::new()
         .set("kind", kind)
         .set_opt("number", number.map(PhoneNumber::e164))
@@ -173,8 +172,7 @@ pub fn revoke_consent() {
 
 impl Flow {
     fn consent(&self) -> bool {
-        self.consent_given
-            || browser::load(CONSENT_KEY).as_deref() == Some("granted")
+        self.consent_given || browser::load(CONSENT_KEY).as_deref() == Some("granted")
     }
 
     fn failed(&self, error: &NetError) -> JsValue {
@@ -209,9 +207,7 @@ impl Flow {
             state.watch = None;
             (state.shown.take(), state.originals.first().cloned())
         };
-        if let (Some(shown), Some(original), Some(body)) =
-            (shown, original, document().and_then(|d| d.body()))
-        {
+        if let (Some(shown), Some(original), Some(body)) = (shown, original, document().and_then(|d| d.body())) {
             Swap::new(&[shown], original).apply(&body);
         }
     }
@@ -320,9 +316,8 @@ impl Flow {
             }
         });
         let period = (state.heartbeat_secs.max(5) * 1000) as i32;
-        state.heartbeat = w
-            .set_interval_with_callback_and_timeout_and_arguments_0(tick.as_ref().unchecked_ref(), period)
-            .ok();
+        state.heartbeat =
+            w.set_interval_with_callback_and_timeout_and_arguments_0(tick.as_ref().unchecked_ref(), period).ok();
         // The interval lives as long as the page (or until stop()).
         tick.forget();
     }

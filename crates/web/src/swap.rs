@@ -15,8 +15,8 @@ use web_sys::{CharacterData, Element, Node};
 /// Elements whose text a visitor never reads as page copy, or edits themselves:
 /// rewriting them would corrupt code, structured data or user input.
 const NEVER_TOUCHED: &[&str] = &[
-    "SCRIPT", "STYLE", "TEXTAREA", "INPUT", "SELECT", "OPTION", "NOSCRIPT", "TEMPLATE", "IFRAME",
-    "OBJECT", "svg", "math",
+    "SCRIPT", "STYLE", "TEXTAREA", "INPUT", "SELECT", "OPTION", "NOSCRIPT", "TEMPLATE", "IFRAME", "OBJECT", "svg",
+    "math",
 ];
 
 /// Same rule as [`NEVER_TOUCHED`] plus attribute-driven opt-outs, as a CSS
@@ -48,9 +48,8 @@ extern "C" {
 /// unknown and custom elements) ends it, which errs towards missing a number
 /// rather than inventing one out of two separate digit groups.
 const INLINE: &[&str] = &[
-    "A", "ABBR", "B", "BDI", "BDO", "BIG", "CITE", "CODE", "DATA", "DFN", "EM", "FONT", "I",
-    "KBD", "LABEL", "MARK", "NOBR", "Q", "S", "SAMP", "SMALL", "SPAN", "STRONG", "SUB", "SUP",
-    "TIME", "TT", "U", "VAR", "WBR",
+    "A", "ABBR", "B", "BDI", "BDO", "BIG", "CITE", "CODE", "DATA", "DFN", "EM", "FONT", "I", "KBD", "LABEL", "MARK",
+    "NOBR", "Q", "S", "SAMP", "SMALL", "SPAN", "STRONG", "SUB", "SUP", "TIME", "TT", "U", "VAR", "WBR",
 ];
 
 pub struct Swap {

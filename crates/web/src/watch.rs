@@ -35,14 +35,13 @@ impl Drop for Watch {
 /// by the nodes it observes, and the callback by the observer, so it lives
 /// exactly as long as the observation and is collected with it.
 pub fn observe(root: &Node, swap: Rc<Swap>) -> Result<MutationObserver, JsValue> {
-    let callback = Closure::<dyn FnMut(Array, MutationObserver)>::new(
-        move |records: Array, observer: MutationObserver| {
+    let callback =
+        Closure::<dyn FnMut(Array, MutationObserver)>::new(move |records: Array, observer: MutationObserver| {
             on_mutations(&swap, &records);
             // Our own rewrites queue records too; they hold no original
             // numbers any more, so dropping them saves a useless pass.
             observer.take_records();
-        },
-    );
+        });
     let observer = MutationObserver::new(callback.into_js_value().unchecked_ref())?;
     // A plain object filled through Reflect: no setter import per field.
     let init = ObjectBuilder::new()

@@ -37,10 +37,7 @@ fn plain_text_keeps_its_format() {
 fn number_split_across_inline_elements() {
     let (root, n) = swap(r#"<p><span class="code">+7 (495)</span> <b>123</b>-<i>45-67</i></p>"#);
     assert_eq!(n, 1);
-    assert_eq!(
-        root.inner_html(),
-        r#"<p><span class="code">+7 (495)</span> <b>987</b>-<i>65-43</i></p>"#
-    );
+    assert_eq!(root.inner_html(), r#"<p><span class="code">+7 (495)</span> <b>987</b>-<i>65-43</i></p>"#);
 }
 
 #[wasm_bindgen_test]
@@ -104,10 +101,7 @@ fn bad_numbers_are_reported_and_nothing_changes() {
 
 async fn next_tick() {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        web_sys::window()
-            .unwrap()
-            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0)
-            .unwrap();
+        web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0).unwrap();
     });
     JsFuture::from(promise).await.unwrap();
 }

@@ -100,7 +100,10 @@ async fn a_manager_signs_in_filters_calls_reads_reports_and_pool_health() {
     // Two paid-search visitors: one through the script tag, one posted by hand.
     browser
         .client
-        .goto(&site.url("/demo/shop.html?utm_source=google&utm_medium=cpc&utm_campaign=sofas&utm_term=buy+sofa&gclid=e2e"))
+        .goto(
+            &site
+                .url("/demo/shop.html?utm_source=google&utm_medium=cpc&utm_campaign=sofas&utm_term=buy+sofa&gclid=e2e"),
+        )
         .await
         .expect("shop page");
     let outcome = browser.wait_for("window.ringsource && window.ringsource.outcome", WAIT).await;
@@ -129,13 +132,20 @@ async fn a_manager_signs_in_filters_calls_reads_reports_and_pool_health() {
     // Today's advertising cost of the sofas campaign.
     let today = js(&browser, "return new Date().toISOString().slice(0, 10)").await;
     let costs = json!([{ "date": today, "source": "google", "medium": "cpc", "campaign": "sofas", "cost": 150 }]);
-    let r = fetch(&browser, "/v1/costs?site=shop", json!({ "method": "POST", "body": costs.to_string(),
-        "headers": { "Authorization": format!("Bearer {ADMIN_TOKEN}"), "Content-Type": "application/json" } })).await;
+    let r = fetch(
+        &browser,
+        "/v1/costs?site=shop",
+        json!({ "method": "POST", "body": costs.to_string(),
+        "headers": { "Authorization": format!("Bearer {ADMIN_TOKEN}"), "Content-Type": "application/json" } }),
+    )
+    .await;
     assert!(r["status"].as_u64().is_some_and(|s| (200..300).contains(&s)), "{r}");
 
     // Sign in: a wrong token is refused with a message, the right one opens the calls.
     browser.client.goto(&site.url("/dashboard")).await.expect("dashboard");
-    browser.wait_for("document.body.dataset.ready === '1' && !document.querySelector('#view-login').hidden", WAIT).await;
+    browser
+        .wait_for("document.body.dataset.ready === '1' && !document.querySelector('#view-login').hidden", WAIT)
+        .await;
     let token = browser.client.find(Locator::Css("#token")).await.expect("token field");
     token.send_keys("not-the-admin-token-at-all").await.expect("type");
     let site_field = browser.client.find(Locator::Css("#login-site")).await.expect("site field");
@@ -155,7 +165,14 @@ async fn a_manager_signs_in_filters_calls_reads_reports_and_pool_health() {
     // Filter: the sofas campaign only.
     let campaign = browser.client.find(Locator::Css("#calls-filter [name=campaign]")).await.expect("campaign");
     campaign.send_keys("sofas").await.expect("type");
-    browser.client.find(Locator::Css("#calls-filter button[type=submit]")).await.expect("apply").click().await.expect("click");
+    browser
+        .client
+        .find(Locator::Css("#calls-filter button[type=submit]"))
+        .await
+        .expect("apply")
+        .click()
+        .await
+        .expect("click");
     browser.wait_for("document.querySelectorAll('#calls-table tbody tr').length === 1", WAIT).await;
     let row = js(&browser, "return document.querySelector('#calls-table tbody tr').textContent").await;
     assert!(row.as_str().unwrap().contains("sofas") && row.as_str().unwrap().contains("buy sofa"), "{row}");
@@ -172,8 +189,12 @@ async fn a_manager_signs_in_filters_calls_reads_reports_and_pool_health() {
 
     // CSV export (fetched with the token, handed to the browser as a download).
     assert_eq!(rows(&browser, "#calls-table").await, 1);
-    let csv = fetch(&browser, "/v1/calls.csv?site=shop&campaign=sofas",
-        json!({ "headers": { "Authorization": format!("Bearer {ADMIN_TOKEN}") } })).await;
+    let csv = fetch(
+        &browser,
+        "/v1/calls.csv?site=shop&campaign=sofas",
+        json!({ "headers": { "Authorization": format!("Bearer {ADMIN_TOKEN}") } }),
+    )
+    .await;
     assert!(csv["body"].as_str().unwrap().lines().count() == 2, "{csv}");
 
     // Source report: a table beside a drawn chart.
@@ -216,16 +237,40 @@ async fn a_manager_signs_in_filters_calls_reads_reports_and_pool_health() {
     // Promo code: the manager looks it up and attaches it to the call.
     browser.client.goto(&site.url("/dashboard/#promo")).await.expect("promo");
     browser.wait_for("!document.querySelector('#view-promo').hidden", WAIT).await;
-    browser.client.find(Locator::Css("#promo-code")).await.expect("code").send_keys(&code.to_lowercase()).await.expect("type");
+    browser
+        .client
+        .find(Locator::Css("#promo-code"))
+        .await
+        .expect("code")
+        .send_keys(&code.to_lowercase())
+        .await
+        .expect("type");
     browser.client.find(Locator::Css("#promo-form button")).await.expect("button").click().await.expect("click");
     browser.wait_for("document.querySelector('#promo-result .promo-source')", WAIT).await;
     let source = js(&browser, "return document.querySelector('#promo-result').innerText").await;
     assert!(source.as_str().unwrap().contains("Email / newsletter / email / spring"), "{source}");
-    let list = fetch(&browser, "/v1/calls?site=shop&status=answered",
-        json!({ "headers": { "Authorization": format!("Bearer {ADMIN_TOKEN}") } })).await;
+    let list = fetch(
+        &browser,
+        "/v1/calls?site=shop&status=answered",
+        json!({ "headers": { "Authorization": format!("Bearer {ADMIN_TOKEN}") } }),
+    )
+    .await;
     let list: Value = serde_json::from_str(list["body"].as_str().unwrap()).unwrap();
-    let id = list["calls"].as_array().unwrap().iter().find(|c| c["pbx_call_id"] == "promo-call@e2e").expect("promo call")["id"].clone();
-    browser.client.find(Locator::Css("#promo-call")).await.expect("call id").send_keys(&id.to_string()).await.expect("type");
+    let id = list["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["pbx_call_id"] == "promo-call@e2e")
+        .expect("promo call")["id"]
+        .clone();
+    browser
+        .client
+        .find(Locator::Css("#promo-call"))
+        .await
+        .expect("call id")
+        .send_keys(&id.to_string())
+        .await
+        .expect("type");
     browser.client.find(Locator::Css("#promo-attach button")).await.expect("button").click().await.expect("click");
     browser.wait_for("document.querySelector('#promo-attach-result').textContent.includes('newsletter')", WAIT).await;
     screenshot(&browser, "promo").await;

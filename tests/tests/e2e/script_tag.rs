@@ -13,7 +13,8 @@ numbers = ["+7 495 700-00-01", "+7 495 700-00-02", "+7 495 700-00-03"]
 rules = [{ channel = "Paid Search" }]
 "#;
 
-const FROM_GOOGLE_ADS: &str = "/demo/shop.html?utm_source=google&utm_medium=cpc&utm_campaign=sofas&utm_term=buy+sofa&gclid=e2e";
+const FROM_GOOGLE_ADS: &str =
+    "/demo/shop.html?utm_source=google&utm_medium=cpc&utm_campaign=sofas&utm_term=buy+sofa&gclid=e2e";
 // Generous: CI shares two cores between Chromium, chromedriver and the collector.
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -148,10 +149,8 @@ rule = { utm_source = "instagram" }
 
 #[tokio::test(flavor = "current_thread")]
 async fn show_number_button_leases_only_on_click() {
-    let site = Site::start(
-        &format!("show_number = {{ selector = \"#show .phone\", label = \"Show number\" }}\n{POOL}"),
-        "",
-    );
+    let site =
+        Site::start(&format!("show_number = {{ selector = \"#show .phone\", label = \"Show number\" }}\n{POOL}"), "");
     let browser = Browser::launch().await;
     let outcome = open(&browser, &site, FROM_GOOGLE_ADS).await;
     assert_eq!(outcome["kind"], "original", "{outcome}");

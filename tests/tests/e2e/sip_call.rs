@@ -53,11 +53,8 @@ fn admin_get(site: &Site, path: &str) -> (u16, Value) {
     stream.read_to_end(&mut raw).expect("read the answer");
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("not an HTTP answer: {text}"));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head}"));
+    let status =
+        head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {head}"));
     let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {status} {body}: {e}"));
     (status, json)
 }

@@ -156,7 +156,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, CallsError> + Send + 'static,
 ) -> Result<T, CallsApiError> {
-    web::block(f).await.map_err(|e| CallsApiError::Internal(format!("the blocking pool failed: {e}")))?.map_err(Into::into)
+    web::block(f)
+        .await
+        .map_err(|e| CallsApiError::Internal(format!("the blocking pool failed: {e}")))?
+        .map_err(Into::into)
 }
 
 /// Parses the query string with our own JSON 400 on unknown or bad keys.
@@ -172,9 +175,9 @@ fn time_bound(name: &str, text: &str, upper: bool) -> Result<i64, CallsApiError>
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }
-    dates::parse_date_ms(text)
-        .map(|day| if upper { day + dates::day_ms() } else { day })
-        .ok_or_else(|| CallsApiError::BadRequest(format!("{name}={text:?} is neither Unix milliseconds nor a YYYY-MM-DD date")))
+    dates::parse_date_ms(text).map(|day| if upper { day + dates::day_ms() } else { day }).ok_or_else(|| {
+        CallsApiError::BadRequest(format!("{name}={text:?} is neither Unix milliseconds nor a YYYY-MM-DD date"))
+    })
 }
 
 fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, CallsApiError> {
@@ -248,9 +251,32 @@ async fn list(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<
 }
 
 const CSV_HEADER: [&str; 26] = [
-    "id", "site", "ring_at", "ring_at_ms", "caller", "dialled", "number_kind", "status", "target", "missed",
-    "caller_kind", "duration_secs", "talk_secs", "channel", "source", "medium", "campaign", "term", "session_id",
-    "confidence", "reason", "model", "promo_code", "pbx", "pbx_call_id", "recording_url",
+    "id",
+    "site",
+    "ring_at",
+    "ring_at_ms",
+    "caller",
+    "dialled",
+    "number_kind",
+    "status",
+    "target",
+    "missed",
+    "caller_kind",
+    "duration_secs",
+    "talk_secs",
+    "channel",
+    "source",
+    "medium",
+    "campaign",
+    "term",
+    "session_id",
+    "confidence",
+    "reason",
+    "model",
+    "promo_code",
+    "pbx",
+    "pbx_call_id",
+    "recording_url",
 ];
 
 fn csv_record(c: &CallSummary) -> [String; 26] {

@@ -53,12 +53,13 @@ struct ListQuery {
 
 async fn list(_: Admin, state: web::Data<ExportsApi>, req: HttpRequest) -> Result<HttpResponse, AdminError> {
     let q: ListQuery = query(&req)?;
-    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => Some(ExportStatus::from_name(s).ok_or_else(|| {
-            AdminError::BadRequest(format!("status={s:?}: expected pending, sent, dead or skipped"))
-        })?),
-    };
+    let status =
+        match q.status.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(ExportStatus::from_name(s).ok_or_else(|| {
+                AdminError::BadRequest(format!("status={s:?}: expected pending, sent, dead or skipped"))
+            })?),
+        };
     let kind = match q.kind.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(k) => Some(

@@ -305,7 +305,9 @@ const GA4_RESERVED_PREFIXES: [&str; 3] = ["google_", "ga_", "firebase_"];
 pub enum Ga4Error {
     #[error("client_id is required")]
     NoClientId,
-    #[error("{what} {name:?} must be 1-40 characters of a-z, A-Z, 0-9, '_', start with a letter and not use a reserved prefix")]
+    #[error(
+        "{what} {name:?} must be 1-40 characters of a-z, A-Z, 0-9, '_', start with a letter and not use a reserved prefix"
+    )]
     BadName { what: &'static str, name: String },
     #[error("event {event:?} has {count} params; at most {GA4_MAX_PARAMS} are allowed")]
     TooManyParams { event: String, count: usize },
@@ -329,7 +331,8 @@ pub fn validate_ga4(body: &Value) -> Result<(), Ga4Error> {
     if client_id.trim().is_empty() {
         return Err(Ga4Error::NoClientId);
     }
-    let events = body.get("events").and_then(Value::as_array).ok_or_else(|| Ga4Error::Shape("no events array".into()))?;
+    let events =
+        body.get("events").and_then(Value::as_array).ok_or_else(|| Ga4Error::Shape("no events array".into()))?;
     if events.is_empty() || events.len() > 25 {
         return Err(Ga4Error::Shape(format!("{} events; 1 to 25 are allowed", events.len())));
     }
@@ -482,17 +485,28 @@ mod tests {
         let fields: Vec<String> = Exports::from_raw(raw).unwrap_err().into_iter().map(|(f, _)| f).collect();
         assert_eq!(
             fields,
-            ["exports.max_attempts", "exports.ga4.measurement_id", "exports.ga4.api_secret", "exports.crm.url", "exports.crm.secret"]
+            [
+                "exports.max_attempts",
+                "exports.ga4.measurement_id",
+                "exports.ga4.api_secret",
+                "exports.crm.url",
+                "exports.crm.secret"
+            ]
         );
-        let raw: RawExports = toml::from_str("ga4 = { measurement_id = \"G-ABC123\", api_secret = \"s3cr3t\" }").unwrap();
+        let raw: RawExports =
+            toml::from_str("ga4 = { measurement_id = \"G-ABC123\", api_secret = \"s3cr3t\" }").unwrap();
         let url = Exports::from_raw(raw).unwrap().ga4.unwrap().url;
-        assert_eq!(url.as_str(), "https://www.google-analytics.com/mp/collect?measurement_id=G-ABC123&api_secret=s3cr3t");
+        assert_eq!(
+            url.as_str(),
+            "https://www.google-analytics.com/mp/collect?measurement_id=G-ABC123&api_secret=s3cr3t"
+        );
     }
 
     #[test]
     fn secrets_can_come_from_the_environment() {
         let raw: RawExports =
-            toml::from_str("ga4 = { measurement_id = \"G-ABC123\" }\ncrm = { url = \"https://crm.example/hook\" }").unwrap();
+            toml::from_str("ga4 = { measurement_id = \"G-ABC123\" }\ncrm = { url = \"https://crm.example/hook\" }")
+                .unwrap();
         assert_eq!(Exports::from_raw(raw.clone()).unwrap_err().len(), 2, "both secrets missing");
         let env: std::collections::HashMap<String, String> = [
             ("RINGSOURCE_SITE_MY_SHOP_GA4_API_SECRET", "from-env"),

@@ -121,9 +121,9 @@ impl Worker {
         match send(client, &site.exports, row, self.clock.now_ms()).await {
             Attempt::Delivered => Finish::Sent,
             Attempt::Refused(error) => Finish::Dead { error },
-            Attempt::Failed(error) if row.attempts >= policy.max_attempts => Finish::Dead {
-                error: format!("{error} (gave up after {} attempts)", row.attempts),
-            },
+            Attempt::Failed(error) if row.attempts >= policy.max_attempts => {
+                Finish::Dead { error: format!("{error} (gave up after {} attempts)", row.attempts) }
+            }
             Attempt::Failed(error) => {
                 Finish::Retry { at_ms: self.clock.now_ms() + policy.backoff_ms(row.attempts), error }
             }
@@ -146,7 +146,8 @@ async fn send(client: &reqwest::Client, exports: &Exports, row: &Claimed, now_ms
                 return Attempt::Refused("the site no longer configures exports.crm".to_owned());
             };
             let timestamp = now_ms.div_euclid(1000);
-            let signature = crate::pbx::generic::sign(crm.key.expose(), &row.webhook_id, timestamp, row.body.as_bytes());
+            let signature =
+                crate::pbx::generic::sign(crm.key.expose(), &row.webhook_id, timestamp, row.body.as_bytes());
             client
                 .post(crm.url.clone())
                 .header("webhook-id", &row.webhook_id)
@@ -154,12 +155,8 @@ async fn send(client: &reqwest::Client, exports: &Exports, row: &Claimed, now_ms
                 .header("webhook-signature", signature)
         }
     };
-    let response = request
-        .header("content-type", "application/json")
-        .timeout(timeout)
-        .body(row.body.clone())
-        .send()
-        .await;
+    let response =
+        request.header("content-type", "application/json").timeout(timeout).body(row.body.clone()).send().await;
     match response {
         Ok(r) if r.status().is_success() => Attempt::Delivered,
         Ok(r) => {

@@ -31,7 +31,9 @@ pub struct BasicAuth {
 
 fn challenge(e: PbxError) -> PbxError {
     match e {
-        PbxError::Unauthorized { failure, message, .. } => PbxError::Unauthorized { failure, message, basic_challenge: true },
+        PbxError::Unauthorized { failure, message, .. } => {
+            PbxError::Unauthorized { failure, message, basic_challenge: true }
+        }
         other => other,
     }
 }
@@ -45,7 +47,9 @@ fn check_basic(auth: &BasicAuth, inbound: &Inbound<'_>) -> Result<(), PbxError> 
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
         .map(|(_, rest)| rest.trim())
         .ok_or_else(|| PbxError::invalid("the Authorization header is not HTTP basic auth"))?;
-    let decoded = BASE64.decode(encoded).map_err(|_| PbxError::invalid("the Authorization header's credentials are not base64"))?;
+    let decoded = BASE64
+        .decode(encoded)
+        .map_err(|_| PbxError::invalid("the Authorization header's credentials are not base64"))?;
     let (user, password) = match decoded.iter().position(|&b| b == b':') {
         Some(i) => (&decoded[..i], &decoded[i + 1..]),
         None => (&decoded[..], &b""[..]),
@@ -75,7 +79,8 @@ fn cdr_json(body: &[u8]) -> Result<Value, PbxError> {
         trimmed.to_vec()
     } else {
         let form = super::form_fields(body);
-        let cdr = form.get("cdr").ok_or_else(|| PbxError::bad("the body is neither CDR JSON nor a form with a cdr field"))?;
+        let cdr =
+            form.get("cdr").ok_or_else(|| PbxError::bad("the body is neither CDR JSON nor a form with a cdr field"))?;
         if cdr.trim_start().starts_with('{') {
             cdr.clone().into_bytes()
         } else {
@@ -97,7 +102,8 @@ fn first_profile(cdr: &Value) -> Option<&Value> {
 }
 
 fn map(cdr: &Value, inbound: &Inbound<'_>) -> Result<Verified, PbxError> {
-    let vars = cdr.get("variables").filter(|v| v.is_object()).ok_or_else(|| PbxError::bad("the CDR has no variables"))?;
+    let vars =
+        cdr.get("variables").filter(|v| v.is_object()).ok_or_else(|| PbxError::bad("the CDR has no variables"))?;
     // FreeSWITCH url-encodes variable values (encode-values); '+' stays '+'.
     let var = |name: &str| -> Option<String> {
         let raw = match vars.get(name)? {
@@ -107,7 +113,8 @@ fn map(cdr: &Value, inbound: &Inbound<'_>) -> Result<Verified, PbxError> {
         };
         Some(percent_decode_str(&raw).decode_utf8_lossy().into_owned()).filter(|s| !s.is_empty())
     };
-    let profile = |name: &str| first_profile(cdr).and_then(|p| p.get(name)).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let profile =
+        |name: &str| first_profile(cdr).and_then(|p| p.get(name)).and_then(Value::as_str).filter(|s| !s.is_empty());
     let epoch = |name: &str| -> Result<Option<u64>, PbxError> {
         match var(name) {
             None => Ok(None),
@@ -120,20 +127,30 @@ fn map(cdr: &Value, inbound: &Inbound<'_>) -> Result<Verified, PbxError> {
     let secs = |name: &str| -> Result<Option<u32>, PbxError> {
         match var(name) {
             None => Ok(None),
-            Some(v) => v.parse::<u32>().map(Some).map_err(|_| PbxError::bad(format!("variables.{name} {v:?} is not whole seconds"))),
+            Some(v) => v
+                .parse::<u32>()
+                .map(Some)
+                .map_err(|_| PbxError::bad(format!("variables.{name} {v:?} is not whole seconds"))),
         }
     };
 
     if let Some(direction) = var("direction").filter(|d| d == "outbound") {
-        return Ok(Verified::ignored(format!("direction {direction}: a leg FreeSWITCH placed, not a call to a tracking number")));
+        return Ok(Verified::ignored(format!(
+            "direction {direction}: a leg FreeSWITCH placed, not a call to a tracking number"
+        )));
     }
     let pbx_call_id = super::call_id("variables.call_uuid", var("call_uuid").or_else(|| var("uuid")).as_deref())?;
     let dialled = profile("destination_number")
         .map(str::to_owned)
         .or_else(|| var("sip_req_user"))
         .or_else(|| var("sip_to_user"))
-        .ok_or_else(|| PbxError::bad("no destination_number in callflow.caller_profile, nor sip_req_user / sip_to_user"))?;
-    let from = profile("caller_id_number").map(str::to_owned).or_else(|| var("caller_id_number")).or_else(|| var("sip_from_user"));
+        .ok_or_else(|| {
+            PbxError::bad("no destination_number in callflow.caller_profile, nor sip_req_user / sip_to_user")
+        })?;
+    let from = profile("caller_id_number")
+        .map(str::to_owned)
+        .or_else(|| var("caller_id_number"))
+        .or_else(|| var("sip_from_user"));
 
     let started_at_ms = epoch("start_epoch")?;
     let answered_at_ms = epoch("answer_epoch")?;

@@ -152,7 +152,9 @@ fn map(inbound: &Inbound<'_>) -> Result<CallEvent, PbxError> {
     });
     let status = match (p.status, phase) {
         (Some(s), _) => s,
-        (None, CallPhase::End) if answered_at_ms.is_some() || p.talk_time.is_some_and(|t| t > 0) => CallStatus::Answered,
+        (None, CallPhase::End) if answered_at_ms.is_some() || p.talk_time.is_some_and(|t| t > 0) => {
+            CallStatus::Answered
+        }
         (None, CallPhase::End) => CallStatus::NoAnswer,
         (None, _) => CallStatus::InProgress,
     };

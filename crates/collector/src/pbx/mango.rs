@@ -44,9 +44,7 @@ pub fn sign(api_key: &str, json: &str, api_salt: &[u8]) -> String {
 
 pub fn verify(auth: &MangoAuth, event: &str, inbound: &Inbound<'_>) -> Result<Verified, PbxError> {
     let form = super::form_fields(inbound.body);
-    let key = form
-        .get("vpbx_api_key")
-        .ok_or_else(|| PbxError::missing("the vpbx_api_key form field is missing"))?;
+    let key = form.get("vpbx_api_key").ok_or_else(|| PbxError::missing("the vpbx_api_key form field is missing"))?;
     let given = form.get("sign").ok_or_else(|| PbxError::missing("the sign form field is missing"))?;
     let json = form.get("json").map_or("", String::as_str);
     // Both compared in full, so the answer's timing does not tell which one failed.
@@ -126,7 +124,11 @@ fn map_call(json: &str, inbound: &Inbound<'_>) -> Result<Verified, PbxError> {
         other => return Err(PbxError::bad(format!("call_state {other:?} is not a Mango call state"))),
     };
     let at_ms = c.timestamp.and_then(super::secs_to_ms);
-    let dialled = c.to.line_number.as_deref().or(c.to.number.as_deref()).ok_or_else(|| PbxError::bad("to.line_number is missing"))?;
+    let dialled =
+        c.to.line_number
+            .as_deref()
+            .or(c.to.number.as_deref())
+            .ok_or_else(|| PbxError::bad("to.line_number is missing"))?;
     Ok(Verified::event(CallEvent {
         pbx: "mango".to_owned(),
         pbx_call_id: super::call_id("entry_id", c.entry_id.as_deref())?,

@@ -54,7 +54,6 @@ use crate::api::ApiState;
 use crate::config::Site;
 use crate::storage::StorageError;
 
-
 // ------------------------------------------------------------------ hand-off
 
 /// Whether the sink had seen the event before.
@@ -193,7 +192,10 @@ impl PbxAuth {
         let mut issues: Vec<SettingIssue> = Vec::new();
         for name in secrets.keys() {
             if Adapter::from_name(name).is_none() {
-                issues.push((format!("pbx_secrets.{name}"), format!("unknown PBX adapter; expected one of {}", adapter_names())));
+                issues.push((
+                    format!("pbx_secrets.{name}"),
+                    format!("unknown PBX adapter; expected one of {}", adapter_names()),
+                ));
             }
         }
         let secret = |a: Adapter| secrets.get(a.name()).filter(|s| !s.is_empty());
@@ -251,7 +253,8 @@ impl PbxAuth {
             }
             (Some(_), None) => issues.push((
                 "pbx.freeswitch_user".to_owned(),
-                "needed with pbx_secrets.freeswitch (the password): the basic-auth user of mod_json_cdr's cred".to_owned(),
+                "needed with pbx_secrets.freeswitch (the password): the basic-auth user of mod_json_cdr's cred"
+                    .to_owned(),
             )),
             (None, Some(_)) => issues.push(needs_secret("pbx.freeswitch_user", Adapter::FreeSwitch)),
             (None, None) => {}
@@ -486,7 +489,8 @@ pub fn same_text(expected: &str, given: &str) -> bool {
 
 /// A required, bounded id.
 pub fn call_id(field: &str, value: Option<&str>) -> Result<String, PbxError> {
-    let id = value.map(str::trim).filter(|v| !v.is_empty()).ok_or_else(|| PbxError::bad(format!("{field} is missing")))?;
+    let id =
+        value.map(str::trim).filter(|v| !v.is_empty()).ok_or_else(|| PbxError::bad(format!("{field} is missing")))?;
     if id.len() > 256 {
         return Err(PbxError::bad(format!("{field} is longer than 256 bytes")));
     }
@@ -647,13 +651,21 @@ async fn post_event(
     let body = read_body(body).await?;
     let inbound = Inbound { headers: req.headers(), body: &body, now_ms: state.clock.now_ms(), region: site.region };
     let verified = match adapter {
-        Adapter::Generic => generic::verify(site.pbx.generic.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?,
-        Adapter::Twilio => twilio::verify(site.pbx.twilio.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?,
-        Adapter::Zadarma => zadarma::verify(site.pbx.zadarma.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?,
+        Adapter::Generic => {
+            generic::verify(site.pbx.generic.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?
+        }
+        Adapter::Twilio => {
+            twilio::verify(site.pbx.twilio.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?
+        }
+        Adapter::Zadarma => {
+            zadarma::verify(site.pbx.zadarma.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?
+        }
         Adapter::FreeSwitch => {
             freeswitch::verify(site.pbx.freeswitch.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?
         }
-        Adapter::Kamailio => kamailio::verify(site.pbx.kamailio.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?,
+        Adapter::Kamailio => {
+            kamailio::verify(site.pbx.kamailio.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?
+        }
         Adapter::Mango => unreachable!("answered above"),
     };
     deliver(&state, &req, &site, adapter, verified).await

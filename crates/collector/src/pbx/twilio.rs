@@ -80,7 +80,9 @@ pub fn verify(auth: &TwilioAuth, inbound: &Inbound<'_>) -> Result<Verified, PbxE
 fn map(params: &[(String, String)], inbound: &Inbound<'_>) -> Result<Verified, PbxError> {
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
     if let Some(direction) = get("Direction").filter(|d| d.starts_with("outbound")) {
-        return Ok(Verified::ignored(format!("Direction {direction}: a leg Twilio dialled, not a call to a tracking number")));
+        return Ok(Verified::ignored(format!(
+            "Direction {direction}: a leg Twilio dialled, not a call to a tracking number"
+        )));
     }
     let status_text = get("CallStatus").ok_or_else(|| PbxError::bad("CallStatus is missing"))?;
     let (phase, status) = match status_text {
@@ -103,7 +105,9 @@ fn map(params: &[(String, String)], inbound: &Inbound<'_>) -> Result<Verified, P
     };
     let talk_secs = match get("CallDuration") {
         None => None,
-        Some(d) => Some(d.parse::<u32>().map_err(|_| PbxError::bad(format!("CallDuration {d:?} is not whole seconds")))?),
+        Some(d) => {
+            Some(d.parse::<u32>().map_err(|_| PbxError::bad(format!("CallDuration {d:?} is not whole seconds")))?)
+        }
     };
     let to = get("To").ok_or_else(|| PbxError::bad("To is missing"))?;
     Ok(Verified::event(CallEvent {

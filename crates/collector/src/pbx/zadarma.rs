@@ -53,11 +53,14 @@ pub fn verify(auth: &ZadarmaAuth, inbound: &Inbound<'_>) -> Result<Verified, Pbx
     let to_field = match event {
         "NOTIFY_START" | "NOTIFY_END" => "called_did",
         "NOTIFY_ANSWER" => "destination",
-        other => return Ok(Verified::ignored(format!("event {other}: not the start, answer or end of an incoming call"))),
+        other => {
+            return Ok(Verified::ignored(format!("event {other}: not the start, answer or end of an incoming call")));
+        }
     };
 
     let given = inbound.header("signature").ok_or_else(|| PbxError::missing("the Signature header is missing"))?;
-    let signed = format!("{}{}{}", get("caller_id").unwrap_or(""), get(to_field).unwrap_or(""), get("call_start").unwrap_or(""));
+    let signed =
+        format!("{}{}{}", get("caller_id").unwrap_or(""), get(to_field).unwrap_or(""), get("call_start").unwrap_or(""));
     if !super::same_text(&signature(auth.secret.expose(), &signed), given) {
         return Err(PbxError::invalid(format!(
             "Signature does not match this site's Zadarma secret over caller_id, {to_field} and call_start"
@@ -90,7 +93,9 @@ pub fn verify(auth: &ZadarmaAuth, inbound: &Inbound<'_>) -> Result<Verified, Pbx
         _ => {
             let duration = match get("duration").filter(|d| !d.is_empty()) {
                 None => None,
-                Some(d) => Some(d.parse::<u32>().map_err(|_| PbxError::bad(format!("duration {d:?} is not whole seconds")))?),
+                Some(d) => {
+                    Some(d.parse::<u32>().map_err(|_| PbxError::bad(format!("duration {d:?} is not whole seconds")))?)
+                }
             };
             let disposition = get("disposition").ok_or_else(|| PbxError::bad("disposition is missing"))?;
             (CallPhase::End, disposition_status(disposition), duration)

@@ -32,7 +32,9 @@ pub enum StorageError {
     CreateDir { path: String, source: std::io::Error },
     #[error("cannot open the database {path}: {source}")]
     Open { path: String, source: rusqlite::Error },
-    #[error("cannot preallocate the write-ahead log {path}: {source} (set `server.wal_preallocate_mib = 0` to let it grow instead)")]
+    #[error(
+        "cannot preallocate the write-ahead log {path}: {source} (set `server.wal_preallocate_mib = 0` to let it grow instead)"
+    )]
     PreallocateWal { path: String, source: std::io::Error },
     #[error("cannot migrate the database schema: {0}")]
     Migrate(#[from] rusqlite_migration::Error),
@@ -136,14 +138,24 @@ pub struct VisitOutcome {
 impl VisitOutcome {
     /// The page keeps its original number.
     pub fn original(session_id: String) -> Self {
-        Self { session_id, kind: NumberKind::Original, number: None, expires_at_ms: None, overflow: false, promo_code: None }
+        Self {
+            session_id,
+            kind: NumberKind::Original,
+            number: None,
+            expires_at_ms: None,
+            overflow: false,
+            promo_code: None,
+        }
     }
 }
 
 /// The answer to a heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Renewal {
-    Renewed { number: PhoneNumber, expires_at_ms: i64 },
+    Renewed {
+        number: PhoneNumber,
+        expires_at_ms: i64,
+    },
     /// The session exists but holds no live lease (expired, taken over, or
     /// it never had one).
     Gone,

@@ -72,7 +72,12 @@ pub trait MoneyStore: Send + Sync + 'static {
     /// Upserts every row in one transaction; `demo` marks demo data.
     fn upsert_costs(&self, rows: &[CostRow], demo: bool, clock: &dyn Clock) -> Result<usize, StorageError>;
     /// Stores revenue for the call the post names, idempotently per deal id.
-    fn record_revenue(&self, post: &RevenuePost, demo: bool, clock: &dyn Clock) -> Result<RevenueRecorded, RevenueError>;
+    fn record_revenue(
+        &self,
+        post: &RevenuePost,
+        demo: bool,
+        clock: &dyn Clock,
+    ) -> Result<RevenueRecorded, RevenueError>;
     /// Whether the site's data includes rows written by `ringsource demo-data`.
     fn has_demo_data(&self, site: &str) -> Result<bool, StorageError>;
 }

@@ -126,8 +126,10 @@ impl SqliteStorage {
             // (unless another process has the file open), which makes room
             // for the preallocated one.
             drop(conn);
-            wal::preallocate(path, options.wal_preallocate_bytes)
-                .map_err(|source| StorageError::PreallocateWal { path: wal::path_of(path).display().to_string(), source })?;
+            wal::preallocate(path, options.wal_preallocate_bytes).map_err(|source| StorageError::PreallocateWal {
+                path: wal::path_of(path).display().to_string(),
+                source,
+            })?;
             conn = connect(path, options)?;
         }
         let restart_due = checkpoint::RestartDue::default();
@@ -187,8 +189,7 @@ fn connect(path: &Path, options: SqliteOptions) -> Result<Connection, StorageErr
 }
 
 fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StorageError> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql("beginning a write transaction"))
+    conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("beginning a write transaction"))
 }
 
 impl Storage for SqliteStorage {
@@ -342,7 +343,10 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(leases, [(7, "a".to_owned(), Some(3), Some("taken_over".to_owned())), (8, "b".to_owned(), None, None)]);
+        assert_eq!(
+            leases,
+            [(7, "a".to_owned(), Some(3), Some("taken_over".to_owned())), (8, "b".to_owned(), None, None)]
+        );
         let event: (i64, String, String, String) = conn
             .query_row("SELECT id, policy, outcome, taken_from_session FROM pool_events", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
@@ -350,9 +354,11 @@ mod tests {
             .unwrap();
         assert_eq!(event, (4, "take-over-oldest".to_owned(), "taken-over".to_owned(), "a".to_owned()));
         let indexes: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_schema WHERE tbl_name = 'pool_events' AND type = 'index'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE tbl_name = 'pool_events' AND type = 'index'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(indexes, 0, "version 7 drops the pool events' index");
         let touches: Vec<(String, Option<String>, Option<String>)> = conn
@@ -364,7 +370,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             touches,
-            [("a".to_owned(), Some("spring-42".to_owned()), Some("news.example".to_owned())), ("b".to_owned(), None, None)]
+            [
+                ("a".to_owned(), Some("spring-42".to_owned()), Some("news.example".to_owned())),
+                ("b".to_owned(), None, None)
+            ]
         );
         assert!(conn.prepare("SELECT touch_json FROM touches").is_err(), "touch_json is gone");
 

@@ -2,7 +2,6 @@
 //! clock, call events fed through the storage-backed `CallSink`, and the
 //! admin calls API read over HTTP from the same SQLite file.
 
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -156,7 +155,10 @@ fn grace_window_counts_a_late_caller_and_not_a_later_one() {
     assert_eq!((again["session_id"].as_str(), again["confidence"].as_str()), (Some(session(&a).as_str()), Some("low")));
     assert_eq!(again["caller_kind"], "repeat");
     let cand = &too_late["attribution"]["candidates"][0];
-    assert_eq!((cand["session_id"].as_str(), cand["relation"].as_str(), cand["chosen"].as_bool()), (Some(session(&a).as_str()), Some("expired"), Some(false)));
+    assert_eq!(
+        (cand["session_id"].as_str(), cand["relation"].as_str(), cand["chosen"].as_bool()),
+        (Some(session(&a).as_str()), Some("expired"), Some(false))
+    );
 }
 
 #[test]
@@ -194,7 +196,10 @@ fn repeat_callers_and_the_caller_history_heuristic() {
     c.record(CallEvent { from: Some("anonymous".into()), ..start_ev("c5", ORIGINAL, 100) });
 
     let kinds: Vec<_> = ["c1", "c2", "c3", "c4", "c5"].iter().map(|id| c.call(id)["caller_kind"].clone()).collect();
-    assert_eq!(kinds, vec![json!("first-time"), json!("repeat"), json!("first-time"), json!("first-time"), json!("anonymous")]);
+    assert_eq!(
+        kinds,
+        vec![json!("first-time"), json!("repeat"), json!("first-time"), json!("first-time"), json!("anonymous")]
+    );
 
     let c2 = c.call("c2");
     assert_eq!(c2["session_id"], session(&a), "the caller's earlier call names the session");
@@ -216,7 +221,10 @@ fn a_static_number_maps_to_its_source() {
     let call = c.call("bb");
     assert_eq!(call["number_kind"], "static");
     assert_eq!(call["static_label"], "Billboard");
-    assert_eq!((call["confidence"].as_str(), call["source"].as_str(), call["channel"].as_str()), (Some("high"), Some("Billboard"), Some("Offline")));
+    assert_eq!(
+        (call["confidence"].as_str(), call["source"].as_str(), call["channel"].as_str()),
+        (Some("high"), Some("Billboard"), Some("Offline"))
+    );
     assert_eq!(call["session_id"], Value::Null);
     assert_eq!(call["reason"], "static number of Billboard");
     assert_eq!(call["target"], true);
@@ -233,7 +241,10 @@ fn promo_codes_are_issued_looked_up_and_win_over_everything() {
     let code = v["promo_code"].as_str().unwrap().to_owned();
     assert_eq!(code.len(), 6);
     // The same session keeps its code; another session gets another one.
-    assert_eq!(c.h.visit(Some(&session(&v)), touch("Referral", "blog.example", "referral"))["promo_code"], code.as_str());
+    assert_eq!(
+        c.h.visit(Some(&session(&v)), touch("Referral", "blog.example", "referral"))["promo_code"],
+        code.as_str()
+    );
     let other = c.h.visit(None, touch("Referral", "blog.example", "referral"));
     assert_ne!(other["promo_code"], code.as_str());
     // Pool visitors still get numbers.
@@ -257,14 +268,13 @@ fn promo_codes_are_issued_looked_up_and_win_over_everything() {
     c.record(start_ev("p1", POOL[0], 20));
     let id = c.call("p1")["id"].as_i64().unwrap();
     assert_eq!(c.call("p1")["session_id"], session(&paid_visitor));
-    let resp = c
-        .h
-        .client
-        .post(c.h.url(&format!("/v1/calls/{id}/promo")))
-        .bearer_auth(TOKEN)
-        .json(&json!({ "code": code }))
-        .send()
-        .unwrap();
+    let resp =
+        c.h.client
+            .post(c.h.url(&format!("/v1/calls/{id}/promo")))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "code": code }))
+            .send()
+            .unwrap();
     assert_eq!(resp.status(), 200);
     let attached: Value = resp.json().unwrap();
     assert_eq!(attached["session_id"], session(&v));
@@ -275,14 +285,20 @@ fn promo_codes_are_issued_looked_up_and_win_over_everything() {
     // A later event about the same call keeps the promo attribution.
     c.record(answered_end("p1", POOL[0], 20, 31));
     let after = c.call("p1");
-    assert_eq!((after["session_id"].clone(), after["status"].clone(), after["target"].clone()), (json!(session(&v)), json!("answered"), json!(true)));
+    assert_eq!(
+        (after["session_id"].clone(), after["status"].clone(), after["target"].clone()),
+        (json!(session(&v)), json!("answered"), json!(true))
+    );
 
     // Unknown code on a real call: 404; unknown call: 404.
     let post = |path: String, body: Value| {
         let r = c.h.client.post(c.h.url(&path)).bearer_auth(TOKEN).json(&body).send().unwrap();
         (r.status().as_u16(), r.json::<Value>().unwrap())
     };
-    assert_eq!(post(format!("/v1/calls/{id}/promo"), json!({ "code": "3333" })).1["error"]["code"], "unknown_promo_code");
+    assert_eq!(
+        post(format!("/v1/calls/{id}/promo"), json!({ "code": "3333" })).1["error"]["code"],
+        "unknown_promo_code"
+    );
     assert_eq!(post("/v1/calls/999999/promo".into(), json!({ "code": code })).0, 404);
     assert_eq!(post(format!("/v1/calls/{id}/promo"), json!({ "kode": code })).0, 400);
 }
@@ -304,7 +320,10 @@ fn out_of_order_and_duplicate_events_make_one_correct_call() {
     let call = c.call("ooo");
     assert_eq!(call["events"].as_array().unwrap().len(), 2);
     assert_eq!(call["ring_at_ms"], T0 + 30_000, "ring time from the start report");
-    assert_eq!((call["status"].as_str(), call["talk_secs"].as_i64(), call["target"].as_bool()), (Some("answered"), Some(45), Some(true)));
+    assert_eq!(
+        (call["status"].as_str(), call["talk_secs"].as_i64(), call["target"].as_bool()),
+        (Some("answered"), Some(45), Some(true))
+    );
     assert_eq!(call["session_id"], session(&a));
     assert_eq!(call["recording_url"], "https://pbx.example/rec/ooo.mp3");
     // The visitor's path: touch, landing page, page views up to the call.
@@ -327,7 +346,10 @@ fn missed_calls_keep_the_pbx_status_and_unknown_numbers_are_stored() {
     c.record(by("+79990000004", start_ev("stranger", "+74990000000", 70)));
 
     let busy = c.call("busy");
-    assert_eq!((busy["status"].as_str(), busy["missed"].as_bool(), busy["target"].as_bool()), (Some("busy"), Some(true), Some(false)));
+    assert_eq!(
+        (busy["status"].as_str(), busy["missed"].as_bool(), busy["target"].as_bool()),
+        (Some("busy"), Some(true), Some(false))
+    );
     assert_eq!(c.call("short")["target"], false, "59 s is under the site's 60 s");
     let stranger = c.call("stranger");
     assert_eq!((stranger["number_kind"].as_str(), stranger["confidence"].as_str()), (Some("unknown"), Some("none")));
@@ -363,7 +385,8 @@ fn linear_model_splits_credit_in_the_report() {
     c.record(by("+79990000003", start_ev("nobody", "+74990000000", 20)));
 
     let call = c.call("lin");
-    let shares: Vec<f64> = call["attribution"]["credits"].as_array().unwrap().iter().map(|c| c["share"].as_f64().unwrap()).collect();
+    let shares: Vec<f64> =
+        call["attribution"]["credits"].as_array().unwrap().iter().map(|c| c["share"].as_f64().unwrap()).collect();
     assert_eq!(shares, vec![0.5, 0.5]);
     assert_eq!(call["model"], "linear");
     assert_eq!(call["channel"], "Paid Search", "headline is the last non-direct touch");
@@ -394,10 +417,13 @@ fn linear_model_splits_credit_in_the_report() {
     assert_eq!(report["totals"]["calls"], 2.0);
     assert_eq!(report["totals"]["first_time_callers"], 2.0);
     let by_campaign = c.ok("/v1/reports/calls?site=shop&group_by=campaign&from=2027-01-15&to=2027-01-15");
-    assert_eq!(by_campaign["rows"], json!([{
-        "day": "2027-01-15", "group": "(not set)", "calls": 2.0, "target_calls": 1.0, "missed_calls": 0.0, "first_time_callers": 2.0,
-        "revenue": 0.0, "cost": 0.0, "cost_per_target_call": 0.0, "roi": null
-    }]));
+    assert_eq!(
+        by_campaign["rows"],
+        json!([{
+            "day": "2027-01-15", "group": "(not set)", "calls": 2.0, "target_calls": 1.0, "missed_calls": 0.0, "first_time_callers": 2.0,
+            "revenue": 0.0, "cost": 0.0, "cost_per_target_call": 0.0, "roi": null
+        }])
+    );
 
     let (status, err) = c.get("/v1/reports/calls?site=shop&group_by=keyword");
     assert_eq!((status, err["error"]["code"].as_str()), (400, Some("bad_request")));
@@ -438,7 +464,8 @@ fn csv_export_has_a_header_and_one_row_per_call() {
 #[test]
 fn the_calls_api_needs_the_admin_token() {
     let c = start_calls("");
-    for path in ["/v1/calls", "/v1/calls.csv", "/v1/calls/1", "/v1/reports/calls?site=shop", "/v1/promo/3333?site=shop"] {
+    for path in ["/v1/calls", "/v1/calls.csv", "/v1/calls/1", "/v1/reports/calls?site=shop", "/v1/promo/3333?site=shop"]
+    {
         for auth in [None, Some("Bearer wrong-token-wrong-token"), Some(TOKEN)] {
             let mut req = c.h.client.get(c.h.url(path));
             if let Some(a) = auth {

@@ -146,13 +146,15 @@ fn check_config_command_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, BAD).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ringsource")).args(["check-config", "--config"]).arg(&bad).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_ringsource")).args(["check-config", "--config"]).arg(&bad).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().filter(|l| l.contains("bad.toml: sites[")).count(), 12, "{stderr}");
 
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/ringsource.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_ringsource")).args(["check-config", "--config"]).arg(&demo).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_ringsource")).args(["check-config", "--config"]).arg(&demo).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let out = Command::new(env!("CARGO_BIN_EXE_ringsource")).arg("--help").output().unwrap();

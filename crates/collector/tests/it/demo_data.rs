@@ -2,7 +2,6 @@
 //! paths, which the report API then shows with calls, target calls, cost
 //! and revenue, flagged as demo data and never exported.
 
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +16,8 @@ use serde_json::Value;
 const TOKEN: &str = "admin-token-for-tests-0123";
 const SERVER: &str = "admin_token = \"admin-token-for-tests-0123\"";
 /// Exports on, to a port nobody listens on: demo calls must not reach them.
-const EXPORTS: &str = r#"exports = { crm = { url = "http://127.0.0.1:9/crm", secret = "a-crm-secret-of-32-bytes-or-so" } }"#;
+const EXPORTS: &str =
+    r#"exports = { crm = { url = "http://127.0.0.1:9/crm", secret = "a-crm-secret-of-32-bytes-or-so" } }"#;
 /// 2027-02-01T00:00:00Z: the demo fills the days before.
 const NOW_MS: i64 = 1_801_440_000_000;
 
@@ -61,7 +61,11 @@ fn a_demo_month_shows_calls_cost_and_revenue_in_the_report() {
     let rows = report["rows"].as_array().unwrap();
     let google: Vec<&Value> = rows.iter().filter(|r| r["group"] == "google").collect();
     assert_eq!(google.len(), 10, "a google row on each day");
-    assert!(google.iter().any(|r| r["calls"].as_f64() > Some(0.0) && r["revenue"].as_f64() > Some(0.0) && r["roi"].is_number()));
+    assert!(
+        google
+            .iter()
+            .any(|r| r["calls"].as_f64() > Some(0.0) && r["revenue"].as_f64() > Some(0.0) && r["roi"].is_number())
+    );
     // Calls through the pool are attributed to their visits.
     let db = rusqlite::Connection::open(dir.path().join("ringsource.sqlite")).unwrap();
     let attributed: i64 = db

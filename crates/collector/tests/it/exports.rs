@@ -4,7 +4,6 @@
 //! test scripts it (503s, refusals, or not listening at all), and counts
 //! deliveries by webhook-id.
 
-
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -121,7 +120,9 @@ struct Exports {
 /// The server with CRM (scenario `lead`) and GA4 exports to `addr`.
 fn start_exports(addr: SocketAddr, max_attempts: u32, ga4: bool) -> Exports {
     let ga4 = if ga4 {
-        format!(r#", ga4 = {{ measurement_id = "G-TEST123", api_secret = "mp-secret", endpoint = "http://{addr}/mp/collect" }}"#)
+        format!(
+            r#", ga4 = {{ measurement_id = "G-TEST123", api_secret = "mp-secret", endpoint = "http://{addr}/mp/collect" }}"#
+        )
     } else {
         String::new()
     };
@@ -250,8 +251,14 @@ fn an_ended_call_goes_to_ga4_and_the_crm_once_each() {
     let event = &body["events"][0];
     assert_eq!(event["name"], "phone_call");
     let params = &event["params"];
-    assert_eq!((&params["source"], &params["medium"], &params["target"], &params["missed"]), (&json!("google"), &json!("cpc"), &json!(1), &json!(0)));
-    assert_eq!((&params["talk_time"], &params["duration"], &params["status"]), (&json!(45), &json!(50), &json!("answered")));
+    assert_eq!(
+        (&params["source"], &params["medium"], &params["target"], &params["missed"]),
+        (&json!("google"), &json!("cpc"), &json!(1), &json!(0))
+    );
+    assert_eq!(
+        (&params["talk_time"], &params["duration"], &params["status"]),
+        (&json!(45), &json!(50), &json!("answered"))
+    );
     assert_eq!(params["call_id"], id.to_string());
     assert!(body["timestamp_micros"].as_i64().unwrap() > 1_700_000_000_000_000);
 }
@@ -308,7 +315,8 @@ fn a_receiver_that_was_down_gets_each_export_once_it_is_up() {
     let late = Receiver::new(&[], 200);
     let y = start_exports(port, 30, false);
     y.record(event("e1", CallPhase::End, CallStatus::Answered, INSTAGRAM, Some(40)));
-    let rows = y.wait_for("two failed attempts", |rows| rows.first().is_some_and(|r| r["attempts"].as_u64() >= Some(2)));
+    let rows =
+        y.wait_for("two failed attempts", |rows| rows.first().is_some_and(|r| r["attempts"].as_u64() >= Some(2)));
     assert_eq!(rows[0]["status"], "pending");
     assert!(rows[0]["last_error"].as_str().unwrap().contains("cannot deliver"), "{rows:#?}");
     late.serve(TcpListener::bind(port).unwrap());
@@ -371,7 +379,12 @@ fn export_settings_are_checked_with_their_paths() {
     let paths: Vec<&str> = err.issues.iter().map(|i| i.path.as_str()).collect();
     assert_eq!(
         paths,
-        ["sites[0].exports.backoff_base_ms", "sites[0].exports.ga4.measurement_id", "sites[0].exports.crm.url", "sites[0].exports.crm.secret"],
+        [
+            "sites[0].exports.backoff_base_ms",
+            "sites[0].exports.ga4.measurement_id",
+            "sites[0].exports.crm.url",
+            "sites[0].exports.crm.secret"
+        ],
         "{err}"
     );
     // The CRM secret from the environment instead of the file.

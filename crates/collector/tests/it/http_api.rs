@@ -1,12 +1,15 @@
 //! The `/v1/` API over real HTTP against a fresh database.
 
-
 use crate::common::*;
 use serde_json::{Value, json};
 
 #[test]
 fn site_config_is_public_and_normalised() {
-    let h = start("", "consent_required = true\nshow_number = { selector = \"#show\", label = \"Show\" }", "heartbeat_secs = 20\nhold_secs = 300");
+    let h = start(
+        "",
+        "consent_required = true\nshow_number = { selector = \"#show\", label = \"Show\" }",
+        "heartbeat_secs = 20\nhold_secs = 300",
+    );
     let resp = h.client.get(h.url("/v1/sites/shop/config")).send().unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().unwrap();
@@ -50,7 +53,8 @@ fn paid_search_gets_a_lease_and_keeps_it() {
     // Other visitors get other numbers.
     let other = h.visit(None, paid());
     let third = h.visit(None, paid());
-    let mut numbers = vec![number.clone(), other["number"].as_str().unwrap().into(), third["number"].as_str().unwrap().into()];
+    let mut numbers =
+        vec![number.clone(), other["number"].as_str().unwrap().into(), third["number"].as_str().unwrap().into()];
     numbers.sort();
     numbers.dedup();
     assert_eq!(numbers.len(), 3, "three visitors, three numbers");
@@ -78,9 +82,8 @@ fn returning_visitor_by_client_id_gets_the_same_number() {
     assert_ne!(first["session_id"], second["session_id"]);
     assert_eq!(first["number"], second["number"]);
     let conn = h.db();
-    let reason: String = conn
-        .query_row("SELECT end_reason FROM leases WHERE ended_at_ms IS NOT NULL", [], |r| r.get(0))
-        .unwrap();
+    let reason: String =
+        conn.query_row("SELECT end_reason FROM leases WHERE ended_at_ms IS NOT NULL", [], |r| r.get(0)).unwrap();
     assert_eq!(reason, "handed_over");
     assert_no_number_leased_twice(&conn);
 }
@@ -104,7 +107,10 @@ fn static_and_original_routes() {
 #[test]
 fn crawlers_never_take_a_pool_number() {
     let h = start("", "", "");
-    for ua in ["Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "Mozilla/5.0 (compatible; YandexBot/3.0)"] {
+    for ua in [
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "Mozilla/5.0 (compatible; YandexBot/3.0)",
+    ] {
         let (status, body) = h.post_with("/v1/sites/shop/visits", &visit_body(None, paid()), &[("user-agent", ua)]);
         assert_eq!(status, 200);
         assert_eq!(body["kind"], "original");
@@ -163,8 +169,10 @@ fn page_views_are_recorded() {
     let h = start("", "", "");
     let v = h.visit(None, paid());
     let session = v["session_id"].as_str().unwrap();
-    let (status, body) =
-        h.post("/v1/sites/shop/pageviews", &json!({ "session_id": session, "url": "https://shop.example/contacts", "title": "Contacts" }));
+    let (status, body) = h.post(
+        "/v1/sites/shop/pageviews",
+        &json!({ "session_id": session, "url": "https://shop.example/contacts", "title": "Contacts" }),
+    );
     assert_eq!(status, 204, "{body}");
     let (url, title): (String, String) = h
         .db()
@@ -173,14 +181,16 @@ fn page_views_are_recorded() {
         })
         .unwrap();
     assert_eq!((url.as_str(), title.as_str()), ("https://shop.example/contacts", "Contacts"));
-    let (status, _) = h.post("/v1/sites/shop/pageviews", &json!({ "session_id": "unknown-session", "url": "https://x/" }));
+    let (status, _) =
+        h.post("/v1/sites/shop/pageviews", &json!({ "session_id": "unknown-session", "url": "https://x/" }));
     assert_eq!(status, 404);
 }
 
 #[test]
 fn cors_allows_listed_origins_and_refuses_others() {
     let h = start("", "", "");
-    let (status, _) = h.post_with("/v1/sites/shop/visits", &visit_body(None, paid()), &[("origin", "https://shop.example")]);
+    let (status, _) =
+        h.post_with("/v1/sites/shop/visits", &visit_body(None, paid()), &[("origin", "https://shop.example")]);
     assert_eq!(status, 200);
     let resp = h
         .client
@@ -193,7 +203,8 @@ fn cors_allows_listed_origins_and_refuses_others() {
     assert_eq!(resp.headers()["access-control-allow-origin"], "http://localhost:3000");
     assert_eq!(resp.headers()["vary"], "Origin");
 
-    let (status, err) = h.post_with("/v1/sites/shop/visits", &visit_body(None, paid()), &[("origin", "https://evil.example")]);
+    let (status, err) =
+        h.post_with("/v1/sites/shop/visits", &visit_body(None, paid()), &[("origin", "https://evil.example")]);
     assert_eq!(status, 403);
     assert_eq!(err["error"]["code"], "origin_not_allowed");
     // Refused before anything was stored.
@@ -255,9 +266,27 @@ fn bad_input_is_a_json_4xx() {
         ("/v1/sites/shop/visits", "{".into(), 400, "bad_request"),
         ("/v1/sites/shop/visits", "[]".into(), 400, "bad_request"),
         ("/v1/sites/shop/visits", json!({ "page": { "url": "x" } }).to_string(), 400, "bad_request"),
-        ("/v1/sites/shop/visits", { let mut b = visit_body(None, paid()); b["extra"] = json!(1); b.to_string() }, 400, "bad_request"),
+        (
+            "/v1/sites/shop/visits",
+            {
+                let mut b = visit_body(None, paid());
+                b["extra"] = json!(1);
+                b.to_string()
+            },
+            400,
+            "bad_request",
+        ),
         ("/v1/sites/shop/visits", visit_body(Some("bad id!"), paid()).to_string(), 400, "bad_request"),
-        ("/v1/sites/shop/visits", { let mut b = visit_body(None, paid()); b["touch"]["channel"] = json!("Carrier Pigeon"); b.to_string() }, 400, "bad_request"),
+        (
+            "/v1/sites/shop/visits",
+            {
+                let mut b = visit_body(None, paid());
+                b["touch"]["channel"] = json!("Carrier Pigeon");
+                b.to_string()
+            },
+            400,
+            "bad_request",
+        ),
         ("/v1/sites/shop/visits", "x".repeat(64 * 1024), 413, "payload_too_large"),
         ("/v1/sites/nope/visits", visit_body(None, paid()).to_string(), 404, "unknown_site"),
         ("/v1/sites/shop/heartbeat", json!({}).to_string(), 400, "bad_request"),

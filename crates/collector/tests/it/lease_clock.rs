@@ -1,7 +1,6 @@
 //! Hold, renewal, expiry, cooldown and reuse order, on a simulated clock
 //! driving the real server.
 
-
 use std::sync::Arc;
 
 use crate::common::*;
@@ -36,7 +35,11 @@ fn hold_renew_expire_cool_down_and_return() {
     let a = h.visit(None, paid());
     let b = h.visit(None, paid());
     let c = h.visit(None, paid());
-    assert_eq!([&a["number"], &b["number"], &c["number"]], [POOL[0], POOL[1], POOL[2]], "configured order on a fresh pool");
+    assert_eq!(
+        [&a["number"], &b["number"], &c["number"]],
+        [POOL[0], POOL[1], POOL[2]],
+        "configured order on a fresh pool"
+    );
     assert_eq!(a["expires_at_ms"], T0 + 60_000);
     assert_eq!(a["heartbeat_secs"], 10);
 
@@ -74,7 +77,9 @@ fn hold_renew_expire_cool_down_and_return() {
     // Every refusal was an exhaustion recorded with the policy.
     let conn = h.db();
     let events: i64 = conn
-        .query_row("SELECT COUNT(*) FROM pool_events WHERE policy = 'original' AND outcome = 'original'", [], |r| r.get(0))
+        .query_row("SELECT COUNT(*) FROM pool_events WHERE policy = 'original' AND outcome = 'original'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(events, 3);
     let expired: i64 =

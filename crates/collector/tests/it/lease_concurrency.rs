@@ -2,7 +2,6 @@
 //! policy. The database must show that no number was ever held by two live
 //! sessions, and every exhaustion must be recorded with the policy applied.
 
-
 use std::sync::Arc;
 
 use crate::common::*;
@@ -13,11 +12,8 @@ const PER_THREAD: usize = 40;
 const TOTAL: usize = THREADS * PER_THREAD;
 
 fn hammer(policy: &str) -> (Harness, Vec<Value>) {
-    let h = start(
-        "[server.rate_limit]\nburst = 100000\nper_minute = 100000",
-        "",
-        &format!("on_exhaustion = \"{policy}\""),
-    );
+    let h =
+        start("[server.rate_limit]\nburst = 100000\nper_minute = 100000", "", &format!("on_exhaustion = \"{policy}\""));
     let h = Arc::new(h);
     let threads: Vec<_> = (0..THREADS)
         .map(|_| {
@@ -53,7 +49,9 @@ fn overflow_policy_under_load() {
     assert_eq!(leased, POOL.to_vec(), "each pool number goes to exactly one visitor");
     let overflow: Vec<_> = answers.iter().filter(|a| a["overflow"] == true).collect();
     assert_eq!(overflow.len(), TOTAL - 3);
-    assert!(overflow.iter().all(|a| a["kind"] == "lease" && a["number"] == OVERFLOW && a.get("expires_at_ms").is_none()));
+    assert!(
+        overflow.iter().all(|a| a["kind"] == "lease" && a["number"] == OVERFLOW && a.get("expires_at_ms").is_none())
+    );
     let ev = events(&h);
     assert_eq!(ev.len(), TOTAL - 3, "every exhaustion is recorded");
     assert!(ev.iter().all(|(p, o)| p == "overflow" && o == "overflow"));

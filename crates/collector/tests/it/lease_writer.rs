@@ -2,7 +2,6 @@
 //! real server and database: writes by another connection are seen, and a
 //! write that fails inside a batch fails alone, leaving the book right.
 
-
 use std::sync::Arc;
 
 use crate::common::*;
@@ -20,10 +19,7 @@ fn writes_by_another_connection_are_seen() {
 
     let conn = h.db();
     let released = conn
-        .execute(
-            "UPDATE leases SET ended_at_ms = started_at_ms, end_reason = 'released' WHERE number = ?1",
-            [POOL[1]],
-        )
+        .execute("UPDATE leases SET ended_at_ms = started_at_ms, end_reason = 'released' WHERE number = ?1", [POOL[1]])
         .unwrap();
     assert_eq!(released, 1);
     conn.execute("UPDATE numbers SET cooldown_until_ms = 0 WHERE number = ?1", [POOL[1]]).unwrap();
@@ -83,11 +79,8 @@ fn a_failing_write_fails_alone() {
     let conn = h.db();
     let sessions: i64 = conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0)).unwrap();
     assert_eq!(sessions, 6, "every answered visit is stored, the failed one is not");
-    let mut leased: Vec<&str> = answered
-        .iter()
-        .filter(|(_, v)| v["overflow"] == false)
-        .map(|(_, v)| v["number"].as_str().unwrap())
-        .collect();
+    let mut leased: Vec<&str> =
+        answered.iter().filter(|(_, v)| v["overflow"] == false).map(|(_, v)| v["number"].as_str().unwrap()).collect();
     leased.sort_unstable();
     assert_eq!(leased, POOL.to_vec(), "the three numbers went to three answered visitors");
     let open: i64 = conn.query_row("SELECT COUNT(*) FROM leases WHERE ended_at_ms IS NULL", [], |r| r.get(0)).unwrap();

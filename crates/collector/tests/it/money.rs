@@ -2,7 +2,6 @@
 //! revenue from the CRM (by call, by caller in a window, idempotent per
 //! deal), and the calls report's cost, revenue, cost per target call and ROI.
 
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -131,7 +130,8 @@ fn costs_and_revenue_make_cost_per_target_call_and_roi() {
 
     // The same key again replaces the day's number (case of source and
     // medium does not matter).
-    let (status, body) = m.post_csv("/v1/costs?site=shop", "date,source,medium,campaign,cost\n2027-01-15,Google,CPC,brand,120\n");
+    let (status, body) =
+        m.post_csv("/v1/costs?site=shop", "date,source,medium,campaign,cost\n2027-01-15,Google,CPC,brand,120\n");
     assert_eq!((status, &body), (200, &json!({ "upserted": 1 })));
 
     // Revenue: by call id, idempotent per deal; then by caller.
@@ -158,7 +158,8 @@ fn costs_and_revenue_make_cost_per_target_call_and_roi() {
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("no_matching_call")), "{body}");
     let (status, body) = m.post_json("/v1/revenue", &json!({ "site": "shop", "call_id": 999_999, "amount": 1 }));
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_call")), "{body}");
-    let (status, _) = m.post_json("/v1/revenue", &json!({ "site": "shop", "call_id": paid_call, "caller": "+7999", "amount": 1 }));
+    let (status, _) =
+        m.post_json("/v1/revenue", &json!({ "site": "shop", "call_id": paid_call, "caller": "+7999", "amount": 1 }));
     assert_eq!(status, 400, "call_id and caller together");
     let (status, _) = m.post_json("/v1/revenue", &json!({ "site": "shop", "call_id": paid_call, "amount": -5 }));
     assert_eq!(status, 400, "negative amount");
@@ -218,11 +219,13 @@ fn uploads_are_refused_whole_with_every_bad_field_named() {
     assert_eq!(found, [(1, "cost"), (1, "site"), (1, "date"), (1, "currency")], "{body}");
 
     // Two rows for one key in one upload are a mistake in the file.
-    let (status, body) = m.post_csv("/v1/costs?site=shop", "date,source,cost\n2027-01-15,google,1\n2027-01-15,GOOGLE,2\n");
+    let (status, body) =
+        m.post_csv("/v1/costs?site=shop", "date,source,cost\n2027-01-15,google,1\n2027-01-15,GOOGLE,2\n");
     assert_eq!((status, body["error"]["rows"][0]["line"].as_u64()), (400, Some(3)), "{body}");
     // Header problems: an unknown column, a missing one.
     let (status, body) = m.post_csv("/v1/costs?site=shop", "day,source,clicks\n2027-01-15,google,1\n");
-    let fields: Vec<&str> = body["error"]["rows"].as_array().unwrap().iter().map(|r| r["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> =
+        body["error"]["rows"].as_array().unwrap().iter().map(|r| r["field"].as_str().unwrap()).collect();
     assert_eq!((status, fields), (400, vec!["day", "clicks", "date", "cost"]), "{body}");
     assert_eq!(m.post_csv("/v1/costs", "date,source,cost\n2027-01-15,google,1\n").0, 400, "CSV needs ?site=");
     assert_eq!(m.post_json("/v1/costs", &json!([])).0, 400, "no rows");
@@ -250,7 +253,10 @@ fn linear_attribution_splits_revenue_like_calls() {
     let call = m.call(answered("lin", "+79161112233", v["number"].as_str().unwrap(), 30, 60));
     let (status, _) = m.post_json("/v1/revenue", &json!({ "site": "shop", "call_id": call, "amount": 300 }));
     assert_eq!(status, 201);
-    m.post_json("/v1/costs", &json!([{ "site": "shop", "date": "2027-01-15", "source": "google", "medium": "cpc", "cost": 50 }]));
+    m.post_json(
+        "/v1/costs",
+        &json!([{ "site": "shop", "date": "2027-01-15", "source": "google", "medium": "cpc", "cost": 50 }]),
+    );
 
     let by_channel = m.report("channel");
     let paid = row(&by_channel, "Paid Search");

@@ -1,7 +1,6 @@
 //! The FreeSWITCH mod_json_cdr adapter over HTTP (basic auth). No timestamp
 //! is signed; a re-sent CDR is the same event and folds into the same call.
 
-
 use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 use serde_json::{Value, json};
@@ -46,7 +45,12 @@ fn post(h: &PbxHarness, content_type: &str, body: String, auth: Option<&str>) ->
 #[test]
 fn a_json_cdr_with_basic_auth_reaches_the_sink_mapped() {
     let h = start(&all_adapters());
-    let r = post(&h, "application/json", cdr("NORMAL_CLEARING", NOW_SECS - 50, 50).to_string(), Some(&basic(FS_USER, FS_PASSWORD)));
+    let r = post(
+        &h,
+        "application/json",
+        cdr("NORMAL_CLEARING", NOW_SECS - 50, 50).to_string(),
+        Some(&basic(FS_USER, FS_PASSWORD)),
+    );
     assert_eq!((r.status, r.body["outcome"].as_str()), (200, Some("recorded")), "{}", r.body);
     let e = &h.events()[0];
     let ms = |s: i64| Some((s * 1000) as u64);
@@ -55,7 +59,10 @@ fn a_json_cdr_with_basic_auth_reaches_the_sink_mapped() {
     // The number first dialled, before the transfer to extension 101.
     assert_eq!(e.to.e164(), "+74957000003");
     assert_eq!(e.from.as_deref(), Some("+79161234567"));
-    assert_eq!((e.started_at_ms, e.answered_at_ms, e.ended_at_ms), (ms(NOW_SECS - 60), ms(NOW_SECS - 50), ms(NOW_SECS)));
+    assert_eq!(
+        (e.started_at_ms, e.answered_at_ms, e.ended_at_ms),
+        (ms(NOW_SECS - 60), ms(NOW_SECS - 50), ms(NOW_SECS))
+    );
     assert_eq!((e.duration_secs, e.talk_secs), (Some(60), Some(50)));
 }
 
@@ -100,7 +107,12 @@ fn missing_or_wrong_credentials_are_401_with_a_basic_challenge() {
     assert_eq!((missing.status, missing.code()), (401, "missing_credentials"));
     assert!(missing.message().contains("Authorization"));
     assert!(missing.headers["www-authenticate"].to_str().unwrap().starts_with("Basic "));
-    for auth in [basic(FS_USER, "wrong"), basic("someone", FS_PASSWORD), format!("Bearer {FS_PASSWORD}"), "Basic !!!".to_owned()] {
+    for auth in [
+        basic(FS_USER, "wrong"),
+        basic("someone", FS_PASSWORD),
+        format!("Bearer {FS_PASSWORD}"),
+        "Basic !!!".to_owned(),
+    ] {
         let r = post(&h, "application/json", body.clone(), Some(&auth));
         assert_eq!((r.status, r.code()), (401, "bad_credentials"), "{auth}");
         assert!(r.headers.contains_key("www-authenticate"));
@@ -116,7 +128,13 @@ fn a_bad_body_with_good_credentials_is_400() {
     no_uuid["variables"].as_object_mut().unwrap().retain(|k, _| k != "uuid" && k != "call_uuid");
     let mut bad_epoch = cdr("NORMAL_CLEARING", 0, 0);
     bad_epoch["variables"]["start_epoch"] = json!("soon");
-    for body in ["{not json".to_owned(), "foo=bar".to_owned(), json!({ "callflow": [] }).to_string(), no_uuid.to_string(), bad_epoch.to_string()] {
+    for body in [
+        "{not json".to_owned(),
+        "foo=bar".to_owned(),
+        json!({ "callflow": [] }).to_string(),
+        no_uuid.to_string(),
+        bad_epoch.to_string(),
+    ] {
         let r = post(&h, "application/json", body.clone(), Some(&auth));
         assert_eq!((r.status, r.code()), (400, "bad_request"), "{body}: {}", r.body);
     }

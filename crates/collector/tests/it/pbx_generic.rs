@@ -1,7 +1,6 @@
 //! The generic adapter over HTTP: Standard Webhooks signatures, timestamp
 //! tolerance, webhook-id replay, field mapping.
 
-
 use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 use serde_json::json;
@@ -67,7 +66,8 @@ fn a_signed_event_reaches_the_sink_mapped() {
 #[test]
 fn phase_and_status_default_from_the_times() {
     let h = start(&all_adapters());
-    let start_body = json!({ "call_id": "c2", "to": "+7 495 700-00-02", "started_at": "2024-05-01T07:00:00Z" }).to_string();
+    let start_body =
+        json!({ "call_id": "c2", "to": "+7 495 700-00-02", "started_at": "2024-05-01T07:00:00Z" }).to_string();
     let r = post(&h, &start_body, &signed_headers("msg_a", NOW_SECS, &start_body, GENERIC_KEY));
     assert_eq!(r.status, 200, "{}", r.body);
     let missed = json!({ "call_id": "c2", "to": "74957000002", "ended_at": "2024-05-01T07:00:30Z" }).to_string();
@@ -83,7 +83,9 @@ fn phase_and_status_default_from_the_times() {
 fn an_end_before_its_start_is_still_mapped() {
     let h = start(&all_adapters());
     let end = end_event();
-    let start_body = json!({ "call_id": "call-1", "to": "84957000001", "phase": "start", "started_at": "2024-05-01T06:59:00Z" }).to_string();
+    let start_body =
+        json!({ "call_id": "call-1", "to": "84957000001", "phase": "start", "started_at": "2024-05-01T06:59:00Z" })
+            .to_string();
     assert_eq!(post(&h, &end, &signed_headers("m1", NOW_SECS, &end, GENERIC_KEY)).status, 200);
     assert_eq!(post(&h, &start_body, &signed_headers("m2", NOW_SECS, &start_body, GENERIC_KEY)).status, 200);
     let phases: Vec<_> = h.events().iter().map(|e| (e.pbx_call_id.clone(), e.phase)).collect();

@@ -1,7 +1,6 @@
 //! The Kamailio dialog-event adapter over HTTP (bearer token; see
 //! examples/kamailio for the script that posts these).
 
-
 use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 use serde_json::{Value, json};
@@ -35,7 +34,10 @@ fn dialog_events_reach_the_sink_mapped() {
     let end = &got[0];
     assert_eq!((end.pbx.as_str(), end.pbx_call_id.as_str()), ("kamailio", call));
     assert_eq!((end.phase, end.status), (CallPhase::End, CallStatus::Answered));
-    assert_eq!((end.started_at_ms, end.answered_at_ms, end.ended_at_ms), (ms(NOW_SECS - 40), ms(NOW_SECS - 30), ms(NOW_SECS)));
+    assert_eq!(
+        (end.started_at_ms, end.answered_at_ms, end.ended_at_ms),
+        (ms(NOW_SECS - 40), ms(NOW_SECS - 30), ms(NOW_SECS))
+    );
     assert_eq!((end.duration_secs, end.talk_secs), (Some(40), Some(30)));
     assert_eq!(end.to.e164(), "+74957000001");
     assert_eq!(end.from.as_deref(), Some("+79161234567"));
@@ -51,7 +53,15 @@ fn failed_dialogs_map_their_sip_code() {
         assert_eq!(post(&h, &e, Some(&bearer())).status, 200);
     }
     let got: Vec<_> = h.events().iter().map(|e| (e.status, e.talk_secs)).collect();
-    assert_eq!(got, [(CallStatus::Busy, None), (CallStatus::Canceled, None), (CallStatus::NoAnswer, None), (CallStatus::Failed, None)]);
+    assert_eq!(
+        got,
+        [
+            (CallStatus::Busy, None),
+            (CallStatus::Canceled, None),
+            (CallStatus::NoAnswer, None),
+            (CallStatus::Failed, None)
+        ]
+    );
 }
 
 #[test]
@@ -61,7 +71,9 @@ fn a_missing_or_wrong_token_is_401() {
     let missing = post(&h, &e, None);
     assert_eq!((missing.status, missing.code()), (401, "missing_credentials"));
     assert!(missing.message().contains("Authorization"));
-    for auth in ["Bearer wrong-token-0123456789".to_owned(), format!("Basic {KAMAILIO_TOKEN}"), KAMAILIO_TOKEN.to_owned()] {
+    for auth in
+        ["Bearer wrong-token-0123456789".to_owned(), format!("Basic {KAMAILIO_TOKEN}"), KAMAILIO_TOKEN.to_owned()]
+    {
         let r = post(&h, &e, Some(&auth));
         assert_eq!((r.status, r.code()), (401, "bad_credentials"), "{auth}");
     }

@@ -1,7 +1,6 @@
 //! The Mango Office adapter over HTTP. Mango signs no timestamp; replays
 //! fold into the same call (keyed by entry_id).
 
-
 use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 use serde_json::json;
@@ -61,7 +60,10 @@ fn call_states_and_the_summary_reach_the_sink_mapped() {
     let end = &events[0];
     let ms = |s: i64| Some((s * 1000) as u64);
     assert_eq!((end.phase, end.status), (CallPhase::End, CallStatus::Answered));
-    assert_eq!((end.started_at_ms, end.answered_at_ms, end.ended_at_ms), (ms(NOW_SECS - 60), ms(NOW_SECS - 50), ms(NOW_SECS)));
+    assert_eq!(
+        (end.started_at_ms, end.answered_at_ms, end.ended_at_ms),
+        (ms(NOW_SECS - 60), ms(NOW_SECS - 50), ms(NOW_SECS))
+    );
     assert_eq!((end.duration_secs, end.talk_secs), (Some(60), Some(50)));
     assert_eq!((events[1].phase, events[1].started_at_ms), (CallPhase::Start, ms(NOW_SECS - 60)));
     assert_eq!((events[2].phase, events[2].answered_at_ms), (CallPhase::Answer, ms(NOW_SECS - 50)));
@@ -87,9 +89,17 @@ fn missed_outgoing_and_other_events() {
 fn a_wrong_or_missing_sign_is_401() {
     let h = start(&all_adapters());
     let json = call_event("Appeared", NOW_SECS);
-    let wrong_salt = post(&h, "call", &[("vpbx_api_key", MANGO_KEY), ("sign", &sign(MANGO_KEY, &json, "other-salt")), ("json", &json)]);
+    let wrong_salt = post(
+        &h,
+        "call",
+        &[("vpbx_api_key", MANGO_KEY), ("sign", &sign(MANGO_KEY, &json, "other-salt")), ("json", &json)],
+    );
     assert_eq!((wrong_salt.status, wrong_salt.code()), (401, "bad_credentials"));
-    let wrong_key = post(&h, "call", &[("vpbx_api_key", "other-key"), ("sign", &sign("other-key", &json, MANGO_SALT)), ("json", &json)]);
+    let wrong_key = post(
+        &h,
+        "call",
+        &[("vpbx_api_key", "other-key"), ("sign", &sign("other-key", &json, MANGO_SALT)), ("json", &json)],
+    );
     assert_eq!((wrong_key.status, wrong_key.code()), (401, "bad_credentials"));
     let no_sign = post(&h, "call", &[("vpbx_api_key", MANGO_KEY), ("json", &json)]);
     assert_eq!((no_sign.status, no_sign.code()), (401, "missing_credentials"));
@@ -103,7 +113,12 @@ fn a_wrong_or_missing_sign_is_401() {
 #[test]
 fn a_bad_body_with_a_good_sign_is_400() {
     let h = start(&all_adapters());
-    for json in ["not json", r#"{"entry_id":"e","call_state":"Exploded","to":{"line_number":"74957000002"}}"#, r#"{"call_state":"Appeared","to":{"line_number":"74957000002"}}"#, r#"{"entry_id":"e","call_state":"Appeared","to":{"line_number":"12"}}"#] {
+    for json in [
+        "not json",
+        r#"{"entry_id":"e","call_state":"Exploded","to":{"line_number":"74957000002"}}"#,
+        r#"{"call_state":"Appeared","to":{"line_number":"74957000002"}}"#,
+        r#"{"entry_id":"e","call_state":"Appeared","to":{"line_number":"12"}}"#,
+    ] {
         let r = signed(&h, "call", json);
         assert_eq!((r.status, r.code()), (400, "bad_request"), "{json}: {}", r.body);
     }

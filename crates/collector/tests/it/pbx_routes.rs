@@ -2,7 +2,6 @@
 //! without credentials, JSON errors for wrong methods, and check-config
 //! reporting every missing piece of a PBX's credentials.
 
-
 use std::collections::HashMap;
 use std::path::Path;
 

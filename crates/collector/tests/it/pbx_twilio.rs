@@ -1,7 +1,6 @@
 //! The Twilio adapter over HTTP. Twilio's scheme signs no timestamp, so
 //! there is no staleness to test; replays fold into the same call.
 
-
 use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 
@@ -80,7 +79,13 @@ fn each_call_status_maps_to_a_phase_and_status() {
 #[test]
 fn legs_twilio_dials_out_are_ignored() {
     let h = start(&all_adapters());
-    let pairs = [("CallSid", "CA8"), ("From", "+74957000001"), ("To", "+79260000000"), ("CallStatus", "completed"), ("Direction", "outbound-dial")];
+    let pairs = [
+        ("CallSid", "CA8"),
+        ("From", "+74957000001"),
+        ("To", "+79260000000"),
+        ("CallStatus", "completed"),
+        ("Direction", "outbound-dial"),
+    ];
     let r = post(&h, &pairs, Some(&twilio_sig(TWILIO_TOKEN, TWILIO_URL, &pairs)));
     assert_eq!((r.status, r.body["outcome"].as_str()), (200, Some("ignored")), "{}", r.body);
     assert!(h.events().is_empty());
@@ -130,8 +135,10 @@ fn a_bad_body_with_a_good_signature_is_400() {
 #[test]
 fn twilios_published_example_passes_authentication() {
     let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
-    let h = start(&format!(r#"pbx_secrets = {{ twilio = "12345" }}
-pbx = {{ twilio_url = "{url}" }}"#));
+    let h = start(&format!(
+        r#"pbx_secrets = {{ twilio = "12345" }}
+pbx = {{ twilio_url = "{url}" }}"#
+    ));
     let pairs = [
         ("CallSid", "CA1234567890ABCDE"),
         ("Caller", "+14158675310"),

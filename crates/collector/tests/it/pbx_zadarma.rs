@@ -1,7 +1,6 @@
 //! The Zadarma adapter over HTTP. Zadarma's scheme signs no timestamp, so
 //! there is no staleness to test; replays fold into the same call.
 
-
 use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 

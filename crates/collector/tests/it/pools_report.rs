@@ -1,7 +1,6 @@
 //! `GET /v1/reports/pools` over HTTP: leases taken through the visits API on
 //! a simulated clock, then the hourly health the dashboard shows.
 
-
 use std::sync::Arc;
 
 use crate::common::*;
@@ -74,7 +73,10 @@ fn hourly_utilisation_exhaustions_new_sessions_and_recommended_size() {
         hours[0]
     );
     assert_eq!(hours[1]["hour_ms"], T0 + HOUR);
-    assert_eq!((&hours[1]["max_live"], &hours[1]["new_sessions"], &hours[1]["exhaustions"]), (&1.into(), &1.into(), &0.into()));
+    assert_eq!(
+        (&hours[1]["max_live"], &hours[1]["new_sessions"], &hours[1]["exhaustions"]),
+        (&1.into(), &1.into(), &0.into())
+    );
     assert!((hours[1]["utilisation"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
     assert_eq!(p["peak_live"], 3);
     assert_eq!(p["peak_utilisation"], 1.0);
@@ -85,7 +87,10 @@ fn hourly_utilisation_exhaustions_new_sessions_and_recommended_size() {
     assert_eq!(p["live_now"], 1);
     assert_eq!(p["exhaustion_count"], 1);
     let ex = &p["exhaustions"][0];
-    assert_eq!((&ex["policy"], &ex["outcome"], &ex["number"]), (&"overflow".into(), &"overflow".into(), &OVERFLOW.into()));
+    assert_eq!(
+        (&ex["policy"], &ex["outcome"], &ex["number"]),
+        (&"overflow".into(), &"overflow".into(), &OVERFLOW.into())
+    );
     assert_eq!(ex["at_ms"], T0 + 10 * 60_000);
 
     // The second hour alone: one lease in three, under the warning line.

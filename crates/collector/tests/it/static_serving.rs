@@ -1,7 +1,6 @@
 //! Static files: the script tag, the wasm bundle and the www pages, with
 //! their MIME types and cache headers; `serve` prints the bound address.
 
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};

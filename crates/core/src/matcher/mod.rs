@@ -242,7 +242,8 @@ impl Matcher {
         if let Some(digits) = rewritten_digits(pattern, original, replacement) {
             let mut digits = digits.chars();
             for_each_part(segments, first.first, end, |segment, start, end, part| {
-                let text = part.chars().map(|c| if c.is_ascii_digit() { digits.next().unwrap_or(c) } else { c }).collect();
+                let text =
+                    part.chars().map(|c| if c.is_ascii_digit() { digits.next().unwrap_or(c) } else { c }).collect();
                 edits.push(Edit { segment, start, end, text });
             });
             return;

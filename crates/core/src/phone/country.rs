@@ -145,16 +145,8 @@ pub enum Region {
 }
 
 impl Region {
-    pub const ALL: [Region; 8] = [
-        Region::RU,
-        Region::KZ,
-        Region::UA,
-        Region::BY,
-        Region::US,
-        Region::CA,
-        Region::GB,
-        Region::DE,
-    ];
+    pub const ALL: [Region; 8] =
+        [Region::RU, Region::KZ, Region::UA, Region::BY, Region::US, Region::CA, Region::GB, Region::DE];
 
     /// ISO 3166-1 alpha-2 code.
     pub fn code(self) -> &'static str {

@@ -10,8 +10,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use country::{Dialling, calling_code_len, dialling};
 pub use country::Region;
+pub(crate) use country::{Dialling, calling_code_len, dialling};
 
 /// E.164 caps a number at 15 digits; the lower bound keeps out short codes
 /// and stray digit runs that are not phone numbers.
@@ -81,9 +81,7 @@ impl PhoneError {
             }
             PhoneError::MissingCountryCode { input } => {
                 number(&mut out, input);
-                out.push_str(
-                    " has no country code; write it as +<country code> <number> or 00<country code> <number>",
-                );
+                out.push_str(" has no country code; write it as +<country code> <number> or 00<country code> <number>");
             }
             PhoneError::InvalidCountryCode { input } => {
                 number(&mut out, input);
@@ -253,9 +251,10 @@ impl PhoneNumber {
             .strip_prefix(country_code.as_bytes())
             .filter(|rest| rules.len_fits(rest.len()))
             .or_else(|| {
-                rules.trunk.iter().find_map(|trunk| {
-                    digits.strip_prefix(trunk.as_bytes()).filter(|rest| rules.len_fits(rest.len()))
-                })
+                rules
+                    .trunk
+                    .iter()
+                    .find_map(|trunk| digits.strip_prefix(trunk.as_bytes()).filter(|rest| rules.len_fits(rest.len())))
             })
             .or_else(|| (rules.trunk_optional && rules.len_fits(digits.len())).then_some(digits))
             .ok_or_else(|| PhoneError::NotNational { input: input.to_owned(), region, shape: rules.shape })?;
@@ -275,7 +274,9 @@ impl PhoneNumber {
         // "(0)" after the country code is the trunk prefix shown for domestic
         // callers; where 0 is the trunk prefix, a bare "+44 020 …" means the
         // same and is a common slip.
-        if parenthesized_zero == Some(code_len) || (rules.is_some_and(Dialling::has_trunk_zero) && nsn.first() == Some(&b'0')) {
+        if parenthesized_zero == Some(code_len)
+            || (rules.is_some_and(Dialling::has_trunk_zero) && nsn.first() == Some(&b'0'))
+        {
             nsn = &nsn[1..];
         }
         Self::checked(input, country_code, nsn, rules)

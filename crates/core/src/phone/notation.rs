@@ -5,10 +5,7 @@
 /// Includes the no-break, narrow and thin spaces that typographers (and CMS
 /// typography plugins) put inside numbers, and the newlines of HTML source.
 pub(crate) fn is_space(c: char) -> bool {
-    matches!(
-        c,
-        ' ' | '\t' | '\n' | '\r' | '\u{a0}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
-    )
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{a0}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}' | '\u{3000}')
 }
 
 /// Punctuation that joins digit groups of one number: hyphens and dashes,

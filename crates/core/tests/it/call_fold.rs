@@ -46,7 +46,10 @@ fn full_call() -> Vec<CallEvent> {
 fn a_full_call_folds_to_its_final_state() {
     let call = Call::fold(&full_call()).unwrap();
     assert_eq!(call.status, CallStatus::Answered);
-    assert_eq!((call.started_at_ms, call.answered_at_ms, call.ended_at_ms), (Some(T), Some(T + 5_000), Some(T + 65_000)));
+    assert_eq!(
+        (call.started_at_ms, call.answered_at_ms, call.ended_at_ms),
+        (Some(T), Some(T + 5_000), Some(T + 65_000))
+    );
     assert_eq!((call.duration_secs, call.talk_secs), (Some(65), Some(60)));
     assert_eq!(call.recording_url.as_deref(), Some("https://pbx.example/r/c1.mp3"));
     assert_eq!(call.ring_at_ms(), Some(T));
@@ -73,7 +76,8 @@ fn duplicates_change_nothing() {
 #[test]
 fn missed_calls_keep_the_pbx_status() {
     let start = CallEvent { started_at_ms: Some(T), ..ev(CallPhase::Start, CallStatus::InProgress) };
-    let end = CallEvent { ended_at_ms: Some(T + 20_000), duration_secs: Some(20), ..ev(CallPhase::End, CallStatus::Busy) };
+    let end =
+        CallEvent { ended_at_ms: Some(T + 20_000), duration_secs: Some(20), ..ev(CallPhase::End, CallStatus::Busy) };
     let call = Call::fold(&[end, start]).unwrap();
     assert_eq!(call.status, CallStatus::Busy);
     assert!(call.is_missed());
@@ -105,7 +109,11 @@ fn talk_time_follows_from_answer_and_end_when_not_reported() {
 
 #[test]
 fn an_end_without_answer_is_a_no_answer_and_ring_time_falls_back() {
-    let end = CallEvent { ended_at_ms: Some(T + 30_000), duration_secs: Some(30), ..ev(CallPhase::End, CallStatus::InProgress) };
+    let end = CallEvent {
+        ended_at_ms: Some(T + 30_000),
+        duration_secs: Some(30),
+        ..ev(CallPhase::End, CallStatus::InProgress)
+    };
     let call = Call::fold(&[end]).unwrap();
     assert_eq!(call.status, CallStatus::NoAnswer);
     assert_eq!(call.ring_at_ms(), Some(T), "end minus the whole duration");
@@ -116,7 +124,8 @@ fn an_end_without_answer_is_a_no_answer_and_ring_time_falls_back() {
 #[test]
 fn the_latest_final_end_wins() {
     let early = CallEvent { ended_at_ms: Some(T + 10_000), ..ev(CallPhase::End, CallStatus::NoAnswer) };
-    let late = CallEvent { ended_at_ms: Some(T + 90_000), talk_secs: Some(70), ..ev(CallPhase::End, CallStatus::Answered) };
+    let late =
+        CallEvent { ended_at_ms: Some(T + 90_000), talk_secs: Some(70), ..ev(CallPhase::End, CallStatus::Answered) };
     assert_eq!(Call::fold(&[late.clone(), early.clone()]).unwrap().status, CallStatus::Answered);
     assert_eq!(Call::fold(&[early, late]).unwrap().status, CallStatus::Answered);
 }
@@ -126,7 +135,10 @@ fn folding_refuses_empty_and_mixed_input() {
     assert_eq!(Call::fold(&[]), Err(FoldError::Empty));
     let mut other = ev(CallPhase::End, CallStatus::Answered);
     other.pbx_call_id = "c2".into();
-    assert!(matches!(Call::fold(&[ev(CallPhase::Start, CallStatus::InProgress), other]), Err(FoldError::MixedCalls { .. })));
+    assert!(matches!(
+        Call::fold(&[ev(CallPhase::Start, CallStatus::InProgress), other]),
+        Err(FoldError::MixedCalls { .. })
+    ));
 }
 
 fn arb_event() -> impl Strategy<Value = CallEvent> {

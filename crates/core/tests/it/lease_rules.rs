@@ -100,20 +100,13 @@ fn phases_follow_expiry_and_cooldown() {
 
 #[test]
 fn exhaustion_policies() {
-    let numbers = [
-        live("a", None, 10, NOW + 300),
-        live("b", None, 5, NOW + 100),
-        live("c", None, 1, NOW + 100),
-    ];
+    let numbers = [live("a", None, 10, NOW + 300), live("b", None, 5, NOW + 100), live("c", None, 1, NOW + 100)];
     assert_eq!(on_exhaustion(ExhaustionPolicy::Overflow, &numbers, NOW), Exhaustion::Overflow);
     assert_eq!(on_exhaustion(ExhaustionPolicy::Original, &numbers, NOW), Exhaustion::Original);
     // Least recently renewed (earliest expiry), then earliest start.
     assert_eq!(on_exhaustion(ExhaustionPolicy::TakeOverOldest, &numbers, NOW), Exhaustion::TakeOver(2));
     // Everything cooling: nothing to take over.
-    assert_eq!(
-        on_exhaustion(ExhaustionPolicy::TakeOverOldest, &[free(NOW + 5)], NOW),
-        Exhaustion::Original
-    );
+    assert_eq!(on_exhaustion(ExhaustionPolicy::TakeOverOldest, &[free(NOW + 5)], NOW), Exhaustion::Original);
 }
 
 #[test]

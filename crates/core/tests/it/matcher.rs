@@ -52,22 +52,10 @@ fn russian_writings_keep_their_format() {
 
 #[test]
 fn toll_free_and_kazakh_numbers() {
-    assert_eq!(
-        rewrite(&["+78005553535"], "+78001002030", "8-800-555-35-35"),
-        ("8-800-100-20-30".to_owned(), 1)
-    );
-    assert_eq!(
-        rewrite(&["+78005553535"], "+78001002030", "800 555 35 35"),
-        ("800 100 20 30".to_owned(), 1)
-    );
-    assert_eq!(
-        rewrite(&["+77271234567"], "+77277654321", "+7 727 123 45 67"),
-        ("+7 727 765 43 21".to_owned(), 1)
-    );
-    assert_eq!(
-        rewrite(&["+77172123456"], "+77172654321", "8 (7172) 12-34-56"),
-        ("8 (7172) 65-43-21".to_owned(), 1)
-    );
+    assert_eq!(rewrite(&["+78005553535"], "+78001002030", "8-800-555-35-35"), ("8-800-100-20-30".to_owned(), 1));
+    assert_eq!(rewrite(&["+78005553535"], "+78001002030", "800 555 35 35"), ("800 100 20 30".to_owned(), 1));
+    assert_eq!(rewrite(&["+77271234567"], "+77277654321", "+7 727 123 45 67"), ("+7 727 765 43 21".to_owned(), 1));
+    assert_eq!(rewrite(&["+77172123456"], "+77172654321", "8 (7172) 12-34-56"), ("8 (7172) 65-43-21".to_owned(), 1));
     // A Kazakh tracking number on a Russian site: same country code, same form.
     assert_eq!(rewrite(&[MOSCOW], "+77271112233", "8 (495) 123-45-67"), ("8 (727) 111-22-33".to_owned(), 1));
 }
@@ -120,13 +108,7 @@ fn numbers_split_across_segments() {
     // The first segment's "4" is the same digit in both numbers, so it is unchanged.
     assert_eq!(
         result.segments,
-        vec![
-            None,
-            Some("99) 76".into()),
-            Some("5-43".into()),
-            None,
-            Some("-21 круглосуточно".into())
-        ]
+        vec![None, Some("99) 76".into()), Some("5-43".into()), None, Some("-21 круглосуточно".into())]
     );
     // Half a number is no number.
     let result = m.replace(&["Телефон: 8 (4", "95) 12"], &tracking);
@@ -202,20 +184,14 @@ fn impossible_forms_fall_back_to_a_clean_format() {
     // Written nationally, a foreign number would not be dialable: international.
     assert_eq!(rewrite(&[MOSCOW], "+15559876543", "8 (495) 123-45-67"), ("+1 555-987-6543".to_owned(), 1));
     // "(0)" needs a trunk 0 in the replacement's country.
-    assert_eq!(
-        rewrite(&["+442079460958"], MOSCOW_TRACKING, "+44 (0)20 7946 0958"),
-        ("+7 499 765-43-21".to_owned(), 1)
-    );
+    assert_eq!(rewrite(&["+442079460958"], MOSCOW_TRACKING, "+44 (0)20 7946 0958"), ("+7 499 765-43-21".to_owned(), 1));
     // An opening parenthesis goes with the number it opens.
     assert_eq!(rewrite(&["+442079460958"], "+448001111", "(020) 7946 0958"), ("0800 1111".to_owned(), 1));
 
     // Across segments: the first segment takes the text, the rest lose their part.
     let result = matcher(&[MOSCOW]).replace(&["Тел. <+7 (495)", " ", "123-45-67> ок"], &number("+442071234567"));
     assert_eq!(result.count, 1);
-    assert_eq!(
-        result.segments,
-        vec![Some("Тел. <+44 20 7123 4567".into()), Some(String::new()), Some("> ок".into())]
-    );
+    assert_eq!(result.segments, vec![Some("Тел. <+44 20 7123 4567".into()), Some(String::new()), Some("> ок".into())]);
 }
 
 #[test]

@@ -1,6 +1,5 @@
 //! Properties of the matcher over generated writings of generated numbers.
 
-
 use proptest::prelude::*;
 use ringsource_core::matcher::Matcher;
 use ringsource_core::phone::PhoneNumber;
@@ -50,8 +49,11 @@ fn render(plus: bool, digits: &str, separators: &[&str]) -> String {
 
 /// Text around a number that cannot change whether it is one: no digits, no '+'.
 fn surrounding() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(vec!['a', 'Я', ' ', ',', ':', '(', ')', '-', '\u{a0}', '!', '\n', '₽']), 0..8)
-        .prop_map(|chars| chars.into_iter().collect())
+    prop::collection::vec(
+        prop::sample::select(vec!['a', 'Я', ' ', ',', ':', '(', ')', '-', '\u{a0}', '!', '\n', '₽']),
+        0..8,
+    )
+    .prop_map(|chars| chars.into_iter().collect())
 }
 
 /// Cuts `text` into segments at the given fractions of its length.

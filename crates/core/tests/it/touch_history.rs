@@ -68,19 +68,9 @@ fn campaign_expiry_lets_a_late_direct_visit_through() {
     let mut history = TouchHistory::default();
     history.record_with_expiry(touch(Channel::PaidSearch, "google", 0), 30 * DAY_MS);
     history.record_with_expiry(touch(Channel::Direct, "(direct)", 30 * DAY_MS), 30 * DAY_MS);
-    assert_eq!(
-        history.last.as_ref().map(|t| t.channel),
-        Some(Channel::PaidSearch),
-        "at the boundary it holds"
-    );
-    history.record_with_expiry(
-        touch(Channel::Direct, "(direct)", 30 * DAY_MS + 1),
-        30 * DAY_MS,
-    );
-    assert_eq!(
-        history.last.as_ref().map(|t| t.channel),
-        Some(Channel::Direct)
-    );
+    assert_eq!(history.last.as_ref().map(|t| t.channel), Some(Channel::PaidSearch), "at the boundary it holds");
+    history.record_with_expiry(touch(Channel::Direct, "(direct)", 30 * DAY_MS + 1), 30 * DAY_MS);
+    assert_eq!(history.last.as_ref().map(|t| t.channel), Some(Channel::Direct));
     assert_eq!(history.first.map(|t| t.channel), Some(Channel::PaidSearch));
 }
 
@@ -97,15 +87,11 @@ fn history_round_trips_through_json() {
     let mut history = TouchHistory::default();
     history.record(touch(Channel::Referral, "forum.example.net", 5));
     let json = serde_json::to_string(&history).unwrap();
-    assert_eq!(
-        serde_json::from_str::<TouchHistory>(&json).unwrap(),
-        history
-    );
+    assert_eq!(serde_json::from_str::<TouchHistory>(&json).unwrap(), history);
 }
 
 fn any_touch() -> impl Strategy<Value = Touch> {
-    (prop::sample::select(Channel::ALL.to_vec()), 0u64..1_000_000)
-        .prop_map(|(channel, at)| touch(channel, "s", at))
+    (prop::sample::select(Channel::ALL.to_vec()), 0u64..1_000_000).prop_map(|(channel, at)| touch(channel, "s", at))
 }
 
 proptest! {

@@ -2,11 +2,7 @@ use proptest::prelude::*;
 use ringsource_core::visit::{ClickId, ClickIdKind, UrlParts, Visit, ga_client_id, ym_uid};
 
 fn page(query: &'static str) -> UrlParts<'static> {
-    UrlParts {
-        host: "shop.example.com",
-        path: "/sofas/",
-        query,
-    }
+    UrlParts { host: "shop.example.com", path: "/sofas/", query }
 }
 
 fn from(host: &'static str, path: &'static str, query: &'static str) -> Option<UrlParts<'static>> {
@@ -16,9 +12,7 @@ fn from(host: &'static str, path: &'static str, query: &'static str) -> Option<U
 #[test]
 fn reads_all_utm_tags_trimmed() {
     let visit = Visit::new(
-        page(
-            "utm_source=+yandex+&utm_medium=cpc&utm_campaign=sofas_msk&utm_term=%20sofa&utm_content=ad1&utm_id=42",
-        ),
+        page("utm_source=+yandex+&utm_medium=cpc&utm_campaign=sofas_msk&utm_term=%20sofa&utm_content=ad1&utm_id=42"),
         None,
         "",
     );
@@ -53,29 +47,17 @@ fn tag_names_are_case_insensitive() {
     let visit = Visit::new(page("UTM_Source=Google&utm_MEDIUM=CPC&GCLID=abc"), None, "");
     assert_eq!(visit.utm.source.as_deref(), Some("Google"));
     assert_eq!(visit.utm.medium.as_deref(), Some("CPC"));
-    assert_eq!(
-        visit.click_id,
-        Some(ClickId {
-            kind: ClickIdKind::Gclid,
-            value: "abc".into()
-        })
-    );
+    assert_eq!(visit.click_id, Some(ClickId { kind: ClickIdKind::Gclid, value: "abc".into() }));
 }
 
 #[test]
 fn percent_and_plus_encoded_cyrillic_term_is_decoded() {
-    let visit = Visit::new(
-        page("utm_term=%D0%BA%D1%83%D0%BF%D0%B8%D1%82%D1%8C+%D0%B4%D0%B8%D0%B2%D0%B0%D0%BD"),
-        None,
-        "",
-    );
+    let visit =
+        Visit::new(page("utm_term=%D0%BA%D1%83%D0%BF%D0%B8%D1%82%D1%8C+%D0%B4%D0%B8%D0%B2%D0%B0%D0%BD"), None, "");
     assert_eq!(visit.utm.term.as_deref(), Some("купить диван"));
 
-    let visit = Visit::new(
-        page("utm_term=%D0%BA%D1%83%D0%BF%D0%B8%D1%82%D1%8C%20%D0%B4%D0%B8%D0%B2%D0%B0%D0%BD"),
-        None,
-        "",
-    );
+    let visit =
+        Visit::new(page("utm_term=%D0%BA%D1%83%D0%BF%D0%B8%D1%82%D1%8C%20%D0%B4%D0%B8%D0%B2%D0%B0%D0%BD"), None, "");
     assert_eq!(visit.utm.term.as_deref(), Some("купить диван"));
 }
 
@@ -83,36 +65,15 @@ fn percent_and_plus_encoded_cyrillic_term_is_decoded() {
 fn every_click_id_is_read() {
     for kind in ClickIdKind::PRIORITY {
         let query = format!("{}=Cj0KCQ-x_1", kind.param());
-        let visit = Visit::new(
-            UrlParts {
-                host: "example.com",
-                path: "/",
-                query: &query,
-            },
-            None,
-            "",
-        );
-        assert_eq!(
-            visit.click_id,
-            Some(ClickId {
-                kind,
-                value: "Cj0KCQ-x_1".into()
-            }),
-            "{query}"
-        );
+        let visit = Visit::new(UrlParts { host: "example.com", path: "/", query: &query }, None, "");
+        assert_eq!(visit.click_id, Some(ClickId { kind, value: "Cj0KCQ-x_1".into() }), "{query}");
     }
 }
 
 #[test]
 fn ad_network_click_id_outranks_fbclid_whatever_the_order() {
     let visit = Visit::new(page("fbclid=IwAR0abc&gclid=EAIaIQ"), None, "");
-    assert_eq!(
-        visit.click_id,
-        Some(ClickId {
-            kind: ClickIdKind::Gclid,
-            value: "EAIaIQ".into()
-        })
-    );
+    assert_eq!(visit.click_id, Some(ClickId { kind: ClickIdKind::Gclid, value: "EAIaIQ".into() }));
 
     let visit = Visit::new(page("msclkid=m1&yclid=123"), None, "");
     assert_eq!(visit.click_id.map(|c| c.kind), Some(ClickIdKind::Yclid));
@@ -121,13 +82,7 @@ fn ad_network_click_id_outranks_fbclid_whatever_the_order() {
 #[test]
 fn empty_click_id_is_ignored() {
     let visit = Visit::new(page("gclid=&fbclid=IwAR0"), None, "");
-    assert_eq!(
-        visit.click_id,
-        Some(ClickId {
-            kind: ClickIdKind::Fbclid,
-            value: "IwAR0".into()
-        })
-    );
+    assert_eq!(visit.click_id, Some(ClickId { kind: ClickIdKind::Fbclid, value: "IwAR0".into() }));
 }
 
 #[test]
@@ -139,11 +94,7 @@ fn yandex_ysclid_is_not_a_click_id() {
 
 #[test]
 fn referrer_host_is_normalised() {
-    let visit = Visit::new(
-        page(""),
-        from("WWW.Partner-Blog.org:8443", "/review", ""),
-        "",
-    );
+    let visit = Visit::new(page(""), from("WWW.Partner-Blog.org:8443", "/review", ""), "");
     let referrer = visit.referrer.expect("external referrer");
     assert_eq!(referrer.host, "partner-blog.org");
     assert_eq!(referrer.path, "/review");
@@ -198,16 +149,8 @@ fn same_site_referrers_are_not_sources() {
         ("example.com:8080", "EXAMPLE.COM"),
     ] {
         let visit = Visit::new(
-            UrlParts {
-                host: page_host,
-                path: "/",
-                query: "",
-            },
-            Some(UrlParts {
-                host: referrer_host,
-                path: "/cart",
-                query: "",
-            }),
+            UrlParts { host: page_host, path: "/", query: "" },
+            Some(UrlParts { host: referrer_host, path: "/cart", query: "" }),
             "",
         );
         assert_eq!(visit.referrer, None, "{referrer_host} -> {page_host}");
@@ -218,16 +161,8 @@ fn same_site_referrers_are_not_sources() {
 fn lookalike_and_sibling_hosts_are_other_sites() {
     for referrer_host in ["notexample.com", "example.com.evil.net", "b.github.io"] {
         let visit = Visit::new(
-            UrlParts {
-                host: "a.github.io",
-                path: "/",
-                query: "",
-            },
-            Some(UrlParts {
-                host: referrer_host,
-                path: "/",
-                query: "",
-            }),
+            UrlParts { host: "a.github.io", path: "/", query: "" },
+            Some(UrlParts { host: referrer_host, path: "/", query: "" }),
             "",
         );
         assert!(visit.referrer.is_some(), "{referrer_host}");
@@ -244,14 +179,8 @@ fn empty_referrer_host_is_no_referrer() {
 
 #[test]
 fn ga_client_id_drops_version_and_depth() {
-    assert_eq!(
-        ga_client_id("GA1.2.1234567890.1700000000").as_deref(),
-        Some("1234567890.1700000000")
-    );
-    assert_eq!(
-        ga_client_id("GA1.1.987654321.1712345678").as_deref(),
-        Some("987654321.1712345678")
-    );
+    assert_eq!(ga_client_id("GA1.2.1234567890.1700000000").as_deref(), Some("1234567890.1700000000"));
+    assert_eq!(ga_client_id("GA1.1.987654321.1712345678").as_deref(), Some("987654321.1712345678"));
     assert_eq!(ga_client_id("GA1.3.5.6").as_deref(), Some("5.6"));
 }
 
@@ -274,10 +203,7 @@ fn malformed_ga_cookies_are_ignored() {
 
 #[test]
 fn ym_uid_must_be_digits() {
-    assert_eq!(
-        ym_uid("1700000000123456789").as_deref(),
-        Some("1700000000123456789")
-    );
+    assert_eq!(ym_uid("1700000000123456789").as_deref(), Some("1700000000123456789"));
     assert_eq!(ym_uid(""), None);
     assert_eq!(ym_uid("17000x"), None);
 }
@@ -300,11 +226,8 @@ fn missing_or_broken_cookies_leave_ids_absent() {
 
 #[test]
 fn visit_round_trips_through_json() {
-    let visit = Visit::new(
-        page("utm_source=vk&utm_medium=cpc&fbclid=IwAR0"),
-        from("vk.com", "/feed", ""),
-        "_ga=GA1.2.1.2",
-    );
+    let visit =
+        Visit::new(page("utm_source=vk&utm_medium=cpc&fbclid=IwAR0"), from("vk.com", "/feed", ""), "_ga=GA1.2.1.2");
     let json = serde_json::to_string(&visit).unwrap();
     assert!(json.contains(r#""kind":"fbclid""#), "{json}");
     assert_eq!(serde_json::from_str::<Visit>(&json).unwrap(), visit);

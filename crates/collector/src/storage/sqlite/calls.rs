@@ -8,9 +8,9 @@ use ringsource_core::attribution::{
     self, CallerKind, Chosen, Dialled, Facts, Model, Tenure, caller_kind, credit, match_call,
 };
 use ringsource_core::call::{Call, CallEvent};
+use ringsource_core::channel::Channel;
 use ringsource_core::phone::PhoneNumber;
 use ringsource_core::promo::PromoCode;
-use ringsource_core::channel::Channel;
 use ringsource_core::touch::Touch;
 use ringsource_core::visit::{ClickId, ClickIdKind};
 use rusqlite::types::ToSql;
@@ -21,8 +21,8 @@ use crate::clock::Clock;
 use crate::config::{PromoConfig, Site};
 use crate::storage::StorageError;
 use crate::storage::calls::{
-    AttributionView, CallDetail, CallFilter, CallStore, CallSummary, CandidateView, CreditView, PageViewView,
-    GroupBy, PromoLookup, RecordError, Recorded, ReportQuery, ReportRow, StatusFilter, StoredEvent, TouchView, VisitorPath,
+    AttributionView, CallDetail, CallFilter, CallStore, CallSummary, CandidateView, CreditView, GroupBy, PageViewView,
+    PromoLookup, RecordError, Recorded, ReportQuery, ReportRow, StatusFilter, StoredEvent, TouchView, VisitorPath,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -127,9 +127,7 @@ fn visitor_sessions(tx: &Transaction<'_>, session_id: &str) -> Result<Vec<String
              WHERE s.id = ?1 ORDER BY o.created_at_ms, o.id",
         )
         .map_err(sql("finding the visitor's sessions"))?;
-    st.query_map([session_id], |r| r.get(0))
-        .and_then(Iterator::collect)
-        .map_err(sql("finding the visitor's sessions"))
+    st.query_map([session_id], |r| r.get(0)).and_then(Iterator::collect).map_err(sql("finding the visitor's sessions"))
 }
 
 fn placeholders(n: usize) -> String {
@@ -185,7 +183,8 @@ fn visitor_touches(tx: &Transaction<'_>, session_id: &str, until_ms: i64) -> Res
             names.channel.parse().map_err(|_| corrupt(format!("unknown channel {:?}", names.channel)))?;
         path_touch.touch.click_id = match (names.click_id_kind, names.click_id) {
             (Some(kind), Some(value)) => Some(ClickId {
-                kind: ClickIdKind::from_name(&kind).ok_or_else(|| corrupt(format!("unknown click id kind {kind:?}")))?,
+                kind: ClickIdKind::from_name(&kind)
+                    .ok_or_else(|| corrupt(format!("unknown click id kind {kind:?}")))?,
                 value,
             }),
             _ => None,
@@ -301,8 +300,10 @@ fn attribute(tx: &Transaction<'_>, site: &Site, call_id: i64, now_ms: i64) -> Re
         let mut st = tx
             .prepare_cached("SELECT event_json FROM call_events WHERE call_id = ?1 ORDER BY id")
             .map_err(sql("reading a call's events"))?;
-        let rows: Vec<String> =
-            st.query_map([call_id], |r| r.get(0)).and_then(Iterator::collect).map_err(sql("reading a call's events"))?;
+        let rows: Vec<String> = st
+            .query_map([call_id], |r| r.get(0))
+            .and_then(Iterator::collect)
+            .map_err(sql("reading a call's events"))?;
         rows.iter()
             .map(|j| serde_json::from_str(j))
             .collect::<Result<_, _>>()
@@ -310,11 +311,9 @@ fn attribute(tx: &Transaction<'_>, site: &Site, call_id: i64, now_ms: i64) -> Re
     };
     let call = Call::fold(&events).map_err(|e| StorageError::Corrupt(format!("call {call_id}: {e}")))?;
     let (first_heard_at_ms, promo_code, promo_session): (i64, Option<String>, Option<String>) = tx
-        .query_row(
-            "SELECT first_heard_at_ms, promo_code, promo_session_id FROM calls WHERE id = ?1",
-            [call_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .query_row("SELECT first_heard_at_ms, promo_code, promo_session_id FROM calls WHERE id = ?1", [call_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .map_err(sql("reading a call"))?;
     let ring_at_ms = to_i64(call.ring_at_ms()).unwrap_or(first_heard_at_ms);
 
@@ -452,7 +451,12 @@ fn attribute(tx: &Transaction<'_>, site: &Site, call_id: i64, now_ms: i64) -> Re
 /// First-time or repeat for every call of this caller, in ring order: a call
 /// that arrives late (an earlier ring) can make a later call a repeat, or
 /// stop it from being the first.
-fn refresh_caller_kinds(tx: &Transaction<'_>, site: &Site, call_id: i64, key: Option<&str>) -> Result<(), StorageError> {
+fn refresh_caller_kinds(
+    tx: &Transaction<'_>,
+    site: &Site,
+    call_id: i64,
+    key: Option<&str>,
+) -> Result<(), StorageError> {
     let Some(key) = key else {
         tx.execute("UPDATE calls SET caller_kind = ?2 WHERE id = ?1", params![call_id, CallerKind::Anonymous.as_str()])
             .map_err(sql("saving a caller kind"))?;
@@ -460,7 +464,9 @@ fn refresh_caller_kinds(tx: &Transaction<'_>, site: &Site, call_id: i64, key: Op
     };
     let calls: Vec<(i64, i64)> = {
         let mut st = tx
-            .prepare_cached("SELECT id, ring_at_ms FROM calls WHERE site_id = ?1 AND caller_key = ?2 ORDER BY ring_at_ms, id")
+            .prepare_cached(
+                "SELECT id, ring_at_ms FROM calls WHERE site_id = ?1 AND caller_key = ?2 ORDER BY ring_at_ms, id",
+            )
             .map_err(sql("reading the caller's calls"))?;
         st.query_map(params![site.id, key], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(Iterator::collect)
@@ -672,9 +678,10 @@ fn costs_by_group(tx: &Transaction<'_>, q: &ReportQuery) -> Result<Vec<(String, 
                 false,
             )
         }
-        GroupBy::Channel => {
-            (format!("SELECT day, source, medium, SUM(cost) FROM costs WHERE {range} GROUP BY day, source, medium"), true)
-        }
+        GroupBy::Channel => (
+            format!("SELECT day, source, medium, SUM(cost) FROM costs WHERE {range} GROUP BY day, source, medium"),
+            true,
+        ),
         GroupBy::Term => return Ok(Vec::new()),
     };
     let mut st = tx.prepare(&query).map_err(sql("reading costs"))?;
@@ -702,7 +709,10 @@ fn call_is_final(tx: &Transaction<'_>, call_id: i64) -> Result<bool, StorageErro
 impl SqliteStorage {
     /// A read-only look at the database under the lock (a deferred
     /// transaction: one consistent snapshot, no write lock taken).
-    pub(super) fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StorageError>) -> Result<T, StorageError> {
+    pub(super) fn read<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
         let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let tx = inner.conn.transaction().map_err(sql("beginning a read"))?;
         let out = f(&tx)?;

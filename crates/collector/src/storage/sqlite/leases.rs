@@ -79,9 +79,11 @@ impl LeaseBook {
     /// `sessions` row now says.
     pub(super) fn client_id_changed(&mut self, site: &Site, session_id: &str, client_id: &str) {
         let Some(book) = self.sites.get_mut(&site.id) else { return };
-        let holders = book.pools.iter_mut().flat_map(|p| p.states.iter_mut()).flat_map(|s| {
-            s.live.as_mut().map(|l| &mut l.holder).into_iter().chain(s.last_holder.as_mut())
-        });
+        let holders = book
+            .pools
+            .iter_mut()
+            .flat_map(|p| p.states.iter_mut())
+            .flat_map(|s| s.live.as_mut().map(|l| &mut l.holder).into_iter().chain(s.last_holder.as_mut()));
         for holder in holders.filter(|h| h.session_id == session_id) {
             holder.client_id = Some(client_id.to_owned());
         }

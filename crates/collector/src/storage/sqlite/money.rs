@@ -35,7 +35,12 @@ impl MoneyStore for SqliteStorage {
         Ok(rows.len())
     }
 
-    fn record_revenue(&self, post: &RevenuePost, demo: bool, clock: &dyn Clock) -> Result<RevenueRecorded, RevenueError> {
+    fn record_revenue(
+        &self,
+        post: &RevenuePost,
+        demo: bool,
+        clock: &dyn Clock,
+    ) -> Result<RevenueRecorded, RevenueError> {
         let (mut inner, now_ms) = self.lock(clock);
         let tx = immediate(&mut inner.conn)?;
         let at_ms = post.at_ms.unwrap_or(now_ms);
@@ -161,7 +166,8 @@ pub(super) fn enqueue_call_exports(
     Ok(())
 }
 
-const OUTBOX_COLUMNS: &str = "id, site_id, kind, call_id, webhook_id, payload, attempts, next_attempt_at_ms, last_error,
+const OUTBOX_COLUMNS: &str =
+    "id, site_id, kind, call_id, webhook_id, payload, attempts, next_attempt_at_ms, last_error,
     status, created_at_ms, updated_at_ms, sent_at_ms";
 
 fn outbox_row(r: &Row<'_>) -> rusqlite::Result<OutboxRow> {
@@ -277,7 +283,9 @@ impl OutboxStore for SqliteStorage {
             );
             let rows = tx
                 .prepare(&query)
-                .and_then(|mut st| st.query_map(params_from_iter(values.iter().map(|v| v.as_ref())), outbox_row)?.collect())
+                .and_then(|mut st| {
+                    st.query_map(params_from_iter(values.iter().map(|v| v.as_ref())), outbox_row)?.collect()
+                })
                 .map_err(sql("listing exports"))?;
             Ok((rows, u64::try_from(total).unwrap_or(0)))
         })

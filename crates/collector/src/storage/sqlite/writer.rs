@@ -65,8 +65,8 @@ impl Job {
                 let _ = answer.send(result.and_then(|d| if let Done::Visit(v) = d { Ok(v) } else { Err(mismatch()) }));
             }
             Job::Heartbeat { answer, .. } => {
-                let _ = answer
-                    .send(result.and_then(|d| if let Done::Heartbeat(r) = d { Ok(r) } else { Err(mismatch()) }));
+                let _ =
+                    answer.send(result.and_then(|d| if let Done::Heartbeat(r) = d { Ok(r) } else { Err(mismatch()) }));
             }
             Job::PageView { answer, .. } => {
                 let _ =
@@ -79,9 +79,7 @@ impl Job {
 /// Starts the writer on `inner`; it stops when the returned sender is dropped.
 pub(super) fn spawn(inner: Arc<Mutex<Inner>>, restart_due: RestartDue) -> std::io::Result<Sender<Job>> {
     let (tx, rx) = channel();
-    std::thread::Builder::new()
-        .name("ringsource-writer".to_owned())
-        .spawn(move || run(&inner, &rx, &restart_due))?;
+    std::thread::Builder::new().name("ringsource-writer".to_owned()).spawn(move || run(&inner, &rx, &restart_due))?;
     Ok(tx)
 }
 

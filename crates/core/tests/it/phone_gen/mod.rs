@@ -30,12 +30,14 @@ fn nsn_lengths(region: Region) -> std::ops::RangeInclusive<usize> {
 
 /// A national significant number of `region` with exactly `len` digits.
 pub fn nsn_of_len(region: Region, len: usize) -> impl Strategy<Value = String> {
-    (prop::sample::select(first_digits(region)), prop::collection::vec(0u8..10, len - 1)).prop_map(move |(first, rest)| {
-        let mut nsn = String::with_capacity(len);
-        nsn.push(char::from(first));
-        nsn.extend(rest.into_iter().map(|d| char::from(b'0' + d)));
-        nsn
-    })
+    (prop::sample::select(first_digits(region)), prop::collection::vec(0u8..10, len - 1)).prop_map(
+        move |(first, rest)| {
+            let mut nsn = String::with_capacity(len);
+            nsn.push(char::from(first));
+            nsn.extend(rest.into_iter().map(|d| char::from(b'0' + d)));
+            nsn
+        },
+    )
 }
 
 pub fn number_of(region: Region, nsn: &str) -> PhoneNumber {
