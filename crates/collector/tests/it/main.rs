@@ -19,6 +19,7 @@ mod pbx_generic;
 mod pbx_kamailio;
 mod pbx_mango;
 mod pbx_routes;
+mod pbx_timing;
 mod pbx_twilio;
 mod pbx_zadarma;
 mod pools_report;
