@@ -1,5 +1,6 @@
 //! Properties of the matcher over generated writings of generated numbers.
 
+use crate::phone_gen;
 use proptest::prelude::*;
 use ringsource_core::matcher::Matcher;
 use ringsource_core::phone::PhoneNumber;
