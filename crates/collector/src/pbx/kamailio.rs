@@ -102,7 +102,11 @@ fn unix_ms(field: &str, value: &serde_json::Value) -> Result<Option<u64>, PbxErr
     if ms >= 1.0e15 {
         return Err(bad());
     }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked finite, non-negative and bounded above")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "checked finite, non-negative and bounded above"
+    )]
     let ms = ms as u64;
     Ok(Some(ms).filter(|&ms| ms > 0))
 }

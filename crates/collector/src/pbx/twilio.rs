@@ -250,15 +250,27 @@ mod tests {
             signed_urls("https://calls.example.com/hook?site=a"),
             ["https://calls.example.com/hook?site=a", "https://calls.example.com:443/hook?site=a"]
         );
-        assert_eq!(signed_urls("http://calls.example.com"), ["http://calls.example.com", "http://calls.example.com:80"]);
+        assert_eq!(
+            signed_urls("http://calls.example.com"),
+            ["http://calls.example.com", "http://calls.example.com:80"]
+        );
         assert_eq!(
             signed_urls("https://calls.example.com:443/hook"),
             ["https://calls.example.com/hook", "https://calls.example.com:443/hook"]
         );
         // A port that is not the default is dropped too (both libraries remove any port).
-        assert_eq!(signed_urls("https://calls.example.com:8443/h"), ["https://calls.example.com/h", "https://calls.example.com:8443/h"]);
-        assert_eq!(signed_urls("https://u:p@[2001:db8::1]/h"), ["https://u:p@[2001:db8::1]/h", "https://u:p@[2001:db8::1]:443/h"]);
-        assert_eq!(signed_urls("https://[2001:db8::1]:8443/h#f"), ["https://[2001:db8::1]/h#f", "https://[2001:db8::1]:8443/h#f"]);
+        assert_eq!(
+            signed_urls("https://calls.example.com:8443/h"),
+            ["https://calls.example.com/h", "https://calls.example.com:8443/h"]
+        );
+        assert_eq!(
+            signed_urls("https://u:p@[2001:db8::1]/h"),
+            ["https://u:p@[2001:db8::1]/h", "https://u:p@[2001:db8::1]:443/h"]
+        );
+        assert_eq!(
+            signed_urls("https://[2001:db8::1]:8443/h#f"),
+            ["https://[2001:db8::1]/h#f", "https://[2001:db8::1]:8443/h#f"]
+        );
     }
 
     #[test]

@@ -167,6 +167,9 @@ fn disconnect_reasons_map_to_missed_statuses() {
     // A missed call rings at create_time, not at forward_time, and has no talk time.
     let missed = &h.events()[0];
     let ms = |s: i64| Some((s * 1000) as u64);
-    assert_eq!((missed.started_at_ms, missed.answered_at_ms, missed.ended_at_ms), (ms(NOW_SECS - 30), None, ms(NOW_SECS)));
+    assert_eq!(
+        (missed.started_at_ms, missed.answered_at_ms, missed.ended_at_ms),
+        (ms(NOW_SECS - 30), None, ms(NOW_SECS))
+    );
     assert_eq!((missed.duration_secs, missed.talk_secs), (Some(30), None));
 }

@@ -193,7 +193,8 @@ fn kamailio_end_alone_and_with_the_rest() {
     let id = "a84b4c76e66710@127.0.0.1";
     // $TV(Sn) times to the nearest millisecond; lengths in whole seconds,
     // rounded down (770.153 s and 759.672 s).
-    let full = ((RING_MS + 250, Some(ANSWER_MS + 731), Some(END_MS + 403)), (Some(770), Some(759)), "answered".to_owned());
+    let full =
+        ((RING_MS + 250, Some(ANSWER_MS + 731), Some(END_MS + 403)), (Some(770), Some(759)), "answered".to_owned());
     let call = line.call(id);
     assert_eq!(timing(&call), full);
     line.assert_attributed_at_ring(&call);
@@ -211,7 +212,8 @@ fn generic_end_alone_stores_the_lengths_its_times_give() {
     recorded(&pbx.generic("msg_end", now, &sample("generic/end.json")));
     let call = line.call("gen-7f3e9a21");
     // No duration or talk_time sent: 770.152 s and 759.671 s, rounded down.
-    let full = ((RING_MS + 250, Some(ANSWER_MS + 731), Some(END_MS + 402)), (Some(770), Some(759)), "answered".to_owned());
+    let full =
+        ((RING_MS + 250, Some(ANSWER_MS + 731), Some(END_MS + 402)), (Some(770), Some(759)), "answered".to_owned());
     assert_eq!(timing(&call), full);
     line.assert_attributed_at_ring(&call);
     recorded(&pbx.generic("msg_start", now, &sample("generic/start.json")));

@@ -228,8 +228,7 @@ fn twilio_validator_vectors_with_and_without_the_default_port() {
 /// sorted under each name, a repeated name and value signed once.
 #[test]
 fn twilio_validator_vector_with_repeated_parameters() {
-    let pairs =
-        [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234"), ("Digits", "1234")];
+    let pairs = [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234"), ("Digits", "1234")];
     assert_eq!(twilio_sig("12345", VALIDATOR_URL, &pairs), "IK+Dwps556ElfBT0I3Rgjkr1wJU=");
     let h = site_with_url(VALIDATOR_URL);
     assert!(passes_authentication(&h, &pairs, "IK+Dwps556ElfBT0I3Rgjkr1wJU="));

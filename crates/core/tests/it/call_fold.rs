@@ -153,8 +153,12 @@ fn lengths_follow_from_the_folded_times_of_several_reports() {
     let call = Call::fold(&[start, missed]).unwrap();
     assert_eq!((call.duration_secs, call.talk_secs), (Some(67), None));
     // Reported lengths are kept as reported.
-    let reported =
-        CallEvent { started_at_ms: Some(T), ended_at_ms: Some(T + 67_900), duration_secs: Some(70), ..ev(CallPhase::End, CallStatus::Busy) };
+    let reported = CallEvent {
+        started_at_ms: Some(T),
+        ended_at_ms: Some(T + 67_900),
+        duration_secs: Some(70),
+        ..ev(CallPhase::End, CallStatus::Busy)
+    };
     assert_eq!(Call::fold(&[reported]).unwrap().duration_secs, Some(70));
 }
 

@@ -323,18 +323,24 @@ impl Pbx<'_> {
 
     pub fn freeswitch(&self, cdr: &str) -> Reply {
         let auth = basic_auth(FS_USER, FS_PASSWORD);
-        post_to(self.client, &self.url("freeswitch"), "application/json", cdr.to_owned(), &[(
-            "Authorization".to_owned(),
-            auth,
-        )])
+        post_to(
+            self.client,
+            &self.url("freeswitch"),
+            "application/json",
+            cdr.to_owned(),
+            &[("Authorization".to_owned(), auth)],
+        )
     }
 
     pub fn kamailio(&self, body: &str) -> Reply {
         let auth = format!("Bearer {KAMAILIO_TOKEN}");
-        post_to(self.client, &self.url("kamailio"), "application/json", body.to_owned(), &[(
-            "Authorization".to_owned(),
-            auth,
-        )])
+        post_to(
+            self.client,
+            &self.url("kamailio"),
+            "application/json",
+            body.to_owned(),
+            &[("Authorization".to_owned(), auth)],
+        )
     }
 
     /// A generic event, signed at `ts` (Unix seconds) as delivery `id`.
