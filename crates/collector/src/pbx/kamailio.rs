@@ -102,11 +102,7 @@ fn unix_ms(field: &str, value: &serde_json::Value) -> Result<Option<u64>, PbxErr
     if ms >= 1.0e15 {
         return Err(bad());
     }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "checked finite, non-negative and bounded above"
-    )]
+    // Finite, non-negative and below 10^15: the cast is exact.
     let ms = ms as u64;
     Ok(Some(ms).filter(|&ms| ms > 0))
 }

@@ -45,9 +45,12 @@
 //! - `SequenceNumber` orders the callbacks of one call (they may arrive out of
 //!   order); `CallbackSource` is always `call-progress-events`.
 //!
-//! A phone number's status callback sends only the final event unless more
-//! are asked for, and for an incoming call that is the usual case: one
-//! `completed` callback at hang-up. So:
+//! The status callback configured on a Twilio phone number is called once,
+//! after the call has ended (TwiML docs: "Ending the call: callback
+//! requests"); progress events (initiated, ringing, answered) are sent only
+//! where they are asked for with `StatusCallbackEvent`, on calls created
+//! through the API or legs dialled with `<Number>`. So an incoming call
+//! usually arrives as one terminal callback, most often `completed`. Hence:
 //! - ring time: `Timestamp` of a queued / initiated / ringing callback when
 //!   one comes; from a terminal callback alone, `Timestamp − CallDuration`.
 //!   Twilio counts an incoming call's length from the moment it took the call,

@@ -92,8 +92,13 @@ fn recorded(r: &Reply) {
     assert_eq!((r.status, r.body["outcome"].as_str()), (200, Some("recorded")), "{}", r.body);
 }
 
-/// (ring, answered, ended) in ms, (duration, talk) in seconds, status.
-fn timing(call: &Value) -> ((i64, Option<i64>, Option<i64>), (Option<i64>, Option<i64>), String) {
+/// (ring, answered, ended) in ms.
+type Moments = (i64, Option<i64>, Option<i64>);
+/// (duration, talk) in seconds.
+type Lengths = (Option<i64>, Option<i64>);
+
+/// A stored call's times, lengths and status.
+fn timing(call: &Value) -> (Moments, Lengths, String) {
     (
         (call["ring_at_ms"].as_i64().unwrap(), call["answered_at_ms"].as_i64(), call["ended_at_ms"].as_i64()),
         (call["duration_secs"].as_i64(), call["talk_secs"].as_i64()),

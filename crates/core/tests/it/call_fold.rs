@@ -131,7 +131,7 @@ fn a_call_reported_only_at_its_end_rings_at_its_start() {
         talk_secs: Some(580),
         ..ev(CallPhase::End, CallStatus::Answered)
     };
-    assert_eq!(Call::fold(&[end.clone()]).unwrap().ring_at_ms(), Some(T + 10_000));
+    assert_eq!(Call::fold(std::slice::from_ref(&end)).unwrap().ring_at_ms(), Some(T + 10_000));
     // Only the talk time: the answer is the nearest moment known.
     let talk_only = CallEvent { duration_secs: None, ..end.clone() };
     assert_eq!(Call::fold(&[talk_only]).unwrap().ring_at_ms(), Some(T + 20_000));
