@@ -53,15 +53,17 @@
 //! usually arrives as one terminal callback, most often `completed`. Hence:
 //! - ring time: `Timestamp` of a queued / initiated / ringing callback when
 //!   one comes; from a terminal callback alone, `Timestamp − CallDuration`.
-//!   Twilio counts an incoming call's length from the moment it took the call,
-//!   which is when the call arrived (it runs the number's TwiML at once), so
-//!   this is the arrival to the second. Without `CallDuration` the end is the
-//!   only time known, and the ring time falls back to it;
+//!   Twilio takes an incoming call as soon as it arrives (it requests and
+//!   runs the number's TwiML right away) and counts the call's length from
+//!   then, so this is the arrival, within a second (both fields are whole
+//!   seconds). Without `CallDuration` the end is the only time known, and the
+//!   ring time falls back to it;
 //! - answer time: `Timestamp` of an in-progress callback, when one comes;
 //! - end time: `Timestamp` of the terminal callback;
 //! - duration: `CallDuration`; talk time: `CallDuration` of a completed call
-//!   (Twilio reports the call in progress for its whole length; what an
-//!   operator behind a `<Dial>` said is on the dialled leg, which is ignored).
+//!   (Twilio reports the call in progress for its whole length; the
+//!   conversation with an operator behind a `<Dial>` is the dialled leg's,
+//!   which is ignored).
 //!
 //! `Duration` is not used: rounded up to whole minutes, it would move the
 //! ring time by up to a minute. `SequenceNumber` is not needed: the fold
