@@ -1,18 +1,31 @@
-// The script-tag loader: `<script async src="https://calls.example.com/ringsource.js" data-site="shop">`.
+// The script-tag loader: `<script async src="https://calls.example.com/ringsource.js" data-site="shop"></script>`.
 // Every data-* attribute becomes a start() option (data-collector overrides
 // the collector URL, data-consent="granted" says the site's banner already
 // has consent). It is copied into the npm package as tag.js, so the tag and
 // the package are one build. Whatever fails here, the page keeps its own number.
+//
+// The file names below are relative to this script. The collector serves
+// this file as /ringsource.js with each name replaced by the file's
+// content-hashed URL (crates/collector/src/static_files.rs), so both
+// names must stay single-quoted literals.
 (function () {
   var script = document.currentScript;
-  if (!script || !script.src || !window.WebAssembly) return;
+  if (!script || !script.src || !window.WebAssembly || !window.fetch) return;
   var options = {};
   for (var key in script.dataset) options[key] = script.dataset[key];
-  var base = new URL('.', script.src);
-  options.collector = options.collector || base.origin;
-  import(new URL('pkg/ringsource.js', base).href)
+  if (options.timeoutMs) options.timeoutMs = Number(options.timeoutMs);
+  options.collector = options.collector || new URL(script.src).origin;
+  var warn = function (e) {
+    if (window.console) console.warn('ringsource: left the page as it is:', e);
+  };
+  // The wasm download starts now, beside the glue's, not after it.
+  var wasm = fetch(new URL('ringsource_bg.wasm', script.src), { credentials: 'omit' });
+  wasm.catch(function () {}); // reported once, through the chain below
+  import(new URL('ringsource.js', script.src).href)
     .then(function (m) {
-      return m.default({ module_or_path: new URL('pkg/ringsource_bg.wasm', base) }).then(function () {
+      return m.default({ module_or_path: wasm }).then(function () {
+        // For whoever measures how soon the page can swap (`cargo xtask bench tag`).
+        if (window.performance && performance.mark) performance.mark('ringsource:wasm');
         // window.ringsource: the package's API plus `outcome`, what start() showed.
         var api = { outcome: null };
         for (var name in m) api[name] = m[name];
@@ -23,7 +36,5 @@
         });
       });
     })
-    .catch(function (e) {
-      if (window.console) console.warn('ringsource: left the page as it is:', e);
-    });
+    .catch(warn);
 })();

@@ -393,6 +393,7 @@ fn run_visit(
         first_touch: None,
         page: Page { url, title: Some("Demo shop".to_owned()) },
         reveal: true,
+        consent: true,
     };
     let answer = crate::domain::visit(
         storage,
@@ -403,7 +404,7 @@ fn run_visit(
         clock,
     )
     .wait()?;
-    Ok((answer.session_id, answer.number, answer.kind))
+    Ok((answer.session_id.unwrap_or_else(|| v.session_id.clone()), answer.number, answer.kind))
 }
 
 /// One finished call, as the PBX's end report. Returns the call id.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ringsource_core::bots;
 use ringsource_core::routing::Route;
-use ringsource_core::wire::{VisitRequest, VisitResponse};
+use ringsource_core::wire::{NumberKind, SiteConfigPublic, VisitRequest, VisitResponse};
 
 use crate::clock::Clock;
 use crate::config::Site;
@@ -32,6 +32,35 @@ pub fn want(site: &Site, visit: &VisitRequest, is_bot: bool) -> Want {
     }
 }
 
+/// What a page needs to know of its site before it can swap (`GET /config`,
+/// and every visit's answer).
+pub fn public_config(site: &Site) -> SiteConfigPublic {
+    SiteConfigPublic {
+        site: site.id.clone(),
+        originals: site.originals.clone(),
+        consent_required: site.consent_required,
+        show_number: site.show_number.clone(),
+        heartbeat_secs: site.heartbeat_secs(),
+        hold_secs: site.hold_secs(),
+    }
+}
+
+/// A visit the collector may not keep: the site requires consent and the page
+/// has none yet. Nothing is stored; the page learns the site's config, keeps
+/// its own number and asks again once consent is given.
+pub fn without_consent(site: &Site) -> VisitResponse {
+    VisitResponse {
+        session_id: None,
+        kind: NumberKind::Original,
+        number: None,
+        expires_at_ms: None,
+        heartbeat_secs: site.heartbeat_secs(),
+        overflow: false,
+        promo_code: None,
+        site: public_config(site),
+    }
+}
+
 /// Starts or continues the visit; storage answers with the number to show.
 pub fn visit(
     storage: &dyn Storage,
@@ -47,6 +76,7 @@ pub fn visit(
         Want::Pool(i) => site.pools[i].heartbeat_secs,
         _ => site.heartbeat_secs(),
     };
+    let config = public_config(&site);
     let cmd = VisitCommand {
         site,
         session_id: visit.session_id,
@@ -61,35 +91,37 @@ pub fn visit(
         is_bot,
         want,
     };
-    Visiting { outcome: storage.visit(cmd, clock), heartbeat_secs }
+    Visiting { outcome: storage.visit(cmd, clock), heartbeat_secs, config }
 }
 
 /// A visit storage is working on.
 pub struct Visiting {
     outcome: Pending<VisitOutcome>,
     heartbeat_secs: u32,
+    config: SiteConfigPublic,
 }
 
 impl Visiting {
     pub async fn response(self) -> Result<VisitResponse, StorageError> {
         let out = self.outcome.await?;
-        Ok(respond(out, self.heartbeat_secs))
+        Ok(respond(out, self.heartbeat_secs, self.config))
     }
 
     /// [`Visiting::response`] for a plain thread.
     pub fn wait(self) -> Result<VisitResponse, StorageError> {
-        Ok(respond(self.outcome.wait()?, self.heartbeat_secs))
+        Ok(respond(self.outcome.wait()?, self.heartbeat_secs, self.config))
     }
 }
 
-fn respond(out: VisitOutcome, heartbeat_secs: u32) -> VisitResponse {
+fn respond(out: VisitOutcome, heartbeat_secs: u32, site: SiteConfigPublic) -> VisitResponse {
     VisitResponse {
-        session_id: out.session_id,
+        session_id: Some(out.session_id),
         kind: out.kind,
         number: out.number,
         expires_at_ms: out.expires_at_ms,
         heartbeat_secs,
         overflow: out.overflow,
         promo_code: out.promo_code,
+        site,
     }
 }

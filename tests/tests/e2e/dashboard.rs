@@ -101,8 +101,9 @@ async fn a_manager_signs_in_filters_calls_reads_reports_and_pool_health() {
     browser
         .client
         .goto(
-            &site
-                .url("/demo/shop.html?utm_source=google&utm_medium=cpc&utm_campaign=sofas&utm_term=buy+sofa&gclid=e2e"),
+            &site.page(
+                "/demo/shop.html?utm_source=google&utm_medium=cpc&utm_campaign=sofas&utm_term=buy+sofa&gclid=e2e",
+            ),
         )
         .await
         .expect("shop page");
