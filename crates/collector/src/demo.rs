@@ -392,12 +392,14 @@ fn run_visit(
         touch,
         first_touch: None,
         page: Page { url, title: Some("Demo shop".to_owned()) },
+        referrer: None,
         reveal: true,
     };
     let answer = crate::domain::visit(
         storage,
         Arc::clone(site),
         request,
+        None,
         DEMO_USER_AGENT.to_owned(),
         v.session_id.clone(),
         clock,

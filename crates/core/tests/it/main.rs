@@ -10,6 +10,7 @@ mod matcher;
 mod matcher_props;
 mod phone;
 mod phone_props;
+mod referrer_corpus;
 mod routing_rules;
 mod touch;
 mod touch_history;

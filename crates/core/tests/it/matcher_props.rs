@@ -1,6 +1,8 @@
 //! Properties of the matcher over generated writings of generated numbers.
 
 use proptest::prelude::*;
+
+use crate::phone_gen;
 use ringsource_core::matcher::Matcher;
 use ringsource_core::phone::PhoneNumber;
 

@@ -1,6 +1,8 @@
 //! Parsing and formatting round trips for generated numbers.
 
 use proptest::prelude::*;
+
+use crate::phone_gen;
 use ringsource_core::phone::PhoneNumber;
 
 proptest! {
