@@ -269,7 +269,7 @@ fn best(
     candidates: impl Iterator<Item = Source>,
     host: &str,
     path: &str,
-    term: impl Fn(&Source) -> Option<String>,
+    term: &dyn Fn(&Source) -> Option<String>,
 ) -> Option<Found> {
     let mut best: Option<(Rank, Found)> = None;
     for source in candidates {
@@ -320,7 +320,7 @@ impl Table {
 
     /// The source of a referrer with this host (lowercase, without port),
     /// path and query, scanning every line.
-    pub fn scan(self, host: &str, path: &str, term: impl Fn(&Source) -> Option<String>) -> Option<Found> {
+    pub fn scan(self, host: &str, path: &str, term: &dyn Fn(&Source) -> Option<String>) -> Option<Found> {
         best(self.sources(), host, path, term)
     }
 
@@ -333,7 +333,7 @@ impl Table {
 /// The source of a referrer with this host (lowercase, without port, as
 /// visits store it), path and query string, in the active table; with the
 /// search the query carried, read with `term`.
-pub fn find_referrer(host: &str, path: &str, term: impl Fn(&Source) -> Option<String>) -> Option<Found> {
+pub fn find_referrer(host: &str, path: &str, term: &dyn Fn(&Source) -> Option<String>) -> Option<Found> {
     #[cfg(feature = "full-sources")]
     return index::find(host, path, term);
     #[cfg(not(feature = "full-sources"))]
@@ -344,7 +344,7 @@ pub fn find_referrer(host: &str, path: &str, term: impl Fn(&Source) -> Option<St
 /// source that needs a search term never does). `host` must be lowercase and
 /// without port.
 pub fn find_by_host(host: &str) -> Option<Source> {
-    find_referrer(host, "", |_| None).map(|found| found.source)
+    find_referrer(host, "", &|_| None).map(|found| found.source)
 }
 
 /// The source a `utm_source` value names: its canonical name, one of its
@@ -414,7 +414,7 @@ mod index {
         }
     }
 
-    pub(super) fn find(host: &str, path: &str, term: impl Fn(&Source) -> Option<String>) -> Option<Found> {
+    pub(super) fn find(host: &str, path: &str, term: &dyn Fn(&Source) -> Option<String>) -> Option<Found> {
         let index = &*INDEX;
         let mut keys: Vec<&str> = host.rsplit('.').take(3).collect();
         keys.dedup();
@@ -452,7 +452,7 @@ mod tests {
                         HostPattern::Domain(domain) => domain.to_owned(),
                         HostPattern::AnyTld(label) => format!("{label}.com"),
                     };
-                    let found = table.scan(&host, pattern.path, |_| None).map(|f| f.source.name);
+                    let found = table.scan(&host, pattern.path, &|_| None).map(|f| f.source.name);
                     assert_eq!(found, Some(source.name), "{host}{} is shadowed", pattern.path);
                 }
             }
@@ -486,7 +486,7 @@ mod tests {
 
     #[test]
     fn the_most_specific_pattern_wins() {
-        let names = |host, path| Table::COMPACT.scan(host, path, |_| None).map(|f| f.source.name);
+        let names = |host, path| Table::COMPACT.scan(host, path, &|_| None).map(|f| f.source.name);
         assert_eq!(names("mail.google.com", "/mail/u/0/"), Some("gmail"));
         assert_eq!(names("google.com", "/maps/place/x"), Some("google-maps"));
         assert_eq!(names("support.google.com", "/analytics/"), None, "only google.* itself is the search engine");
@@ -544,8 +544,8 @@ mod tests {
                 path in proptest::sample::select(vec!["", "/", "/maps/1", "/i/grok", "/imgres", "/search"]),
             ) {
                 let term = |s: &Source| s.search_params().next().map(|p| p.to_owned());
-                let scanned = Table::FULL.scan(&host, path, term).map(|f| f.source);
-                let indexed = index::find(&host, path, term).map(|f| f.source);
+                let scanned = Table::FULL.scan(&host, path, &term).map(|f| f.source);
+                let indexed = index::find(&host, path, &term).map(|f| f.source);
                 prop_assert_eq!(indexed, scanned, "{}{}", host, path);
             }
         }
@@ -558,7 +558,7 @@ mod tests {
                         HostPattern::Domain(domain) => domain.to_owned(),
                         HostPattern::AnyTld(label) => format!("{label}.com"),
                     };
-                    let full = Table::FULL.scan(&host, pattern.path, |_| None).map(|f| (f.source.name, f.source.kind));
+                    let full = Table::FULL.scan(&host, pattern.path, &|_| None).map(|f| (f.source.name, f.source.kind));
                     assert_eq!(full, Some((source.name, source.kind)), "{host}{}", pattern.path);
                 }
             }

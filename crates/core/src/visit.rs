@@ -178,7 +178,7 @@ impl Referrer {
             return None;
         }
         let term = |source: &Source| source.search_params().find_map(|param| query_value(parts.query, param));
-        let search_term = sources::find_referrer(&host, parts.path, term).and_then(|found| found.search_term);
+        let search_term = sources::find_referrer(&host, parts.path, &term).and_then(|found| found.search_term);
         Some(Referrer { host, path: parts.path.to_owned(), search_term })
     }
 
@@ -186,7 +186,7 @@ impl Referrer {
     /// kept, so a source recognised only with a search term is recognised
     /// when the referrer carried one.
     pub fn source(&self) -> Option<Source> {
-        sources::find_referrer(&self.host, &self.path, |_| self.search_term.clone()).map(|found| found.source)
+        sources::find_referrer(&self.host, &self.path, &|_| self.search_term.clone()).map(|found| found.source)
     }
 }
 
@@ -491,10 +491,20 @@ mod openstat {
 
         /// Stands in for the UTM tags the landing URL does not have.
         pub fn fill(self, utm: &mut Utm) {
-            let source = match sources::find_by_host(&self.service) {
-                Some(source) => source.name.to_owned(),
-                None => self.service,
+            // `direct.yandex.ru` is Yandex's, though only `yandex.ru` itself is
+            // its search engine: the service's host or the nearest parent
+            // domain that names a source.
+            let mut host = self.service.as_str();
+            let known = loop {
+                if let Some(source) = sources::find_by_host(host) {
+                    break Some(source.name);
+                }
+                match host.split_once('.') {
+                    Some((_, parent)) if parent.contains('.') => host = parent,
+                    _ => break None,
+                }
             };
+            let source = known.map_or(self.service.clone(), str::to_owned);
             utm.source.get_or_insert(source);
             utm.medium.get_or_insert_with(|| "cpc".to_owned());
             if let Some(campaign) = self.campaign {
