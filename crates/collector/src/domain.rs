@@ -58,21 +58,33 @@ pub fn reclassify(visit: &VisitRequest, now_ms: u64) -> Result<Option<Touch>, Pa
     };
     let page =
         url::Url::parse(&visit.page.url).map_err(|reason| PageUrlError { url: visit.page.url.clone(), reason })?;
-    let referrer = url::Url::parse(referrer.trim()).ok();
-    let parts = |url: &url::Url| -> (String, String, String) {
-        (
-            url.host_str().unwrap_or_default().to_owned(),
-            url.path().to_owned(),
-            url.query().unwrap_or_default().to_owned(),
-        )
-    };
-    let page = parts(&page);
-    let referrer = referrer.as_ref().map(parts);
-    let split = |(host, path, query): &(String, String, String)| UrlParts { host, path, query };
-    let seen = touch::classify(&Visit::new(split(&page), referrer.as_ref().map(split), ""), now_ms);
+    let page = Split::of(&page);
+    let referrer = url::Url::parse(referrer.trim()).ok().map(|url| Split::of(&url));
+    let seen = touch::classify(&Visit::new(page.parts(), referrer.as_ref().map(Split::parts), ""), now_ms);
     let mut history = TouchHistory { first: None, last: Some(visit.touch.clone()) };
     history.record(seen);
     Ok(history.last)
+}
+
+/// The parts of a URL that visit parsing reads, owned.
+struct Split {
+    host: String,
+    path: String,
+    query: String,
+}
+
+impl Split {
+    fn of(url: &url::Url) -> Split {
+        Split {
+            host: url.host_str().unwrap_or_default().to_owned(),
+            path: url.path().to_owned(),
+            query: url.query().unwrap_or_default().to_owned(),
+        }
+    }
+
+    fn parts(&self) -> UrlParts<'_> {
+        UrlParts { host: &self.host, path: &self.path, query: &self.query }
+    }
 }
 
 /// Starts or continues the visit; storage answers with the number to show.
