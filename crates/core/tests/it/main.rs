@@ -5,6 +5,7 @@ mod phone_gen;
 mod attribution;
 mod call_fold;
 mod channel;
+mod classify_props;
 mod lease_rules;
 mod matcher;
 mod matcher_props;
