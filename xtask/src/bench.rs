@@ -478,6 +478,7 @@ fn visit_body() -> Result<String> {
         touch: classify(&visit, u64::try_from(now_ms)?),
         first_touch: None,
         page: Page { url: format!("https://demo.ringsource.test/?{query}"), title: None },
+        referrer: None,
         reveal: false,
         consent: true,
     };

@@ -319,9 +319,12 @@ async fn visit(
     let user_agent = truncated(user_agent, MAX_USER_AGENT_BYTES).to_owned();
     let new_id = crate::session_id::new(now_ms)
         .map_err(|e| ApiError::Internal(format!("no randomness for a session id: {e}")))?;
+    check_len("referrer", visit.referrer.as_deref(), 4096)?;
+    let decided = crate::domain::reclassify(&visit, u64::try_from(now_ms).unwrap_or(0))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let clock = Arc::clone(&state.clock);
-    let response =
-        crate::domain::visit(state.storage.as_ref(), site, visit, user_agent, new_id, clock).response().await?;
+    let storage = state.storage.as_ref();
+    let response = crate::domain::visit(storage, site, visit, decided, user_agent, new_id, clock).response().await?;
     Ok(HttpResponse::Ok().json(response))
 }
 

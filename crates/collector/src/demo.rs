@@ -392,6 +392,7 @@ fn run_visit(
         touch,
         first_touch: None,
         page: Page { url, title: Some("Demo shop".to_owned()) },
+        referrer: None,
         reveal: true,
         consent: true,
     };
@@ -399,6 +400,7 @@ fn run_visit(
         storage,
         Arc::clone(site),
         request,
+        None,
         DEMO_USER_AGENT.to_owned(),
         v.session_id.clone(),
         clock,

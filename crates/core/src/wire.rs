@@ -59,6 +59,14 @@ pub struct VisitRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_touch: Option<Touch>,
     pub page: Page,
+    /// `document.referrer` as the browser reported it (empty for none). When
+    /// present, the collector classifies the visit again from `page.url` and
+    /// this referrer with its full source table, routes and stores that touch
+    /// instead of `touch`, and answers it in [`VisitResponse::touch`]; a direct
+    /// page view keeps a non-direct `touch` (last-non-direct rule). A referrer
+    /// that is not a URL counts as none; `page.url` must then be a URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
     /// The visitor clicked the show-number button.
     #[serde(default)]
     pub reveal: bool,
@@ -106,6 +114,10 @@ pub struct VisitResponse {
     pub promo_code: Option<String>,
     /// What `GET /config` answers: the originals to find, consent, show-number.
     pub site: SiteConfigPublic,
+    /// The touch the collector decided, when the request sent its
+    /// `referrer`: what the browser should remember as this visit's touch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub touch: Option<Touch>,
 }
 
 /// `POST /v1/sites/{site}/heartbeat`: renew the session's lease.

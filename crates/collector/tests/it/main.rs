@@ -24,3 +24,4 @@ mod pbx_twilio;
 mod pbx_zadarma;
 mod pools_report;
 mod static_serving;
+mod visit_reclassify;

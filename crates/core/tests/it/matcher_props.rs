@@ -2,6 +2,8 @@
 
 use crate::phone_gen;
 use proptest::prelude::*;
+
+use crate::phone_gen;
 use ringsource_core::matcher::Matcher;
 use ringsource_core::phone::PhoneNumber;
 

@@ -2,6 +2,8 @@
 
 use crate::phone_gen;
 use proptest::prelude::*;
+
+use crate::phone_gen;
 use ringsource_core::phone::PhoneNumber;
 
 proptest! {
