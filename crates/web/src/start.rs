@@ -16,7 +16,7 @@ use web_sys::Element;
 
 use crate::browser::{self, document, window};
 use crate::error::WebError;
-use crate::js::{ObjectBuilder, get, get_f64, get_string, touch_to_js};
+use crate::js::{ObjectBuilder, get, get_f64, get_string, touch_from_js, touch_to_js};
 use crate::net::{Collector, NetError, Reply};
 use crate::session::Session;
 use crate::swap::Swap;
@@ -216,13 +216,13 @@ impl Flow {
             return outcome("original", None, Some("cannot read the page"));
         };
         let flow = self.clone();
-        self.collector.post("/visits", &body, Box::new(move |answer| flow.visited(answer, &history, reveal, consent)))
+        self.collector.post("/visits", &body, Box::new(move |answer| flow.visited(answer, history, reveal, consent)))
     }
 
     fn visited(
         self: &Rc<Self>,
         answer: Result<JsValue, NetError>,
-        history: &TouchHistory,
+        history: TouchHistory,
         reveal: bool,
         consent: bool,
     ) -> JsValue {
@@ -247,7 +247,9 @@ impl Flow {
             self.state.borrow_mut().waiting_for_consent = true;
             return outcome("original", None, Some("waiting for consent"));
         }
-        crate::touches::save(history);
+        // The collector's touch, from its full table of sources, is the one to remember.
+        let history = touch_from_js(&get(&answer, "touch")).map_or(history, crate::touches::with);
+        crate::touches::save(&history);
         let (Some(session_id), Some(kind)) = (get_string(&answer, "session_id"), get_string(&answer, "kind")) else {
             return self.failed(&NetError::Malformed);
         };
@@ -301,6 +303,9 @@ impl Flow {
         let cookies = get_string(&document, "cookie").unwrap_or_default();
         let referrer = get_string(&document, "referrer").unwrap_or_default();
         let visit = crate::visit::read(&href, &referrer, &cookies).ok()?;
+        // The browser's own touch comes from a compact table of sources; the
+        // collector reclassifies the raw referrer with its full table and
+        // answers the touch it decided (see `visited`).
         let touch = classify(&visit, now_ms() as u64);
         let history = crate::touches::with(touch);
         let last = history.last.as_ref()?;
@@ -316,6 +321,7 @@ impl Flow {
             .set("page", page)
             .set("reveal", reveal)
             .set("consent", consent)
+            .set("referrer", referrer)
             .build();
         Some((body, history))
     }
