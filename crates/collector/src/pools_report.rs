@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use jiff::tz::TimeZone;
 use ringsource_core::lease::{self, UTILISATION_WARNING};
 use ringsource_core::pool_usage::{self, Buckets};
 use ringsource_core::wire::{ErrorBody, ErrorDetail};
@@ -133,21 +134,20 @@ pub struct PoolHealth {
     pub hours: Vec<HourRow>,
 }
 
-/// Parses a time bound: Unix ms, or a `YYYY-MM-DD` UTC date (as an upper
-/// bound, the whole day is included).
-fn time_bound(name: &str, text: &str, upper: bool) -> Result<i64, PoolsReportError> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    dates::parse_date_ms(text).map(|day| if upper { day + dates::day_ms() } else { day }).ok_or_else(|| {
-        PoolsReportError::BadRequest(format!("{name}={text:?} is neither Unix milliseconds nor a YYYY-MM-DD date"))
-    })
+/// Parses a time bound: Unix ms, or a `YYYY-MM-DD` day of the site's time
+/// zone (as an upper bound, the whole day is included).
+fn time_bound(zone: &TimeZone, name: &str, text: &str, upper: bool) -> Result<i64, PoolsReportError> {
+    dates::time_bound(zone, text, upper).map_err(|e| PoolsReportError::BadRequest(format!("{name}={e}")))
 }
 
 /// Builds the per-pool health from the stored activity. Hours start on the
-/// hour (UTC); `from_ms` is rounded down to one.
+/// hour of the site's clock; `from_ms` is rounded down to one.
 pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> Vec<PoolHealth> {
-    let buckets = Buckets::new(from_ms - from_ms.rem_euclid(HOUR_MS), to_ms, HOUR_MS);
+    // The bounds were checked by the handler; an instant the calendar cannot
+    // place falls back to the UTC hour.
+    let first_hour =
+        dates::local_hour_start_ms(&site.time_zone, from_ms).unwrap_or(from_ms - from_ms.rem_euclid(HOUR_MS));
+    let buckets = Buckets::new(first_hour, to_ms, HOUR_MS);
     site.pools
         .iter()
         .map(|pool| {
@@ -211,13 +211,15 @@ async fn report(
         p.site.filter(|s| !s.is_empty()).ok_or_else(|| PoolsReportError::BadRequest("site is required".into()))?;
     let site = state.sites.get(&site_id).cloned().ok_or_else(|| PoolsReportError::UnknownSite(site_id.clone()))?;
     let now_ms = state.clock.now_ms();
-    let to_ms = p.to.as_deref().map(|t| time_bound("to", t, true)).transpose()?.unwrap_or(now_ms);
+    let zone = &site.time_zone;
+    let to_ms = p.to.as_deref().map(|t| time_bound(zone, "to", t, true)).transpose()?.unwrap_or(now_ms);
     let from_ms = p
         .from
         .as_deref()
-        .map(|f| time_bound("from", f, false))
+        .map(|f| time_bound(zone, "from", f, false))
         .transpose()?
         .unwrap_or(to_ms - DEFAULT_DAYS * 24 * HOUR_MS);
+    dates::in_range(from_ms).map_err(|e| PoolsReportError::BadRequest(format!("from: {e}")))?;
     if from_ms >= to_ms {
         return Err(PoolsReportError::BadRequest("from must be before to".into()));
     }
@@ -232,6 +234,8 @@ async fn report(
     let pools = build(&site, &activity, from_ms, to_ms);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "site": site_id,
+        // Hours start on this zone's clock; the dashboard shows times in it.
+        "time_zone": site.time_zone_name(),
         "from_ms": from_ms,
         "to_ms": to_ms,
         "interval": "hour",
