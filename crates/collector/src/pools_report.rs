@@ -2,11 +2,14 @@
 //! behind the admin token like the calls API.
 //!
 //! Per pool of the site: its size, per hour the most numbers live at once
-//! (from the `leases` table) over the size, the exhaustion events (from
-//! `pool_events`), the peak of new sessions per hour, and the size DESIGN.md's
-//! rule recommends for that peak ([`lease::pool_size_needed`]: peak new
-//! sessions per hour × hold minutes ÷ 60 × 1.3, rounded up). `warning` is set
-//! from [`lease::UTILISATION_WARNING`] (75%) on.
+//! (from the `leases` table) over the size, and the most busy at once (live
+//! or cooling down: what a new visitor cannot get), the exhaustion events
+//! (from `pool_events`), and the recommended size with its inputs
+//! ([`lease::pool_sizing`]: peak new sessions per hour × (mean renewed time
+//! + hold + cooldown) minutes ÷ 60 × 1.3, rounded up; the renewed time is
+//! measured from the window's leases). Hours start on the site's clock.
+//! `warning` is set from [`lease::UTILISATION_WARNING`] (75%) of numbers
+//! busy on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use jiff::tz::TimeZone;
-use ringsource_core::lease::{self, UTILISATION_WARNING};
+use ringsource_core::lease::{self, SIZING_MARGIN, SizingInputs, UTILISATION_WARNING};
 use ringsource_core::pool_usage::{self, Buckets};
 use ringsource_core::wire::{ErrorBody, ErrorDetail};
 use serde::{Deserialize, Serialize};
@@ -24,7 +27,7 @@ use crate::calls::dates;
 use crate::clock::Clock;
 use crate::config::Site;
 use crate::storage::StorageError;
-use crate::storage::pools::{ExhaustionView, PoolActivity, PoolReportStore};
+use crate::storage::pools::{ExhaustionView, LeaseSpan, PoolActivity, PoolReportStore};
 
 /// The route this module registers, for `api::ROUTES` and `openapi.json`.
 pub const ROUTES: &[(&str, &str)] = &[("GET", "/v1/reports/pools")];
@@ -106,6 +109,9 @@ pub struct HourRow {
     pub hour_ms: i64,
     /// The most numbers live at the same instant.
     pub max_live: u32,
+    /// The most numbers live or cooling down at the same instant: at the
+    /// size, a new visitor finds the pool exhausted.
+    pub max_busy: u32,
     /// `max_live / size`, 0..=1.
     pub utilisation: f64,
     pub new_sessions: u32,
@@ -124,14 +130,39 @@ pub struct PoolHealth {
     pub peak_live: u32,
     pub peak_utilisation: f64,
     pub peak_new_sessions_per_hour: u32,
-    /// Peak new sessions per hour × hold minutes ÷ 60 × 1.3, rounded up.
+    pub cooldown_secs: u32,
+    /// The most numbers busy (live or cooling down) at once, and its share
+    /// of the size.
+    pub peak_busy: u32,
+    pub peak_busy_share: f64,
+    /// `sizing.recommended_size`.
     pub recommended_size: u32,
-    /// Peak (or current) utilisation at or over the warning line.
+    /// The formula's inputs and steps, for the dashboard to show.
+    pub sizing: SizingView,
+    /// Peak busy share (or current utilisation) at or over the warning line.
     pub warning: bool,
     pub exhaustion_count: u32,
     /// The newest exhaustions, oldest first.
     pub exhaustions: Vec<ExhaustionView>,
     pub hours: Vec<HourRow>,
+}
+
+/// The recommended size and what it was computed from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SizingView {
+    pub peak_new_sessions_per_hour: u32,
+    pub hold_secs: u32,
+    pub cooldown_secs: u32,
+    /// Mean time the window's leases were renewed beyond their first hold.
+    pub mean_renewed_secs: f64,
+    /// Leases started in the window, which the mean is over.
+    pub leases_measured: u32,
+    /// Renewed time + hold + cooldown.
+    pub occupancy_secs: f64,
+    /// Peak new sessions per hour × occupancy hours.
+    pub busy_at_peak: f64,
+    pub margin: f64,
+    pub recommended_size: u32,
 }
 
 /// Parses a time bound: Unix ms, or a `YYYY-MM-DD` day of the site's time
@@ -152,12 +183,15 @@ pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> 
         .iter()
         .map(|pool| {
             let size = u32::try_from(pool.numbers.len()).unwrap_or(u32::MAX);
-            let spans: Vec<(i64, i64)> = activity
-                .leases
-                .iter()
-                .filter(|l| l.pool_id == pool.id)
-                .map(|l| (l.started_at_ms, l.ended_at_ms))
-                .collect();
+            let leases: Vec<&LeaseSpan> = activity.leases.iter().filter(|l| l.pool_id == pool.id).collect();
+            let spans: Vec<(i64, i64)> = leases.iter().map(|l| (l.started_at_ms, l.ended_at_ms)).collect();
+            let by_number: Vec<(&str, i64, i64)> =
+                leases.iter().map(|l| (l.number.as_str(), l.started_at_ms, l.ended_at_ms)).collect();
+            let cooldown_ms = i64::from(pool.cooldown_secs) * 1000;
+            let busy = pool_usage::peak_concurrency(&pool_usage::busy_spans(&by_number, cooldown_ms), buckets);
+            let started_here: Vec<(i64, i64)> =
+                spans.iter().copied().filter(|&(start, _)| start >= from_ms && start < to_ms).collect();
+            let mean_renewed_ms = pool_usage::mean_renewed_ms(&started_here, i64::from(pool.hold_secs) * 1000);
             let asks: Vec<i64> = activity.first_asks.iter().filter(|a| a.pool_id == pool.id).map(|a| a.at_ms).collect();
             let exhaustions: Vec<&ExhaustionView> =
                 activity.exhaustions.iter().filter(|e| e.pool_id == pool.id).collect();
@@ -168,6 +202,7 @@ pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> 
                 .map(|i| HourRow {
                     hour_ms: buckets.start(i),
                     max_live: peaks[i],
+                    max_busy: busy[i],
                     utilisation: lease::utilisation(peaks[i] as usize, size as usize),
                     new_sessions: news[i],
                     exhaustions: exhausted[i],
@@ -178,6 +213,27 @@ pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> 
             let peak_new = news.iter().copied().max().unwrap_or(0);
             let peak_utilisation = lease::utilisation(peak_live as usize, size as usize);
             let utilisation_now = lease::utilisation(live_now as usize, size as usize);
+            let peak_busy = busy.iter().copied().max().unwrap_or(0);
+            let peak_busy_share = lease::utilisation(peak_busy as usize, size as usize);
+            let inputs = SizingInputs {
+                peak_new_sessions_per_hour: peak_new,
+                hold_secs: pool.hold_secs,
+                cooldown_secs: pool.cooldown_secs,
+                mean_renewed_secs: mean_renewed_ms / 1000.0,
+                reveal_share: 1.0,
+            };
+            let sized = lease::pool_sizing(&inputs);
+            let sizing = SizingView {
+                peak_new_sessions_per_hour: peak_new,
+                hold_secs: pool.hold_secs,
+                cooldown_secs: pool.cooldown_secs,
+                mean_renewed_secs: inputs.mean_renewed_secs,
+                leases_measured: u32::try_from(started_here.len()).unwrap_or(u32::MAX),
+                occupancy_secs: sized.occupancy_secs,
+                busy_at_peak: sized.busy_at_peak,
+                margin: SIZING_MARGIN,
+                recommended_size: sized.recommended,
+            };
             let skip = exhaustions.len().saturating_sub(MAX_LISTED_EXHAUSTIONS);
             PoolHealth {
                 pool_id: pool.id.clone(),
@@ -189,8 +245,14 @@ pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> 
                 peak_live,
                 peak_utilisation,
                 peak_new_sessions_per_hour: peak_new,
-                recommended_size: lease::pool_size_needed(peak_new, pool.hold_secs, 1.0),
-                warning: peak_utilisation.max(utilisation_now) >= UTILISATION_WARNING,
+                cooldown_secs: pool.cooldown_secs,
+                peak_busy,
+                peak_busy_share,
+                recommended_size: sized.recommended,
+                sizing,
+                // Busy counts the live numbers too, so this covers the peak
+                // utilisation.
+                warning: peak_busy_share.max(utilisation_now) >= UTILISATION_WARNING,
                 exhaustion_count: u32::try_from(exhaustions.len()).unwrap_or(u32::MAX),
                 exhaustions: exhaustions.into_iter().skip(skip).cloned().collect(),
                 hours,
@@ -228,7 +290,8 @@ async fn report(
     }
     let store = Arc::clone(&state.store);
     let id = site_id.clone();
-    let activity = web::block(move || store.pool_activity(&id, from_ms, to_ms, now_ms))
+    let max_cooldown_ms = site.pools.iter().map(|p| i64::from(p.cooldown_secs) * 1000).max().unwrap_or(0);
+    let activity = web::block(move || store.pool_activity(&id, from_ms, to_ms, now_ms, max_cooldown_ms))
         .await
         .map_err(|e| PoolsReportError::Internal(format!("the blocking pool failed: {e}")))??;
     let pools = build(&site, &activity, from_ms, to_ms);
