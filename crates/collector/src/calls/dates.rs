@@ -57,6 +57,16 @@ fn zoned(zone: &TimeZone, ms: i64) -> Result<ZonedDateTime, DateError> {
         .map_err(|_| DateError::OutOfRange(format!("{ms} ms")))
 }
 
+/// The instant `date` shows `hour`:00 on the clock of `zone` (the earlier
+/// instant when the clock passes that hour twice, the first after the gap
+/// when it skips it).
+pub fn local_time_ms(zone: &TimeZone, date: Date, hour: i8) -> Result<i64, DateError> {
+    date.at(hour, 0, 0, 0)
+        .to_zoned_datetime(zone.clone())
+        .map(|z| z.timestamp().as_millisecond())
+        .map_err(|_| DateError::OutOfRange(format!("{date} {hour}:00")))
+}
+
 /// The local date of instant `ms` in `zone`.
 pub fn local_date(zone: &TimeZone, ms: i64) -> Result<Date, DateError> {
     zoned(zone, ms).map(|z| z.date())

@@ -8,6 +8,7 @@ mod pbx_support;
 mod calls;
 mod config_check;
 mod demo_data;
+mod demo_month;
 mod exports;
 mod http_api;
 mod lease_clock;
