@@ -24,5 +24,6 @@ mod pbx_timing;
 mod pbx_twilio;
 mod pbx_zadarma;
 mod pools_report;
+mod report_days;
 mod static_serving;
 mod visit_reclassify;
