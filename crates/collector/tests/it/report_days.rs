@@ -41,7 +41,16 @@ struct Site {
 
 fn start(time_zone: &str) -> Site {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("ringsource.sqlite");
+    let clock = Arc::new(ManualClock::new(0));
+    let server = spawn(dir.path(), time_zone, INSTAGRAM_SOURCE, clock.clone());
+    Site { server, clock, client: reqwest::blocking::Client::new(), dir }
+}
+
+/// What the Instagram number's calls are reported under.
+const INSTAGRAM_SOURCE: &str = "source = \"Instagram\"\nmedium = \"social\"\ncampaign = \"stories\"";
+
+fn spawn(dir: &Path, time_zone: &str, instagram_source: &str, clock: Arc<ManualClock>) -> Spawned {
+    let db = dir.join("ringsource.sqlite");
     let text = format!(
         r#"
 [server]
@@ -61,9 +70,7 @@ pbx_secrets = {{ generic = "{GENERIC_SECRET}" }}
 number = "{INSTAGRAM}"
 label = "Instagram bio"
 rule = {{ utm_source = "instagram" }}
-source = "Instagram"
-medium = "social"
-campaign = "stories"
+{instagram_source}
 
 [[sites.static_numbers]]
 number = "{BILLBOARD}"
@@ -86,9 +93,7 @@ on_exhaustion = "original"
     );
     let config = Config::from_toml_str(&text, Path::new("report_days.toml"), &HashMap::<String, String>::new())
         .unwrap_or_else(|e| panic!("{e}"));
-    let clock = Arc::new(ManualClock::new(0));
-    let server = server::spawn(config, "127.0.0.1:0".parse().unwrap(), clock.clone()).unwrap();
-    Site { server, clock, client: reqwest::blocking::Client::new(), dir }
+    server::spawn(config, "127.0.0.1:0".parse().unwrap(), clock).unwrap()
 }
 
 /// `2027-01-15T21:30:00Z` in Unix ms.
@@ -462,4 +467,39 @@ source = "  "
         got[2].1
     );
     assert!(got[3].1.contains("must not be empty"), "{}", got[3].1);
+}
+
+#[test]
+fn configuring_a_static_numbers_source_moves_its_earlier_calls_to_its_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    // First without a source: the call is the label's, the cost a row of
+    // its own that looks like money spent for nothing.
+    let mut s = Site {
+        server: spawn(dir.path(), "UTC", "", clock.clone()),
+        clock: clock.clone(),
+        client: reqwest::blocking::Client::new(),
+        dir,
+    };
+    s.call("i1", "+79160000021", INSTAGRAM, utc("2027-01-15T12:00:00Z"), Some(60));
+    s.costs(&[("2027-01-15", "instagram", "social", "stories", 300.0)]);
+    assert_eq!(
+        rows(&s.report("source", "2027-01-15", "2027-01-15")),
+        [
+            row("2027-01-15", "Instagram bio", (1.0, 1.0, 0.0), 0.0, 0.0, Some(0.0), None),
+            row("2027-01-15", "instagram", (0.0, 0.0, 0.0), 0.0, 300.0, None, Some(-1.0)),
+        ]
+    );
+    // The source configured, the collector restarted on the same file: the
+    // earlier call is now in the row of its cost.
+    s.server = spawn(s.dir.path(), "UTC", INSTAGRAM_SOURCE, clock);
+    assert_eq!(
+        rows(&s.report("source", "2027-01-15", "2027-01-15")),
+        [row("2027-01-15", "instagram", (1.0, 1.0, 0.0), 0.0, 300.0, Some(300.0), Some(-1.0))]
+    );
+    let call = &s.get("/v1/calls?site=shop")["calls"][0];
+    assert_eq!(
+        (&call["channel"], &call["source"], &call["campaign"]),
+        (&json!("Organic Social"), &json!("instagram"), &json!("stories"))
+    );
 }
