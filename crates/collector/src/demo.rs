@@ -394,7 +394,10 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
 
 /// Visits, page views, heartbeats and calls of every day, in no particular
 /// order.
-fn plan(site: &Site, days: &[Date], rng: &mut Rng) -> Result<(Vec<PlannedVisit>, Vec<(i64, Action)>), DemoError> {
+/// The month's visits, and what happens when.
+type Plan = (Vec<PlannedVisit>, Vec<(i64, Action)>);
+
+fn plan(site: &Site, days: &[Date], rng: &mut Rng) -> Result<Plan, DemoError> {
     let total_weight: u64 = TRAFFIC.iter().map(|t| t.weight).sum();
     let offline: Vec<&PhoneNumber> =
         site.static_numbers.iter().filter(|s| s.rule.is_none()).map(|s| &s.number).collect();

@@ -5,11 +5,11 @@
 //! (from the `leases` table) over the size, and the most busy at once (live
 //! or cooling down: what a new visitor cannot get), the exhaustion events
 //! (from `pool_events`), and the recommended size with its inputs
-//! ([`lease::pool_sizing`]: peak new sessions per hour × (mean renewed time
-//! + hold + cooldown) minutes ÷ 60 × 1.3, rounded up; the renewed time is
-//! measured from the window's leases). Hours start on the site's clock.
-//! `warning` is set from [`lease::UTILISATION_WARNING`] (75%) of numbers
-//! busy on.
+//! ([`lease::pool_sizing`]: peak new sessions per hour × (mean renewed
+//! time, hold and cooldown added up) minutes ÷ 60 × 1.3, rounded up; the
+//! renewed time is measured from the window's leases). Hours start on the
+//! site's clock. `warning` is set from [`lease::UTILISATION_WARNING`] (75%)
+//! of numbers busy on.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -675,7 +675,7 @@ fn costs_by_group(
 ) -> Result<Vec<(String, String, f64)>, StorageError> {
     let mut counted = days.iter().filter(|d| d.start_ms >= q.from_ms && d.start_ms < q.to_ms);
     let Some(first) = counted.next() else { return Ok(Vec::new()) };
-    let last = counted.last().unwrap_or(first);
+    let last = counted.next_back().unwrap_or(first);
     let range = "site_id = ?1 AND day >= ?2 AND day <= ?3";
     let (query, by_channel) = match q.group_by {
         GroupBy::Source | GroupBy::Medium | GroupBy::Campaign => {
