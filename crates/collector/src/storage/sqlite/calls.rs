@@ -720,11 +720,13 @@ pub(super) fn recredit_static_calls(tx: &Transaction<'_>, site: &Site) -> Result
         let r = &s.report_as;
         let calls = "SELECT id FROM calls WHERE site_id = ?1 AND dialled = ?2 AND number_kind = 'static'
                        AND session_id IS NULL";
+        // Rows already credited so are left alone: a restart rewrites nothing.
+        let unchanged = "channel = ?3 AND source = ?4 AND medium = ?5 AND campaign IS ?6";
         tx.execute(
             &format!(
                 "UPDATE call_credits SET channel = ?3, source = ?4, medium = ?5, campaign = ?6, term = NULL,
                     content = NULL, at_ms = NULL
-                 WHERE call_id IN ({calls})"
+                 WHERE call_id IN ({calls}) AND NOT ({unchanged})"
             ),
             params![site.id, s.number.e164(), r.channel, r.source, r.medium, r.campaign],
         )
@@ -732,7 +734,7 @@ pub(super) fn recredit_static_calls(tx: &Transaction<'_>, site: &Site) -> Result
         tx.execute(
             &format!(
                 "UPDATE calls SET channel = ?3, source = ?4, medium = ?5, campaign = ?6, term = NULL
-                 WHERE id IN ({calls})"
+                 WHERE id IN ({calls}) AND NOT ({unchanged})"
             ),
             params![site.id, s.number.e164(), r.channel, r.source, r.medium, r.campaign],
         )
