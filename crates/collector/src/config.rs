@@ -169,6 +169,9 @@ pub struct RawSite {
     pub consent_required: bool,
     #[serde(default)]
     pub show_number: Option<RawShowNumber>,
+    /// The IANA time zone the site's reports count days in (`Europe/Moscow`).
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
     /// A caller is "unique" when they have not called within this many days.
     #[serde(default = "default_uniqueness_days")]
     pub uniqueness_window_days: u32,
@@ -200,6 +203,9 @@ pub struct RawSite {
     pub exports: crate::exports::RawExports,
 }
 
+fn default_time_zone() -> String {
+    "UTC".to_owned()
+}
 fn default_uniqueness_days() -> u32 {
     30
 }
@@ -256,6 +262,14 @@ pub struct RawStatic {
     pub label: String,
     #[serde(default)]
     pub rule: Option<SourceRule>,
+    /// The source its calls are reported under: the `source` its cost is
+    /// uploaded with, so calls and cost meet in one report row.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub medium: Option<String>,
+    #[serde(default)]
+    pub campaign: Option<String>,
 }
 
 /// `[[sites.pools]]`: a dynamic pool and the sources it serves.
@@ -318,6 +332,8 @@ pub struct Site {
     pub overflow_number: Option<PhoneNumber>,
     pub consent_required: bool,
     pub show_number: Option<ShowNumber>,
+    /// Report days, date filters and displayed times are in this zone.
+    pub time_zone: jiff::tz::TimeZone,
     pub uniqueness_window_days: u32,
     pub target_call_secs: u32,
     pub attribution_model: Model,
@@ -349,7 +365,40 @@ pub struct StaticNumber {
     pub number: PhoneNumber,
     pub label: String,
     pub rule: Option<SourceRule>,
+    /// What its calls are credited to in reports.
+    pub report_as: StaticSource,
 }
+
+/// The channel, source, medium and campaign a static number's calls are
+/// credited to.
+///
+/// With `source` configured they are the cost rows' own words: source and
+/// medium in lower case as costs are stored, campaign as written, a missing
+/// medium `(not set)` as a cost row without one; the channel is the rule's
+/// when it names one, `Offline` for a number without a rule, else what
+/// core's channel rules make of a visit tagged with that source and medium
+/// (what a cost row of that source and medium is classified as too).
+/// Without `source` the label is the source and the medium `static`, as
+/// before sources could be configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticSource {
+    pub channel: String,
+    pub source: String,
+    pub medium: String,
+    pub campaign: Option<String>,
+    /// `source` (and `medium`) came from the configuration: cost rows with
+    /// this source and medium take this channel.
+    pub configured: bool,
+}
+
+/// The channel of a static number's calls that have no source configured,
+/// and of a number without a rule.
+const STATIC_CHANNEL: &str = "Static number";
+const OFFLINE_CHANNEL: &str = "Offline";
+/// What a report shows for a medium or campaign that is not set.
+pub const NOT_SET: &str = "(not set)";
+/// Longest source, medium or campaign (as for uploaded cost rows).
+const MAX_SOURCE_TEXT: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct Pool {
@@ -372,6 +421,31 @@ impl Site {
     pub fn hold_secs(&self) -> u32 {
         self.pools.iter().map(|p| p.hold_secs).max().unwrap_or_else(default_hold_secs)
     }
+    /// The IANA name of the site's time zone (`UTC` by default).
+    pub fn time_zone_name(&self) -> &str {
+        self.time_zone.iana_name().unwrap_or("UTC")
+    }
+    /// The channel a cost row of `source` and `medium` (as stored: lower
+    /// case, `""` for no medium) is reported in: the channel of a static
+    /// number configured with that source and medium, so its calls and its
+    /// cost meet; otherwise core's channel rules
+    /// ([`crate::money::cost_channel`]).
+    pub fn cost_channel(&self, source: &str, medium: &str) -> String {
+        let medium = if medium.is_empty() { NOT_SET } else { medium };
+        self.static_numbers
+            .iter()
+            .map(|s| &s.report_as)
+            .find(|r| r.configured && r.source == source && r.medium == medium)
+            .map_or_else(
+                || crate::money::cost_channel(source, medium_for_rules(medium)).to_owned(),
+                |r| r.channel.clone(),
+            )
+    }
+}
+
+/// A medium as core's channel rules take it: none when it is not set.
+fn medium_for_rules(medium: &str) -> &str {
+    if medium == NOT_SET { "" } else { medium }
 }
 
 /// A validated configuration.
@@ -684,7 +758,21 @@ fn validate_site(
         }
     });
 
-    let mut static_numbers = Vec::new();
+    let time_zone = match jiff::tz::TimeZone::get(raw.time_zone.trim()) {
+        Ok(zone) => zone,
+        Err(e) => {
+            issues.push(
+                format!("{path}.time_zone"),
+                format!(
+                    "{:?} is not an IANA time zone name such as \"Europe/Moscow\" or \"America/New_York\" ({e})",
+                    raw.time_zone
+                ),
+            );
+            jiff::tz::TimeZone::UTC
+        }
+    };
+
+    let mut static_numbers: Vec<StaticNumber> = Vec::new();
     for (i, s) in raw.static_numbers.into_iter().enumerate() {
         let p = format!("{path}.static_numbers[{i}]");
         if s.label.trim().is_empty() {
@@ -695,8 +783,26 @@ fn validate_site(
         {
             issues.push(format!("{p}.rule"), e.to_string());
         }
+        let report_as = static_source(&s, &p, issues);
+        if report_as.configured
+            && let Some((j, other)) = static_numbers.iter().enumerate().find(|(_, o)| {
+                o.report_as.configured
+                    && o.report_as.source == report_as.source
+                    && o.report_as.medium == report_as.medium
+                    && o.report_as.channel != report_as.channel
+            })
+        {
+            issues.push(
+                format!("{p}.source"),
+                format!(
+                    "{path}.static_numbers[{j}] has the same source and medium in channel {:?}, this one in {:?}; \
+                     their cost rows can go to only one channel (give both the same rule channel, or another medium)",
+                    other.report_as.channel, report_as.channel
+                ),
+            );
+        }
         if let Some(n) = number(&s.number, format!("{p}.number"), issues) {
-            static_numbers.push(StaticNumber { number: n, label: s.label, rule: s.rule });
+            static_numbers.push(StaticNumber { number: n, label: s.label, rule: s.rule, report_as });
         }
     }
 
@@ -791,6 +897,7 @@ fn validate_site(
         overflow_number,
         consent_required: raw.consent_required,
         show_number,
+        time_zone,
         uniqueness_window_days: raw.uniqueness_window_days,
         target_call_secs: raw.target_call_secs,
         attribution_model: raw.attribution_model,
@@ -804,6 +911,51 @@ fn validate_site(
         region,
         routing,
     })
+}
+
+/// What a static number's calls are credited to (see [`StaticSource`]),
+/// with an issue for each bad field.
+fn static_source(s: &RawStatic, path: &str, issues: &mut Issues<'_>) -> StaticSource {
+    let mut text = |field: &str, value: &Option<String>| -> Option<String> {
+        let v = value.as_deref()?.trim();
+        if v.is_empty() {
+            issues.push(format!("{path}.{field}"), "must not be empty (leave it out instead)");
+            None
+        } else if v.chars().count() > MAX_SOURCE_TEXT {
+            issues.push(format!("{path}.{field}"), format!("is longer than {MAX_SOURCE_TEXT} characters"));
+            None
+        } else {
+            Some(v.to_owned())
+        }
+    };
+    let source = text("source", &s.source).map(|v| v.to_lowercase());
+    let medium = text("medium", &s.medium).map(|v| v.to_lowercase());
+    let campaign = text("campaign", &s.campaign);
+    let rule_channel = s.rule.as_ref().map(|r| r.channel.map(|c| c.as_str()));
+    let Some(source) = source else {
+        for (field, given) in [("medium", medium.is_some()), ("campaign", campaign.is_some())] {
+            if given && s.source.is_none() {
+                issues.push(
+                    format!("{path}.{field}"),
+                    "needs `source`: calls meet their cost by source first, then medium and campaign",
+                );
+            }
+        }
+        return StaticSource {
+            channel: rule_channel.map_or(OFFLINE_CHANNEL, |c| c.unwrap_or(STATIC_CHANNEL)).to_owned(),
+            source: s.label.clone(),
+            medium: "static".to_owned(),
+            campaign: None,
+            configured: false,
+        };
+    };
+    let medium = medium.unwrap_or_else(|| NOT_SET.to_owned());
+    let channel = match rule_channel {
+        Some(Some(named)) => named.to_owned(),
+        Some(None) => crate::money::cost_channel(&source, medium_for_rules(&medium)).to_owned(),
+        None => OFFLINE_CHANNEL.to_owned(),
+    };
+    StaticSource { channel, source, medium, campaign, configured: true }
 }
 
 /// `https://Shop.Example:443/` → `https://shop.example`; rejects anything

@@ -230,6 +230,7 @@ impl Storage for SqliteStorage {
                     upsert(n, "pool", Some(&p.id), None)?;
                 }
             }
+            calls::recredit_static_calls(&tx, site)?;
         }
         tx.commit().map_err(sql("committing the site sync"))
     }

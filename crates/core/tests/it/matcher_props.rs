@@ -2,8 +2,6 @@
 
 use crate::phone_gen;
 use proptest::prelude::*;
-
-use crate::phone_gen;
 use ringsource_core::matcher::Matcher;
 use ringsource_core::phone::PhoneNumber;
 

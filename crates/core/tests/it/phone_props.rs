@@ -2,8 +2,6 @@
 
 use crate::phone_gen;
 use proptest::prelude::*;
-
-use crate::phone_gen;
 use ringsource_core::phone::PhoneNumber;
 
 proptest! {
