@@ -15,7 +15,33 @@
   for (var key in script.dataset) options[key] = script.dataset[key];
   if (options.timeoutMs) options.timeoutMs = Number(options.timeoutMs);
   options.collector = options.collector || new URL(script.src).origin;
+
+  // A returning visitor whose number is still theirs must never see the
+  // site's own number: if nothing is painted yet, the page stays unpainted
+  // until start() has swapped the stored number in (it does so before any
+  // request), and for half a second at most whatever happens. Once the page
+  // has painted, hiding it would only make it flash. The stored value is the
+  // one crates/web/src/session.rs writes.
+  var veil = null;
+  var unveil = function () {
+    if (veil) veil.remove();
+    veil = null;
+  };
+  try {
+    var stored = JSON.parse(localStorage.getItem('ringsource.session.' + options.site) || 'null');
+    var live = stored && stored.number && !(stored.expires_at_ms <= Date.now());
+    if (live && !performance.getEntriesByType('paint').length) {
+      veil = document.createElement('style');
+      veil.textContent = 'html{opacity:0!important}';
+      (document.head || document.documentElement).appendChild(veil);
+      setTimeout(unveil, 500);
+    }
+  } catch (e) {
+    // Storage blocked, or not JSON: nothing stored to show.
+  }
+
   var warn = function (e) {
+    unveil();
     if (window.console) console.warn('ringsource: left the page as it is:', e);
   };
   // The wasm download starts now, beside the glue's, not after it.
@@ -30,7 +56,10 @@
         var api = { outcome: null };
         for (var name in m) api[name] = m[name];
         window.ringsource = api;
-        return m.start(options).then(function (outcome) {
+        var started = m.start(options);
+        // The stored number is on the page by now.
+        unveil();
+        return started.then(function (outcome) {
           api.outcome = outcome;
           document.dispatchEvent(new CustomEvent('ringsource:ready', { detail: outcome }));
         });
