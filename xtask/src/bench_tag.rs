@@ -45,7 +45,7 @@ const PAGE: &str = r#"<!doctype html>
 /// Runs before any script of every page: records what each frame shows.
 const PROBE: &str = r#"(() => {
   const own = /123\D{0,3}45\D{0,3}67/;
-  const p = window.__tagProbe = { frames: 0, ownFrames: 0, firstOwn: null, swappedAt: null, swappedFrame: null };
+  const p = window.__tagProbe = { frames: 0, ownFrames: 0, veiledFrames: 0, firstOwn: null, swappedAt: null, swappedFrame: null };
   const look = () => {
     const el = document.getElementById('phone');
     if (!el) return null;
@@ -60,6 +60,7 @@ const PROBE: &str = r#"(() => {
       p.frames++;
       // Hidden by the loader's anti-flicker rule: not seen, whatever it says.
       const shown = getComputedStyle(document.documentElement).opacity !== '0';
+      if (!shown) p.veiledFrames++;
       if (!swapped && shown) { p.ownFrames++; if (p.firstOwn === null) p.firstOwn = ts; }
       if (swapped && p.swappedFrame === null) p.swappedFrame = ts;
     }
@@ -95,6 +96,8 @@ async fn cdp(client: &fantoccini::Client, method: &'static str, params: Value) -
 struct Load {
     /// Frames in which the site's own number was on screen.
     own_frames: u64,
+    /// Frames the loader kept unpainted while it swapped a stored number in.
+    veiled_frames: u64,
     first_own: Option<f64>,
     wasm_ready: Option<f64>,
     swapped: Option<f64>,
@@ -204,7 +207,7 @@ async fn load(client: &fantoccini::Client, url: &str, config_url: &str) -> Resul
         "const done = arguments[0]; const t0 = performance.now(); \
          fetch({config_url:?}, {{ cache: 'no-store' }}).then(r => r.text()).then(() => {{ \
            const p = window.__tagProbe; const m = performance.getEntriesByName('ringsource:wasm')[0]; \
-           done({{ own: p.ownFrames, firstOwn: p.firstOwn, swapped: p.swappedAt, wasm: m ? m.startTime : null, rtt: performance.now() - t0 }}); \
+           done({{ own: p.ownFrames, veiled: p.veiledFrames, firstOwn: p.firstOwn, swapped: p.swappedAt, wasm: m ? m.startTime : null, rtt: performance.now() - t0 }}); \
          }}, e => done({{ error: String(e) }}));"
     );
     let v = client.execute_async(&script, vec![]).await.context("reading the probe")?;
@@ -213,6 +216,7 @@ async fn load(client: &fantoccini::Client, url: &str, config_url: &str) -> Resul
     }
     Ok(Load {
         own_frames: v["own"].as_u64().unwrap_or_default(),
+        veiled_frames: v["veiled"].as_u64().unwrap_or_default(),
         first_own: v["firstOwn"].as_f64(),
         wasm_ready: v["wasm"].as_f64(),
         swapped: v["swapped"].as_f64(),
@@ -236,6 +240,9 @@ fn report(rtt_ms: u32, loads: &[(Load, Load)]) -> Result<()> {
     let own_shown: Vec<f64> =
         loads.iter().filter_map(|(first, _)| Some((first.swapped? - first.first_own?) / rtt)).collect();
     let returning_own: Vec<u64> = loads.iter().map(|(_, back)| back.own_frames).collect();
+    let returning_veiled: Vec<u64> = loads.iter().map(|(_, back)| back.veiled_frames).collect();
+    let overhead_ms: Vec<f64> =
+        loads.iter().filter_map(|(first, _)| Some(first.swapped? - first.wasm_ready? - first.rtt)).collect();
     println!("\nbench tag: {} rounds at {rtt_ms} ms emulated round trip", loads.len());
     println!("  measured round trip to the collector (median)         {rtt:.0} ms = 1 RTT");
     println!(
@@ -248,6 +255,8 @@ fn report(rtt_ms: u32, loads: &[(Load, Load)]) -> Result<()> {
         median(own_shown.clone()),
         own_shown.iter().copied().fold(f64::NAN, f64::max)
     );
+    println!("  first visit: the page's own work besides that trip     median {:.0} ms", median(overhead_ms));
     println!("  returning visit: frames showing the site's own number  {returning_own:?} (goal: 0 in every round)");
+    println!("  returning visit: frames kept blank until the swap       {returning_veiled:?}");
     Ok(())
 }
