@@ -53,6 +53,10 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
+/// A desktop Chrome's User-Agent, which the browsers of these tests send.
+pub const DESKTOP_CHROME_UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
 impl Browser {
     /// Starts chromedriver and a headless Chromium with a fresh profile.
     pub async fn launch() -> Browser {
@@ -75,6 +79,9 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--no-first-run", "--disable-quic", "--window-size=1280,900",
+                    // Headless Chromium names itself `HeadlessChrome`, and the collector
+                    // gives no pool number to headless browsers: these visitors stand for people.
+                    format!("--user-agent={DESKTOP_CHROME_UA}"),
                     format!("--user-data-dir={}", profile.path().display()),
                 ]
             }

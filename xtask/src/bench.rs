@@ -156,6 +156,10 @@ pub(crate) struct Chromium {
     binary: PathBuf,
 }
 
+/// A desktop Chrome's User-Agent, which the benches' browser sends.
+const DESKTOP_CHROME_UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
 impl Chromium {
     pub(crate) fn start(tools: &Tools) -> Result<Chromium> {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
@@ -175,8 +179,11 @@ impl Chromium {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": self.binary,
+                // Headless Chromium names itself `HeadlessChrome`, which gets no pool number
+                // from the collector: the benches' visitors stand for people.
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                          "--disable-component-update", "--disable-sync", "--no-first-run",
+                         format!("--user-agent={DESKTOP_CHROME_UA}"),
                          format!("--user-data-dir={}", self.profile.display())],
             }
         });

@@ -24,7 +24,8 @@ use crate::storage::{Pending, Storage, StorageError, VisitCommand, VisitOutcome,
 pub fn want(site: &Site, visit: &VisitRequest, is_bot: bool) -> Want {
     match site.routing.route(&visit.touch) {
         Route::Static(i) => Want::Static(i),
-        // A crawler would hold a number nobody dials and drain the pool.
+        // A crawler, headless browser or script would hold a number nobody
+        // dials and drain the pool.
         Route::Pool(_) if is_bot => Want::Original,
         // Behind the show-number button a lease is taken only on the click.
         Route::Pool(_) if site.show_number.is_some() && !visit.reveal => Want::Original,
