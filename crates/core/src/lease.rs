@@ -8,6 +8,8 @@
 //! `cooldown_until` → free again. Cooldown exists so that a late caller who
 //! dialled the number they saw is not attributed to the next visitor.
 
+use std::cmp::Reverse;
+
 use serde::{Deserialize, Serialize};
 
 /// Who asks for a number: the session, and the analytics client id that
@@ -183,6 +185,191 @@ pub fn on_exhaustion(policy: ExhaustionPolicy, numbers: &[NumberState], now_ms: 
             })
             .map_or(Exhaustion::Original, |(i, _)| Exhaustion::TakeOver(i)),
     }
+}
+
+/// How finely request addresses are grouped, finest first. A person is one
+/// IPv4 address or one IPv6 /64 (a home or phone gets a whole /64); a network
+/// is an IPv4 /24 or an IPv6 /48 (one site or subscriber); a provider is an
+/// IPv4 /16 or an IPv6 /32 (one allocation). Whoever drains a pool from many
+/// addresses draws them from a few networks or providers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Level {
+    Client = 0,
+    Network = 1,
+    Provider = 2,
+}
+
+impl Level {
+    /// Finest first.
+    pub const ALL: [Level; 3] = [Level::Client, Level::Network, Level::Provider];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Level::Client => "client",
+            Level::Network => "network",
+            Level::Provider => "provider",
+        }
+    }
+}
+
+/// The groups an address belongs to, one per [`Level`], each as a 128-bit
+/// key. IPv4 keys live in the IPv4-mapped range (`::ffff:a.b.c.d`), so an
+/// IPv4 group never equals an IPv6 one, and a mapped IPv6 address is its IPv4
+/// address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Groups([u128; 3]);
+
+impl Groups {
+    pub fn of(ip: std::net::IpAddr) -> Self {
+        match ip.to_canonical() {
+            std::net::IpAddr::V4(v4) => {
+                let key = (0xffff_u128 << 32) | u128::from(u32::from(v4));
+                Self([key, key & !0xff, key & !0xffff])
+            }
+            std::net::IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                let prefix = |len: u32| bits & !(u128::MAX >> len);
+                Self([prefix(64), prefix(48), prefix(32)])
+            }
+        }
+    }
+
+    pub fn key(&self, level: Level) -> u128 {
+        self.0[level as usize]
+    }
+}
+
+/// Shares of a pool, per [`Level`]: a group may keep at most this fraction
+/// of the numbers while others want them (at least one number each).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Shares {
+    pub client: f64,
+    pub network: f64,
+    pub provider: f64,
+}
+
+impl Shares {
+    /// Numbers per group at each level for a pool of `pool_size`:
+    /// ⌊size × share⌋, at least 1.
+    pub fn caps(&self, pool_size: usize) -> [u32; 3] {
+        let cap = |share: f64| {
+            let n = (pool_size as f64 * share.clamp(0.0, 1.0) + 1e-9).floor();
+            (n as u32).max(1)
+        };
+        [cap(self.client), cap(self.network), cap(self.provider)]
+    }
+}
+
+/// A count of events that halves every `half_life_ms` (an exponentially
+/// decaying count): the value at `now_ms` of `value` last set at `at_ms`.
+pub fn decayed(value: f64, at_ms: i64, now_ms: i64, half_life_ms: i64) -> f64 {
+    let elapsed = (now_ms - at_ms).max(0) as f64;
+    value * (-elapsed / half_life_ms.max(1) as f64).exp2()
+}
+
+/// The fair-share rules of one pool, over its numbers' current holders.
+///
+/// *Demand* is how many fresh numbers (not renewals) a group asked this pool
+/// for lately, as a count that halves every hold time. A group is
+/// *flooding* when its demand exceeds the pool's size: the sizing formula
+/// gives a whole site's traffic about that many new sessions per hold time,
+/// so one network above it is not its visitors.
+///
+/// - A group may hold more than its share while nobody else wants the
+///   numbers (an idle number helps no one), except when it is flooding: a
+///   flooding group gets no free number past its share at that level.
+/// - When a newcomer is refused (the pool is exhausted, or it is capped),
+///   it may take over a live number from a group it does not belong to, if
+///   that group is flooding, or holds more than its share while the
+///   newcomer's groups are within theirs. A flooding newcomer takes over
+///   nothing, so numbers move from loud groups to quiet ones and never back.
+///   Comparisons use only the levels where the two differ: a newcomer and a
+///   holder in one provider are weighed as networks, or as clients.
+pub struct Fairness<'a> {
+    /// Parallel to the pool's numbers: the groups of each live lease's
+    /// holder, `None` when unknown (leases from before a restart), which are
+    /// never taken over.
+    pub holders: &'a [Option<Groups>],
+    /// [`Shares::caps`] of this pool.
+    pub caps: [u32; 3],
+    /// Demand above this is flooding: the pool's size.
+    pub flood_above: f64,
+    /// The demand of a group now.
+    pub demand: &'a dyn Fn(Level, u128) -> f64,
+}
+
+impl Fairness<'_> {
+    /// Live numbers per group.
+    fn held(&self, numbers: &[NumberState], now_ms: i64) -> std::collections::HashMap<(Level, u128), u32> {
+        let mut held = std::collections::HashMap::new();
+        for (state, holder) in numbers.iter().zip(self.holders) {
+            if let (Phase::Live, Some(groups)) = (state.phase(now_ms), holder) {
+                for level in Level::ALL {
+                    *held.entry((level, groups.key(level))).or_insert(0) += 1;
+                }
+            }
+        }
+        held
+    }
+
+    fn flooding(&self, groups: &Groups, level: Level) -> bool {
+        (self.demand)(level, groups.key(level)) > self.flood_above
+    }
+
+    /// Whether `newcomer` is refused a free number: at some level its group
+    /// is flooding and already holds its share.
+    pub fn capped(&self, numbers: &[NumberState], newcomer: &Groups, now_ms: i64) -> bool {
+        let held = self.held(numbers, now_ms);
+        Level::ALL.into_iter().any(|level| {
+            self.flooding(newcomer, level)
+                && held.get(&(level, newcomer.key(level))).copied().unwrap_or(0) >= self.caps[level as usize]
+        })
+    }
+
+    /// The live number `newcomer` may take over, if any: from a holder
+    /// flooding at the most levels first, then from the group furthest over
+    /// its share; among those, the lease renewed least recently (as
+    /// [`ExhaustionPolicy::TakeOverOldest`] picks).
+    pub fn preempt(&self, numbers: &[NumberState], newcomer: &Groups, now_ms: i64) -> Option<usize> {
+        let held = self.held(numbers, now_ms);
+        let count = |level: Level, groups: &Groups| held.get(&(level, groups.key(level))).copied().unwrap_or(0);
+        let cap = |level: Level| self.caps[level as usize];
+        let candidates = numbers.iter().zip(self.holders).enumerate().filter_map(|(i, (state, holder))| {
+            let (Some(lease), Some(holder)) = (state.live.as_ref(), holder) else { return None };
+            if state.phase(now_ms) != Phase::Live {
+                return None;
+            }
+            // The levels where the two differ; groups nest, so these are the
+            // finest ones.
+            let differ: Vec<Level> =
+                Level::ALL.into_iter().filter(|&level| holder.key(level) != newcomer.key(level)).collect();
+            if differ.is_empty() || differ.iter().any(|&level| self.flooding(newcomer, level)) {
+                return None;
+            }
+            // Flooding at more levels (the client, its network and its
+            // provider) is surer than a provider that an attack shares with
+            // its other customers.
+            let flooding = differ.iter().filter(|&&level| self.flooding(holder, level)).count();
+            let excess =
+                differ.iter().map(|&level| i64::from(count(level, holder)) - i64::from(cap(level))).max().unwrap_or(0);
+            let entitled = differ.iter().all(|&level| count(level, newcomer) < cap(level));
+            let eligible = flooding > 0 || (excess > 0 && entitled);
+            // Ties: the configured order of the pool.
+            let oldest = Reverse((lease.expires_at_ms, lease.started_at_ms, i));
+            eligible.then_some(((flooding, excess, oldest), i))
+        });
+        candidates.max_by_key(|(rank, _)| *rank).map(|(_, i)| i)
+    }
+}
+
+/// When a lease renewed at `now_ms` by a heartbeat alone expires: a hold
+/// from now, but never later than `heartbeat_only_secs` after the session's
+/// last visit or page view (`active_ms`). The browser beats only while its
+/// page is visible, but the collector cannot see that; a session that sends
+/// heartbeats and nothing else for that long lets its number go, and gets it
+/// back on its next visit if nobody took it meanwhile.
+pub fn heartbeat_expiry(now_ms: i64, hold_secs: u32, active_ms: i64, heartbeat_only_secs: u32) -> i64 {
+    expiry(now_ms, hold_secs).min(active_ms + i64::from(heartbeat_only_secs) * 1000)
 }
 
 /// Headroom over the numbers busy on average in the peak hour (DESIGN.md's

@@ -1,0 +1,222 @@
+//! Fair shares of a pool: address groups, caps, flooding and which live
+//! number a newcomer may take over.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ringsource_core::lease::*;
+
+const NOW: i64 = 1_000_000;
+
+fn groups(ip: &str) -> Groups {
+    Groups::of(ip.parse::<IpAddr>().unwrap())
+}
+
+fn live(session: &str, started: i64) -> NumberState {
+    NumberState {
+        live: Some(LiveLease {
+            holder: Holder { session_id: session.into(), client_id: None },
+            started_at_ms: started,
+            expires_at_ms: NOW + 60_000 + started,
+        }),
+        last_holder: None,
+        cooldown_until_ms: 0,
+    }
+}
+
+/// A pool of `holders.len()` numbers, each live for the holder at that
+/// address (`None`: a lease of unknown origin).
+fn pool(holders: &[Option<&str>]) -> (Vec<NumberState>, Vec<Option<Groups>>) {
+    let states = (0..holders.len()).map(|i| live(&format!("s{i}"), i as i64)).collect();
+    (states, holders.iter().map(|h| h.map(groups)).collect())
+}
+
+/// Demand per group, as counts of fresh asks.
+#[derive(Default)]
+struct Demand(HashMap<(Level, u128), f64>);
+
+impl Demand {
+    /// `times` fresh asks from `ip`, counted in all its groups.
+    fn ask(mut self, ip: &str, times: u32) -> Self {
+        let g = groups(ip);
+        for level in Level::ALL {
+            *self.0.entry((level, g.key(level))).or_default() += f64::from(times);
+        }
+        self
+    }
+
+    fn of(&self, level: Level, key: u128) -> f64 {
+        self.0.get(&(level, key)).copied().unwrap_or(0.0)
+    }
+}
+
+const SHARES: Shares = Shares { client: 0.2, network: 0.4, provider: 0.6 };
+
+fn fairness<'a>(holders: &'a [Option<Groups>], demand: &'a dyn Fn(Level, u128) -> f64) -> Fairness<'a> {
+    Fairness { holders, caps: SHARES.caps(holders.len()), flood_above: holders.len() as f64, demand }
+}
+
+#[test]
+fn addresses_group_by_client_network_and_provider() {
+    let a = groups("198.51.100.7");
+    assert_eq!(a.key(Level::Client), groups("198.51.100.7").key(Level::Client));
+    assert_ne!(a.key(Level::Client), groups("198.51.100.8").key(Level::Client));
+    assert_eq!(a.key(Level::Network), groups("198.51.100.200").key(Level::Network));
+    assert_ne!(a.key(Level::Network), groups("198.51.101.7").key(Level::Network));
+    assert_eq!(a.key(Level::Provider), groups("198.51.255.1").key(Level::Provider));
+    assert_ne!(a.key(Level::Provider), groups("198.52.100.7").key(Level::Provider));
+    // An IPv4-mapped IPv6 address is its IPv4 address.
+    assert_eq!(groups("::ffff:198.51.100.7"), a);
+    // IPv6: a client is a /64, a network a /48, a provider a /32.
+    let b = groups("2001:db8:1:2:aaaa::1");
+    assert_eq!(b.key(Level::Client), groups("2001:db8:1:2:ffff:ffff:ffff:ffff").key(Level::Client));
+    assert_ne!(b.key(Level::Client), groups("2001:db8:1:3::1").key(Level::Client));
+    assert_eq!(b.key(Level::Network), groups("2001:db8:1:ffff::1").key(Level::Network));
+    assert_ne!(b.key(Level::Network), groups("2001:db8:2::1").key(Level::Network));
+    assert_eq!(b.key(Level::Provider), groups("2001:db8:ffff::1").key(Level::Provider));
+    assert_ne!(b.key(Level::Provider), groups("2001:db9::1").key(Level::Provider));
+    // No IPv6 group is an IPv4 one, at any level.
+    for level in Level::ALL {
+        assert_ne!(groups("::").key(level), groups("0.0.0.0").key(level), "{level:?}");
+        assert_ne!(groups("::c633:6407").key(level), a.key(level), "{level:?}");
+    }
+}
+
+#[test]
+fn caps_are_a_share_of_the_pool_and_at_least_one() {
+    assert_eq!(SHARES.caps(5), [1, 2, 3]);
+    assert_eq!(SHARES.caps(3), [1, 1, 1]);
+    assert_eq!(SHARES.caps(1), [1, 1, 1]);
+    assert_eq!(SHARES.caps(20), [4, 8, 12]);
+    // 10 × 0.3 is 2.9999999999999996 in floating point: still 3.
+    assert_eq!(Shares { client: 0.3, network: 0.3, provider: 0.3 }.caps(10), [3, 3, 3]);
+}
+
+#[test]
+fn demand_halves_every_half_life() {
+    assert_eq!(decayed(8.0, 0, 0, 1000), 8.0);
+    assert!((decayed(8.0, 0, 1000, 1000) - 4.0).abs() < 1e-9);
+    assert!((decayed(8.0, 0, 3000, 1000) - 1.0).abs() < 1e-9);
+    // A clock that steps back does not grow it.
+    assert_eq!(decayed(8.0, 1000, 0, 1000), 8.0);
+}
+
+#[test]
+fn one_address_holding_the_pool_gives_back_all_but_its_share() {
+    let attacker = "203.0.113.9";
+    let (mut states, mut holders) = pool(&[Some(attacker); 5]);
+    // Five asks are not a flood of a 5-number pool, but five numbers are
+    // over a client's share of one.
+    let demand = Demand::default().ask(attacker, 5);
+    let d = |l, k| demand.of(l, k);
+    let mut taken = 0;
+    for visitor in ["192.0.2.1", "192.0.2.2", "198.51.100.3", "2001:db8::1", "2001:db8:5::1"] {
+        let rules = fairness(&holders, &d);
+        let Some(i) = rules.preempt(&states, &groups(visitor), NOW) else { break };
+        assert_eq!(holders[i], Some(groups(attacker)));
+        states[i] = live(visitor, NOW);
+        holders[i] = Some(groups(visitor));
+        taken += 1;
+    }
+    // 192.0.2.1 and .2 share a network: the second is still within its
+    // network's share of two, so it takes one too.
+    assert_eq!(taken, 4, "{holders:?}");
+    assert_eq!(holders.iter().filter(|h| **h == Some(groups(attacker))).count(), 1);
+}
+
+#[test]
+fn the_oldest_lease_of_the_group_furthest_over_its_share_goes_first() {
+    let (states, holders) =
+        pool(&[Some("203.0.113.9"), Some("198.51.100.1"), Some("203.0.113.9"), Some("203.0.113.9")]);
+    let demand = Demand::default();
+    let d = |l, k| demand.of(l, k);
+    // Number 0 started first, so it was renewed least recently.
+    assert_eq!(fairness(&holders, &d).preempt(&states, &groups("192.0.2.1"), NOW), Some(0));
+}
+
+#[test]
+fn a_flooding_group_loses_even_its_last_number_and_takes_none() {
+    let (states, holders) =
+        pool(&[Some("203.0.113.9"), Some("192.0.2.1"), Some("192.0.2.2"), Some("198.51.100.1"), Some("2001:db8::1")]);
+    let demand = Demand::default().ask("203.0.113.9", 40);
+    let d = |l, k| demand.of(l, k);
+    let rules = fairness(&holders, &d);
+    // A quiet newcomer takes the flooding client's only number.
+    assert_eq!(rules.preempt(&states, &groups("100.64.0.1"), NOW), Some(0));
+    // The flooder takes nothing, though the 192.0.2.0/24 network is at its
+    // share of two.
+    assert_eq!(rules.preempt(&states, &groups("203.0.113.9"), NOW), None);
+    // A quiet client of the flooder's network is weighed against the flooder
+    // as a client, and takes its number.
+    assert_eq!(rules.preempt(&states, &groups("203.0.113.10"), NOW), Some(0));
+    // Once the flooder's number is gone, that client is weighed against the
+    // other holders as a network (and a provider), which floods: it takes
+    // nothing.
+    let (mut states, mut holders) = (states, holders);
+    states[0] = live("s-new", NOW);
+    holders[0] = Some(groups("100.64.0.1"));
+    let rules = fairness(&holders, &d);
+    assert_eq!(rules.preempt(&states, &groups("203.0.113.10"), NOW), None);
+}
+
+#[test]
+fn quiet_holders_within_their_share_keep_their_numbers() {
+    let (states, holders) =
+        pool(&[Some("192.0.2.1"), Some("198.51.100.1"), Some("203.0.113.1"), Some("100.64.0.1"), Some("2001:db8::1")]);
+    let demand = Demand::default().ask("192.0.2.1", 1).ask("198.51.100.1", 1);
+    let d = |l, k| demand.of(l, k);
+    assert_eq!(fairness(&holders, &d).preempt(&states, &groups("192.0.2.77"), NOW), None);
+    // The same visitor never takes over its own address's number.
+    let (states, holders) = pool(&[Some("192.0.2.1"); 3]);
+    assert_eq!(fairness(&holders, &d).preempt(&states, &groups("192.0.2.1"), NOW), None);
+}
+
+#[test]
+fn leases_of_unknown_origin_are_never_taken_over() {
+    let (states, holders) = pool(&[None, None, None]);
+    let demand = Demand::default();
+    let d = |l, k| demand.of(l, k);
+    assert_eq!(fairness(&holders, &d).preempt(&states, &groups("192.0.2.1"), NOW), None);
+}
+
+#[test]
+fn a_newcomer_at_its_own_share_takes_over_only_from_a_flood() {
+    // Pool of 5: network share 2. 192.0.2.0/24 holds two already.
+    let (states, holders) =
+        pool(&[Some("192.0.2.1"), Some("192.0.2.2"), Some("203.0.113.9"), Some("203.0.113.9"), Some("203.0.113.9")]);
+    let quiet = Demand::default().ask("203.0.113.9", 3);
+    let d = |l, k| quiet.of(l, k);
+    assert_eq!(fairness(&holders, &d).preempt(&states, &groups("192.0.2.3"), NOW), None);
+    let flood = Demand::default().ask("203.0.113.9", 30);
+    let d = |l, k| flood.of(l, k);
+    assert_eq!(fairness(&holders, &d).preempt(&states, &groups("192.0.2.3"), NOW), Some(2));
+}
+
+#[test]
+fn a_flooding_group_gets_no_free_number_past_its_share() {
+    let mut states = vec![NumberState { live: None, last_holder: None, cooldown_until_ms: 0 }; 5];
+    let mut holders = vec![None; 5];
+    let flooder = groups("203.0.113.9");
+    let demand = Demand::default().ask("203.0.113.9", 6);
+    let d = |l, k| demand.of(l, k);
+    assert!(!fairness(&holders, &d).capped(&states, &flooder, NOW), "below its share of one");
+    states[0] = live("s0", 0);
+    holders[0] = Some(flooder);
+    assert!(fairness(&holders, &d).capped(&states, &flooder, NOW));
+    // Another address of its network: the network's share is two.
+    assert!(!fairness(&holders, &d).capped(&states, &groups("203.0.113.10"), NOW));
+    // Not flooding: free numbers are anybody's.
+    let demand = Demand::default().ask("203.0.113.9", 5);
+    let d = |l, k| demand.of(l, k);
+    assert!(!fairness(&holders, &d).capped(&states, &flooder, NOW));
+}
+
+#[test]
+fn heartbeats_alone_renew_up_to_a_limit_after_the_last_page() {
+    // Hold 900 s, limit 1800 s after the last visit or page view at 0.
+    assert_eq!(heartbeat_expiry(60_000, 900, 0, 1800), 960_000);
+    assert_eq!(heartbeat_expiry(1_200_000, 900, 0, 1800), 1_800_000);
+    assert_eq!(heartbeat_expiry(1_900_000, 900, 0, 1800), 1_800_000);
+    // A page view moves the limit.
+    assert_eq!(heartbeat_expiry(1_900_000, 900, 1_500_000, 1800), 2_800_000);
+}
