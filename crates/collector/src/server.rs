@@ -9,6 +9,7 @@ use actix_web::{App, HttpServer, web};
 use crate::api::{self, ApiState};
 use crate::calls::CallsService;
 use crate::calls::api::{self as calls_api, CallsApi};
+use crate::client_addr::LocalAddr;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::exports::api::{self as exports_api, ExportsApi};
@@ -76,8 +77,9 @@ pub fn bind_with(
         sites: config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect::<HashMap<_, _>>(),
         storage,
         clock,
-        limiter: RateLimiter::new(config.server.rate_limit),
-        trust_forwarded_for: config.server.trust_forwarded_for,
+        visit_limiter: RateLimiter::new(config.server.rate_limit.visits()),
+        session_limiter: RateLimiter::new(config.server.rate_limit.session()),
+        forwarded: config.server.trust_forwarded_for.then_some(config.server.forwarded_header),
     });
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
     let http = HttpServer::new(move || {
@@ -97,6 +99,13 @@ pub fn bind_with(
             .configure(pools_report::configure)
             .configure(|cfg| static_files::configure(&dirs, cfg))
             .default_service(web::to(api::not_found))
+    })
+    // The same-origin check compares a page's origin with the address each
+    // connection arrived at (see client_addr.rs).
+    .on_connect(|conn, data| {
+        if let Some(addr) = conn.downcast_ref::<actix_web::rt::net::TcpStream>().and_then(|t| t.local_addr().ok()) {
+            data.insert(LocalAddr(addr));
+        }
     })
     .workers(config.server.workers)
     .bind(listen)

@@ -6,6 +6,7 @@ mod common;
 mod pbx_support;
 
 mod calls;
+mod client_limits;
 mod config_check;
 mod demo_data;
 mod demo_month;
