@@ -438,6 +438,7 @@ async function loadPools() {
         h("span", {}, "Peak new sessions/hour ", h("b", {}, p.peak_new_sessions_per_hour)),
         h("span", {}, "Recommended size ", h("b", { class: "recommended" }, p.recommended_size)),
         h("span", {}, "Exhaustions ", h("b", {}, p.exhaustion_count)),
+        p.over_share_count ? h("span", {}, "Refused to flooding networks ", h("b", {}, p.over_share_count)) : null,
         h("span", { class: "muted" }, `on exhaustion: ${p.on_exhaustion}`)),
       // The formula with this window's figures, so the recommendation can be
       // checked by hand.
@@ -459,7 +460,7 @@ async function loadPools() {
         h("div", {}, h("h3", {}, "Utilisation per hour (most numbers live at once ÷ size)"), chartBox),
         h("div", {}, h("h3", {}, "Busiest recent hours"), h("div", { class: "scroll" }, hoursTable),
           p.exhaustions.length ? [h("h3", {}, "Latest exhaustions"), h("ul", {}, p.exhaustions.slice(-10).reverse().map((e) =>
-            h("li", {}, `${fmtTime(e.at_ms)}: ${e.policy} → ${e.outcome}${e.number ? ` (${e.number})` : ""}`)))] : "")),
+            h("li", {}, `${fmtTime(e.at_ms)}: ${e.count > 1 ? `${e.count} visitors, ` : ""}${e.reason === "over-share" ? "over their network's share, " : ""}${e.policy} → ${e.outcome}${e.number ? ` (${e.number})` : ""}`)))] : "")),
     ));
     table(hoursTable, [
       { label: "Hour", get: (r) => fmtTime(r.hour_ms).slice(0, 16) },

@@ -39,6 +39,7 @@ const SCHEMA_V4: &str = include_str!("schema_v4.sql");
 const SCHEMA_V5: &str = include_str!("schema_v5.sql");
 const SCHEMA_V6: &str = include_str!("schema_v6.sql");
 const SCHEMA_V7: &str = include_str!("schema_v7.sql");
+const SCHEMA_V8: &str = include_str!("schema_v8.sql");
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -51,6 +52,7 @@ fn migrations() -> Migrations<'static> {
         // runs, so they are checked before it commits.
         M::up(SCHEMA_V6).foreign_key_check(),
         M::up(SCHEMA_V7),
+        M::up(SCHEMA_V8),
     ])
 }
 
@@ -323,7 +325,12 @@ mod tests {
             )
             .unwrap();
         }
-        drop(SqliteStorage::open(&path).unwrap());
+        // Version 8 replaces pool_events (see the next test). Foreign keys
+        // off, as on the collector's connection (version 6 rebuilds a parent).
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        migrations().to_version(&mut conn, 7).unwrap();
+        drop(conn);
 
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
@@ -404,5 +411,105 @@ mod tests {
         // The rebuilt sessions table is still the parent: a session with leases cannot go.
         assert!(refused("DELETE FROM sessions WHERE id = 'a'").contains("FOREIGN KEY"));
         assert!(refused("INSERT INTO sessions VALUES ('a', 's', NULL, NULL, 'ua', 0, 3, 3)").contains("UNIQUE"));
+    }
+
+    /// Version 8 counts pool refusals and first asks per minute: a version 7
+    /// file's events become counts (taken-over numbers kept apart), each
+    /// session's first ask of a pool (a lease or an event) is counted in its
+    /// minute, and sessions remember the pools they asked.
+    #[test]
+    fn version_8_counts_a_version_7_files_pool_events_per_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v7.sqlite");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrations().to_version(&mut conn, 7).unwrap();
+            conn.execute_batch(
+                "INSERT INTO sites VALUES ('s', 0);
+                 INSERT INTO numbers (number, site_id, kind, pool_id) VALUES ('+15550001', 's', 'pool', 'p'),
+                                                                           ('+15550002', 's', 'pool', 'q');
+                 INSERT INTO sessions VALUES ('a', 's', NULL, NULL, 'ua', 0, 1, 1), ('b', 's', NULL, NULL, 'ua', 0, 2, 2),
+                                             ('c', 's', NULL, NULL, 'ua', 0, 2, 2), ('d', 's', NULL, NULL, 'ua', 0, 2, 2);
+                 -- a: a lease in p at 1 s, and one in q at 61 s.
+                 INSERT INTO leases (site_id, pool_id, number, session_id, started_at_ms, expires_at_ms, hold_secs)
+                     VALUES ('s', 'p', '+15550001', 'a', 1000, 901000, 900),
+                            ('s', 'q', '+15550002', 'a', 61000, 961000, 900);
+                 -- b: refused twice in p (the first at 2 s), then a lease there taken over from a.
+                 -- c: refused in p at 59 s. d: refused in p at 60 s.
+                 INSERT INTO pool_events (site_id, pool_id, at_ms, session_id, policy, outcome, number,
+                                          taken_from_session)
+                     VALUES ('s', 'p', 2000, 'b', 'overflow', 'overflow', '+15550099', NULL),
+                            ('s', 'p', 3000, 'b', 'overflow', 'overflow', '+15550099', NULL),
+                            ('s', 'p', 59000, 'c', 'overflow', 'overflow', '+15550099', NULL),
+                            ('s', 'p', 60000, 'd', 'original', 'original', NULL, NULL),
+                            ('s', 'p', 70000, 'b', 'take-over-oldest', 'taken-over', '+15550001', 'a');",
+            )
+            .unwrap();
+        }
+        drop(SqliteStorage::open(&path).unwrap());
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 8);
+        assert!(conn.prepare("SELECT * FROM pool_events").is_err(), "pool_events is gone");
+        type Row = (String, i64, String, String, String, String, i64, i64, i64);
+        let refusals: Vec<Row> = conn
+            .prepare(
+                "SELECT pool_id, minute_ms, reason, policy, outcome, number, events, first_at_ms, last_at_ms
+                 FROM pool_exhaustions ORDER BY minute_ms, policy",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let row = |minute, policy: &str, outcome: &str, number: &str, events, first, last| {
+            let (p, e) = ("p".to_owned(), "exhausted".to_owned());
+            (p, minute, e, policy.to_owned(), outcome.to_owned(), number.to_owned(), events, first, last)
+        };
+        assert_eq!(
+            refusals,
+            [
+                row(0, "overflow", "overflow", "+15550099", 3, 2000, 59000),
+                row(60000, "original", "original", "", 1, 60000, 60000),
+                row(60000, "take-over-oldest", "taken-over", "+15550001", 1, 70000, 70000),
+            ]
+        );
+        let first_asks: Vec<(String, i64, i64)> = conn
+            .prepare("SELECT pool_id, minute_ms, sessions FROM pool_first_asks ORDER BY pool_id, minute_ms")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // p: a (1 s), b (2 s) and c (59 s) in minute 0, d (60 s) in minute 1; q: a (61 s).
+        assert_eq!(first_asks, [("p".to_owned(), 0, 3), ("p".to_owned(), 60000, 1), ("q".to_owned(), 60000, 1)]);
+        let asked: Vec<(String, Option<String>)> = conn
+            .prepare("SELECT id, asked_pools FROM sessions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut a_pools: Vec<&str> = asked[0].1.as_deref().unwrap().split(' ').collect();
+        a_pools.sort_unstable();
+        assert_eq!(a_pools, ["p", "q"]);
+        assert_eq!(
+            asked[1..],
+            [("b".into(), Some("p".into())), ("c".into(), Some("p".into())), ("d".into(), Some("p".into()))]
+        );
+
+        let refused = |sql: &str| conn.execute(sql, []).unwrap_err().to_string();
+        let refusal = |reason: &str, outcome: &str| {
+            format!(
+                "INSERT INTO pool_exhaustions VALUES ('s', 'p', 120000, '{reason}', 'overflow', '{outcome}', '', 1, 1, 1)"
+            )
+        };
+        assert!(refused(&refusal("bored", "overflow")).contains("CHECK"));
+        assert!(refused(&refusal("exhausted", "lost")).contains("CHECK"));
+        conn.execute(&refusal("over-share", "original"), []).unwrap();
+        assert!(refused(&refusal("over-share", "original")).contains("UNIQUE"));
     }
 }

@@ -163,32 +163,13 @@ impl LeaseBook {
             Pick::Return(i) | Pick::Fresh(i) => pool.start(tx, site, config, i, visitor, now_ms),
             Pick::Exhausted => {
                 let decision = lease::on_exhaustion(config.on_exhaustion, &pool.states, now_ms);
-                let (outcome, number, taken_from) = match decision {
-                    Exhaustion::Overflow => ("overflow", site.overflow_number.as_ref().map(PhoneNumber::e164), None),
-                    Exhaustion::Original => ("original", None, None),
-                    Exhaustion::TakeOver(i) => (
-                        "taken-over",
-                        Some(config.numbers[i].e164()),
-                        pool.states[i].live.as_ref().map(|l| l.holder.session_id.clone()),
-                    ),
+                let (outcome, number) = match decision {
+                    Exhaustion::Overflow => ("overflow", site.overflow_number.as_ref().map(PhoneNumber::e164)),
+                    Exhaustion::Original => ("original", None),
+                    Exhaustion::TakeOver(i) => ("taken-over", Some(config.numbers[i].e164())),
                 };
-                tx.prepare_cached(
-                    "INSERT INTO pool_events (site_id, pool_id, at_ms, session_id, policy, outcome, number, taken_from_session)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        site.id,
-                        config.id,
-                        now_ms,
-                        session_id,
-                        config.on_exhaustion.as_str(),
-                        outcome,
-                        number,
-                        taken_from
-                    ])
-                })
-                .map_err(sql("recording a pool exhaustion"))?;
+                let refusal = Refusal { reason: "exhausted", outcome, number: number.as_deref().unwrap_or_default() };
+                record_refusal(tx, site, config, now_ms, &refusal)?;
                 match decision {
                     Exhaustion::Overflow => Ok(match &site.overflow_number {
                         Some(n) => VisitOutcome {
@@ -347,6 +328,49 @@ impl PoolBook {
         state.last_holder = None;
         Ok(leased(visitor.session_id, &pool.numbers[n], expires_at_ms))
     }
+}
+
+/// A pool ask that found no free number for the visitor, as counted in
+/// `pool_exhaustions`.
+struct Refusal<'a> {
+    /// `exhausted` or `over-share`.
+    reason: &'static str,
+    /// `overflow`, `original` or `taken-over`.
+    outcome: &'static str,
+    /// The number shown, `""` for the original.
+    number: &'a str,
+}
+
+/// Counts a refusal in its pool's minute: one row per pool, minute and kind,
+/// so a flood adds to a count instead of writing a row per visit.
+fn record_refusal(
+    tx: &Transaction<'_>,
+    site: &Site,
+    pool: &Pool,
+    now_ms: i64,
+    refusal: &Refusal<'_>,
+) -> Result<(), StorageError> {
+    tx.prepare_cached(
+        "INSERT INTO pool_exhaustions (site_id, pool_id, minute_ms, reason, policy, outcome, number, events,
+             first_at_ms, last_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8)
+         ON CONFLICT DO UPDATE SET events = events + 1, first_at_ms = MIN(first_at_ms, excluded.first_at_ms),
+             last_at_ms = MAX(last_at_ms, excluded.last_at_ms)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            site.id,
+            pool.id,
+            super::visits::minute_of(now_ms),
+            refusal.reason,
+            pool.on_exhaustion.as_str(),
+            refusal.outcome,
+            refusal.number,
+            now_ms
+        ])
+    })
+    .map(drop)
+    .map_err(sql("counting a pool exhaustion"))
 }
 
 fn leased(session_id: &str, number: &PhoneNumber, expires_at_ms: i64) -> VisitOutcome {

@@ -37,6 +37,9 @@ pub(super) fn visit(
             promo_code: None,
         },
         Want::Pool(i) => {
+            if session.first_ask {
+                record_first_ask(tx, site, &site.pools[i].id, now_ms)?;
+            }
             let visitor = Visitor { session_id: &session_id, client_id: session.client_id.as_deref() };
             book.lease(tx, site, i, &visitor, now_ms)?
         }
@@ -119,45 +122,82 @@ struct Session {
     /// As stored after this visit.
     client_id: Option<String>,
     is_new: bool,
+    /// The visit asks a pool for a number, and the session never asked
+    /// that pool before.
+    first_ask: bool,
+}
+
+/// Counts a session's first ask of a pool in its minute (the pools report's
+/// new sessions).
+fn record_first_ask(tx: &Transaction<'_>, site: &Site, pool_id: &str, now_ms: i64) -> Result<(), StorageError> {
+    tx.prepare_cached(
+        "INSERT INTO pool_first_asks (site_id, pool_id, minute_ms, sessions) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT DO UPDATE SET sessions = sessions + 1",
+    )
+    .and_then(|mut st| st.execute(params![site.id, pool_id, minute_of(now_ms)]))
+    .map(drop)
+    .map_err(sql("counting a first ask of a pool"))
+}
+
+/// The start of the minute holding `at_ms`.
+pub(super) fn minute_of(at_ms: i64) -> i64 {
+    at_ms - at_ms.rem_euclid(60_000)
+}
+
+/// `asked` (space-separated pool ids) with `pool_id` added; `None` when it
+/// is there already.
+fn with_pool(asked: Option<&str>, pool_id: &str) -> Option<String> {
+    match asked {
+        Some(list) if list.split(' ').any(|p| p == pool_id) => None,
+        Some(list) if !list.is_empty() => Some(format!("{list} {pool_id}")),
+        _ => Some(pool_id.to_owned()),
+    }
 }
 
 /// Continues the browser's session when it belongs to this site, else starts
 /// one (keeping the browser's id when nobody uses it yet, so a browser that
 /// outlived a database reset keeps its id).
 fn upsert_session(tx: &Transaction<'_>, cmd: &VisitCommand, now_ms: i64) -> Result<Session, StorageError> {
-    let stored: Option<(String, Option<String>)> = match cmd.session_id.as_deref() {
+    let stored: Option<(String, Option<String>, Option<String>)> = match cmd.session_id.as_deref() {
         Some(id) => tx
-            .prepare_cached("SELECT site_id, client_id FROM sessions WHERE id = ?1")
-            .and_then(|mut st| st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .prepare_cached("SELECT site_id, client_id, asked_pools FROM sessions WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
             .map_err(sql("looking up a session"))?,
         None => None,
     };
+    let wanted_pool = match cmd.want {
+        Want::Pool(i) => Some(cmd.site.pools[i].id.as_str()),
+        _ => None,
+    };
     let id = match (cmd.session_id.as_deref(), stored) {
-        (Some(id), Some((site, stored_client_id))) if site == cmd.site.id => {
+        (Some(id), Some((site, stored_client_id, asked))) if site == cmd.site.id => {
+            let asked_now = wanted_pool.and_then(|pool| with_pool(asked.as_deref(), pool));
             tx.prepare_cached(
                 "UPDATE sessions SET last_seen_ms = ?2, client_id = COALESCE(?3, client_id),
-                    ym_uid = COALESCE(?4, ym_uid) WHERE id = ?1",
+                    ym_uid = COALESCE(?4, ym_uid), asked_pools = COALESCE(?5, asked_pools) WHERE id = ?1",
             )
-            .and_then(|mut st| st.execute(params![id, now_ms, cmd.client_id, cmd.ym_uid]))
+            .and_then(|mut st| st.execute(params![id, now_ms, cmd.client_id, cmd.ym_uid, asked_now]))
             .map_err(sql("updating a session"))?;
             return Ok(Session {
                 id: id.to_owned(),
                 client_id: cmd.client_id.clone().or(stored_client_id),
                 is_new: false,
+                first_ask: asked_now.is_some(),
             });
         }
         (Some(id), None) => id.to_owned(),
         _ => cmd.new_session_id.clone(),
     };
     tx.prepare_cached(
-        "INSERT INTO sessions (id, site_id, client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        "INSERT INTO sessions (id, site_id, client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms,
+            asked_pools)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
     )
     .and_then(|mut st| {
-        st.execute(params![id, cmd.site.id, cmd.client_id, cmd.ym_uid, cmd.user_agent, cmd.is_bot, now_ms])
+        st.execute(params![id, cmd.site.id, cmd.client_id, cmd.ym_uid, cmd.user_agent, cmd.is_bot, now_ms, wanted_pool])
     })
     .map_err(sql("creating a session"))?;
-    Ok(Session { id, client_id: cmd.client_id.clone(), is_new: true })
+    Ok(Session { id, client_id: cmd.client_id.clone(), is_new: true, first_ask: wanted_pool.is_some() })
 }
 
 fn record_touches(
