@@ -16,6 +16,7 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use ringsource_core::lease::Groups;
 use ringsource_core::wire::{
     ErrorBody, ErrorDetail, HeartbeatRequest, HeartbeatResponse, PageViewRequest, VisitRequest,
 };
@@ -326,7 +327,8 @@ async fn visit(
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let clock = Arc::clone(&state.clock);
     let storage = state.storage.as_ref();
-    let response = crate::domain::visit(storage, site, visit, decided, user_agent, new_id, clock).response().await?;
+    let sender = crate::domain::Sender { user_agent, client: client.map(Groups::of) };
+    let response = crate::domain::visit(storage, site, visit, decided, sender, new_id, clock).response().await?;
     Ok(HttpResponse::Ok().json(response))
 }
 
@@ -342,7 +344,7 @@ async fn heartbeat(
     let beat: HeartbeatRequest = read_json(body).await?;
     check_session_id(&beat.session_id)?;
     let clock = Arc::clone(&state.clock);
-    match state.storage.heartbeat(site, beat.session_id.clone(), clock).await? {
+    match state.storage.heartbeat(site, beat.session_id.clone(), client.map(Groups::of), clock).await? {
         Renewal::Renewed { number, expires_at_ms } => {
             Ok(HttpResponse::Ok().json(HeartbeatResponse { number, expires_at_ms }))
         }

@@ -301,7 +301,7 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
             }
             Action::Heartbeat { visit } => {
                 if let Some((session, _, NumberKind::Lease)) = &numbers[visit] {
-                    storage.heartbeat(Arc::clone(&shared_site), session.clone(), clock.clone()).wait()?;
+                    storage.heartbeat(Arc::clone(&shared_site), session.clone(), None, clock.clone()).wait()?;
                 }
             }
             Action::PageView { visit, path } => {
@@ -513,7 +513,7 @@ fn run_visit(
         Arc::clone(site),
         request,
         None,
-        DEMO_USER_AGENT.to_owned(),
+        crate::domain::Sender { user_agent: DEMO_USER_AGENT.to_owned(), client: None },
         v.session_id.clone(),
         clock,
     )

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use ringsource_core::bots;
+use ringsource_core::lease::Groups;
 use ringsource_core::routing::Route;
 use ringsource_core::touch::{self, Touch, TouchHistory};
 use ringsource_core::visit::{UrlParts, Visit};
@@ -118,6 +119,14 @@ impl Split {
     }
 }
 
+/// Who sent a visit.
+pub struct Sender {
+    pub user_agent: String,
+    /// The address groups it came from; `None` when it did not come over the
+    /// network (demo data).
+    pub client: Option<Groups>,
+}
+
 /// Starts or continues the visit; storage answers with the number to show.
 /// `decided` is [`reclassify`]'s touch, which replaces the browser's.
 pub fn visit(
@@ -125,13 +134,14 @@ pub fn visit(
     site: Arc<Site>,
     mut visit: VisitRequest,
     decided: Option<Touch>,
-    user_agent: String,
+    sender: Sender,
     new_session_id: String,
     clock: Arc<dyn Clock>,
 ) -> Visiting {
     if let Some(touch) = &decided {
         visit.touch = touch.clone();
     }
+    let Sender { user_agent, client } = sender;
     let is_bot = bots::is_bot(&user_agent);
     let want = want(&site, &visit, is_bot);
     let heartbeat_secs = match want {
@@ -151,6 +161,7 @@ pub fn visit(
         page_title: visit.page.title,
         user_agent,
         is_bot,
+        client,
         want,
     };
     Visiting { outcome: storage.visit(cmd, clock), heartbeat_secs, config, decided }

@@ -271,9 +271,12 @@ pub fn decayed(value: f64, at_ms: i64, now_ms: i64, half_life_ms: i64) -> f64 {
 ///
 /// *Demand* is how many fresh numbers (not renewals) a group asked this pool
 /// for lately, as a count that halves every hold time. A group is
-/// *flooding* when its demand exceeds the pool's size: the sizing formula
-/// gives a whole site's traffic about that many new sessions per hold time,
-/// so one network above it is not its visitors.
+/// *flooding* when its demand exceeds twice the pool's size: the sizing
+/// formula gives a whole site's traffic fewer new sessions than the pool
+/// has numbers per hold time (the numbers are busy for the hold, the time
+/// renewed and the cooldown), so one network at twice that is not its
+/// visitors, while an office or a household behind one address that opens
+/// the site a few times stays well under it.
 ///
 /// - A group may hold more than its share while nobody else wants the
 ///   numbers (an idle number helps no one), except when it is flooding: a
@@ -292,7 +295,7 @@ pub struct Fairness<'a> {
     pub holders: &'a [Option<Groups>],
     /// [`Shares::caps`] of this pool.
     pub caps: [u32; 3],
-    /// Demand above this is flooding: the pool's size.
+    /// Demand above this is flooding: twice the pool's size.
     pub flood_above: f64,
     /// The demand of a group now.
     pub demand: &'a dyn Fn(Level, u128) -> f64,
@@ -314,6 +317,30 @@ impl Fairness<'_> {
 
     fn flooding(&self, groups: &Groups, level: Level) -> bool {
         (self.demand)(level, groups.key(level)) > self.flood_above
+    }
+
+    /// Whether any group of `groups` is flooding: such a visitor takes no
+    /// number over from anyone else, by these rules or by a pool's
+    /// take-over policy.
+    pub fn flooding_anywhere(&self, groups: &Groups) -> bool {
+        Level::ALL.into_iter().any(|level| self.flooding(groups, level))
+    }
+
+    /// What [`ExhaustionPolicy::TakeOverOldest`] leaves a flooding or capped
+    /// visitor: the live number its own client holds that was renewed least
+    /// recently, so it can only take from itself.
+    pub fn own_oldest(&self, numbers: &[NumberState], newcomer: &Groups, now_ms: i64) -> Option<usize> {
+        let client = newcomer.key(Level::Client);
+        numbers
+            .iter()
+            .zip(self.holders)
+            .enumerate()
+            .filter(|(_, (state, holder))| {
+                state.phase(now_ms) == Phase::Live && holder.is_some_and(|h| h.key(Level::Client) == client)
+            })
+            .filter_map(|(i, (state, _))| state.live.as_ref().map(|l| ((l.expires_at_ms, l.started_at_ms, i), i)))
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, i)| i)
     }
 
     /// Whether `newcomer` is refused a free number: at some level its group

@@ -13,6 +13,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use ringsource_core::lease::Groups;
 use ringsource_core::phone::PhoneNumber;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
@@ -243,9 +244,15 @@ impl Storage for SqliteStorage {
         pending
     }
 
-    fn heartbeat(&self, site: Arc<Site>, session_id: String, clock: Arc<dyn Clock>) -> Pending<Renewal> {
+    fn heartbeat(
+        &self,
+        site: Arc<Site>,
+        session_id: String,
+        client: Option<Groups>,
+        clock: Arc<dyn Clock>,
+    ) -> Pending<Renewal> {
         let (answer, pending) = Pending::channel();
-        self.send(Job::Heartbeat { site, session_id, clock, answer });
+        self.send(Job::Heartbeat { site, session_id, client, clock, answer });
         pending
     }
 

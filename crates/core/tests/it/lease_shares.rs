@@ -53,7 +53,7 @@ impl Demand {
 const SHARES: Shares = Shares { client: 0.2, network: 0.4, provider: 0.6 };
 
 fn fairness<'a>(holders: &'a [Option<Groups>], demand: &'a dyn Fn(Level, u128) -> f64) -> Fairness<'a> {
-    Fairness { holders, caps: SHARES.caps(holders.len()), flood_above: holders.len() as f64, demand }
+    Fairness { holders, caps: SHARES.caps(holders.len()), flood_above: 2.0 * holders.len() as f64, demand }
 }
 
 #[test]
@@ -197,7 +197,8 @@ fn a_flooding_group_gets_no_free_number_past_its_share() {
     let mut states = vec![NumberState { live: None, last_holder: None, cooldown_until_ms: 0 }; 5];
     let mut holders = vec![None; 5];
     let flooder = groups("203.0.113.9");
-    let demand = Demand::default().ask("203.0.113.9", 6);
+    // Eleven fresh asks of a 5-number pool: more than twice its size.
+    let demand = Demand::default().ask("203.0.113.9", 11);
     let d = |l, k| demand.of(l, k);
     assert!(!fairness(&holders, &d).capped(&states, &flooder, NOW), "below its share of one");
     states[0] = live("s0", 0);
@@ -206,9 +207,25 @@ fn a_flooding_group_gets_no_free_number_past_its_share() {
     // Another address of its network: the network's share is two.
     assert!(!fairness(&holders, &d).capped(&states, &groups("203.0.113.10"), NOW));
     // Not flooding: free numbers are anybody's.
-    let demand = Demand::default().ask("203.0.113.9", 5);
+    let demand = Demand::default().ask("203.0.113.9", 10);
     let d = |l, k| demand.of(l, k);
     assert!(!fairness(&holders, &d).capped(&states, &flooder, NOW));
+}
+
+#[test]
+fn a_flooding_client_may_take_over_only_its_own_numbers() {
+    let (states, holders) =
+        pool(&[Some("192.0.2.1"), Some("203.0.113.9"), Some("203.0.113.9"), Some("203.0.113.10"), None]);
+    let demand = Demand::default().ask("203.0.113.9", 40);
+    let d = |l, k| demand.of(l, k);
+    let rules = fairness(&holders, &d);
+    assert!(rules.flooding_anywhere(&groups("203.0.113.9")));
+    // Its network floods too: 203.0.113.10 is flooding at that level.
+    assert!(rules.flooding_anywhere(&groups("203.0.113.10")));
+    assert!(!rules.flooding_anywhere(&groups("192.0.2.1")));
+    // Number 1 started before number 2: renewed least recently.
+    assert_eq!(rules.own_oldest(&states, &groups("203.0.113.9"), NOW), Some(1));
+    assert_eq!(rules.own_oldest(&states, &groups("198.51.100.1"), NOW), None);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! page, and the number it is shown), heartbeats and page views. Each runs
 //! inside a transaction the writer holds for its whole batch.
 
-use ringsource_core::lease::Visitor;
+use ringsource_core::lease::{Groups, Visitor};
 use ringsource_core::touch::Touch;
 use ringsource_core::wire::NumberKind;
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -41,7 +41,7 @@ pub(super) fn visit(
                 record_first_ask(tx, site, &site.pools[i].id, now_ms)?;
             }
             let visitor = Visitor { session_id: &session_id, client_id: session.client_id.as_deref() };
-            book.lease(tx, site, i, &visitor, now_ms)?
+            book.lease(tx, site, i, &visitor, cmd.client, now_ms)?
         }
         Want::Promo => match &site.promo {
             Some(promo) => match calls::promo_code_for(tx, site, promo, &session_id, now_ms)? {
@@ -67,12 +67,15 @@ pub(super) fn heartbeat(
     book: &mut LeaseBook,
     site: &Site,
     session_id: &str,
+    client: Option<Groups>,
     now_ms: i64,
 ) -> Result<Renewal, StorageError> {
-    Ok(match book.renew(tx, site, session_id, now_ms)? {
-        Some((number, expires_at_ms)) => {
-            touch_session(tx, session_id, now_ms)?;
-            Renewal::Renewed { number, expires_at_ms }
+    Ok(match book.renew(tx, site, session_id, client, now_ms)? {
+        Some(renewed) => {
+            if renewed.written {
+                touch_session(tx, session_id, now_ms)?;
+            }
+            Renewal::Renewed { number: renewed.number, expires_at_ms: renewed.expires_at_ms }
         }
         None if session_exists(tx, &site.id, session_id)? => Renewal::Gone,
         None => Renewal::UnknownSession,
@@ -80,12 +83,18 @@ pub(super) fn heartbeat(
 }
 
 /// Records a page view; `false` when the session is unknown.
-pub(super) fn page_view(tx: &Transaction<'_>, view: &PageViewCommand, now_ms: i64) -> Result<bool, StorageError> {
+pub(super) fn page_view(
+    tx: &Transaction<'_>,
+    book: &mut LeaseBook,
+    view: &PageViewCommand,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
     if !session_exists(tx, &view.site.id, &view.session_id)? {
         return Ok(false);
     }
     insert_page_view(tx, &view.session_id, now_ms, &view.url, view.title.as_deref())?;
     touch_session(tx, &view.session_id, now_ms)?;
+    book.viewed(&view.site, &view.session_id, now_ms);
     Ok(true)
 }
 
