@@ -267,31 +267,40 @@ pub fn decayed(value: f64, at_ms: i64, now_ms: i64, half_life_ms: i64) -> f64 {
     value * (-elapsed / half_life_ms.max(1) as f64).exp2()
 }
 
+/// How much more a group must have asked than another to count as the
+/// louder of the two (besides flooding).
+pub const LOUDER: f64 = 4.0;
+
 /// The fair-share rules of one pool, over its numbers' current holders.
 ///
 /// *Demand* is how many fresh numbers (not renewals) a group asked this pool
 /// for lately, as a count that halves every hold time. A group is
 /// *flooding* when its demand exceeds twice the pool's size: the sizing
-/// formula gives a whole site's traffic fewer new sessions than the pool
-/// has numbers per hold time (the numbers are busy for the hold, the time
-/// renewed and the cooldown), so one network at twice that is not its
-/// visitors, while an office or a household behind one address that opens
-/// the site a few times stays well under it.
+/// formula gives a whole site's traffic fewer new sessions than the pool has
+/// numbers per hold time (a number is busy for the hold, the renewed time
+/// and the cooldown), so one group at twice that is more than its visitors.
+/// It is *louder* than another group when it floods and asked [`LOUDER`]
+/// times as much: an attack is louder than the networks of the visitors it
+/// crowds out, however many of those share a network.
 ///
 /// - A group may hold more than its share while nobody else wants the
-///   numbers (an idle number helps no one), except when it is flooding: a
-///   flooding group gets no free number past its share at that level.
+///   numbers (an idle number helps no one), except a flooding client (an
+///   address, an IPv6 /64): it gets no free number past its share.
 /// - When a newcomer is refused (the pool is exhausted, or it is capped),
-///   it may take over a live number from a group it does not belong to, if
-///   that group is flooding, or holds more than its share while the
-///   newcomer's groups are within theirs. A flooding newcomer takes over
-///   nothing, so numbers move from loud groups to quiet ones and never back.
-///   Comparisons use only the levels where the two differ: a newcomer and a
-///   holder in one provider are weighed as networks, or as clients.
+///   it may take over a live number from a holder it does not share a client
+///   with, if at a level where they differ the holder's group is louder
+///   than the newcomer's; or if the holder's group holds more than its share
+///   while the newcomer's groups are within theirs and not louder. Numbers
+///   move from loud groups to quiet ones and never back.
+/// - A pool's take-over policy takes no number from a group the newcomer is
+///   louder than, and a capped newcomer takes over only its own.
+///
+/// Comparisons use only the levels where the two differ: a newcomer and a
+/// holder in one provider are weighed as networks, and as clients.
 pub struct Fairness<'a> {
     /// Parallel to the pool's numbers: the groups of each live lease's
-    /// holder, `None` when unknown (leases from before a restart), which are
-    /// never taken over.
+    /// holder, `None` when unknown (leases from before a restart), which the
+    /// fair-share rules never take over.
     pub holders: &'a [Option<Groups>],
     /// [`Shares::caps`] of this pool.
     pub caps: [u32; 3],
@@ -315,47 +324,40 @@ impl Fairness<'_> {
         held
     }
 
-    fn flooding(&self, groups: &Groups, level: Level) -> bool {
-        (self.demand)(level, groups.key(level)) > self.flood_above
+    fn demand_of(&self, groups: &Groups, level: Level) -> f64 {
+        (self.demand)(level, groups.key(level))
     }
 
-    /// Whether any group of `groups` is flooding: such a visitor takes no
-    /// number over from anyone else, by these rules or by a pool's
-    /// take-over policy.
-    pub fn flooding_anywhere(&self, groups: &Groups) -> bool {
-        Level::ALL.into_iter().any(|level| self.flooding(groups, level))
+    /// Whether `groups`' group at `level` is flooding the pool.
+    pub fn flooding(&self, groups: &Groups, level: Level) -> bool {
+        self.demand_of(groups, level) > self.flood_above
     }
 
-    /// What [`ExhaustionPolicy::TakeOverOldest`] leaves a flooding or capped
-    /// visitor: the live number its own client holds that was renewed least
-    /// recently, so it can only take from itself.
-    pub fn own_oldest(&self, numbers: &[NumberState], newcomer: &Groups, now_ms: i64) -> Option<usize> {
-        let client = newcomer.key(Level::Client);
-        numbers
-            .iter()
-            .zip(self.holders)
-            .enumerate()
-            .filter(|(_, (state, holder))| {
-                state.phase(now_ms) == Phase::Live && holder.is_some_and(|h| h.key(Level::Client) == client)
-            })
-            .filter_map(|(i, (state, _))| state.live.as_ref().map(|l| ((l.expires_at_ms, l.started_at_ms, i), i)))
-            .min_by_key(|(rank, _)| *rank)
-            .map(|(_, i)| i)
+    /// Whether `a`'s group at `level` is louder than `b`'s.
+    pub fn louder(&self, a: &Groups, b: &Groups, level: Level) -> bool {
+        let da = self.demand_of(a, level);
+        da > self.flood_above && da > LOUDER * self.demand_of(b, level).max(1.0)
     }
 
-    /// Whether `newcomer` is refused a free number: at some level its group
-    /// is flooding and already holds its share.
+    /// The levels at which `a` and `b` are in different groups (groups
+    /// nest, so these are the finest ones).
+    fn differ(a: &Groups, b: &Groups) -> impl Iterator<Item = Level> {
+        let (a, b) = (*a, *b);
+        Level::ALL.into_iter().filter(move |&level| a.key(level) != b.key(level))
+    }
+
+    /// Whether `newcomer` is refused a free number: its client floods the
+    /// pool and holds its share.
     pub fn capped(&self, numbers: &[NumberState], newcomer: &Groups, now_ms: i64) -> bool {
         let held = self.held(numbers, now_ms);
-        Level::ALL.into_iter().any(|level| {
-            self.flooding(newcomer, level)
-                && held.get(&(level, newcomer.key(level))).copied().unwrap_or(0) >= self.caps[level as usize]
-        })
+        let level = Level::Client;
+        self.flooding(newcomer, level)
+            && held.get(&(level, newcomer.key(level))).copied().unwrap_or(0) >= self.caps[level as usize]
     }
 
-    /// The live number `newcomer` may take over, if any: from a holder
-    /// flooding at the most levels first, then from the group furthest over
-    /// its share; among those, the lease renewed least recently (as
+    /// The live number `newcomer` may take over, if any: from the holder
+    /// that is louder at the most levels first, then from the group furthest
+    /// over its share; among those, the lease renewed least recently (as
     /// [`ExhaustionPolicy::TakeOverOldest`] picks).
     pub fn preempt(&self, numbers: &[NumberState], newcomer: &Groups, now_ms: i64) -> Option<usize> {
         let held = self.held(numbers, now_ms);
@@ -363,29 +365,50 @@ impl Fairness<'_> {
         let cap = |level: Level| self.caps[level as usize];
         let candidates = numbers.iter().zip(self.holders).enumerate().filter_map(|(i, (state, holder))| {
             let (Some(lease), Some(holder)) = (state.live.as_ref(), holder) else { return None };
-            if state.phase(now_ms) != Phase::Live {
+            let differ: Vec<Level> = Self::differ(holder, newcomer).collect();
+            if state.phase(now_ms) != Phase::Live || differ.is_empty() {
                 return None;
             }
-            // The levels where the two differ; groups nest, so these are the
-            // finest ones.
-            let differ: Vec<Level> =
-                Level::ALL.into_iter().filter(|&level| holder.key(level) != newcomer.key(level)).collect();
-            if differ.is_empty() || differ.iter().any(|&level| self.flooding(newcomer, level)) {
-                return None;
-            }
-            // Flooding at more levels (the client, its network and its
-            // provider) is surer than a provider that an attack shares with
-            // its other customers.
-            let flooding = differ.iter().filter(|&&level| self.flooding(holder, level)).count();
+            let louder = differ.iter().filter(|&&level| self.louder(holder, newcomer, level)).count();
             let excess =
                 differ.iter().map(|&level| i64::from(count(level, holder)) - i64::from(cap(level))).max().unwrap_or(0);
-            let entitled = differ.iter().all(|&level| count(level, newcomer) < cap(level));
-            let eligible = flooding > 0 || (excess > 0 && entitled);
+            let entitled = differ
+                .iter()
+                .all(|&level| count(level, newcomer) < cap(level) && !self.louder(newcomer, holder, level));
+            let eligible = louder > 0 || (excess > 0 && entitled);
             // Ties: the configured order of the pool.
             let oldest = Reverse((lease.expires_at_ms, lease.started_at_ms, i));
-            eligible.then_some(((flooding, excess, oldest), i))
+            eligible.then_some(((louder, excess, oldest), i))
         });
         candidates.max_by_key(|(rank, _)| *rank).map(|(_, i)| i)
+    }
+
+    /// The number [`ExhaustionPolicy::TakeOverOldest`] takes for
+    /// `newcomer`: the live lease renewed least recently among those it may
+    /// take (its own client's only, when `capped`; otherwise any but those
+    /// of groups it is louder than).
+    pub fn take_over_oldest(
+        &self,
+        numbers: &[NumberState],
+        newcomer: &Groups,
+        capped: bool,
+        now_ms: i64,
+    ) -> Option<usize> {
+        numbers
+            .iter()
+            .zip(self.holders)
+            .enumerate()
+            .filter(|(_, (state, holder))| {
+                state.phase(now_ms) == Phase::Live
+                    && match holder {
+                        Some(h) if capped => h.key(Level::Client) == newcomer.key(Level::Client),
+                        Some(h) => Self::differ(h, newcomer).all(|level| !self.louder(newcomer, h, level)),
+                        None => !capped,
+                    }
+            })
+            .filter_map(|(i, (state, _))| state.live.as_ref().map(|l| ((l.expires_at_ms, l.started_at_ms, i), i)))
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, i)| i)
     }
 }
 

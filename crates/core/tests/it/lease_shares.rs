@@ -213,19 +213,56 @@ fn a_flooding_group_gets_no_free_number_past_its_share() {
 }
 
 #[test]
-fn a_flooding_client_may_take_over_only_its_own_numbers() {
+fn the_take_over_policy_spares_the_groups_a_flood_is_louder_than() {
     let (states, holders) =
         pool(&[Some("192.0.2.1"), Some("203.0.113.9"), Some("203.0.113.9"), Some("203.0.113.10"), None]);
     let demand = Demand::default().ask("203.0.113.9", 40);
     let d = |l, k| demand.of(l, k);
     let rules = fairness(&holders, &d);
-    assert!(rules.flooding_anywhere(&groups("203.0.113.9")));
-    // Its network floods too: 203.0.113.10 is flooding at that level.
-    assert!(rules.flooding_anywhere(&groups("203.0.113.10")));
-    assert!(!rules.flooding_anywhere(&groups("192.0.2.1")));
-    // Number 1 started before number 2: renewed least recently.
-    assert_eq!(rules.own_oldest(&states, &groups("203.0.113.9"), NOW), Some(1));
-    assert_eq!(rules.own_oldest(&states, &groups("198.51.100.1"), NOW), None);
+    let flooder = groups("203.0.113.9");
+    assert!(rules.flooding(&flooder, Level::Client));
+    // Its network floods with it: 203.0.113.10 is quiet as a client only.
+    assert!(rules.flooding(&groups("203.0.113.10"), Level::Network));
+    assert!(!rules.flooding(&groups("203.0.113.10"), Level::Client));
+    assert!(rules.louder(&flooder, &groups("192.0.2.1"), Level::Provider));
+    assert!(!rules.louder(&groups("192.0.2.1"), &flooder, Level::Provider));
+    // The flooder may take its own numbers and the unknown holder's, not
+    // 192.0.2.1's nor its quiet neighbour 203.0.113.10's: number 1 started
+    // before number 2 and number 4.
+    assert_eq!(rules.take_over_oldest(&states, &flooder, false, NOW), Some(1));
+    let (only_others, others) = pool(&[Some("192.0.2.1"), Some("203.0.113.10")]);
+    assert_eq!(fairness(&others, &d).take_over_oldest(&only_others, &flooder, false, NOW), None);
+    // Capped, it takes only its own.
+    assert_eq!(rules.take_over_oldest(&states, &flooder, true, NOW), Some(1));
+    assert_eq!(rules.take_over_oldest(&states, &groups("198.51.100.1"), true, NOW), None);
+    // A quiet visitor takes the oldest of all, as the policy always did.
+    assert_eq!(rules.take_over_oldest(&states, &groups("198.51.100.1"), false, NOW), Some(0));
+}
+
+#[test]
+fn many_visitors_of_one_network_are_not_louder_than_an_attack() {
+    // Twelve visitors of 192.0.2.0/24 asked (more than twice the pool), the
+    // attack from 198.51.100.0/24 two hundred times.
+    let (states, holders) =
+        pool(&[Some("192.0.2.1"), Some("192.0.2.2"), Some("198.51.100.1"), Some("198.51.100.2"), Some("198.51.100.3")]);
+    let mut demand = Demand::default().ask("198.51.100.1", 70).ask("198.51.100.2", 70).ask("198.51.100.3", 60);
+    for i in 1..=12 {
+        demand = demand.ask(&format!("192.0.2.{i}"), 1);
+    }
+    let d = |l, k| demand.of(l, k);
+    let rules = fairness(&holders, &d);
+    let visitor = groups("192.0.2.13");
+    assert!(rules.flooding(&visitor, Level::Network), "the visitors' network is busy");
+    // Still they take the attack's numbers, oldest first…
+    assert_eq!(rules.preempt(&states, &visitor, NOW), Some(2));
+    // …and the attack takes none of theirs, by either rule: a new address of
+    // the attack may only take from the louder addresses of its own network.
+    assert_eq!(rules.preempt(&states, &groups("198.51.100.4"), NOW), Some(2));
+    assert_eq!(rules.take_over_oldest(&states, &groups("198.51.100.4"), false, NOW), Some(2));
+    let (theirs, their_holders) = pool(&[Some("192.0.2.1"), Some("192.0.2.2"), Some("192.0.2.3")]);
+    let rules = fairness(&their_holders, &d);
+    assert_eq!(rules.preempt(&theirs, &groups("198.51.100.4"), NOW), None, "over its share, but quieter");
+    assert_eq!(rules.take_over_oldest(&theirs, &groups("198.51.100.4"), false, NOW), None);
 }
 
 #[test]

@@ -324,13 +324,13 @@ impl LeaseBook {
                     pool.end(tx, i, now_ms, "taken_over", None)?;
                     return pool.start(tx, site, config, i, visitor, client, now_ms);
                 }
-                // A flooding visitor, or one refused for its share, takes
-                // over only what its own client holds.
-                let own = client.filter(|g| capped || rules.flooding_anywhere(g));
-                let decision = match (config.on_exhaustion, own) {
-                    (ExhaustionPolicy::TakeOverOldest, Some(g)) => {
-                        rules.own_oldest(&pool.states, &g, now_ms).map_or(Exhaustion::Original, Exhaustion::TakeOver)
-                    }
+                // The take-over policy spares the groups this visitor is
+                // louder than, and one refused for its share takes over only
+                // what its own client holds.
+                let decision = match (config.on_exhaustion, client) {
+                    (ExhaustionPolicy::TakeOverOldest, Some(g)) => rules
+                        .take_over_oldest(&pool.states, &g, capped, now_ms)
+                        .map_or(Exhaustion::Original, Exhaustion::TakeOver),
                     (policy, _) if pick == Pick::Exhausted => lease::on_exhaustion(policy, &pool.states, now_ms),
                     (ExhaustionPolicy::Overflow, _) => Exhaustion::Overflow,
                     _ => Exhaustion::Original,
