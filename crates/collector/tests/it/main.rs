@@ -24,6 +24,7 @@ mod pbx_routes;
 mod pbx_timing;
 mod pbx_twilio;
 mod pbx_zadarma;
+mod pool_drain;
 mod pools_report;
 mod report_days;
 mod static_serving;
