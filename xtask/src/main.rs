@@ -5,6 +5,7 @@
 //! a newcomer or CI has to know.
 
 mod bench;
+mod bench_limiter;
 mod bench_tag;
 mod bundle;
 mod config;

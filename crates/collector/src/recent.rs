@@ -11,11 +11,12 @@
 //! entries instead cost every request time in proportion to the clients.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash};
 
-pub struct Recent<K, V> {
-    current: HashMap<K, V>,
-    previous: HashMap<K, V>,
+pub struct Recent<K, V, S = RandomState> {
+    current: HashMap<K, V, S>,
+    previous: HashMap<K, V, S>,
     rotated_at_ms: i64,
     period_ms: i64,
     max_len: usize,
@@ -27,9 +28,16 @@ impl<K: Hash + Eq + Copy, V> Recent<K, V> {
     /// dropped early, so memory stays bounded when a flood brings new keys
     /// faster than a period lets go of them.
     pub fn new(period_ms: i64, max_len: usize) -> Self {
+        Self::with_hasher(period_ms, max_len)
+    }
+}
+
+impl<K: Hash + Eq + Copy, V, S: BuildHasher + Default> Recent<K, V, S> {
+    /// [`Recent::new`] with keys hashed by `S`.
+    pub fn with_hasher(period_ms: i64, max_len: usize) -> Self {
         Self {
-            current: HashMap::new(),
-            previous: HashMap::new(),
+            current: HashMap::default(),
+            previous: HashMap::default(),
             rotated_at_ms: i64::MIN,
             period_ms: period_ms.max(1),
             max_len: max_len.max(1),
@@ -78,6 +86,28 @@ impl<K: Hash + Eq + Copy, V> Recent<K, V> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// For keys that already are a keyed hash of what they stand for (uniform
+/// and secret): the key is its own hash, with no second pass over it.
+#[derive(Default)]
+pub struct KeyIsHash(u64);
+
+impl std::hash::Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are meant; anything else is folded in, not dropped.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
