@@ -308,20 +308,31 @@ pub struct Fairness<'a> {
     pub flood_above: f64,
     /// The demand of a group now.
     pub demand: &'a dyn Fn(Level, u128) -> f64,
+    /// The live numbers a group holds now ([`held_by_group`] counts them
+    /// from `holders`; a caller that keeps the counts up to date passes its own).
+    pub held: &'a dyn Fn(Level, u128) -> u32,
+}
+
+/// Live numbers per group, counted from a pool's holders.
+pub fn held_by_group(
+    numbers: &[NumberState],
+    holders: &[Option<Groups>],
+    now_ms: i64,
+) -> std::collections::HashMap<(Level, u128), u32> {
+    let mut held = std::collections::HashMap::new();
+    for (state, holder) in numbers.iter().zip(holders) {
+        if let (Phase::Live, Some(groups)) = (state.phase(now_ms), holder) {
+            for level in Level::ALL {
+                *held.entry((level, groups.key(level))).or_insert(0) += 1;
+            }
+        }
+    }
+    held
 }
 
 impl Fairness<'_> {
-    /// Live numbers per group.
-    fn held(&self, numbers: &[NumberState], now_ms: i64) -> std::collections::HashMap<(Level, u128), u32> {
-        let mut held = std::collections::HashMap::new();
-        for (state, holder) in numbers.iter().zip(self.holders) {
-            if let (Phase::Live, Some(groups)) = (state.phase(now_ms), holder) {
-                for level in Level::ALL {
-                    *held.entry((level, groups.key(level))).or_insert(0) += 1;
-                }
-            }
-        }
-        held
+    fn count(&self, level: Level, groups: &Groups) -> u32 {
+        (self.held)(level, groups.key(level))
     }
 
     fn demand_of(&self, groups: &Groups, level: Level) -> f64 {
@@ -348,11 +359,9 @@ impl Fairness<'_> {
 
     /// Whether `newcomer` is refused a free number: its client floods the
     /// pool and holds its share.
-    pub fn capped(&self, numbers: &[NumberState], newcomer: &Groups, now_ms: i64) -> bool {
-        let held = self.held(numbers, now_ms);
+    pub fn capped(&self, newcomer: &Groups) -> bool {
         let level = Level::Client;
-        self.flooding(newcomer, level)
-            && held.get(&(level, newcomer.key(level))).copied().unwrap_or(0) >= self.caps[level as usize]
+        self.flooding(newcomer, level) && self.count(level, newcomer) >= self.caps[level as usize]
     }
 
     /// The live number `newcomer` may take over, if any: from the holder
@@ -360,8 +369,7 @@ impl Fairness<'_> {
     /// over its share; among those, the lease renewed least recently (as
     /// [`ExhaustionPolicy::TakeOverOldest`] picks).
     pub fn preempt(&self, numbers: &[NumberState], newcomer: &Groups, now_ms: i64) -> Option<usize> {
-        let held = self.held(numbers, now_ms);
-        let count = |level: Level, groups: &Groups| held.get(&(level, groups.key(level))).copied().unwrap_or(0);
+        let count = |level: Level, groups: &Groups| self.count(level, groups);
         let cap = |level: Level| self.caps[level as usize];
         let candidates = numbers.iter().zip(self.holders).enumerate().filter_map(|(i, (state, holder))| {
             let (Some(lease), Some(holder)) = (state.live.as_ref(), holder) else { return None };

@@ -29,6 +29,7 @@ mod checkpoint;
 mod leases;
 pub mod money;
 mod pools;
+mod tally;
 mod visits;
 mod wal;
 mod writer;

@@ -52,8 +52,53 @@ impl Demand {
 
 const SHARES: Shares = Shares { client: 0.2, network: 0.4, provider: 0.6 };
 
-fn fairness<'a>(holders: &'a [Option<Groups>], demand: &'a dyn Fn(Level, u128) -> f64) -> Fairness<'a> {
-    Fairness { holders, caps: SHARES.caps(holders.len()), flood_above: 2.0 * holders.len() as f64, demand }
+/// The rules over a pool, with the live numbers per group counted from it.
+struct Rules<'a> {
+    holders: &'a [Option<Groups>],
+    demand: &'a dyn Fn(Level, u128) -> f64,
+    held: HashMap<(Level, u128), u32>,
+}
+
+fn fairness<'a>(
+    states: &[NumberState],
+    holders: &'a [Option<Groups>],
+    demand: &'a dyn Fn(Level, u128) -> f64,
+) -> Rules<'a> {
+    Rules { holders, demand, held: held_by_group(states, holders, NOW) }
+}
+
+impl Rules<'_> {
+    fn with<R>(&self, f: impl FnOnce(&Fairness<'_>) -> R) -> R {
+        let held = |level, key| self.held.get(&(level, key)).copied().unwrap_or(0);
+        let size = self.holders.len();
+        f(&Fairness {
+            holders: self.holders,
+            caps: SHARES.caps(size),
+            flood_above: 2.0 * size as f64,
+            demand: self.demand,
+            held: &held,
+        })
+    }
+
+    fn preempt(&self, states: &[NumberState], newcomer: &Groups, now_ms: i64) -> Option<usize> {
+        self.with(|r| r.preempt(states, newcomer, now_ms))
+    }
+
+    fn capped(&self, newcomer: &Groups) -> bool {
+        self.with(|r| r.capped(newcomer))
+    }
+
+    fn take_over_oldest(&self, states: &[NumberState], newcomer: &Groups, capped: bool, now_ms: i64) -> Option<usize> {
+        self.with(|r| r.take_over_oldest(states, newcomer, capped, now_ms))
+    }
+
+    fn flooding(&self, groups: &Groups, level: Level) -> bool {
+        self.with(|r| r.flooding(groups, level))
+    }
+
+    fn louder(&self, a: &Groups, b: &Groups, level: Level) -> bool {
+        self.with(|r| r.louder(a, b, level))
+    }
 }
 
 #[test]
@@ -111,7 +156,7 @@ fn one_address_holding_the_pool_gives_back_all_but_its_share() {
     let d = |l, k| demand.of(l, k);
     let mut taken = 0;
     for visitor in ["192.0.2.1", "192.0.2.2", "198.51.100.3", "2001:db8::1", "2001:db8:5::1"] {
-        let rules = fairness(&holders, &d);
+        let rules = fairness(&states, &holders, &d);
         let Some(i) = rules.preempt(&states, &groups(visitor), NOW) else { break };
         assert_eq!(holders[i], Some(groups(attacker)));
         states[i] = live(visitor, NOW);
@@ -131,7 +176,7 @@ fn the_oldest_lease_of_the_group_furthest_over_its_share_goes_first() {
     let demand = Demand::default();
     let d = |l, k| demand.of(l, k);
     // Number 0 started first, so it was renewed least recently.
-    assert_eq!(fairness(&holders, &d).preempt(&states, &groups("192.0.2.1"), NOW), Some(0));
+    assert_eq!(fairness(&states, &holders, &d).preempt(&states, &groups("192.0.2.1"), NOW), Some(0));
 }
 
 #[test]
@@ -140,7 +185,7 @@ fn a_flooding_group_loses_even_its_last_number_and_takes_none() {
         pool(&[Some("203.0.113.9"), Some("192.0.2.1"), Some("192.0.2.2"), Some("198.51.100.1"), Some("2001:db8::1")]);
     let demand = Demand::default().ask("203.0.113.9", 40);
     let d = |l, k| demand.of(l, k);
-    let rules = fairness(&holders, &d);
+    let rules = fairness(&states, &holders, &d);
     // A quiet newcomer takes the flooding client's only number.
     assert_eq!(rules.preempt(&states, &groups("100.64.0.1"), NOW), Some(0));
     // The flooder takes nothing, though the 192.0.2.0/24 network is at its
@@ -155,7 +200,7 @@ fn a_flooding_group_loses_even_its_last_number_and_takes_none() {
     let (mut states, mut holders) = (states, holders);
     states[0] = live("s-new", NOW);
     holders[0] = Some(groups("100.64.0.1"));
-    let rules = fairness(&holders, &d);
+    let rules = fairness(&states, &holders, &d);
     assert_eq!(rules.preempt(&states, &groups("203.0.113.10"), NOW), None);
 }
 
@@ -165,10 +210,10 @@ fn quiet_holders_within_their_share_keep_their_numbers() {
         pool(&[Some("192.0.2.1"), Some("198.51.100.1"), Some("203.0.113.1"), Some("100.64.0.1"), Some("2001:db8::1")]);
     let demand = Demand::default().ask("192.0.2.1", 1).ask("198.51.100.1", 1);
     let d = |l, k| demand.of(l, k);
-    assert_eq!(fairness(&holders, &d).preempt(&states, &groups("192.0.2.77"), NOW), None);
+    assert_eq!(fairness(&states, &holders, &d).preempt(&states, &groups("192.0.2.77"), NOW), None);
     // The same visitor never takes over its own address's number.
     let (states, holders) = pool(&[Some("192.0.2.1"); 3]);
-    assert_eq!(fairness(&holders, &d).preempt(&states, &groups("192.0.2.1"), NOW), None);
+    assert_eq!(fairness(&states, &holders, &d).preempt(&states, &groups("192.0.2.1"), NOW), None);
 }
 
 #[test]
@@ -176,7 +221,7 @@ fn leases_of_unknown_origin_are_never_taken_over() {
     let (states, holders) = pool(&[None, None, None]);
     let demand = Demand::default();
     let d = |l, k| demand.of(l, k);
-    assert_eq!(fairness(&holders, &d).preempt(&states, &groups("192.0.2.1"), NOW), None);
+    assert_eq!(fairness(&states, &holders, &d).preempt(&states, &groups("192.0.2.1"), NOW), None);
 }
 
 #[test]
@@ -186,10 +231,10 @@ fn a_newcomer_at_its_own_share_takes_over_only_from_a_flood() {
         pool(&[Some("192.0.2.1"), Some("192.0.2.2"), Some("203.0.113.9"), Some("203.0.113.9"), Some("203.0.113.9")]);
     let quiet = Demand::default().ask("203.0.113.9", 3);
     let d = |l, k| quiet.of(l, k);
-    assert_eq!(fairness(&holders, &d).preempt(&states, &groups("192.0.2.3"), NOW), None);
+    assert_eq!(fairness(&states, &holders, &d).preempt(&states, &groups("192.0.2.3"), NOW), None);
     let flood = Demand::default().ask("203.0.113.9", 30);
     let d = |l, k| flood.of(l, k);
-    assert_eq!(fairness(&holders, &d).preempt(&states, &groups("192.0.2.3"), NOW), Some(2));
+    assert_eq!(fairness(&states, &holders, &d).preempt(&states, &groups("192.0.2.3"), NOW), Some(2));
 }
 
 #[test]
@@ -200,16 +245,16 @@ fn a_flooding_group_gets_no_free_number_past_its_share() {
     // Eleven fresh asks of a 5-number pool: more than twice its size.
     let demand = Demand::default().ask("203.0.113.9", 11);
     let d = |l, k| demand.of(l, k);
-    assert!(!fairness(&holders, &d).capped(&states, &flooder, NOW), "below its share of one");
+    assert!(!fairness(&states, &holders, &d).capped(&flooder), "below its share of one");
     states[0] = live("s0", 0);
     holders[0] = Some(flooder);
-    assert!(fairness(&holders, &d).capped(&states, &flooder, NOW));
+    assert!(fairness(&states, &holders, &d).capped(&flooder));
     // Another address of its network: the network's share is two.
-    assert!(!fairness(&holders, &d).capped(&states, &groups("203.0.113.10"), NOW));
+    assert!(!fairness(&states, &holders, &d).capped(&groups("203.0.113.10")));
     // Not flooding: free numbers are anybody's.
     let demand = Demand::default().ask("203.0.113.9", 10);
     let d = |l, k| demand.of(l, k);
-    assert!(!fairness(&holders, &d).capped(&states, &flooder, NOW));
+    assert!(!fairness(&states, &holders, &d).capped(&flooder));
 }
 
 #[test]
@@ -218,7 +263,7 @@ fn the_take_over_policy_spares_the_groups_a_flood_is_louder_than() {
         pool(&[Some("192.0.2.1"), Some("203.0.113.9"), Some("203.0.113.9"), Some("203.0.113.10"), None]);
     let demand = Demand::default().ask("203.0.113.9", 40);
     let d = |l, k| demand.of(l, k);
-    let rules = fairness(&holders, &d);
+    let rules = fairness(&states, &holders, &d);
     let flooder = groups("203.0.113.9");
     assert!(rules.flooding(&flooder, Level::Client));
     // Its network floods with it: 203.0.113.10 is quiet as a client only.
@@ -231,7 +276,7 @@ fn the_take_over_policy_spares_the_groups_a_flood_is_louder_than() {
     // before number 2 and number 4.
     assert_eq!(rules.take_over_oldest(&states, &flooder, false, NOW), Some(1));
     let (only_others, others) = pool(&[Some("192.0.2.1"), Some("203.0.113.10")]);
-    assert_eq!(fairness(&others, &d).take_over_oldest(&only_others, &flooder, false, NOW), None);
+    assert_eq!(fairness(&only_others, &others, &d).take_over_oldest(&only_others, &flooder, false, NOW), None);
     // Capped, it takes only its own.
     assert_eq!(rules.take_over_oldest(&states, &flooder, true, NOW), Some(1));
     assert_eq!(rules.take_over_oldest(&states, &groups("198.51.100.1"), true, NOW), None);
@@ -250,7 +295,7 @@ fn many_visitors_of_one_network_are_not_louder_than_an_attack() {
         demand = demand.ask(&format!("192.0.2.{i}"), 1);
     }
     let d = |l, k| demand.of(l, k);
-    let rules = fairness(&holders, &d);
+    let rules = fairness(&states, &holders, &d);
     let visitor = groups("192.0.2.13");
     assert!(rules.flooding(&visitor, Level::Network), "the visitors' network is busy");
     // Still they take the attack's numbers, oldest first…
@@ -260,7 +305,7 @@ fn many_visitors_of_one_network_are_not_louder_than_an_attack() {
     assert_eq!(rules.preempt(&states, &groups("198.51.100.4"), NOW), Some(2));
     assert_eq!(rules.take_over_oldest(&states, &groups("198.51.100.4"), false, NOW), Some(2));
     let (theirs, their_holders) = pool(&[Some("192.0.2.1"), Some("192.0.2.2"), Some("192.0.2.3")]);
-    let rules = fairness(&their_holders, &d);
+    let rules = fairness(&theirs, &their_holders, &d);
     assert_eq!(rules.preempt(&theirs, &groups("198.51.100.4"), NOW), None, "over its share, but quieter");
     assert_eq!(rules.take_over_oldest(&theirs, &groups("198.51.100.4"), false, NOW), None);
 }

@@ -26,6 +26,7 @@ use ringsource_core::wire::NumberKind;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::sql;
+use super::tally::{Refusal, Tally};
 use crate::config::{Pool, Site};
 use crate::recent::Recent;
 use crate::storage::{StorageError, VisitOutcome};
@@ -47,6 +48,8 @@ pub(super) struct LeaseBook {
     /// taken back if it fails: the writer runs a failed batch's visits
     /// again, which would count them twice.
     asked: Vec<(String, String, Groups, i64)>,
+    /// The transaction's first asks and refusals, written before it commits.
+    pub(super) tally: Tally,
 }
 
 /// Fresh numbers a pool was asked for lately, per address group: a count
@@ -100,12 +103,14 @@ struct SiteBook {
 }
 
 /// Parallel to `Pool::numbers`: the state the pick rules read, the open
-/// lease row behind each live number, and its holder's address groups.
+/// lease row behind each live number, and its holder's address groups;
+/// and the open leases per group, kept with `holders`.
 struct PoolBook {
     e164: Vec<String>,
     states: Vec<NumberState>,
     open: Vec<Option<OpenLease>>,
     holders: Vec<Option<Groups>>,
+    held: HashMap<(Level, u128), u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -124,6 +129,7 @@ impl LeaseBook {
     pub(super) fn clear(&mut self) {
         self.drop_sites();
         self.data_version = None;
+        self.tally.clear();
         let now_ms = self.asked.iter().map(|a| a.3).max().unwrap_or(0);
         for (site, pool, groups, at_ms) in std::mem::take(&mut self.asked) {
             if let Some(demand) = self.demand.get_mut(&site).and_then(|d| d.get_mut(&pool)) {
@@ -228,7 +234,7 @@ impl LeaseBook {
             let config = &site.pools[p];
             let open = pool.open[n].ok_or_else(no_row)?;
             if pool.holders[n].is_none() {
-                pool.holders[n] = client;
+                pool.set_holder(n, client);
             }
             let current = pool.states[n].live.as_ref().ok_or_else(no_row)?.expires_at_ms;
             let target = lease::heartbeat_expiry(now_ms, open.hold_secs, open.active_ms, config.heartbeat_only_secs);
@@ -254,7 +260,7 @@ impl LeaseBook {
         now_ms: i64,
     ) -> Result<VisitOutcome, StorageError> {
         self.site(tx, site)?;
-        let LeaseBook { sites, demand, asked, .. } = self;
+        let LeaseBook { sites, demand, asked, tally, .. } = self;
         let book = sites.get_mut(&site.id).ok_or_else(no_row)?;
         let session_id = visitor.session_id;
         // 1. Close the site's expired leases; their cooldown runs from expiry.
@@ -289,9 +295,8 @@ impl LeaseBook {
             asked.push((site.id.clone(), config.id.clone(), *groups, now_ms));
         }
         let demand_of = |level, key| demand.of(level, key, now_ms);
-        let capped = client
-            .as_ref()
-            .is_some_and(|g| fairness(&pool.holders, config, &demand_of).capped(&pool.states, g, now_ms));
+        let held_of = |level, key| pool.held.get(&(level, key)).copied().unwrap_or(0);
+        let capped = client.as_ref().is_some_and(|g| fairness(pool, config, &demand_of, &held_of).capped(g));
         match pick {
             Pick::Renew(i) => {
                 let holder = &pool.states[i].live.as_ref().ok_or_else(no_row)?.holder.session_id;
@@ -301,7 +306,7 @@ impl LeaseBook {
                     let open = pool.open[i].as_mut().ok_or_else(no_row)?;
                     open.active_ms = now_ms;
                     if pool.holders[i].is_none() {
-                        pool.holders[i] = client;
+                        pool.set_holder(i, client);
                     }
                     Ok(leased(session_id, &config.numbers[i], expires_at_ms))
                 } else {
@@ -315,12 +320,14 @@ impl LeaseBook {
             Pick::Return(i) | Pick::Fresh(i) if !capped => pool.start(tx, site, config, i, visitor, client, now_ms),
             Pick::Return(_) | Pick::Fresh(_) | Pick::Exhausted => {
                 let reason = if pick == Pick::Exhausted { "exhausted" } else { "over-share" };
-                let rules = fairness(&pool.holders, config, &demand_of);
+                let policy = config.on_exhaustion.as_str();
+                let held_of = |level, key| pool.held.get(&(level, key)).copied().unwrap_or(0);
+                let rules = fairness(pool, config, &demand_of, &held_of);
                 // A number held against the fair shares goes to a newcomer
                 // within them, whatever the pool's policy.
                 if let Some(i) = client.as_ref().and_then(|g| rules.preempt(&pool.states, g, now_ms)) {
-                    let refusal = Refusal { reason, outcome: "taken-over", number: &pool.e164[i] };
-                    record_refusal(tx, site, config, now_ms, &refusal)?;
+                    let refusal = Refusal { reason, policy, outcome: "taken-over", number: &pool.e164[i] };
+                    tally.refusal(&site.id, &config.id, &refusal, now_ms);
                     pool.end(tx, i, now_ms, "taken_over", None)?;
                     return pool.start(tx, site, config, i, visitor, client, now_ms);
                 }
@@ -340,8 +347,8 @@ impl LeaseBook {
                     Exhaustion::Original => ("original", None),
                     Exhaustion::TakeOver(i) => ("taken-over", Some(config.numbers[i].e164())),
                 };
-                let refusal = Refusal { reason, outcome, number: number.as_deref().unwrap_or_default() };
-                record_refusal(tx, site, config, now_ms, &refusal)?;
+                let refusal = Refusal { reason, policy, outcome, number: number.as_deref().unwrap_or_default() };
+                tally.refusal(&site.id, &config.id, &refusal, now_ms);
                 match decision {
                     Exhaustion::Overflow => Ok(match &site.overflow_number {
                         Some(n) => VisitOutcome {
@@ -368,10 +375,16 @@ impl LeaseBook {
 }
 
 /// The fair-share rules of `pool` over its current holders.
-fn fairness<'a>(holders: &'a [Option<Groups>], pool: &Pool, demand: &'a dyn Fn(Level, u128) -> f64) -> Fairness<'a> {
+fn fairness<'a>(
+    book: &'a PoolBook,
+    pool: &Pool,
+    demand: &'a dyn Fn(Level, u128) -> f64,
+    held: &'a dyn Fn(Level, u128) -> u32,
+) -> Fairness<'a> {
+    let size = book.holders.len();
     // Flooding: more fresh asks (halving every hold time) than twice the
     // pool's numbers.
-    Fairness { holders, caps: pool.shares.caps(holders.len()), flood_above: 2.0 * holders.len() as f64, demand }
+    Fairness { holders: &book.holders, caps: pool.shares.caps(size), flood_above: 2.0 * size as f64, demand, held }
 }
 
 /// A heartbeat's renewal.
@@ -451,7 +464,35 @@ impl PoolBook {
             open.push(row);
             states.push(NumberState { live, last_holder, cooldown_until_ms });
         }
-        Ok(Self { e164: e164s, states, open, holders })
+        let mut held = HashMap::new();
+        for groups in holders.iter().flatten() {
+            for level in Level::ALL {
+                *held.entry((level, groups.key(level))).or_insert(0) += 1;
+            }
+        }
+        Ok(Self { e164: e164s, states, open, holders, held })
+    }
+
+    /// Names the holder groups of number `n`'s open lease (`None` when it
+    /// ends), keeping the counts per group.
+    fn set_holder(&mut self, n: usize, groups: Option<Groups>) {
+        if let Some(old) = self.holders[n] {
+            for level in Level::ALL {
+                let key = (level, old.key(level));
+                if let Some(count) = self.held.get_mut(&key) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.held.remove(&key);
+                    }
+                }
+            }
+        }
+        if let Some(new) = groups {
+            for level in Level::ALL {
+                *self.held.entry((level, new.key(level))).or_insert(0) += 1;
+            }
+        }
+        self.holders[n] = groups;
     }
 
     /// Moves the expiry of number `n`'s open lease to `expires_at_ms`.
@@ -489,7 +530,7 @@ impl PoolBook {
                 .map_err(sql("starting a cooldown"))?;
         }
         state.last_holder = state.live.take().map(|l| l.holder);
-        self.holders[n] = None;
+        self.set_holder(n, None);
         Ok(())
     }
 
@@ -523,7 +564,7 @@ impl PoolBook {
         })
         .map_err(sql("starting a lease"))?;
         self.open[n] = Some(OpenLease { id: tx.last_insert_rowid(), hold_secs: pool.hold_secs, active_ms: now_ms });
-        self.holders[n] = client;
+        self.set_holder(n, client);
         let state = &mut self.states[n];
         state.live = Some(LiveLease {
             holder: Holder {
@@ -536,49 +577,6 @@ impl PoolBook {
         state.last_holder = None;
         Ok(leased(visitor.session_id, &pool.numbers[n], expires_at_ms))
     }
-}
-
-/// A pool ask that found no free number for the visitor, as counted in
-/// `pool_exhaustions`.
-struct Refusal<'a> {
-    /// `exhausted` or `over-share`.
-    reason: &'static str,
-    /// `overflow`, `original` or `taken-over`.
-    outcome: &'static str,
-    /// The number shown, `""` for the original.
-    number: &'a str,
-}
-
-/// Counts a refusal in its pool's minute: one row per pool, minute and kind,
-/// so a flood adds to a count instead of writing a row per visit.
-fn record_refusal(
-    tx: &Transaction<'_>,
-    site: &Site,
-    pool: &Pool,
-    now_ms: i64,
-    refusal: &Refusal<'_>,
-) -> Result<(), StorageError> {
-    tx.prepare_cached(
-        "INSERT INTO pool_exhaustions (site_id, pool_id, minute_ms, reason, policy, outcome, number, events,
-             first_at_ms, last_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8)
-         ON CONFLICT DO UPDATE SET events = events + 1, first_at_ms = MIN(first_at_ms, excluded.first_at_ms),
-             last_at_ms = MAX(last_at_ms, excluded.last_at_ms)",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            site.id,
-            pool.id,
-            super::visits::minute_of(now_ms),
-            refusal.reason,
-            pool.on_exhaustion.as_str(),
-            refusal.outcome,
-            refusal.number,
-            now_ms
-        ])
-    })
-    .map(drop)
-    .map_err(sql("counting a pool exhaustion"))
 }
 
 fn leased(session_id: &str, number: &PhoneNumber, expires_at_ms: i64) -> VisitOutcome {

@@ -40,7 +40,7 @@ impl PoolReportStore for SqliteStorage {
             .map_err(sql("reading lease history"))?;
         // Both are counted per minute: the minute holding `from_ms` counts
         // whole.
-        let from_minute = super::visits::minute_of(from_ms);
+        let from_minute = super::tally::minute_of(from_ms);
         let first_asks = tx
             .prepare(
                 "SELECT pool_id, minute_ms, sessions FROM pool_first_asks

@@ -38,7 +38,7 @@ pub(super) fn visit(
         },
         Want::Pool(i) => {
             if session.first_ask {
-                record_first_ask(tx, site, &site.pools[i].id, now_ms)?;
+                book.tally.first_ask(&site.id, &site.pools[i].id, now_ms);
             }
             let visitor = Visitor { session_id: &session_id, client_id: session.client_id.as_deref() };
             book.lease(tx, site, i, &visitor, cmd.client, now_ms)?
@@ -134,23 +134,6 @@ struct Session {
     /// The visit asks a pool for a number, and the session never asked
     /// that pool before.
     first_ask: bool,
-}
-
-/// Counts a session's first ask of a pool in its minute (the pools report's
-/// new sessions).
-fn record_first_ask(tx: &Transaction<'_>, site: &Site, pool_id: &str, now_ms: i64) -> Result<(), StorageError> {
-    tx.prepare_cached(
-        "INSERT INTO pool_first_asks (site_id, pool_id, minute_ms, sessions) VALUES (?1, ?2, ?3, 1)
-         ON CONFLICT DO UPDATE SET sessions = sessions + 1",
-    )
-    .and_then(|mut st| st.execute(params![site.id, pool_id, minute_of(now_ms)]))
-    .map(drop)
-    .map_err(sql("counting a first ask of a pool"))
-}
-
-/// The start of the minute holding `at_ms`.
-pub(super) fn minute_of(at_ms: i64) -> i64 {
-    at_ms - at_ms.rem_euclid(60_000)
 }
 
 /// `asked` (space-separated pool ids) with `pool_id` added; `None` when it

@@ -156,6 +156,7 @@ fn transaction(inner: &mut Inner, jobs: &[Job]) -> Result<Vec<Done>, StorageErro
             let now_ms = super::tick(last_now_ms, job.clock());
             done.push(job.run(&tx, book, now_ms)?);
         }
+        book.tally.write(&tx)?;
         tx.commit().map_err(sql("committing a batch of visits"))?;
         book.committed();
         Ok(done)
