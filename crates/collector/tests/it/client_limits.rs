@@ -137,3 +137,37 @@ fn same_origin_behind_a_trusted_proxy_is_the_forwarded_host() {
     headers.extend_from_slice(&forwarded);
     assert_eq!(visit_from(&strict, &headers), 403);
 }
+
+fn config(server_extra: &str, pool: &str) -> Result<ringsource_collector::config::Config, Vec<(String, String)>> {
+    let text = site_toml(std::path::Path::new("/tmp/x/ringsource.sqlite"), server_extra, "", pool);
+    ringsource_collector::config::Config::from_toml_str(
+        &text,
+        std::path::Path::new("limits.toml"),
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .map_err(|e| e.issues.iter().map(|i| (i.path.clone(), i.reason.clone())).collect())
+}
+
+#[test]
+fn limits_and_shares_are_checked_with_their_paths() {
+    let ok = config("", "").unwrap();
+    let pool = &ok.sites[0].pools[0];
+    assert_eq!((pool.shares.client, pool.shares.network, pool.shares.provider), (0.2, 0.4, 0.6));
+    assert_eq!(pool.heartbeat_only_secs, 1800);
+    assert_eq!((ok.server.rate_limit.session_burst, ok.server.rate_limit.session_per_minute), (120, 240));
+    assert_eq!(ok.server.forwarded_header, ringsource_collector::config::ForwardedHeader::XForwardedFor);
+
+    let err = config("", "client_share = 0\nprovider_share = 1.5\nheartbeat_only_secs = 600").unwrap_err();
+    let paths: Vec<&str> = err.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["sites[0].pools[0].client_share", "sites[0].pools[0].provider_share", "sites[0].pools[0].heartbeat_only_secs"],
+        "{err:?}"
+    );
+    assert!(err[2].1.contains("at least hold_secs (900)"), "{err:?}");
+
+    let err = config("[server.rate_limit]\nsession_burst = 0", "").unwrap_err();
+    assert_eq!(err[0].0, "server.rate_limit", "{err:?}");
+    let err = config("forwarded_header = \"x-real-ip\"", "").unwrap_err();
+    assert!(err[0].1.contains("unknown variant"), "{err:?}");
+}
