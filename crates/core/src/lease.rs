@@ -290,8 +290,9 @@ pub const LOUDER: f64 = 4.0;
 ///   it may take over a live number from a holder it does not share a client
 ///   with, if at a level where they differ the holder's group is louder
 ///   than the newcomer's; or if the holder's group holds more than its share
-///   while the newcomer's groups are within theirs and not louder. Numbers
-///   move from loud groups to quiet ones and never back.
+///   (and asked at least as much as the newcomer's) while the newcomer's
+///   groups are within theirs and not louder. Numbers move from loud groups
+///   to quiet ones and never back.
 /// - A pool's take-over policy takes no number from a group the newcomer is
 ///   louder than, and a capped newcomer takes over only its own.
 ///
@@ -378,8 +379,15 @@ impl Fairness<'_> {
                 return None;
             }
             let louder = differ.iter().filter(|&&level| self.louder(holder, newcomer, level)).count();
-            let excess =
-                differ.iter().map(|&level| i64::from(count(level, holder)) - i64::from(cap(level))).max().unwrap_or(0);
+            // Over its share, at a level where it asked at least as much as
+            // the newcomer's group: numbers do not move back and forth
+            // between two groups of real visitors.
+            let excess = differ
+                .iter()
+                .filter(|&&level| self.demand_of(holder, level) >= self.demand_of(newcomer, level))
+                .map(|&level| i64::from(count(level, holder)) - i64::from(cap(level)))
+                .max()
+                .unwrap_or(0);
             let entitled = differ
                 .iter()
                 .all(|&level| count(level, newcomer) < cap(level) && !self.louder(newcomer, holder, level));

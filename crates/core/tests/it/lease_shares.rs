@@ -319,3 +319,25 @@ fn heartbeats_alone_renew_up_to_a_limit_after_the_last_page() {
     // A page view moves the limit.
     assert_eq!(heartbeat_expiry(1_900_000, 900, 1_500_000, 1800), 2_800_000);
 }
+
+#[test]
+fn a_group_over_its_share_keeps_it_from_a_group_that_asked_more() {
+    // 192.0.2.0/24 holds three numbers of five, one over its share of two.
+    let (states, holders) =
+        pool(&[Some("192.0.2.1"), Some("192.0.2.2"), Some("192.0.2.3"), Some("198.51.100.1"), Some("100.64.0.1")]);
+    let quieter = Demand::default().ask("192.0.2.1", 1).ask("192.0.2.2", 1).ask("192.0.2.3", 1).ask("203.0.113.9", 1);
+    let d = |l, k| quieter.of(l, k);
+    assert_eq!(fairness(&states, &holders, &d).preempt(&states, &groups("203.0.113.9"), NOW), Some(0));
+    // A newcomer whose own network and provider asked more than 192.0.2.0/24
+    // did takes nothing from it.
+    let busier = Demand::default()
+        .ask("192.0.2.1", 1)
+        .ask("192.0.2.2", 1)
+        .ask("192.0.2.3", 1)
+        .ask("203.0.113.9", 1)
+        .ask("203.0.113.10", 1)
+        .ask("203.0.113.11", 1)
+        .ask("203.0.113.12", 1);
+    let d = |l, k| busier.of(l, k);
+    assert_eq!(fairness(&states, &holders, &d).preempt(&states, &groups("203.0.113.9"), NOW), None);
+}
