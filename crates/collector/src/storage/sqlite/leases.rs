@@ -282,11 +282,11 @@ impl LeaseBook {
         // 3. Pick from the pool's state.
         let config = &site.pools[pool_index];
         let pool = &mut book.pools[pool_index];
-        let demand = demand
-            .entry(site.id.clone())
-            .or_default()
-            .entry(config.id.clone())
-            .or_insert_with(|| Demand::new(config.hold_secs));
+        // Looked up before inserting: no key is built for every visit.
+        if !demand.get(&site.id).is_some_and(|pools| pools.contains_key(&config.id)) {
+            demand.entry(site.id.clone()).or_default().insert(config.id.clone(), Demand::new(config.hold_secs));
+        }
+        let demand = demand.get_mut(&site.id).and_then(|pools| pools.get_mut(&config.id)).expect("inserted above");
         let pick = lease::pick(&pool.states, visitor, now_ms);
         // Asks for a number the visitor does not hold count towards its
         // groups' demand, refused ones too.
