@@ -19,6 +19,8 @@ const T0: i64 = 1_800_000_000_000;
 const POOL_SIZE: usize = 5;
 /// The default client share (0.2) of 5 numbers.
 const CLIENT_SHARE: usize = 1;
+/// The default network share (0.4) of 5 numbers.
+const NETWORK_SHARE: usize = 2;
 
 const HEADLESS_UA: &str =
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36";
@@ -286,6 +288,28 @@ fn one_address_that_stays_just_under_a_flood() {
     // A client within its share keeps it, as a household would.
     assert_fair(&figures, CLIENT_SHARE);
     assert_eq!(figures.attacker_held, CLIENT_SHARE);
+    assert_no_number_leased_twice(&d.h.db());
+}
+
+/// One address of 198.51.100.0/24 per visit.
+fn one_network(n: usize) -> String {
+    format!("198.51.100.{}", n % 250 + 1)
+}
+
+#[test]
+fn a_few_addresses_of_one_network_keep_its_share() {
+    // Five addresses of one /24 take the pool with a visit each and hold it
+    // with heartbeats: no flood, but the network is over its share (2 of 5).
+    let attack = Attack {
+        name: "five addresses of one /24",
+        user_agent: BROWSER_UA,
+        address: one_network,
+        opening: 5,
+        per_round: 0,
+    };
+    let (figures, d) = drain(&attack, &real_visitors_far_apart());
+    assert_fair(&figures, NETWORK_SHARE);
+    assert_eq!(figures.attacker_held, NETWORK_SHARE);
     assert_no_number_leased_twice(&d.h.db());
 }
 
