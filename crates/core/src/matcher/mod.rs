@@ -62,6 +62,16 @@ pub struct Replacement {
     pub count: usize,
 }
 
+/// A place in a text where a match may end: see [`Matcher::possible_ends`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PossibleEnd {
+    /// Just past the last digit, in UTF-16 code units (as the DOM counts text).
+    pub at: usize,
+    /// A digit follows directly. A match can then end here only where the
+    /// text is cut between the two digits, as at a text node's end.
+    pub digit_follows: bool,
+}
+
 /// How a matched number was written, which decides how its replacement is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
@@ -141,6 +151,52 @@ impl Matcher {
             }
         }
         false
+    }
+
+    /// Where in `text` a written form of an original may end: a superset, for
+    /// finding the few text runs worth handing to [`Matcher::replace`] without
+    /// reading every run. Every form ends with the national number, so this
+    /// reports each place where its digits follow one another with no other
+    /// digit between them. Whatever `replace` finds in segments that are a
+    /// stretch of `text` ends at one of these places.
+    pub fn possible_ends(&self, text: &str) -> Vec<PossibleEnd> {
+        // The last 16 digits, one per nibble (digit + 1, so that the empty
+        // start never reads as zeros); a national number has at most 14.
+        let suffixes: Vec<(u64, u64)> = self
+            .originals
+            .iter()
+            .map(|original| {
+                let digits = original.national_number().bytes();
+                let mask = u64::MAX >> (64 - 4 * digits.len().min(16));
+                (digits.fold(0, |window, digit| window << 4 | u64::from(digit - b'/')), mask)
+            })
+            .collect();
+        let mut ends: Vec<PossibleEnd> = Vec::new();
+        let mut window = 0u64;
+        let mut at = 0;
+        let mut just_ended = false;
+        for &byte in text.as_bytes() {
+            if byte.is_ascii_digit() {
+                if just_ended {
+                    if let Some(end) = ends.last_mut() {
+                        end.digit_follows = true;
+                    }
+                }
+                window = window << 4 | u64::from(byte - b'/');
+                at += 1;
+                just_ended = suffixes.iter().any(|&(digits, mask)| window & mask == digits);
+                if just_ended {
+                    ends.push(PossibleEnd { at, digit_follows: false });
+                }
+            } else {
+                just_ended = false;
+                // A UTF-8 lead byte starts one UTF-16 unit, or two from F0 on.
+                if byte & 0xc0 != 0x80 {
+                    at += 1 + usize::from(byte >= 0xf0);
+                }
+            }
+        }
+        ends
     }
 
     /// `segments` are consecutive text runs (e.g. the text nodes of one inline
