@@ -5,43 +5,67 @@
 //! number split over `<span>`s is seen whole, while a block boundary (`<div>`,
 //! `<p>`, `<br>`, a table cell) ends the run: digits on two lines are never
 //! glued into one number.
+//!
+//! Most of a page holds no number, and every DOM call from wasm crosses into
+//! JS, so the page is not walked node by node. Its whole text comes over in
+//! one call and is scanned for the places where a number may end
+//! ([`Matcher::possible_ends`]); a walk over text nodes alone, reading only
+//! their lengths, finds the nodes at those places; and only the blocks around
+//! them are walked in full.
 
 use js_sys::JsString;
 use ringsource_core::matcher::Matcher;
 use ringsource_core::phone::PhoneNumber;
 use wasm_bindgen::prelude::*;
-use web_sys::{CharacterData, Element, Node};
+use web_sys::{CharacterData, Element, Node, NodeList};
 
-/// Elements whose text a visitor never reads as page copy, or edits themselves:
-/// rewriting them would corrupt code, structured data or user input.
-const NEVER_TOUCHED: &[&str] = &[
-    "SCRIPT", "STYLE", "TEXTAREA", "INPUT", "SELECT", "OPTION", "NOSCRIPT", "TEMPLATE", "IFRAME", "OBJECT", "svg",
-    "math",
-];
-
-/// Same rule as [`NEVER_TOUCHED`] plus attribute-driven opt-outs, as a CSS
-/// selector for checking the ancestors of a subtree handed to us directly.
+/// Elements whose text a visitor never reads as page copy, or edits
+/// themselves, and the attribute-driven opt-outs: rewriting them would
+/// corrupt code, structured data or user input.
 pub(crate) const SKIP_SELECTOR: &str = "script,style,textarea,input,select,option,noscript,template,\
 iframe,object,svg,math,[data-ringsource-skip],[contenteditable]:not([contenteditable=false i])";
 
 /// The attribute-driven opt-outs of [`SKIP_SELECTOR`], for one element.
 const OPTED_OUT_SELECTOR: &str = "[data-ringsource-skip],[contenteditable]:not([contenteditable=false i])";
 
+/// The links whose href may hold a number: wider than what the matcher
+/// rewrites (it trims the href first), so nothing is missed.
+const LINK_SELECTOR: &str = "a[href*=\"tel:\" i],a[href*=\"callto:\" i],a[href*=\"sms:\" i],\
+area[href*=\"tel:\" i],area[href*=\"callto:\" i],area[href*=\"sms:\" i]";
+
 thread_local! {
     // Made a JS string once: a `&str` argument is decoded from wasm memory
-    // on every call, and this one is asked of every element with attributes.
+    // on every call, and this one is asked of every element with attributes
+    // in a walked block.
     static OPTED_OUT: JsString = JsString::from(OPTED_OUT_SELECTOR);
 }
 
+/// `NodeFilter.SHOW_TEXT | NodeFilter.SHOW_CDATA_SECTION`: the nodes whose
+/// data `textContent` is made of, so that their lengths add up to it.
+const SHOW_TEXT: u32 = 0x4 | 0x8;
+
 #[wasm_bindgen]
 extern "C" {
-    /// An element seen through `Element.matches` with a JS string argument
-    /// (see [`OPTED_OUT`]); web-sys's `matches` takes a `&str`.
+    /// An element, document or fragment, seen through the selector methods
+    /// with a JS string argument (see [`OPTED_OUT`]); web-sys's take a `&str`.
     type Selectable;
 
     /// The selectors are a valid constant, so the call cannot throw.
     #[wasm_bindgen(method, js_name = matches)]
     fn matches(this: &Selectable, selectors: &JsString) -> bool;
+
+    #[wasm_bindgen(method, js_name = querySelectorAll)]
+    fn query_selector_all(this: &Selectable, selectors: &JsString) -> NodeList;
+
+    /// A TreeWalker that shows text only.
+    type TextWalker;
+
+    /// Cannot throw: `root` is a node and the filter a number.
+    #[wasm_bindgen(method, js_name = createTreeWalker)]
+    fn create_text_walker(this: &Selectable, root: &Node, what_to_show: u32) -> TextWalker;
+
+    #[wasm_bindgen(method, js_name = nextNode)]
+    fn next_node(this: &TextWalker) -> Option<CharacterData>;
 }
 
 /// Inline elements keep a text run going. Everything not listed (including
@@ -68,21 +92,136 @@ impl Swap {
         if inside_skipped(root) {
             return 0;
         }
-        let mut walk = Walk { swap: self, run: Vec::new(), run_digits: 0, count: 0 };
-        walk.node(root.clone());
-        walk.flush();
-        walk.count
+        match root.node_type() {
+            Node::ELEMENT_NODE | Node::DOCUMENT_FRAGMENT_NODE => self.links(root) + self.texts(root),
+            // A document has no textContent: its element has.
+            Node::DOCUMENT_NODE => {
+                let mut count = 0;
+                let mut child = root.first_child();
+                while let Some(c) = child {
+                    count += self.apply(&c);
+                    child = c.next_sibling();
+                }
+                count
+            }
+            _ => {
+                let mut walk = Walk::new(self);
+                walk.node(root.clone());
+                walk.flush();
+                walk.count
+            }
+        }
+    }
+
+    /// The links under `root`, and `root` itself when it is one.
+    fn links(&self, root: &Node) -> usize {
+        let links = JsString::from(LINK_SELECTOR);
+        let parent: &Selectable = root.unchecked_ref();
+        let found = parent.query_selector_all(&links);
+        let mut count = 0;
+        for index in 0..found.length() {
+            if let Some(link) = found.item(index) {
+                count += self.link(link.unchecked_ref());
+            }
+        }
+        if root.node_type() == Node::ELEMENT_NODE && parent.matches(&links) {
+            count += self.link(root.unchecked_ref());
+        }
+        count
+    }
+
+    fn link(&self, link: &Element) -> usize {
+        let Some(href) = link.get_attribute("href") else { return 0 };
+        let Some(rewritten) = self.matcher.rewrite_href(&href, &self.replacement) else { return 0 };
+        // A failed write leaves the original link, which still rings the site.
+        usize::from(!skipped(link) && link.set_attribute("href", &rewritten).is_ok())
+    }
+
+    /// The text under `root`: where its whole text shows a possible number,
+    /// the block around that place is walked.
+    fn texts(&self, root: &Node) -> usize {
+        let ends = match root.text_content() {
+            Some(text) => self.matcher.possible_ends(&text),
+            None => return 0,
+        };
+        if ends.is_empty() {
+            return 0;
+        }
+        let Some(document) = crate::browser::document() else { return 0 };
+        // All places are found before any text changes: a rewrite may change a
+        // node's length, and with it where the later places are.
+        let mut holders: Vec<CharacterData> = Vec::new();
+        let walker = document.unchecked_ref::<Selectable>().create_text_walker(root, SHOW_TEXT);
+        let mut next = 0;
+        let mut start = 0;
+        while next < ends.len() {
+            let Some(text) = walker.next_node() else { break };
+            // In UTF-16 units, without copying the text over.
+            let end = start + text.length() as usize;
+            let mut holds = false;
+            while let Some(place) = ends.get(next).filter(|place| place.at <= end) {
+                // A digit after the number in the same node glues it to a longer run.
+                holds |= !place.digit_follows || place.at == end;
+                next += 1;
+            }
+            if holds {
+                holders.push(text);
+            }
+            start = end;
+        }
+        let mut count = 0;
+        let mut walked: Option<Node> = None;
+        for text in holders {
+            let block = block_of(root, &text);
+            // A block met again after another is walked again: its numbers
+            // are replaced already, so that finds nothing more.
+            if walked.as_ref() == Some(&block) {
+                continue;
+            }
+            if block == *root || !inside_skipped(&block) {
+                let mut walk = Walk::new(self);
+                walk.children(&block);
+                walk.flush();
+                count += walk.count;
+            }
+            walked = Some(block);
+        }
+        count
+    }
+}
+
+/// The nearest ancestor of `text` that a run cannot leave: the first one that
+/// is not an inline element, or `root`.
+fn block_of(root: &Node, text: &Node) -> Node {
+    let mut node = text.clone();
+    loop {
+        let Some(parent) = node.parent_node() else { return root.clone() };
+        node = parent;
+        if node == *root
+            || node.node_type() != Node::ELEMENT_NODE
+            || !INLINE.contains(&node.unchecked_ref::<Element>().tag_name().as_str())
+        {
+            return node;
+        }
     }
 }
 
 fn inside_skipped(node: &Node) -> bool {
-    let element = match node.dyn_ref::<Element>() {
-        Some(e) => Some(e.clone()),
-        None => node.parent_element(),
+    let element = if node.node_type() == Node::ELEMENT_NODE {
+        Some(node.clone().unchecked_into())
+    } else {
+        node.parent_element()
     };
-    element.is_some_and(|e| e.closest(SKIP_SELECTOR).ok().flatten().is_some())
+    element.is_some_and(|element| skipped(&element))
 }
 
+/// Whether `element` or an ancestor is one whose text is never rewritten.
+fn skipped(element: &Element) -> bool {
+    element.closest(SKIP_SELECTOR).ok().flatten().is_some()
+}
+
+/// The runs of one block: its text and its inline elements' text. Blocks
+/// inside it end a run and are not entered: they are blocks of their own.
 struct Walk<'a> {
     swap: &'a Swap,
     /// The text nodes of the current inline run, with their text.
@@ -93,7 +232,11 @@ struct Walk<'a> {
     count: usize,
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
+    fn new(swap: &'a Swap) -> Self {
+        Walk { swap, run: Vec::new(), run_digits: 0, count: 0 }
+    }
+
     // Takes the node by value: a text node moves into the run without
     // another JS handle being made for it.
     fn node(&mut self, node: Node) {
@@ -104,30 +247,18 @@ impl Walk<'_> {
                 self.run_digits += data.bytes().filter(u8::is_ascii_digit).count();
                 self.run.push((text, data));
             }
-            Node::ELEMENT_NODE => self.element(node.unchecked_ref()),
-            Node::DOCUMENT_NODE | Node::DOCUMENT_FRAGMENT_NODE => self.children(&node),
+            Node::ELEMENT_NODE => {
+                let element: &Element = node.unchecked_ref();
+                // Elements never touched are not inline, so they end the run too.
+                if INLINE.contains(&element.tag_name().as_str()) && !is_opted_out(element) {
+                    self.children(&node);
+                } else {
+                    self.flush();
+                }
+            }
             // Comments and processing instructions are invisible: they neither
             // hold numbers nor break a run.
             _ => {}
-        }
-    }
-
-    fn element(&mut self, element: &Element) {
-        let tag = element.tag_name();
-        if NEVER_TOUCHED.contains(&tag.as_str()) || is_opted_out(element) {
-            self.flush();
-            return;
-        }
-        if tag == "A" || tag == "AREA" {
-            self.link(element);
-        }
-        let inline = INLINE.contains(&tag.as_str());
-        if !inline {
-            self.flush();
-        }
-        self.children(element);
-        if !inline {
-            self.flush();
         }
     }
 
@@ -138,16 +269,6 @@ impl Walk<'_> {
             // read before `c` is handed on.
             child = c.next_sibling();
             self.node(c);
-        }
-    }
-
-    fn link(&mut self, element: &Element) {
-        let Some(href) = element.get_attribute("href") else { return };
-        if let Some(rewritten) = self.swap.matcher.rewrite_href(&href, &self.swap.replacement) {
-            // A failed write leaves the original link, which still rings the site.
-            if element.set_attribute("href", &rewritten).is_ok() {
-                self.count += 1;
-            }
         }
     }
 

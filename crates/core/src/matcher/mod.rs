@@ -160,40 +160,22 @@ impl Matcher {
     /// digit between them. Whatever `replace` finds in segments that are a
     /// stretch of `text` ends at one of these places.
     pub fn possible_ends(&self, text: &str) -> Vec<PossibleEnd> {
-        // The last 16 digits, one per nibble (digit + 1, so that the empty
-        // start never reads as zeros); a national number has at most 14.
-        let suffixes: Vec<(u64, u64)> = self
-            .originals
-            .iter()
-            .map(|original| {
-                let digits = original.national_number().bytes();
-                let mask = u64::MAX >> (64 - 4 * digits.len().min(16));
-                (digits.fold(0, |window, digit| window << 4 | u64::from(digit - b'/')), mask)
-            })
-            .collect();
         let mut ends: Vec<PossibleEnd> = Vec::new();
-        let mut window = 0u64;
+        let mut digits = Vec::new();
         let mut at = 0;
-        let mut just_ended = false;
         for &byte in text.as_bytes() {
             if byte.is_ascii_digit() {
-                if just_ended {
-                    if let Some(end) = ends.last_mut() {
-                        end.digit_follows = true;
-                    }
+                if let Some(end) = ends.last_mut().filter(|end| end.at == at) {
+                    end.digit_follows = true;
                 }
-                window = window << 4 | u64::from(byte - b'/');
+                digits.push(byte);
                 at += 1;
-                just_ended = suffixes.iter().any(|&(digits, mask)| window & mask == digits);
-                if just_ended {
+                if self.originals.iter().any(|original| digits.ends_with(original.national_number().as_bytes())) {
                     ends.push(PossibleEnd { at, digit_follows: false });
                 }
-            } else {
-                just_ended = false;
+            } else if byte & 0xc0 != 0x80 {
                 // A UTF-8 lead byte starts one UTF-16 unit, or two from F0 on.
-                if byte & 0xc0 != 0x80 {
-                    at += 1 + usize::from(byte >= 0xf0);
-                }
+                at += 1 + usize::from(byte >= 0xf0);
             }
         }
         ends
