@@ -13,7 +13,6 @@
 //! their lengths, finds the nodes at those places; and only the blocks around
 //! them are walked in full.
 
-use js_sys::JsString;
 use ringsource_core::matcher::Matcher;
 use ringsource_core::phone::PhoneNumber;
 use wasm_bindgen::prelude::*;
@@ -22,7 +21,7 @@ use web_sys::{CharacterData, Element, Node, NodeList};
 /// Elements whose text a visitor never reads as page copy, or edits
 /// themselves, and the attribute-driven opt-outs: rewriting them would
 /// corrupt code, structured data or user input.
-pub(crate) const SKIP_SELECTOR: &str = "script,style,textarea,input,select,option,noscript,template,\
+const SKIP_SELECTOR: &str = "script,style,textarea,input,select,option,noscript,template,\
 iframe,object,svg,math,[data-ringsource-skip],[contenteditable]:not([contenteditable=false i])";
 
 /// The attribute-driven opt-outs of [`SKIP_SELECTOR`], for one element.
@@ -33,34 +32,29 @@ const OPTED_OUT_SELECTOR: &str = "[data-ringsource-skip],[contenteditable]:not([
 const LINK_SELECTOR: &str = "a[href*=\"tel:\" i],a[href*=\"callto:\" i],a[href*=\"sms:\" i],\
 area[href*=\"tel:\" i],area[href*=\"callto:\" i],area[href*=\"sms:\" i]";
 
-thread_local! {
-    // Made a JS string once: a `&str` argument is decoded from wasm memory
-    // on every call, and this one is asked of every element with attributes
-    // in a walked block.
-    static OPTED_OUT: JsString = JsString::from(OPTED_OUT_SELECTOR);
-}
-
 /// `NodeFilter.SHOW_TEXT | NodeFilter.SHOW_CDATA_SECTION`: the nodes whose
 /// data `textContent` is made of, so that their lengths add up to it.
 const SHOW_TEXT: u32 = 0x4 | 0x8;
 
 #[wasm_bindgen]
 extern "C" {
-    /// An element, document or fragment, seen through the selector methods
-    /// with a JS string argument (see [`OPTED_OUT`]); web-sys's take a `&str`.
+    /// An element, document or fragment, through the methods this module
+    /// needs. The selectors passed are valid constants and the filter of the
+    /// walker a number, so none of these calls can throw.
     type Selectable;
 
-    /// The selectors are a valid constant, so the call cannot throw.
-    #[wasm_bindgen(method, js_name = matches)]
-    fn matches(this: &Selectable, selectors: &JsString) -> bool;
+    #[wasm_bindgen(method)]
+    fn matches(this: &Selectable, selectors: &str) -> bool;
+
+    #[wasm_bindgen(method)]
+    fn closest(this: &Selectable, selectors: &str) -> Option<Selectable>;
 
     #[wasm_bindgen(method, js_name = querySelectorAll)]
-    fn query_selector_all(this: &Selectable, selectors: &JsString) -> NodeList;
+    fn query_selector_all(this: &Selectable, selectors: &str) -> NodeList;
 
     /// A TreeWalker that shows text only.
     type TextWalker;
 
-    /// Cannot throw: `root` is a node and the filter a number.
     #[wasm_bindgen(method, js_name = createTreeWalker)]
     fn create_text_walker(this: &Selectable, root: &Node, what_to_show: u32) -> TextWalker;
 
@@ -115,16 +109,15 @@ impl Swap {
 
     /// The links under `root`, and `root` itself when it is one.
     fn links(&self, root: &Node) -> usize {
-        let links = JsString::from(LINK_SELECTOR);
         let parent: &Selectable = root.unchecked_ref();
-        let found = parent.query_selector_all(&links);
+        let found = parent.query_selector_all(LINK_SELECTOR);
         let mut count = 0;
         for index in 0..found.length() {
             if let Some(link) = found.item(index) {
                 count += self.link(link.unchecked_ref());
             }
         }
-        if root.node_type() == Node::ELEMENT_NODE && parent.matches(&links) {
+        if root.node_type() == Node::ELEMENT_NODE && parent.matches(LINK_SELECTOR) {
             count += self.link(root.unchecked_ref());
         }
         count
@@ -217,7 +210,7 @@ fn inside_skipped(node: &Node) -> bool {
 
 /// Whether `element` or an ancestor is one whose text is never rewritten.
 fn skipped(element: &Element) -> bool {
-    element.closest(SKIP_SELECTOR).ok().flatten().is_some()
+    element.unchecked_ref::<Selectable>().closest(SKIP_SELECTOR).is_some()
 }
 
 /// The runs of one block: its text and its inline elements' text. Blocks
@@ -226,15 +219,12 @@ struct Walk<'a> {
     swap: &'a Swap,
     /// The text nodes of the current inline run, with their text.
     run: Vec<(CharacterData, String)>,
-    /// ASCII digits in the run: most runs have too few to hold a number, and
-    /// then the matcher is not asked at all.
-    run_digits: usize,
     count: usize,
 }
 
 impl<'a> Walk<'a> {
     fn new(swap: &'a Swap) -> Self {
-        Walk { swap, run: Vec::new(), run_digits: 0, count: 0 }
+        Walk { swap, run: Vec::new(), count: 0 }
     }
 
     // Takes the node by value: a text node moves into the run without
@@ -244,7 +234,6 @@ impl<'a> Walk<'a> {
             Node::TEXT_NODE => {
                 let text: CharacterData = node.unchecked_into();
                 let data = text.data();
-                self.run_digits += data.bytes().filter(u8::is_ascii_digit).count();
                 self.run.push((text, data));
             }
             Node::ELEMENT_NODE => {
@@ -273,7 +262,7 @@ impl<'a> Walk<'a> {
     }
 
     fn flush(&mut self) {
-        if self.run_digits >= self.swap.matcher.min_digits() {
+        if !self.run.is_empty() {
             let texts: Vec<&str> = self.run.iter().map(|(_, t)| t.as_str()).collect();
             let replaced = self.swap.matcher.replace(&texts, &self.swap.replacement);
             if replaced.count > 0 {
@@ -287,11 +276,9 @@ impl<'a> Walk<'a> {
         }
         // Cleared rather than replaced: the next run reuses the allocation.
         self.run.clear();
-        self.run_digits = 0;
     }
 }
 
 fn is_opted_out(element: &Element) -> bool {
-    // Most elements carry no attributes at all, which one cheap call tells.
-    element.has_attributes() && OPTED_OUT.with(|selector| element.unchecked_ref::<Selectable>().matches(selector))
+    element.unchecked_ref::<Selectable>().matches(OPTED_OUT_SELECTOR)
 }

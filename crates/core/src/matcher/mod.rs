@@ -140,8 +140,10 @@ impl Matcher {
     }
 
     /// Whether `segments` hold enough digits for any original to be in them.
-    /// Never allocates; `replace` starts with it, and callers walking many
-    /// text runs can use it to skip building segment lists.
+    /// Never allocates: callers walking many text runs can use it to skip
+    /// building segment lists. ([`Matcher::replace`] does not ask it: it finds
+    /// no match in such runs anyway, and the browser hands it only the runs
+    /// around a [`Matcher::possible_ends`] place.)
     pub fn may_contain(&self, segments: &[&str]) -> bool {
         let mut digits = 0;
         for segment in segments {
@@ -197,9 +199,6 @@ impl Matcher {
 
     fn replace_for(&self, segments: &[&str], replacement: &PhoneNumber, target: Target) -> Replacement {
         let mut result = Replacement { segments: vec![None; segments.len()], count: 0 };
-        if !self.may_contain(segments) {
-            return result;
-        }
         let scanned = Digits::scan(segments);
         let mut edits = Vec::new();
         let mut index = 0;
