@@ -171,7 +171,8 @@ impl Swap {
             if walked.as_ref() == Some(&block) {
                 continue;
             }
-            if block == *root || !inside_skipped(&block) {
+            // A block other than `root` is an element.
+            if block == *root || !skipped(block.unchecked_ref()) {
                 let mut walk = Walk::new(self);
                 walk.children(&block);
                 walk.flush();

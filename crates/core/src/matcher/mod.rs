@@ -198,7 +198,9 @@ impl Matcher {
     }
 
     fn replace_for(&self, segments: &[&str], replacement: &PhoneNumber, target: Target) -> Replacement {
-        let mut result = Replacement { segments: vec![None; segments.len()], count: 0 };
+        // Filled without cloning: `vec![None; n]` brings `Option<String>`'s clone along.
+        let mut result = Replacement::default();
+        result.segments.resize_with(segments.len(), || None);
         let scanned = Digits::scan(segments);
         let mut edits = Vec::new();
         let mut index = 0;
@@ -278,7 +280,7 @@ impl Matcher {
         let end = scanned.groups[found.last_group].end;
         if let Some(digits) = rewritten_digits(pattern, original, replacement) {
             let mut digits = digits.chars();
-            for_each_part(segments, first.first, end, |segment, start, end, part| {
+            for_each_part(segments, first.first, end, &mut |segment, start, end, part| {
                 let text =
                     part.chars().map(|c| if c.is_ascii_digit() { digits.next().unwrap_or(c) } else { c }).collect();
                 edits.push(Edit { segment, start, end, text });
@@ -291,7 +293,7 @@ impl Matcher {
             start = paren;
         }
         let mut text = Some(text);
-        for_each_part(segments, start, end, |segment, start, end, _| {
+        for_each_part(segments, start, end, &mut |segment, start, end, _| {
             edits.push(Edit { segment, start, end, text: text.take().unwrap_or_default() });
         });
     }
@@ -384,12 +386,12 @@ fn fallback(form: Form, original: &PhoneNumber, replacement: &PhoneNumber, targe
 fn closes_unopened_paren(segments: &[&str], start: Pos, end: Pos) -> bool {
     let mut depth = 0usize;
     let mut unopened = false;
-    for_each_part(segments, start, end, |_, _, _, part| {
-        for c in part.chars() {
-            match c {
-                '(' => depth += 1,
-                ')' if depth == 0 => unopened = true,
-                ')' => depth -= 1,
+    for_each_part(segments, start, end, &mut |_, _, _, part| {
+        for byte in part.bytes() {
+            match byte {
+                b'(' => depth += 1,
+                b')' if depth == 0 => unopened = true,
+                b')' => depth -= 1,
                 _ => {}
             }
         }
@@ -399,7 +401,8 @@ fn closes_unopened_paren(segments: &[&str], start: Pos, end: Pos) -> bool {
 
 /// Calls `part(segment, start, end, text)` for each segment's share of the
 /// span from `start` to `end`, in order.
-fn for_each_part(segments: &[&str], start: Pos, end: Pos, mut part: impl FnMut(usize, usize, usize, &str)) {
+// Through `dyn`: one copy of the loop serves its three callers in the bundle.
+fn for_each_part(segments: &[&str], start: Pos, end: Pos, part: &mut dyn FnMut(usize, usize, usize, &str)) {
     let spanned = segments.iter().enumerate().take(end.segment + 1).skip(start.segment);
     for (segment, text) in spanned {
         let from = if segment == start.segment { start.byte } else { 0 };
