@@ -50,7 +50,6 @@ pub struct Matcher {
     originals: Vec<PhoneNumber>,
     /// Longest first, so that at one start position the fullest form wins.
     patterns: Vec<Pattern>,
-    shortest: usize,
 }
 
 /// The outcome of [`Matcher::replace`].
@@ -83,7 +82,7 @@ enum Form {
 
 #[derive(Debug, Clone)]
 struct Pattern {
-    digits: Box<[u8]>,
+    digits: Vec<u8>,
     /// Index into `Matcher::originals`.
     original: usize,
     form: Form,
@@ -111,32 +110,29 @@ struct Edit {
 
 impl Matcher {
     pub fn new(originals: &[PhoneNumber]) -> Self {
-        let mut unique: Vec<PhoneNumber> = Vec::with_capacity(originals.len());
-        for original in originals {
-            if !unique.contains(original) {
-                unique.push(original.clone());
-            }
-        }
+        // A repeated original adds no pattern (its digits are there already),
+        // so the list is not deduplicated.
+        let originals = originals.to_vec();
         let mut patterns: Vec<Pattern> = Vec::new();
-        for (index, original) in unique.iter().enumerate() {
+        for (index, original) in originals.iter().enumerate() {
             for (form, digits) in written_forms(original) {
                 if !patterns.iter().any(|p| *p.digits == *digits.as_bytes()) {
                     // Kept longest first as they come (a stable insertion):
                     // a handful of patterns needs no sort routine in the bundle.
                     let at = patterns.iter().position(|p| p.digits.len() < digits.len()).unwrap_or(patterns.len());
-                    let pattern = Pattern { digits: digits.into_bytes().into_boxed_slice(), original: index, form };
+                    let pattern = Pattern { digits: digits.into_bytes(), original: index, form };
                     patterns.insert(at, pattern);
                 }
             }
         }
-        let shortest = patterns.iter().map(|p| p.digits.len()).min().unwrap_or(usize::MAX);
-        Matcher { originals: unique, patterns, shortest }
+        Matcher { originals, patterns }
     }
 
     /// The fewest digits any written form of an original has: a run of text
     /// with fewer cannot hold one (see [`Matcher::may_contain`]).
     pub fn min_digits(&self) -> usize {
-        self.shortest
+        // Longest first: the last is the shortest.
+        self.patterns.last().map_or(usize::MAX, |p| p.digits.len())
     }
 
     /// Whether `segments` hold enough digits for any original to be in them.
@@ -148,7 +144,7 @@ impl Matcher {
         let mut digits = 0;
         for segment in segments {
             digits += segment.bytes().filter(u8::is_ascii_digit).count();
-            if digits >= self.shortest {
+            if digits >= self.min_digits() {
                 return true;
             }
         }
