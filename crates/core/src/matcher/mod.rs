@@ -115,15 +115,14 @@ impl Matcher {
         let originals = originals.to_vec();
         let mut patterns: Vec<Pattern> = Vec::new();
         for (index, original) in originals.iter().enumerate() {
-            for (form, digits) in written_forms(original) {
-                if !patterns.iter().any(|p| *p.digits == *digits.as_bytes()) {
+            written_forms(original, &mut |form, digits| {
+                if !patterns.iter().any(|p| p.digits == digits) {
                     // Kept longest first as they come (a stable insertion):
                     // a handful of patterns needs no sort routine in the bundle.
                     let at = patterns.iter().position(|p| p.digits.len() < digits.len()).unwrap_or(patterns.len());
-                    let pattern = Pattern { digits: digits.into_bytes(), original: index, form };
-                    patterns.insert(at, pattern);
+                    patterns.insert(at, Pattern { digits, original: index, form });
                 }
-            }
+            });
         }
         Matcher { originals, patterns }
     }
@@ -295,44 +294,40 @@ impl Matcher {
     }
 }
 
-/// Every digit string under which `number` may be written, with its form.
-fn written_forms(number: &PhoneNumber) -> Vec<(Form, String)> {
-    let country_code = number.country_code();
-    let nsn = number.national_number();
-    let rules = dialling(country_code);
+/// Hands `add` every digit string under which `number` may be written, with
+/// its form (as it goes: no list of them is built).
+fn written_forms(number: &PhoneNumber, add: &mut dyn FnMut(Form, Vec<u8>)) {
+    let country_code = number.country_code().as_bytes();
+    let nsn = number.national_number().as_bytes();
+    let rules = dialling(number.country_code());
     let trunk_zero = rules.is_some_and(|rules| rules.has_trunk_zero());
-    let mut forms = Vec::new();
     for idd in [false, true] {
         for trunk in [false, true] {
             if trunk && !trunk_zero {
                 continue;
             }
-            let mut digits = String::with_capacity(country_code.len() + nsn.len() + 3);
+            let mut digits = Vec::with_capacity(country_code.len() + nsn.len() + 3);
             if idd {
-                digits.push_str("00");
+                digits.extend_from_slice(b"00");
             }
-            digits.push_str(country_code);
+            digits.extend_from_slice(country_code);
             if trunk {
-                digits.push('0');
+                digits.push(b'0');
             }
-            digits.push_str(nsn);
-            forms.push((Form::International { idd, trunk }, digits));
+            digits.extend_from_slice(nsn);
+            add(Form::International { idd, trunk }, digits);
         }
     }
     if let Some(rules) = rules {
         // Where the trunk prefix equals the country code (NANP's 1), the
         // writing is read as international: it is one.
-        for &trunk in rules.trunk.iter().filter(|&&trunk| trunk != country_code) {
-            let mut digits = String::with_capacity(trunk.len() + nsn.len());
-            digits.push_str(trunk);
-            digits.push_str(nsn);
-            forms.push((Form::National { trunk }, digits));
+        for &trunk in rules.trunk.iter().filter(|&&trunk| trunk != number.country_code()) {
+            add(Form::National { trunk }, [trunk.as_bytes(), nsn].concat());
         }
         if nsn.len() >= MIN_BARE_NATIONAL_DIGITS {
-            forms.push((Form::National { trunk: "" }, nsn.to_owned()));
+            add(Form::National { trunk: "" }, nsn.to_vec());
         }
     }
-    forms
 }
 
 /// The replacement's digits written in the matched form, or `None` when that
