@@ -16,7 +16,7 @@
 use ringsource_core::matcher::Matcher;
 use ringsource_core::phone::PhoneNumber;
 use wasm_bindgen::prelude::*;
-use web_sys::{CharacterData, Element, Node, NodeList};
+use web_sys::{CharacterData, Document, Element, Node, NodeList};
 
 /// Elements whose text a visitor never reads as page copy, or edits
 /// themselves, and the attribute-driven opt-outs: rewriting them would
@@ -83,16 +83,8 @@ impl Swap {
         }
         match root.node_type() {
             Node::ELEMENT_NODE | Node::DOCUMENT_FRAGMENT_NODE => self.links(root) + self.texts(root),
-            // A document has no textContent: its element has.
-            Node::DOCUMENT_NODE => {
-                let mut count = 0;
-                let mut child = root.first_child();
-                while let Some(c) = child {
-                    count += self.apply(&c);
-                    child = c.next_sibling();
-                }
-                count
-            }
+            // A document has no textContent: its body has, as for start().
+            Node::DOCUMENT_NODE => root.unchecked_ref::<Document>().body().map_or(0, |body| self.apply(&body)),
             _ => {
                 let mut walk = Walk::new(self);
                 walk.node(root.clone());
