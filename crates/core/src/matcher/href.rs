@@ -9,7 +9,8 @@ const SCHEMES: [&str; 3] = ["tel", "callto", "sms"];
 /// percent-encoded ("tel:+7%20495%20123-45-67"); it is then decoded for
 /// matching and encoded again.
 pub(super) fn rewrite(href: &str, replace: impl FnOnce(&str) -> Replacement) -> Option<String> {
-    let body = href.trim_start();
+    // URLs are trimmed of ASCII whitespace only (the URL standard's rule).
+    let body = href.trim_start_matches(|c: char| c.is_ascii_whitespace());
     let colon = body.find(':')?;
     let scheme = &body[..colon];
     if !SCHEMES.iter().any(|known| scheme.eq_ignore_ascii_case(known)) {
@@ -21,7 +22,7 @@ pub(super) fn rewrite(href: &str, replace: impl FnOnce(&str) -> Replacement) -> 
         number_at += 2;
     }
     let (head, rest) = href.split_at(number_at);
-    let tail_at = rest.find(['?', ';']).unwrap_or(rest.len());
+    let tail_at = rest.bytes().position(|byte| byte == b'?' || byte == b';').unwrap_or(rest.len());
     let (number, tail) = rest.split_at(tail_at);
     let encoded = number.contains('%');
     let decoded = if encoded { percent_decode(number)? } else { number.to_owned() };
