@@ -75,22 +75,17 @@ impl Swap {
         Swap { matcher: Matcher::new(originals), replacement }
     }
 
-    /// Rewrites the subtree under `root` in place and returns how many
-    /// occurrences were replaced (text and links together).
+    /// Rewrites the subtree under `root` (an element, a fragment or a
+    /// document) in place and returns how many occurrences were replaced
+    /// (text and links together). A text node alone has no run around it to
+    /// read, and is left as it is.
     pub fn apply(&self, root: &Node) -> usize {
-        if inside_skipped(root) {
-            return 0;
-        }
         match root.node_type() {
+            Node::ELEMENT_NODE if skipped(root.unchecked_ref()) => 0,
             Node::ELEMENT_NODE | Node::DOCUMENT_FRAGMENT_NODE => self.links(root) + self.texts(root),
             // A document has no textContent: its body has, as for start().
             Node::DOCUMENT_NODE => root.unchecked_ref::<Document>().body().map_or(0, |body| self.apply(&body)),
-            _ => {
-                let mut walk = Walk::new(self);
-                walk.node(root.clone());
-                walk.flush();
-                walk.count
-            }
+            _ => 0,
         }
     }
 
@@ -193,15 +188,6 @@ fn block_of(root: &Node, text: &Node) -> Node {
             return node;
         }
     }
-}
-
-fn inside_skipped(node: &Node) -> bool {
-    let element = if node.node_type() == Node::ELEMENT_NODE {
-        Some(node.clone().unchecked_into())
-    } else {
-        node.parent_element()
-    };
-    element.is_some_and(|element| skipped(&element))
 }
 
 /// Whether `element` or an ancestor is one whose text is never rewritten.
