@@ -56,6 +56,8 @@ pub fn bundle(root: &Path, tools: &Tools, profile_name: &str, budget_check: Budg
     let (wasm, shims) = if profile.prune_table {
         let stripped = wasm.with_extension("stripped.wasm");
         let shims = crate::table::find_shims(&wasm, &stripped)?;
+        let closures = shims.iter().filter(|s| matches!(s, crate::table::Shim::Closure(_))).count();
+        println!("function table: {closures} closure shims, {} JSPI waker entries", shims.len() - closures);
         (stripped, Some(shims))
     } else {
         (wasm, None)
