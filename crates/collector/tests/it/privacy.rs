@@ -625,5 +625,10 @@ fn backup_while_serving_then_restore_after_stopping() {
     rusqlite::Connection::open(&stranger).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
     let refused = ringsource(&["restore", stranger.to_str().unwrap()], &config);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("is not a Ringsource database"));
+    // Nor is a backup of a later schema than this collector knows.
+    rusqlite::Connection::open(&backup).unwrap().execute_batch("PRAGMA user_version = 999").unwrap();
+    let refused = ringsource(&["restore", backup.to_str().unwrap()], &config);
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("has schema version 999, newer than this collector's"), "{why}");
     assert_eq!(sessions_in(&db), at_backup + 1);
 }

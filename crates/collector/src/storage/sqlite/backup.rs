@@ -35,6 +35,8 @@ pub enum BackupError {
     InUse { path: PathBuf, source: rusqlite::Error },
     #[error("{path} is not a Ringsource database: {reason}")]
     NotRingsource { path: PathBuf, reason: String },
+    #[error("{path} has schema version {found}, newer than this collector's {known}: restore it with that version")]
+    Newer { path: PathBuf, found: i64, known: i64 },
     #[error("{path} fails SQLite's integrity check: {reason}")]
     Damaged { path: PathBuf, reason: String },
     #[error("copying {from} to {to} failed: {source}")]
@@ -99,6 +101,10 @@ pub fn restore(from: &Path, db: &Path) -> Result<Copied, BackupError> {
     let src = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|source| BackupError::Open { path: from.to_owned(), source })?;
     let expected = check(&src, from)?;
+    let known = latest_schema_version()?;
+    if expected.schema_version > known {
+        return Err(BackupError::Newer { path: from.to_owned(), found: expected.schema_version, known });
+    }
     let mut dst = Connection::open(db).map_err(|source| BackupError::Open { path: db.to_owned(), source })?;
     let in_use = |source| BackupError::InUse { path: db.to_owned(), source };
     // No waiting: a lock held by a running collector is not let go.
@@ -165,6 +171,16 @@ fn check(conn: &Connection, path: &Path) -> Result<Copied, BackupError> {
         page_size: pragma("page_size")?,
         schema_version: pragma("user_version")?,
     })
+}
+
+/// The schema version this collector migrates to.
+fn latest_schema_version() -> Result<i64, BackupError> {
+    let memory = Path::new(":memory:");
+    let open = |source| BackupError::Open { path: memory.to_owned(), source };
+    let mut conn = Connection::open_in_memory().map_err(open)?;
+    super::migrate(&mut conn)
+        .map_err(|e| BackupError::NotRingsource { path: memory.to_owned(), reason: e.to_string() })?;
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(open)
 }
 
 /// Where a backup is written before it is complete.

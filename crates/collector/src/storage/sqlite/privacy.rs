@@ -338,11 +338,11 @@ fn mask_call(tx: &Transaction<'_>, call_id: i64, before_ms: i64) -> Result<bool,
     Ok(true)
 }
 
-/// The subject's calls: (id, chosen session, promo session), by ring time.
-fn subject_calls(
-    tx: &Transaction<'_>,
-    s: &Subject,
-) -> Result<Vec<(i64, Option<String>, Option<String>)>, StorageError> {
+/// One of the subject's calls: its id, chosen session and promo session.
+type SubjectCall = (i64, Option<String>, Option<String>);
+
+/// The subject's calls, by ring time.
+fn subject_calls(tx: &Transaction<'_>, s: &Subject) -> Result<Vec<SubjectCall>, StorageError> {
     let mut st = tx
         .prepare(
             "SELECT id, session_id, promo_session_id FROM calls
@@ -356,11 +356,7 @@ fn subject_calls(
 
 /// The sessions the calls went to, and the other sessions of the same
 /// browser (its analytics client id), as a call's visitor path joins them.
-fn subject_sessions(
-    tx: &Transaction<'_>,
-    site: &str,
-    calls: &[(i64, Option<String>, Option<String>)],
-) -> Result<Vec<String>, StorageError> {
+fn subject_sessions(tx: &Transaction<'_>, site: &str, calls: &[SubjectCall]) -> Result<Vec<String>, StorageError> {
     let chosen: BTreeSet<&str> =
         calls.iter().flat_map(|(_, s, p)| s.iter().chain(p.iter())).map(String::as_str).collect();
     let chosen: Vec<&str> = chosen.into_iter().collect();
@@ -598,7 +594,8 @@ fn exports_of(tx: &Transaction<'_>, call_id: i64) -> Result<Vec<ExportView>, Sto
 }
 
 fn session_export(tx: &Transaction<'_>, id: &str) -> Result<Option<SessionExport>, StorageError> {
-    let head: Option<(Option<String>, Option<String>, String, bool, i64, i64)> = tx
+    type Head = (Option<String>, Option<String>, String, bool, i64, i64);
+    let head: Option<Head> = tx
         .query_row(
             "SELECT client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms FROM sessions WHERE id = ?1",
             [id],
