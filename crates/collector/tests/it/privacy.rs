@@ -179,29 +179,46 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 // ---------------------------------------------------------------- retention
 
 /// The running collector applies each kind's days by itself: a visit no
-/// call went to goes whole; the caller's session stays (its touches are the
+/// call went to goes whole (with its lease, promo code or pool exhaustion);
+/// the caller's session stays (its touches are the
 /// call's attribution) but loses its page views and User-Agent; the call
 /// stays, attributed, with the caller masked in the call, its events and
 /// the list; a fresh visit is untouched.
 #[test]
 fn the_running_collector_drops_old_visits_and_masks_old_callers_by_itself() {
     let clock = Arc::new(ManualClock::new(T0));
-    let retention = "[sites.retention]\nvisits_days = 10\npage_views_days = 5\nuser_agent_days = 2\ncaller_days = 3";
-    let h = start_with_clock(&server_extra(1), &site_extra(retention), POOL_SETTINGS, clock.clone());
+    let settings = "[sites.promo]\nfallback = true\nhold_days = 1\n\
+                    [sites.retention]\nvisits_days = 10\npage_views_days = 5\nuser_agent_days = 2\ncaller_days = 3";
+    let h = start_with_clock(&server_extra(1), &site_extra(settings), POOL_SETTINGS, clock.clone());
     let a = visit_with(&h, None);
     let b = visit_with(&h, None);
     let (a, b_number, b) = (session_of(&a), number_of(&b), session_of(&b));
+    // The pool's last number, then a visitor it has none for, then one
+    // that matches no pool and gets a promo code.
+    let d = session_of(&visit_with(&h, None));
+    let exhausted = visit_with(&h, None);
+    assert_eq!(exhausted["kind"], "original", "{exhausted}");
+    let e = session_of(&exhausted);
+    let promo = h.visit(None, touch("Referral", "news.example", "referral"));
+    assert_eq!(promo["kind"], "promo", "{promo}");
+    let p = session_of(&promo);
     clock.set_ms(T0 + 70_000);
     call(&h.client, &h.url("/v1/sites/shop/pbx/generic"), "c1", CALLER, &b_number, T0 + 5_000);
     let conn = h.db();
     assert_eq!(session_rows(&conn, &a), [1, 1, 1, 1]);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM pool_events"), 1);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM promo_codes"), 1);
 
     clock.set_ms(T0 + 12 * DAY_MS);
     let c = session_of(&visit_with(&h, None));
     wait_for("the retention pass", || session_rows(&conn, &a)[0] == 0);
     wait_for("the caller's masking", || count(&conn, "SELECT COUNT(*) FROM calls WHERE caller_key IS NULL") == 1);
 
-    assert_eq!(session_rows(&conn, &a), [0, 0, 0, 0], "the visit nobody called from is gone whole");
+    for s in [&a, &d, &e, &p] {
+        assert_eq!(session_rows(&conn, s), [0, 0, 0, 0], "a visit nobody called from is gone whole: {s}");
+    }
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM pool_events"), 0);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM promo_codes"), 0);
     assert_eq!(session_rows(&conn, &b), [1, 1, 0, 1], "the call's session keeps its touches and lease, not its pages");
     assert_eq!(session_rows(&conn, &c), [1, 1, 1, 1], "today's visit is untouched");
     assert_eq!(count(&conn, &format!("SELECT COUNT(*) FROM sessions WHERE id = '{b}' AND user_agent = ''")), 1);

@@ -14,7 +14,7 @@
 //! transaction has no rows beyond those the read found; and the calls that
 //! changed since the read are looked at again before any session goes.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
@@ -110,7 +110,9 @@ fn sessions_named_by_calls(tx: &Transaction<'_>, site: &str) -> Result<HashSet<S
 #[derive(Default)]
 struct Due {
     sessions: Vec<String>,
-    /// Rows of due sessions, or old rows of sessions no call names.
+    /// The rows of the due sessions that no index finds by session.
+    children: HashMap<String, Children>,
+    /// Old rows of other sessions no call names.
     leases: Vec<i64>,
     promo_codes: Vec<i64>,
     pool_events: Vec<i64>,
@@ -118,6 +120,17 @@ struct Due {
     user_agents: Vec<String>,
     callers: Vec<i64>,
     exports: Vec<i64>,
+}
+
+/// A session's rows in the tables without an index by session, found by one
+/// scan of each for the whole pass rather than one per batch.
+#[derive(Default)]
+struct Children {
+    leases: Vec<i64>,
+    promo_codes: Vec<i64>,
+    pool_events: Vec<i64>,
+    /// Pool events that took the session's number.
+    taken_from: Vec<i64>,
 }
 
 fn find_due(tx: &Transaction<'_>, c: &RetentionCutoffs) -> Result<Due, StorageError> {
@@ -133,14 +146,21 @@ fn find_due(tx: &Transaction<'_>, c: &RetentionCutoffs) -> Result<Due, StorageEr
     .filter(|s| !named.contains(s))
     .collect();
     let doomed: HashSet<&str> = sessions.iter().map(String::as_str).collect();
+    let mut children: HashMap<String, Children> = HashMap::new();
     // A row goes with its session, or when it is old and its session is
     // not behind a call (a refolded call finds its leases again).
-    let pick = |rows: Vec<(i64, String, bool)>, keep_if_named: bool| -> Vec<i64> {
-        rows.into_iter()
-            .filter(|(_, s, old)| doomed.contains(s.as_str()) || (*old && !(keep_if_named && named.contains(s))))
-            .map(|(id, ..)| id)
-            .collect()
-    };
+    let mut pick =
+        |rows: Vec<(i64, String, bool)>, keep_if_named: bool, of: fn(&mut Children) -> &mut Vec<i64>| -> Vec<i64> {
+            let mut old_rows = Vec::new();
+            for (id, session, old) in rows {
+                if doomed.contains(session.as_str()) {
+                    of(children.entry(session).or_default()).push(id);
+                } else if old && !(keep_if_named && named.contains(&session)) {
+                    old_rows.push(id);
+                }
+            }
+            old_rows
+        };
     let cut = c.session_rows_before_ms;
     let leases = pick(
         owned_rows(
@@ -153,6 +173,7 @@ fn find_due(tx: &Transaction<'_>, c: &RetentionCutoffs) -> Result<Due, StorageEr
             "finding old leases",
         )?,
         true,
+        |c| &mut c.leases,
     );
     let promo_codes = pick(
         owned_rows(
@@ -162,6 +183,7 @@ fn find_due(tx: &Transaction<'_>, c: &RetentionCutoffs) -> Result<Due, StorageEr
             "finding old promo codes",
         )?,
         true,
+        |c| &mut c.promo_codes,
     );
     // The pool events are the pools report's log, not attribution.
     let pool_events = pick(
@@ -172,7 +194,18 @@ fn find_due(tx: &Transaction<'_>, c: &RetentionCutoffs) -> Result<Due, StorageEr
             "finding old pool events",
         )?,
         false,
+        |c| &mut c.pool_events,
     );
+    for (id, session, _) in owned_rows(
+        tx,
+        "SELECT id, taken_from_session, 1 FROM pool_events WHERE site_id = ?1 AND taken_from_session IS NOT NULL",
+        site,
+        "finding whose numbers were taken",
+    )? {
+        if doomed.contains(session.as_str()) {
+            children.entry(session).or_default().taken_from.push(id);
+        }
+    }
     let page_views = {
         let mut st = tx
             .prepare(
@@ -215,7 +248,7 @@ fn find_due(tx: &Transaction<'_>, c: &RetentionCutoffs) -> Result<Due, StorageEr
             .and_then(Iterator::collect)
             .map_err(sql("finding delivered exports"))?
     };
-    Ok(Due { sessions, leases, promo_codes, pool_events, page_views, user_agents, callers, exports })
+    Ok(Due { sessions, children, leases, promo_codes, pool_events, page_views, user_agents, callers, exports })
 }
 
 /// The sessions that calls changed since `since_ms` name: a call recorded
@@ -258,30 +291,56 @@ fn delete_ids(
 }
 
 /// Removes the sessions and every row that names them, inside `tx`. Their
-/// leases, promo codes and pool events are found by scanning (no index
-/// serves them by session), so callers pass many sessions at once.
-fn delete_sessions(tx: &Transaction<'_>, sessions: &[String], report: &mut SessionRows) -> Result<(), StorageError> {
+/// touches and page views are found by index; their leases, promo codes and
+/// pool events by the ids in `children` when the caller scanned for them,
+/// else by a scan here (erasure: few sessions, rarely).
+fn delete_sessions(
+    tx: &Transaction<'_>,
+    sessions: &[String],
+    children: Option<&HashMap<String, Children>>,
+    report: &mut SessionRows,
+) -> Result<(), StorageError> {
     if sessions.is_empty() {
         return Ok(());
     }
     let list = json_list(sessions);
-    let del = |table: &str, column: &str, doing: &'static str| -> Result<u64, StorageError> {
-        tx.execute(&format!("DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?1))"), [&list])
-            .map(count)
-            .map_err(sql(doing))
+    let run = |statement: &str, list: &str, doing: &'static str| -> Result<u64, StorageError> {
+        tx.execute(statement, [list]).map(count).map_err(sql(doing))
     };
-    report.touches += del("touches", "session_id", "removing touches")?;
-    report.page_views += del("page_views", "session_id", "removing page views")?;
-    report.leases += del("leases", "session_id", "removing leases")?;
-    report.pool_events += del("pool_events", "session_id", "removing pool events")?;
-    report.promo_codes += del("promo_codes", "session_id", "removing promo codes")?;
-    // Not a foreign key, but it still says whose number was taken.
-    tx.execute(
-        "UPDATE pool_events SET taken_from_session = NULL WHERE taken_from_session IN (SELECT value FROM json_each(?1))",
-        [&list],
-    )
-    .map_err(sql("forgetting whose number was taken"))?;
-    report.sessions += del("sessions", "id", "removing sessions")?;
+    let by_session = |table: &str| format!("DELETE FROM {table} WHERE session_id IN (SELECT value FROM json_each(?1))");
+    let by_id = |table: &str| format!("DELETE FROM {table} WHERE id IN (SELECT value FROM json_each(?1))");
+    let forget_taker = "UPDATE pool_events SET taken_from_session = NULL WHERE";
+    report.touches += run(&by_session("touches"), &list, "removing touches")?;
+    report.page_views += run(&by_session("page_views"), &list, "removing page views")?;
+    match children {
+        Some(children) => {
+            let ids = |of: fn(&Children) -> &Vec<i64>| {
+                json_list(
+                    &sessions.iter().filter_map(|s| children.get(s)).flat_map(|c| of(c).clone()).collect::<Vec<_>>(),
+                )
+            };
+            report.leases += run(&by_id("leases"), &ids(|c| &c.leases), "removing leases")?;
+            report.pool_events += run(&by_id("pool_events"), &ids(|c| &c.pool_events), "removing pool events")?;
+            report.promo_codes += run(&by_id("promo_codes"), &ids(|c| &c.promo_codes), "removing promo codes")?;
+            run(
+                &format!("{forget_taker} id IN (SELECT value FROM json_each(?1))"),
+                &ids(|c| &c.taken_from),
+                "forgetting whose number was taken",
+            )?;
+        }
+        None => {
+            report.leases += run(&by_session("leases"), &list, "removing leases")?;
+            report.pool_events += run(&by_session("pool_events"), &list, "removing pool events")?;
+            report.promo_codes += run(&by_session("promo_codes"), &list, "removing promo codes")?;
+            // Not a foreign key, but it still says whose number was taken.
+            run(
+                &format!("{forget_taker} taken_from_session IN (SELECT value FROM json_each(?1))"),
+                &list,
+                "forgetting whose number was taken",
+            )?;
+        }
+    }
+    report.sessions += run(&by_id("sessions"), &list, "removing sessions")?;
     Ok(())
 }
 
@@ -398,7 +457,7 @@ impl PrivacyStore for SqlitePrivacy {
             .into_iter()
             .filter(|s| !recent.contains(s))
             .collect();
-            delete_sessions(&tx, &still, &mut rows)?;
+            delete_sessions(&tx, &still, Some(&due.children), &mut rows)?;
             tx.commit().map_err(sql("committing removed sessions"))?;
         }
         let cut = c.session_rows_before_ms;
@@ -518,7 +577,7 @@ impl PrivacyStore for SqlitePrivacy {
             .map(count)
             .map_err(sql("removing other calls' candidates"))?;
         let mut rows = SessionRows::default();
-        delete_sessions(&tx, &gone, &mut rows)?;
+        delete_sessions(&tx, &gone, None, &mut rows)?;
         tx.commit().map_err(sql("committing an erasure"))?;
         erased.sessions = rows.sessions;
         erased.touches = rows.touches;
