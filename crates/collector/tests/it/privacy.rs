@@ -408,6 +408,16 @@ fn erase_over_http_removes_the_callers_calls_and_sessions() {
     assert_eq!(callers, [OTHER], "{list}");
     assert_eq!(list["calls"][0]["session_id"], json!(s2), "Y's call keeps its attribution");
 
+    // Revenue for the erased caller finds no call; the answer names them masked.
+    let (status, body) = admin(
+        &h.client,
+        "POST",
+        &h.url("/v1/revenue"),
+        Some(&json!({ "site": "shop", "caller": CALLER, "amount": 1 })),
+    );
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("no_matching_call")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("+*********67") && !message.contains("9161234567"), "{message}");
     // Again: nothing left to remove.
     let (status, body) = admin(&h.client, "POST", &erase, Some(&json!({ "site": "shop", "phone": CALLER })));
     assert_eq!((status, &body["removed"]["calls"]), (200, &json!(0)), "{body}");
