@@ -23,11 +23,13 @@ use crate::config::Site;
 use leases::LeaseBook;
 use writer::Job;
 
+pub mod backup;
 mod calls;
 mod checkpoint;
 mod leases;
 pub mod money;
 mod pools;
+pub mod privacy;
 mod visits;
 mod wal;
 mod writer;

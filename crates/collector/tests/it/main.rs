@@ -24,6 +24,7 @@ mod pbx_timing;
 mod pbx_twilio;
 mod pbx_zadarma;
 mod pools_report;
+mod privacy;
 mod report_days;
 mod static_serving;
 mod visit_reclassify;
