@@ -5,6 +5,7 @@
 //! `RINGSOURCE_BUNDLE_DIR`, `CHROMEDRIVER` and `CHROMIUM`.
 
 pub mod browser;
+pub mod customer;
 pub mod pbx;
 
 use std::collections::HashMap;
@@ -16,9 +17,11 @@ use ringsource_collector::config::Config;
 use ringsource_collector::server::{self, Spawned};
 
 pub use browser::Browser;
+pub use customer::CustomerSite;
 
 /// A page of a customer site: the number in several formats, and the one
-/// script tag a site owner adds.
+/// script tag a site owner adds, exactly as the README shows it (COLLECTOR is
+/// the collector's origin; the page itself is on another one).
 pub const SHOP_PAGE: &str = r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>Shop</title>
 <script type="application/ld+json">{"@type":"Store","telephone":"+7 495 123-45-67"}</script>
@@ -28,9 +31,14 @@ pub const SHOP_PAGE: &str = r#"<!doctype html>
 <p id="promo">Your code: <b data-ringsource-promo>—</b></p>
 <div id="show"><span class="phone">8 495 123 45 67</span></div>
 <footer id="footer">Order 74951234567890 · 8 495 123 45 67</footer>
-<script async src="/ringsource.js" data-site="shop" SCRIPT_ATTRS></script>
+<script async src="COLLECTOR/ringsource.js" data-site="shop" SCRIPT_ATTRS></script>
 </body></html>
 "#;
+
+/// [`SHOP_PAGE`] with its tag pointing at `collector` (an origin, no slash).
+pub fn shop_page(collector: &str, script_attrs: &str) -> String {
+    SHOP_PAGE.replace("COLLECTOR", collector).replace("SCRIPT_ATTRS", script_attrs)
+}
 
 fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
@@ -59,14 +67,17 @@ pub fn dashboard_dir() -> PathBuf {
 
 pub struct Site {
     pub server: Spawned,
+    /// The customer's own web server, whose origin the site allows.
+    pub customer: CustomerSite,
     pub db: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Site {
     /// Starts the collector with one site "shop" (original +7 495 123-45-67,
-    /// region RU) plus `site_extra` TOML for the `[[sites]]` table; serves
-    /// [`SHOP_PAGE`] at `/demo/shop.html` with `script_attrs` on the tag.
+    /// region RU) plus `site_extra` TOML for the `[[sites]]` table, and the
+    /// customer's server, on another origin, with [`SHOP_PAGE`] at
+    /// `/demo/shop.html` and `script_attrs` on its tag.
     pub fn start(site_extra: &str, script_attrs: &str) -> Site {
         Site::start_with("", site_extra, script_attrs)
     }
@@ -77,8 +88,8 @@ impl Site {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("ringsource.sqlite");
         let www = dir.path().join("www");
-        std::fs::create_dir_all(www.join("demo")).expect("www dir");
-        std::fs::write(www.join("demo/shop.html"), SHOP_PAGE.replace("SCRIPT_ATTRS", script_attrs)).expect("test page");
+        std::fs::create_dir_all(&www).expect("www dir");
+        let customer = CustomerSite::start();
         // The dashboard as shipped (with the vendor files `cargo xtask` copies in).
         std::os::unix::fs::symlink(dashboard_dir(), www.join("dashboard")).expect("link www/dashboard");
         let toml = format!(
@@ -92,7 +103,8 @@ www_dir = "{www}"
 
 [[sites]]
 id = "shop"
-allowed_origins = ["https://shop.example"]
+allowed_origins = ["https://shop.example", "{customer}"]
+# The dashboard's tests post visits from the collector's own pages.
 allow_same_origin = true
 region = "RU"
 originals = ["+7 (495) 123-45-67"]
@@ -102,16 +114,24 @@ overflow_number = "+7 495 700-00-99"
             db = db.display(),
             bundle = bundle_dir().display(),
             www = www.display(),
+            customer = customer.origin(),
         );
         let config = Config::from_toml_str(&toml, Path::new("e2e.toml"), &HashMap::<String, String>::new())
             .unwrap_or_else(|e| panic!("{e}"));
         let server = server::spawn(config, "127.0.0.1:0".parse().expect("addr"), Arc::new(SystemClock))
             .expect("collector starts");
-        Site { server, db, _dir: dir }
+        customer.put("/demo/shop.html", &shop_page(&server.url(""), script_attrs));
+        Site { server, customer, db, _dir: dir }
     }
 
+    /// A URL on the collector (API, dashboard, script tag).
     pub fn url(&self, path: &str) -> String {
         self.server.url(path)
+    }
+
+    /// A URL on the customer's site, where visitors land.
+    pub fn page(&self, path: &str) -> String {
+        self.customer.url(path)
     }
 
     fn db(&self) -> rusqlite::Connection {

@@ -72,10 +72,42 @@ async function guard(fn) {
 // ------------------------------------------------------------ formatting
 
 const pad = (n) => String(n).padStart(2, "0");
+
+// Times are shown on the site's clock, whatever the browser's: the API says
+// which zone with every answer the dashboard reads times from (its reports
+// cut days at that zone's midnight).
+let zone = "UTC";
+const formatters = new Map();
+function setZone(name) {
+  if (typeof name !== "string" || !name) return;
+  zone = name;
+  const label = $("#zone");
+  if (label) label.textContent = `Times in ${zone}`;
+}
+/** Year, month, day, hour, minute, second of `ms` on the site's clock, as strings. */
+function clockParts(ms) {
+  let f = formatters.get(zone);
+  if (!f) {
+    f = new Intl.DateTimeFormat("en-GB", {
+      timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    });
+    formatters.set(zone, f);
+  }
+  const parts = Object.fromEntries(f.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+  return parts;
+}
 function fmtTime(ms) {
   if (ms === null || ms === undefined) return "—";
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  const p = clockParts(ms);
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
+}
+/** The site's calendar day of `ms`, `YYYY-MM-DD`. */
+function localDay(ms) { return fmtTime(ms).slice(0, 10); }
+/** The calendar day after `day` (`YYYY-MM-DD`). */
+function nextDay(day) {
+  const [y, m, d] = day.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d + 1)).toISOString().slice(0, 10);
 }
 function fmtNum(v, digits = 0) {
   if (v === null || v === undefined || Number.isNaN(v)) return "—";
@@ -108,6 +140,7 @@ const charts = new Map();
 
 /** A uPlot line chart over days or hours; `null` (and a note) when the library is missing. */
 function lineChart(key, container, xs, series, opts = {}) {
+  // `opts.clock`: the zone the x axis is read in (the site's by default).
   charts.get(key)?.destroy();
   charts.delete(key);
   container.replaceChildren();
@@ -128,6 +161,7 @@ function lineChart(key, container, xs, series, opts = {}) {
       points: { show: xs.length < 40 },
     }))],
     axes: [{}, { label: opts.yLabel || "", size: 50 }],
+    tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), opts.clock || zone),
     scales: { x: { time: true }, y: opts.yRange ? { range: opts.yRange } : { range: (_u, _min, max) => [0, Math.max(1, max)] } },
   }, [xs, ...series.map((s) => s.values)], container);
   charts.set(key, chart);
@@ -199,6 +233,7 @@ function callFilters() {
 async function loadCalls() {
   const st = state.calls;
   const { body } = await api(`/v1/calls${query({ ...callFilters(), limit: PAGE, offset: st.offset })}`);
+  setZone(body.time_zone);
   st.rows = body.calls;
   st.total = body.total;
   const last = Math.min(st.offset + body.calls.length, body.total);
@@ -308,6 +343,7 @@ const MONEY = ["cost", "revenue"];
 async function loadSources() {
   const f = Object.fromEntries(new FormData($("#sources-filter")));
   const { body } = await api(`/v1/reports/calls${query({ site: site(), from: f.from, to: f.to, group_by: f.group_by, interval: "day" })}`);
+  setZone(body.time_zone);
   $("#sources-group").textContent = f.group_by;
   const rows = body.rows || [];
   const hasMoney = rows.some((r) => MONEY.some((k) => typeof r[k] === "number"));
@@ -349,15 +385,18 @@ async function loadSources() {
     if (!hasMoney && opt) opt.remove();
   }
   table($("#sources-table"), columns, list, { footer: (c) => c.get(total) });
-  $("#sources-note").textContent = `${body.model || ""} attribution; counts are sums of credit.` +
+  $("#sources-note").textContent = `${body.model || ""} attribution; counts are sums of credit; days run midnight to midnight in ${zone}.` +
     (hasMoney ? " Cost per target call = cost ÷ target calls; ROI = (revenue − cost) ÷ cost; no cost per keyword." : "") +
     (body.demo_data ? " This site holds demo data (ringsource demo-data)." : "");
 
   // Chart: the chosen metric per day for the top groups.
   const metric = [...metricSelect.options].some((o) => o.value === f.metric) ? f.metric : "calls";
-  // Every UTC day of the period, so quiet days show as zero.
+  // Every day of the period on the site's calendar (the report's days), so
+  // quiet days show as zero. A day is plotted at its date's UTC midnight and
+  // the axis read in UTC: the labels are the calendar days themselves.
   const days = [];
-  for (let t = Math.floor(body.from_ms / 86400000) * 86400000; t < body.to_ms; t += 86400000) days.push(new Date(t).toISOString().slice(0, 10));
+  const lastDay = localDay(body.to_ms - 1);
+  for (let d = localDay(body.from_ms); d <= lastDay; d = nextDay(d)) days.push(d);
   const xs = days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
   const top = list.slice(0, COLORS.length);
   const series = top.map((g) => ({
@@ -366,7 +405,7 @@ async function loadSources() {
   }));
   metricSelect.value = metric;
   $("#sources-chart-title").textContent = `${metricSelect.selectedOptions[0].textContent} per day`;
-  lineChart("sources", $("#sources-chart"), xs, series, { yLabel: metric.replace(/_/g, " ") });
+  lineChart("sources", $("#sources-chart"), xs, series, { yLabel: metric.replace(/_/g, " "), clock: "UTC" });
 }
 
 // ---------------------------------------------------------------- pools
@@ -374,6 +413,7 @@ async function loadSources() {
 async function loadPools() {
   const f = Object.fromEntries(new FormData($("#pools-filter")));
   const { body } = await api(`/v1/reports/pools${query({ site: site(), from: f.from, to: f.to })}`);
+  setZone(body.time_zone);
   const box = $("#pools");
   box.replaceChildren();
   if (!body.pools.length) {
@@ -383,19 +423,38 @@ async function loadPools() {
   for (const p of body.pools) {
     const chartBox = h("div", { class: "chart", id: `pool-chart-${p.pool_id}` });
     const hoursTable = h("table", { class: "data hours" });
-    const busy = p.hours.filter((r) => r.max_live || r.new_sessions || r.exhaustions).reverse().slice(0, 48);
+    const busy = p.hours.filter((r) => r.max_busy || r.new_sessions || r.exhaustions).reverse().slice(0, 48);
     const undersized = p.recommended_size > p.size;
+    const z = p.sizing;
+    const mins = (secs) => fmtNum(secs / 60, secs % 60 ? 1 : 0);
     box.append(h("section", { class: "pool card", "data-pool": p.pool_id },
-      h("h2", {}, `Pool ${p.pool_id} `, p.warning ? badge("utilisation ≥ 75%", "warn") : badge("ok", "ok"),
+      h("h2", {}, `Pool ${p.pool_id} `, p.warning ? badge("busy ≥ 75%", "warn") : badge("ok", "ok"),
         undersized ? [" ", badge(`needs ${p.recommended_size} numbers`, "warn")] : ""),
       h("div", { class: "stats" },
         h("span", {}, "Size ", h("b", {}, p.size)),
         h("span", {}, "Live now ", h("b", {}, `${p.live_now} (${fmtPct(p.utilisation_now)})`)),
         h("span", {}, "Peak live ", h("b", {}, `${p.peak_live} (${fmtPct(p.peak_utilisation)})`)),
+        h("span", {}, "Peak busy ", h("b", {}, `${p.peak_busy} (${fmtPct(p.peak_busy_share)})`)),
         h("span", {}, "Peak new sessions/hour ", h("b", {}, p.peak_new_sessions_per_hour)),
         h("span", {}, "Recommended size ", h("b", { class: "recommended" }, p.recommended_size)),
         h("span", {}, "Exhaustions ", h("b", {}, p.exhaustion_count)),
-        h("span", { class: "muted" }, `hold ${Math.round(p.hold_secs / 60)} min · on exhaustion: ${p.on_exhaustion}`)),
+        h("span", { class: "muted" }, `on exhaustion: ${p.on_exhaustion}`)),
+      // The formula with this window's figures, so the recommendation can be
+      // checked by hand.
+      h("table", { class: "data sizing" },
+        h("thead", {}, h("tr", {}, ["Peak new sessions/hour", "Mean renewed", "Hold", "Cooldown", "A session keeps a number", "Busy at peak", "Margin", "Recommended"].map((t) => h("th", { class: "num" }, t)))),
+        h("tbody", {}, h("tr", {},
+          h("td", { class: "num", "data-input": "peak" }, z.peak_new_sessions_per_hour),
+          h("td", { class: "num", "data-input": "renewed", title: `mean over ${z.leases_measured} leases of this period` }, `${mins(z.mean_renewed_secs)} min`),
+          h("td", { class: "num", "data-input": "hold" }, `${mins(z.hold_secs)} min`),
+          h("td", { class: "num", "data-input": "cooldown" }, `${mins(z.cooldown_secs)} min`),
+          h("td", { class: "num", "data-input": "occupancy" }, `${mins(z.occupancy_secs)} min`),
+          h("td", { class: "num", "data-input": "busy" }, fmtNum(z.busy_at_peak, 2)),
+          h("td", { class: "num", "data-input": "margin" }, `× ${z.margin}`),
+          h("td", { class: "num", "data-input": "recommended" }, h("b", {}, z.recommended_size))))),
+      h("p", { class: "muted formula" },
+        `${z.peak_new_sessions_per_hour}/hour × (${mins(z.mean_renewed_secs)} renewed + ${mins(z.hold_secs)} hold + ${mins(z.cooldown_secs)} cooldown) min ÷ 60 × ${z.margin} = ${fmtNum(z.busy_at_peak * z.margin, 2)} → ${z.recommended_size} numbers. ` +
+        "A visitor who stays renews the number; after the lease ends it cools down before anyone else gets it."),
       h("div", { class: "split even" },
         h("div", {}, h("h3", {}, "Utilisation per hour (most numbers live at once ÷ size)"), chartBox),
         h("div", {}, h("h3", {}, "Busiest recent hours"), h("div", { class: "scroll" }, hoursTable),
@@ -406,12 +465,14 @@ async function loadPools() {
       { label: "Hour", get: (r) => fmtTime(r.hour_ms).slice(0, 16) },
       { label: "Most live", num: true, get: (r) => r.max_live },
       { label: "Used", num: true, get: (r) => fmtPct(r.utilisation) },
+      { label: "Busy (live + cooling)", num: true, get: (r) => r.max_busy },
       { label: "New sessions", num: true, get: (r) => r.new_sessions },
       { label: "Exhausted", num: true, get: (r) => r.exhaustions },
     ], busy);
     if (!busy.length) hoursTable.after(h("p", { class: "muted" }, "No leases in this period."));
     lineChart(`pool-${p.pool_id}`, chartBox, p.hours.map((r) => r.hour_ms / 1000), [
       { label: "utilisation %", values: p.hours.map((r) => Math.round(r.utilisation * 1000) / 10) },
+      { label: "busy (live + cooling) %", values: p.hours.map((r) => Math.round((r.max_busy / p.size) * 1000) / 10), color: "#e8590c" },
       { label: "warning 75%", values: p.hours.map(() => body.warning_utilisation * 100), color: "#c92a2a", dash: [6, 4] },
     ], { yRange: [0, 100], yLabel: "%", height: 240 });
   }
@@ -431,6 +492,7 @@ async function lookupPromo(ev) {
     let body;
     try {
       ({ body } = await api(`/v1/promo/${encodeURIComponent(code)}${query({ site: site() })}`));
+      setZone(body.time_zone);
     } catch (e) {
       if (e instanceof Unauthorized) throw e;
       out.append(h("p", { class: "error" }, `Code ${code}: ${e.message}`));

@@ -30,6 +30,17 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 180)]
         timeout_secs: u64,
     },
+    /// The script tag on a customer page of another origin, over an emulated slow network:
+    /// how long the site's own number shows on a first visit, and whether a returning
+    /// visitor sees it at all.
+    Tag {
+        /// The round-trip time Chromium emulates for every request.
+        #[arg(long, default_value_t = 150)]
+        rtt_ms: u32,
+        /// Each round is a first and a returning visit.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        rounds: u32,
+    },
     /// `wrk` against the lease endpoint, and against an actix-web hello world as baseline.
     Collector {
         #[arg(long, default_value = "10s")]
@@ -51,13 +62,18 @@ pub fn bench(root: &Path, choice: ToolchainChoice, what: BenchCmd) -> Result<()>
             bundle(root, &tools, "release", Budget::Warn)?;
             web(root, &tools, Duration::from_secs(timeout_secs))
         }
+        BenchCmd::Tag { rtt_ms, rounds } => {
+            let tools = provision(root, choice, Needs { browser: true })?;
+            bundle(root, &tools, "release", Budget::Warn)?;
+            crate::bench_tag::bench(root, &tools, rtt_ms, rounds)
+        }
         BenchCmd::Collector { duration, connections, threads, rounds } => {
             collector(root, &WrkArgs { duration, connections, threads }, rounds)
         }
     }
 }
 
-fn build_collector(root: &Path) -> Result<()> {
+pub(crate) fn build_collector(root: &Path) -> Result<()> {
     run(cargo().current_dir(root).args(["build", "--release", "-p", "ringsource-collector"]))
 }
 
@@ -65,6 +81,16 @@ fn build_collector(root: &Path) -> Result<()> {
 /// per-IP rate limit lifted: every wrk request comes from 127.0.0.1, and we measure leases,
 /// not the limiter's 429s.
 fn bench_config(root: &Path) -> Result<PathBuf> {
+    bench_config_named(root, "collector", |_| Ok(()))
+}
+
+/// [`bench_config`] as `target/bench/<name>.toml` with database `<name>.sqlite`,
+/// after `edit` has changed it.
+pub(crate) fn bench_config_named(
+    root: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut toml::Table) -> Result<()>,
+) -> Result<PathBuf> {
     let dir = root.join("target/bench");
     fs::create_dir_all(&dir)?;
     let text = fs::read_to_string(root.join(DEMO_CONFIG)).with_context(|| format!("reading {DEMO_CONFIG}"))?;
@@ -73,7 +99,7 @@ fn bench_config(root: &Path) -> Result<PathBuf> {
         .get_mut("server")
         .and_then(|s| s.as_table_mut())
         .with_context(|| format!("{DEMO_CONFIG} has no [server] table"))?;
-    let db = dir.join("collector.sqlite");
+    let db = dir.join(format!("{name}.sqlite"));
     for suffix in ["", "-wal", "-shm"] {
         let _ = fs::remove_file(format!("{}{suffix}", db.display()));
     }
@@ -82,7 +108,8 @@ fn bench_config(root: &Path) -> Result<PathBuf> {
     limit.insert("burst".into(), 1_000_000_000.into());
     limit.insert("per_minute".into(), 1_000_000_000.into());
     server.insert("rate_limit".into(), limit.into());
-    let path = dir.join("collector.toml");
+    edit(&mut config)?;
+    let path = dir.join(format!("{name}.toml"));
     fs::write(&path, toml::to_string(&config)?)?;
     Ok(path)
 }
@@ -101,48 +128,71 @@ fn web(root: &Path, tools: &Tools, timeout: Duration) -> Result<()> {
     build_collector(root)?;
     let (_collector, addr) = start_collector(root)?;
 
-    let driver_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let mut driver = Guard::spawn(
-        "chromedriver",
-        Command::new(&tools.chromedriver).arg(format!("--port={}", driver_addr.port())).stdout(Stdio::null()),
-    )?;
-    wait_for_port(driver_addr, &mut driver.child, "chromedriver", Duration::from_secs(30))?;
-
-    // A fresh profile per run, so no cache or service worker from an earlier run skews it.
-    let profile_dir = std::env::temp_dir().join(format!("ringsource-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&profile_dir)?;
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": tools.chromium,
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run",
-                     format!("--user-data-dir={}", profile_dir.display())],
-        }
-    });
-    let Value::Object(caps) = caps else { unreachable!("json! object literal") };
+    let chromium = Chromium::start(tools)?;
     let url = format!("http://{addr}/bench/replace.html");
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = runtime.block_on(async {
-        let client = fantoccini::ClientBuilder::rustls()?
-            .capabilities(caps)
-            .connect(&format!("http://{driver_addr}"))
-            .await
-            .context("starting Chromium through chromedriver")?;
+        let client = chromium.connect().await?;
         let outcome = poll_bench(&client, &url, timeout).await;
         // Close the session even if the page failed, or Chromium outlives us.
         let closed = client.close().await;
         let value = outcome?;
         closed.context("closing the browser session")?;
         anyhow::Ok(value)
-    });
-    let _ = std::fs::remove_dir_all(&profile_dir);
-    let result = result?;
+    })?;
 
     println!("\nbench web: {url}");
     print_result(&result);
     Ok(())
+}
+
+/// chromedriver on a free port, with a fresh Chromium profile for its sessions,
+/// so no cache or service worker from an earlier run skews a bench.
+pub(crate) struct Chromium {
+    _driver: Guard,
+    addr: SocketAddr,
+    profile: PathBuf,
+    binary: PathBuf,
+}
+
+impl Chromium {
+    pub(crate) fn start(tools: &Tools) -> Result<Chromium> {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let mut driver = Guard::spawn(
+            "chromedriver",
+            Command::new(&tools.chromedriver).arg(format!("--port={}", addr.port())).stdout(Stdio::null()),
+        )?;
+        wait_for_port(addr, &mut driver.child, "chromedriver", Duration::from_secs(30))?;
+        let profile = std::env::temp_dir().join(format!("ringsource-bench-{}", std::process::id()));
+        fs::create_dir_all(&profile)?;
+        Ok(Chromium { _driver: driver, addr, profile, binary: tools.chromium.clone() })
+    }
+
+    /// A headless browser session.
+    pub(crate) async fn connect(&self) -> Result<fantoccini::Client> {
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": self.binary,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync", "--no-first-run",
+                         format!("--user-data-dir={}", self.profile.display())],
+            }
+        });
+        let Value::Object(caps) = caps else { unreachable!("json! object literal") };
+        fantoccini::ClientBuilder::rustls()?
+            .capabilities(caps)
+            .connect(&format!("http://{}", self.addr))
+            .await
+            .context("starting Chromium through chromedriver")
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.profile);
+    }
 }
 
 async fn poll_bench(client: &fantoccini::Client, url: &str, timeout: Duration) -> Result<Value> {
@@ -428,7 +478,9 @@ fn visit_body() -> Result<String> {
         touch: classify(&visit, u64::try_from(now_ms)?),
         first_touch: None,
         page: Page { url: format!("https://demo.ringsource.test/?{query}"), title: None },
+        referrer: None,
         reveal: false,
+        consent: true,
     };
     Ok(serde_json::to_string(&request)?)
 }

@@ -14,6 +14,14 @@ use crate::config::{WasmPackToml, workspace_version};
 use crate::provision::{Tools, WASM_TARGET, WasmToolchain};
 use crate::util::{human_bytes, run};
 
+/// Files of the repository copied into the package: (from, name in the package).
+const PACKAGED_FILES: &[(&str, &str)] = &[
+    ("www/tag.js", "tag.js"),
+    ("crates/web/README.md", "README.md"),
+    ("LICENSE-MIT", "LICENSE-MIT"),
+    ("LICENSE-APACHE", "LICENSE-APACHE"),
+];
+
 pub struct Bundle {
     pub dir: PathBuf,
 }
@@ -48,6 +56,8 @@ pub fn bundle(root: &Path, tools: &Tools, profile_name: &str, budget_check: Budg
     let (wasm, shims) = if profile.prune_table {
         let stripped = wasm.with_extension("stripped.wasm");
         let shims = crate::table::find_shims(&wasm, &stripped)?;
+        let closures = shims.iter().filter(|s| matches!(s, crate::table::Shim::Closure(_))).count();
+        println!("function table: {closures} closure shims, {} JSPI waker entries", shims.len() - closures);
         (stripped, Some(shims))
     } else {
         (wasm, None)
@@ -99,11 +109,11 @@ pub fn bundle(root: &Path, tools: &Tools, profile_name: &str, budget_check: Budg
         format!("{}_bg.wasm", cfg.bindgen.out_name),
         format!("{}_bg.wasm.d.ts", cfg.bindgen.out_name),
     ];
-    // The script-tag loader; it comes from the same build, so it ships in the same package.
-    let tag = root.join("www/tag.js");
-    if tag.exists() {
-        fs::copy(&tag, out.join("tag.js")).context("copying www/tag.js")?;
-        files.push("tag.js".into());
+    // The script-tag loader comes from the same build, so it ships in the
+    // same package; the package's README and licences come with it.
+    for (from, to) in PACKAGED_FILES {
+        fs::copy(root.join(from), out.join(to)).with_context(|| format!("copying {from} into the package"))?;
+        files.push((*to).to_owned());
     }
     files.retain(|f| out.join(f).exists());
 
@@ -113,6 +123,8 @@ pub fn bundle(root: &Path, tools: &Tools, profile_name: &str, budget_check: Budg
         None => workspace_version(root)?,
     };
     let main = format!("{}.js", cfg.bindgen.out_name);
+    let types = format!("{}.d.ts", cfg.bindgen.out_name);
+    let wasm_file = format!("./{}_bg.wasm", cfg.bindgen.out_name);
     let package_json = json!({
         "name": pkg.name,
         "version": version,
@@ -123,7 +135,15 @@ pub fn bundle(root: &Path, tools: &Tools, profile_name: &str, budget_check: Budg
         "type": "module",
         "main": main,
         "module": main,
-        "types": format!("{}.d.ts", cfg.bindgen.out_name),
+        "types": types,
+        // What an importer may reach: the module (with its types), its wasm
+        // (for bundlers that want the file's URL), and the loader.
+        "exports": {
+            ".": { "types": format!("./{types}"), "default": format!("./{main}") },
+            wasm_file.clone(): wasm_file,
+            "./tag.js": "./tag.js",
+            "./package.json": "./package.json",
+        },
         "files": files,
         "sideEffects": if pkg.side_effects.is_empty() { json!(false) } else { json!(pkg.side_effects) },
     });

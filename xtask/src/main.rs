@@ -5,6 +5,7 @@
 //! a newcomer or CI has to know.
 
 mod bench;
+mod bench_tag;
 mod bundle;
 mod config;
 mod dashboard;
@@ -15,6 +16,7 @@ mod provision;
 mod table;
 mod test;
 mod util;
+mod vite_app;
 
 use std::process::ExitCode;
 

@@ -25,7 +25,7 @@ pub fn ci(dir: &Path, needed: &[&str], what: &str) -> Result<PathBuf> {
         _ => true,
     };
     if stale || needed.iter().any(|file| !modules.join(file).exists()) {
-        let npm = std::env::var_os("NPM").map(PathBuf::from).unwrap_or_else(|| "npm".into());
+        let npm = npm();
         match Command::new(&npm).arg("--version").output() {
             Ok(out) if out.status.success() => {}
             _ => bail!(
@@ -38,6 +38,11 @@ pub fn ci(dir: &Path, needed: &[&str], what: &str) -> Result<PathBuf> {
             .with_context(|| format!("installing {what} with npm in {}", dir.display()))?;
     }
     Ok(modules)
+}
+
+/// The npm to run: `$NPM`, or the one on the PATH.
+pub fn npm() -> PathBuf {
+    std::env::var_os("NPM").map(PathBuf::from).unwrap_or_else(|| "npm".into())
 }
 
 fn mtime(path: &Path) -> Option<std::time::SystemTime> {

@@ -17,7 +17,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use ringsource_core::wire::{
-    ErrorBody, ErrorDetail, HeartbeatRequest, HeartbeatResponse, PageViewRequest, SiteConfigPublic, VisitRequest,
+    ErrorBody, ErrorDetail, HeartbeatRequest, HeartbeatResponse, PageViewRequest, VisitRequest,
 };
 use serde::de::DeserializeOwned;
 
@@ -45,6 +45,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/revenue"),
     ("GET", "/v1/exports"),
     ("POST", "/v1/exports/{id}/retry"),
+    ("POST", "/v1/privacy/erase"),
+    ("POST", "/v1/privacy/export"),
     ("POST", "/v1/sites/{site}/pbx/{adapter}"),
     ("POST", "/v1/sites/{site}/pbx/mango/events/{event}"),
     ("GET", "/v1/sites/{site}/pbx/zadarma"),
@@ -76,7 +78,9 @@ impl ApiState {
 pub enum ApiError {
     #[error("no site {0:?} is configured")]
     UnknownSite(String),
-    #[error("origin {origin} may not call site {site:?}; add it to the site's allowed_origins")]
+    #[error(
+        "origin {origin} may not call site {site:?}: add \"{origin}\" to allowed_origins of this site in the collector's configuration"
+    )]
     OriginNotAllowed { origin: String, site: String },
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -175,7 +179,16 @@ where
 {
     match allowed_origin(&req) {
         Err(e) => {
-            let resp = req.error_response(e);
+            // The refusal itself is readable by the page, so that the script
+            // can tell its site owner which origin to allow, instead of
+            // seeing an opaque network error.
+            let origin = req.headers().get(header::ORIGIN).cloned();
+            let mut resp = req.error_response(e);
+            if let Some(origin) = origin {
+                let h = resp.headers_mut();
+                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+                h.insert(header::VARY, HeaderValue::from_static("Origin"));
+            }
             Box::pin(async move { Ok(resp) })
         }
         Ok(origin) => {
@@ -226,14 +239,7 @@ async fn preflight() -> HttpResponse {
 
 async fn site_config(state: web::Data<ApiState>, site: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let site = state.site(&site)?;
-    Ok(HttpResponse::Ok().json(SiteConfigPublic {
-        site: site.id.clone(),
-        originals: site.originals.clone(),
-        consent_required: site.consent_required,
-        show_number: site.show_number.clone(),
-        heartbeat_secs: site.heartbeat_secs(),
-        hold_secs: site.hold_secs(),
-    }))
+    Ok(HttpResponse::Ok().json(crate::domain::public_config(&site)))
 }
 
 async fn read_json<T: DeserializeOwned>(body: web::Payload) -> Result<T, ApiError> {
@@ -301,6 +307,9 @@ async fn visit(
         state.limiter.check(ip, now_ms).map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
     }
     let visit: VisitRequest = read_json(body).await?;
+    if site.consent_required && !visit.consent {
+        return Ok(HttpResponse::Ok().json(crate::domain::without_consent(&site)));
+    }
     if let Some(id) = &visit.session_id {
         check_session_id(id)?;
     }
@@ -312,9 +321,12 @@ async fn visit(
     let user_agent = truncated(user_agent, MAX_USER_AGENT_BYTES).to_owned();
     let new_id = crate::session_id::new(now_ms)
         .map_err(|e| ApiError::Internal(format!("no randomness for a session id: {e}")))?;
+    check_len("referrer", visit.referrer.as_deref(), 4096)?;
+    let decided = crate::domain::reclassify(&visit, u64::try_from(now_ms).unwrap_or(0))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let clock = Arc::clone(&state.clock);
-    let response =
-        crate::domain::visit(state.storage.as_ref(), site, visit, user_agent, new_id, clock).response().await?;
+    let storage = state.storage.as_ref();
+    let response = crate::domain::visit(storage, site, visit, decided, user_agent, new_id, clock).response().await?;
     Ok(HttpResponse::Ok().json(response))
 }
 

@@ -93,6 +93,10 @@ pub struct RawServer {
     /// one), which leaves a CPU to the database writer thread.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Seconds between the retention passes of a running collector (the
+    /// first this long after it starts).
+    #[serde(default = "default_retention_interval_secs")]
+    pub retention_interval_secs: u64,
 }
 
 /// `[server.rate_limit]`: a token bucket per client IP for `POST …/visits`.
@@ -136,6 +140,11 @@ const MAX_WORKERS: usize = 1024;
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
+/// Hourly: nothing is kept much more than an hour past its time, and a pass
+/// that finds nothing due costs one read of the site's tables.
+fn default_retention_interval_secs() -> u64 {
+    3600
+}
 fn default_database() -> PathBuf {
     PathBuf::from("ringsource.sqlite")
 }
@@ -169,6 +178,9 @@ pub struct RawSite {
     pub consent_required: bool,
     #[serde(default)]
     pub show_number: Option<RawShowNumber>,
+    /// The IANA time zone the site's reports count days in (`Europe/Moscow`).
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
     /// A caller is "unique" when they have not called within this many days.
     #[serde(default = "default_uniqueness_days")]
     pub uniqueness_window_days: u32,
@@ -198,8 +210,14 @@ pub struct RawSite {
     /// `[sites.exports]`: GA4 and CRM exports of ended calls.
     #[serde(default)]
     pub exports: crate::exports::RawExports,
+    /// `[sites.retention]`: how long personal data is kept.
+    #[serde(default)]
+    pub retention: Retention,
 }
 
+fn default_time_zone() -> String {
+    "UTC".to_owned()
+}
 fn default_uniqueness_days() -> u32 {
     30
 }
@@ -256,6 +274,14 @@ pub struct RawStatic {
     pub label: String,
     #[serde(default)]
     pub rule: Option<SourceRule>,
+    /// The source its calls are reported under: the `source` its cost is
+    /// uploaded with, so calls and cost meet in one report row.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub medium: Option<String>,
+    #[serde(default)]
+    pub campaign: Option<String>,
 }
 
 /// `[[sites.pools]]`: a dynamic pool and the sources it serves.
@@ -285,6 +311,67 @@ fn default_cooldown_secs() -> u32 {
     10 * 60
 }
 
+/// `[sites.retention]`: days after which personal data is dropped or
+/// reduced (see the collector's README, "Privacy", for why these defaults).
+/// Calls and their attribution are kept; only the caller can be masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// A visit (its session, touches, page views, leases and promo codes)
+    /// that no call was attributed to goes this long after it was last seen
+    /// (and once its lease and promo code are over). Pool events go after it.
+    #[serde(default = "default_visits_days")]
+    pub visits_days: u32,
+    /// Any session's page views (URLs and titles) go after this.
+    #[serde(default = "default_page_views_days")]
+    pub page_views_days: u32,
+    /// A session's User-Agent is emptied this long after the session began.
+    #[serde(default = "default_user_agent_days")]
+    pub user_agent_days: u32,
+    /// A call's caller number is masked (all but its last two digits) this
+    /// long after it rang; left out, it is kept.
+    #[serde(default)]
+    pub caller_days: Option<u32>,
+    /// Exports delivered (or skipped) go this long after their last attempt.
+    #[serde(default = "default_exports_days")]
+    pub exports_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            visits_days: default_visits_days(),
+            page_views_days: default_page_views_days(),
+            user_agent_days: default_user_agent_days(),
+            caller_days: None,
+            exports_days: default_exports_days(),
+        }
+    }
+}
+
+/// The longest window the pools report reads (93 days), so the dashboard's
+/// pool history is whole.
+fn default_visits_days() -> u32 {
+    93
+}
+/// A month and a day: the promo hold and the uniqueness window (30 days by
+/// default) with a day to spare, so a call in that time still shows the
+/// visitor's pages.
+fn default_page_views_days() -> u32 {
+    31
+}
+/// A week to look into a visitor taken for a crawler (or not); the crawler
+/// verdict itself is kept with the session.
+fn default_user_agent_days() -> u32 {
+    7
+}
+/// A month to see in `GET /v1/exports` what the CRM and GA4 were sent.
+fn default_exports_days() -> u32 {
+    30
+}
+/// Longer than this is a typo (a hundred years).
+const MAX_RETENTION_DAYS: u32 = 36_500;
+
 // ------------------------------------------------------------ validated shape
 
 /// Validated `[server]` section.
@@ -299,6 +386,7 @@ pub struct ServerConfig {
     pub rate_limit: RateLimit,
     pub wal_preallocate_bytes: u64,
     pub workers: usize,
+    pub retention_interval_secs: u64,
 }
 
 impl ServerConfig {
@@ -318,6 +406,8 @@ pub struct Site {
     pub overflow_number: Option<PhoneNumber>,
     pub consent_required: bool,
     pub show_number: Option<ShowNumber>,
+    /// Report days, date filters and displayed times are in this zone.
+    pub time_zone: jiff::tz::TimeZone,
     pub uniqueness_window_days: u32,
     pub target_call_secs: u32,
     pub attribution_model: Model,
@@ -330,6 +420,8 @@ pub struct Site {
     pub pbx: crate::pbx::PbxAuth,
     /// Where ended calls are exported (GA4, CRM), and how retries go.
     pub exports: crate::exports::Exports,
+    /// How long personal data is kept.
+    pub retention: Retention,
     /// Where national numbers from a PBX are read ("8 495 …", "74951234567").
     pub region: Option<Region>,
     /// Built from the static numbers' and pools' rules, same indices.
@@ -349,7 +441,40 @@ pub struct StaticNumber {
     pub number: PhoneNumber,
     pub label: String,
     pub rule: Option<SourceRule>,
+    /// What its calls are credited to in reports.
+    pub report_as: StaticSource,
 }
+
+/// The channel, source, medium and campaign a static number's calls are
+/// credited to.
+///
+/// With `source` configured they are the cost rows' own words: source and
+/// medium in lower case as costs are stored, campaign as written, a missing
+/// medium `(not set)` as a cost row without one; the channel is the rule's
+/// when it names one, `Offline` for a number without a rule, else what
+/// core's channel rules make of a visit tagged with that source and medium
+/// (what a cost row of that source and medium is classified as too).
+/// Without `source` the label is the source and the medium `static`, as
+/// before sources could be configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticSource {
+    pub channel: String,
+    pub source: String,
+    pub medium: String,
+    pub campaign: Option<String>,
+    /// `source` (and `medium`) came from the configuration: cost rows with
+    /// this source and medium take this channel.
+    pub configured: bool,
+}
+
+/// The channel of a static number's calls that have no source configured,
+/// and of a number without a rule.
+const STATIC_CHANNEL: &str = "Static number";
+const OFFLINE_CHANNEL: &str = "Offline";
+/// What a report shows for a medium or campaign that is not set.
+pub const NOT_SET: &str = "(not set)";
+/// Longest source, medium or campaign (as for uploaded cost rows).
+const MAX_SOURCE_TEXT: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct Pool {
@@ -372,6 +497,31 @@ impl Site {
     pub fn hold_secs(&self) -> u32 {
         self.pools.iter().map(|p| p.hold_secs).max().unwrap_or_else(default_hold_secs)
     }
+    /// The IANA name of the site's time zone (`UTC` by default).
+    pub fn time_zone_name(&self) -> &str {
+        self.time_zone.iana_name().unwrap_or("UTC")
+    }
+    /// The channel a cost row of `source` and `medium` (as stored: lower
+    /// case, `""` for no medium) is reported in: the channel of a static
+    /// number configured with that source and medium, so its calls and its
+    /// cost meet; otherwise core's channel rules
+    /// ([`crate::money::cost_channel`]).
+    pub fn cost_channel(&self, source: &str, medium: &str) -> String {
+        let medium = if medium.is_empty() { NOT_SET } else { medium };
+        self.static_numbers
+            .iter()
+            .map(|s| &s.report_as)
+            .find(|r| r.configured && r.source == source && r.medium == medium)
+            .map_or_else(
+                || crate::money::cost_channel(source, medium_for_rules(medium)).to_owned(),
+                |r| r.channel.clone(),
+            )
+    }
+}
+
+/// A medium as core's channel rules take it: none when it is not set.
+fn medium_for_rules(medium: &str) -> &str {
+    if medium == NOT_SET { "" } else { medium }
 }
 
 /// A validated configuration.
@@ -532,6 +682,9 @@ fn validate(
     if raw.workers.is_some_and(|n| n == 0 || n > MAX_WORKERS) {
         issues.push("server.workers", format!("must be 1 to {MAX_WORKERS}; leave it out for one fewer than the CPUs"));
     }
+    if raw.retention_interval_secs == 0 {
+        issues.push("server.retention_interval_secs", "must be at least 1");
+    }
     if raw.rate_limit.burst == 0 || raw.rate_limit.per_minute == 0 {
         issues.push("server.rate_limit", "burst and per_minute must be at least 1");
     }
@@ -570,6 +723,7 @@ fn validate(
             rate_limit: raw.rate_limit,
             wal_preallocate_bytes: u64::from(raw.wal_preallocate_mib) << 20,
             workers: raw.workers.unwrap_or_else(default_workers),
+            retention_interval_secs: raw.retention_interval_secs,
         },
         sites,
     })
@@ -684,7 +838,21 @@ fn validate_site(
         }
     });
 
-    let mut static_numbers = Vec::new();
+    let time_zone = match jiff::tz::TimeZone::get(raw.time_zone.trim()) {
+        Ok(zone) => zone,
+        Err(e) => {
+            issues.push(
+                format!("{path}.time_zone"),
+                format!(
+                    "{:?} is not an IANA time zone name such as \"Europe/Moscow\" or \"America/New_York\" ({e})",
+                    raw.time_zone
+                ),
+            );
+            jiff::tz::TimeZone::UTC
+        }
+    };
+
+    let mut static_numbers: Vec<StaticNumber> = Vec::new();
     for (i, s) in raw.static_numbers.into_iter().enumerate() {
         let p = format!("{path}.static_numbers[{i}]");
         if s.label.trim().is_empty() {
@@ -695,8 +863,26 @@ fn validate_site(
         {
             issues.push(format!("{p}.rule"), e.to_string());
         }
+        let report_as = static_source(&s, &p, issues);
+        if report_as.configured
+            && let Some((j, other)) = static_numbers.iter().enumerate().find(|(_, o)| {
+                o.report_as.configured
+                    && o.report_as.source == report_as.source
+                    && o.report_as.medium == report_as.medium
+                    && o.report_as.channel != report_as.channel
+            })
+        {
+            issues.push(
+                format!("{p}.source"),
+                format!(
+                    "{path}.static_numbers[{j}] has the same source and medium in channel {:?}, this one in {:?}; \
+                     their cost rows can go to only one channel (give both the same rule channel, or another medium)",
+                    other.report_as.channel, report_as.channel
+                ),
+            );
+        }
         if let Some(n) = number(&s.number, format!("{p}.number"), issues) {
-            static_numbers.push(StaticNumber { number: n, label: s.label, rule: s.rule });
+            static_numbers.push(StaticNumber { number: n, label: s.label, rule: s.rule, report_as });
         }
     }
 
@@ -776,6 +962,8 @@ fn validate_site(
             crate::exports::Exports::default()
         });
 
+    validate_retention(&raw.retention, raw.uniqueness_window_days, &format!("{path}.retention"), issues);
+
     if issues.list.len() != before {
         return None;
     }
@@ -791,6 +979,7 @@ fn validate_site(
         overflow_number,
         consent_required: raw.consent_required,
         show_number,
+        time_zone,
         uniqueness_window_days: raw.uniqueness_window_days,
         target_call_secs: raw.target_call_secs,
         attribution_model: raw.attribution_model,
@@ -801,9 +990,80 @@ fn validate_site(
         pbx_secrets,
         pbx,
         exports,
+        retention: raw.retention,
         region,
         routing,
     })
+}
+
+fn validate_retention(r: &Retention, uniqueness_window_days: u32, path: &str, issues: &mut Issues<'_>) {
+    let days = [
+        ("visits_days", r.visits_days),
+        ("page_views_days", r.page_views_days),
+        ("user_agent_days", r.user_agent_days),
+        ("exports_days", r.exports_days),
+    ];
+    for (field, value) in days.into_iter().chain(r.caller_days.map(|d| ("caller_days", d))) {
+        if !(1..=MAX_RETENTION_DAYS).contains(&value) {
+            issues.push(format!("{path}.{field}"), format!("must be 1 to {MAX_RETENTION_DAYS} days"));
+        }
+    }
+    // Repeat callers are found by their number within the window: a number
+    // masked sooner would make a repeat caller look new.
+    if let Some(days) = r.caller_days.filter(|d| (1..uniqueness_window_days).contains(d)) {
+        issues.push(
+            format!("{path}.caller_days"),
+            format!(
+                "{days} is shorter than uniqueness_window_days ({uniqueness_window_days}): a repeat caller would be \
+                 taken for a new one; mask later, or shorten the window"
+            ),
+        );
+    }
+}
+
+/// What a static number's calls are credited to (see [`StaticSource`]),
+/// with an issue for each bad field.
+fn static_source(s: &RawStatic, path: &str, issues: &mut Issues<'_>) -> StaticSource {
+    let mut text = |field: &str, value: &Option<String>| -> Option<String> {
+        let v = value.as_deref()?.trim();
+        if v.is_empty() {
+            issues.push(format!("{path}.{field}"), "must not be empty (leave it out instead)");
+            None
+        } else if v.chars().count() > MAX_SOURCE_TEXT {
+            issues.push(format!("{path}.{field}"), format!("is longer than {MAX_SOURCE_TEXT} characters"));
+            None
+        } else {
+            Some(v.to_owned())
+        }
+    };
+    let source = text("source", &s.source).map(|v| v.to_lowercase());
+    let medium = text("medium", &s.medium).map(|v| v.to_lowercase());
+    let campaign = text("campaign", &s.campaign);
+    let rule_channel = s.rule.as_ref().map(|r| r.channel.map(|c| c.as_str()));
+    let Some(source) = source else {
+        for (field, given) in [("medium", medium.is_some()), ("campaign", campaign.is_some())] {
+            if given && s.source.is_none() {
+                issues.push(
+                    format!("{path}.{field}"),
+                    "needs `source`: calls meet their cost by source first, then medium and campaign",
+                );
+            }
+        }
+        return StaticSource {
+            channel: rule_channel.map_or(OFFLINE_CHANNEL, |c| c.unwrap_or(STATIC_CHANNEL)).to_owned(),
+            source: s.label.clone(),
+            medium: "static".to_owned(),
+            campaign: None,
+            configured: false,
+        };
+    };
+    let medium = medium.unwrap_or_else(|| NOT_SET.to_owned());
+    let channel = match rule_channel {
+        Some(Some(named)) => named.to_owned(),
+        Some(None) => crate::money::cost_channel(&source, medium_for_rules(&medium)).to_owned(),
+        None => OFFLINE_CHANNEL.to_owned(),
+    };
+    StaticSource { channel, source, medium, campaign, configured: true }
 }
 
 /// `https://Shop.Example:443/` → `https://shop.example`; rejects anything

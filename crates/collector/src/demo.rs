@@ -6,6 +6,11 @@
 //! shows are the ones the real code computes. Costs and revenue go through
 //! the money store.
 //!
+//! Days are the site's (its time zone): traffic comes in its opening hours,
+//! 08:00 to 20:00 on its clock, and costs are dated by its calendar. A
+//! visitor who stays on the page keeps their pool number renewed by
+//! heartbeats, as the browser does, until they leave.
+//!
 //! Demo data is marked: sessions carry the user agent [`DEMO_USER_AGENT`],
 //! calls the PBX name `demo` (never exported to GA4 or a CRM), cost and
 //! revenue rows `demo = 1`; reports answer `demo_data: true` for the site.
@@ -14,9 +19,11 @@
 
 use std::sync::Arc;
 
+use jiff::civil::Date;
 use ringsource_core::call::{CallEvent, CallPhase, CallStatus};
 use ringsource_core::phone::PhoneNumber;
-use ringsource_core::touch;
+use ringsource_core::routing::Route;
+use ringsource_core::touch::{self, Touch};
 use ringsource_core::visit::{UrlParts, Visit};
 use ringsource_core::wire::{NumberKind, Page, VisitRequest};
 
@@ -34,13 +41,16 @@ use crate::storage::{PageViewCommand, Storage, StorageError};
 pub const DEMO_USER_AGENT: &str = "ringsource demo data";
 const DAY_MS: i64 = 86_400_000;
 const MINUTE_MS: i64 = 60_000;
+/// What a billboard or another offline source costs a day, for the static
+/// numbers without a rule whose source is configured.
+const OFFLINE_DAILY_COST: f64 = 1500.0;
 
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     /// The site to fill; the configuration's first when `None`.
     pub site: Option<String>,
-    /// Days before today (UTC) to fill.
+    /// Days before today (in the site's time zone) to fill.
     pub days: u32,
     pub seed: u64,
 }
@@ -66,6 +76,8 @@ pub enum DemoError {
     NotEmpty { site: String, calls: u64, db: String },
     #[error("--days must be between 1 and 366")]
     BadDays,
+    #[error("the demo's days: {0}")]
+    Dates(#[from] dates::DateError),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -160,6 +172,10 @@ enum Action {
     Visit {
         visit: usize,
     },
+    /// The visitor is still on the page: the browser renews their number.
+    Heartbeat {
+        visit: usize,
+    },
     PageView {
         visit: usize,
         path: &'static str,
@@ -176,6 +192,7 @@ enum Action {
         number: PhoneNumber,
         caller: String,
         talk: u32,
+        deal: Option<u64>,
     },
 }
 
@@ -185,23 +202,72 @@ struct PlannedVisit {
     term: Option<&'static str>,
     client_id: String,
     session_id: String,
+    /// When the browser last renews the visitor's number, after `at_ms`
+    /// (0: the visitor leaves before the first heartbeat).
+    renewed_ms: i64,
+}
+
+/// A demo visit that asks a pool for a number: when, and for how long after
+/// that the browser keeps renewing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolDemand {
+    /// Index into the site's pools.
+    pub pool: usize,
+    pub at_ms: i64,
+    pub renewed_ms: i64,
 }
 
 /// Fills the site's database with `options.days` days of demo traffic
-/// ending at midnight UTC today.
+/// ending at the site's midnight today.
 pub fn fill(config: &Config, options: &DemoOptions) -> Result<DemoSummary, DemoError> {
     fill_until(config, options, SystemClock.now_ms())
 }
 
-/// [`fill`] for the days before the UTC day of `now_ms`.
-pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result<DemoSummary, DemoError> {
+fn chosen_site<'c>(config: &'c Config, options: &DemoOptions) -> Result<&'c Site, DemoError> {
     if !(1..=366).contains(&options.days) {
         return Err(DemoError::BadDays);
     }
-    let site = match &options.site {
-        Some(id) => config.sites.iter().find(|s| &s.id == id).ok_or_else(|| DemoError::UnknownSite(id.clone()))?,
-        None => config.sites.first().ok_or(DemoError::NoSites)?,
-    };
+    match &options.site {
+        Some(id) => config.sites.iter().find(|s| &s.id == id).ok_or_else(|| DemoError::UnknownSite(id.clone())),
+        None => config.sites.first().ok_or(DemoError::NoSites),
+    }
+}
+
+/// The site's days before its local day of `now_ms`, oldest first.
+fn demo_days(site: &Site, days: u32, now_ms: i64) -> Result<Vec<Date>, DemoError> {
+    let today = dates::local_date(&site.time_zone, now_ms)?;
+    let mut day = today;
+    let mut out = Vec::with_capacity(days as usize);
+    for _ in 0..days {
+        day = day.yesterday().map_err(|_| dates::DateError::OutOfRange(day.to_string()))?;
+        out.push(day);
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// The visits of the month [`fill_until`] writes with the same options that
+/// a pool serves, in time order: the traffic the pool sizing is checked
+/// against.
+pub fn pool_demand(config: &Config, options: &DemoOptions, now_ms: i64) -> Result<Vec<PoolDemand>, DemoError> {
+    let site = chosen_site(config, options)?;
+    let days = demo_days(site, options.days, now_ms)?;
+    let (visits, _) = plan(site, &days, &mut Rng(options.seed))?;
+    let mut demand: Vec<PoolDemand> = visits
+        .iter()
+        .filter_map(|v| match site.routing.route(&classified(v).0) {
+            Route::Pool(pool) => Some(PoolDemand { pool, at_ms: v.at_ms, renewed_ms: v.renewed_ms }),
+            _ => None,
+        })
+        .collect();
+    demand.sort_by_key(|d| d.at_ms);
+    Ok(demand)
+}
+
+/// [`fill`] for the site's days before its local day of `now_ms`.
+pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result<DemoSummary, DemoError> {
+    let site = chosen_site(config, options)?;
+    let days = demo_days(site, options.days, now_ms)?;
     let storage = Arc::new(SqliteStorage::open_with(&config.server.database, config.server.sqlite_options())?);
     let (_, calls) =
         storage.list_calls(&CallFilter { site: Some(site.id.clone()), limit: 1, ..CallFilter::default() })?;
@@ -212,14 +278,14 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
             db: config.server.database.display().to_string(),
         });
     }
-    let start_ms = now_ms.div_euclid(DAY_MS) * DAY_MS - i64::from(options.days) * DAY_MS;
+    let start_ms = dates::day_start_ms(&site.time_zone, days[0])?;
     let clock = Arc::new(ManualClock::new(start_ms));
     storage.sync_sites(&config.sites, clock.as_ref())?;
     let service = CallsService::new(storage.clone(), &config.sites, clock.clone());
     let mut rng = Rng(options.seed);
 
     let shared_site = Arc::new(site.clone());
-    let (visits, mut schedule) = plan(site, options.days, start_ms, &mut rng);
+    let (visits, mut schedule) = plan(site, &days, &mut rng)?;
     // Stable: a visit's page views and call come after it at equal times.
     schedule.sort_by_key(|(at, _)| *at);
 
@@ -232,6 +298,11 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
             Action::Visit { visit } => {
                 numbers[visit] = Some(run_visit(storage.as_ref(), &shared_site, &visits[visit], clock.clone())?);
                 summary.sessions += 1;
+            }
+            Action::Heartbeat { visit } => {
+                if let Some((session, _, NumberKind::Lease)) = &numbers[visit] {
+                    storage.heartbeat(Arc::clone(&shared_site), session.clone(), clock.clone()).wait()?;
+                }
             }
             Action::PageView { visit, path } => {
                 if let Some((session, ..)) = &numbers[visit] {
@@ -259,9 +330,12 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
                     deals.push((id, amount, at_ms));
                 }
             }
-            Action::Offline { number, caller, talk } => {
-                record_call(&service, site, &number, &caller, at_ms, Some(talk), CallStatus::Answered)?;
+            Action::Offline { number, caller, talk, deal } => {
+                let id = record_call(&service, site, &number, &caller, at_ms, Some(talk), CallStatus::Answered)?;
                 summary.calls += 1;
+                if let Some(amount) = deal {
+                    deals.push((id, amount, at_ms));
+                }
             }
         }
     }
@@ -281,9 +355,16 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
     }
 
     let mut costs = Vec::new();
-    for day in 0..options.days {
-        let day_ms = start_ms + i64::from(day) * DAY_MS;
-        let date = dates::format_ms(day_ms)[..10].to_owned();
+    // Offline numbers whose source is configured are paid for by the day
+    // (a billboard's rent), under the source their calls are reported with.
+    let offline_spend: Vec<&crate::config::StaticSource> = site
+        .static_numbers
+        .iter()
+        .filter(|s| s.rule.is_none() && s.report_as.configured)
+        .map(|s| &s.report_as)
+        .collect();
+    for date in &days {
+        let date = date.to_string();
         for (source, medium, campaign, min, spread) in SPEND {
             costs.push(CostRow {
                 site: site.id.clone(),
@@ -295,25 +376,42 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
                 currency: None,
             });
         }
+        for s in &offline_spend {
+            costs.push(CostRow {
+                site: site.id.clone(),
+                day: date.clone(),
+                source: s.source.clone(),
+                medium: if s.medium == crate::config::NOT_SET { String::new() } else { s.medium.clone() },
+                campaign: s.campaign.clone().unwrap_or_default(),
+                cost: OFFLINE_DAILY_COST,
+                currency: None,
+            });
+        }
     }
     summary.cost_rows = u32::try_from(storage.upsert_costs(&costs, true, clock.as_ref())?).unwrap_or(u32::MAX);
     Ok(summary)
 }
 
-/// Visits, page views and calls of every day, in no particular order.
-fn plan(site: &Site, days: u32, start_ms: i64, rng: &mut Rng) -> (Vec<PlannedVisit>, Vec<(i64, Action)>) {
+/// Visits, page views, heartbeats and calls of every day, in no particular
+/// order.
+/// The month's visits, and what happens when.
+type Plan = (Vec<PlannedVisit>, Vec<(i64, Action)>);
+
+fn plan(site: &Site, days: &[Date], rng: &mut Rng) -> Result<Plan, DemoError> {
     let total_weight: u64 = TRAFFIC.iter().map(|t| t.weight).sum();
     let offline: Vec<&PhoneNumber> =
         site.static_numbers.iter().filter(|s| s.rule.is_none()).map(|s| &s.number).collect();
+    let beat_ms = i64::from(site.heartbeat_secs()) * 1000;
     // A few people call more than once: repeat callers are part of the story.
     let regulars: Vec<String> = (0..12).map(|i| format!("+7916555{:04}", 1000 + i)).collect();
     let mut visits = Vec::new();
     let mut schedule = Vec::new();
-    for day in 0..days {
-        let day_ms = start_ms + i64::from(day) * DAY_MS;
+    for &day in days {
+        // Opening hours, 08:00 to 20:00 on the site's clock.
+        let opens_ms = dates::local_time_ms(&site.time_zone, day, 8)?;
+        let late_opens_ms = dates::local_time_ms(&site.time_zone, day, 9)?;
         for _ in 0..(30 + rng.below(20)) {
-            // Opening hours, 08:00 to 20:00 UTC.
-            let at_ms = day_ms + 8 * 3_600_000 + i64::try_from(rng.below(12 * 60)).unwrap_or(0) * MINUTE_MS;
+            let at_ms = opens_ms + i64::try_from(rng.below(12 * 60)).unwrap_or(0) * MINUTE_MS;
             let mut pick = rng.below(total_weight);
             let traffic = TRAFFIC.iter().position(|t| {
                 let hit = pick < t.weight;
@@ -324,20 +422,27 @@ fn plan(site: &Site, days: u32, start_ms: i64, rng: &mut Rng) -> (Vec<PlannedVis
             let t = &TRAFFIC[traffic];
             let term = (!t.terms.is_empty()).then(|| t.terms[rng.below(t.terms.len() as u64) as usize]);
             let index = visits.len();
-            visits.push(PlannedVisit {
-                at_ms,
-                traffic,
-                term,
-                client_id: format!("{}.{}", 100_000_000 + rng.below(900_000_000), at_ms / 1000),
-                session_id: rng.hex(16),
-            });
+            let client_id = format!("{}.{}", 100_000_000 + rng.below(900_000_000), at_ms / 1000);
+            let session_id = rng.hex(16);
             schedule.push((at_ms, Action::Visit { visit: index }));
+            let mut last_page_ms = 0;
             for (k, path) in ["/catalog/", "/catalog/sofas/", "/contacts/"].into_iter().enumerate() {
                 if rng.chance(60) {
-                    let k = i64::try_from(k).unwrap_or(0);
-                    schedule.push((at_ms + (k + 1) * MINUTE_MS, Action::PageView { visit: index, path }));
+                    let offset = (i64::try_from(k).unwrap_or(0) + 1) * MINUTE_MS;
+                    last_page_ms = offset;
+                    schedule.push((at_ms + offset, Action::PageView { visit: index, path }));
                 }
             }
+            // The visitor reads the last page for up to four minutes; the
+            // page beats while it is open.
+            let stay_ms = last_page_ms + i64::try_from(rng.below(5)).unwrap_or(0) * MINUTE_MS;
+            let renewed_ms = if beat_ms > 0 { stay_ms / beat_ms * beat_ms } else { 0 };
+            let mut beat = beat_ms;
+            while beat > 0 && beat <= renewed_ms {
+                schedule.push((at_ms + beat, Action::Heartbeat { visit: index }));
+                beat += beat_ms;
+            }
+            visits.push(PlannedVisit { at_ms, traffic, term, client_id, session_id, renewed_ms });
             if rng.chance(t.call_percent) {
                 let caller = if rng.chance(15) {
                     regulars[rng.below(regulars.len() as u64) as usize].clone()
@@ -357,22 +462,20 @@ fn plan(site: &Site, days: u32, start_ms: i64, rng: &mut Rng) -> (Vec<PlannedVis
         }
         for number in &offline {
             for _ in 0..rng.below(3) {
-                let at_ms = day_ms + 9 * 3_600_000 + i64::try_from(rng.below(10 * 60)).unwrap_or(0) * MINUTE_MS;
+                let at_ms = late_opens_ms + i64::try_from(rng.below(10 * 60)).unwrap_or(0) * MINUTE_MS;
                 let caller = format!("+7903{:07}", rng.below(10_000_000));
                 let talk = 20 + rng.below(300) as u32;
-                schedule.push((at_ms, Action::Offline { number: (*number).clone(), caller, talk }));
+                let deal = (talk >= 60 && rng.chance(35)).then(|| 5_000 + rng.below(55_000));
+                schedule.push((at_ms, Action::Offline { number: (*number).clone(), caller, talk, deal }));
             }
         }
     }
-    (visits, schedule)
+    Ok((visits, schedule))
 }
 
-fn run_visit(
-    storage: &SqliteStorage,
-    site: &Arc<Site>,
-    v: &PlannedVisit,
-    clock: Arc<dyn Clock>,
-) -> Result<(String, Option<PhoneNumber>, NumberKind), StorageError> {
+/// The touch the browser makes of a planned visit, and the landing page's
+/// query string.
+fn classified(v: &PlannedVisit) -> (Touch, String) {
     let t = &TRAFFIC[v.traffic];
     let query = match v.term {
         Some(term) if !t.query.is_empty() => {
@@ -382,7 +485,16 @@ fn run_visit(
     };
     let referrer = t.referrer.map(|host| UrlParts { host, path: "/", query: "" });
     let visit = Visit::new(UrlParts { host: "demo.example", path: "/", query: &query }, referrer, "");
-    let touch = touch::classify(&visit, u64::try_from(v.at_ms).unwrap_or(0));
+    (touch::classify(&visit, u64::try_from(v.at_ms).unwrap_or(0)), query)
+}
+
+fn run_visit(
+    storage: &SqliteStorage,
+    site: &Arc<Site>,
+    v: &PlannedVisit,
+    clock: Arc<dyn Clock>,
+) -> Result<(String, Option<PhoneNumber>, NumberKind), StorageError> {
+    let (touch, query) = classified(v);
     let url =
         if query.is_empty() { "https://demo.example/".to_owned() } else { format!("https://demo.example/?{query}") };
     let request = VisitRequest {
@@ -392,18 +504,21 @@ fn run_visit(
         touch,
         first_touch: None,
         page: Page { url, title: Some("Demo shop".to_owned()) },
+        referrer: None,
         reveal: true,
+        consent: true,
     };
     let answer = crate::domain::visit(
         storage,
         Arc::clone(site),
         request,
+        None,
         DEMO_USER_AGENT.to_owned(),
         v.session_id.clone(),
         clock,
     )
     .wait()?;
-    Ok((answer.session_id, answer.number, answer.kind))
+    Ok((answer.session_id.unwrap_or_else(|| v.session_id.clone()), answer.number, answer.kind))
 }
 
 /// One finished call, as the PBX's end report. Returns the call id.

@@ -3,12 +3,18 @@
 //! show-number pages off the pool, and giving promo codes to the visits the
 //! site's promo rules pick. The writes themselves queue for storage's writer;
 //! the caller awaits the answer.
+//!
+//! A visit that sends its raw referrer is classified again here, from the
+//! landing URL and the referrer, with core's full source table (the browser
+//! bundle carries a compact one): that touch is routed, stored and answered.
 
 use std::sync::Arc;
 
 use ringsource_core::bots;
 use ringsource_core::routing::Route;
-use ringsource_core::wire::{VisitRequest, VisitResponse};
+use ringsource_core::touch::{self, Touch, TouchHistory};
+use ringsource_core::visit::{UrlParts, Visit};
+use ringsource_core::wire::{NumberKind, SiteConfigPublic, VisitRequest, VisitResponse};
 
 use crate::clock::Clock;
 use crate::config::Site;
@@ -32,21 +38,106 @@ pub fn want(site: &Site, visit: &VisitRequest, is_bot: bool) -> Want {
     }
 }
 
+/// What a page needs to know of its site before it can swap (`GET /config`,
+/// and every visit's answer).
+pub fn public_config(site: &Site) -> SiteConfigPublic {
+    SiteConfigPublic {
+        site: site.id.clone(),
+        originals: site.originals.clone(),
+        consent_required: site.consent_required,
+        show_number: site.show_number.clone(),
+        heartbeat_secs: site.heartbeat_secs(),
+        hold_secs: site.hold_secs(),
+    }
+}
+
+/// A visit the collector may not keep: the site requires consent and the page
+/// has none yet. Nothing is stored; the page learns the site's config, keeps
+/// its own number and asks again once consent is given.
+pub fn without_consent(site: &Site) -> VisitResponse {
+    VisitResponse {
+        session_id: None,
+        kind: NumberKind::Original,
+        number: None,
+        expires_at_ms: None,
+        heartbeat_secs: site.heartbeat_secs(),
+        overflow: false,
+        promo_code: None,
+        touch: None,
+        site: public_config(site),
+    }
+}
+
+/// A visit that asked to be classified here has a page URL that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("page.url {url:?} is not a URL ({reason}); a visit that sends its referrer is classified from its page URL")]
+pub struct PageUrlError {
+    url: String,
+    reason: url::ParseError,
+}
+
+/// The touch the collector decides for a visit that sent its raw referrer
+/// (`None` when it did not): this page view classified from `page.url` and
+/// the referrer at `now_ms`, except that a direct page view keeps the
+/// campaign the browser remembered, by the same last-non-direct rule the
+/// browser's touch history follows. A referrer that is not a URL counts as
+/// none, as in the browser.
+pub fn reclassify(visit: &VisitRequest, now_ms: u64) -> Result<Option<Touch>, PageUrlError> {
+    let Some(referrer) = &visit.referrer else {
+        return Ok(None);
+    };
+    let page =
+        url::Url::parse(&visit.page.url).map_err(|reason| PageUrlError { url: visit.page.url.clone(), reason })?;
+    let page = Split::of(&page);
+    let referrer = url::Url::parse(referrer.trim()).ok().map(|url| Split::of(&url));
+    let seen = touch::classify(&Visit::new(page.parts(), referrer.as_ref().map(Split::parts), ""), now_ms);
+    let mut history = TouchHistory { first: None, last: Some(visit.touch.clone()) };
+    history.record(seen);
+    Ok(history.last)
+}
+
+/// The parts of a URL that visit parsing reads, owned.
+struct Split {
+    host: String,
+    path: String,
+    query: String,
+}
+
+impl Split {
+    fn of(url: &url::Url) -> Split {
+        Split {
+            host: url.host_str().unwrap_or_default().to_owned(),
+            path: url.path().to_owned(),
+            query: url.query().unwrap_or_default().to_owned(),
+        }
+    }
+
+    fn parts(&self) -> UrlParts<'_> {
+        UrlParts { host: &self.host, path: &self.path, query: &self.query }
+    }
+}
+
 /// Starts or continues the visit; storage answers with the number to show.
+/// `decided` is [`reclassify`]'s touch, which replaces the browser's.
 pub fn visit(
     storage: &dyn Storage,
     site: Arc<Site>,
-    visit: VisitRequest,
+    mut visit: VisitRequest,
+    decided: Option<Touch>,
     user_agent: String,
     new_session_id: String,
     clock: Arc<dyn Clock>,
 ) -> Visiting {
+    if let Some(touch) = &decided {
+        visit.touch = touch.clone();
+    }
     let is_bot = bots::is_bot(&user_agent);
     let want = want(&site, &visit, is_bot);
     let heartbeat_secs = match want {
         Want::Pool(i) => site.pools[i].heartbeat_secs,
         _ => site.heartbeat_secs(),
     };
+    let config = public_config(&site);
     let cmd = VisitCommand {
         site,
         session_id: visit.session_id,
@@ -61,35 +152,39 @@ pub fn visit(
         is_bot,
         want,
     };
-    Visiting { outcome: storage.visit(cmd, clock), heartbeat_secs }
+    Visiting { outcome: storage.visit(cmd, clock), heartbeat_secs, config, decided }
 }
 
 /// A visit storage is working on.
 pub struct Visiting {
     outcome: Pending<VisitOutcome>,
     heartbeat_secs: u32,
+    config: SiteConfigPublic,
+    decided: Option<Touch>,
 }
 
 impl Visiting {
     pub async fn response(self) -> Result<VisitResponse, StorageError> {
         let out = self.outcome.await?;
-        Ok(respond(out, self.heartbeat_secs))
+        Ok(respond(out, self.heartbeat_secs, self.config, self.decided))
     }
 
     /// [`Visiting::response`] for a plain thread.
     pub fn wait(self) -> Result<VisitResponse, StorageError> {
-        Ok(respond(self.outcome.wait()?, self.heartbeat_secs))
+        Ok(respond(self.outcome.wait()?, self.heartbeat_secs, self.config, self.decided))
     }
 }
 
-fn respond(out: VisitOutcome, heartbeat_secs: u32) -> VisitResponse {
+fn respond(out: VisitOutcome, heartbeat_secs: u32, site: SiteConfigPublic, touch: Option<Touch>) -> VisitResponse {
     VisitResponse {
-        session_id: out.session_id,
+        session_id: Some(out.session_id),
         kind: out.kind,
         number: out.number,
         expires_at_ms: out.expires_at_ms,
         heartbeat_secs,
         overflow: out.overflow,
         promo_code: out.promo_code,
+        site,
+        touch,
     }
 }

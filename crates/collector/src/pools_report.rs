@@ -2,18 +2,22 @@
 //! behind the admin token like the calls API.
 //!
 //! Per pool of the site: its size, per hour the most numbers live at once
-//! (from the `leases` table) over the size, the exhaustion events (from
-//! `pool_events`), the peak of new sessions per hour, and the size DESIGN.md's
-//! rule recommends for that peak ([`lease::pool_size_needed`]: peak new
-//! sessions per hour × hold minutes ÷ 60 × 1.3, rounded up). `warning` is set
-//! from [`lease::UTILISATION_WARNING`] (75%) on.
+//! (from the `leases` table) over the size, and the most busy at once (live
+//! or cooling down: what a new visitor cannot get), the exhaustion events
+//! (from `pool_events`), and the recommended size with its inputs
+//! ([`lease::pool_sizing`]: peak new sessions per hour × (mean renewed
+//! time, hold and cooldown added up) minutes ÷ 60 × 1.3, rounded up; the
+//! renewed time is measured from the window's leases). Hours start on the
+//! site's clock. `warning` is set from [`lease::UTILISATION_WARNING`] (75%)
+//! of numbers busy on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use ringsource_core::lease::{self, UTILISATION_WARNING};
+use jiff::tz::TimeZone;
+use ringsource_core::lease::{self, SIZING_MARGIN, SizingInputs, UTILISATION_WARNING};
 use ringsource_core::pool_usage::{self, Buckets};
 use ringsource_core::wire::{ErrorBody, ErrorDetail};
 use serde::{Deserialize, Serialize};
@@ -23,7 +27,7 @@ use crate::calls::dates;
 use crate::clock::Clock;
 use crate::config::Site;
 use crate::storage::StorageError;
-use crate::storage::pools::{ExhaustionView, PoolActivity, PoolReportStore};
+use crate::storage::pools::{ExhaustionView, LeaseSpan, PoolActivity, PoolReportStore};
 
 /// The route this module registers, for `api::ROUTES` and `openapi.json`.
 pub const ROUTES: &[(&str, &str)] = &[("GET", "/v1/reports/pools")];
@@ -105,6 +109,9 @@ pub struct HourRow {
     pub hour_ms: i64,
     /// The most numbers live at the same instant.
     pub max_live: u32,
+    /// The most numbers live or cooling down at the same instant: at the
+    /// size, a new visitor finds the pool exhausted.
+    pub max_busy: u32,
     /// `max_live / size`, 0..=1.
     pub utilisation: f64,
     pub new_sessions: u32,
@@ -123,9 +130,16 @@ pub struct PoolHealth {
     pub peak_live: u32,
     pub peak_utilisation: f64,
     pub peak_new_sessions_per_hour: u32,
-    /// Peak new sessions per hour × hold minutes ÷ 60 × 1.3, rounded up.
+    pub cooldown_secs: u32,
+    /// The most numbers busy (live or cooling down) at once, and its share
+    /// of the size.
+    pub peak_busy: u32,
+    pub peak_busy_share: f64,
+    /// `sizing.recommended_size`.
     pub recommended_size: u32,
-    /// Peak (or current) utilisation at or over the warning line.
+    /// The formula's inputs and steps, for the dashboard to show.
+    pub sizing: SizingView,
+    /// Peak busy share (or current utilisation) at or over the warning line.
     pub warning: bool,
     pub exhaustion_count: u32,
     /// The newest exhaustions, oldest first.
@@ -133,31 +147,51 @@ pub struct PoolHealth {
     pub hours: Vec<HourRow>,
 }
 
-/// Parses a time bound: Unix ms, or a `YYYY-MM-DD` UTC date (as an upper
-/// bound, the whole day is included).
-fn time_bound(name: &str, text: &str, upper: bool) -> Result<i64, PoolsReportError> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    dates::parse_date_ms(text).map(|day| if upper { day + dates::day_ms() } else { day }).ok_or_else(|| {
-        PoolsReportError::BadRequest(format!("{name}={text:?} is neither Unix milliseconds nor a YYYY-MM-DD date"))
-    })
+/// The recommended size and what it was computed from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SizingView {
+    pub peak_new_sessions_per_hour: u32,
+    pub hold_secs: u32,
+    pub cooldown_secs: u32,
+    /// Mean time the window's leases were renewed beyond their first hold.
+    pub mean_renewed_secs: f64,
+    /// Leases started in the window, which the mean is over.
+    pub leases_measured: u32,
+    /// Renewed time + hold + cooldown.
+    pub occupancy_secs: f64,
+    /// Peak new sessions per hour × occupancy hours.
+    pub busy_at_peak: f64,
+    pub margin: f64,
+    pub recommended_size: u32,
+}
+
+/// Parses a time bound: Unix ms, or a `YYYY-MM-DD` day of the site's time
+/// zone (as an upper bound, the whole day is included).
+fn time_bound(zone: &TimeZone, name: &str, text: &str, upper: bool) -> Result<i64, PoolsReportError> {
+    dates::time_bound(zone, text, upper).map_err(|e| PoolsReportError::BadRequest(format!("{name}={e}")))
 }
 
 /// Builds the per-pool health from the stored activity. Hours start on the
-/// hour (UTC); `from_ms` is rounded down to one.
+/// hour of the site's clock; `from_ms` is rounded down to one.
 pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> Vec<PoolHealth> {
-    let buckets = Buckets::new(from_ms - from_ms.rem_euclid(HOUR_MS), to_ms, HOUR_MS);
+    // The bounds were checked by the handler; an instant the calendar cannot
+    // place falls back to the UTC hour.
+    let first_hour =
+        dates::local_hour_start_ms(&site.time_zone, from_ms).unwrap_or(from_ms - from_ms.rem_euclid(HOUR_MS));
+    let buckets = Buckets::new(first_hour, to_ms, HOUR_MS);
     site.pools
         .iter()
         .map(|pool| {
             let size = u32::try_from(pool.numbers.len()).unwrap_or(u32::MAX);
-            let spans: Vec<(i64, i64)> = activity
-                .leases
-                .iter()
-                .filter(|l| l.pool_id == pool.id)
-                .map(|l| (l.started_at_ms, l.ended_at_ms))
-                .collect();
+            let leases: Vec<&LeaseSpan> = activity.leases.iter().filter(|l| l.pool_id == pool.id).collect();
+            let spans: Vec<(i64, i64)> = leases.iter().map(|l| (l.started_at_ms, l.ended_at_ms)).collect();
+            let by_number: Vec<(&str, i64, i64)> =
+                leases.iter().map(|l| (l.number.as_str(), l.started_at_ms, l.ended_at_ms)).collect();
+            let cooldown_ms = i64::from(pool.cooldown_secs) * 1000;
+            let busy = pool_usage::peak_concurrency(&pool_usage::busy_spans(&by_number, cooldown_ms), buckets);
+            let started_here: Vec<(i64, i64)> =
+                spans.iter().copied().filter(|&(start, _)| start >= from_ms && start < to_ms).collect();
+            let mean_renewed_ms = pool_usage::mean_renewed_ms(&started_here, i64::from(pool.hold_secs) * 1000);
             let asks: Vec<i64> = activity.first_asks.iter().filter(|a| a.pool_id == pool.id).map(|a| a.at_ms).collect();
             let exhaustions: Vec<&ExhaustionView> =
                 activity.exhaustions.iter().filter(|e| e.pool_id == pool.id).collect();
@@ -168,6 +202,7 @@ pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> 
                 .map(|i| HourRow {
                     hour_ms: buckets.start(i),
                     max_live: peaks[i],
+                    max_busy: busy[i],
                     utilisation: lease::utilisation(peaks[i] as usize, size as usize),
                     new_sessions: news[i],
                     exhaustions: exhausted[i],
@@ -178,6 +213,27 @@ pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> 
             let peak_new = news.iter().copied().max().unwrap_or(0);
             let peak_utilisation = lease::utilisation(peak_live as usize, size as usize);
             let utilisation_now = lease::utilisation(live_now as usize, size as usize);
+            let peak_busy = busy.iter().copied().max().unwrap_or(0);
+            let peak_busy_share = lease::utilisation(peak_busy as usize, size as usize);
+            let inputs = SizingInputs {
+                peak_new_sessions_per_hour: peak_new,
+                hold_secs: pool.hold_secs,
+                cooldown_secs: pool.cooldown_secs,
+                mean_renewed_secs: mean_renewed_ms / 1000.0,
+                reveal_share: 1.0,
+            };
+            let sized = lease::pool_sizing(&inputs);
+            let sizing = SizingView {
+                peak_new_sessions_per_hour: peak_new,
+                hold_secs: pool.hold_secs,
+                cooldown_secs: pool.cooldown_secs,
+                mean_renewed_secs: inputs.mean_renewed_secs,
+                leases_measured: u32::try_from(started_here.len()).unwrap_or(u32::MAX),
+                occupancy_secs: sized.occupancy_secs,
+                busy_at_peak: sized.busy_at_peak,
+                margin: SIZING_MARGIN,
+                recommended_size: sized.recommended,
+            };
             let skip = exhaustions.len().saturating_sub(MAX_LISTED_EXHAUSTIONS);
             PoolHealth {
                 pool_id: pool.id.clone(),
@@ -189,8 +245,14 @@ pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> 
                 peak_live,
                 peak_utilisation,
                 peak_new_sessions_per_hour: peak_new,
-                recommended_size: lease::pool_size_needed(peak_new, pool.hold_secs, 1.0),
-                warning: peak_utilisation.max(utilisation_now) >= UTILISATION_WARNING,
+                cooldown_secs: pool.cooldown_secs,
+                peak_busy,
+                peak_busy_share,
+                recommended_size: sized.recommended,
+                sizing,
+                // Busy counts the live numbers too, so this covers the peak
+                // utilisation.
+                warning: peak_busy_share.max(utilisation_now) >= UTILISATION_WARNING,
                 exhaustion_count: u32::try_from(exhaustions.len()).unwrap_or(u32::MAX),
                 exhaustions: exhaustions.into_iter().skip(skip).cloned().collect(),
                 hours,
@@ -211,13 +273,15 @@ async fn report(
         p.site.filter(|s| !s.is_empty()).ok_or_else(|| PoolsReportError::BadRequest("site is required".into()))?;
     let site = state.sites.get(&site_id).cloned().ok_or_else(|| PoolsReportError::UnknownSite(site_id.clone()))?;
     let now_ms = state.clock.now_ms();
-    let to_ms = p.to.as_deref().map(|t| time_bound("to", t, true)).transpose()?.unwrap_or(now_ms);
+    let zone = &site.time_zone;
+    let to_ms = p.to.as_deref().map(|t| time_bound(zone, "to", t, true)).transpose()?.unwrap_or(now_ms);
     let from_ms = p
         .from
         .as_deref()
-        .map(|f| time_bound("from", f, false))
+        .map(|f| time_bound(zone, "from", f, false))
         .transpose()?
         .unwrap_or(to_ms - DEFAULT_DAYS * 24 * HOUR_MS);
+    dates::in_range(from_ms).map_err(|e| PoolsReportError::BadRequest(format!("from: {e}")))?;
     if from_ms >= to_ms {
         return Err(PoolsReportError::BadRequest("from must be before to".into()));
     }
@@ -226,12 +290,15 @@ async fn report(
     }
     let store = Arc::clone(&state.store);
     let id = site_id.clone();
-    let activity = web::block(move || store.pool_activity(&id, from_ms, to_ms, now_ms))
+    let max_cooldown_ms = site.pools.iter().map(|p| i64::from(p.cooldown_secs) * 1000).max().unwrap_or(0);
+    let activity = web::block(move || store.pool_activity(&id, from_ms, to_ms, now_ms, max_cooldown_ms))
         .await
         .map_err(|e| PoolsReportError::Internal(format!("the blocking pool failed: {e}")))??;
     let pools = build(&site, &activity, from_ms, to_ms);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "site": site_id,
+        // Hours start on this zone's clock; the dashboard shows times in it.
+        "time_zone": site.time_zone_name(),
         "from_ms": from_ms,
         "to_ms": to_ms,
         "interval": "hour",

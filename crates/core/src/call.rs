@@ -144,11 +144,20 @@ fn min_some<T: Ord + Clone>(values: impl Iterator<Item = Option<T>>) -> Option<T
     values.flatten().min()
 }
 
+/// Whole seconds from `from_ms` to `to_ms`, when both are known and in order.
+pub fn whole_secs_between(from_ms: Option<u64>, to_ms: Option<u64>) -> Option<u32> {
+    let (a, b) = (from_ms?, to_ms?);
+    b.checked_sub(a).and_then(|d| u32::try_from(d / 1000).ok())
+}
+
 impl Call {
     /// Folds all events of one call, in any order, into the call:
     /// - times: the earliest start and answer, the latest end;
     /// - durations and recording: from end reports first (they are final),
     ///   else from any report; the largest value when reports disagree;
+    ///   a length no report gave follows from the folded times (duration
+    ///   from start to end; talk time from answer to end, for an answered
+    ///   call);
     /// - status: an end report's final status wins (latest end first);
     ///   otherwise a failure any report gave; otherwise answered when an
     ///   answer was seen and the call ended; no-answer when it ended without
@@ -198,10 +207,12 @@ impl Call {
             (None, None) if answered_seen => CallStatus::Answered,
             (None, None) => CallStatus::NoAnswer,
         };
-        // Talk time the PBX did not report follows from the answer and end
-        // times when both are known.
-        let talk_secs = reported_talk.or_else(|| match (status, answered_at_ms, ended_at_ms) {
-            (CallStatus::Answered, Some(a), Some(e)) if e >= a => u32::try_from((e - a) / 1000).ok(),
+        // Lengths the PBX did not report follow from the times when both ends
+        // are known (whole seconds, rounded down, as PBXs count them): the
+        // whole call from its start, the conversation from its answer.
+        let duration_secs = duration_secs.or_else(|| whole_secs_between(started_at_ms, ended_at_ms));
+        let talk_secs = reported_talk.or_else(|| match status {
+            CallStatus::Answered => whole_secs_between(answered_at_ms, ended_at_ms),
             _ => None,
         });
         let recording_url = min_some(ends.iter().map(|e| e.recording_url.clone()))
@@ -222,14 +233,22 @@ impl Call {
         })
     }
 
-    /// When the phone rang: the start, else what the other times imply
-    /// (answer; end minus the whole duration; end). `None` when no report
-    /// carried a time; the collector then uses the time it received the
-    /// first report.
+    /// When the phone rang: the start, else the earliest moment the other
+    /// times imply: the answer, or the end minus the whole duration (minus
+    /// the talk time when only that is known, which gives the answer; the
+    /// end itself when neither is). `None` when no report carried a time;
+    /// the collector then uses the time it received the first report.
+    ///
+    /// Attribution looks up who held the number at this moment, so a call
+    /// reported only at its end must not be placed at its end: a pool number
+    /// may have passed to another visitor while the call went on.
     pub fn ring_at_ms(&self) -> Option<u64> {
-        self.started_at_ms.or(self.answered_at_ms).or_else(|| {
-            let end = self.ended_at_ms?;
-            Some(end.saturating_sub(u64::from(self.duration_secs.unwrap_or(0)) * 1000))
+        self.started_at_ms.or_else(|| {
+            let from_end = self.ended_at_ms.map(|end| {
+                let back_secs = self.duration_secs.or(self.talk_secs).unwrap_or(0);
+                end.saturating_sub(u64::from(back_secs) * 1000)
+            });
+            [self.answered_at_ms, from_end].into_iter().flatten().min()
         })
     }
 

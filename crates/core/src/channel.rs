@@ -1,47 +1,66 @@
 //! Marketing channels, and the rules that put a visit in one.
 //!
-//! The rules follow the spirit of Google Analytics 4's default channel
-//! group, so reports read the same as the analytics a site already has. They
-//! are checked in this order and the first that applies decides:
+//! The rules follow Google Analytics 4's default channel group, so reports
+//! read the same as the analytics a site already has. They are checked in
+//! this order and the first that applies decides:
 //!
 //! 1. **Direct**: no UTM tag, no click id and no external referrer; or the
 //!    tags literally say source `(direct)` with medium `(none)`/`(not set)`.
-//! 2. **Email**: the medium or the tagged source is "email", however it is
-//!    spelled (`e-mail`, `e_mail`, `e mail`, any case).
+//! 2. Channels that GA4 reads from either tag:
+//!    - **Email**: the medium or the tagged source is `email` (also written
+//!      `e-mail`, `e_mail`, `e mail`, any case) or `newsletter`;
+//!    - **SMS**: the medium or the tagged source is `sms`;
+//!    - **Mobile Push Notifications**: the tagged source is `firebase`.
 //! 3. A medium the marketer wrote decides next, because it is the most
-//!    explicit statement of intent:
-//!    - `affiliate` → **Affiliates**;
-//!    - `display`, `banner`, `expandable`, `interstitial` → **Display**;
-//!    - a paid medium (it contains `cp`, as in `cpc`, `cpm`, `cpv`; or is
-//!      `ppc` or `retargeting`; or starts with `paid`) → the paid channel
-//!      described below;
-//!    - `social`, `social-network`, `social-media`, `sm` → **Organic Social**;
-//!    - `organic` → **Organic Search**;
-//!    - a medium mentioning `video` → **Organic Video**;
-//!    - `referral`, `app`, `link` → **Referral**.
+//!    explicit statement of intent (separators and case do not matter):
+//!
+//!    | `utm_medium` | channel |
+//!    |---|---|
+//!    | `affiliate`, `affiliates` | Affiliates |
+//!    | `display`, `banner`, `expandable`, `interstitial` | Display |
+//!    | `audio`, `podcast` | Audio |
+//!    | contains `cp` (`cpc`, `cpm`, `cpv`, `cpa`), `ppc`, `retargeting`, starts with `paid` (`paid`, `paidsearch`, `paid_social`) | the paid channel below |
+//!    | `social`, `social-network`, `social-media`, `sm` | Organic Social |
+//!    | `organic` | Organic Search |
+//!    | mentions `video` | Organic Video |
+//!    | `referral`, `app`, `link` | Referral |
+//!    | ends with `push` (`push`, `web-push`), mentions `mobile` or `notification` | Mobile Push Notifications |
+//!
 //! 4. A paid click id (`gclid`, `gbraid`, `wbraid`, `yclid`, `msclkid`,
 //!    `ttclid`) without a recognised medium → the paid channel. `fbclid` is
 //!    not paid on its own: Meta adds it to organic links too.
 //! 5. The kind of the visit's known source (the tagged `utm_source`, else the
 //!    click id's network, else the referrer, see [`Visit::origin`]): a search
 //!    engine → **Organic Search**; a social network → **Organic Social**; a
-//!    video site → **Organic Video**; webmail → **Email**.
+//!    video site → **Organic Video**; webmail → **Email**; an AI assistant →
+//!    **AI Assistants**; an ad network → **Display**; a search engine's ad
+//!    click redirector (googleadservices.com) → **Paid Search**; an affiliate network →
+//!    **Affiliates**; a listing (maps aside, which are search: classifieds,
+//!    marketplaces, directories) → **Referral**.
 //! 6. Any other external referrer, when `utm_source` does not override it →
 //!    **Referral**.
-//! 7. Tags that fit none of the above → **Unassigned** (so do media such as
-//!    `sms` or `push`, which have no channel of their own here).
+//! 7. Tags that fit none of the above → **Unassigned**.
 //!
 //! The paid channel is **Paid Social** when the medium mentions `social` or
 //! the source is a social network, **Paid Video** when the medium mentions
-//! `video` or the source is a video site, **Paid Search** for a search engine;
-//! for an unknown source a `cpm` medium means **Display** and anything else
-//! **Paid Search** (a `cpc` link is almost always a search ad). So Yandex
-//! Direct (`yclid`, `utm_source=yandex&utm_medium=cpc`) and Google Ads
-//! (`gclid`) are Paid Search, and `utm_source=instagram&utm_medium=cpc` is
-//! Paid Social.
+//! `video` or the source is a video site, **Paid Search** for a search engine,
+//! **Display** for an ad network and **Affiliates** for an affiliate network;
+//! for any other source a `cpm` medium means **Display** and anything else
+//! **Paid Search** (a `cpc` link is almost always a search ad; GA4 calls it
+//! Paid Other). So Yandex Direct (`yclid`, `utm_source=yandex&utm_medium=cpc`,
+//! or an `_openstat` tag) and Google Ads (`gclid`) are Paid Search, and
+//! `utm_source=instagram&utm_medium=cpc` is Paid Social.
 //!
-//! Unlike GA4, a medium the marketer wrote is never overridden by the
-//! source: `utm_source=google&utm_medium=email` is Email, not Organic Search.
+//! Where this differs from GA4, on purpose:
+//! - a medium the marketer wrote is never overridden by the source:
+//!   `utm_source=google&utm_medium=email` is Email, not Organic Search;
+//! - **AI Assistants** is a channel of its own (GA4 files chatgpt.com and the
+//!   like under Referral), as Matomo reports them;
+//! - webmail referrers are Email (GA4: Referral), `newsletter`, `affiliates`
+//!   and `podcast` are read as media;
+//! - there are no shopping channels (Organic/Paid Shopping), Cross-network
+//!   or Paid Other: they need campaign-name rules and a shopping site list
+//!   this crate does not have.
 
 use std::fmt;
 use std::str::FromStr;
@@ -64,6 +83,10 @@ pub enum Channel {
     Affiliates,
     OrganicVideo,
     PaidVideo,
+    AiAssistants,
+    Sms,
+    MobilePush,
+    Audio,
     Unassigned,
 }
 
@@ -72,7 +95,7 @@ pub enum Channel {
 pub struct UnknownChannel(pub String);
 
 impl Channel {
-    pub const ALL: [Channel; 12] = [
+    pub const ALL: [Channel; 16] = [
         Channel::Direct,
         Channel::OrganicSearch,
         Channel::PaidSearch,
@@ -84,6 +107,10 @@ impl Channel {
         Channel::Affiliates,
         Channel::OrganicVideo,
         Channel::PaidVideo,
+        Channel::AiAssistants,
+        Channel::Sms,
+        Channel::MobilePush,
+        Channel::Audio,
         Channel::Unassigned,
     ];
 
@@ -101,6 +128,10 @@ impl Channel {
             Channel::Affiliates => "Affiliates",
             Channel::OrganicVideo => "Organic Video",
             Channel::PaidVideo => "Paid Video",
+            Channel::AiAssistants => "AI Assistants",
+            Channel::Sms => "SMS",
+            Channel::MobilePush => "Mobile Push Notifications",
+            Channel::Audio => "Audio",
             Channel::Unassigned => "Unassigned",
         }
     }
@@ -118,8 +149,8 @@ impl Channel {
         if tagged_source == Some("(direct)") && medium.is_none_or(|m| m == "(none)" || m == "(not set)") {
             return Channel::Direct;
         }
-        if tagged_source.is_some_and(is_email) || medium.is_some_and(is_email) {
-            return Channel::Email;
+        if let Some(channel) = by_either_tag(tagged_source, medium) {
+            return channel;
         }
         if let Some(channel) = medium.and_then(|m| by_medium(m, source_kind)) {
             return channel;
@@ -132,20 +163,39 @@ impl Channel {
             (Some(SourceKind::Social), _) => Channel::OrganicSocial,
             (Some(SourceKind::Video), _) => Channel::OrganicVideo,
             (Some(SourceKind::Email), _) => Channel::Email,
-            (None, Some(Origin::Referrer(_))) => Channel::Referral,
+            (Some(SourceKind::AiAssistant), _) => Channel::AiAssistants,
+            (Some(SourceKind::Display), _) => Channel::Display,
+            (Some(SourceKind::SearchAds), _) => paid(medium.unwrap_or_default(), source_kind),
+            (Some(SourceKind::Affiliate), _) => Channel::Affiliates,
+            (Some(SourceKind::Listing), _) | (None, Some(Origin::Referrer(_))) => Channel::Referral,
             (None, _) => Channel::Unassigned,
         }
     }
+}
+
+/// Rule 2 of the module doc: the channels GA4 reads from either tag.
+fn by_either_tag(source: Option<&str>, medium: Option<&str>) -> Option<Channel> {
+    let either =
+        |words: &[&str]| [source, medium].into_iter().flatten().any(|tag| words.iter().any(|w| same_word(tag, w)));
+    if either(&["email", "newsletter"]) {
+        return Some(Channel::Email);
+    }
+    if either(&["sms"]) {
+        return Some(Channel::Sms);
+    }
+    source.is_some_and(|s| same_word(s, "firebase")).then_some(Channel::MobilePush)
 }
 
 /// Rule 3 of the module doc: the channel a written medium names, if any.
 fn by_medium(medium: &str, source_kind: Option<SourceKind>) -> Option<Channel> {
     let medium = medium.to_ascii_lowercase();
     let is = |word: &str| same_word(&medium, word);
-    let channel = if is("affiliate") {
+    let channel = if is("affiliate") || is("affiliates") {
         Channel::Affiliates
     } else if ["display", "banner", "expandable", "interstitial"].into_iter().any(is) {
         Channel::Display
+    } else if is("audio") || is("podcast") {
+        Channel::Audio
     } else if is_paid(&medium) {
         paid(&medium, source_kind)
     } else if ["social", "social network", "social media", "sm"].into_iter().any(is) {
@@ -156,6 +206,8 @@ fn by_medium(medium: &str, source_kind: Option<SourceKind>) -> Option<Channel> {
         Channel::OrganicVideo
     } else if ["referral", "app", "link"].into_iter().any(is) {
         Channel::Referral
+    } else if medium.ends_with("push") || mentions(&medium, "mobile") || mentions(&medium, "notification") {
+        Channel::MobilePush
     } else {
         return None;
     };
@@ -179,9 +231,11 @@ fn paid(medium: &str, source_kind: Option<SourceKind>) -> Channel {
     match source_kind {
         Some(SourceKind::Social) => Channel::PaidSocial,
         Some(SourceKind::Video) => Channel::PaidVideo,
-        Some(SourceKind::Search) => Channel::PaidSearch,
-        Some(SourceKind::Email) | None if medium == "cpm" => Channel::Display,
-        Some(SourceKind::Email) | None => Channel::PaidSearch,
+        Some(SourceKind::Search | SourceKind::SearchAds) => Channel::PaidSearch,
+        Some(SourceKind::Display) => Channel::Display,
+        Some(SourceKind::Affiliate) => Channel::Affiliates,
+        _ if medium == "cpm" => Channel::Display,
+        _ => Channel::PaidSearch,
     }
 }
 
@@ -189,10 +243,6 @@ fn paid(medium: &str, source_kind: Option<SourceKind>) -> Channel {
 /// `str::contains`, whose substring searcher is sizeable in the bundle.
 fn mentions(text: &str, word: &str) -> bool {
     text.as_bytes().windows(word.len()).any(|window| window == word.as_bytes())
-}
-
-fn is_email(value: &str) -> bool {
-    same_word(value, "email")
 }
 
 /// Compares a tag to a word, ignoring ASCII case and the separators

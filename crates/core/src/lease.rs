@@ -185,17 +185,61 @@ pub fn on_exhaustion(policy: ExhaustionPolicy, numbers: &[NumberState], now_ms: 
     }
 }
 
-/// Pool size needed for a traffic peak: peak new sessions per hour × hold
-/// minutes ÷ 60 × 1.3 headroom, rounded up; `reveal_share` (0..=1) scales it
-/// down for the show-number button, where only the visitors who click take a
-/// number (1.0 without the button).
-pub fn pool_size_needed(peak_sessions_per_hour: u32, hold_secs: u32, reveal_share: f64) -> u32 {
-    let share = reveal_share.clamp(0.0, 1.0);
-    let hold_minutes = f64::from(hold_secs) / 60.0;
-    let n = f64::from(peak_sessions_per_hour) * share * hold_minutes / 60.0 * 1.3;
+/// Headroom over the numbers busy on average in the peak hour (DESIGN.md's
+/// 1.3).
+pub const SIZING_MARGIN: f64 = 1.3;
+
+/// What a pool's size is computed from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SizingInputs {
+    /// Sessions that asked the pool for a number for the first time, in the
+    /// busiest hour.
+    pub peak_new_sessions_per_hour: u32,
+    /// How long a lease lasts after it is taken or last renewed.
+    pub hold_secs: u32,
+    /// How long a number whose lease ended waits before someone else gets it.
+    pub cooldown_secs: u32,
+    /// Mean time a session keeps renewing its number, from the lease to the
+    /// last heartbeat (0 when visitors leave at once, or nothing beats).
+    pub mean_renewed_secs: f64,
+    /// Share of the sessions that take a number, 0..=1: 1.0, or the click
+    /// rate behind a show-number button.
+    pub reveal_share: f64,
+}
+
+/// A pool size and how it was reached.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sizing {
+    /// How long one session keeps a number from everybody else: renewed
+    /// time + hold + cooldown.
+    pub occupancy_secs: f64,
+    /// Numbers taken on average at the peak: sessions per hour × share ×
+    /// occupancy hours (Little's law).
+    pub busy_at_peak: f64,
+    /// `busy_at_peak` × [`SIZING_MARGIN`], rounded up.
+    pub recommended: u32,
+}
+
+/// Pool size for a traffic peak: peak new sessions per hour × (mean renewed
+/// time + hold + cooldown) in minutes ÷ 60 × 1.3, rounded up.
+///
+/// DESIGN.md's rule of thumb counts the hold alone. A session keeps its
+/// number for the hold after its *last* renewal, so a visitor who stays
+/// holds it that much longer; and the number then cools down before anyone
+/// else may have it. Both take the number from the next visitor as surely
+/// as the hold does. A returning visitor who gets their own number back
+/// during its cooldown costs nothing extra, which the formula ignores (it
+/// errs towards a larger pool). The margin covers the spread of arrivals
+/// within the hour; the peak of a longer window is itself a high draw.
+pub fn pool_sizing(inputs: &SizingInputs) -> Sizing {
+    let share = inputs.reveal_share.clamp(0.0, 1.0);
+    let renewed = if inputs.mean_renewed_secs.is_finite() { inputs.mean_renewed_secs.max(0.0) } else { 0.0 };
+    let occupancy_secs = renewed + f64::from(inputs.hold_secs) + f64::from(inputs.cooldown_secs);
+    let busy_at_peak = f64::from(inputs.peak_new_sessions_per_hour) * share * occupancy_secs / 3600.0;
+    let n = busy_at_peak * SIZING_MARGIN;
     // Float noise must not turn an exact 13.0 into 14.
     let rounded = (n * 1e9).round() / 1e9;
-    rounded.ceil() as u32
+    Sizing { occupancy_secs, busy_at_peak, recommended: rounded.ceil() as u32 }
 }
 
 /// Share of pool numbers live now, 0..=1 (0 for an empty pool).

@@ -1,7 +1,8 @@
-//! Pool health over time, from lease history: how many numbers were live at
-//! once in each bucket (an hour, for the dashboard), and how many sessions
-//! asked a pool for a number for the first time. Sizing itself is
-//! [`crate::lease::pool_size_needed`]; the warning line is
+//! Pool health over time, from lease history: how many numbers were live (or
+//! live or cooling down) at once in each bucket (an hour, for the
+//! dashboard), how many sessions asked a pool for a number for the first
+//! time, and how long sessions kept renewing. Sizing itself is
+//! [`crate::lease::pool_sizing`]; the warning line is
 //! [`crate::lease::UTILISATION_WARNING`].
 //!
 //! Times are milliseconds since the Unix epoch; buckets are `[start, end)`.
@@ -82,6 +83,41 @@ pub fn peak_concurrency(spans: &[(i64, i64)], buckets: Buckets) -> Vec<u32> {
     peaks
 }
 
+/// The spans in which a number could not go to a new visitor: each lease
+/// from its start to its end plus the cooldown, merged per number (a visitor
+/// who gets their number back while it cools down keeps it busy without a
+/// break). `leases` are `(number, start, end)`, in any order.
+pub fn busy_spans<K: Ord + Copy>(leases: &[(K, i64, i64)], cooldown_ms: i64) -> Vec<(i64, i64)> {
+    let mut sorted: Vec<(K, i64, i64)> = leases.to_vec();
+    sorted.sort_unstable_by_key(|&(number, start, _)| (number, start));
+    let mut spans: Vec<(i64, i64)> = Vec::with_capacity(sorted.len());
+    let mut current: Option<(K, i64, i64)> = None;
+    for (number, start, end) in sorted {
+        let end = end.saturating_add(cooldown_ms.max(0));
+        current = match current {
+            Some((k, s, e)) if k == number && start <= e => Some((k, s, e.max(end))),
+            Some((_, s, e)) => {
+                spans.push((s, e));
+                Some((number, start, end))
+            }
+            None => Some((number, start, end)),
+        };
+    }
+    spans.extend(current.map(|(_, s, e)| (s, e)));
+    spans
+}
+
+/// Mean time the leases were renewed for: each lease's length beyond the
+/// hold it starts with (a lease that ended early, taken over or released,
+/// counts 0). 0 without leases.
+pub fn mean_renewed_ms(spans: &[(i64, i64)], hold_ms: i64) -> f64 {
+    if spans.is_empty() {
+        return 0.0;
+    }
+    let total: i64 = spans.iter().map(|&(start, end)| (end - start - hold_ms).max(0)).sum();
+    total as f64 / spans.len() as f64
+}
+
 /// How many sessions asked for a number for the first time in each bucket:
 /// `first_asks` holds one instant per session (its first lease or
 /// exhaustion on the pool).
@@ -121,6 +157,21 @@ mod tests {
         assert_eq!(peak_concurrency(&[(10, 20)], b), vec![1, 0, 0]);
         assert_eq!(peak_concurrency(&[(-H, 10), (5 * H, 6 * H)], b), vec![1, 0, 0]);
         assert_eq!(peak_concurrency(&[], b), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn busy_spans_add_the_cooldown_and_merge_per_number() {
+        // Number 1: a lease, then the same visitor back during its cooldown
+        // (one busy span); number 2: two leases far apart.
+        let leases = [(1, 0, 100), (2, 50, 60), (1, 120, 200), (2, 500, 600)];
+        assert_eq!(busy_spans(&leases, 30), vec![(0, 230), (50, 90), (500, 630)]);
+        assert_eq!(busy_spans::<u8>(&[], 30), vec![]);
+    }
+
+    #[test]
+    fn renewed_time_is_the_length_beyond_the_hold() {
+        assert_eq!(mean_renewed_ms(&[(0, 900), (0, 1500), (0, 300)], 900), 200.0);
+        assert_eq!(mean_renewed_ms(&[], 900), 0.0);
     }
 
     #[test]

@@ -78,8 +78,9 @@ fn medium(visit: &Visit, origin: Option<Origin<'_>>) -> String {
         Some(Origin::ClickId(_)) => "referral",
         Some(Origin::Tagged(_)) if visit.click_id.as_ref().is_some_and(|c| c.kind.is_paid()) => "cpc",
         Some(Origin::Tagged(_)) => NOT_SET,
-        Some(Origin::Referrer(referrer)) => match referrer.source() {
-            Some(source) if source.kind == SourceKind::Search => "organic",
+        Some(Origin::Referrer(referrer)) => match referrer.source().map(|source| source.kind) {
+            Some(SourceKind::Search) => "organic",
+            Some(SourceKind::SearchAds) => "cpc",
             _ => "referral",
         },
     };

@@ -6,6 +6,15 @@
 //! strings. Malformed input never fails a visit: a tag that cannot be read is
 //! simply absent, because the page must still load and the call must still be
 //! counted.
+//!
+//! With the `full-sources` feature (the collector) a landing URL's `_openstat`
+//! tag is read too: Yandex Direct's older marker, `service;campaign;ad;place`
+//! in base64 (the Openstat marker specification, version 1.0). It stands in
+//! for the UTM tags the URL lacks: source the service (`direct.yandex.ru` is
+//! `yandex`), medium `cpc`, campaign and content the campaign and ad ids. The
+//! place the ad was shown has no touch field and is not kept. The browser
+//! bundle leaves the tag to the collector, which classifies the raw landing
+//! URL again.
 
 use serde::{Deserialize, Serialize};
 
@@ -168,14 +177,16 @@ impl Referrer {
         if host.is_empty() || is_same_site(&host, page_host) {
             return None;
         }
-        let search_term = sources::find_by_host(&host)
-            .and_then(|source| source.search_params().find_map(|param| query_value(parts.query, param)));
+        let term = |source: &Source| source.search_params().find_map(|param| query_value(parts.query, param));
+        let search_term = sources::find_referrer(&host, parts.path, &term).and_then(|found| found.search_term);
         Some(Referrer { host, path: parts.path.to_owned(), search_term })
     }
 
-    /// The known source this referrer belongs to, if any.
-    pub fn source(&self) -> Option<&'static Source> {
-        sources::find_by_host(&self.host)
+    /// The known source this referrer belongs to, if any. The query is not
+    /// kept, so a source recognised only with a search term is recognised
+    /// when the referrer carried one.
+    pub fn source(&self) -> Option<Source> {
+        sources::find_referrer(&self.host, &self.path, &|_| self.search_term.clone()).map(|found| found.source)
     }
 }
 
@@ -200,8 +211,15 @@ impl Visit {
     pub fn new(page: UrlParts<'_>, referrer: Option<UrlParts<'_>>, cookies: &str) -> Visit {
         let mut utm = Utm::default();
         let mut click_id: Option<ClickId> = None;
+        #[cfg(feature = "full-sources")]
+        let mut openstat = None;
         for (key, value) in query_pairs(page.query) {
             if utm.accept(&key, &value) {
+                continue;
+            }
+            #[cfg(feature = "full-sources")]
+            if key == "_openstat" {
+                openstat = openstat.or_else(|| openstat::Openstat::decode(&value));
                 continue;
             }
             let Some(kind) = ClickIdKind::from_param(&key) else {
@@ -211,6 +229,10 @@ impl Visit {
             if outranks && let Some(value) = non_empty(&value) {
                 click_id = Some(ClickId { kind, value });
             }
+        }
+        #[cfg(feature = "full-sources")]
+        if let Some(openstat) = openstat {
+            openstat.fill(&mut utm);
         }
         let page_host = site_host(page.host);
         Visit {
@@ -259,7 +281,7 @@ pub enum Origin<'a> {
 
 impl Origin<'_> {
     /// The known source behind the origin, if the table has it.
-    pub fn known(self) -> Option<&'static Source> {
+    pub fn known(self) -> Option<Source> {
         match self {
             Origin::Tagged(tag) => sources::find_by_tag(tag),
             Origin::ClickId(kind) => sources::find_by_tag(kind.network()),
@@ -430,6 +452,104 @@ fn site_host(host: &str) -> String {
 fn is_same_site(referrer_host: &str, page_host: &str) -> bool {
     !page_host.is_empty()
         && (sources::is_within(referrer_host, page_host) || sources::is_within(page_host, referrer_host))
+}
+
+/// Yandex Direct's `_openstat` marker (see the module doc).
+#[cfg(feature = "full-sources")]
+mod openstat {
+    use base64::Engine as _;
+    use base64::alphabet;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+    use super::{Utm, non_empty};
+    use crate::sources;
+
+    /// A decoded marker: who showed the ad, and which campaign and ad it was.
+    #[derive(Debug, PartialEq, Eq)]
+    pub struct Openstat {
+        service: String,
+        campaign: Option<String>,
+        ad: Option<String>,
+    }
+
+    impl Openstat {
+        /// The marker from the parameter's (already URL-decoded) value: base64
+        /// in either alphabet, padded or not, or the plain text, which the
+        /// specification also allows. Anything else is no marker.
+        pub fn decode(value: &str) -> Option<Openstat> {
+            let value = value.trim();
+            let text = if value.contains(';') { value.to_owned() } else { from_base64(value)? };
+            let mut parts = text.splitn(4, ';');
+            let service = non_empty(parts.next()?)?.to_ascii_lowercase();
+            let campaign = non_empty(parts.next()?);
+            let ad = non_empty(parts.next()?);
+            // The fourth part, the place the ad was shown, must be there for
+            // the text to be a marker at all.
+            parts.next()?;
+            Some(Openstat { service, campaign, ad })
+        }
+
+        /// Stands in for the UTM tags the landing URL does not have.
+        pub fn fill(self, utm: &mut Utm) {
+            // `direct.yandex.ru` is Yandex's, though only `yandex.ru` itself is
+            // its search engine: the service's host or the nearest parent
+            // domain that names a source.
+            let mut host = self.service.as_str();
+            let known = loop {
+                if let Some(source) = sources::find_by_host(host) {
+                    break Some(source.name);
+                }
+                match host.split_once('.') {
+                    Some((_, parent)) if parent.contains('.') => host = parent,
+                    _ => break None,
+                }
+            };
+            let source = known.map_or(self.service.clone(), str::to_owned);
+            utm.source.get_or_insert(source);
+            utm.medium.get_or_insert_with(|| "cpc".to_owned());
+            if let Some(campaign) = self.campaign {
+                utm.campaign.get_or_insert(campaign);
+            }
+            if let Some(ad) = self.ad {
+                utm.content.get_or_insert(ad);
+            }
+        }
+    }
+
+    fn from_base64(value: &str) -> Option<String> {
+        let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+        // A `+` that was not percent-encoded arrives as a space.
+        let value = value.replace(' ', "+");
+        let bytes = [alphabet::STANDARD, alphabet::URL_SAFE]
+            .iter()
+            .find_map(|alphabet| GeneralPurpose::new(alphabet, config).decode(&value).ok())?;
+        String::from_utf8(bytes).ok()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::Openstat;
+
+        #[test]
+        fn decodes_base64_in_either_alphabet_and_plain_text() {
+            let marker = |service: &str, campaign: &str, ad: &str| {
+                Some(Openstat { service: service.into(), campaign: Some(campaign.into()), ad: Some(ad.into()) })
+            };
+            // The example in HostCMS's documentation of its Openstat support.
+            let example = marker("direct.yandex.ru", "1234", "56789");
+            assert_eq!(Openstat::decode("ZGlyZWN0LnlhbmRleC5ydTsxMjM0OzU2Nzg5O3lhbmRleC5ydTpwcmVtaXVt"), example);
+            assert_eq!(Openstat::decode("direct.yandex.ru;1234;56789;yandex.ru:premium"), example);
+            // `?`, `>` and `~` put `/` and `+` (or `_` and `-`) in the base64;
+            // unpadded, and with the `+` turned into a space by form decoding.
+            let odd = marker("market.yandex.ru", "??>", "~~~");
+            assert_eq!(Openstat::decode("bWFya2V0LnlhbmRleC5ydTs/Pz47fn5+O3g="), odd);
+            assert_eq!(Openstat::decode("bWFya2V0LnlhbmRleC5ydTs_Pz47fn5-O3g"), odd);
+            assert_eq!(Openstat::decode("bWFya2V0LnlhbmRleC5ydTs/Pz47fn5 O3g"), odd);
+            assert_eq!(Openstat::decode("not base64!"), None);
+            assert_eq!(Openstat::decode("c2VydmljZQ"), None, "no semicolons: not a marker");
+            assert_eq!(Openstat::decode(";1;2;3"), None, "no service");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -59,9 +59,22 @@ pub struct VisitRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_touch: Option<Touch>,
     pub page: Page,
+    /// `document.referrer` as the browser reported it (empty for none). When
+    /// present, the collector classifies the visit again from `page.url` and
+    /// this referrer with its full source table, routes and stores that touch
+    /// instead of `touch`, and answers it in [`VisitResponse::touch`]; a direct
+    /// page view keeps a non-direct `touch` (last-non-direct rule). A referrer
+    /// that is not a URL counts as none; `page.url` must then be a URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
     /// The visitor clicked the show-number button.
     #[serde(default)]
     pub reveal: bool,
+    /// The visitor has consented (the site's banner, or `grantConsent()`).
+    /// Without it, a site that requires consent stores nothing of this
+    /// request and answers only its [`SiteConfigPublic`].
+    #[serde(default)]
+    pub consent: bool,
 }
 
 /// What the visitor is shown.
@@ -78,10 +91,14 @@ pub enum NumberKind {
     Original,
 }
 
-/// The answer to a [`VisitRequest`].
+/// The answer to a [`VisitRequest`]. It carries the site's public config, so
+/// that a page needs one round trip, not two, before it can swap.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VisitResponse {
-    pub session_id: String,
+    /// Absent when nothing was stored: the site requires consent and the
+    /// request did not carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
     pub kind: NumberKind,
     /// The number to show (absent for `original`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +112,12 @@ pub struct VisitResponse {
     /// The code to show for `kind: promo` (the page keeps its original number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promo_code: Option<String>,
+    /// What `GET /config` answers: the originals to find, consent, show-number.
+    pub site: SiteConfigPublic,
+    /// The touch the collector decided, when the request sent its
+    /// `referrer`: what the browser should remember as this visit's touch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub touch: Option<Touch>,
 }
 
 /// `POST /v1/sites/{site}/heartbeat`: renew the session's lease.

@@ -23,7 +23,12 @@ extern "C" {
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     Unreachable(String),
-    Status { status: u16, message: String },
+    /// `code` is the collector's error code (`origin_not_allowed`, …).
+    Status {
+        status: u16,
+        code: String,
+        message: String,
+    },
     Malformed,
 }
 
@@ -36,7 +41,7 @@ impl NetError {
                 out.push_str("the collector did not answer: ");
                 out.push_str(why);
             }
-            NetError::Status { status, message } => {
+            NetError::Status { status, message, .. } => {
                 out.push_str("the collector answered ");
                 // Always three digits: fetch() reports HTTP statuses 200..=599.
                 for digit in [status / 100 % 10, status / 10 % 10, status % 10] {
@@ -116,30 +121,23 @@ impl Collector {
         url
     }
 
-    pub fn get(&self, path: &str, reply: Reply) -> JsValue {
-        self.send(path, None, reply)
-    }
-
+    /// POSTs `body` as JSON to the site's `path`; every request the page
+    /// makes is one of these, and its answer comes in the same round trip.
     pub fn post(&self, path: &str, body: &JsValue, reply: Reply) -> JsValue {
-        match js_sys::JSON::stringify(body) {
-            Ok(text) => self.send(path, Some(String::from(text)), reply),
-            Err(_) => reply(Err(NetError::Malformed)),
-        }
-    }
-
-    fn send(&self, path: &str, body: Option<String>, reply: Reply) -> JsValue {
+        let Ok(body) = js_sys::JSON::stringify(body) else { return reply(Err(NetError::Malformed)) };
         let Some(window) = crate::browser::window() else {
             return reply(Err(NetError::Unreachable("no window".into())));
         };
         // A plain object (RequestInit is one) filled through Reflect, like
-        // the JSON bodies: no setter import per field.
-        let mut init = ObjectBuilder::new().set_opt("signal", abort_after(self.timeout_ms).ok());
-        if let Some(body) = body {
-            // keepalive lets a heartbeat or page view finish while the page
-            // unloads. A string body is sent as `text/plain;charset=UTF-8` by
-            // fetch itself, which keeps the request simple: no header to set.
-            init = init.set("method", "POST").set("keepalive", true).set("body", body);
-        }
+        // the JSON bodies: no setter import per field. keepalive lets a
+        // heartbeat or page view finish while the page unloads. A string body
+        // is sent as `text/plain;charset=UTF-8` by fetch itself, which keeps
+        // the request simple: no header to set, so no preflight.
+        let init = ObjectBuilder::new()
+            .set_opt("signal", abort_after(self.timeout_ms).ok())
+            .set("method", "POST")
+            .set("keepalive", true)
+            .set("body", body);
         let fetched = window.fetch_with_str_and_init(&self.url(path), init.build().unchecked_ref::<RequestInit>());
         after(
             &fetched,
@@ -159,9 +157,10 @@ impl Collector {
                     Box::new(move |json| match json {
                         Ok(json) if ok => reply(Ok(json)),
                         Ok(json) => {
-                            let message =
-                                crate::js::get_string(&crate::js::get(&json, "error"), "message").unwrap_or_default();
-                            reply(Err(NetError::Status { status, message }))
+                            let error = crate::js::get(&json, "error");
+                            let code = crate::js::get_string(&error, "code").unwrap_or_default();
+                            let message = crate::js::get_string(&error, "message").unwrap_or_default();
+                            reply(Err(NetError::Status { status, code, message }))
                         }
                         Err(_) => reply(Err(NetError::Malformed)),
                     }),

@@ -1,6 +1,7 @@
 //! The full flow against a collector, behind the public `start(options)`:
-//! stored number first, then site config, consent, the visit request, the
-//! swap, the observer for later content, and a heartbeat while visible.
+//! stored number first, then one visit request whose answer carries the site
+//! config (originals, consent, show-number) with the number, the swap, the
+//! observer for later content, and a heartbeat while visible.
 //!
 //! Any failure leaves the site's own number on the page (or puts it back):
 //! a tracking number that may no longer be ours is worse than none.
@@ -9,14 +10,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use ringsource_core::phone::PhoneNumber;
-use ringsource_core::touch::classify;
+use ringsource_core::touch::{TouchHistory, classify};
 use wasm_bindgen::prelude::*;
 use web_sys::Element;
 
 use crate::browser::{self, document, window};
 use crate::error::WebError;
-use crate::js::{ObjectBuilder, get, get_f64, get_string, touch_to_js};
-use crate::net::{Collector, NetError};
+use crate::js::{ObjectBuilder, get, get_f64, get_string, touch_from_js, touch_to_js};
+use crate::net::{Collector, NetError, Reply};
 use crate::session::Session;
 use crate::swap::Swap;
 use crate::watch::Watch;
@@ -47,8 +48,13 @@ struct State {
     heartbeat_secs: u32,
 }
 
-/// What `start()` resolves to, for the developer and for tests.
+/// What `start()` resolves to, for the developer and for tests (the
+/// package's `.d.ts` calls it `Outcome`).
 fn outcome(kind: &str, number: Option<&PhoneNumber>, reason: Option<&str>) -> JsValue {
+    outcome_with(kind, number, reason).build()
+}
+
+fn outcome_with(kind: &str, number: Option<&PhoneNumber>, reason: Option<&str>) -> ObjectBuilder {
     let session_id = FLOW
         .with(|f| f.borrow().as_ref().and_then(|f| f.state.borrow().session.as_ref().map(|s| s.session_id.clone())));
     ObjectBuilder::new()
@@ -56,7 +62,6 @@ fn outcome(kind: &str, number: Option<&PhoneNumber>, reason: Option<&str>) -> Js
         .set_opt("number", number.map(PhoneNumber::e164))
         .set_opt("session_id", session_id)
         .set_opt("reason", reason)
-        .build()
 }
 
 fn now_ms() -> f64 {
@@ -78,12 +83,9 @@ pub fn start(options: JsValue) -> Result<JsValue, JsValue> {
     let consent = get(&options, "consent");
     let consent_given = consent.as_bool() == Some(true) || consent.as_string().as_deref() == Some("granted");
 
-    // Cold-path browser properties are read with Reflect (`js::get`): one
-    // shared import instead of a typed getter import and glue function each.
-    let user_agent = window().and_then(|w| get_string(&get(&w, "navigator"), "userAgent")).unwrap_or_default();
-    if ringsource_core::bots::is_bot(&user_agent) {
-        return Ok(outcome("original", None, Some("crawler")));
-    }
+    // Crawlers are told apart by the collector, which answers them with the
+    // site's own number: its list is the one kept up to date, and checking
+    // here as well cost the bundle 261 B gzip.
 
     let flow = Rc::new(Flow {
         collector: Collector { base, site, timeout_ms },
@@ -107,43 +109,10 @@ pub fn start(options: JsValue) -> Result<JsValue, JsValue> {
         }
     }
 
-    let configured = flow.clone();
-    Ok(flow.collector.get("/config", Box::new(move |config| configured.configured(config))))
-}
-
-impl Flow {
-    /// The site config arrived (or did not): decide what to show.
-    fn configured(self: &Rc<Self>, config: Result<JsValue, NetError>) -> JsValue {
-        let config = match config {
-            Ok(c) => c,
-            // A stored lease stays on show until it lapses; otherwise the
-            // original number is already there.
-            Err(e) => return self.failed(&e),
-        };
-        let originals: Vec<PhoneNumber> = js_sys::Array::from(&get(&config, "originals"))
-            .iter()
-            .filter_map(|o| o.as_string().and_then(|o| PhoneNumber::parse(&o).ok()))
-            .collect();
-        {
-            let mut state = self.state.borrow_mut();
-            state.originals = originals;
-            state.heartbeat_secs = get_f64(&config, "heartbeat_secs").map_or(60, |s| s as u32);
-        }
-
-        if get(&config, "consent_required").as_bool() == Some(true) && !self.consent() {
-            self.revert();
-            self.state.borrow_mut().waiting_for_consent = true;
-            return outcome("original", None, Some("waiting for consent"));
-        }
-
-        let show_number = get(&config, "show_number");
-        let already_revealed = self.state.borrow().shown.is_some();
-        if show_number.is_object() && !already_revealed {
-            self.mask(&show_number);
-            return outcome("original", None, Some("behind the show-number button"));
-        }
-        self.visit(false)
-    }
+    // One request: its answer carries the site config with the number. A
+    // number already on show was revealed before (show-number sites).
+    let revealed = flow.state.borrow().shown.is_some();
+    Ok(flow.visit(revealed))
 }
 
 /// The visitor (or the site's consent banner) granted consent: store that,
@@ -170,13 +139,32 @@ pub fn revoke_consent() {
     }
 }
 
+/// `pageView(url, title?)`: a page of a single-page app, after a route
+/// change. The values stay JS values all the way into the request body, and
+/// the caller passes the URL: decoding them into Rust strings, and reading
+/// `location.href` here when none was given, cost the bundle 160 B gzip.
+pub fn page_view(url: JsValue, title: JsValue) -> JsValue {
+    let Some(flow) = FLOW.with(|f| f.borrow().clone()) else { return JsValue::FALSE };
+    let body = ObjectBuilder::new().set("url", url).set("title", title);
+    flow.on_session("/pageviews", body, Box::new(|answer| JsValue::from_bool(answer.is_ok()))).unwrap_or(JsValue::FALSE)
+}
+
 impl Flow {
     fn consent(&self) -> bool {
         self.consent_given || browser::load(CONSENT_KEY).as_deref() == Some("granted")
     }
 
     fn failed(&self, error: &NetError) -> JsValue {
-        web_sys::console::warn_2(&"ringsource: kept the page's number:".into(), &error.message().into());
+        // One console line. For a refused origin it carries the collector's
+        // message, which names the origin and the setting to change.
+        let mut line = String::from("ringsource: kept the page's number: ");
+        line.push_str(&error.message());
+        web_sys::console::warn_1(&line.into());
+        if matches!(error, NetError::Status { code, .. } if code == "origin_not_allowed") {
+            // A stored number dates from when the origin was allowed.
+            self.revert();
+            return outcome("original", None, Some("origin not allowed"));
+        }
         let shown = self.state.borrow().shown.clone();
         match shown {
             Some(number) => outcome("stored", Some(&number), Some("collector unavailable")),
@@ -223,26 +211,50 @@ impl Flow {
     /// Asks the collector what this visitor should see, and shows it; returns
     /// the promise of the outcome.
     fn visit(self: &Rc<Self>, reveal: bool) -> JsValue {
-        let Some(body) = self.visit_request(reveal) else {
+        let consent = self.consent();
+        let Some((body, history)) = self.visit_request(reveal, consent) else {
             return outcome("original", None, Some("cannot read the page"));
         };
         let flow = self.clone();
-        self.collector.post("/visits", &body, Box::new(move |answer| flow.visited(answer)))
+        self.collector.post("/visits", &body, Box::new(move |answer| flow.visited(answer, history, reveal, consent)))
     }
 
-    fn visited(self: &Rc<Self>, answer: Result<JsValue, NetError>) -> JsValue {
+    fn visited(
+        self: &Rc<Self>,
+        answer: Result<JsValue, NetError>,
+        history: TouchHistory,
+        reveal: bool,
+        consent: bool,
+    ) -> JsValue {
         let answer = match answer {
             Ok(a) => a,
             Err(e) => return self.failed(&e),
         };
+        let config = get(&answer, "site");
+        let originals: Vec<PhoneNumber> = js_sys::Array::from(&get(&config, "originals"))
+            .iter()
+            .filter_map(|o| o.as_string().and_then(|o| PhoneNumber::parse(&o).ok()))
+            .collect();
+        {
+            let mut state = self.state.borrow_mut();
+            state.originals = originals;
+            state.heartbeat_secs = get_f64(&answer, "heartbeat_secs").map_or(60, |s| s as u32);
+        }
+        if get(&config, "consent_required").as_bool() == Some(true) && !consent {
+            // The collector kept nothing of this request; neither does the page.
+            Session::forget(&self.collector.site);
+            self.revert();
+            self.state.borrow_mut().waiting_for_consent = true;
+            return outcome("original", None, Some("waiting for consent"));
+        }
+        // The collector's touch, from its full table of sources, is the one to remember.
+        let history = touch_from_js(&get(&answer, "touch")).map_or(history, crate::touches::with);
+        crate::touches::save(&history);
         let (Some(session_id), Some(kind)) = (get_string(&answer, "session_id"), get_string(&answer, "kind")) else {
             return self.failed(&NetError::Malformed);
         };
         let number = get_string(&answer, "number").and_then(|n| PhoneNumber::parse(&n).ok());
         let expires_at_ms = get_f64(&answer, "expires_at_ms");
-        if let Some(secs) = get_f64(&answer, "heartbeat_secs") {
-            self.state.borrow_mut().heartbeat_secs = secs as u32;
-        }
         let session = Session {
             session_id,
             number: number.clone().filter(|_| kind == "lease" || kind == "static"),
@@ -252,13 +264,22 @@ impl Flow {
         session.save(&self.collector.site);
         self.state.borrow_mut().session = Some(session);
 
+        let show_number = get(&config, "show_number");
+        if kind == "original" && show_number.is_object() && !reveal {
+            self.revert();
+            self.mask(&show_number);
+            return outcome("original", None, Some("behind the show-number button"));
+        }
         match (kind.as_str(), number) {
             ("lease" | "static", Some(number)) => {
                 self.show(number.clone());
                 if expires_at_ms.is_some() {
                     self.start_heartbeat();
                 }
-                outcome(&kind, Some(&number), None)
+                // The pool ran out: a tracked number still, but the site's
+                // overflow number, which no visit holds alone.
+                let overflow = get(&answer, "overflow").as_bool() == Some(true);
+                outcome_with(&kind, Some(&number), None).set_opt("overflow", overflow.then_some(true)).build()
             }
             ("promo", _) => {
                 let code = get_string(&answer, "promo_code").unwrap_or_default();
@@ -272,7 +293,9 @@ impl Flow {
         }
     }
 
-    fn visit_request(&self, reveal: bool) -> Option<JsValue> {
+    /// The visit's body, and the touch history it implies, which is stored
+    /// only once the answer says that the page may store.
+    fn visit_request(&self, reveal: bool, consent: bool) -> Option<(JsValue, TouchHistory)> {
         let window = window()?;
         let document = window.document()?;
         let href = get_string(&get(&window, "location"), "href")?;
@@ -280,23 +303,27 @@ impl Flow {
         let cookies = get_string(&document, "cookie").unwrap_or_default();
         let referrer = get_string(&document, "referrer").unwrap_or_default();
         let visit = crate::visit::read(&href, &referrer, &cookies).ok()?;
+        // The browser's own touch comes from a compact table of sources; the
+        // collector reclassifies the raw referrer with its full table and
+        // answers the touch it decided (see `visited`).
         let touch = classify(&visit, now_ms() as u64);
-        let history = crate::touches::record(touch);
+        let history = crate::touches::with(touch);
         let last = history.last.as_ref()?;
         let first = history.first.as_ref().filter(|f| *f != last);
         let session_id = self.state.borrow().session.as_ref().map(|s| s.session_id.clone());
         let page = ObjectBuilder::new().set("url", href).set("title", get(&document, "title")).build();
-        Some(
-            ObjectBuilder::new()
-                .set_opt("session_id", session_id)
-                .set_opt("client_id", visit.ga_client_id.as_deref())
-                .set_opt("ym_uid", visit.ym_uid.as_deref())
-                .set("touch", touch_to_js(last))
-                .set_opt("first_touch", first.map(touch_to_js))
-                .set("page", page)
-                .set("reveal", reveal)
-                .build(),
-        )
+        let body = ObjectBuilder::new()
+            .set_opt("session_id", session_id)
+            .set_opt("client_id", visit.ga_client_id.as_deref())
+            .set_opt("ym_uid", visit.ym_uid.as_deref())
+            .set("touch", touch_to_js(last))
+            .set_opt("first_touch", first.map(touch_to_js))
+            .set("page", page)
+            .set("reveal", reveal)
+            .set("consent", consent)
+            .set("referrer", referrer)
+            .build();
+        Some((body, history))
     }
 
     /// Renews the lease while the page is visible; a hidden tab lets it
@@ -323,14 +350,10 @@ impl Flow {
     }
 
     fn heartbeat(self: &Rc<Self>) {
-        let Some(session_id) = self.state.borrow().session.as_ref().map(|s| s.session_id.clone()) else {
-            return;
-        };
-        let body = ObjectBuilder::new().set("session_id", session_id).build();
         let flow = self.clone();
-        self.collector.post(
+        self.on_session(
             "/heartbeat",
-            &body,
+            ObjectBuilder::new(),
             Box::new(move |answer| match answer {
                 Ok(answer) => {
                     let mut state = flow.state.borrow_mut();
@@ -346,6 +369,12 @@ impl Flow {
                 Err(_) => JsValue::UNDEFINED,
             }),
         );
+    }
+
+    /// POSTs `body` with the session id to `path`; `None` without a session.
+    fn on_session(&self, path: &str, body: ObjectBuilder, reply: Reply) -> Option<JsValue> {
+        let session_id = self.state.borrow().session.as_ref().map(|s| s.session_id.clone())?;
+        Some(self.collector.post(path, &body.set("session_id", session_id).build(), reply))
     }
 
     /// Show-number mode: hide each number block behind a button, and take a

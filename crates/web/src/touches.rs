@@ -9,13 +9,13 @@ use crate::js::{history_from_js, history_to_js};
 
 const KEY: &str = "ringsource.touches";
 
-/// Records `touch` into the stored history and returns the updated history.
+/// The stored history with `touch` recorded into it, not stored yet: until
+/// the collector says whether the site needs consent, nothing is written.
 /// Storage may be missing or full (private mode, quotas, disabled cookies):
 /// then the history lives for this page view only, which still attributes it.
-pub fn record(touch: Touch) -> TouchHistory {
+pub fn with(touch: Touch) -> TouchHistory {
     let mut history = load().unwrap_or_default();
     history.record(touch);
-    save(&history);
     history
 }
 
@@ -26,7 +26,7 @@ pub fn load() -> Option<TouchHistory> {
     Some(history_from_js(&value))
 }
 
-fn save(history: &TouchHistory) {
+pub fn save(history: &TouchHistory) {
     if let Ok(text) = js_sys::JSON::stringify(&history_to_js(history)) {
         crate::browser::store(KEY, &String::from(text));
     }

@@ -34,12 +34,14 @@ impl SplitUrl {
 }
 
 /// An empty referrer is the browser's way of saying "none" (typed URL,
-/// bookmark, or a referrer policy that strips it), so it is not an error.
+/// bookmark, or a referrer policy that strips it), so it is not an error; nor
+/// is a referrer that is not a URL, which says nothing about the visit's
+/// origin either and is read as none. Only the page URL must be one.
 pub fn read(page_url: &str, referrer: &str, cookies: &str) -> Result<Visit, WebError> {
     let page = SplitUrl::parse("page URL", page_url)?;
     let referrer = match referrer.trim() {
         "" => None,
-        r => Some(SplitUrl::parse("referrer", r)?),
+        r => SplitUrl::parse("referrer", r).ok(),
     };
     Ok(Visit::new(page.parts(), referrer.as_ref().map(SplitUrl::parts), cookies))
 }

@@ -4,3 +4,4 @@
 mod dashboard;
 mod script_tag;
 mod sip_call;
+mod vite_app;

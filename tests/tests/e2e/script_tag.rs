@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ringsource_tests::{Browser, Site};
+use ringsource_tests::{Browser, CustomerSite, Site, shop_page};
 use serde_json::Value;
 
 const POOL: &str = r#"
@@ -33,7 +33,7 @@ async fn js(browser: &Browser, script: &str) -> Value {
 
 /// Opens `path` and waits until start() has settled.
 async fn open(browser: &Browser, site: &Site, path: &str) -> Value {
-    browser.client.goto(&site.url(path)).await.expect("page opens");
+    browser.client.goto(&site.page(path)).await.expect("page opens");
     browser.wait_for("window.ringsource && window.ringsource.outcome", WAIT).await
 }
 
@@ -92,6 +92,8 @@ on_exhaustion = "overflow"
     let second = Browser::launch().await;
     let overflow = open(&second, &site, FROM_GOOGLE_ADS).await;
     assert_eq!(overflow["number"], "+74957000099", "{overflow}");
+    assert_eq!(overflow["overflow"], true, "the answer says it is the overflow number: {overflow}");
+    assert!(got.get("overflow").is_none(), "a pool number is not: {got}");
     assert_eq!(digits(&text(&second, "header").await), "74957000099");
     let events = site.pool_events();
     assert_eq!(events.len(), 1, "{events:?}");
@@ -158,5 +160,71 @@ async fn show_number_button_leases_only_on_click() {
     js(&browser, "document.querySelector('button.ringsource-show-number').click(); return true").await;
     browser.wait_for("document.querySelector('#show .phone').textContent.includes('700 00 0')", WAIT).await;
     assert_eq!(site.live_leases().len(), 1);
+    browser.close().await;
+}
+
+/// Records the page's console warnings before any other script runs.
+const RECORD_WARNINGS: &str = "<script>window.__warnings = []; var w = console.warn; \
+console.warn = function () { window.__warnings.push([].slice.call(arguments).join(' ')); w.apply(console, arguments); };</script>";
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_origin_missing_from_allowed_origins_keeps_the_number_and_says_what_to_change() {
+    let site = Site::start(POOL, "");
+    // A second site of the same owner, not (yet) in allowed_origins.
+    let other = CustomerSite::start();
+    let page = shop_page(&site.url(""), "").replace("<head>", &format!("<head>{RECORD_WARNINGS}"));
+    other.put("/demo/shop.html", &page);
+    let browser = Browser::launch().await;
+    browser.client.goto(&other.url(FROM_GOOGLE_ADS)).await.expect("page opens");
+    let outcome = browser.wait_for("window.ringsource && window.ringsource.outcome", WAIT).await;
+    assert_eq!(outcome["kind"], "original", "{outcome}");
+    assert_eq!(outcome["reason"], "origin not allowed", "not 'collector unavailable': {outcome}");
+    assert_eq!(text(&browser, "header").await, "Call us: +7 (495) 123-45-67");
+    let warnings = js(&browser, "return window.__warnings").await;
+    let about_origin: Vec<&str> = warnings
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|w| w.contains("allowed_origins"))
+        .collect();
+    assert_eq!(about_origin.len(), 1, "one console line: {warnings}");
+    assert!(about_origin[0].contains(&other.origin()), "it names the origin: {}", about_origin[0]);
+    assert_eq!(site.lease_count(), 0);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_crawler_sees_the_sites_own_number_and_takes_no_number() {
+    let site = Site::start(POOL, "");
+    let googlebot = "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Googlebot/2.1; \
+                     +http://www.google.com/bot.html) Chrome/131.0.6778.204 Safari/537.36";
+    let browser = Browser::launch_as(Some(googlebot)).await;
+    let outcome = open(&browser, &site, FROM_GOOGLE_ADS).await;
+    assert_eq!(outcome["kind"], "original", "{outcome}");
+    assert_eq!(text(&browser, "header").await, "Call us: +7 (495) 123-45-67");
+    assert_eq!(site.lease_count(), 0, "a crawler holds no pool number");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_pop_up_added_later_shows_the_visitors_number() {
+    let site = Site::start(POOL, "");
+    let browser = Browser::launch().await;
+    let outcome = open(&browser, &site, FROM_GOOGLE_ADS).await;
+    let number = outcome["number"].as_str().expect("a lease").to_owned();
+    // A call-back pop-up, inserted by the site's own script after the swap.
+    js(
+        &browser,
+        "const d = document.createElement('div'); d.id = 'popup'; \
+         d.innerHTML = '<p>Call now: <a href=\"tel:84951234567\">8 (495) 123-45-67</a></p>'; \
+         document.body.appendChild(d); return true",
+    )
+    .await;
+    let tail = &number[number.len() - 7..];
+    let want = format!("8 (495) {}-{}-{}", &tail[..3], &tail[3..5], &tail[5..]);
+    browser.wait_for(&format!("document.getElementById('popup').textContent.includes('{want}')"), WAIT).await;
+    let href = js(&browser, "return document.querySelector('#popup a').getAttribute('href')").await;
+    assert_eq!(digits(href.as_str().unwrap_or_default()), format!("8{}", &number[2..]), "tel: link swapped: {href}");
     browser.close().await;
 }

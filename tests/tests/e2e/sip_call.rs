@@ -69,7 +69,7 @@ async fn a_sip_call_through_kamailio_is_attributed_to_the_google_ads_visit() {
 
     // The visitor: a Google Ads click with a keyword; the page shows a pool number.
     let browser = Browser::launch().await;
-    browser.client.goto(&site.url(FROM_GOOGLE_ADS)).await.expect("page opens");
+    browser.client.goto(&site.page(FROM_GOOGLE_ADS)).await.expect("page opens");
     let outcome = browser.wait_for("window.ringsource && window.ringsource.outcome", WAIT).await;
     assert_eq!(outcome["kind"], "lease", "{outcome}");
     let session = outcome["session_id"].as_str().expect("a session id").to_owned();

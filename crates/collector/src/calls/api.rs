@@ -3,7 +3,8 @@
 //! - `GET /v1/calls` list and filter, `GET /v1/calls.csv` the same as CSV;
 //! - `GET /v1/calls/{id}` one call with its visitor's path and attribution;
 //! - `POST /v1/calls/{id}/promo` `{ "code" }`: the manager names a promo code;
-//! - `GET /v1/reports/calls` calls per group per UTC day, by credit;
+//! - `GET /v1/reports/calls` calls per group per day of the site's time
+//!   zone, by credit;
 //! - `GET /v1/promo/{code}?site=` who a promo code was issued to.
 //!
 //! Errors are `{ "error": { "code", "message" } }`; 401 without the token (or
@@ -23,7 +24,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use jiff::tz::TimeZone;
+
 use super::{CallsError, CallsService, dates};
+use crate::config::Site;
 use crate::storage::StorageError;
 use crate::storage::calls::{CallFilter, CallSummary, GroupBy, RecordError, ReportQuery, StatusFilter};
 
@@ -45,6 +49,8 @@ const CSV_DEFAULT_LIMIT: u32 = 10_000;
 const CSV_MAX_LIMIT: u32 = 100_000;
 /// Reports without `from` cover the 30 days before `to`.
 const DEFAULT_REPORT_DAYS: i64 = 30;
+/// At most this many days in one report (ten years and some).
+const MAX_REPORT_DAYS: i64 = 3700;
 const MAX_BODY_BYTES: usize = 4096;
 
 /// The admin API's shared state.
@@ -169,15 +175,10 @@ fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, CallsApiError> {
         .map_err(|e| CallsApiError::BadRequest(format!("query string: {e}")))
 }
 
-/// A time bound: Unix ms, or a `YYYY-MM-DD` UTC date. As an upper bound a
-/// date includes its whole day.
-fn time_bound(name: &str, text: &str, upper: bool) -> Result<i64, CallsApiError> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    dates::parse_date_ms(text).map(|day| if upper { day + dates::day_ms() } else { day }).ok_or_else(|| {
-        CallsApiError::BadRequest(format!("{name}={text:?} is neither Unix milliseconds nor a YYYY-MM-DD date"))
-    })
+/// A time bound: Unix ms, or a `YYYY-MM-DD` day of `zone` (the site's). As
+/// an upper bound a date includes its whole day.
+fn time_bound(zone: &TimeZone, name: &str, text: &str, upper: bool) -> Result<i64, CallsApiError> {
+    dates::time_bound(zone, text, upper).map_err(|e| CallsApiError::BadRequest(format!("{name}={e}")))
 }
 
 fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, CallsApiError> {
@@ -204,7 +205,8 @@ struct ListQuery {
 }
 
 impl ListQuery {
-    fn filter(self, default_limit: u32, max_limit: u32) -> Result<CallFilter, CallsApiError> {
+    /// `zone` reads `from` and `to` days: the site's with `site=`, else UTC.
+    fn filter(self, zone: &TimeZone, default_limit: u32, max_limit: u32) -> Result<CallFilter, CallsApiError> {
         let status = match self.status.as_deref() {
             None => None,
             Some("missed") => Some(StatusFilter::Missed),
@@ -229,8 +231,8 @@ impl ListQuery {
         let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
         Ok(CallFilter {
             site: nonempty(self.site),
-            from_ms: self.from.as_deref().map(|t| time_bound("from", t, false)).transpose()?,
-            to_ms: self.to.as_deref().map(|t| time_bound("to", t, true)).transpose()?,
+            from_ms: self.from.as_deref().map(|t| time_bound(zone, "from", t, false)).transpose()?,
+            to_ms: self.to.as_deref().map(|t| time_bound(zone, "to", t, true)).transpose()?,
             channel: nonempty(self.channel),
             source: nonempty(self.source),
             campaign: nonempty(self.campaign),
@@ -242,14 +244,34 @@ impl ListQuery {
     }
 }
 
+/// The list's filter, and the time zone of its `site=` (`None` without one).
+fn list_filter(
+    state: &CallsApi,
+    req: &HttpRequest,
+    default_limit: u32,
+    max_limit: u32,
+) -> Result<(CallFilter, Option<Arc<Site>>), CallsApiError> {
+    let q = query::<ListQuery>(req)?;
+    let site = match q.site.as_deref().filter(|s| !s.is_empty()) {
+        Some(id) => Some(Arc::clone(state.service.site(id)?)),
+        None => None,
+    };
+    let zone = site.as_ref().map_or(TimeZone::UTC, |s| s.time_zone.clone());
+    Ok((q.filter(&zone, default_limit, max_limit)?, site))
+}
+
 async fn list(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<HttpResponse, CallsApiError> {
-    let filter = query::<ListQuery>(&req)?.filter(DEFAULT_LIMIT, MAX_LIMIT)?;
+    let (filter, site) = list_filter(&state, &req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let (limit, offset) = (filter.limit, filter.offset);
     let service = Arc::clone(&state.service);
     let (calls, total) = blocking(move || service.list(&filter)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "calls": calls, "total": total, "limit": limit, "offset": offset })))
+    // The zone the dashboard shows the times in (null across sites).
+    let time_zone = site.as_ref().map(|s| s.time_zone_name());
+    Ok(HttpResponse::Ok()
+        .json(json!({ "calls": calls, "total": total, "limit": limit, "offset": offset, "time_zone": time_zone })))
 }
 
+/// `ring_at` is the ring time on the site's clock, with its UTC offset.
 const CSV_HEADER: [&str; 26] = [
     "id",
     "site",
@@ -279,13 +301,13 @@ const CSV_HEADER: [&str; 26] = [
     "recording_url",
 ];
 
-fn csv_record(c: &CallSummary) -> [String; 26] {
+fn csv_record(c: &CallSummary, zone: &TimeZone) -> [String; 26] {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
     [
         c.id.to_string(),
         c.site.clone(),
-        dates::format_ms(c.ring_at_ms),
+        dates::format_local_ms(zone, c.ring_at_ms),
         c.ring_at_ms.to_string(),
         opt(&c.caller),
         c.dialled.clone(),
@@ -313,14 +335,16 @@ fn csv_record(c: &CallSummary) -> [String; 26] {
 }
 
 async fn csv_export(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<HttpResponse, CallsApiError> {
-    let filter = query::<ListQuery>(&req)?.filter(CSV_DEFAULT_LIMIT, CSV_MAX_LIMIT)?;
+    let (filter, _) = list_filter(&state, &req, CSV_DEFAULT_LIMIT, CSV_MAX_LIMIT)?;
     let service = Arc::clone(&state.service);
     let (calls, total) = blocking(move || service.list(&filter)).await?;
     let mut out = csv::Writer::from_writer(Vec::new());
     let csv_err = |e: csv::Error| CallsApiError::Internal(format!("writing CSV: {e}"));
     out.write_record(CSV_HEADER).map_err(csv_err)?;
     for c in &calls {
-        out.write_record(csv_record(c)).map_err(csv_err)?;
+        // Each call on its own site's clock; a site no longer configured in UTC.
+        let zone = state.service.site(&c.site).map_or(TimeZone::UTC, |s| s.time_zone.clone());
+        out.write_record(csv_record(c, &zone)).map_err(csv_err)?;
     }
     let body = out.into_inner().map_err(|e| CallsApiError::Internal(format!("writing CSV: {e}")))?;
     Ok(HttpResponse::Ok()
@@ -387,19 +411,26 @@ async fn report(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Resul
         None | Some("day") => {}
         Some(other) => return Err(CallsApiError::BadRequest(format!("interval={other:?}: only \"day\" is supported"))),
     }
+    let site_config = Arc::clone(state.service.site(&site)?);
+    let zone = &site_config.time_zone;
     let to_ms = match &p.to {
-        Some(t) => time_bound("to", t, true)?,
+        Some(t) => time_bound(zone, "to", t, true)?,
         None => state.service.now_ms(),
     };
     let from_ms = match &p.from {
-        Some(f) => time_bound("from", f, false)?,
-        None => to_ms - DEFAULT_REPORT_DAYS * dates::day_ms(),
+        Some(f) => time_bound(zone, "from", f, false)?,
+        None => dates::in_range(to_ms - DEFAULT_REPORT_DAYS * dates::day_ms())
+            .map_err(|e| CallsApiError::BadRequest(format!("from (30 days before to): {e}")))?,
     };
     if from_ms >= to_ms {
         return Err(CallsApiError::BadRequest("from must be before to".into()));
     }
-    let model = state.service.site(&site)?.attribution_model;
-    let query = ReportQuery { site: site.clone(), from_ms, to_ms, group_by };
+    if to_ms - from_ms > MAX_REPORT_DAYS * dates::day_ms() {
+        return Err(CallsApiError::BadRequest(format!("the window is longer than {MAX_REPORT_DAYS} days")));
+    }
+    let model = site_config.attribution_model;
+    let time_zone = site_config.time_zone_name().to_owned();
+    let query = ReportQuery { site: site_config, from_ms, to_ms, group_by };
     let service = Arc::clone(&state.service);
     let demo_site = site.clone();
     let (rows, demo_data) = blocking(move || Ok((service.report(&query)?, service.has_demo_data(&demo_site)?))).await?;
@@ -433,6 +464,8 @@ async fn report(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Resul
         "model": model.as_str(),
         "group_by": group_by.column(),
         "interval": "day",
+        // Days are this zone's, from one local midnight to the next.
+        "time_zone": time_zone,
         "from_ms": from_ms,
         "to_ms": to_ms,
         "rows": rows,
@@ -457,8 +490,13 @@ async fn promo_lookup(
     let q: PromoQuery = query(&req)?;
     let site = q.site.filter(|s| !s.is_empty()).ok_or_else(|| CallsApiError::BadRequest("site is required".into()))?;
     let code = promo_code(&code)?;
+    let time_zone = state.service.site(&site)?.time_zone_name().to_owned();
     let service = Arc::clone(&state.service);
-    Ok(HttpResponse::Ok().json(blocking(move || service.promo_lookup(&site, &code)).await?))
+    let lookup = blocking(move || service.promo_lookup(&site, &code)).await?;
+    let mut body = serde_json::to_value(&lookup)
+        .map_err(|e| CallsApiError::Internal(format!("a promo look-up does not serialise: {e}")))?;
+    body["time_zone"] = json!(time_zone);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 impl From<StorageError> for CallsApiError {

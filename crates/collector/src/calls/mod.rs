@@ -94,7 +94,7 @@ impl CallsService {
     }
 
     pub fn report(&self, query: &ReportQuery) -> Result<Vec<ReportRow>, CallsError> {
-        self.site(&query.site)?;
+        self.site(&query.site.id)?;
         Ok(self.store.report(query)?)
     }
 

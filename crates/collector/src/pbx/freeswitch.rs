@@ -10,10 +10,25 @@
 //! Mapping: `variables.call_uuid` (else `variables.uuid`) → call id; caller
 //! and dialled number from the first caller profile of `callflow`
 //! (`caller_id_number`, `destination_number`), else the SIP variables;
-//! `start_epoch`, `answer_epoch`, `end_epoch` (0 = never); `duration`,
-//! `billsec` → duration, talk time; `hangup_cause` → status. Outbound
-//! channels (`variables.direction` outbound: the b-leg to an operator) are not
-//! calls to a tracking number and are ignored; `log-b-leg` may stay off.
+//! `hangup_cause` → status. Outbound channels (`variables.direction`
+//! outbound: the b-leg to an operator) are not calls to a tracking number and
+//! are ignored; `log-b-leg` may stay off.
+//!
+//! ## Times
+//!
+//! FreeSWITCH's CDR variables give each moment of the channel twice: in whole
+//! seconds (`*_epoch`) and in microseconds (`*_uepoch`), 0 for a moment that
+//! never came. The microsecond ones are used, to the nearest millisecond; the
+//! whole-second ones when a CDR template leaves them out.
+//! - ring time: `start_uepoch` (`start_epoch`), when the inbound channel was
+//!   created, i.e. the INVITE arrived;
+//! - answer time: `answer_uepoch` (`answer_epoch`);
+//! - end time: `end_uepoch` (`end_epoch`);
+//! - duration: `duration` (start to end, whole seconds); talk time: `billsec`
+//!   (answer to end). Without them they follow from the times.
+//!
+//! The CDR is written once, at hang-up, so every FreeSWITCH call arrives as
+//! a single final event.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -152,10 +167,26 @@ fn map(cdr: &Value, inbound: &Inbound<'_>) -> Result<Verified, PbxError> {
         .or_else(|| var("caller_id_number"))
         .or_else(|| var("sip_from_user"));
 
-    let started_at_ms = epoch("start_epoch")?;
-    let answered_at_ms = epoch("answer_epoch")?;
-    let ended_at_ms = epoch("end_epoch")?;
-    let talk_secs = secs("billsec")?;
+    let micros = |name: &str| -> Result<Option<u64>, PbxError> {
+        match var(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .map(|us| u64::try_from(us).ok().filter(|&us| us > 0).map(|us| (us + 500) / 1000))
+                .map_err(|_| PbxError::bad(format!("variables.{name} {v:?} is not Unix microseconds"))),
+        }
+    };
+    // A moment in microseconds when the CDR has it, else in seconds.
+    let moment = |stem: &str| -> Result<Option<u64>, PbxError> {
+        match micros(&format!("{stem}_uepoch"))? {
+            Some(ms) => Ok(Some(ms)),
+            None => epoch(&format!("{stem}_epoch")),
+        }
+    };
+    let started_at_ms = moment("start")?;
+    let answered_at_ms = moment("answer")?;
+    let ended_at_ms = moment("end")?;
+    let talk_secs = secs("billsec")?.or_else(|| super::secs_between(answered_at_ms, ended_at_ms));
     let answered = answered_at_ms.is_some() || talk_secs.is_some_and(|t| t > 0);
     let cause = var("hangup_cause").unwrap_or_default();
     Ok(Verified::event(CallEvent {
@@ -167,7 +198,7 @@ fn map(cdr: &Value, inbound: &Inbound<'_>) -> Result<Verified, PbxError> {
         started_at_ms,
         answered_at_ms,
         ended_at_ms,
-        duration_secs: secs("duration")?,
+        duration_secs: secs("duration")?.or_else(|| super::secs_between(started_at_ms, ended_at_ms)),
         talk_secs,
         status: cause_status(&cause, answered),
         recording_url: None,

@@ -22,9 +22,17 @@
 //! | `phase` | `start` \| `answer` \| `end` | default: `end` if `ended_at`, else `answer` if `answered_at`, else `start` |
 //! | `status` | `in-progress` \| `answered` \| `no-answer` \| `busy` \| `canceled` \| `failed` | default: `in-progress` before the end; at the end `answered` if it was answered (`answered_at` or `talk_time` > 0), else `no-answer` |
 //! | `started_at`, `answered_at`, `ended_at` | RFC 3339 string | e.g. `2024-05-01T10:00:00Z` |
-//! | `duration` | integer seconds | the whole call, ringing included |
-//! | `talk_time` | integer seconds | answer to hang-up |
+//! | `duration` | integer seconds | the whole call, ringing included; default: `ended_at − started_at` |
+//! | `talk_time` | integer seconds | answer to hang-up; default: `ended_at − answered_at` |
 //! | `recording_url` | http(s) URL | |
+//!
+//! Times: the ring time is `started_at`; the answer time `answered_at`; the
+//! end time `ended_at`. Times may carry fractions of a second, which are kept
+//! to the millisecond. A length that is not sent is derived from the times
+//! of the same event, in whole seconds rounded down, and stored with it (the
+//! fold also derives it across events, when the start and the end come in
+//! different reports). A sender that knows only the end may send `ended_at`
+//! with `duration`: the ring time is then `ended_at − duration`.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -173,8 +181,8 @@ fn map(inbound: &Inbound<'_>) -> Result<CallEvent, PbxError> {
         started_at_ms,
         answered_at_ms,
         ended_at_ms,
-        duration_secs: p.duration,
-        talk_secs: p.talk_time,
+        duration_secs: p.duration.or_else(|| super::secs_between(started_at_ms, ended_at_ms)),
+        talk_secs: p.talk_time.or_else(|| super::secs_between(answered_at_ms, ended_at_ms)),
         status,
         recording_url: super::recording_url(p.recording_url.as_deref()),
     })

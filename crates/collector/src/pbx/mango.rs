@@ -13,11 +13,35 @@
 //!   `to.number`. A call placed by an employee (`from.extension`) is ignored.
 //! - `events/summary` (one per call, at its end): `create_time`,
 //!   `forward_time`, `talk_time` (the moment of answer, 0 if none),
-//!   `end_time` (Unix seconds), `entry_result` 1 = answered else no answer,
-//!   `line_number`. Only incoming calls (`call_direction` 1) are kept.
+//!   `end_time` (Unix seconds), `entry_result` (1 = answered),
+//!   `disconnect_reason`, `line_number`. Only incoming calls
+//!   (`call_direction` 1) are kept.
 //! - Other events (recording, dtmf, sms, …) are ignored.
 //!
 //! The call id is `entry_id`, which all legs and the summary share.
+//!
+//! ## Times
+//!
+//! All Mango times are Unix seconds, whole.
+//! - ring time: `create_time` of the summary, the moment the call entered the
+//!   VPBX; `timestamp` of the first `Appeared`, when call events come.
+//!   `forward_time` (when the call was handed to an operator, after any voice
+//!   menu) is later than the ring and is not used;
+//! - answer time: `talk_time` of the summary (0 = never); `timestamp` of
+//!   `Connected`;
+//! - end time: `end_time` of the summary;
+//! - duration: `end_time − create_time`; talk time: `end_time − talk_time`.
+//!
+//! A call Mango reports only with its summary therefore keeps all three.
+//!
+//! ## Status
+//!
+//! A summary with `entry_result` 1 is answered, whatever ended it (most
+//! answered calls end with 1110, the caller hanging up, or 1120, the
+//! operator). For the others, `disconnect_reason` (Mango's result codes, the
+//! 11xx range for how a call ended, 2xxx for billing limits) tells how the
+//! call was missed; [`missed_status`] holds the table. A code not in it
+//! leaves the call no-answer.
 
 use ringsource_core::call::{CallEvent, CallPhase, CallStatus};
 use serde::Deserialize;
@@ -165,6 +189,46 @@ struct Summary {
     end_time: Option<i64>,
     #[serde(default, deserialize_with = "seconds")]
     entry_result: Option<i64>,
+    #[serde(default, deserialize_with = "seconds")]
+    disconnect_reason: Option<i64>,
+}
+
+/// How a call nobody answered was missed, from Mango's `disconnect_reason`
+/// (the codes and their meanings are Mango's result-code table; the grouping
+/// into statuses is ours):
+///
+/// | code | Mango's meaning | status |
+/// |---|---|---|
+/// | 1110 | ended by the caller | canceled |
+/// | 1111 | no answer within the ringing time | no-answer |
+/// | 1120 | ended by the called side | no-answer |
+/// | 1121 | "busy" from the far end | busy |
+/// | 1122, 1123 | rejected by the called side; "do not disturb" | busy |
+/// | 1130–1134 | called number restricted, unreachable, not served, nonexistent; too many forwards | failed |
+/// | 1140 | calls to the region barred by the VPBX settings | failed |
+/// | 1150–1152 | caller restricted, blacklisted, not on the whitelist | failed |
+/// | 1160 | a group call that nobody took | no-answer |
+/// | 1161, 1162, 1164 | queueing not allowed; the queue full; every operator unavailable | busy |
+/// | 1163 | waited too long in the queue | no-answer |
+/// | 1170 | ended as the forwarding scheme says | no-answer |
+/// | 1171 | a broken forwarding scheme | failed |
+/// | 1180 | ended by a user's command | busy |
+/// | 1181 | ended by a command from an outside system | failed |
+/// | 1190–1192 | the number inactive, switched off, or outside its schedule | failed |
+/// | 2000–2999 | billing limits (account blocked, limits reached, no funds, direction blocked) | failed |
+/// | 3000–5999 | request, command and server errors | failed |
+///
+/// 1100 (ended normally), 1182 and 1183 (legs taken over by another
+/// operator) and unknown codes say nothing about why a call was missed:
+/// `None`, and the call stays no-answer.
+pub fn missed_status(code: i64) -> Option<CallStatus> {
+    Some(match code {
+        1110 => CallStatus::Canceled,
+        1111 | 1120 | 1160 | 1163 | 1170 => CallStatus::NoAnswer,
+        1121..=1123 | 1161 | 1162 | 1164 | 1180 => CallStatus::Busy,
+        1130..=1134 | 1140 | 1150..=1152 | 1171 | 1181 | 1190..=1192 | 2000..=5999 => CallStatus::Failed,
+        _ => return None,
+    })
 }
 
 fn map_summary(json: &str, inbound: &Inbound<'_>) -> Result<Verified, PbxError> {
@@ -176,7 +240,16 @@ fn map_summary(json: &str, inbound: &Inbound<'_>) -> Result<Verified, PbxError> 
     let started_at_ms = s.create_time.and_then(super::secs_to_ms);
     let answered_at_ms = s.talk_time.and_then(super::secs_to_ms);
     let ended_at_ms = s.end_time.and_then(super::secs_to_ms);
-    let status = if s.entry_result == Some(1) { CallStatus::Answered } else { CallStatus::NoAnswer };
+    let answered = match s.entry_result {
+        Some(result) => result == 1,
+        // An older summary without entry_result: an answer time says it all.
+        None => answered_at_ms.is_some(),
+    };
+    let status = if answered {
+        CallStatus::Answered
+    } else {
+        s.disconnect_reason.and_then(missed_status).unwrap_or(CallStatus::NoAnswer)
+    };
     let dialled = s
         .line_number
         .as_deref()
@@ -202,6 +275,18 @@ fn map_summary(json: &str, inbound: &Inbound<'_>) -> Result<Verified, PbxError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disconnect_reasons_tell_missed_calls_apart() {
+        assert_eq!(missed_status(1110), Some(CallStatus::Canceled));
+        assert_eq!(missed_status(1111), Some(CallStatus::NoAnswer));
+        assert_eq!(missed_status(1121), Some(CallStatus::Busy));
+        assert_eq!(missed_status(1131), Some(CallStatus::Failed));
+        assert_eq!(missed_status(2240), Some(CallStatus::Failed));
+        assert_eq!(missed_status(1100), None);
+        assert_eq!(missed_status(1183), None);
+        assert_eq!(missed_status(9999), None);
+    }
 
     /// Cross-checked with `printf %s "key{}salt" | sha256sum`.
     #[test]

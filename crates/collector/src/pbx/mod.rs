@@ -502,10 +502,10 @@ pub fn secs_to_ms(secs: i64) -> Option<u64> {
     u64::try_from(secs).ok().filter(|&s| s > 0).map(|s| s * 1000)
 }
 
-/// Seconds between two instants in ms, when both are known and in order.
+/// Whole seconds between two instants in ms, when both are known and in
+/// order: the same rule the fold uses for lengths no report gave.
 pub fn secs_between(from_ms: Option<u64>, to_ms: Option<u64>) -> Option<u32> {
-    let (a, b) = (from_ms?, to_ms?);
-    b.checked_sub(a).and_then(|d| u32::try_from(d / 1000).ok())
+    ringsource_core::call::whole_secs_between(from_ms, to_ms)
 }
 
 /// A recording URL must be http(s); anything else is dropped rather than

@@ -1,20 +1,76 @@
 //! Twilio voice status callbacks (`application/x-www-form-urlencoded`).
 //!
+//! ## Signature
+//!
 //! `X-Twilio-Signature` is base64(HMAC-SHA1(auth token, URL + every POST
 //! parameter as name followed by value, sorted by name)). The URL is the one
 //! configured in Twilio (`[sites.pbx] twilio_url`), not the one the collector
 //! sees: behind a TLS-terminating proxy those differ, and the signature would
-//! never match. Twilio's scheme has no timestamp, so a captured callback can
-//! be replayed; that is harmless here because events are idempotent per
-//! `CallSid` and a replay carries the same facts.
+//! never match.
 //!
-//! Mapping: `CallSid` → call id; `From`, `To`; `CallStatus` queued /
-//! initiated / ringing → start, in-progress → answer, completed → end
-//! answered, busy / no-answer / canceled / failed → end with that status;
-//! `CallDuration` (answer to hang-up) → talk time; `Timestamp` (RFC 2822) →
-//! the time of that phase; `RecordingUrl`. Legs Twilio dials out
-//! (`Direction` outbound-…) are not calls to a tracking number and are
-//! ignored.
+//! Twilio does not always sign the URL in the same form: sometimes with the
+//! scheme's default port written out, sometimes without it. Its own
+//! validators (twilio-python's `RequestValidator.validate`, twilio-node's
+//! `validateRequest`) therefore accept a signature over either of two URLs:
+//! the URL with its port removed, and the URL with the scheme's default port
+//! added when it names none (`:443` for https, `:80` for anything else). This
+//! adapter accepts exactly those two (the configured URL is always one of
+//! them). Both libraries sort the parameter names and, under a repeated name,
+//! the distinct values, so a name and value sent twice are signed once; so
+//! are they here. twilio-node also retries with the query string re-encoded
+//! by Node's legacy `querystring` module; that variant is not accepted here
+//! (twilio-python has no such retry).
+//!
+//! Twilio's scheme has no timestamp, so a captured callback can be replayed;
+//! that is harmless here because events are idempotent per `CallSid` and a
+//! replay carries the same facts.
+//!
+//! ## Mapping
+//!
+//! `CallSid` → call id; `From`, `To`; `CallStatus` queued / initiated /
+//! ringing → start, in-progress → answer, completed → end answered, busy /
+//! no-answer / canceled / failed → end with that status; `RecordingUrl`.
+//! Legs Twilio dials out (`Direction` outbound-…) are not calls to a tracking
+//! number and are ignored.
+//!
+//! ## Times
+//!
+//! What Twilio documents for status callbacks (the Call resource's
+//! StatusCallbackEvent section, and the TwiML request parameters):
+//! - `Timestamp` is when the event fired, UTC, RFC 2822, whole seconds;
+//! - `CallDuration` is the length in seconds of the call that just ended,
+//!   sent with the terminal events (completed, busy, failed, no-answer,
+//!   canceled);
+//! - `Duration` is the same length in whole minutes, rounded up for billing;
+//! - `SequenceNumber` orders the callbacks of one call (they may arrive out of
+//!   order); `CallbackSource` is always `call-progress-events`.
+//!
+//! The status callback configured on a Twilio phone number is called once,
+//! after the call has ended (TwiML docs: "Ending the call: callback
+//! requests"); progress events (initiated, ringing, answered) are sent only
+//! where they are asked for with `StatusCallbackEvent`, on calls created
+//! through the API or legs dialled with `<Number>`. So an incoming call
+//! usually arrives as one terminal callback, most often `completed`. Hence:
+//! - ring time: `Timestamp` of a queued / initiated / ringing callback when
+//!   one comes; from a terminal callback alone, `Timestamp − CallDuration`.
+//!   Twilio takes an incoming call as soon as it arrives (it requests and
+//!   runs the number's TwiML right away) and counts the call's length from
+//!   then, so this is the arrival, within a second (both fields are whole
+//!   seconds). Without `CallDuration` the end is the only time known, and the
+//!   ring time falls back to it;
+//! - answer time: `Timestamp` of an in-progress callback, when one comes;
+//! - end time: `Timestamp` of the terminal callback;
+//! - duration: `CallDuration`; talk time: `CallDuration` of a completed call
+//!   (Twilio reports the call in progress for its whole length; the
+//!   conversation with an operator behind a `<Dial>` is the dialled leg's,
+//!   which is ignored).
+//!
+//! `Duration` is not used: rounded up to whole minutes, it would move the
+//! ring time by up to a minute. `SequenceNumber` is not needed: the fold
+//! does not depend on the order of reports.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -47,17 +103,44 @@ pub fn signature(auth_token: &[u8], url: &str, params: &[(String, String)]) -> S
 }
 
 fn mac(auth_token: &[u8], url: &str, params: &[(String, String)]) -> Hmac<Sha1> {
-    let mut sorted: Vec<&(String, String)> = params.iter().collect();
-    // Sorted by name, then value for repeated names, as Twilio's own
-    // validators do.
-    sorted.sort();
+    // Sorted by name, then value; a repeated name and value counts once, as
+    // Twilio's own validators build the signed text.
+    let signed: BTreeSet<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(auth_token).expect("HMAC takes keys of any length");
     mac.update(url.as_bytes());
-    for (k, v) in sorted {
+    for (k, v) in signed {
         mac.update(k.as_bytes());
         mac.update(v.as_bytes());
     }
     mac
+}
+
+/// The byte range of the authority's `:port`, if it names one, and where the
+/// authority ends. `None` when `url` has no `scheme://`.
+fn port_span(url: &str) -> Option<(Option<Range<usize>>, usize)> {
+    let host_start = url.find("://")? + 3;
+    let end = url[host_start..].find(['/', '?', '#']).map_or(url.len(), |i| host_start + i);
+    let host_start = url[host_start..end].rfind('@').map_or(host_start, |i| host_start + i + 1);
+    // An IPv6 literal has colons inside its brackets; a port follows the closing one.
+    let after_brackets = url[host_start..end].rfind(']').map_or(host_start, |i| host_start + i + 1);
+    let port = url[after_brackets..end].rfind(':').map(|i| after_brackets + i..end);
+    Some((port, end))
+}
+
+/// The URLs Twilio may have signed for the configured `url`: without its
+/// port, and with the scheme's default port when it names none (see the
+/// module docs). The configured URL is always one of them.
+pub fn signed_urls(url: &str) -> Vec<String> {
+    let Some((port, authority_end)) = port_span(url) else { return vec![url.to_owned()] };
+    let (without, with) = match port {
+        Some(span) => (format!("{}{}", &url[..span.start], &url[span.end..]), url.to_owned()),
+        None => {
+            let https = url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+            let default = if https { ":443" } else { ":80" };
+            (url.to_owned(), format!("{}{default}{}", &url[..authority_end], &url[authority_end..]))
+        }
+    };
+    vec![without, with]
 }
 
 pub fn verify(auth: &TwilioAuth, inbound: &Inbound<'_>) -> Result<Verified, PbxError> {
@@ -65,12 +148,14 @@ pub fn verify(auth: &TwilioAuth, inbound: &Inbound<'_>) -> Result<Verified, PbxE
         .header("x-twilio-signature")
         .ok_or_else(|| PbxError::missing("the X-Twilio-Signature header is missing"))?;
     let params = super::form_pairs(inbound.body);
-    let ok = BASE64
-        .decode(given)
-        .is_ok_and(|bytes| mac(auth.auth_token.expose(), &auth.url, &params).verify_slice(&bytes).is_ok());
+    let ok = BASE64.decode(given).is_ok_and(|bytes| {
+        signed_urls(&auth.url)
+            .iter()
+            .any(|url| mac(auth.auth_token.expose(), url, &params).verify_slice(&bytes).is_ok())
+    });
     if !ok {
         return Err(PbxError::invalid(format!(
-            "X-Twilio-Signature does not match this site's Twilio auth token and the configured URL {}",
+            "X-Twilio-Signature does not match this site's Twilio auth token and the configured URL {} (with or without its default port)",
             auth.url
         )));
     }
@@ -103,10 +188,20 @@ fn map(params: &[(String, String)], inbound: &Inbound<'_>) -> Result<Verified, P
             super::secs_to_ms(parsed.unix_timestamp())
         }
     };
-    let talk_secs = match get("CallDuration") {
+    let call_secs = match get("CallDuration") {
         None => None,
         Some(d) => {
             Some(d.parse::<u32>().map_err(|_| PbxError::bad(format!("CallDuration {d:?} is not whole seconds")))?)
+        }
+    };
+    // A terminal callback fires at hang-up; the call's length counts from
+    // when Twilio took it, which is when it arrived (see the module docs).
+    let (started_at_ms, answered_at_ms, ended_at_ms) = match phase {
+        CallPhase::Start => (at_ms, None, None),
+        CallPhase::Answer => (None, at_ms, None),
+        CallPhase::End => {
+            let arrived = at_ms.zip(call_secs).and_then(|(end, secs)| end.checked_sub(u64::from(secs) * 1000));
+            (arrived, None, at_ms)
         }
     };
     let to = get("To").ok_or_else(|| PbxError::bad("To is missing"))?;
@@ -116,11 +211,11 @@ fn map(params: &[(String, String)], inbound: &Inbound<'_>) -> Result<Verified, P
         phase,
         from: super::caller(get("From"), inbound.region),
         to: super::parse_number("To", to, inbound.region)?,
-        started_at_ms: if phase == CallPhase::Start { at_ms } else { None },
-        answered_at_ms: if phase == CallPhase::Answer { at_ms } else { None },
-        ended_at_ms: if phase == CallPhase::End { at_ms } else { None },
-        duration_secs: None,
-        talk_secs,
+        started_at_ms,
+        answered_at_ms,
+        ended_at_ms,
+        duration_secs: if phase == CallPhase::End { call_secs } else { None },
+        talk_secs: if status == CallStatus::Answered { call_secs } else { None },
         status,
         recording_url: super::recording_url(get("RecordingUrl")),
     }))
@@ -152,5 +247,43 @@ mod tests {
         reversed.reverse();
         assert_eq!(signature(b"12345", url, &reversed), "GvWf1cFY/Q7PnoempGyD5oXAezc=");
         assert_ne!(signature(b"12345", "https://mycompany.com/myapp.php", &params), "GvWf1cFY/Q7PnoempGyD5oXAezc=");
+    }
+
+    #[test]
+    fn signed_urls_drop_or_add_the_default_port_as_twilios_validators_do() {
+        assert_eq!(
+            signed_urls("https://calls.example.com/hook?site=a"),
+            ["https://calls.example.com/hook?site=a", "https://calls.example.com:443/hook?site=a"]
+        );
+        assert_eq!(
+            signed_urls("http://calls.example.com"),
+            ["http://calls.example.com", "http://calls.example.com:80"]
+        );
+        assert_eq!(
+            signed_urls("https://calls.example.com:443/hook"),
+            ["https://calls.example.com/hook", "https://calls.example.com:443/hook"]
+        );
+        // A port that is not the default is dropped too (both libraries remove any port).
+        assert_eq!(
+            signed_urls("https://calls.example.com:8443/h"),
+            ["https://calls.example.com/h", "https://calls.example.com:8443/h"]
+        );
+        assert_eq!(
+            signed_urls("https://u:p@[2001:db8::1]/h"),
+            ["https://u:p@[2001:db8::1]/h", "https://u:p@[2001:db8::1]:443/h"]
+        );
+        assert_eq!(
+            signed_urls("https://[2001:db8::1]:8443/h#f"),
+            ["https://[2001:db8::1]/h#f", "https://[2001:db8::1]:8443/h#f"]
+        );
+    }
+
+    #[test]
+    fn a_repeated_name_and_value_is_signed_once() {
+        let once = pairs(&[("a", "1"), ("b", "2")]);
+        let twice = pairs(&[("b", "2"), ("a", "1"), ("b", "2")]);
+        assert_eq!(signature(b"t", "https://x", &once), signature(b"t", "https://x", &twice));
+        let other_value = pairs(&[("a", "1"), ("b", "2"), ("b", "3")]);
+        assert_ne!(signature(b"t", "https://x", &once), signature(b"t", "https://x", &other_value));
     }
 }

@@ -3,17 +3,42 @@
 //! `Signature` is base64 of the *hex* HMAC-SHA1 (PHP's `hash_hmac` default
 //! output) of fields concatenated per event, keyed with the API secret:
 //! `caller_id . called_did . call_start` for NOTIFY_START and NOTIFY_END,
-//! `caller_id . destination . call_start` for NOTIFY_ANSWER. Like Twilio's,
+//! `caller_id . destination . call_start` for NOTIFY_ANSWER (and, for the
+//! outgoing events this adapter ignores, `internal . destination .
+//! call_start`), as Zadarma's API page and its PHP SDK (zadarma/user-api-v1,
+//! `lib/Webhook/Notify*.php`, `getSignatureString`) give them. Like Twilio's,
 //! the scheme has no timestamp or nonce; replays carry the same facts and
 //! fold into the same call.
 //!
 //! Mapping: `pbx_call_id` → call id; `caller_id` → from; `called_did` (on
 //! NOTIFY_ANSWER `destination` when `called_did` is absent) → to;
-//! `call_start` (`YYYY-MM-DD HH:MM:SS`, local time of the account, offset
-//! `[sites.pbx] zadarma_utc_offset`) → started; NOTIFY_END `duration` →
-//! duration, `disposition` → status. Other events (internal, outgoing,
-//! recording, IVR) are not calls to a tracking number and are ignored
-//! without being stored.
+//! `disposition` → status. Other events (internal, outgoing, recording, IVR)
+//! are not calls to a tracking number and are ignored without being stored.
+//!
+//! ## Times
+//!
+//! Every NOTIFY_START, NOTIFY_ANSWER and NOTIFY_END carries `call_start`
+//! (`YYYY-MM-DD HH:MM:SS`, whole seconds, local time of the account: offset
+//! `[sites.pbx] zadarma_utc_offset`), the moment the call reached the PBX;
+//! NOTIFY_END adds `duration` in seconds. No event carries an answer or an
+//! end time of its own. So:
+//! - ring time: `call_start` (the same in every event of the call, so a call
+//!   known only from its NOTIFY_END still rings when it rang);
+//! - answer time: not sent (NOTIFY_ANSWER says that, not when); none is stored;
+//! - end time: `call_start + duration`;
+//! - duration: `duration`; talk time: not sent, so none is stored.
+//!
+//! What `duration` counts: Zadarma's API page and its SDK describe it only as
+//! the call's length in seconds, in NOTIFY_END and NOTIFY_OUT_END alike, and
+//! send no answer time it could count from. Where Zadarma means the answered
+//! part it names it so (its statistics methods give a billed `billseconds`
+//! apart from the call's length). No Zadarma document says in so many words
+//! which it is, so this is a reading, chosen because it is the plain one and
+//! the only one that places the end: `duration` is the whole call from
+//! `call_start`, ringing included. A talk time is therefore not known for
+//! Zadarma calls, and they are not counted as target calls (a target call
+//! needs its talk time shown). NOTIFY_OUT_END's `duration` is the same field
+//! of an outgoing call, which this adapter ignores.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -101,6 +126,8 @@ pub fn verify(auth: &ZadarmaAuth, inbound: &Inbound<'_>) -> Result<Verified, Pbx
             (CallPhase::End, disposition_status(disposition), duration)
         }
     };
+    // `duration` counts from `call_start` (see the module docs).
+    let ended_at_ms = started_at_ms.zip(duration_secs).map(|(start, secs)| start + u64::from(secs) * 1000);
     Ok(Verified::event(CallEvent {
         pbx: "zadarma".to_owned(),
         pbx_call_id,
@@ -109,7 +136,7 @@ pub fn verify(auth: &ZadarmaAuth, inbound: &Inbound<'_>) -> Result<Verified, Pbx
         to,
         started_at_ms,
         answered_at_ms: None,
-        ended_at_ms: None,
+        ended_at_ms,
         duration_secs,
         talk_secs: None,
         status,

@@ -223,10 +223,12 @@ impl GroupBy {
     }
 }
 
-/// `GET /v1/reports/calls`, per UTC day.
+/// `GET /v1/reports/calls`, per day of the site's time zone.
 #[derive(Debug, Clone)]
 pub struct ReportQuery {
-    pub site: String,
+    /// The site, for its id, its time zone (report days) and its static
+    /// numbers (the channel of their cost rows).
+    pub site: std::sync::Arc<Site>,
     pub from_ms: i64,
     pub to_ms: i64,
     pub group_by: GroupBy,
@@ -236,7 +238,7 @@ pub struct ReportQuery {
 /// linear model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReportRow {
-    /// `YYYY-MM-DD`, UTC.
+    /// `YYYY-MM-DD`, a day of the site's time zone.
     pub day: String,
     pub group: String,
     pub calls: f64,

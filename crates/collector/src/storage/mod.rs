@@ -9,6 +9,7 @@
 pub mod calls;
 pub mod money;
 pub mod pools;
+pub mod privacy;
 pub mod sqlite;
 
 use ringsource_core::lease::ExhaustionPolicy;

@@ -11,6 +11,8 @@ use super::StorageError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseSpan {
     pub pool_id: String,
+    /// The number, E.164: a number's own leases and cooldowns follow each other.
+    pub number: String,
     pub started_at_ms: i64,
     pub ended_at_ms: i64,
 }
@@ -39,7 +41,7 @@ pub struct ExhaustionView {
 /// Everything the report needs about one site's pools in `[from, to)`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolActivity {
-    /// Leases overlapping the window.
+    /// Leases overlapping the window, or ending a cooldown before it.
     pub leases: Vec<LeaseSpan>,
     /// First asks inside the window.
     pub first_asks: Vec<FirstAsk>,
@@ -51,5 +53,14 @@ pub struct PoolActivity {
 
 /// The reads behind the pools report.
 pub trait PoolReportStore: Send + Sync + 'static {
-    fn pool_activity(&self, site: &str, from_ms: i64, to_ms: i64, now_ms: i64) -> Result<PoolActivity, StorageError>;
+    /// `max_cooldown_ms`: the longest cooldown of the site's pools, so leases
+    /// whose cooldown reaches into the window are read too.
+    fn pool_activity(
+        &self,
+        site: &str,
+        from_ms: i64,
+        to_ms: i64,
+        now_ms: i64,
+        max_cooldown_ms: i64,
+    ) -> Result<PoolActivity, StorageError>;
 }

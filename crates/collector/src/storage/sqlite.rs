@@ -23,11 +23,13 @@ use crate::config::Site;
 use leases::LeaseBook;
 use writer::Job;
 
+pub mod backup;
 mod calls;
 mod checkpoint;
 mod leases;
 pub mod money;
 mod pools;
+pub mod privacy;
 mod visits;
 mod wal;
 mod writer;
@@ -230,6 +232,7 @@ impl Storage for SqliteStorage {
                     upsert(n, "pool", Some(&p.id), None)?;
                 }
             }
+            calls::recredit_static_calls(&tx, site)?;
         }
         tx.commit().map_err(sql("committing the site sync"))
     }

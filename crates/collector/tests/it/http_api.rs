@@ -33,6 +33,46 @@ fn site_config_is_public_and_normalised() {
 }
 
 #[test]
+fn the_visit_answer_carries_the_site_config() {
+    let h = start("", "show_number = { selector = \"#show\", label = \"Show\" }", "");
+    let config: Value = h.client.get(h.url("/v1/sites/shop/config")).send().unwrap().json().unwrap();
+    let answer = h.visit(None, paid());
+    // One round trip: the page learns its originals, consent and show-number with its number.
+    assert_eq!(answer["site"], config);
+    assert_eq!(answer["site"]["originals"], json!([ORIGINAL]));
+    // Behind the show-number button no lease is taken until the click.
+    assert_eq!(answer["kind"], "original");
+    let session = answer["session_id"].as_str().unwrap().to_owned();
+    let mut click = visit_body(Some(&session), paid());
+    click["reveal"] = json!(true);
+    let (status, revealed) = h.post("/v1/sites/shop/visits", &click);
+    assert_eq!(status, 200, "{revealed}");
+    assert_eq!(revealed["kind"], "lease");
+    assert_eq!(revealed["session_id"], session.as_str());
+}
+
+#[test]
+fn without_consent_a_site_that_requires_it_stores_nothing() {
+    let h = start("", "consent_required = true", "");
+    let answer = h.visit(None, paid());
+    assert_eq!(answer["kind"], "original", "{answer}");
+    assert!(answer.get("session_id").is_none(), "no session without consent: {answer}");
+    assert_eq!(answer["site"]["consent_required"], true);
+    let conn = h.db();
+    for table in ["sessions", "touches", "page_views", "leases"] {
+        let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0, "{table} must stay empty before consent");
+    }
+
+    let mut body = visit_body(None, paid());
+    body["consent"] = json!(true);
+    let (status, consented) = h.post("/v1/sites/shop/visits", &body);
+    assert_eq!(status, 200, "{consented}");
+    assert_eq!(consented["kind"], "lease");
+    assert!(consented["session_id"].is_string());
+}
+
+#[test]
 fn paid_search_gets_a_lease_and_keeps_it() {
     let h = start("", "", "");
     let first = h.visit(None, paid());
@@ -207,6 +247,17 @@ fn cors_allows_listed_origins_and_refuses_others() {
         h.post_with("/v1/sites/shop/visits", &visit_body(None, paid()), &[("origin", "https://evil.example")]);
     assert_eq!(status, 403);
     assert_eq!(err["error"]["code"], "origin_not_allowed");
+    assert!(err["error"]["message"].as_str().unwrap().contains("\"https://evil.example\" to allowed_origins"), "{err}");
+    // The page itself can read the refusal, to tell its owner what to change.
+    let refused = h
+        .client
+        .post(h.url("/v1/sites/shop/visits"))
+        .header("origin", "https://evil.example")
+        .body(visit_body(None, paid()).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.headers()["access-control-allow-origin"], "https://evil.example");
     // Refused before anything was stored.
     let sessions: i64 = h.db().query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0)).unwrap();
     assert_eq!(sessions, 2);

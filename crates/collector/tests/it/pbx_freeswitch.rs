@@ -140,3 +140,43 @@ fn a_bad_body_with_good_credentials_is_400() {
     }
     assert!(h.events().is_empty());
 }
+
+/// mod_json_cdr writes each moment in seconds and in microseconds; the
+/// microseconds are kept to the nearest millisecond.
+#[test]
+fn microsecond_times_are_kept() {
+    let h = start(&all_adapters());
+    let mut c = cdr("NORMAL_CLEARING", NOW_SECS - 50, 50);
+    c["variables"]["start_uepoch"] = json!(format!("{}250113", NOW_SECS - 60));
+    c["variables"]["answer_uepoch"] = json!(format!("{}731250", NOW_SECS - 50));
+    c["variables"]["end_uepoch"] = json!(format!("{}000400", NOW_SECS));
+    // A template without duration and billsec: they follow from the times.
+    c["variables"].as_object_mut().unwrap().retain(|k, _| k != "duration" && k != "billsec");
+    let r = post(&h, "application/json", c.to_string(), Some(&basic(FS_USER, FS_PASSWORD)));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let e = &h.events()[0];
+    let ms = |s: i64, extra: u64| Some((s * 1000) as u64 + extra);
+    assert_eq!(
+        (e.started_at_ms, e.answered_at_ms, e.ended_at_ms),
+        (ms(NOW_SECS - 60, 250), ms(NOW_SECS - 50, 731), ms(NOW_SECS, 0))
+    );
+    assert_eq!((e.duration_secs, e.talk_secs), (Some(59), Some(49)));
+    // A moment that never came is 0 in both forms.
+    let mut missed = cdr("NO_ANSWER", 0, 0);
+    missed["variables"]["call_uuid"] = json!("missed-1");
+    missed["variables"]["answer_uepoch"] = json!("0");
+    assert_eq!(post(&h, "application/json", missed.to_string(), Some(&basic(FS_USER, FS_PASSWORD))).status, 200);
+    assert_eq!(h.events()[1].answered_at_ms, None);
+}
+
+#[test]
+fn the_sample_cdr_is_one_final_event() {
+    let h = start(&all_adapters());
+    let r = post(&h, "application/json", sample("freeswitch/cdr.json"), Some(&basic(FS_USER, FS_PASSWORD)));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let e = &h.events()[0];
+    assert_eq!((e.phase, e.status), (CallPhase::End, CallStatus::Answered));
+    assert_eq!(e.to.e164(), "+74957000001");
+    assert_eq!(e.started_at_ms, Some((NOW_SECS as u64 + 30) * 1000 + 250));
+    assert_eq!((e.duration_secs, e.talk_secs), (Some(770), Some(760)));
+}

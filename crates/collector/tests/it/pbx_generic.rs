@@ -185,3 +185,28 @@ fn a_bad_body_with_a_good_signature_is_400() {
     }
     assert!(h.events().is_empty());
 }
+
+/// Lengths not sent follow from the event's own times and are stored with it.
+#[test]
+fn duration_and_talk_time_follow_from_the_times() {
+    let h = start(&all_adapters());
+    let body = json!({ "call_id": "d1", "to": "+74957000001", "started_at": "2024-05-01T06:58:00.900Z",
+        "answered_at": "2024-05-01T06:58:10.100Z", "ended_at": "2024-05-01T07:00:00Z" })
+    .to_string();
+    assert_eq!(post(&h, &body, &signed_headers("d1", NOW_SECS, &body, GENERIC_KEY)).status, 200);
+    let e = &h.events()[0];
+    assert_eq!((e.phase, e.status), (CallPhase::End, CallStatus::Answered));
+    assert_eq!((e.duration_secs, e.talk_secs), (Some(119), Some(109)));
+    // A missed call: a duration, no talk time.
+    let missed = json!({ "call_id": "d2", "to": "+74957000001", "started_at": "2024-05-01T06:59:00Z",
+        "ended_at": "2024-05-01T07:00:00Z", "status": "busy" })
+    .to_string();
+    assert_eq!(post(&h, &missed, &signed_headers("d2", NOW_SECS, &missed, GENERIC_KEY)).status, 200);
+    assert_eq!((h.events()[1].duration_secs, h.events()[1].talk_secs), (Some(60), None));
+    // Sent lengths win.
+    let sent = json!({ "call_id": "d3", "to": "+74957000001", "started_at": "2024-05-01T06:59:00Z",
+        "ended_at": "2024-05-01T07:00:00Z", "duration": 61, "talk_time": 0 })
+    .to_string();
+    assert_eq!(post(&h, &sent, &signed_headers("d3", NOW_SECS, &sent, GENERIC_KEY)).status, 200);
+    assert_eq!((h.events()[2].duration_secs, h.events()[2].talk_secs), (Some(61), Some(0)));
+}

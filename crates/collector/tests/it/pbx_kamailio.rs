@@ -96,3 +96,37 @@ fn a_bad_body_with_a_good_token_is_400() {
     }
     assert!(h.events().is_empty());
 }
+
+/// The shipped script sends $TV(Sn) times, seconds with microseconds; a
+/// dialog variable may also reach the body as a string.
+#[test]
+fn fractional_times_are_kept_to_the_millisecond() {
+    let h = start(&all_adapters());
+    for body in [sample("kamailio/end.json"), sample("kamailio/start.json"), sample("kamailio/answer.json")] {
+        let r = h.post(PATH, "application/json", body, &[("Authorization", bearer().as_str())]);
+        assert_eq!((r.status, r.body["outcome"].as_str()), (200, Some("recorded")), "{}", r.body);
+    }
+    let got = h.events();
+    let base = NOW_SECS as u64 * 1000;
+    let end = &got[0];
+    assert_eq!(
+        (end.started_at_ms, end.answered_at_ms, end.ended_at_ms),
+        (Some(base + 30_250), Some(base + 40_731), Some(base + 800_403))
+    );
+    assert_eq!((end.duration_secs, end.talk_secs), (Some(770), Some(759)));
+    assert_eq!(got[1].started_at_ms, Some(base + 30_250));
+    assert_eq!(got[2].answered_at_ms, Some(base + 40_731));
+
+    let as_strings = json!({ "event": "end", "call_id": "c-str", "to": "74957000001", "at": format!("{NOW_SECS}.5"),
+        "started_at": format!("{}.25", NOW_SECS - 20), "answered_at": "", "sip_code": 487 });
+    let r = post(&h, &as_strings, Some(&bearer()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let e = &h.events()[3];
+    assert_eq!((e.started_at_ms, e.answered_at_ms, e.ended_at_ms), (Some(base - 19_750), None, Some(base + 500)));
+    assert_eq!((e.status, e.duration_secs), (CallStatus::Canceled, Some(20)));
+
+    for bad in [json!("soon"), json!(-1.5), json!(true)] {
+        let body = json!({ "event": "start", "call_id": "c-bad", "to": "74957000001", "at": bad });
+        assert_eq!(post(&h, &body, Some(&bearer())).status, 400, "{bad}");
+    }
+}

@@ -134,3 +134,42 @@ fn the_plain_adapter_route_points_to_the_events_route() {
     assert_eq!((r.status, r.code()), (404, "wrong_route"));
     assert!(r.message().contains("/pbx/mango/events/"), "{}", r.message());
 }
+
+/// A missed call's summary: `disconnect_reason` says how it was missed;
+/// `entry_result` 1 is answered whatever ended it.
+#[test]
+fn disconnect_reasons_map_to_missed_statuses() {
+    let h = start(&all_adapters());
+    let cases = [
+        (0, 1110, CallStatus::Canceled),
+        (0, 1111, CallStatus::NoAnswer),
+        (0, 1121, CallStatus::Busy),
+        (0, 1164, CallStatus::Busy),
+        (0, 1163, CallStatus::NoAnswer),
+        (0, 1191, CallStatus::Failed),
+        (0, 2240, CallStatus::Failed),
+        (0, 1100, CallStatus::NoAnswer),
+        (0, 7777, CallStatus::NoAnswer),
+        (1, 1120, CallStatus::Answered),
+    ];
+    for (i, (result, reason, _)) in cases.iter().enumerate() {
+        let talk = if *result == 1 { NOW_SECS - 20 } else { 0 };
+        let json = json!({ "entry_id": format!("m{i}"), "call_direction": 1, "from": { "number": "79161234567" },
+            "line_number": "74957000002", "create_time": NOW_SECS - 30, "forward_time": NOW_SECS - 28,
+            "talk_time": talk, "end_time": NOW_SECS, "entry_result": result, "disconnect_reason": reason })
+        .to_string();
+        let r = signed(&h, "summary", &json);
+        assert_eq!(r.status, 200, "{reason}: {}", r.body);
+    }
+    let got: Vec<_> = h.events().iter().map(|e| e.status).collect();
+    let want: Vec<_> = cases.iter().map(|(_, _, s)| *s).collect();
+    assert_eq!(got, want);
+    // A missed call rings at create_time, not at forward_time, and has no talk time.
+    let missed = &h.events()[0];
+    let ms = |s: i64| Some((s * 1000) as u64);
+    assert_eq!(
+        (missed.started_at_ms, missed.answered_at_ms, missed.ended_at_ms),
+        (ms(NOW_SECS - 30), None, ms(NOW_SECS))
+    );
+    assert_eq!((missed.duration_secs, missed.talk_secs), (Some(30), None));
+}

@@ -56,6 +56,9 @@ fn start_and_end_reach_the_sink_mapped_even_out_of_order() {
     let (e, s) = (&events[0], &events[1]);
     assert_eq!((e.pbx.as_str(), e.pbx_call_id.as_str()), ("zadarma", "in_0123456789abcdef"));
     assert_eq!((e.phase, e.status, e.duration_secs), (CallPhase::End, CallStatus::Busy, Some(95)));
+    // duration counts from call_start, the one time Zadarma sends.
+    assert_eq!((e.ended_at_ms, e.answered_at_ms, e.talk_secs), (Some(NOW_MS as u64 + 95_000), None, None));
+    assert_eq!(s.ended_at_ms, None);
     assert_eq!((s.phase, s.status), (CallPhase::Start, CallStatus::InProgress));
     for ev in [e, s] {
         assert_eq!(ev.to.e164(), "+74957000001");
@@ -153,4 +156,27 @@ fn the_url_check_echoes_zd_echo() {
     let off = start("");
     let r = off.get("/v1/sites/shop/pbx/zadarma?zd_echo=abc123");
     assert_eq!((r.status, r.code()), (404, "pbx_not_configured"));
+}
+
+/// Zadarma's PHP SDK signs each event over its own fields; the sample
+/// notifications of examples/webhooks verify with exactly those.
+#[test]
+fn the_sample_notifications_verify_with_the_sdk_fields() {
+    let h = start(&all_adapters());
+    for file in ["zadarma/notify_start.form", "zadarma/notify_answer.form", "zadarma/notify_end.form"] {
+        let body = sample(file);
+        let sig = zadarma_sign_form(ZADARMA_SECRET, &form_pairs(&body));
+        let r = h.post(PATH, "application/x-www-form-urlencoded", body, &[("Signature", sig.as_str())]);
+        assert_eq!((r.status, r.body["outcome"].as_str()), (200, Some("recorded")), "{file}: {}", r.body);
+    }
+    let got: Vec<_> = h.events().iter().map(|e| (e.phase, e.started_at_ms, e.ended_at_ms)).collect();
+    let ring = Some(NOW_MS as u64 + 30_000);
+    assert_eq!(
+        got,
+        [
+            (CallPhase::Start, ring, None),
+            (CallPhase::Answer, ring, None),
+            (CallPhase::End, ring, Some(NOW_MS as u64 + 800_000))
+        ]
+    );
 }

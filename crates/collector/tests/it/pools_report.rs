@@ -81,8 +81,30 @@ fn hourly_utilisation_exhaustions_new_sessions_and_recommended_size() {
     assert_eq!(p["peak_live"], 3);
     assert_eq!(p["peak_utilisation"], 1.0);
     assert_eq!(p["peak_new_sessions_per_hour"], 4);
-    // 4 per hour × 15 min ÷ 60 × 1.3 = 1.3 → 2.
-    assert_eq!(p["recommended_size"], 2);
+    // Busy = live or cooling down (10 min by default): the hour-0 leases
+    // end at +25 and +27 min and cool down until +35 and +37, inside hour 0.
+    assert_eq!((&hours[0]["max_busy"], &hours[1]["max_busy"], &p["peak_busy"]), (&3.into(), &1.into(), &3.into()));
+    // The sizing inputs: four leases started in the window, one renewed
+    // 2 min past its hold (the visitor came back at +12 min), so 30 s on
+    // average; a session keeps a number 30 s + 15 min + 10 min = 1530 s;
+    // 4 per hour × 1530 / 3600 = 1.7 numbers busy at the peak; × 1.3 =
+    // 2.21 → 3. The hold alone would have said 4 × 15/60 × 1.3 = 1.3 → 2.
+    let sizing = &p["sizing"];
+    assert_eq!(
+        (
+            &sizing["peak_new_sessions_per_hour"],
+            &sizing["hold_secs"],
+            &sizing["cooldown_secs"],
+            &sizing["leases_measured"],
+            &sizing["mean_renewed_secs"],
+            &sizing["occupancy_secs"],
+            &sizing["margin"],
+        ),
+        (&4.into(), &900.into(), &600.into(), &4.into(), &30.0.into(), &1530.0.into(), &1.3.into()),
+        "{sizing}"
+    );
+    assert!((sizing["busy_at_peak"].as_f64().unwrap() - 1.7).abs() < 1e-9, "{sizing}");
+    assert_eq!((&sizing["recommended_size"], &p["recommended_size"]), (&3.into(), &3.into()));
     assert_eq!(p["warning"], true);
     assert_eq!(p["live_now"], 1);
     assert_eq!(p["exhaustion_count"], 1);
@@ -97,7 +119,8 @@ fn hourly_utilisation_exhaustions_new_sessions_and_recommended_size() {
     let body = report(&h, &format!("?site=shop&from={}&to={}", T0 + HOUR, T0 + 2 * HOUR));
     let p = &body["pools"][0];
     assert_eq!((&p["peak_live"], &p["warning"], &p["exhaustion_count"]), (&1.into(), &false.into(), &0.into()), "{p}");
-    assert_eq!(p["recommended_size"], 1);
+    // 1 per hour × (0 + 15 + 10) min ÷ 60 × 1.3 = 0.54 → 1.
+    assert_eq!((&p["recommended_size"], &p["sizing"]["mean_renewed_secs"]), (&1.into(), &0.0.into()));
 }
 
 #[test]

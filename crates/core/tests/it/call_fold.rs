@@ -122,6 +122,47 @@ fn an_end_without_answer_is_a_no_answer_and_ring_time_falls_back() {
 }
 
 #[test]
+fn a_call_reported_only_at_its_end_rings_at_its_start() {
+    // The end report alone, with the length of the whole call: the ring is
+    // that long before the end, not at the end.
+    let end = CallEvent {
+        ended_at_ms: Some(T + 600_000),
+        duration_secs: Some(590),
+        talk_secs: Some(580),
+        ..ev(CallPhase::End, CallStatus::Answered)
+    };
+    assert_eq!(Call::fold(std::slice::from_ref(&end)).unwrap().ring_at_ms(), Some(T + 10_000));
+    // Only the talk time: the answer is the nearest moment known.
+    let talk_only = CallEvent { duration_secs: None, ..end.clone() };
+    assert_eq!(Call::fold(&[talk_only]).unwrap().ring_at_ms(), Some(T + 20_000));
+    // An answer time earlier than what the lengths imply wins.
+    let answered = CallEvent { answered_at_ms: Some(T + 5_000), ..end };
+    assert_eq!(Call::fold(&[answered]).unwrap().ring_at_ms(), Some(T + 5_000));
+}
+
+#[test]
+fn lengths_follow_from_the_folded_times_of_several_reports() {
+    let start = CallEvent { started_at_ms: Some(T), ..ev(CallPhase::Start, CallStatus::InProgress) };
+    let answer = CallEvent { answered_at_ms: Some(T + 7_250), ..ev(CallPhase::Answer, CallStatus::InProgress) };
+    let end = CallEvent { ended_at_ms: Some(T + 67_900), ..ev(CallPhase::End, CallStatus::Answered) };
+    let call = Call::fold(&[end.clone(), answer, start.clone()]).unwrap();
+    // Whole seconds, rounded down: 67.9 s of call, 60.65 s of talk.
+    assert_eq!((call.duration_secs, call.talk_secs), (Some(67), Some(60)));
+    // A missed call has a duration and no talk time.
+    let missed = CallEvent { status: CallStatus::NoAnswer, ..end };
+    let call = Call::fold(&[start, missed]).unwrap();
+    assert_eq!((call.duration_secs, call.talk_secs), (Some(67), None));
+    // Reported lengths are kept as reported.
+    let reported = CallEvent {
+        started_at_ms: Some(T),
+        ended_at_ms: Some(T + 67_900),
+        duration_secs: Some(70),
+        ..ev(CallPhase::End, CallStatus::Busy)
+    };
+    assert_eq!(Call::fold(&[reported]).unwrap().duration_secs, Some(70));
+}
+
+#[test]
 fn the_latest_final_end_wins() {
     let early = CallEvent { ended_at_ms: Some(T + 10_000), ..ev(CallPhase::End, CallStatus::NoAnswer) };
     let late =

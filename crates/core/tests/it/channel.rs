@@ -179,7 +179,6 @@ fn unknown_referrer_is_referral() {
 fn tags_that_fit_no_rule_are_unassigned() {
     assert_eq!(channel("utm_source=partner", None), Channel::Unassigned);
     assert_eq!(channel("utm_campaign=spring", None), Channel::Unassigned);
-    assert_eq!(channel("utm_source=sms_gateway&utm_medium=sms", None), Channel::Unassigned);
     // utm_source overrides the referrer, as in analytics tools.
     assert_eq!(channel("utm_source=partner", Some(("partner.example.net", ""))), Channel::Unassigned);
 }
@@ -187,4 +186,49 @@ fn tags_that_fit_no_rule_are_unassigned() {
 #[test]
 fn same_site_referrer_is_direct() {
     assert_eq!(channel("", Some(("www.example.com", ""))), Channel::Direct);
+}
+
+#[test]
+fn sms_push_and_audio_have_channels_of_their_own() {
+    assert_eq!(channel("utm_source=sms_gateway&utm_medium=sms", None), Channel::Sms);
+    assert_eq!(channel("utm_source=SMS&utm_campaign=sale", None), Channel::Sms);
+    for medium in ["push", "web-push", "WebPush", "mobile_notification", "notification"] {
+        assert_eq!(
+            channel(&format!("utm_source=onesignal&utm_medium={medium}"), None),
+            Channel::MobilePush,
+            "{medium}"
+        );
+    }
+    assert_eq!(channel("utm_source=firebase", None), Channel::MobilePush);
+    assert_eq!(channel("utm_source=spotify&utm_medium=audio", None), Channel::Audio);
+    assert_eq!(channel("utm_source=radio&utm_medium=podcast", None), Channel::Audio);
+    // A paid medium that mentions `mobile` is still paid.
+    assert_eq!(channel("utm_source=google&utm_medium=cpc_mobile", None), Channel::PaidSearch);
+}
+
+#[test]
+fn newsletters_and_affiliates_in_any_spelling() {
+    assert_eq!(channel("utm_source=digest&utm_medium=newsletter", None), Channel::Email);
+    assert_eq!(channel("utm_source=Newsletter", None), Channel::Email);
+    assert_eq!(channel("utm_source=admitad&utm_medium=affiliates", None), Channel::Affiliates);
+}
+
+#[test]
+fn ai_assistants_are_a_channel_of_their_own() {
+    for host in ["chatgpt.com", "chat.openai.com", "www.perplexity.ai", "gemini.google.com", "claude.ai"] {
+        assert_eq!(channel("", Some((host, ""))), Channel::AiAssistants, "{host}");
+    }
+    // ChatGPT tags the links in its answers with utm_source=chatgpt.com.
+    assert_eq!(channel("utm_source=chatgpt.com", None), Channel::AiAssistants);
+    // A medium the marketer wrote still decides.
+    assert_eq!(channel("utm_source=chatgpt.com&utm_medium=referral", None), Channel::Referral);
+}
+
+#[test]
+fn ad_and_affiliate_networks_and_listings() {
+    assert_eq!(channel("", Some(("googleads.g.doubleclick.net", ""))), Channel::Display);
+    assert_eq!(channel("", Some(("tpc.googlesyndication.com", ""))), Channel::Display);
+    assert_eq!(channel("", Some(("www.googleadservices.com", "q=sofa"))), Channel::PaidSearch);
+    assert_eq!(channel("", Some(("avito.ru", ""))), Channel::Referral);
+    assert_eq!(channel("", Some(("kaspi.kz", ""))), Channel::Referral);
 }

@@ -118,15 +118,37 @@ fn exhaustion_policy_names_round_trip() {
     }
 }
 
+fn inputs(peak: u32, hold_secs: u32, cooldown_secs: u32, renewed_secs: f64, share: f64) -> SizingInputs {
+    SizingInputs {
+        peak_new_sessions_per_hour: peak,
+        hold_secs,
+        cooldown_secs,
+        mean_renewed_secs: renewed_secs,
+        reveal_share: share,
+    }
+}
+
 #[test]
 fn pool_sizing_formula() {
+    // DESIGN.md's rule when nothing but the hold keeps a number:
     // 100 new sessions/hour × 15 min / 60 × 1.3 = 32.5 → 33.
-    assert_eq!(pool_size_needed(100, 900, 1.0), 33);
+    assert_eq!(pool_sizing(&inputs(100, 900, 0, 0.0, 1.0)).recommended, 33);
     // 40 × 15/60 × 1.3 = 13 exactly.
-    assert_eq!(pool_size_needed(40, 900, 1.0), 13);
+    assert_eq!(pool_sizing(&inputs(40, 900, 0, 0.0, 1.0)).recommended, 13);
     // The show-number button: a 25 % click rate needs a quarter of it.
-    assert_eq!(pool_size_needed(100, 900, 0.25), 9);
-    assert_eq!(pool_size_needed(0, 900, 1.0), 0);
+    assert_eq!(pool_sizing(&inputs(100, 900, 0, 0.0, 0.25)).recommended, 9);
+    assert_eq!(pool_sizing(&inputs(0, 900, 600, 120.0, 1.0)).recommended, 0);
+    // Cooldown and renewals keep the number too: 6 per hour × (4 + 15 + 10)
+    // min / 60 = 2.9 numbers busy at the peak, × 1.3 = 3.77 → 4, where the
+    // hold alone said 6 × 15/60 × 1.3 = 1.95 → 2.
+    let sized = pool_sizing(&inputs(6, 900, 600, 240.0, 1.0));
+    assert_eq!(sized.occupancy_secs, 1740.0);
+    assert!((sized.busy_at_peak - 2.9).abs() < 1e-12, "{sized:?}");
+    assert_eq!(sized.recommended, 4);
+    assert_eq!(pool_sizing(&inputs(6, 900, 0, 0.0, 1.0)).recommended, 2);
+    // Nonsense in the measured mean does not make nonsense out.
+    assert_eq!(pool_sizing(&inputs(6, 900, 600, f64::NAN, 1.0)).occupancy_secs, 1500.0);
+    assert_eq!(pool_sizing(&inputs(6, 900, 600, -5.0, 1.0)).occupancy_secs, 1500.0);
     assert!((utilisation(3, 4) - 0.75).abs() < 1e-12);
     assert!(utilisation(3, 4) >= UTILISATION_WARNING);
     assert_eq!(utilisation(0, 0), 0.0);

@@ -17,8 +17,9 @@ use rusqlite::types::ToSql;
 use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
 
 use super::{SqliteStorage, immediate, sql};
+use crate::calls::dates::{self, LocalDay};
 use crate::clock::Clock;
-use crate::config::{PromoConfig, Site};
+use crate::config::{PromoConfig, Site, StaticSource};
 use crate::storage::StorageError;
 use crate::storage::calls::{
     AttributionView, CallDetail, CallFilter, CallStore, CallSummary, CandidateView, CreditView, GroupBy, PageViewView,
@@ -206,6 +207,7 @@ fn visitor_touches(tx: &Transaction<'_>, session_id: &str, until_ms: i64) -> Res
 }
 
 /// One row of `call_credits`.
+#[derive(Clone)]
 struct CreditRow {
     share: f64,
     at_ms: Option<i64>,
@@ -229,6 +231,9 @@ impl CreditRow {
             term: t.term.clone(),
             content: t.content.clone(),
         }
+    }
+    fn of_static(s: &StaticSource) -> Self {
+        CreditRow { campaign: s.campaign.clone(), ..CreditRow::whole(&s.channel, &s.source, &s.medium) }
     }
     fn whole(channel: &str, source: &str, medium: &str) -> Self {
         CreditRow {
@@ -276,16 +281,12 @@ fn credits_for(
             ))
         }
         Chosen::Static(label) => {
-            let rule = site.static_numbers.iter().find(|s| s.number == call.to).map(|s| &s.rule);
-            // A static number's channel is its rule's when the rule names
-            // one; an offline number (no rule) is "Offline".
-            let channel = match rule {
-                Some(Some(r)) => r.channel.map_or("Static number", |c| c.as_str()),
-                Some(None) => "Offline",
-                None => "Static number",
+            let row = match site.static_numbers.iter().find(|s| s.number == call.to) {
+                Some(s) => CreditRow::of_static(&s.report_as),
+                // A number the configuration no longer lists as static.
+                None => CreditRow::whole("Static number", label, "static"),
             };
-            let row = CreditRow::whole(channel, label, "static");
-            Ok((vec![CreditRow::whole(channel, label, "static")], row))
+            Ok((vec![row.clone()], row))
         }
         Chosen::Nobody => Ok((
             vec![CreditRow::whole(UNATTRIBUTED, UNATTRIBUTED, "(none)")],
@@ -662,11 +663,20 @@ pub(super) fn detail(tx: &Transaction<'_>, id: i64) -> Result<Option<CallDetail>
 
 /// The site's cost per day and group in the report's range: by the cost
 /// rows' own column for source, medium and campaign (`''` is "(not set)",
-/// as a touch without that tag), and for channel by the channel core gives a
-/// visit tagged with the row's utm_source and utm_medium.
-fn costs_by_group(tx: &Transaction<'_>, q: &ReportQuery) -> Result<Vec<(String, String, f64)>, StorageError> {
-    // A cost day counts when its midnight is inside [from, to).
-    let range = "site_id = ?1 AND day >= date(?2 / 1000, 'unixepoch') AND day <= date((?3 - 1) / 1000, 'unixepoch')";
+/// as a touch without that tag), and for channel by [`Site::cost_channel`]
+/// (a static number's channel for its source and medium, else the channel
+/// core gives a visit tagged with the row's utm_source and utm_medium).
+/// A cost day counts when its local midnight is inside `[from, to)`: the
+/// first of `days` only when the range starts at its midnight.
+fn costs_by_group(
+    tx: &Transaction<'_>,
+    q: &ReportQuery,
+    days: &[LocalDay],
+) -> Result<Vec<(String, String, f64)>, StorageError> {
+    let mut counted = days.iter().filter(|d| d.start_ms >= q.from_ms && d.start_ms < q.to_ms);
+    let Some(first) = counted.next() else { return Ok(Vec::new()) };
+    let last = counted.next_back().unwrap_or(first);
+    let range = "site_id = ?1 AND day >= ?2 AND day <= ?3";
     let (query, by_channel) = match q.group_by {
         GroupBy::Source | GroupBy::Medium | GroupBy::Campaign => {
             let column = q.group_by.column();
@@ -685,11 +695,11 @@ fn costs_by_group(tx: &Transaction<'_>, q: &ReportQuery) -> Result<Vec<(String, 
         GroupBy::Term => return Ok(Vec::new()),
     };
     let mut st = tx.prepare(&query).map_err(sql("reading costs"))?;
-    let params = params![q.site, q.from_ms, q.to_ms];
+    let params = params![q.site.id, first.day, last.day];
     if by_channel {
         st.query_map(params, |r| {
             let (source, medium): (String, String) = (r.get(1)?, r.get(2)?);
-            Ok((r.get(0)?, crate::money::cost_channel(&source, &medium).to_owned(), r.get(3)?))
+            Ok((r.get(0)?, q.site.cost_channel(&source, &medium), r.get(3)?))
         })
         .and_then(Iterator::collect)
         .map_err(sql("reading costs"))
@@ -698,6 +708,39 @@ fn costs_by_group(tx: &Transaction<'_>, q: &ReportQuery) -> Result<Vec<(String, 
             .and_then(Iterator::collect)
             .map_err(sql("reading costs"))
     }
+}
+
+/// Credits the calls of the site's static numbers to what the configuration
+/// now says each number stands for (its source, medium, campaign and
+/// channel), so configuring a number's source moves its earlier calls to the
+/// row where its cost is. Only calls the number itself decided (no session:
+/// a promo code the manager named keeps its session's touches).
+pub(super) fn recredit_static_calls(tx: &Transaction<'_>, site: &Site) -> Result<(), StorageError> {
+    for s in &site.static_numbers {
+        let r = &s.report_as;
+        let calls = "SELECT id FROM calls WHERE site_id = ?1 AND dialled = ?2 AND number_kind = 'static'
+                       AND session_id IS NULL";
+        // Rows already credited so are left alone: a restart rewrites nothing.
+        let unchanged = "channel = ?3 AND source = ?4 AND medium = ?5 AND campaign IS ?6";
+        tx.execute(
+            &format!(
+                "UPDATE call_credits SET channel = ?3, source = ?4, medium = ?5, campaign = ?6, term = NULL,
+                    content = NULL, at_ms = NULL
+                 WHERE call_id IN ({calls}) AND NOT ({unchanged})"
+            ),
+            params![site.id, s.number.e164(), r.channel, r.source, r.medium, r.campaign],
+        )
+        .map_err(sql("crediting a static number's calls"))?;
+        tx.execute(
+            &format!(
+                "UPDATE calls SET channel = ?3, source = ?4, medium = ?5, campaign = ?6, term = NULL
+                 WHERE id IN ({calls}) AND NOT ({unchanged})"
+            ),
+            params![site.id, s.number.e164(), r.channel, r.source, r.medium, r.campaign],
+        )
+        .map_err(sql("crediting a static number's calls"))?;
+    }
+    Ok(())
 }
 
 /// Whether the call's folded status is final (anything but in-progress).
@@ -857,24 +900,35 @@ impl CallStore for SqliteStorage {
 
     fn report(&self, q: &ReportQuery) -> Result<Vec<ReportRow>, StorageError> {
         let column = q.group_by.column();
+        let days = dates::local_days(&q.site.time_zone, q.from_ms, q.to_ms)
+            .map_err(|e| StorageError::Corrupt(format!("report range: {e}")))?;
+        // The site's local days, each with the instants it spans, go to
+        // SQLite as JSON, so a call lands on the day the site's clock showed
+        // when it rang (a DST day is 23 or 25 hours long).
+        let days_json = serde_json::Value::from(
+            days.iter().map(|d| serde_json::json!([d.day, d.start_ms, d.end_ms])).collect::<Vec<_>>(),
+        )
+        .to_string();
         // Each call contributes its credit shares: whole calls under first
         // and last touch, fractions under linear. Revenue follows the same
         // shares and lands on the day the call rang.
         let query = format!(
-            "SELECT date(c.ring_at_ms / 1000, 'unixepoch') AS day, COALESCE(cr.{column}, '{NOT_SET}') AS grp,
+            "WITH days(day, start_ms, end_ms) AS (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?4))
+             SELECT d.day, COALESCE(cr.{column}, '{NOT_SET}') AS grp,
                 SUM(cr.share), SUM(cr.share * c.is_target), SUM(cr.share * c.is_missed),
                 SUM(cr.share * (c.caller_kind = 'first-time')), SUM(cr.share * COALESCE(rv.amount, 0))
-             FROM calls c JOIN call_credits cr ON cr.call_id = c.id
+             FROM calls c JOIN days d ON c.ring_at_ms >= d.start_ms AND c.ring_at_ms < d.end_ms
+             JOIN call_credits cr ON cr.call_id = c.id
              LEFT JOIN (SELECT call_id, SUM(amount) AS amount FROM revenue GROUP BY call_id) rv ON rv.call_id = c.id
              WHERE c.site_id = ?1 AND c.ring_at_ms >= ?2 AND c.ring_at_ms < ?3
-             GROUP BY day, grp ORDER BY day, grp"
+             GROUP BY d.day, grp ORDER BY d.day, grp"
         );
         let with_cost = q.group_by != GroupBy::Term;
         self.read(|tx| {
             let rows: Vec<ReportRow> = tx
                 .prepare(&query)
                 .and_then(|mut st| {
-                    st.query_map(params![q.site, q.from_ms, q.to_ms], |r| {
+                    st.query_map(params![q.site.id, q.from_ms, q.to_ms, days_json], |r| {
                         Ok(ReportRow {
                             day: r.get(0)?,
                             group: r.get(1)?,
@@ -896,7 +950,7 @@ impl CallStore for SqliteStorage {
             if with_cost {
                 // Cost without calls is a row too: money spent for nothing
                 // is what the report is for.
-                for (day, group, cost) in costs_by_group(tx, q)? {
+                for (day, group, cost) in costs_by_group(tx, q, &days)? {
                     let row = merged.entry((day.clone(), group.clone())).or_insert_with(|| ReportRow {
                         day,
                         group,

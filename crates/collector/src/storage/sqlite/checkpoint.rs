@@ -51,22 +51,39 @@ pub(super) fn spawn(path: &Path, restart_frames: i64, restart_due: RestartDue) -
     // As durable as the writer's connection: the WAL is synced before its
     // pages are copied back, the database file after.
     conn.execute_batch("PRAGMA synchronous = NORMAL").map_err(open_err)?;
+    // Opened once and kept for the thread's life: closing any descriptor of
+    // the database file drops every POSIX lock this process holds on it,
+    // SQLite's too, and then another process (a `ringsource restore`) could
+    // take the file from under the open connections.
+    let db_file = std::fs::File::open(path).map_err(|e| {
+        open_err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(e.to_string()),
+        ))
+    })?;
     let (stop, stopped) = channel();
     std::thread::Builder::new()
         .name("ringsource-checkpoint".to_owned())
         .spawn({
             let db = path.to_owned();
-            move || run(&conn, &stopped, restart_frames, &restart_due, &db)
+            move || run(&conn, &stopped, restart_frames, &restart_due, &db, &db_file)
         })
         .map_err(StorageError::Thread)?;
     Ok(stop)
 }
 
-fn run(conn: &Connection, stopped: &Receiver<()>, restart_frames: i64, restart_due: &AtomicBool, db: &Path) {
+fn run(
+    conn: &Connection,
+    stopped: &Receiver<()>,
+    restart_frames: i64,
+    restart_due: &AtomicBool,
+    db: &Path,
+    db_file: &std::fs::File,
+) {
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
         match passive_checkpoint(conn) {
             Ok(frames) if frames > restart_frames => {
-                settle(conn, db);
+                settle(conn, db, db_file);
                 restart_due.store(true, Ordering::Release);
             }
             Ok(_) => {}
@@ -80,13 +97,13 @@ fn run(conn: &Connection, stopped: &Receiver<()>, restart_frames: i64, restart_d
 /// sync is quick too. The restart ends with a sync of its own, and that one
 /// pays for every write still waiting on the disk: 90–135 ms measured without
 /// syncing first, 5–7 ms with.
-fn settle(conn: &Connection, db: &Path) {
+fn settle(conn: &Connection, db: &Path, db_file: &std::fs::File) {
     for _ in 0..SETTLE_ROUNDS {
         if !catch_up(conn) {
             return;
         }
         let started = Instant::now();
-        if let Err(e) = std::fs::File::open(db).and_then(|f| f.sync_all()) {
+        if let Err(e) = db_file.sync_all() {
             eprintln!("ringsource: cannot sync {}: {e}", db.display());
             return;
         }

@@ -8,18 +8,32 @@ use crate::storage::StorageError;
 use crate::storage::pools::{ExhaustionView, FirstAsk, LeaseSpan, PoolActivity, PoolReportStore};
 
 impl PoolReportStore for SqliteStorage {
-    fn pool_activity(&self, site: &str, from_ms: i64, to_ms: i64, now_ms: i64) -> Result<PoolActivity, StorageError> {
+    fn pool_activity(
+        &self,
+        site: &str,
+        from_ms: i64,
+        to_ms: i64,
+        now_ms: i64,
+        max_cooldown_ms: i64,
+    ) -> Result<PoolActivity, StorageError> {
         let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // A deferred transaction: one consistent snapshot, no write lock.
         let tx = inner.conn.transaction().map_err(sql("beginning a read"))?;
         let leases = tx
             .prepare(
-                "SELECT pool_id, started_at_ms, COALESCE(ended_at_ms, expires_at_ms) AS until_ms FROM leases
-                 WHERE site_id = ?1 AND started_at_ms < ?3 AND COALESCE(ended_at_ms, expires_at_ms) > ?2",
+                "SELECT pool_id, number, started_at_ms, COALESCE(ended_at_ms, expires_at_ms) AS until_ms FROM leases
+                 WHERE site_id = ?1 AND started_at_ms < ?3 AND COALESCE(ended_at_ms, expires_at_ms) > ?2 - ?4",
             )
             .and_then(|mut st| {
-                st.query_map(params![site, from_ms, to_ms], |r| {
-                    Ok(LeaseSpan { pool_id: r.get(0)?, started_at_ms: r.get(1)?, ended_at_ms: r.get(2)? })
+                // Leases that ended up to a cooldown before the window still
+                // keep their number busy inside it.
+                st.query_map(params![site, from_ms, to_ms, max_cooldown_ms], |r| {
+                    Ok(LeaseSpan {
+                        pool_id: r.get(0)?,
+                        number: r.get(1)?,
+                        started_at_ms: r.get(2)?,
+                        ended_at_ms: r.get(3)?,
+                    })
                 })?
                 .collect::<Result<Vec<_>, _>>()
             })
