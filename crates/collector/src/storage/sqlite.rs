@@ -39,6 +39,7 @@ const SCHEMA_V4: &str = include_str!("schema_v4.sql");
 const SCHEMA_V5: &str = include_str!("schema_v5.sql");
 const SCHEMA_V6: &str = include_str!("schema_v6.sql");
 const SCHEMA_V7: &str = include_str!("schema_v7.sql");
+const SCHEMA_V8: &str = include_str!("schema_v8.sql");
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -51,6 +52,7 @@ fn migrations() -> Migrations<'static> {
         // runs, so they are checked before it commits.
         M::up(SCHEMA_V6).foreign_key_check(),
         M::up(SCHEMA_V7),
+        M::up(SCHEMA_V8),
     ])
 }
 
@@ -327,7 +329,7 @@ mod tests {
 
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 7);
+        assert_eq!(version, 8, "the latest version");
         let sessions: Vec<(String, String, i64)> = conn
             .prepare("SELECT id, user_agent, last_seen_ms FROM sessions ORDER BY id")
             .unwrap()

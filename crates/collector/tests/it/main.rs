@@ -15,6 +15,7 @@ mod lease_clock;
 mod lease_concurrency;
 mod lease_writer;
 mod money;
+mod pbx_delivery;
 mod pbx_freeswitch;
 mod pbx_generic;
 mod pbx_kamailio;

@@ -20,6 +20,7 @@ use super::{SqliteStorage, immediate, sql};
 use crate::calls::dates::{self, LocalDay};
 use crate::clock::Clock;
 use crate::config::{PromoConfig, Site, StaticSource};
+use crate::pbx::Delivery;
 use crate::storage::StorageError;
 use crate::storage::calls::{
     AttributionView, CallDetail, CallFilter, CallStore, CallSummary, CandidateView, CreditView, GroupBy, PageViewView,
@@ -749,6 +750,43 @@ fn call_is_final(tx: &Transaction<'_>, call_id: i64) -> Result<bool, StorageErro
         .map_err(sql("reading a call's status"))
 }
 
+/// The call a delivery with this id went to, if one was stored.
+fn delivered_before(
+    tx: &Transaction<'_>,
+    site: &Site,
+    pbx: &str,
+    delivery: &Delivery,
+) -> Result<Option<i64>, StorageError> {
+    tx.query_row(
+        "SELECT call_id FROM pbx_deliveries WHERE site_id = ?1 AND pbx = ?2 AND delivery_id = ?3",
+        params![site.id, pbx, delivery.id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(sql("looking up a PBX delivery"))
+}
+
+/// Stores the delivery's id with the event it brought, and forgets the ids
+/// whose replays the timestamp check refuses by now.
+fn remember_delivery(
+    tx: &Transaction<'_>,
+    site: &Site,
+    pbx: &str,
+    delivery: &Delivery,
+    call_id: i64,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    tx.execute("DELETE FROM pbx_deliveries WHERE keep_until_ms <= ?1", [now_ms])
+        .map_err(sql("forgetting old PBX deliveries"))?;
+    tx.execute(
+        "INSERT INTO pbx_deliveries (site_id, pbx, delivery_id, call_id, received_at_ms, keep_until_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![site.id, pbx, delivery.id, call_id, now_ms, delivery.keep_until_ms],
+    )
+    .map_err(sql("storing a PBX delivery"))?;
+    Ok(())
+}
+
 impl SqliteStorage {
     /// A read-only look at the database under the lock (a deferred
     /// transaction: one consistent snapshot, no write lock taken).
@@ -765,11 +803,25 @@ impl SqliteStorage {
 }
 
 impl CallStore for SqliteStorage {
-    fn record_call_event(&self, site: &Site, event: &CallEvent, clock: &dyn Clock) -> Result<Recorded, RecordError> {
+    fn record_call_event(
+        &self,
+        site: &Site,
+        delivery: Option<&Delivery>,
+        event: &CallEvent,
+        clock: &dyn Clock,
+    ) -> Result<Recorded, RecordError> {
         let json = serde_json::to_string(event)
             .map_err(|e| StorageError::Corrupt(format!("a call event does not serialise: {e}")))?;
         let (mut inner, now_ms) = self.lock(clock);
         let tx = immediate(&mut inner.conn)?;
+        // Looked up under the write lock: a retry that arrives while the
+        // first delivery is being stored waits for its commit here, and
+        // finds the id only if that commit happened.
+        if let Some(d) = delivery
+            && let Some(call_id) = delivered_before(&tx, site, &event.pbx, d)?
+        {
+            return Ok(Recorded { call_id, created: false, new_event: false });
+        }
         let existing: Option<(i64, String)> = tx
             .query_row(
                 "SELECT id, site_id FROM calls WHERE pbx = ?1 AND pbx_call_id = ?2",
@@ -827,6 +879,9 @@ impl CallStore for SqliteStorage {
             if !was_final && call_is_final(&tx, call_id)? {
                 super::money::enqueue_call_exports(&tx, site, call_id, now_ms)?;
             }
+        }
+        if let Some(d) = delivery {
+            remember_delivery(&tx, site, &event.pbx, d, call_id, now_ms)?;
         }
         tx.commit().map_err(sql("committing a call event"))?;
         Ok(Recorded { call_id, created, new_event })
