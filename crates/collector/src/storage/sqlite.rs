@@ -8,7 +8,7 @@
 //! Writes run in `BEGIN IMMEDIATE`, which takes the write lock up front so two
 //! processes on the same file cannot interleave a lease.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -71,6 +71,9 @@ fn sql(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> StorageError {
 
 pub struct SqliteStorage {
     inner: Arc<Mutex<Inner>>,
+    /// `<db>-wal`, synced before an acknowledged write is answered.
+    wal: PathBuf,
+    ack_sync: AckSync,
     /// The queue of the [`writer`] thread, which shares `inner`.
     writer: Sender<Job>,
     /// Dropping it stops the [`checkpoint`] thread.
@@ -98,14 +101,37 @@ pub struct SqliteOptions {
     /// Bytes of WAL written out before the first write ([`wal`]); 0 leaves
     /// the WAL to grow as SQLite writes it.
     pub wal_preallocate_bytes: u64,
+    /// How acknowledged writes reach the disk before they are answered.
+    pub ack_sync: AckSync,
 }
 
 impl Default for SqliteOptions {
     /// 64 MiB: four seconds of WAL at the heaviest load measured (about
     /// 15 MB/s), and little for any disk to spare.
     fn default() -> Self {
-        Self { wal_preallocate_bytes: 64 << 20 }
+        Self { wal_preallocate_bytes: 64 << 20, ack_sync: AckSync::default() }
     }
+}
+
+/// How a write that someone is told is done reaches the disk first: call
+/// events (a PBX does not send an acknowledged report again), revenue and
+/// cost uploads, promo codes named by a manager. Visits, heartbeats and
+/// page views commit with `synchronous = NORMAL` whatever this says: the WAL
+/// is synced when the checkpoint thread copies it back, and by the next
+/// acknowledged write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AckSync {
+    /// The commit syncs the WAL (`synchronous = FULL` for that
+    /// transaction), while it holds the connection.
+    Commit,
+    /// After the commit, with the connection free for the visits again, the
+    /// WAL file is synced; then the caller is answered.
+    #[default]
+    AfterCommit,
+    /// Not synced before the answer: how the collector answered before
+    /// acknowledgements were made durable, kept as the baseline that
+    /// `benches/durable_acks.rs` measures them against.
+    Off,
 }
 
 impl SqliteStorage {
@@ -139,7 +165,45 @@ impl SqliteStorage {
         let checkpointer = checkpoint::spawn(path, restart_frames, Arc::clone(&restart_due))?;
         let inner = Arc::new(Mutex::new(Inner { conn, last_now_ms: i64::MIN, book: LeaseBook::default() }));
         let writer = writer::spawn(Arc::clone(&inner), restart_due).map_err(StorageError::Thread)?;
-        Ok(Self { inner, writer, _checkpointer: checkpointer })
+        Ok(Self { inner, wal: wal::path_of(path), ack_sync: options.ack_sync, writer, _checkpointer: checkpointer })
+    }
+
+    /// Runs `write`, whose transaction commits what someone will be told is
+    /// done, so that the commit is on disk when it returns `Ok` (see
+    /// [`AckSync`]). The answer to a retry that finds the write done is
+    /// synced too: the write it found may have been committed by another
+    /// request that is still syncing.
+    fn acknowledged<T, E: From<StorageError>>(
+        &self,
+        clock: &dyn Clock,
+        write: impl FnOnce(&mut Connection, i64) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let result = {
+            let (mut inner, now_ms) = self.lock(clock);
+            if self.ack_sync == AckSync::Commit {
+                inner.conn.pragma_update(None, "synchronous", "FULL").map_err(sql("syncing commits"))?;
+                let result = write(&mut inner.conn, now_ms);
+                inner.conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql("no longer syncing commits"))?;
+                result
+            } else {
+                write(&mut inner.conn, now_ms)
+            }
+        };
+        if result.is_ok() && self.ack_sync == AckSync::AfterCommit {
+            self.sync_wal()?;
+        }
+        result
+    }
+
+    /// Syncs the WAL: every commit written to it so far is on disk after
+    /// this. The WAL keeps its file while the collector runs (it is only
+    /// cut back in place, after a checkpoint has copied its frames into
+    /// the database and synced that), so syncing the file by name reaches
+    /// the frames the connection wrote.
+    fn sync_wal(&self) -> Result<(), StorageError> {
+        std::fs::File::open(&self.wal)
+            .and_then(|f| f.sync_data())
+            .map_err(|source| StorageError::SyncWal { path: self.wal.display().to_string(), source })
     }
 
     /// Queues a job for the writer. If the writer is gone the job is dropped,
@@ -269,7 +333,7 @@ mod tests {
     fn a_preallocated_wal_holds_commits_and_keeps_its_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal.sqlite");
-        let options = SqliteOptions { wal_preallocate_bytes: 1 << 20 };
+        let options = SqliteOptions { wal_preallocate_bytes: 1 << 20, ..SqliteOptions::default() };
         let wal_len = || std::fs::metadata(wal::path_of(&path)).unwrap().len();
         let sites = |conn: &Connection| -> Vec<String> {
             conn.prepare("SELECT id FROM sites ORDER BY id")
