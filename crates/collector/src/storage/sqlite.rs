@@ -160,6 +160,14 @@ impl SqliteStorage {
             })?;
             conn = connect(path, options)?;
         }
+        // The connection has the WAL open now (preallocated, or created by
+        // SQLite), and keeps that file until it closes. Acknowledged writes
+        // sync the WAL's data, not the folder that names it; SQLite syncs the
+        // folder when it first syncs the WAL's header, which is at the first
+        // write (the site sync, before anyone is answered). Synced here, the
+        // names do not depend on that order: the WAL the last run deleted
+        // cannot come back in place of this one after a power cut.
+        sync_dir(path).map_err(|source| StorageError::SyncDir { path: path.display().to_string(), source })?;
         let restart_due = checkpoint::RestartDue::default();
         let restart_frames = wal::restart_frames(options.wal_preallocate_bytes);
         let checkpointer = checkpoint::spawn(path, restart_frames, Arc::clone(&restart_due))?;
@@ -220,6 +228,21 @@ impl SqliteStorage {
         let now_ms = tick(&mut inner.last_now_ms, clock);
         (inner, now_ms)
     }
+}
+
+/// Syncs the directory that holds `db`, so that the names of the database
+/// and its WAL, as they are now, survive a power cut.
+#[cfg(unix)]
+fn sync_dir(db: &Path) -> std::io::Result<()> {
+    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Windows cannot open a directory as a file to sync it; NTFS journals its
+/// names itself.
+#[cfg(not(unix))]
+fn sync_dir(_db: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// The writer's connection, configured.
