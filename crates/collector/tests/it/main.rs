@@ -25,6 +25,7 @@ mod pbx_timing;
 mod pbx_twilio;
 mod pbx_zadarma;
 mod pools_report;
+mod power_cut;
 mod report_days;
 mod static_serving;
 mod visit_reclassify;
