@@ -10,8 +10,13 @@
 //! twice. Acknowledged visits may be lost (they commit without a sync); how
 //! many, and how old the oldest was at the cut, is printed.
 //!
+//! Half of the cuts also keep some of the writes no sync covered (whole
+//! 4 KiB blocks, each by a coin flip), as a disk whose cache wrote some of
+//! its blocks back in its own order.
+//!
 //! `RINGSOURCE_POWER_CUT_ROUNDS` (default 8) and `RINGSOURCE_POWER_CUT_SEED`
-//! choose the run; the seed is printed, so a failing run can be repeated.
+//! choose the run; the seed is printed, and repeats the kinds and moments of
+//! the cuts (not the load's own timing).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -76,15 +81,37 @@ impl Disk {
     }
 
     /// After the process is gone: the folder as the disk holds it, each name
-    /// of the last directory sync with its file's content as of its last sync.
-    fn power_cut(&self) {
+    /// of the last directory sync with its file's content as of its last
+    /// sync. A `torn` cut also keeps some of the writes no sync covered, each
+    /// 4 KiB block of them by a coin flip, as a disk whose cache had written
+    /// some of its blocks back, in any order.
+    fn power_cut(&self, torn: Option<&mut Rng>) {
+        // Each key's unsynced content: the file in the folder that has it now.
+        let live = std::fs::read_to_string(self.durable.join("live")).unwrap_or_default();
+        let key_of_inode: BTreeMap<u64, &str> =
+            live.lines().filter_map(|l| l.split_once('\t')).map(|(ino, key)| (ino.parse().unwrap(), key)).collect();
+        let mut unsynced: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        if torn.is_some() {
+            for entry in std::fs::read_dir(&self.volatile).unwrap() {
+                let entry = entry.unwrap();
+                if let Some(key) = key_of_inode.get(&std::os::unix::fs::MetadataExt::ino(&entry.metadata().unwrap())) {
+                    unsynced.insert((*key).to_owned(), std::fs::read(entry.path()).unwrap());
+                }
+            }
+        }
         for entry in std::fs::read_dir(&self.volatile).unwrap() {
             std::fs::remove_file(entry.unwrap().path()).unwrap();
         }
+        std::fs::remove_file(self.durable.join("live")).ok();
         let snapshot = std::fs::read_to_string(self.durable.join("snapshot")).unwrap_or_default();
+        let mut rng = torn;
         for line in snapshot.lines() {
             let (name, key) = line.split_once('\t').unwrap();
-            std::fs::copy(self.durable.join("content").join(key), self.volatile.join(name)).unwrap();
+            let mut content = std::fs::read(self.durable.join("content").join(key)).unwrap();
+            if let (Some(rng), Some(cache)) = (rng.as_deref_mut(), unsynced.get(key)) {
+                keep_some(&mut content, cache, rng);
+            }
+            std::fs::write(self.volatile.join(name), content).unwrap();
         }
     }
 
@@ -96,6 +123,22 @@ impl Disk {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
     }
+}
+
+/// `disk` with some of the 4 KiB blocks in which `cache` differs from it
+/// (each by a coin flip), and the length of either.
+fn keep_some(disk: &mut Vec<u8>, cache: &[u8], rng: &mut Rng) {
+    const BLOCK: usize = 4096;
+    let len = if rng.below(2) == 0 { disk.len() } else { cache.len() };
+    disk.resize(len.max(disk.len()), 0);
+    let common = cache.len().min(len);
+    for start in (0..common).step_by(BLOCK) {
+        let end = (start + BLOCK).min(common);
+        if disk[start..end] != cache[start..end] && rng.below(2) == 0 {
+            disk[start..end].copy_from_slice(&cache[start..end]);
+        }
+    }
+    disk.truncate(len);
 }
 
 fn config_toml(db: &Path) -> String {
@@ -400,6 +443,8 @@ fn check(disk: &Disk, acked: &mut Acked, cut_at: Option<Instant>) -> VisitLoss {
 struct Cut {
     round: u64,
     when: &'static str,
+    /// Some unsynced blocks were kept.
+    torn: bool,
     at: Instant,
     /// How long the load ran, and the call events acknowledged meanwhile.
     load_ms: u128,
@@ -413,7 +458,7 @@ fn no_acknowledged_call_is_lost_to_a_power_cut() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
-    eprintln!("power cuts: {rounds} rounds, seed {seed} (RINGSOURCE_POWER_CUT_SEED repeats them)");
+    eprintln!("power cuts: {rounds} rounds, seed {seed} (RINGSOURCE_POWER_CUT_SEED repeats the cuts)");
     let mut rng = Rng(seed);
     let disk = Disk::new();
     let acked = Arc::new(Mutex::new(Acked::default()));
@@ -430,7 +475,8 @@ fn no_acknowledged_call_is_lost_to_a_power_cut() {
         if round < rounds && rng.below(6) == 0 {
             std::thread::sleep(Duration::from_millis(rng.below(150)));
             collector.kill();
-            disk.power_cut();
+            let torn = rng.below(2) == 0;
+            disk.power_cut(torn.then_some(&mut rng));
             startup_cuts += 1;
             continue;
         }
@@ -438,10 +484,11 @@ fn no_acknowledged_call_is_lost_to_a_power_cut() {
         let loss = check(&disk, &mut acked.lock().unwrap(), last_cut.as_ref().map(|c| c.at));
         if let Some(cut) = last_cut.take() {
             report.push(format!(
-                "  round {:>2} (cut {} after {} ms, {} call events acknowledged): visits acknowledged {}, lost {}{}",
+                "  round {:>2} (cut {} after {} ms{}, {} call events acknowledged): visits acknowledged {}, lost {}{}",
                 cut.round,
                 cut.when,
                 cut.load_ms,
+                if cut.torn { ", unsynced blocks kept at random" } else { "" },
                 cut.events,
                 loss.acked,
                 loss.lost,
@@ -495,9 +542,10 @@ fn no_acknowledged_call_is_lost_to_a_power_cut() {
         for t in threads {
             t.join().unwrap();
         }
-        disk.power_cut();
+        let torn = rng.below(2) == 0;
+        disk.power_cut(torn.then_some(&mut rng));
         let events = acked.lock().unwrap().events.len() - events_before;
-        last_cut = Some(Cut { round, when, at, load_ms: (at - load_started).as_millis(), events });
+        last_cut = Some(Cut { round, when, torn, at, load_ms: (at - load_started).as_millis(), events });
     }
 
     let acked = acked.lock().unwrap();

@@ -14,7 +14,11 @@
  *   snapshot       the directory's entries (name, key) as of its last
  *                  fsync: a name created, renamed or removed after that is
  *                  not on disk (POSIX asks for a directory fsync; SQLite
- *                  does one when it creates a journal or WAL).
+ *                  does one when it creates a journal or WAL);
+ *   live           (inode, key) lines, the last for an inode winning: which
+ *                  file in the folder holds each key's unsynced writes, so
+ *                  the test can also cut the power as a disk that kept some
+ *                  of them.
  *
  * A power cut is then: SIGKILL the process, and rebuild the directory from
  * the snapshot, each name with its key's content (a name whose file was
@@ -28,8 +32,8 @@
  *
  * Limits of the model: a sync copies the file whole, so a sync that the
  * power cut interrupts leaves the old content, never a torn mix (the copy
- * is renamed into place); writes that were not synced are all lost, never
- * some of them (a real disk may keep any subset); sync_file_range, syncfs,
+ * is renamed into place); unsynced writes are kept or lost in whole 4 KiB
+ * blocks, by the test (a disk's sectors may be smaller); sync_file_range, syncfs,
  * sync and msync are not intercepted (SQLite and the collector use fsync
  * and fdatasync only); files opened before the library's constructor ran,
  * or created by a path not intercepted here (openat2, O_TMPFILE), are taken
@@ -114,6 +118,14 @@ static struct node *assign(ino_t ino) {
         n->ino = ino;
     }
     snprintf(n->key, sizeof n->key, "%s-%llu", key_prefix, (unsigned long long)key_counter++);
+    /* For the test, which may keep some of the writes a sync did not cover
+     * (see `live`): which file in the folder each key is now. */
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/live", durable_dir);
+    FILE *live = fopen(path, "a");
+    if (!live) die(path);
+    fprintf(live, "%llu\t%s\n", (unsigned long long)ino, n->key);
+    fclose(live);
     return n;
 }
 
