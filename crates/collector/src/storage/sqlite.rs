@@ -251,8 +251,10 @@ fn connect(path: &Path, options: SqliteOptions) -> Result<Connection, StorageErr
     let conn = Connection::open(path).map_err(open_err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
     // WAL + NORMAL: durable at checkpoints, ~40x the transactions of FULL
-    // on this hardware; a power cut can lose the last few leases, which
-    // heal on the next heartbeat.
+    // on this hardware; a power cut can lose the visits and leases of the
+    // last checkpoint interval, which heal on the next heartbeat. Writes
+    // whose senders will not send them again sync the WAL before they are
+    // answered instead ([`AckSync`]).
     // Foreign keys are declared but not enforced here: every write path
     // stores a parent before the rows that name it (a session before its
     // touches, page views, leases and pool events), and looking the parents
