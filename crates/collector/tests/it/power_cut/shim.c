@@ -33,12 +33,17 @@
  * Limits of the model: a sync copies the file whole, so a sync that the
  * power cut interrupts leaves the old content, never a torn mix (the copy
  * is renamed into place); unsynced writes are kept or lost in whole 4 KiB
- * blocks, by the test (a disk's sectors may be smaller); sync_file_range, syncfs,
- * sync and msync are not intercepted (SQLite and the collector use fsync
- * and fdatasync only); files opened before the library's constructor ran,
- * or created by a path not intercepted here (openat2, O_TMPFILE), are taken
- * as they are when they are first synced; only files directly in the
- * directory are tracked (no subdirectories).
+ * blocks, by the test (a disk's sectors may be smaller), and a name only
+ * reaches the disk with a sync of the folder (a journaling file system
+ * often writes names earlier, in order: this is the stricter case);
+ * sync_file_range, syncfs, sync and msync are not intercepted (SQLite and
+ * the collector use fsync and fdatasync only); files opened before the
+ * library's constructor ran, or created by a path not intercepted here
+ * (openat2, O_TMPFILE), are taken as they are when they are first synced;
+ * only files directly in the folder are tracked (no subdirectories); the
+ * host's own disk is not asked to sync the folder's files, so a sync takes
+ * as long as the copy, not as a disk would; and a process that starts
+ * again without a cut before it takes its unsynced writes as on disk.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
