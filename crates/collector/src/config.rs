@@ -391,7 +391,10 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     pub fn sqlite_options(&self) -> crate::storage::sqlite::SqliteOptions {
-        crate::storage::sqlite::SqliteOptions { wal_preallocate_bytes: self.wal_preallocate_bytes }
+        crate::storage::sqlite::SqliteOptions {
+            wal_preallocate_bytes: self.wal_preallocate_bytes,
+            ..crate::storage::sqlite::SqliteOptions::default()
+        }
     }
 }
 
