@@ -51,7 +51,7 @@ impl SqlitePrivacy {
             std::fs::create_dir_all(dir)
                 .map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
         }
-        let mut conn = connect(path, SqliteOptions { wal_preallocate_bytes: 0 })?;
+        let mut conn = connect(path, SqliteOptions { wal_preallocate_bytes: 0, ..SqliteOptions::default() })?;
         migrate(&mut conn)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
