@@ -1,6 +1,5 @@
 //! Properties of the matcher over generated writings of generated numbers.
 
-use crate::phone_gen;
 use proptest::prelude::*;
 
 use crate::phone_gen;
