@@ -9,6 +9,7 @@
 
 use js_sys::{Object, Reflect};
 use ringsource_core::channel::Channel;
+use ringsource_core::phone::PhoneNumber;
 use ringsource_core::touch::{Touch, TouchHistory};
 use ringsource_core::visit::{ClickId, ClickIdKind};
 use wasm_bindgen::JsValue;
@@ -52,6 +53,13 @@ pub fn get_string(object: &JsValue, key: &str) -> Option<String> {
 
 pub fn get_f64(object: &JsValue, key: &str) -> Option<f64> {
     get(object, key).as_f64()
+}
+
+/// The phone numbers of a JS array that parse; anything else in it, or a
+/// value that is not an array, is left out. One function for the site
+/// config's and the stored session's lists: two closures made two copies.
+pub fn numbers(list: &JsValue) -> Vec<PhoneNumber> {
+    js_sys::Array::from(list).iter().filter_map(|o| o.as_string().and_then(|o| PhoneNumber::parse(&o).ok())).collect()
 }
 
 pub fn touch_to_js(touch: &Touch) -> JsValue {

@@ -16,7 +16,7 @@ use web_sys::Element;
 
 use crate::browser::{self, document, window};
 use crate::error::WebError;
-use crate::js::{ObjectBuilder, get, get_f64, get_string, touch_from_js, touch_to_js};
+use crate::js::{ObjectBuilder, get, get_f64, get_string, numbers, touch_from_js, touch_to_js};
 use crate::net::{Collector, NetError, Reply};
 use crate::session::Session;
 use crate::swap::Swap;
@@ -231,10 +231,7 @@ impl Flow {
             Err(e) => return self.failed(&e),
         };
         let config = get(&answer, "site");
-        let originals: Vec<PhoneNumber> = js_sys::Array::from(&get(&config, "originals"))
-            .iter()
-            .filter_map(|o| o.as_string().and_then(|o| PhoneNumber::parse(&o).ok()))
-            .collect();
+        let originals = numbers(&get(&config, "originals"));
         {
             let mut state = self.state.borrow_mut();
             state.originals = originals;
