@@ -90,6 +90,10 @@ pub fn bundle(root: &Path, tools: &Tools, profile_name: &str, budget_check: Budg
         fs::rename(&tmp, &bg)?;
         println!("wasm-opt: {} → {}", human_bytes(raw_before_opt), human_bytes(file_len(&bg)?));
     }
+    if profile.sort_functions {
+        let count = crate::order::sort_by_size(&bg)?;
+        println!("function bodies: {count} laid out smallest first");
+    }
 
     if profile.trim_glue {
         let cuts = crate::glue::trim_glue(&js)?;
