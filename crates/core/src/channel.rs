@@ -136,6 +136,13 @@ impl Channel {
         }
     }
 
+    /// The channel whose display name is exactly `name`: how a stored or
+    /// serialised touch names its channel. [`FromStr`] also forgives case
+    /// and surrounding spaces, for hand-written configuration.
+    pub fn from_name(name: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|channel| channel.as_str() == name)
+    }
+
     /// Puts a visit in a channel by the rules in the module doc.
     pub fn of(visit: &Visit) -> Channel {
         let origin = visit.origin();

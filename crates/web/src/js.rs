@@ -97,7 +97,7 @@ pub fn touch_from_js(value: &JsValue) -> Option<Touch> {
         None
     };
     Some(Touch {
-        channel: get_string(value, "channel")?.parse::<Channel>().ok()?,
+        channel: Channel::from_name(&get_string(value, "channel")?)?,
         source: get_string(value, "source")?,
         medium: get_string(value, "medium")?,
         campaign: get_string(value, "campaign"),
