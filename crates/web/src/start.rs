@@ -166,10 +166,8 @@ impl Flow {
             return outcome("original", None, Some("origin not allowed"));
         }
         let shown = self.state.borrow().shown.clone();
-        match shown {
-            Some(number) => outcome("stored", Some(&number), Some("collector unavailable")),
-            None => outcome("original", None, Some("collector unavailable")),
-        }
+        let kind = if shown.is_some() { "stored" } else { "original" };
+        outcome(kind, shown.as_ref(), Some("collector unavailable"))
     }
 
     /// Shows `number` everywhere the site's number (or the number shown
