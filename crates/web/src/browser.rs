@@ -22,6 +22,9 @@ extern "C" {
 
     #[wasm_bindgen(method, catch, js_name = getItem)]
     fn get_item(items: &Items, key: &str) -> Result<JsValue, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = setItem)]
+    fn set_item(items: &Items, key: &str, value: &JsValue) -> Result<(), JsValue>;
 }
 
 pub fn window() -> Option<Window> {
@@ -43,10 +46,12 @@ pub fn load(key: &str) -> Option<String> {
     storage()?.unchecked_ref::<Items>().get_item(key).ok()?.as_string()
 }
 
-/// A full or blocked storage drops the value: see [`storage`].
-pub fn store(key: &str, value: &str) {
+/// A full or blocked storage drops the value: see [`storage`]. The value is
+/// a JS string (JSON.stringify's answer, mostly), which goes back to the
+/// browser as it came rather than through a Rust `String`.
+pub fn store(key: &str, value: &JsValue) {
     if let Some(storage) = storage() {
-        let _ = storage.set_item(key, value);
+        let _ = storage.unchecked_ref::<Items>().set_item(key, value);
     }
 }
 

@@ -54,7 +54,7 @@ impl Session {
             .set("originals", originals)
             .build();
         if let Ok(text) = js_sys::JSON::stringify(&value) {
-            crate::browser::store(&key(site), &String::from(text));
+            crate::browser::store(&key(site), &text);
         }
     }
 

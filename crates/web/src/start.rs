@@ -118,7 +118,7 @@ pub fn start(options: JsValue) -> Result<JsValue, JsValue> {
 /// The visitor (or the site's consent banner) granted consent: store that,
 /// and continue a flow that was waiting for it.
 pub fn grant_consent() {
-    browser::store(CONSENT_KEY, "granted");
+    browser::store(CONSENT_KEY, &JsValue::from_str("granted"));
     let flow = FLOW.with(|f| f.borrow().clone());
     if let Some(flow) = flow {
         let waiting = std::mem::take(&mut flow.state.borrow_mut().waiting_for_consent);

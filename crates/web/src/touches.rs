@@ -28,7 +28,7 @@ pub fn load() -> Option<TouchHistory> {
 
 pub fn save(history: &TouchHistory) {
     if let Ok(text) = js_sys::JSON::stringify(&history_to_js(history)) {
-        crate::browser::store(KEY, &String::from(text));
+        crate::browser::store(KEY, &text);
     }
 }
 
