@@ -305,8 +305,7 @@ impl Flow {
         // answers the touch it decided (see `visited`).
         let touch = touch_to_js(&classify(&visit, now_ms() as u64));
         let history = crate::touches::with(touch);
-        // A first touch that is this page view's own is not sent twice.
-        let first = Some(&history.first).filter(|first| *first != &history.last);
+
         let session_id = self.state.borrow().session.as_ref().map(|s| s.session_id.clone());
         let page = ObjectBuilder::new().set("url", href).set("title", get(&document, "title")).build();
         let body = ObjectBuilder::new()
@@ -314,7 +313,8 @@ impl Flow {
             .set_opt("client_id", visit.ga_client_id.as_deref())
             .set_opt("ym_uid", visit.ym_uid.as_deref())
             .set("touch", history.last.clone())
-            .set_opt("first_touch", first.cloned())
+            // A first touch that is this page view's own is not sent twice.
+            .set_opt("first_touch", (!history.first_is_last).then(|| history.first.clone()))
             .set("page", page)
             .set("reveal", reveal)
             .set("consent", consent)

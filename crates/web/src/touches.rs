@@ -24,6 +24,8 @@ const KEY: &str = "ringsource.touches";
 pub struct History {
     pub first: JsValue,
     pub last: JsValue,
+    /// Both are this page view's touch, which is then sent once.
+    pub first_is_last: bool,
 }
 
 impl History {
@@ -40,10 +42,11 @@ impl History {
 /// As core records it: the first touch is the first ever; a direct touch
 /// does not replace a last touch that is not direct.
 pub fn with(touch: JsValue) -> History {
-    let History { first, last } = load().unwrap_or(History { first: JsValue::NULL, last: JsValue::NULL });
-    let first = if first.is_null() { touch.clone() } else { first };
-    let keeps_last = !last.is_null() && is_direct(&touch) && !is_direct(&last);
-    History { first, last: if keeps_last { last } else { touch } }
+    let (first, last) = load().map_or((JsValue::NULL, JsValue::NULL), |history| (history.first, history.last));
+    let first_is_new = !first.is_object();
+    let first = if first_is_new { touch.clone() } else { first };
+    let keeps_last = last.is_object() && is_direct(&touch) && !is_direct(&last);
+    History { first, last: if keeps_last { last } else { touch }, first_is_last: first_is_new && !keeps_last }
 }
 
 fn is_direct(touch: &JsValue) -> bool {
@@ -56,7 +59,7 @@ pub fn load() -> Option<History> {
     // A value that no longer parses is dropped rather than breaking the page.
     let value = js_sys::JSON::parse(&text).ok()?;
     let checked = |key| Some(get(&value, key)).filter(is_touch).unwrap_or(JsValue::NULL);
-    Some(History { first: checked("first"), last: checked("last") })
+    Some(History { first: checked("first"), last: checked("last"), first_is_last: false })
 }
 
 /// Whether `value` is a touch as `touch_to_js` writes it and the collector
@@ -67,11 +70,10 @@ fn is_touch(value: &JsValue) -> bool {
     let text = |key| get(value, key).is_string();
     let optional = |key: &&str| {
         let field = get(value, key);
-        field.is_string() || field.is_undefined() || field.is_null()
+        field.is_string() || field.is_null_or_undefined()
     };
     let click_id = get(value, "click_id");
-    let click_id_ok = click_id.is_undefined()
-        || click_id.is_null()
+    let click_id_ok = click_id.is_null_or_undefined()
         || (get_string(&click_id, "kind").is_some_and(|kind| ClickIdKind::from_name(&kind).is_some())
             && get(&click_id, "value").is_string());
     value.is_object()
@@ -133,7 +135,7 @@ mod tests {
                 match &before {
                     Some(h) => {
                         let js = |t: &Option<Touch>| t.as_ref().map_or(JsValue::NULL, touch_to_js);
-                        super::save(&History { first: js(&h.first), last: js(&h.last) });
+                        super::save(&History { first: js(&h.first), last: js(&h.last), first_is_last: false });
                     }
                     None => super::forget(),
                 }
@@ -147,6 +149,8 @@ mod tests {
                     "{before:?} then {}",
                     new.source
                 );
+                // Only a first visit's touch is both: then it is sent once.
+                assert_eq!(got.first_is_last, before.is_none());
             }
         }
         super::forget();
