@@ -43,9 +43,13 @@ pub struct Utm {
 
 impl Utm {
     pub fn is_empty(&self) -> bool {
-        [&self.source, &self.medium, &self.campaign, &self.term, &self.content, &self.id]
-            .iter()
-            .all(|tag| tag.is_none())
+        let Utm { source, medium, campaign, term, content, id } = self;
+        source.is_none()
+            && medium.is_none()
+            && campaign.is_none()
+            && term.is_none()
+            && content.is_none()
+            && id.is_none()
     }
 
     /// Stores `value` under the UTM parameter `key` (already lowercase);
