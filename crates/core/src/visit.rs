@@ -142,7 +142,16 @@ impl ClickIdKind {
     /// The kind whose [`param`](Self::param) is exactly `name`: how a stored
     /// or serialised click id names its kind.
     pub fn from_name(name: &str) -> Option<ClickIdKind> {
-        ClickIdKind::PRIORITY.into_iter().find(|kind| kind.param() == name)
+        Some(match name {
+            "gclid" => ClickIdKind::Gclid,
+            "gbraid" => ClickIdKind::Gbraid,
+            "wbraid" => ClickIdKind::Wbraid,
+            "yclid" => ClickIdKind::Yclid,
+            "msclkid" => ClickIdKind::Msclkid,
+            "fbclid" => ClickIdKind::Fbclid,
+            "ttclid" => ClickIdKind::Ttclid,
+            _ => return None,
+        })
     }
 
     fn rank(self) -> usize {
