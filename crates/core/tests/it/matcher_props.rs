@@ -1,6 +1,5 @@
 //! Properties of the matcher over generated writings of generated numbers.
 
-use crate::phone_gen;
 use proptest::prelude::*;
 use ringsource_core::matcher::Matcher;
 use ringsource_core::phone::PhoneNumber;
