@@ -4,6 +4,8 @@ use proptest::prelude::*;
 use ringsource_core::matcher::Matcher;
 use ringsource_core::phone::PhoneNumber;
 
+use crate::phone_gen;
+
 /// The digit strings a number may be written as, each paired with whether it
 /// opens with '+' and the same writing of another number of that country.
 fn writings(number: &PhoneNumber, other: &PhoneNumber) -> Vec<(bool, String, String)> {

@@ -3,6 +3,8 @@
 use proptest::prelude::*;
 use ringsource_core::phone::PhoneNumber;
 
+use crate::phone_gen;
+
 proptest! {
     #[test]
     fn international_format_parses_back((_, number) in phone_gen::region_number()) {
