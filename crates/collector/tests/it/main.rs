@@ -7,6 +7,7 @@ mod pbx_support;
 
 mod calls;
 mod config_check;
+mod csv_injection;
 mod demo_data;
 mod demo_month;
 mod exports;
