@@ -11,6 +11,7 @@ mod csv_injection;
 mod demo_data;
 mod demo_month;
 mod exports;
+mod field_limits;
 mod http_api;
 mod lease_clock;
 mod lease_concurrency;
