@@ -53,6 +53,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/sites/{site}/pbx/zadarma"),
 ];
 
+/// The routes of [`ROUTES`] that also answer a CORS preflight (`OPTIONS`).
+pub const PREFLIGHTED: &[&str] =
+    &["/v1/sites/{site}/config", "/v1/sites/{site}/visits", "/v1/sites/{site}/heartbeat", "/v1/sites/{site}/pageviews"];
+
 /// The OpenAPI 3 document, maintained by hand beside the routes.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
@@ -167,9 +171,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Fallback for unmatched paths: a JSON 404.
+/// Fallback for unmatched requests: a JSON 404, or a 405 with `Allow` when
+/// the path is the API's and only the method is wrong.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::NoRoute { method: req.method().to_string(), path: req.path().to_owned() }.error_response()
+    let (method, path) = (req.method().to_string(), req.path());
+    match crate::edge::allowed_methods(path) {
+        Some(allow) => crate::edge::method_not_allowed(&method, path, &allow),
+        None => ApiError::NoRoute { method, path: path.to_owned() }.error_response(),
+    }
 }
 
 async fn openapi() -> HttpResponse {

@@ -13,7 +13,8 @@
 //!   exports of ended calls through the outbox; [`admin`]: their shared errors;
 //! - [`demo`]: `ringsource demo-data`, a seeded demo month;
 //! - [`static_files`]: the script tag, the wasm bundle and the `www/` pages;
-//! - [`server`]: builds the actix-web app and runs it;
+//! - [`server`]: builds the actix-web app and runs it; [`edge`]: read
+//!   deadlines, the connection cap, security headers and 405s in front of it;
 //! - [`clock`]: injectable time; [`ratelimit`]: per-IP token buckets;
 //! - [`cli`]: the `ringsource` command line.
 
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod edge;
 pub mod exports;
 pub mod money;
 pub mod pbx;
