@@ -10,7 +10,11 @@
 //!   [`BODY_MIN_BYTES_PER_SEC`] bytes received (Apache's mod_reqtimeout
 //!   measures bodies so too): a slow upload that keeps moving is fine, a
 //!   trickle is answered 408 and the connection is closed. An idle
-//!   keep-alive connection is closed after [`KEEP_ALIVE`].
+//!   keep-alive connection is closed after [`KEEP_ALIVE`]. While more than
+//!   half of the connection cap is open, a head gets
+//!   [`HEAD_TIMEOUT_UNDER_PRESSURE`] from the moment its connection is
+//!   accepted, so a slowloris that fills the server turns over in a second
+//!   or two and the visitors queued behind it are served.
 //! - **Connections.** At most [`max_connections`] at once: what the
 //!   process's open-file limit leaves after [`FD_RESERVE`] descriptors for
 //!   SQLite, the static files and the export worker's sockets. Past it the
@@ -30,6 +34,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -55,6 +60,12 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// See [`BODY_TIMEOUT`].
 pub const BODY_MIN_BYTES_PER_SEC: u64 = 1024;
+/// The head deadline while more than half of [`max_connections`] are open:
+/// a slowloris that fills the server then loses each connection within a
+/// second or two, so the clients queued behind it wait that long and not
+/// [`HEAD_TIMEOUT`]. A head that is one packet, as browsers send it, is
+/// never near it.
+pub const HEAD_TIMEOUT_UNDER_PRESSURE: Duration = Duration::from_secs(1);
 /// An idle keep-alive connection is closed after this (actix-web's default).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// How long a closing connection may take to flush (actix-web's default).
@@ -99,6 +110,41 @@ fn open_file_limit() -> Option<u64> {
 
 // ------------------------------------------------------------ connections
 
+/// The server's count of open connections, against its cap.
+#[derive(Debug)]
+pub struct Gate {
+    open: std::sync::atomic::AtomicUsize,
+    cap: usize,
+}
+
+impl Gate {
+    pub fn new(cap: usize) -> Arc<Gate> {
+        Arc::new(Gate { open: 0.into(), cap })
+    }
+
+    /// How long the next request head may take.
+    fn head_timeout(&self) -> Duration {
+        if self.under_pressure() { HEAD_TIMEOUT_UNDER_PRESSURE } else { HEAD_TIMEOUT }
+    }
+
+    fn under_pressure(&self) -> bool {
+        self.open.load(std::sync::atomic::Ordering::Relaxed) > self.cap / 2
+    }
+
+    /// A new connection: its stream behind the head deadline, and its peer.
+    pub fn accept(self: &Arc<Self>, io: TcpStream) -> (Deadlined, Option<SocketAddr>) {
+        let peer = io.peer_addr().ok();
+        self.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut stream = Deadlined { io, conn: Rc::default(), head_clock: None, gate: Arc::clone(self) };
+        // Under pressure a connection that sends nothing is not left to
+        // actix-web's timer of the first head.
+        if self.under_pressure() {
+            stream.head_clock = Some((Box::pin(sleep(HEAD_TIMEOUT_UNDER_PRESSURE)), 0));
+        }
+        (stream, peer)
+    }
+}
+
 /// What the requests of one connection tell its stream.
 #[derive(Debug, Default)]
 pub struct ConnState {
@@ -127,15 +173,18 @@ pub struct Deadlined {
     conn: Rc<ConnState>,
     /// The running clock and the head count when it started.
     head_clock: Option<(Pin<Box<Sleep>>, u64)>,
+    gate: Arc<Gate>,
 }
 
 impl Deadlined {
-    pub fn new(io: TcpStream) -> Self {
-        Deadlined { io, conn: Rc::default(), head_clock: None }
-    }
-
     pub fn conn(&self) -> Rc<ConnState> {
         Rc::clone(&self.conn)
+    }
+}
+
+impl Drop for Deadlined {
+    fn drop(&mut self) {
+        self.gate.open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -152,7 +201,7 @@ impl AsyncRead for Deadlined {
             Poll::Ready(Ok(()))
                 if buf.filled().len() > before && this.head_clock.is_none() && !this.conn.in_request.get() =>
             {
-                this.head_clock = Some((Box::pin(sleep(HEAD_TIMEOUT)), this.conn.heads.get()));
+                this.head_clock = Some((Box::pin(sleep(this.gate.head_timeout())), this.conn.heads.get()));
             }
             Poll::Pending => {
                 if let Some((clock, _)) = &mut this.head_clock
@@ -194,12 +243,6 @@ impl AsyncWrite for Deadlined {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
-}
-
-/// A new connection: its stream behind the head deadline, and its peer.
-pub fn accept(io: TcpStream) -> (Deadlined, Option<SocketAddr>) {
-    let peer = io.peer_addr().ok();
-    (Deadlined::new(io), peer)
 }
 
 // ------------------------------------------------------------ request bodies

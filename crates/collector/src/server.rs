@@ -122,12 +122,15 @@ where
     let listener = std::net::TcpListener::bind(listen).map_err(bind_err)?;
     let addr = listener.local_addr().map_err(bind_err)?;
     // The cap is per worker.
-    let per_worker = edge::max_connections().div_ceil(workers.max(1)).max(1);
+    let cap = edge::max_connections();
+    let per_worker = cap.div_ceil(workers.max(1)).max(1);
+    let gate = edge::Gate::new(cap);
     let builder = actix_server::Server::build().workers(workers).max_concurrent_connections(per_worker);
     let shutdown = builder.graceful_shutdown_signal();
     let server = builder
         .listen("ringsource", listener, move || {
             let shutdown = shutdown.clone();
+            let gate = std::sync::Arc::clone(&gate);
             let http = actix_http::HttpService::build()
                 .keep_alive(edge::KEEP_ALIVE)
                 .client_request_timeout(edge::HEAD_TIMEOUT)
@@ -143,8 +146,9 @@ where
                     data.insert(io.conn());
                 });
             let app = app().into_factory().map_err(|e| e.into().error_response());
-            fn_service(|io: actix_web::rt::net::TcpStream| async move {
-                Ok::<_, actix_http::error::DispatchError>(edge::accept(io))
+            fn_service(move |io: actix_web::rt::net::TcpStream| {
+                let accepted = gate.accept(io);
+                async move { Ok::<_, actix_http::error::DispatchError>(accepted) }
             })
             .and_then(http.h1(map_config(app, move |()| AppConfig::default())))
         })

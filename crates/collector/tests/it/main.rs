@@ -29,5 +29,6 @@ mod pbx_zadarma;
 mod pools_report;
 mod report_days;
 mod slow_clients;
+mod slowloris;
 mod static_serving;
 mod visit_reclassify;
