@@ -141,7 +141,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         if self.status_code().is_server_error() {
             // The client gets the code; the operator gets the context.
-            eprintln!("ringsource: {self}");
+            crate::outage::server_error(self);
         }
         let mut resp = HttpResponse::build(self.status_code());
         if let ApiError::RateLimited { retry_after_secs } = self {

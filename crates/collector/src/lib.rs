@@ -16,6 +16,7 @@
 //! - [`server`]: builds the actix-web app and runs it; [`edge`]: read
 //!   deadlines, the connection cap, security headers and 405s in front of it;
 //! - [`clock`]: injectable time; [`ratelimit`]: per-IP token buckets;
+//!   [`outage`]: repeated server errors as one summary line per interval;
 //! - [`cli`]: the `ringsource` command line.
 
 pub mod admin;
@@ -29,6 +30,7 @@ pub mod domain;
 pub mod edge;
 pub mod exports;
 pub mod money;
+pub mod outage;
 pub mod pbx;
 pub mod pools_report;
 pub mod ratelimit;

@@ -108,7 +108,7 @@ impl ResponseError for CallsApiError {
 
     fn error_response(&self) -> HttpResponse {
         if self.status_code().is_server_error() {
-            eprintln!("ringsource: {self}");
+            crate::outage::server_error(self);
         }
         let mut resp = HttpResponse::build(self.status_code());
         if self.status_code() == StatusCode::UNAUTHORIZED {

@@ -30,5 +30,6 @@ mod pools_report;
 mod report_days;
 mod slow_clients;
 mod slowloris;
+mod small_disk;
 mod static_serving;
 mod visit_reclassify;

@@ -70,7 +70,8 @@ fn run(conn: &Connection, stopped: &Receiver<()>, restart_frames: i64, restart_d
                 restart_due.store(true, Ordering::Release);
             }
             Ok(_) => {}
-            Err(e) => eprintln!("ringsource: WAL checkpoint failed, will retry: {e}"),
+            // Retried every pass: a full disk is summarised, not printed each time.
+            Err(e) => crate::outage::server_error(&format_args!("WAL checkpoint failed, will retry: {e}")),
         }
     }
 }
@@ -87,7 +88,7 @@ fn settle(conn: &Connection, db: &Path) {
         }
         let started = Instant::now();
         if let Err(e) = std::fs::File::open(db).and_then(|f| f.sync_all()) {
-            eprintln!("ringsource: cannot sync {}: {e}", db.display());
+            crate::outage::server_error(&format_args!("cannot sync {}: {e}", db.display()));
             return;
         }
         if started.elapsed() < QUICK {
@@ -103,7 +104,7 @@ fn catch_up(conn: &Connection) -> bool {
     for _ in 0..CATCH_UP_PASSES {
         let started = Instant::now();
         if let Err(e) = passive_checkpoint(conn) {
-            eprintln!("ringsource: WAL checkpoint failed, will retry: {e}");
+            crate::outage::server_error(&format_args!("WAL checkpoint failed, will retry: {e}"));
             return false;
         }
         if started.elapsed() < QUICK {
@@ -124,7 +125,7 @@ pub(super) fn restart_if_due(inner: &Mutex<Inner>, restart_due: &AtomicBool) {
     if restart_due.swap(false, Ordering::AcqRel) {
         let inner = inner.lock().unwrap_or_else(PoisonError::into_inner);
         if let Err(e) = passive_checkpoint(&inner.conn) {
-            eprintln!("ringsource: WAL checkpoint before restart failed, will retry: {e}");
+            crate::outage::server_error(&format_args!("WAL checkpoint before restart failed, will retry: {e}"));
         }
     }
 }
