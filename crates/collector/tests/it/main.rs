@@ -18,6 +18,7 @@ mod lease_clock;
 mod lease_concurrency;
 mod lease_writer;
 mod money;
+mod openapi_conformance;
 mod pbx_freeswitch;
 mod pbx_generic;
 mod pbx_kamailio;
