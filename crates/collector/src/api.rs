@@ -51,6 +51,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/sites/{site}/pbx/{adapter}"),
     ("POST", "/v1/sites/{site}/pbx/mango/events/{event}"),
     ("GET", "/v1/sites/{site}/pbx/zadarma"),
+    ("POST", "/v1/sites/{site}/pbx/zadarma"),
 ];
 
 /// The routes of [`ROUTES`] that also answer a CORS preflight (`OPTIONS`).

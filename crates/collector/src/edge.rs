@@ -380,8 +380,13 @@ pub fn allowed_methods(path: &str) -> Option<String> {
     if crate::api::PREFLIGHTED.iter().any(|pattern| matches(pattern, path)) {
         methods.push("OPTIONS");
     }
-    methods.dedup();
-    Some(methods.join(", "))
+    let mut unique = Vec::with_capacity(methods.len());
+    for m in methods {
+        if !unique.contains(&m) {
+            unique.push(m);
+        }
+    }
+    Some(unique.join(", "))
 }
 
 // ------------------------------------------------------------ headers

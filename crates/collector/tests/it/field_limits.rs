@@ -6,8 +6,12 @@
 use crate::common::*;
 use serde_json::{Value, json};
 
-/// The schema `$ref` points at, within `doc`.
+/// The schema `$ref` points at, within `doc` (also as the one part of an
+/// `allOf`, which is how a nullable reference is written).
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    if let Some([only]) = schema["allOf"].as_array().map(Vec::as_slice) {
+        return resolve(doc, only);
+    }
     match schema["$ref"].as_str() {
         Some(r) => {
             let path = r.strip_prefix("#/").unwrap();
