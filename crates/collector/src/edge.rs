@@ -13,7 +13,8 @@
 //!   keep-alive connection is closed after [`KEEP_ALIVE`]. While more than
 //!   half of the connection cap is open, a head gets
 //!   [`HEAD_TIMEOUT_UNDER_PRESSURE`] from the moment its connection is
-//!   accepted, so a slowloris that fills the server turns over in a second
+//!   accepted and a body [`BODY_TIMEOUT_UNDER_PRESSURE`] (plus a second per
+//!   8 KiB), so a slowloris that fills the server turns over in a second
 //!   or two and the visitors queued behind it are served.
 //! - **Connections.** At most [`max_connections`] at once: what the
 //!   process's open-file limit leaves after [`FD_RESERVE`] descriptors for
@@ -60,6 +61,13 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// See [`BODY_TIMEOUT`].
 pub const BODY_MIN_BYTES_PER_SEC: u64 = 1024;
+/// A body's deadline while more than half of [`max_connections`] are open:
+/// this long, plus a second per [`BODY_MIN_BYTES_PER_SEC_UNDER_PRESSURE`]
+/// bytes received. Connections that trickle bodies would otherwise hold
+/// the cap for tens of seconds each; a visit's body is one packet.
+pub const BODY_TIMEOUT_UNDER_PRESSURE: Duration = Duration::from_secs(2);
+/// See [`BODY_TIMEOUT_UNDER_PRESSURE`].
+pub const BODY_MIN_BYTES_PER_SEC_UNDER_PRESSURE: u64 = 8 * 1024;
 /// The head deadline while more than half of [`max_connections`] are open:
 /// a slowloris that fills the server then loses each connection within a
 /// second or two, so the clients queued behind it wait that long and not
@@ -135,7 +143,8 @@ impl Gate {
     pub fn accept(self: &Arc<Self>, io: TcpStream) -> (Deadlined, Option<SocketAddr>) {
         let peer = io.peer_addr().ok();
         self.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut stream = Deadlined { io, conn: Rc::default(), head_clock: None, gate: Arc::clone(self) };
+        let conn = Rc::new(ConnState { gate: Arc::clone(self), heads: Cell::new(0), in_request: Cell::new(false) });
+        let mut stream = Deadlined { io, conn, head_clock: None, gate: Arc::clone(self) };
         // Under pressure a connection that sends nothing is not left to
         // actix-web's timer of the first head.
         if self.under_pressure() {
@@ -145,9 +154,11 @@ impl Gate {
     }
 }
 
-/// What the requests of one connection tell its stream.
-#[derive(Debug, Default)]
+/// What the requests of one connection tell its stream, and the server's
+/// count of connections they read the pressure from.
+#[derive(Debug)]
 pub struct ConnState {
+    gate: Arc<Gate>,
     /// Heads parsed on this connection so far.
     heads: Cell<u64>,
     /// A request is being handled: bytes that arrive now are its body.
@@ -247,23 +258,38 @@ impl AsyncWrite for Deadlined {
 
 // ------------------------------------------------------------ request bodies
 
+/// How long a body may take: a base, and a second more per so many bytes.
+#[derive(Debug, Clone, Copy)]
+struct BodyPace {
+    base: Duration,
+    bytes_per_sec: u64,
+}
+
+impl BodyPace {
+    const CALM: BodyPace = BodyPace { base: BODY_TIMEOUT, bytes_per_sec: BODY_MIN_BYTES_PER_SEC };
+    const PRESSED: BodyPace =
+        BodyPace { base: BODY_TIMEOUT_UNDER_PRESSURE, bytes_per_sec: BODY_MIN_BYTES_PER_SEC_UNDER_PRESSURE };
+}
+
 /// The request's body with its deadline; `expired` is set when it passes.
 struct BodyDeadline {
     inner: Payload,
     clock: Pin<Box<Sleep>>,
     started: Instant,
     received: u64,
+    pace: BodyPace,
     expired: Rc<Cell<bool>>,
 }
 
 impl BodyDeadline {
-    fn new(inner: Payload, expired: Rc<Cell<bool>>) -> Self {
+    fn new(inner: Payload, pace: BodyPace, expired: Rc<Cell<bool>>) -> Self {
         let started = Instant::now();
-        BodyDeadline { inner, clock: Box::pin(sleep_until(started + BODY_TIMEOUT)), started, received: 0, expired }
+        let clock = Box::pin(sleep_until(started + pace.base));
+        BodyDeadline { inner, clock, started, received: 0, pace, expired }
     }
 
     fn deadline(&self) -> Instant {
-        self.started + BODY_TIMEOUT + Duration::from_secs(self.received / BODY_MIN_BYTES_PER_SEC)
+        self.started + self.pace.base + Duration::from_secs(self.received / self.pace.bytes_per_sec)
     }
 }
 
@@ -304,7 +330,11 @@ pub async fn guard(
         conn.head_done();
     }
     let expired = Rc::new(Cell::new(false));
-    let body = BodyDeadline::new(req.take_payload(), Rc::clone(&expired));
+    let pace = match &conn {
+        Some(conn) if conn.gate.under_pressure() => BodyPace::PRESSED,
+        _ => BodyPace::CALM,
+    };
+    let body = BodyDeadline::new(req.take_payload(), pace, Rc::clone(&expired));
     req.set_payload(Payload::from(Box::pin(body) as Pin<Box<dyn futures_core::Stream<Item = _>>>));
     let answer = next.call(req).await;
     if let Some(conn) = &conn {
@@ -334,8 +364,10 @@ fn body_timeout() -> HttpResponse {
         StatusCode::REQUEST_TIMEOUT,
         "request_timeout",
         format!(
-            "the request body did not arrive in time ({} s, plus 1 s per {BODY_MIN_BYTES_PER_SEC} bytes received)",
-            BODY_TIMEOUT.as_secs()
+            "the request body did not arrive in time ({} s, plus 1 s per {BODY_MIN_BYTES_PER_SEC} bytes received; \
+             {} s plus 1 s per {BODY_MIN_BYTES_PER_SEC_UNDER_PRESSURE} bytes while the server is busy)",
+            BODY_TIMEOUT.as_secs(),
+            BODY_TIMEOUT_UNDER_PRESSURE.as_secs()
         ),
     );
     // The rest of a trickled body is not waited for.

@@ -1,8 +1,8 @@
 //! A slowloris against the `ringsource` binary with 256 file descriptors:
-//! 300 connections that each send a partial request head and then a byte a
-//! second, reconnecting as soon as the server drops one. The server cuts
-//! them, never runs out of descriptors, and answers a visitor's requests
-//! throughout.
+//! 300 connections that each send a partial request head (or a whole head
+//! and then its body) a byte a second, reconnecting as soon as the server
+//! drops one. The server cuts them, never runs out of descriptors, and
+//! answers a visitor's requests throughout.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::site_toml;
-use ringsource_collector::edge::HEAD_TIMEOUT;
+use ringsource_collector::edge::{BODY_TIMEOUT, HEAD_TIMEOUT};
 
 const FD_LIMIT: u32 = 256;
 const ATTACKERS: usize = 300;
@@ -49,6 +49,15 @@ fn serve_with_fd_limit(limit: u32) -> Server {
     Server { child, addr, _dir: dir }
 }
 
+/// What an attacking connection trickles.
+#[derive(Clone, Copy)]
+enum Trickle {
+    /// Its request head.
+    Head,
+    /// A visit's body, after a whole head.
+    Body,
+}
+
 /// One attacking connection: its socket and when it was opened.
 struct Loris {
     socket: TcpStream,
@@ -56,9 +65,15 @@ struct Loris {
 }
 
 impl Loris {
-    fn open(addr: SocketAddr) -> Loris {
+    fn open(addr: SocketAddr, trickle: Trickle) -> Loris {
         let mut socket = TcpStream::connect(addr).unwrap();
-        socket.write_all(b"GET /v1/sites/shop/config HTTP/1.1\r\nHost: shop.example\r\nX-Padding: ").unwrap();
+        let start: &[u8] = match trickle {
+            Trickle::Head => b"GET /v1/sites/shop/config HTTP/1.1\r\nHost: shop.example\r\nX-Padding: ",
+            Trickle::Body => {
+                b"POST /v1/sites/shop/visits HTTP/1.1\r\nHost: shop.example\r\nContent-Type: text/plain\r\nContent-Length: 20000\r\n\r\n"
+            }
+        };
+        socket.write_all(start).unwrap();
         socket.set_nonblocking(true).unwrap();
         Loris { socket, opened: Instant::now() }
     }
@@ -81,6 +96,17 @@ fn open_fds(pid: u32) -> usize {
 
 #[test]
 fn a_slowloris_of_300_connections_on_256_descriptors_does_not_stop_the_server() {
+    attack(Trickle::Head, HEAD_TIMEOUT);
+}
+
+#[test]
+fn a_slow_body_attack_of_300_connections_does_not_stop_the_server_either() {
+    attack(Trickle::Body, BODY_TIMEOUT);
+}
+
+/// Runs the attack; `deadline` is the longest the server may hold one of
+/// its connections when it is not under pressure.
+fn attack(trickle: Trickle, deadline: Duration) {
     let server = serve_with_fd_limit(FD_LIMIT);
     let addr = server.addr;
     let pid = server.child.id();
@@ -94,7 +120,7 @@ fn a_slowloris_of_300_connections_on_256_descriptors_does_not_stop_the_server() 
 
     let (held, attack_opened, most_fds) = std::thread::scope(|scope| {
         let attack = scope.spawn(|| {
-            let mut lorises: Vec<Loris> = (0..ATTACKERS).map(|_| Loris::open(addr)).collect();
+            let mut lorises: Vec<Loris> = (0..ATTACKERS).map(|_| Loris::open(addr, trickle)).collect();
             let mut opened = ATTACKERS;
             let mut held = Vec::new();
             let mut most_fds = 0;
@@ -103,7 +129,7 @@ fn a_slowloris_of_300_connections_on_256_descriptors_does_not_stop_the_server() 
                 for loris in &mut lorises {
                     if !loris.tick() {
                         held.push(loris.opened.elapsed());
-                        *loris = Loris::open(addr);
+                        *loris = Loris::open(addr, trickle);
                         opened += 1;
                     }
                 }
@@ -124,8 +150,12 @@ fn a_slowloris_of_300_connections_on_256_descriptors_does_not_stop_the_server() 
         }
         let (held, opened, most_fds) = attack.join().unwrap();
         waits.sort();
+        let kind = match trickle {
+            Trickle::Head => "heads",
+            Trickle::Body => "bodies",
+        };
         eprintln!(
-            "slowloris: {opened} connections opened, {} cut by the server (held p50 {:?}, max {:?}); \
+            "slowloris ({kind}): {opened} connections opened, {} cut by the server (held p50 {:?}, max {:?}); \
              visitor: {} requests, all 200, wait p50 {:?}, max {:?}; server fds at most {most_fds} of {FD_LIMIT}",
             held.len(),
             held.get(held.len() / 2).copied().unwrap_or_default(),
@@ -142,7 +172,7 @@ fn a_slowloris_of_300_connections_on_256_descriptors_does_not_stop_the_server() 
     // the server's clock; a connection also waited in the backlog first).
     assert!(held.len() >= ATTACKERS, "only {} of {attack_opened} connections were cut", held.len());
     let longest = *held.iter().max().unwrap();
-    assert!(longest <= HEAD_TIMEOUT + Duration::from_secs(3), "a slow head held its connection {longest:?}");
+    assert!(longest <= deadline + Duration::from_secs(3), "a trickle held its connection {longest:?}");
     assert!(most_fds < FD_LIMIT as usize, "{most_fds} descriptors open");
     // And afterwards the server is as it was.
     assert_eq!(visitor.get(&config).send().unwrap().status(), 200);
