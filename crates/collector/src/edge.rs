@@ -23,7 +23,7 @@
 //!   until a deadline frees a slot, instead of the process running out of
 //!   descriptors (which fails SQLite and file reads, not only sockets).
 //! - **Headers.** The API and the dashboard forbid framing and sniffing and
-//!   send no referrer ([`security_headers`]); the dashboard runs under a
+//!   send no referrer ([`Policy`]); the dashboard runs under a
 //!   content security policy that allows only its own files. The loader and
 //!   the bundle stay public (see `static_files`).
 //! - **405.** A known path asked with a method it does not take answers 405
@@ -329,19 +329,26 @@ pub async fn guard(
     if let Some(conn) = &conn {
         conn.head_done();
     }
-    let expired = Rc::new(Cell::new(false));
-    let pace = match &conn {
-        Some(conn) if conn.gate.under_pressure() => BodyPace::PRESSED,
-        _ => BodyPace::CALM,
+    let expired = match req.take_payload() {
+        // No body (a GET): nothing to wait for, and no timer to make.
+        Payload::None => None,
+        payload => {
+            let pace = match &conn {
+                Some(conn) if conn.gate.under_pressure() => BodyPace::PRESSED,
+                _ => BodyPace::CALM,
+            };
+            let expired = Rc::new(Cell::new(false));
+            let body = BodyDeadline::new(payload, pace, Rc::clone(&expired));
+            req.set_payload(Payload::from(Box::pin(body) as Pin<Box<dyn futures_core::Stream<Item = _>>>));
+            Some(expired)
+        }
     };
-    let body = BodyDeadline::new(req.take_payload(), pace, Rc::clone(&expired));
-    req.set_payload(Payload::from(Box::pin(body) as Pin<Box<dyn futures_core::Stream<Item = _>>>));
     let answer = next.call(req).await;
     if let Some(conn) = &conn {
         conn.request_done();
     }
     let mut res = answer?.map_into_boxed_body();
-    if expired.get() {
+    if expired.is_some_and(|e| e.get()) {
         res = res.into_response(body_timeout());
     } else if res.status() == StatusCode::METHOD_NOT_ALLOWED && !res.headers().contains_key(header::ALLOW) {
         // A static file's route (actix-files answers 405 in text).
@@ -350,8 +357,8 @@ pub async fn guard(
         let path = res.request().path().to_owned();
         res = res.into_response(method_not_allowed(&method, &path, &allow));
     }
-    let path = res.request().path().to_owned();
-    security_headers(&path, res.headers_mut());
+    let policy = Policy::of(res.request().path());
+    policy.apply(res.headers_mut());
     Ok(res)
 }
 
@@ -432,25 +439,39 @@ pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-sr
 /// is framed by no page.
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
 
-/// Security headers by path: the API and the dashboard get a policy,
-/// `nosniff` and no referrer; everything served gets `nosniff` (each file
-/// is sent with its real type). Headers a route set itself are kept.
-pub fn security_headers(path: &str, headers: &mut header::HeaderMap) {
-    let mut set = |name: header::HeaderName, value: &'static str| {
-        if !headers.contains_key(&name) {
-            headers.insert(name, HeaderValue::from_static(value));
+/// The security headers of a path: the API and the dashboard get a
+/// content security policy, `nosniff` and no referrer; everything else
+/// served gets `nosniff` (each file is sent with its real type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    csp: Option<&'static str>,
+}
+
+impl Policy {
+    pub fn of(path: &str) -> Policy {
+        let csp = if path.starts_with("/v1/") {
+            Some(API_CSP)
+        } else if path == "/dashboard" || path.starts_with("/dashboard/") {
+            Some(DASHBOARD_CSP)
+        } else {
+            None
+        };
+        Policy { csp }
+    }
+
+    /// Sets the headers, keeping any a route set itself.
+    pub fn apply(self, headers: &mut header::HeaderMap) {
+        let mut set = |name: header::HeaderName, value: &'static str| {
+            if !headers.contains_key(&name) {
+                headers.insert(name, HeaderValue::from_static(value));
+            }
+        };
+        set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+        if let Some(csp) = self.csp {
+            set(header::CONTENT_SECURITY_POLICY, csp);
+            set(header::REFERRER_POLICY, "no-referrer");
         }
-    };
-    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    let csp = if path.starts_with("/v1/") {
-        API_CSP
-    } else if path == "/dashboard" || path.starts_with("/dashboard/") {
-        DASHBOARD_CSP
-    } else {
-        return;
-    };
-    set(header::CONTENT_SECURITY_POLICY, csp);
-    set(header::REFERRER_POLICY, "no-referrer");
+    }
 }
 
 #[cfg(test)]
