@@ -48,6 +48,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/revenue"),
     ("GET", "/v1/exports"),
     ("POST", "/v1/exports/{id}/retry"),
+    ("POST", "/v1/privacy/erase"),
+    ("POST", "/v1/privacy/export"),
     ("POST", "/v1/sites/{site}/pbx/{adapter}"),
     ("POST", "/v1/sites/{site}/pbx/mango/events/{event}"),
     ("GET", "/v1/sites/{site}/pbx/zadarma"),

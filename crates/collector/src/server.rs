@@ -17,9 +17,12 @@ use crate::exports::api::{self as exports_api, ExportsApi};
 use crate::money::{self, MoneyApi};
 use crate::pbx::{self, CallSink};
 use crate::pools_report::{self, PoolsReportApi};
+use crate::privacy::PrivacyService;
+use crate::privacy::api::{self as privacy_api, PrivacyApi};
 use crate::ratelimit::RateLimiter;
 use crate::static_files::{self, StaticDirs};
 use crate::storage::sqlite::SqliteStorage;
+use crate::storage::sqlite::privacy::SqlitePrivacy;
 use crate::storage::{Storage, StorageError};
 
 /// Why the server could not start.
@@ -73,6 +76,15 @@ pub fn bind_with(
         sites,
         clock: Arc::clone(&clock),
     });
+    // Retention and erasure read on a connection of their own, so their
+    // scans do not hold the writer's lock (see storage/sqlite/privacy.rs).
+    let privacy = Arc::new(PrivacyService::new(
+        Arc::new(SqlitePrivacy::open(&config.server.database)?),
+        &config.sites,
+        Arc::clone(&clock),
+    ));
+    crate::privacy::start(Arc::clone(&privacy), std::time::Duration::from_secs(config.server.retention_interval_secs));
+    let privacy_api = web::Data::new(PrivacyApi { service: privacy });
     let calls_api = web::Data::new(CallsApi { service: calls, admin_token: config.server.admin_token.clone() });
     let state = web::Data::new(ApiState {
         sites: config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect::<HashMap<_, _>>(),
@@ -98,6 +110,8 @@ pub fn bind_with(
             .configure(exports_api::configure)
             .app_data(pools_report.clone())
             .configure(pools_report::configure)
+            .app_data(privacy_api.clone())
+            .configure(privacy_api::configure)
             .configure(|cfg| static_files::configure(&dirs, cfg))
             .default_service(web::to(api::not_found))
     };

@@ -90,7 +90,7 @@ fn answered_end(id: &str, to: &str, ring_s: i64, talk: u32) -> CallEvent {
 
 impl Calls {
     fn record(&self, e: CallEvent) -> RecordOutcome {
-        CallSink::record(&self.sink, "shop", e).unwrap()
+        CallSink::record(&self.sink, "shop", None, e).unwrap()
     }
 
     fn get(&self, path: &str) -> (u16, Value) {

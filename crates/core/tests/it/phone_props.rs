@@ -1,6 +1,5 @@
 //! Parsing and formatting round trips for generated numbers.
 
-use crate::phone_gen;
 use proptest::prelude::*;
 use ringsource_core::phone::PhoneNumber;
 
