@@ -65,7 +65,7 @@ pub const BODY_MIN_BYTES_PER_SEC: u64 = 1024;
 /// this long, plus a second per [`BODY_MIN_BYTES_PER_SEC_UNDER_PRESSURE`]
 /// bytes received. Connections that trickle bodies would otherwise hold
 /// the cap for tens of seconds each; a visit's body is one packet.
-pub const BODY_TIMEOUT_UNDER_PRESSURE: Duration = Duration::from_secs(2);
+pub const BODY_TIMEOUT_UNDER_PRESSURE: Duration = Duration::from_secs(1);
 /// See [`BODY_TIMEOUT_UNDER_PRESSURE`].
 pub const BODY_MIN_BYTES_PER_SEC_UNDER_PRESSURE: u64 = 8 * 1024;
 /// The head deadline while more than half of [`max_connections`] are open:
