@@ -241,6 +241,17 @@ fn answers_to_bad_input_are_what_the_document_declares() {
         case("id not a number", "POST", "/v1/exports/{id}/retry", "/v1/exports/x/retry"),
         case("unknown export", "POST", "/v1/exports/{id}/retry", "/v1/exports/999999/retry"),
     ];
+    let mut cases = cases;
+    for (template, path) in [("/v1/privacy/erase", "/v1/privacy/erase"), ("/v1/privacy/export", "/v1/privacy/export")] {
+        cases.extend([
+            case("no token", "POST", template, path).anonymous().body(r#"{"site":"shop","phone":"+79161234567"}"#),
+            case("broken JSON", "POST", template, path).body("{"),
+            case("unknown field", "POST", template, path).body(r#"{"site":"shop","phone":"+79161234567","x":1}"#),
+            case("unknown site", "POST", template, path).body(r#"{"site":"nope","phone":"+79161234567"}"#),
+            case("not a phone", "POST", template, path).body(r#"{"site":"shop","phone":"call me"}"#),
+            case("body too large", "POST", template, path).body(long(8 * 1024)),
+        ]);
+    }
     let mut seen = BTreeSet::new();
     for c in &cases {
         let mut req = h.client.request(c.method.parse().unwrap(), h.url(&c.path));
