@@ -77,7 +77,7 @@ impl ResponseError for PoolsReportError {
 
     fn error_response(&self) -> HttpResponse {
         if self.status_code().is_server_error() {
-            eprintln!("ringsource: {self}");
+            crate::outage::server_error(self);
         }
         let code = match self {
             PoolsReportError::BadRequest(_) => "bad_request",

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix_web::{App, HttpServer, web};
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::{App, web};
 
 use crate::api::{self, ApiState};
 use crate::calls::CallsService;
@@ -92,10 +94,11 @@ pub fn bind_with(
         trust_forwarded_for: config.server.trust_forwarded_for,
     });
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
-    let http = HttpServer::new(move || {
+    let app = move || {
         // Routes are tried in order, and each pattern with a `{…}` segment
         // costs a regex match: the per-visitor routes go first.
         App::new()
+            .wrap(actix_web::middleware::from_fn(crate::edge::guard))
             .app_data(state.clone())
             .configure(|cfg| pbx_routes.configure(cfg))
             .configure(api::configure)
@@ -111,12 +114,61 @@ pub fn bind_with(
             .configure(privacy_api::configure)
             .configure(|cfg| static_files::configure(&dirs, cfg))
             .default_service(web::to(api::not_found))
-    })
-    .workers(config.server.workers)
-    .bind(listen)
-    .map_err(|source| StartError::Bind { addr: listen, source })?;
-    let addrs = http.addrs();
-    Ok(Bound { server: http.run(), addrs })
+    };
+    serve(app, listen, config.server.workers)
+}
+
+/// Runs `app` on `listen` as actix-web's `HttpServer` would, but with each
+/// connection's stream behind the edge's head deadline and the connection
+/// cap (see [`crate::edge`]).
+fn serve<F, I, S, B>(app: F, listen: SocketAddr, workers: usize) -> Result<Bound, StartError>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, actix_http::Request>,
+    S: actix_service::ServiceFactory<actix_http::Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error>,
+    S::InitError: std::fmt::Debug,
+    S::Response: Into<actix_http::Response<B>>,
+    B: actix_web::body::MessageBody + 'static,
+{
+    use crate::edge;
+    let bind_err = |source| StartError::Bind { addr: listen, source };
+    let listener = std::net::TcpListener::bind(listen).map_err(bind_err)?;
+    let addr = listener.local_addr().map_err(bind_err)?;
+    // The cap is per worker.
+    let cap = edge::max_connections();
+    let per_worker = cap.div_ceil(workers.max(1)).max(1);
+    let gate = edge::Gate::new(cap);
+    let builder = actix_server::Server::build().workers(workers).max_concurrent_connections(per_worker);
+    let shutdown = builder.graceful_shutdown_signal();
+    let server = builder
+        .listen("ringsource", listener, move || {
+            let shutdown = shutdown.clone();
+            let gate = std::sync::Arc::clone(&gate);
+            let http = actix_http::HttpService::build()
+                .keep_alive(edge::KEEP_ALIVE)
+                .client_request_timeout(edge::HEAD_TIMEOUT)
+                .client_disconnect_timeout(edge::DISCONNECT_TIMEOUT)
+                .local_addr(addr)
+                // Keep-alive connections close when the server stops.
+                .graceful_shutdown_signal(move || {
+                    let signal = shutdown.clone();
+                    async move { signal.notified().await }
+                })
+                // The requests tell the stream when a head is complete.
+                .on_connect_ext(|io: &edge::Deadlined, data: &mut actix_http::Extensions| {
+                    data.insert(io.conn());
+                });
+            let app = app().into_factory().map_err(|e| e.into().error_response());
+            fn_service(move |io: actix_web::rt::net::TcpStream| {
+                let accepted = gate.accept(io);
+                async move { Ok::<_, actix_http::error::DispatchError>(accepted) }
+            })
+            .and_then(http.h1(map_config(app, move |()| AppConfig::default())))
+        })
+        .map_err(bind_err)?
+        .run();
+    Ok(Bound { server, addrs: vec![addr] })
 }
 
 /// A server running on its own thread (tests, tools).

@@ -149,6 +149,23 @@ async fn a_manager_signs_in_filters_calls_reads_reports_and_pool_health() {
     browser
         .wait_for("document.body.dataset.ready === '1' && !document.querySelector('#view-login').hidden", WAIT)
         .await;
+    // The dashboard runs under its content security policy: its scripts ran
+    // and its style sheets applied, and anything the policy blocks from here
+    // on (the charts are drawn after sign-in) is collected: there must be nothing.
+    assert!(
+        js(
+            &browser,
+            "try { return typeof uPlot === 'function' && [...document.querySelectorAll('link[rel=stylesheet]')].every(l => l.sheet.cssRules.length > 0) } catch (e) { return String(e) }"
+        )
+        .await
+            == json!(true),
+        "the dashboard's scripts and style sheets loaded under its policy"
+    );
+    js(
+        &browser,
+        "window.cspViolations = []; document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI)); return true",
+    )
+    .await;
     let token = browser.client.find(Locator::Css("#token")).await.expect("token field");
     token.send_keys("not-the-admin-token-at-all").await.expect("type");
     let site_field = browser.client.find(Locator::Css("#login-site")).await.expect("site field");
@@ -277,6 +294,8 @@ async fn a_manager_signs_in_filters_calls_reads_reports_and_pool_health() {
     browser.client.find(Locator::Css("#promo-attach button")).await.expect("button").click().await.expect("click");
     browser.wait_for("document.querySelector('#promo-attach-result').textContent.includes('newsletter')", WAIT).await;
     screenshot(&browser, "promo").await;
+    let blocked = js(&browser, "return window.cspViolations").await;
+    assert_eq!(blocked, json!([]), "the content security policy blocked something");
 
     // A token that stops working sends the manager back to sign in.
     js(&browser, "sessionStorage.setItem('ringsource.dashboard.token', 'revoked-token-0123456789'); location.hash = '#calls'; return true").await;

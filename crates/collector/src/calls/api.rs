@@ -108,7 +108,7 @@ impl ResponseError for CallsApiError {
 
     fn error_response(&self) -> HttpResponse {
         if self.status_code().is_server_error() {
-            eprintln!("ringsource: {self}");
+            crate::outage::server_error(self);
         }
         let mut resp = HttpResponse::build(self.status_code());
         if self.status_code() == StatusCode::UNAUTHORIZED {
@@ -301,6 +301,28 @@ const CSV_HEADER: [&str; 26] = [
     "recording_url",
 ];
 
+/// A cell a spreadsheet will not run as a formula (OWASP, "CSV Injection").
+///
+/// Callers, campaigns, terms and PBX ids come from outside (a spoofed caller
+/// id, a crafted `utm_campaign`), and Excel, LibreOffice and Google Sheets
+/// evaluate a cell that starts with `=`, `+`, `-` or `@`, or with a tab or
+/// carriage return before one of those. Such a cell is written after a
+/// single quote, which the spreadsheet shows as text. A cell that is a plain
+/// number (`+74951234567`, `-3`, `1.5`) is no formula and is left alone, so
+/// phone numbers keep their `+`.
+pub fn spreadsheet_safe(cell: String) -> String {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !is_plain_number(&cell) { format!("'{cell}") } else { cell }
+}
+
+/// An optional sign, digits, and at most one decimal point between digits.
+fn is_plain_number(cell: &str) -> bool {
+    let digits = cell.strip_prefix(['+', '-']).unwrap_or(cell);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    all_digits(whole) && all_digits(fraction)
+}
+
 fn csv_record(c: &CallSummary, zone: &TimeZone) -> [String; 26] {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
@@ -344,7 +366,7 @@ async fn csv_export(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> R
     for c in &calls {
         // Each call on its own site's clock; a site no longer configured in UTC.
         let zone = state.service.site(&c.site).map_or(TimeZone::UTC, |s| s.time_zone.clone());
-        out.write_record(csv_record(c, &zone)).map_err(csv_err)?;
+        out.write_record(csv_record(c, &zone).map(spreadsheet_safe)).map_err(csv_err)?;
     }
     let body = out.into_inner().map_err(|e| CallsApiError::Internal(format!("writing CSV: {e}")))?;
     Ok(HttpResponse::Ok()
@@ -502,5 +524,27 @@ async fn promo_lookup(
 impl From<StorageError> for CallsApiError {
     fn from(e: StorageError) -> Self {
         CallsApiError::Calls(CallsError::Storage(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn formula_cells_are_written_as_text() {
+        let safe = |s: &str| spreadsheet_safe(s.to_owned());
+        assert_eq!(safe("=HYPERLINK(\"https://evil.example\",\"x\")"), "'=HYPERLINK(\"https://evil.example\",\"x\")");
+        assert_eq!(safe("+1-800-FLOWERS"), "'+1-800-FLOWERS");
+        assert_eq!(safe("-2+3+cmd|' /C calc'!A0"), "'-2+3+cmd|' /C calc'!A0");
+        assert_eq!(safe("@SUM(A1:A9)"), "'@SUM(A1:A9)");
+        assert_eq!(safe("\t=1+1"), "'\t=1+1");
+        assert_eq!(safe("\r=1+1"), "'\r=1+1");
+        assert_eq!(safe("+."), "'+.");
+        assert_eq!(safe("-"), "'-");
+        // Numbers stay numbers, and ordinary text stays as it is.
+        for kept in ["+74951234567", "-3", "1.5", "-0.25", "google", "(not set)", "", "a=b"] {
+            assert_eq!(safe(kept), kept);
+        }
     }
 }

@@ -389,7 +389,7 @@ impl ResponseError for PbxError {
 
     fn error_response(&self) -> HttpResponse {
         if self.status_code().is_server_error() {
-            eprintln!("ringsource: pbx: {self}");
+            crate::outage::server_error(&format_args!("pbx: {self}"));
         }
         let mut resp = HttpResponse::build(self.status_code());
         if let PbxError::Unauthorized { basic_challenge: true, .. } = self {

@@ -151,15 +151,17 @@ impl SqliteStorage {
         }
         let mut conn = connect(path, options)?;
         migrate(&mut conn)?;
+        let mut options = options;
         if options.wal_preallocate_bytes > 0 {
             // Closing the only connection checkpoints the WAL and deletes it
             // (unless another process has the file open), which makes room
             // for the preallocated one.
             drop(conn);
-            wal::preallocate(path, options.wal_preallocate_bytes).map_err(|source| StorageError::PreallocateWal {
-                path: wal::path_of(path).display().to_string(),
-                source,
+            let wal = wal::preallocate(path, options.wal_preallocate_bytes).map_err(|source| {
+                StorageError::PreallocateWal { path: wal::path_of(path).display().to_string(), source }
             })?;
+            // A small disk makes a smaller WAL (or none), and SQLite keeps it at that size.
+            options.wal_preallocate_bytes = wal.bytes(options.wal_preallocate_bytes);
             conn = connect(path, options)?;
         }
         // The connection has the WAL open now (preallocated, or created by

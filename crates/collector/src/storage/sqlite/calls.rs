@@ -662,6 +662,13 @@ pub(super) fn detail(tx: &Transaction<'_>, id: i64) -> Result<Option<CallDetail>
     }))
 }
 
+/// A stored amount as the reports sum it: within `[0, money::MAX_AMOUNT]`.
+/// The API refuses amounts outside it; rows stored before it did are read
+/// at the bound, so that no sum overflows into infinity (a `null` total).
+fn bounded_amount(column: &str) -> String {
+    format!("MIN(MAX({column}, 0), {:e})", crate::money::MAX_AMOUNT)
+}
+
 /// The site's cost per day and group in the report's range: by the cost
 /// rows' own column for source, medium and campaign (`''` is "(not set)",
 /// as a touch without that tag), and for channel by [`Site::cost_channel`]
@@ -678,19 +685,20 @@ fn costs_by_group(
     let Some(first) = counted.next() else { return Ok(Vec::new()) };
     let last = counted.next_back().unwrap_or(first);
     let range = "site_id = ?1 AND day >= ?2 AND day <= ?3";
+    let cost = bounded_amount("cost");
     let (query, by_channel) = match q.group_by {
         GroupBy::Source | GroupBy::Medium | GroupBy::Campaign => {
             let column = q.group_by.column();
             (
                 format!(
-                    "SELECT day, CASE WHEN {column} = '' THEN '{NOT_SET}' ELSE {column} END AS grp, SUM(cost)
+                    "SELECT day, CASE WHEN {column} = '' THEN '{NOT_SET}' ELSE {column} END AS grp, SUM({cost})
                      FROM costs WHERE {range} GROUP BY day, grp"
                 ),
                 false,
             )
         }
         GroupBy::Channel => (
-            format!("SELECT day, source, medium, SUM(cost) FROM costs WHERE {range} GROUP BY day, source, medium"),
+            format!("SELECT day, source, medium, SUM({cost}) FROM costs WHERE {range} GROUP BY day, source, medium"),
             true,
         ),
         GroupBy::Term => return Ok(Vec::new()),
@@ -968,6 +976,7 @@ impl CallStore for SqliteStorage {
         // Each call contributes its credit shares: whole calls under first
         // and last touch, fractions under linear. Revenue follows the same
         // shares and lands on the day the call rang.
+        let amount = bounded_amount("amount");
         let query = format!(
             "WITH days(day, start_ms, end_ms) AS (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?4))
              SELECT d.day, COALESCE(cr.{column}, '{NOT_SET}') AS grp,
@@ -975,7 +984,7 @@ impl CallStore for SqliteStorage {
                 SUM(cr.share * (c.caller_kind = 'first-time')), SUM(cr.share * COALESCE(rv.amount, 0))
              FROM calls c JOIN days d ON c.ring_at_ms >= d.start_ms AND c.ring_at_ms < d.end_ms
              JOIN call_credits cr ON cr.call_id = c.id
-             LEFT JOIN (SELECT call_id, SUM(amount) AS amount FROM revenue GROUP BY call_id) rv ON rv.call_id = c.id
+             LEFT JOIN (SELECT call_id, SUM({amount}) AS amount FROM revenue GROUP BY call_id) rv ON rv.call_id = c.id
              WHERE c.site_id = ?1 AND c.ring_at_ms >= ?2 AND c.ring_at_ms < ?3
              GROUP BY d.day, grp ORDER BY d.day, grp"
         );

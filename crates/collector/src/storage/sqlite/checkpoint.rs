@@ -92,14 +92,18 @@ fn run(
                 if pass.copied < pass.frames
                     && let Err(e) = std::fs::File::open(wal::path_of(db)).and_then(|f| f.sync_data())
                 {
-                    eprintln!("ringsource: cannot sync the WAL of {}, will retry: {e}", db.display());
+                    crate::outage::server_error(&format_args!(
+                        "cannot sync the WAL of {}, will retry: {e}",
+                        db.display()
+                    ));
                 }
                 if pass.frames > restart_frames {
                     settle(conn, db, db_file);
                     restart_due.store(true, Ordering::Release);
                 }
             }
-            Err(e) => eprintln!("ringsource: WAL checkpoint failed, will retry: {e}"),
+            // Retried every pass: a full disk is summarised, not printed each time.
+            Err(e) => crate::outage::server_error(&format_args!("WAL checkpoint failed, will retry: {e}")),
         }
     }
 }
@@ -116,7 +120,7 @@ fn settle(conn: &Connection, db: &Path, db_file: &std::fs::File) {
         }
         let started = Instant::now();
         if let Err(e) = db_file.sync_all() {
-            eprintln!("ringsource: cannot sync {}: {e}", db.display());
+            crate::outage::server_error(&format_args!("cannot sync {}: {e}", db.display()));
             return;
         }
         if started.elapsed() < QUICK {
@@ -132,7 +136,7 @@ fn catch_up(conn: &Connection) -> bool {
     for _ in 0..CATCH_UP_PASSES {
         let started = Instant::now();
         if let Err(e) = passive_checkpoint(conn) {
-            eprintln!("ringsource: WAL checkpoint failed, will retry: {e}");
+            crate::outage::server_error(&format_args!("WAL checkpoint failed, will retry: {e}"));
             return false;
         }
         if started.elapsed() < QUICK {
@@ -153,7 +157,7 @@ pub(super) fn restart_if_due(inner: &Mutex<Inner>, restart_due: &AtomicBool) {
     if restart_due.swap(false, Ordering::AcqRel) {
         let inner = inner.lock().unwrap_or_else(PoisonError::into_inner);
         if let Err(e) = passive_checkpoint(&inner.conn) {
-            eprintln!("ringsource: WAL checkpoint before restart failed, will retry: {e}");
+            crate::outage::server_error(&format_args!("WAL checkpoint before restart failed, will retry: {e}"));
         }
     }
 }
