@@ -265,10 +265,13 @@ async fn list(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<
     let (limit, offset) = (filter.limit, filter.offset);
     let service = Arc::clone(&state.service);
     let (calls, total) = blocking(move || service.list(&filter)).await?;
-    // The zone the dashboard shows the times in (null across sites).
+    // The zone the dashboard shows the times in, and the currency and
+    // locale it writes amounts in (null across sites).
     let time_zone = site.as_ref().map(|s| s.time_zone_name());
-    Ok(HttpResponse::Ok()
-        .json(json!({ "calls": calls, "total": total, "limit": limit, "offset": offset, "time_zone": time_zone })))
+    let currency = site.as_ref().and_then(|s| s.currency.as_deref());
+    let locale = site.as_ref().and_then(|s| s.locale.as_deref());
+    Ok(HttpResponse::Ok().json(json!({ "calls": calls, "total": total, "limit": limit, "offset": offset,
+        "time_zone": time_zone, "currency": currency, "locale": locale })))
 }
 
 /// `ring_at` is the ring time on the site's clock, with its UTC offset.
@@ -430,6 +433,7 @@ async fn report(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Resul
     }
     let model = site_config.attribution_model;
     let time_zone = site_config.time_zone_name().to_owned();
+    let (currency, locale) = (site_config.currency.clone(), site_config.locale.clone());
     let query = ReportQuery { site: site_config, from_ms, to_ms, group_by };
     let service = Arc::clone(&state.service);
     let demo_site = site.clone();
@@ -466,6 +470,9 @@ async fn report(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Resul
         "interval": "day",
         // Days are this zone's, from one local midnight to the next.
         "time_zone": time_zone,
+        // What the dashboard writes cost and revenue in.
+        "currency": currency,
+        "locale": locale,
         "from_ms": from_ms,
         "to_ms": to_ms,
         "rows": rows,
@@ -490,12 +497,14 @@ async fn promo_lookup(
     let q: PromoQuery = query(&req)?;
     let site = q.site.filter(|s| !s.is_empty()).ok_or_else(|| CallsApiError::BadRequest("site is required".into()))?;
     let code = promo_code(&code)?;
-    let time_zone = state.service.site(&site)?.time_zone_name().to_owned();
+    let site_config = Arc::clone(state.service.site(&site)?);
     let service = Arc::clone(&state.service);
     let lookup = blocking(move || service.promo_lookup(&site, &code)).await?;
     let mut body = serde_json::to_value(&lookup)
         .map_err(|e| CallsApiError::Internal(format!("a promo look-up does not serialise: {e}")))?;
-    body["time_zone"] = json!(time_zone);
+    body["time_zone"] = json!(site_config.time_zone_name());
+    body["currency"] = json!(site_config.currency);
+    body["locale"] = json!(site_config.locale);
     Ok(HttpResponse::Ok().json(body))
 }
 

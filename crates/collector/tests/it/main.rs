@@ -28,5 +28,6 @@ mod pools_report;
 mod power_cut;
 mod privacy;
 mod report_days;
+mod site_display;
 mod static_serving;
 mod visit_reclassify;
