@@ -274,6 +274,8 @@ async fn list(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<
         "time_zone": time_zone, "currency": currency, "locale": locale })))
 }
 
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// `ring_at` is the ring time on the site's clock, with its UTC offset.
 const CSV_HEADER: [&str; 26] = [
     "id",
@@ -341,7 +343,9 @@ async fn csv_export(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> R
     let (filter, _) = list_filter(&state, &req, CSV_DEFAULT_LIMIT, CSV_MAX_LIMIT)?;
     let service = Arc::clone(&state.service);
     let (calls, total) = blocking(move || service.list(&filter)).await?;
-    let mut out = csv::Writer::from_writer(Vec::new());
+    // A UTF-8 byte order mark first: without it Excel reads the file in the
+    // machine's legacy code page and garbles Cyrillic keywords and titles.
+    let mut out = csv::Writer::from_writer(UTF8_BOM.to_vec());
     let csv_err = |e: csv::Error| CallsApiError::Internal(format!("writing CSV: {e}"));
     out.write_record(CSV_HEADER).map_err(csv_err)?;
     for c in &calls {
