@@ -132,11 +132,15 @@ function fmtSpan(ms) {
   if (hrs < 48) return m % 60 ? `${hrs} h ${m % 60} min` : `${hrs} h`;
   return `${Math.round(hrs / 24)} days`;
 }
-/** An instant on the site's clock, in its locale: date and time to the minute. */
-function fmtTime(ms, { seconds = false } = {}) {
+/**
+ * An instant on the site's clock, in its locale: date and time to the
+ * minute; `short` leaves out the year of this year's dates (table cells).
+ */
+function fmtTime(ms, { seconds = false, short = false } = {}) {
   if (!isNum(ms)) return "";
+  const year = short && siteDay(ms).slice(0, 4) === siteDay(Date.now()).slice(0, 4) ? {} : { year: "numeric" };
   return fmt("date", {
-    timeZone: ways.zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    timeZone: ways.zone, ...year, month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
     ...(seconds ? { second: "2-digit" } : {}),
   }).format(ms);
 }
@@ -315,6 +319,16 @@ function dayAxis() {
   };
 }
 
+/** Hour ticks on the site's clock in its locale: the day at midnight (and on whole-day steps), else the time. */
+function hourAxis(_u, splits, _axis, _space, incr) {
+  return splits.map((ts) => {
+    const ms = ts * 1000;
+    const clock = fmt("date", { timeZone: ways.zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(ms);
+    const day = fmtDay(siteDay(ms), { month: "2-digit", day: "2-digit" });
+    return incr >= 86400 ? day : clock === "00:00" ? day : clock;
+  });
+}
+
 /** Bars per day stacked by group: each series is drawn as the sum of itself and those below it. */
 function stackedBars(key, container, days, groups, opts = {}) {
   const xs = days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
@@ -334,12 +348,13 @@ function stackedBars(key, container, days, groups, opts = {}) {
     legend: { live: true },
     cursor: { points: { show: false } },
     series: [
-      { value: (_u, ts) => (ts == null ? "" : fmtDay(new Date(ts * 1000).toISOString().slice(0, 10))) },
+      { label: "Day", value: (_u, ts) => (ts == null ? "whole period" : fmtDay(new Date(ts * 1000).toISOString().slice(0, 10))) },
       ...order.map((i) => ({
         label: groups[i].label,
         fill: groups[i].color, stroke: groups[i].color, width: 0, paths: bars, points: { show: false },
-        // The legend reads the group's own figure, not the stack's height.
-        value: (_u, _v, _s, idx) => (idx == null ? "" : format(groups[i].values[idx])),
+        // The legend reads the group's own figure, not the stack's height:
+        // the day's under the cursor, else the whole period's.
+        value: (_u, _v, _s, idx) => format(idx == null ? groups[i].values.reduce((a, b) => a + b, 0) : groups[i].values[idx]),
       })),
     ],
     axes: [
@@ -358,11 +373,11 @@ function stackedBars(key, container, days, groups, opts = {}) {
 function lineChart(key, container, xs, series, opts = {}) {
   return plot(key, container, {
     height: opts.height || 240,
-    series: [{}, ...series.map((s, i) => ({
+    series: [{ label: "Hour", value: (_u, ts) => (ts == null ? "" : fmtTime(ts * 1000, { short: true })) }, ...series.map((s, i) => ({
       label: s.label, stroke: s.color || COLORS[i % COLORS.length], width: 2, dash: s.dash,
       points: { show: xs.length < 40 },
     }))],
-    axes: [{}, { label: opts.yLabel || "", size: 50 }],
+    axes: [{ values: hourAxis }, { label: opts.yLabel || "", size: 50 }],
     tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), ways.zone),
     scales: { x: { time: true }, y: opts.yRange ? { range: opts.yRange } : { range: (_u, _min, max) => [0, Math.max(1, max)] } },
   }, [xs, ...series.map((s) => s.values)]);
@@ -537,7 +552,7 @@ function numberRole(c) {
 // The calls table. Call tags, once the API has them, are a column here and
 // a filter in #calls-filter.
 const CALL_COLUMNS = [
-  { label: "Rang", key: "rang", get: (c) => fmtTime(c.ring_at_ms) },
+  { label: "Rang", key: "rang", get: (c) => fmtTime(c.ring_at_ms, { short: true }) },
   { label: "Caller", key: "caller", get: (c) => [dash(c.caller), h("span", { class: "sub" }, c.caller_kind)] },
   { label: "Number dialled", key: "dialled", get: (c) => [c.dialled, h("span", { class: "sub" }, numberRole(c))] },
   { label: "Status", key: "status", get: (c) => [c.status, h("span", { class: "sub" }, c.target ? "target" : c.missed ? "missed" : "")] },
@@ -583,7 +598,8 @@ function renderCalls() {
 function explain(c) {
   const a = c.attribution || {};
   const chosen = (a.candidates || []).find((k) => k.chosen);
-  const before = (ms) => fmtSpan(c.ring_at_ms - ms);
+  // "10 min before the call"; a gap of a few seconds is "just before".
+  const before = (ms) => (c.ring_at_ms - ms < 5000 ? "just" : fmtSpan(c.ring_at_ms - ms));
   const role = numberRole(c);
   if (chosen && chosen.relation === "promo") {
     return `The caller named promo code ${c.promo_code || ""}, which was given to this visitor on the site.`.replace("code  ", "code ");
@@ -673,12 +689,11 @@ async function openCall(arg, current) {
     a.candidates && a.candidates.length
       ? h("table", { class: "data candidates cards" },
         h("caption", { class: "sr-only" }, "Sessions considered"),
-        h("thead", {}, h("tr", {}, ["Visitor session", "Why considered", "Held from", "Held until", "Chosen"].map((t) => h("th", { scope: "col" }, t)))),
+        h("thead", {}, h("tr", {}, ["Visitor session", "Why considered", "Held the number", "Chosen"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, a.candidates.map((k) => h("tr", { class: k.chosen ? "selected" : null },
           h("td", { "data-label": "Visitor session" }, k.session_id.slice(0, 12)),
-          h("td", { "data-label": "Why considered" }, RELATIONS[k.relation] || k.relation),
-          h("td", { "data-label": "Held from" }, fmtTime(k.held_from_ms, { seconds: true })),
-          h("td", { "data-label": "Held until" }, fmtTime(k.held_until_ms, { seconds: true })),
+          h("td", { "data-label": "Why considered", class: "wrap" }, RELATIONS[k.relation] || k.relation),
+          h("td", { "data-label": "Held the number", class: "wrap" }, k.held_from_ms != null ? `${fmtTime(k.held_from_ms, { seconds: true, short: true })} – ${fmtTime(k.held_until_ms, { seconds: true, short: true })}` : ""),
           h("td", { "data-label": "Chosen" }, k.chosen ? "yes" : "")))))
       : "",
     a.credits && a.credits.length > 1
@@ -756,6 +771,7 @@ async function loadSources(current) {
   if (!current()) return;
   remember(siteId, body);
   const groupName = form.elements.group_by.selectedOptions[0].textContent;
+  const groupTitle = groupName[0].toUpperCase() + groupName.slice(1);
   $("#sources-group").textContent = groupName;
   const rows = body.rows || [];
   // Money columns appear once a site has cost or revenue at all; per
@@ -779,7 +795,7 @@ async function loadSources(current) {
   }
   const totals = { group: "Total", ...(body.totals || {}) };
   const columns = [
-    { label: groupName, key: "group", wrap: true, get: (g) => g.group },
+    { label: groupTitle, key: "group", wrap: true, get: (g) => g.group },
     { label: "Calls", key: "calls", num: true, get: (g) => fmtCount(g.calls) },
     { label: "Target", key: "target", num: true, get: (g) => fmtCount(g.target_calls) },
     { label: "Missed", key: "missed", num: true, get: (g) => fmtCount(g.missed_calls) },
@@ -887,7 +903,7 @@ async function loadPools(current) {
     for (const td of sizing.querySelectorAll("tbody td")) td.dataset.input = td.className.match(/col-(\w+)/)?.[1] || "";
     sizing.querySelector("[data-input=renewed]").title = `mean over ${z.leases_measured} leases of this period`;
     table(hoursTable, [
-      { label: "Hour", key: "hour", get: (r) => fmtTime(r.hour_ms) },
+      { label: "Hour", key: "hour", get: (r) => fmtTime(r.hour_ms, { short: true }) },
       { label: "Most live", num: true, key: "live", get: (r) => r.max_live },
       { label: "Used", num: true, key: "used", get: (r) => fmtPct(r.utilisation) },
       { label: "Busy (live + cooling)", num: true, key: "busy", get: (r) => r.max_busy },
@@ -1108,8 +1124,8 @@ async function loadExports(current) {
     { label: "Call", key: "call", get: (x) => (x.call_id ? h("a", { href: hashOf("call", shared(), x.call_id) }, `#${x.call_id}`) : "") },
     { label: "Status", key: "status", get: (x) => badge(x.status, { sent: "ok", dead: "warn", pending: "medium", skipped: "none" }[x.status]) },
     { label: "Attempts", key: "attempts", num: true, get: (x) => fmtCount(x.attempts) },
-    { label: "Created", key: "created", get: (x) => fmtTime(x.created_at_ms) },
-    { label: "Sent / next attempt", key: "when", get: (x) => (x.status === "sent" ? fmtTime(x.sent_at_ms) : x.status === "pending" ? `next ${fmtTime(x.next_attempt_at_ms)}` : "") },
+    { label: "Created", key: "created", get: (x) => fmtTime(x.created_at_ms, { short: true }) },
+    { label: "Sent / next attempt", key: "when", get: (x) => (x.status === "sent" ? fmtTime(x.sent_at_ms, { short: true }) : x.status === "pending" ? `next ${fmtTime(x.next_attempt_at_ms, { short: true })}` : "") },
     { label: "Last error", key: "error", wrap: true, get: (x) => x.last_error || "" },
     { label: "Action", key: "action", get: (x) => (x.status === "dead"
       ? h("button", { type: "button", class: "retry", "data-export": x.id, onclick: () => retryExport(x.id) }, `Retry #${x.id}`)

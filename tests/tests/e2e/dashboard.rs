@@ -16,7 +16,7 @@ use fantoccini::Locator;
 use ringsource_tests::{Browser, Site};
 use serde_json::{Value, json};
 
-use crate::dashboard_views::{LAPTOP, PHONE, Viewport, assert_fits, axe_scan, screenshot, set_viewport};
+use crate::dashboard_views::{LAPTOP, PHONE, Viewport, axe_scan, fits, screenshot, set_viewport};
 
 const ADMIN_TOKEN: &str = "dashboard-e2e-admin-token-0123";
 const KAMAILIO_TOKEN: &str = "dashboard-e2e-kamailio-token-01";
@@ -214,13 +214,14 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
     let browser = Browser::launch().await;
     set_viewport(&browser, LAPTOP).await;
     let story = seed(&site, &browser).await;
+    let mut problems = Vec::new();
     browser.client.goto(&site.url("/dashboard")).await.expect("dashboard");
     browser.wait_for("document.body.dataset.ready === '1'", WAIT).await;
     for size in [LAPTOP, PHONE] {
         set_viewport(&browser, size).await;
         let login = "!document.querySelector('#view-login').hidden";
         browser.wait_for(login, WAIT).await;
-        check_view(&browser, size, "login").await;
+        check_view(&browser, size, "login", &mut problems).await;
     }
     set_viewport(&browser, LAPTOP).await;
     sign_in(&site, &browser).await;
@@ -237,7 +238,8 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
     let ring_at = csv_text.lines().nth(1).expect("a row").split(',').nth(2).expect("ring_at").to_owned();
     assert!(ring_at.ends_with("+03:00"), "{ring_at}");
     let (day, time) = (&ring_at[0..10], &ring_at[11..16]);
-    let shown = format!("{}.{}.{}, {time}", &day[8..10], &day[5..7], &day[0..4]);
+    // This year's dates leave the year out in the table.
+    let shown = format!("{}.{}, {time}", &day[8..10], &day[5..7]);
     let first_row = js(&browser, "return document.querySelector('#calls-table tbody tr').innerText").await;
     assert!(text(&first_row).contains(&shown), "{shown} not in {first_row}");
     // The CSV starts with the byte order mark Excel needs for Cyrillic.
@@ -367,7 +369,7 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
     assert!(said.as_str().unwrap().contains("Nothing was stored: 2 problems"), "{said}");
     for size in [LAPTOP, PHONE] {
         set_viewport(&browser, size).await;
-        check_view(&browser, size, "money").await;
+        check_view(&browser, size, "money", &mut problems).await;
     }
     set_viewport(&browser, LAPTOP).await;
     let fixed = format!("date,source,medium,campaign,cost\n{today},yandex,cpc,beds,80\n");
@@ -474,7 +476,7 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
             hash(&browser, "#").await;
             hash(&browser, url).await;
             browser.wait_for(ready, WAIT).await;
-            check_view(&browser, size, name).await;
+            check_view(&browser, size, name, &mut problems).await;
         }
     }
 
@@ -489,17 +491,20 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
          return { table: t.scrollWidth, pane: pane.clientWidth, roi_right: roi.right, inner: innerWidth };",
     )
     .await;
-    assert!(
-        fit["table"].as_f64() <= fit["pane"].as_f64() && fit["roi_right"].as_f64() <= fit["inner"].as_f64(),
-        "the ROI column needs a scrollbar at 1440 px: {fit}"
-    );
+    if !(fit["table"].as_f64() <= fit["pane"].as_f64() && fit["roi_right"].as_f64() <= fit["inner"].as_f64()) {
+        problems.push(format!("the ROI column needs a scrollbar at 1440 px: {fit}"));
+    }
     let beside = js(
         &browser,
         "const c = document.querySelector('#sources-chart').getBoundingClientRect(), t = document.querySelector('#sources-table').getBoundingClientRect();
          return c.right <= t.left;",
     )
     .await;
-    assert_eq!(beside, json!(true), "the chart is not beside the table");
+    if beside != json!(true) {
+        problems.push("the chart is not beside the table at 1440 px".to_owned());
+    }
+
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 
     // Phone: a chosen call replaces the list; "All calls" brings it back.
     set_viewport(&browser, PHONE).await;
@@ -510,17 +515,20 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
     browser.wait_for("document.querySelector('.list-pane').offsetParent !== null", WAIT).await;
 
     // A token that stops working sends the manager back to sign in.
-    js(&browser, "sessionStorage.setItem('ringsource.dashboard.token', 'revoked-token-0123456789'); location.hash = '#calls?site=shop'; return true").await;
+    js(&browser, "sessionStorage.setItem('ringsource.dashboard.token', 'revoked-token-0123456789'); location.hash = '#sources?site=shop'; return true").await;
     browser.wait_for("!document.querySelector('#view-login').hidden && document.querySelector('#login-error').textContent.includes('Sign in again')", WAIT).await;
     browser.close().await;
 }
 
 /// One view at one size: a screenshot, no horizontal overflow (nothing
 /// wider than the screen, the header's "Sign out" in view, charts clear of
-/// tables), and no serious or critical accessibility violation.
-async fn check_view(browser: &Browser, size: Viewport, name: &str) {
+/// tables), and no serious or critical accessibility violation. What is
+/// wrong is added to `problems`, asserted empty at the end, so one run
+/// names every view's.
+async fn check_view(browser: &Browser, size: Viewport, name: &str, problems: &mut Vec<String>) {
     js(browser, "window.scrollTo(0, 0); return true").await;
-    assert_fits(browser, size, name).await;
+    screenshot(browser, size, name).await;
+    problems.extend(fits(browser, size, name).await);
     let violations = axe_scan(browser).await;
     let blocking: Vec<&Value> =
         violations.iter().filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical"))).collect();
@@ -531,6 +539,7 @@ async fn check_view(browser: &Browser, size: Viewport, name: &str) {
         blocking.len(),
         violations.iter().map(|v| format!("{} ({})", v["id"], v["impact"])).collect::<Vec<_>>().join(", ")
     );
-    assert!(blocking.is_empty(), "{name} at {} px: {}", size.width, serde_json::to_string_pretty(&blocking).unwrap());
-    screenshot(browser, size, name).await;
+    if !blocking.is_empty() {
+        problems.push(format!("{name} at {} px: {}", size.width, serde_json::to_string_pretty(&blocking).unwrap()));
+    }
 }

@@ -62,8 +62,9 @@ pub async fn screenshot(browser: &Browser, size: Viewport, name: &str) {
 }
 
 /// No horizontal page scroll; no pane, card or table scrolled sideways inside;
-/// "Sign out" on screen when signed in; charts clear of every table.
-pub async fn assert_fits(browser: &Browser, size: Viewport, name: &str) {
+/// "Sign out" on screen when signed in; charts clear of every table. Returns
+/// what is wrong, in words.
+pub async fn fits(browser: &Browser, size: Viewport, name: &str) -> Vec<String> {
     let found = browser
         .client
         .execute(
@@ -91,21 +92,28 @@ return { page, sticking_out, scrolled, signed_in, logout_right: out.right, logou
         .await
         .expect("layout probe");
     let at = format!("{name} at {} px", size.width);
-    assert!(
-        found["page"]["scroll_width"].as_u64() <= found["page"]["inner_width"].as_u64(),
-        "{at}: the page scrolls sideways: {found}"
-    );
-    assert_eq!(found["scrolled"], json!([]), "{at}: content scrolls sideways inside: {found}");
-    if found["signed_in"] == Value::Bool(true) {
-        assert!(
-            found["logout_right"].as_f64().unwrap() <= f64::from(size.width)
-                && found["logout_bottom"].as_f64().unwrap() <= found["header_height"].as_f64().unwrap(),
-            "{at}: \"Sign out\" is not in the header on screen: {found}"
-        );
-        // Two rows at most: the name, site and "Sign out", then the views.
-        assert!(found["header_height"].as_f64().unwrap() < 120.0, "{at}: the header wraps: {found}");
+    let mut wrong = Vec::new();
+    if found["page"]["scroll_width"].as_u64() > found["page"]["inner_width"].as_u64() {
+        wrong.push(format!("{at}: the page scrolls sideways: {found}"));
     }
-    assert_eq!(found["overlaps"], json!(0), "{at}: a chart is drawn over a table: {found}");
+    if found["scrolled"] != json!([]) {
+        wrong.push(format!("{at}: content scrolls sideways inside: {found}"));
+    }
+    if found["signed_in"] == Value::Bool(true) {
+        if !(found["logout_right"].as_f64().unwrap() <= f64::from(size.width)
+            && found["logout_bottom"].as_f64().unwrap() <= found["header_height"].as_f64().unwrap())
+        {
+            wrong.push(format!("{at}: \"Sign out\" is not in the header on screen: {found}"));
+        }
+        // Two rows at most: the name, site and "Sign out", then the views.
+        if found["header_height"].as_f64().unwrap() >= 120.0 {
+            wrong.push(format!("{at}: the header wraps: {found}"));
+        }
+    }
+    if found["overlaps"] != json!(0) {
+        wrong.push(format!("{at}: a chart is drawn over a table: {found}"));
+    }
+    wrong
 }
 
 /// axe-core's violations on the page as it is, every impact.
