@@ -359,7 +359,9 @@ function stackedBars(key, container, days, groups, opts = {}) {
     ],
     axes: [
       { ...dayAxis(), space: 44 },
-      { size: opts.money ? 80 : 44, values: (_u, splits) => splits.map((v) => format(v)) },
+      // Counts step by whole numbers; money by uPlot's own steps.
+      { size: opts.money ? 80 : 44, values: (_u, splits) => splits.map((v) => format(v)),
+        ...(opts.money ? {} : { incrs: [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000, 20000, 50000] }) },
     ],
     scales: {
       x: { time: true, range: (_u, min, max) => [min - 43200, max + 43200] },
@@ -423,14 +425,13 @@ async function route() {
   updateNav();
   const view = params.view === "call" ? "calls" : VIEWS.includes(params.view) && params.view !== "login" ? params.view : "calls";
   show(view, { detail: params.view === "call" });
-  if (PERIOD_VIEWS.includes(view)) {
-    // The period's days are the site's: learn its zone before the first cut.
-    if (!siteInfo.has(params.site)) {
-      await guard(() => learnSite(params.site), () => clearView(view));
-      if (gen !== routeGen || !siteInfo.has(params.site)) return;
-    }
-    renderPeriod(view);
+  // Periods, times and amounts are the site's: learn its zone, currency
+  // and locale before the first figure is written.
+  if (!siteInfo.has(params.site)) {
+    await guard(() => learnSite(params.site), () => clearView(view));
+    if (gen !== routeGen || !siteInfo.has(params.site)) return;
   }
+  if (PERIOD_VIEWS.includes(view)) renderPeriod(view);
   const current = () => gen === routeGen;
   switch (view) {
     case "calls": await guard(() => loadCalls(current), clearCalls); break;
@@ -449,7 +450,7 @@ async function learnSite(siteId) {
 }
 
 function clearView(view) {
-  ({ calls: clearCalls, sources: clearSources, pools: clearPools }[view] || (() => {}))();
+  ({ calls: clearCalls, sources: clearSources, pools: clearPools, exports: clearExports }[view] || (() => {}))();
 }
 
 /** The period the view shows: its days, and the words for it. */
@@ -562,9 +563,16 @@ const CALL_COLUMNS = [
   { label: "Confidence", key: "confidence", get: (c) => badge(c.confidence) },
 ];
 
+const CALL_FILTERS = ["channel", "source", "campaign", "status", "target"];
+
 async function loadCalls(current) {
   const form = $("#calls-filter");
-  fillForm(form, ["channel", "source", "campaign", "status", "target"]);
+  fillForm(form, CALL_FILTERS);
+  // On a phone the filters fold away unless some are set; the summary says how many.
+  const on = CALL_FILTERS.filter((k) => params[k]).length;
+  const box = $("#calls-filters-box");
+  box.querySelector("summary").textContent = on ? `Filters (${on} set)` : "Filters";
+  if (!box.dataset.touched) box.open = on > 0 || !matchMedia("(max-width: 760px)").matches;
   const offset = Math.max(0, Number(params.offset) || 0);
   const siteId = params.site;
   const { body } = await api(`/v1/calls${query({ ...callFilters(), limit: PAGE, offset })}`);
@@ -882,7 +890,7 @@ async function loadPools(current) {
       // checked by hand.
       sizing,
       h("p", { class: "muted formula" },
-        `${z.peak_new_sessions_per_hour}/hour × (${mins(z.mean_renewed_secs)} renewed + ${mins(z.hold_secs)} hold + ${mins(z.cooldown_secs)} cooldown) ÷ 60 × ${z.margin} = ${fmtCount(z.busy_at_peak * z.margin)} → ${z.recommended_size} numbers. ` +
+        `${z.peak_new_sessions_per_hour}/hour × (${mins(z.mean_renewed_secs)} renewed + ${mins(z.hold_secs)} hold + ${mins(z.cooldown_secs)} cooldown) ÷ 60 × ${fmtCount(z.margin)} = ${fmtCount(z.busy_at_peak * z.margin)} → ${z.recommended_size} numbers. ` +
         "A visitor who stays renews the number; after the lease ends it cools down before anyone else gets it."),
       h("div", { class: "split even" },
         h("div", { class: "pane-plain" }, h("h3", {}, "Share of the numbers in use per hour"), chartBox),
@@ -897,7 +905,7 @@ async function loadPools(current) {
       { label: "Cooldown", num: true, key: "cooldown", get: () => mins(z.cooldown_secs) },
       { label: "A session keeps a number", num: true, key: "occupancy", get: () => mins(z.occupancy_secs) },
       { label: "Busy at peak", num: true, key: "busy", get: () => fmtCount(z.busy_at_peak) },
-      { label: "Margin", num: true, key: "margin", get: () => `× ${z.margin}` },
+      { label: "Margin", num: true, key: "margin", get: () => `× ${fmtCount(z.margin)}` },
       { label: "Recommended", num: true, key: "recommended", get: () => h("b", {}, z.recommended_size) },
     ], [{}], { caption: `How pool ${pool.pool_id}'s size is worked out` });
     for (const td of sizing.querySelectorAll("tbody td")) td.dataset.input = td.className.match(/col-(\w+)/)?.[1] || "";
@@ -1188,7 +1196,8 @@ function init() {
     if (name === "custom") go(view, { period: "custom", from: f.from.value, to: f.to.value, offset: null });
     else go(view, { period: name, from: null, to: null, offset: null });
   });
-  filterSubmit("#calls-filter", "calls", ["channel", "source", "campaign", "status", "target"]);
+  filterSubmit("#calls-filter", "calls", CALL_FILTERS);
+  $("#calls-filters-box summary").addEventListener("click", () => { $("#calls-filters-box").dataset.touched = "1"; });
   filterSubmit("#sources-filter", "sources", ["group_by", "metric"]);
   filterSubmit("#exports-filter", "exports", ["status", "kind"]);
   $("#calls-prev").addEventListener("click", () => go("calls", { offset: Math.max(0, (Number(params.offset) || 0) - PAGE) || null }));
