@@ -217,6 +217,15 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
     let mut problems = Vec::new();
     browser.client.goto(&site.url("/dashboard")).await.expect("dashboard");
     browser.wait_for("document.body.dataset.ready === '1'", WAIT).await;
+    // The scanner sees what it should: a field without a label is critical.
+    browser.wait_for("!document.querySelector('#view-login').hidden", WAIT).await;
+    js(&browser, "document.querySelector('#login-form').append(Object.assign(document.createElement('input'), { id: 'unlabelled' })); return true").await;
+    let planted = axe_scan(&browser).await;
+    assert!(
+        planted.iter().any(|v| v["id"] == "label" && v["impact"] == "critical"),
+        "axe missed an unlabelled field: {planted:?}"
+    );
+    js(&browser, "document.querySelector('#unlabelled').remove(); return true").await;
     for size in [LAPTOP, PHONE] {
         set_viewport(&browser, size).await;
         let login = "!document.querySelector('#view-login').hidden";
@@ -288,7 +297,7 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
     }
     // An unknown call id clears the call shown before and says so.
     let sofa_hash = js(&browser, "return location.hash").await;
-    hash(&browser, &format!("#call/987654?site=shop&campaign=sofas")).await;
+    hash(&browser, "#call/987654?site=shop&campaign=sofas").await;
     browser
         .wait_for("document.querySelector('#call-detail').innerText.includes('There is no call #987654')", WAIT)
         .await;
@@ -320,6 +329,24 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
         .expect("today");
     browser.wait_for("document.querySelectorAll('#calls-table tbody tr').length === 2", WAIT).await;
     assert!(js(&browser, "return location.hash").await.as_str().unwrap().contains("period=today"));
+    // A custom range: its days go into the URL and the label.
+    browser
+        .client
+        .find(Locator::Css("#period [name=period]"))
+        .await
+        .expect("period")
+        .select_by_value("custom")
+        .await
+        .expect("custom");
+    browser.wait_for("location.hash.includes('period=custom') && getComputedStyle(document.querySelector('#period .range')).display !== 'none'", WAIT).await;
+    js(
+        &browser,
+        "const f = document.querySelector('#period'); f.elements.from.value = '2026-01-01'; f.elements.to.value = '2026-01-31'; f.requestSubmit(); return true",
+    )
+    .await;
+    browser.wait_for("location.hash.includes('from=2026-01-01') && location.hash.includes('to=2026-01-31') && document.querySelector('#calls-summary').textContent.startsWith('No calls')", WAIT).await;
+    let label = js(&browser, "return document.querySelector('#period-label').textContent").await;
+    assert!(text(&label).starts_with("Custom range: 01.01.2026 – 31.01.2026"), "{label}");
 
     // An unknown site clears the old site's rows and says so.
     type_into(&browser, "#site", "no-such-site\u{E007}").await;
