@@ -16,7 +16,7 @@ use fantoccini::Locator;
 use ringsource_tests::{Browser, Site};
 use serde_json::{Value, json};
 
-use crate::dashboard_views::{LAPTOP, PHONE, Viewport, axe_scan, fits, screenshot, set_viewport};
+use crate::dashboard_views::{LAPTOP, PHONE, TABLETS, Viewport, axe_scan, fits, screenshot, set_viewport};
 
 const ADMIN_TOKEN: &str = "dashboard-e2e-admin-token-0123";
 const KAMAILIO_TOKEN: &str = "dashboard-e2e-kamailio-token-01";
@@ -341,12 +341,12 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
     browser.wait_for("location.hash.includes('period=custom') && getComputedStyle(document.querySelector('#period .range')).display !== 'none'", WAIT).await;
     js(
         &browser,
-        "const f = document.querySelector('#period'); f.elements.from.value = '2026-01-01'; f.elements.to.value = '2026-01-31'; f.requestSubmit(); return true",
+        "const f = document.querySelector('#period'); f.elements.from.value = '2020-01-01'; f.elements.to.value = '2020-01-31'; f.requestSubmit(); return true",
     )
     .await;
-    browser.wait_for("location.hash.includes('from=2026-01-01') && location.hash.includes('to=2026-01-31') && document.querySelector('#calls-summary').textContent.startsWith('No calls')", WAIT).await;
+    browser.wait_for("location.hash.includes('from=2020-01-01') && location.hash.includes('to=2020-01-31') && document.querySelector('#calls-summary').textContent.startsWith('No calls')", WAIT).await;
     let label = js(&browser, "return document.querySelector('#period-label').textContent").await;
-    assert!(text(&label).starts_with("Custom range: 01.01.2026 – 31.01.2026"), "{label}");
+    assert!(text(&label).starts_with("Custom range: 01.01.2020 – 31.01.2020"), "{label}");
 
     // An unknown site clears the old site's rows and says so.
     type_into(&browser, "#site", "no-such-site\u{E007}").await;
@@ -504,6 +504,16 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
             hash(&browser, url).await;
             browser.wait_for(ready, WAIT).await;
             check_view(&browser, size, name, &mut problems).await;
+        }
+    }
+    // Sizes in between are held to the same layout rules.
+    for size in TABLETS {
+        set_viewport(&browser, size).await;
+        for (name, url, ready) in &views {
+            hash(&browser, "#").await;
+            hash(&browser, url).await;
+            browser.wait_for(ready, WAIT).await;
+            problems.extend(fits(&browser, size, name).await);
         }
     }
 

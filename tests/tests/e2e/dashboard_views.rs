@@ -17,24 +17,34 @@ pub struct Viewport {
 
 pub const LAPTOP: Viewport = Viewport { width: 1440, height: 900 };
 pub const PHONE: Viewport = Viewport { width: 390, height: 844 };
+/// Between the two, where panes stack but tables are still tables.
+pub const TABLETS: [Viewport; 2] = [Viewport { width: 1024, height: 768 }, Viewport { width: 820, height: 1180 }];
 
 /// Sizes the window so the page's own width and height are `size`'s (the
 /// window's frame, if any, is added on top).
 pub async fn set_viewport(browser: &Browser, size: Viewport) {
     let (mut w, mut h) = (size.width, size.height);
-    for _ in 0..3 {
+    let mut inner = (0, 0);
+    for _ in 0..4 {
         browser.client.set_window_size(w, h).await.expect("window size");
-        let inner = browser.client.execute("return [innerWidth, innerHeight]", vec![]).await.expect("inner size");
-        let (iw, ih) = (inner[0].as_u64().unwrap() as u32, inner[1].as_u64().unwrap() as u32);
-        if iw == size.width && ih == size.height {
-            return;
+        // The page learns its new size a moment after the window has it.
+        for _ in 0..20 {
+            inner = inner_size(browser).await;
+            if inner == (size.width, size.height) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         // The window's frame is whatever the page lacks.
-        w = (i64::from(w) + i64::from(size.width) - i64::from(iw)).max(1) as u32;
-        h = (i64::from(h) + i64::from(size.height) - i64::from(ih)).max(1) as u32;
+        w = (i64::from(w) + i64::from(size.width) - i64::from(inner.0)).max(1) as u32;
+        h = (i64::from(h) + i64::from(size.height) - i64::from(inner.1)).max(1) as u32;
     }
+    panic!("cannot size the page to {size:?}: it is {inner:?}");
+}
+
+async fn inner_size(browser: &Browser) -> (u32, u32) {
     let inner = browser.client.execute("return [innerWidth, innerHeight]", vec![]).await.expect("inner size");
-    panic!("cannot size the page to {size:?}: it is {inner}");
+    (inner[0].as_u64().unwrap_or(0) as u32, inner[1].as_u64().unwrap_or(0) as u32)
 }
 
 pub fn screenshot_dir() -> PathBuf {
