@@ -143,7 +143,7 @@ async fn seed(site: &Site, browser: &Browser) -> Story {
     browser.client.goto(&site.url("/dashboard/")).await.expect("dashboard");
     let visit = json!({ "touch": { "channel": "Paid Search", "source": "yandex", "medium": "cpc", "campaign": "beds",
         "term": "кровать недорого", "content": null, "utm_id": null, "click_id": null, "landing_path": "/beds",
-        "referrer_host": null, "at_ms": 1_700_000_000_000u64 }, "page": { "url": "https://shop.example/beds", "title": "Beds" } });
+        "referrer_host": null, "at_ms": 1_700_000_000_000u64 }, "page": { "url": "https://shop.example/beds", "title": "Beds <img src=x onerror=window.__xss=1>" } });
     let r = fetch(browser, "/v1/sites/shop/visits", json!({ "method": "POST", "body": visit.to_string() })).await;
     let beds: Value = serde_json::from_str(r["body"].as_str().unwrap()).expect("visit answer");
     let beds = beds["number"].as_str().expect("second lease").to_owned();
@@ -548,6 +548,11 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
     hash(&browser, &format!("#call/{}?site=shop", story.bed_call)).await;
     browser.wait_for("document.querySelector('#call-detail h2') && document.querySelector('#call-detail').innerText.includes('Call #')", WAIT).await;
     assert_eq!(js(&browser, "return document.querySelector('.list-pane').offsetParent === null").await, json!(true));
+    // A visitor's page title is written as text, never run as HTML.
+    browser.wait_for("document.querySelector('#call-detail .visitor-path')", WAIT).await;
+    let pages = js(&browser, "return [document.querySelector('#call-detail ol.pages').innerText, typeof window.__xss, document.querySelectorAll('#call-detail img').length]").await;
+    assert!(pages[0].as_str().unwrap().contains("Beds <img src=x onerror=window.__xss=1>"), "{pages}");
+    assert_eq!((&pages[1], &pages[2]), (&json!("undefined"), &json!(0)), "{pages}");
     click(&browser, "#call-detail a.back").await;
     browser.wait_for("document.querySelector('.list-pane').offsetParent !== null", WAIT).await;
 
