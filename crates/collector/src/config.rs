@@ -181,6 +181,14 @@ pub struct RawSite {
     /// The IANA time zone the site's reports count days in (`Europe/Moscow`).
     #[serde(default = "default_time_zone")]
     pub time_zone: String,
+    /// The ISO 4217 code the site's cost and revenue are in (`RUB`): the
+    /// dashboard shows amounts with its sign.
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// The BCP 47 locale the dashboard formats numbers, money and dates in
+    /// (`ru-RU`); without it, the reader's browser's.
+    #[serde(default)]
+    pub locale: Option<String>,
     /// A caller is "unique" when they have not called within this many days.
     #[serde(default = "default_uniqueness_days")]
     pub uniqueness_window_days: u32,
@@ -411,6 +419,10 @@ pub struct Site {
     pub show_number: Option<ShowNumber>,
     /// Report days, date filters and displayed times are in this zone.
     pub time_zone: jiff::tz::TimeZone,
+    /// ISO 4217, upper case; for display only (amounts are stored as posted).
+    pub currency: Option<String>,
+    /// A well-formed BCP 47 tag; for display only.
+    pub locale: Option<String>,
     pub uniqueness_window_days: u32,
     pub target_call_secs: u32,
     pub attribution_model: Model,
@@ -855,6 +867,26 @@ fn validate_site(
         }
     };
 
+    let currency = raw.currency.as_deref().map(str::trim).and_then(|c| {
+        if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+            Some(c.to_owned())
+        } else {
+            issues
+                .push(format!("{path}.currency"), format!("{c:?} is not an ISO 4217 code such as \"EUR\" or \"RUB\""));
+            None
+        }
+    });
+    let locale = raw.locale.as_deref().map(str::trim).and_then(|l| match language_tags::LanguageTag::parse(l) {
+        Ok(tag) => Some(tag.to_string()),
+        Err(e) => {
+            issues.push(
+                format!("{path}.locale"),
+                format!("{l:?} is not a BCP 47 locale such as \"en-US\" or \"ru-RU\" ({e})"),
+            );
+            None
+        }
+    });
+
     let mut static_numbers: Vec<StaticNumber> = Vec::new();
     for (i, s) in raw.static_numbers.into_iter().enumerate() {
         let p = format!("{path}.static_numbers[{i}]");
@@ -983,6 +1015,8 @@ fn validate_site(
         consent_required: raw.consent_required,
         show_number,
         time_zone,
+        currency,
+        locale,
         uniqueness_window_days: raw.uniqueness_window_days,
         target_call_secs: raw.target_call_secs,
         attribution_model: raw.attribution_model,

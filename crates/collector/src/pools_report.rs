@@ -299,6 +299,8 @@ async fn report(
         "site": site_id,
         // Hours start on this zone's clock; the dashboard shows times in it.
         "time_zone": site.time_zone_name(),
+        "currency": site.currency,
+        "locale": site.locale,
         "from_ms": from_ms,
         "to_ms": to_ms,
         "interval": "hour",

@@ -265,11 +265,16 @@ async fn list(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<
     let (limit, offset) = (filter.limit, filter.offset);
     let service = Arc::clone(&state.service);
     let (calls, total) = blocking(move || service.list(&filter)).await?;
-    // The zone the dashboard shows the times in (null across sites).
+    // The zone the dashboard shows the times in, and the currency and
+    // locale it writes amounts in (null across sites).
     let time_zone = site.as_ref().map(|s| s.time_zone_name());
-    Ok(HttpResponse::Ok()
-        .json(json!({ "calls": calls, "total": total, "limit": limit, "offset": offset, "time_zone": time_zone })))
+    let currency = site.as_ref().and_then(|s| s.currency.as_deref());
+    let locale = site.as_ref().and_then(|s| s.locale.as_deref());
+    Ok(HttpResponse::Ok().json(json!({ "calls": calls, "total": total, "limit": limit, "offset": offset,
+        "time_zone": time_zone, "currency": currency, "locale": locale })))
 }
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// `ring_at` is the ring time on the site's clock, with its UTC offset.
 const CSV_HEADER: [&str; 26] = [
@@ -360,7 +365,9 @@ async fn csv_export(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> R
     let (filter, _) = list_filter(&state, &req, CSV_DEFAULT_LIMIT, CSV_MAX_LIMIT)?;
     let service = Arc::clone(&state.service);
     let (calls, total) = blocking(move || service.list(&filter)).await?;
-    let mut out = csv::Writer::from_writer(Vec::new());
+    // A UTF-8 byte order mark first: without it Excel reads the file in the
+    // machine's legacy code page and garbles Cyrillic keywords and titles.
+    let mut out = csv::Writer::from_writer(UTF8_BOM.to_vec());
     let csv_err = |e: csv::Error| CallsApiError::Internal(format!("writing CSV: {e}"));
     out.write_record(CSV_HEADER).map_err(csv_err)?;
     for c in &calls {
@@ -452,6 +459,7 @@ async fn report(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Resul
     }
     let model = site_config.attribution_model;
     let time_zone = site_config.time_zone_name().to_owned();
+    let (currency, locale) = (site_config.currency.clone(), site_config.locale.clone());
     let query = ReportQuery { site: site_config, from_ms, to_ms, group_by };
     let service = Arc::clone(&state.service);
     let demo_site = site.clone();
@@ -488,6 +496,9 @@ async fn report(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Resul
         "interval": "day",
         // Days are this zone's, from one local midnight to the next.
         "time_zone": time_zone,
+        // What the dashboard writes cost and revenue in.
+        "currency": currency,
+        "locale": locale,
         "from_ms": from_ms,
         "to_ms": to_ms,
         "rows": rows,
@@ -512,12 +523,14 @@ async fn promo_lookup(
     let q: PromoQuery = query(&req)?;
     let site = q.site.filter(|s| !s.is_empty()).ok_or_else(|| CallsApiError::BadRequest("site is required".into()))?;
     let code = promo_code(&code)?;
-    let time_zone = state.service.site(&site)?.time_zone_name().to_owned();
+    let site_config = Arc::clone(state.service.site(&site)?);
     let service = Arc::clone(&state.service);
     let lookup = blocking(move || service.promo_lookup(&site, &code)).await?;
     let mut body = serde_json::to_value(&lookup)
         .map_err(|e| CallsApiError::Internal(format!("a promo look-up does not serialise: {e}")))?;
-    body["time_zone"] = json!(time_zone);
+    body["time_zone"] = json!(site_config.time_zone_name());
+    body["currency"] = json!(site_config.currency);
+    body["locale"] = json!(site_config.locale);
     Ok(HttpResponse::Ok().json(body))
 }
 

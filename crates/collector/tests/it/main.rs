@@ -35,5 +35,6 @@ mod report_days;
 mod slow_clients;
 mod slowloris;
 mod small_disk;
+mod site_display;
 mod static_serving;
 mod visit_reclassify;
