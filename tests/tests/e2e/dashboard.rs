@@ -185,6 +185,21 @@ fn check_vendor() {
     );
 }
 
+/// Collects what the content security policy blocks in this document from now on.
+async fn watch_policy(browser: &Browser) {
+    js(
+        browser,
+        "window.cspViolations = []; document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI)); return true",
+    )
+    .await;
+}
+
+/// Nothing was blocked since [`watch_policy`] in this document.
+async fn assert_policy_kept(browser: &Browser) {
+    let blocked = js(browser, "return window.cspViolations").await;
+    assert_eq!(blocked, json!([]), "the content security policy blocked part of the dashboard");
+}
+
 async fn sign_in(site: &Site, browser: &Browser) {
     browser.client.goto(&site.url("/dashboard")).await.expect("dashboard");
     browser
@@ -197,6 +212,16 @@ async fn sign_in(site: &Site, browser: &Browser) {
     )
     .await;
     assert_eq!(header, json!([true, true, true, true]), "the login screen shows signed-in controls");
+    // The dashboard runs under its content security policy: its scripts ran
+    // and its style sheets applied, and whatever the policy blocks from here
+    // on is collected and must stay empty (checked at the end of the test).
+    let loaded = js(
+        browser,
+        "try { return typeof uPlot === 'function' && [...document.querySelectorAll('link[rel=stylesheet]')].every(l => l.sheet.cssRules.length > 0) } catch (e) { return String(e) }",
+    )
+    .await;
+    assert_eq!(loaded, json!(true), "the dashboard's scripts and style sheets loaded under its policy");
+    watch_policy(browser).await;
     type_into(browser, "#token", "not-the-admin-token-at-all").await;
     type_into(browser, "#login-site", "shop").await;
     click(browser, "#login-form button").await;
@@ -309,7 +334,9 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
     // the same period, filters and (empty) table.
     hash(&browser, "#calls?site=shop&period=yesterday&status=answered").await;
     browser.wait_for("document.querySelector('#calls-summary').textContent.startsWith('No calls')", WAIT).await;
+    assert_policy_kept(&browser).await;
     browser.client.refresh().await.expect("reload");
+    watch_policy(&browser).await;
     browser.wait_for("document.querySelector('#calls-summary').textContent.startsWith('No calls')", WAIT).await;
     let kept = js(
         &browser,
@@ -555,6 +582,8 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
     assert_eq!((&pages[1], &pages[2]), (&json!("undefined"), &json!(0)), "{pages}");
     click(&browser, "#call-detail a.back").await;
     browser.wait_for("document.querySelector('.list-pane').offsetParent !== null", WAIT).await;
+
+    assert_policy_kept(&browser).await;
 
     // A token that stops working sends the manager back to sign in.
     js(&browser, "sessionStorage.setItem('ringsource.dashboard.token', 'revoked-token-0123456789'); location.hash = '#sources?site=shop'; return true").await;
