@@ -7,9 +7,10 @@
 //! YAML parser is a build dependency only, in neither the browser bundle nor
 //! the collector binary.
 //!
-//! Two tables come out, as text with one source per line
-//! (`name \t kind \t hosts \t tags \t params`, lists space-separated), which
-//! costs the browser bundle about a third of what slices of `&str` would:
+//! Two tables come out, as text with one source per line (its kind's
+//! letter and name, then its patterns, `?params` and `#tags`, separated by
+//! spaces; `src/sources.rs` says more), which costs the browser bundle about
+//! a third of what slices of `&str` would:
 //! - `FULL`: every entry of ours, then Matomo's AI assistants, social
 //!   networks and search engines that no entry of ours took over;
 //! - `COMPACT`: only the patterns our entries mark `compact`, for the browser.
@@ -206,7 +207,10 @@ fn search_engines(yaml: &Yaml) -> Result<Vec<(String, Vec<Block>)>> {
                     let params: Vec<String> =
                         texts(&field("params"), &what)?.into_iter().filter(|p| !p.starts_with('/')).collect();
                     let hides_keyword = !texts(&field("hiddenkeyword"), &what)?.is_empty();
-                    Ok(Block { exact: true, needs_term: !params.is_empty() && !hides_keyword, hosts, params })
+                    let needs_term = !params.is_empty() && !hides_keyword;
+                    // Yellowmap's parameter is a space, which no query carries.
+                    let params = params.into_iter().filter(|p| !p.trim().is_empty()).collect();
+                    Ok(Block { exact: true, needs_term, hosts, params })
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok((name, blocks))
@@ -274,15 +278,27 @@ struct Line {
     params: Vec<String>,
 }
 
+/// The text `sources::Source::parse` reads. A name's tags are written on
+/// its first line only: that is the line a tag finds.
 fn render(lines: &[Line]) -> String {
     let mut out = String::new();
+    let mut tagged = HashSet::new();
     for line in lines {
         if !out.is_empty() {
             out.push('\n');
         }
-        let kind = format!("{}{}", line.kind.letter(), if line.needs_term { "?" } else { "" });
-        let fields = [line.name.clone(), kind, line.patterns.join(" "), line.tags.join(" "), line.params.join(" ")];
-        out.push_str(&fields.join("\t"));
+        out.push(line.kind.letter());
+        if line.needs_term {
+            out.push('?');
+        }
+        out.push_str(&line.name);
+        let tags = if tagged.insert(&line.name) { line.tags.as_slice() } else { &[] };
+        let words = line.patterns.iter().cloned();
+        let words = words.chain(line.params.iter().map(|p| format!("?{p}")));
+        for word in words.chain(tags.iter().map(|t| format!("#{t}"))) {
+            out.push(' ');
+            out.push_str(&word);
+        }
     }
     out
 }
@@ -394,21 +410,34 @@ fn tables(ours: &[Ours], matomo: &Matomo) -> Result<(Vec<Line>, Vec<Line>)> {
         }
         if let Some(chosen) = &entry.compact {
             let chosen = if chosen.is_empty() { own.clone() } else { patterns(chosen, false, &what)? };
-            for p in &chosen {
-                let known = own.contains(p) || blocks.iter().any(|(hosts, _)| hosts.contains(p));
-                if !known {
+            // A compact pattern keeps the search parameters and the need for
+            // a term of the line it comes from in the full table, so that
+            // the browser and the collector agree; patterns of one origin
+            // share a line.
+            let mut origins: Vec<(Vec<String>, bool, Vec<String>)> = Vec::new();
+            for p in chosen {
+                if p.contains('/') {
+                    return Err(format!(
+                        "{what}: compact pattern {p:?} has a path; the browser's table matches hosts only"
+                    ));
+                }
+                let (params, needs_term) = if own.contains(&p) {
+                    (entry.params.clone(), false)
+                } else if let Some((_, block)) = blocks.iter().find(|(hosts, _)| hosts.contains(&p)) {
+                    (block.params.clone(), block.needs_term)
+                } else {
                     return Err(format!(
                         "{what}: compact pattern {p:?} is neither in its hosts nor its Matomo entries"
                     ));
+                };
+                match origins.iter_mut().find(|(ps, needs, _)| *ps == params && *needs == needs_term) {
+                    Some((_, _, patterns)) => patterns.push(p),
+                    None => origins.push((params, needs_term, vec![p])),
                 }
             }
-            // The compact line reads searches with our parameters, else with
-            // those of the first Matomo block.
-            let params = match (entry.params.is_empty(), blocks.first()) {
-                (false, _) | (true, None) => entry.params.clone(),
-                (true, Some((_, block))) => block.params.clone(),
-            };
-            compact.push(line(chosen, params, false));
+            for (params, needs_term, chosen) in origins {
+                compact.push(line(chosen, params, needs_term));
+            }
         }
     }
     for (list, kind, entries) in [

@@ -58,8 +58,14 @@ pub const DESKTOP_CHROME_UA: &str =
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 impl Browser {
-    /// Starts chromedriver and a headless Chromium with a fresh profile.
+    /// Starts chromedriver and a headless Chromium with a fresh profile,
+    /// sending [`DESKTOP_CHROME_UA`].
     pub async fn launch() -> Browser {
+        Browser::launch_as(None).await
+    }
+
+    /// [`Browser::launch`] with another User-Agent (a crawler's, say).
+    pub async fn launch_as(user_agent: Option<&str>) -> Browser {
         // Each test has a runtime of its own, so waiting here blocks only this test.
         let slot = Slot::take();
         let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
@@ -72,20 +78,24 @@ impl Browser {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {chromedriver} (run `cargo xtask provision`): {e}"));
         let profile = tempfile::tempdir().expect("a temp dir for the browser profile");
-        let caps = json!({
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--no-first-run", "--disable-quic", "--window-size=1280,900",
-                    // Headless Chromium names itself `HeadlessChrome`, and the collector
-                    // gives no pool number to headless browsers: these visitors stand for people.
-                    format!("--user-agent={DESKTOP_CHROME_UA}"),
-                    format!("--user-data-dir={}", profile.path().display()),
-                ]
-            }
-        });
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-quic".to_owned(),
+            "--window-size=1280,900".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        // Headless Chromium names itself `HeadlessChrome`, and the collector
+        // gives no pool number to headless browsers: unless a test says
+        // otherwise, these visitors stand for people.
+        args.push(format!("--user-agent={}", user_agent.unwrap_or(DESKTOP_CHROME_UA)));
+        let caps = json!({ "goog:chromeOptions": { "binary": chromium, "args": args } });
         let caps = match caps {
             serde_json::Value::Object(map) => map,
             _ => unreachable!("capabilities are an object"),

@@ -3,11 +3,16 @@
 // sends it as `Authorization: Bearer`, and a 401 returns to the sign-in form.
 // All text from the API is written with textContent (visitor URLs and UTM
 // values are untrusted), never as HTML.
+//
+// The URL is the view: `#calls?site=demo&period=last-30-days&channel=Email`.
+// Every filter is written there first and read back by `route()`, so a
+// reload or a shared link opens the same view.
 
 const TOKEN_KEY = "ringsource.dashboard.token";
 const SITE_KEY = "ringsource.dashboard.site";
 const PAGE = 50;
-const COLORS = ["#2f6fdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#0b7285", "#5c940d", "#862e9c"];
+const COLORS = ["#2f6fdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#0b7285", "#8f6a00", "#5f3dc4"];
+const OTHER_COLOR = "#868e96";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -30,8 +35,18 @@ function h(tag, attrs = {}, ...children) {
 
 class Unauthorized extends Error {}
 
+/** An error answer of the API, with its code (`unknown_site`) and body. */
+class ApiError extends Error {
+  constructor(status, body) {
+    const e = body && body.error;
+    super(e ? e.message : `HTTP ${status}`);
+    this.status = status;
+    this.code = e ? e.code : null;
+    this.body = body;
+  }
+}
+
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
-function site() { return ($("#site").value || "").trim(); }
 
 async function api(path, options = {}) {
   const headers = { Authorization: `Bearer ${token()}`, ...(options.headers || {}) };
@@ -40,10 +55,7 @@ async function api(path, options = {}) {
   const text = await resp.text();
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch { body = text; }
-  if (!resp.ok) {
-    const msg = body && body.error ? `${body.error.message} (${body.error.code})` : `HTTP ${resp.status}`;
-    throw new Error(msg);
-  }
+  if (!resp.ok) throw new ApiError(resp.status, body);
   return { body, resp };
 }
 
@@ -54,145 +66,413 @@ function query(params) {
   return s ? `?${s}` : "";
 }
 
-/** Runs an async view action; 401 goes back to sign-in, other errors show on the page. */
-async function guard(fn) {
-  $("#error").textContent = "";
+// ------------------------------------------------------- the site's ways
+
+// Times are shown on the site's clock and amounts in its currency and
+// locale, whatever the browser's: every answer the dashboard reads says
+// which (`time_zone`, `currency`, `locale`); they are kept per site here.
+const siteInfo = new Map();
+let ways = { zone: "UTC", currency: null, locale: undefined };
+const formatCache = new Map();
+
+function remember(siteId, body) {
+  if (!siteId || !body || typeof body.time_zone !== "string") return;
+  siteInfo.set(siteId, { zone: body.time_zone, currency: body.currency || null, locale: body.locale || undefined });
+  if (siteId === params.site) useSite(siteId);
+}
+
+function useSite(siteId) {
+  const info = siteInfo.get(siteId);
+  if (!info) return;
+  ways = info;
+  formatCache.clear();
+  $("#zone").textContent = `${ways.zone}${ways.currency ? ` · ${ways.currency}` : ""}`;
+}
+
+/** A cached Intl formatter for the site's locale (the browser's when the locale is unusable). */
+function fmt(kind, opts) {
+  const key = `${kind}|${JSON.stringify(opts)}`;
+  let f = formatCache.get(key);
+  if (!f) {
+    const make = (locale) => (kind === "date" ? new Intl.DateTimeFormat(locale, opts) : new Intl.NumberFormat(locale, opts));
+    try { f = make(ways.locale); } catch { f = make(undefined); }
+    formatCache.set(key, f);
+  }
+  return f;
+}
+
+const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+
+/** A count; credit sums under the linear model can be fractional. */
+function fmtCount(v) { return isNum(v) ? fmt("num", { maximumFractionDigits: 2 }).format(v) : ""; }
+/** An amount in the site's currency; "" where there is none (no cost is not a cost of 0). */
+function fmtMoney(v) {
+  if (!isNum(v)) return "";
+  if (ways.currency) {
+    try { return fmt("num", { style: "currency", currency: ways.currency, currencyDisplay: "narrowSymbol" }).format(v); } catch { /* unknown to this browser */ }
+  }
+  return fmt("num", { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(v);
+}
+function fmtPct(v) { return isNum(v) ? fmt("num", { style: "percent", maximumFractionDigits: 0 }).format(v) : ""; }
+/** Seconds as m:ss (h:mm:ss from an hour). */
+function fmtSecs(s) {
+  if (!isNum(s)) return "";
+  const pad = (n) => String(n).padStart(2, "0");
+  const hrs = Math.floor(s / 3600), mins = Math.floor((s % 3600) / 60), secs = Math.floor(s % 60);
+  return hrs ? `${hrs}:${pad(mins)}:${pad(secs)}` : `${mins}:${pad(secs)}`;
+}
+/** A span of time as people say it: "45 s", "10 min", "2 h 5 min", "3 days". */
+function fmtSpan(ms) {
+  if (!isNum(ms)) return "";
+  const s = Math.round(Math.abs(ms) / 1000);
+  if (s < 90) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 90) return `${m} min`;
+  const hrs = Math.floor(m / 60);
+  if (hrs < 48) return m % 60 ? `${hrs} h ${m % 60} min` : `${hrs} h`;
+  return `${Math.round(hrs / 24)} days`;
+}
+/**
+ * An instant on the site's clock, in its locale: date and time to the
+ * minute; `short` leaves out the year of this year's dates (table cells).
+ */
+function fmtTime(ms, { seconds = false, short = false } = {}) {
+  if (!isNum(ms)) return "";
+  const year = short && siteDay(ms).slice(0, 4) === siteDay(Date.now()).slice(0, 4) ? {} : { year: "numeric" };
+  return fmt("date", {
+    timeZone: ways.zone, ...year, month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    ...(seconds ? { second: "2-digit" } : {}),
+  }).format(ms);
+}
+/** A calendar day (`YYYY-MM-DD`) in the site's locale. */
+function fmtDay(day, opts = { year: "numeric", month: "2-digit", day: "2-digit" }) {
+  return fmt("date", { timeZone: "UTC", ...opts }).format(Date.parse(`${day}T00:00:00Z`));
+}
+const dash = (v) => (v === null || v === undefined || v === "" ? "—" : v);
+
+// ------------------------------------------------------------------ days
+
+/** The site's calendar day of instant `ms`, `YYYY-MM-DD`. */
+function siteDay(ms, zone = ways.zone) {
+  const p = Object.fromEntries(new Intl.DateTimeFormat("en-GB", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" })
+    .formatToParts(ms).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day}`;
+}
+function addDays(day, n) {
+  const [y, m, d] = day.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d + n)).toISOString().slice(0, 10);
+}
+const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
+
+const PERIODS = [
+  ["today", "Today"], ["yesterday", "Yesterday"], ["last-7-days", "Last 7 days"], ["last-30-days", "Last 30 days"],
+  ["this-month", "This month"], ["last-month", "Last month"], ["custom", "Custom range"],
+];
+const DEFAULT_PERIOD = { calls: "last-30-days", sources: "last-30-days", pools: "last-7-days" };
+
+/** `{ from, to, name }` days of a period, on the site's calendar today. */
+function resolvePeriod(period, from, to) {
+  const today = siteDay(Date.now());
+  const first = `${today.slice(0, 8)}01`;
+  switch (period) {
+    case "today": return { from: today, to: today };
+    case "yesterday": { const y = addDays(today, -1); return { from: y, to: y }; }
+    case "last-7-days": return { from: addDays(today, -6), to: today };
+    case "last-30-days": return { from: addDays(today, -29), to: today };
+    case "this-month": return { from: first, to: today };
+    case "last-month": { const end = addDays(first, -1); return { from: `${end.slice(0, 8)}01`, to: end }; }
+    case "custom": {
+      const f = DAY_RE.test(from || "") ? from : addDays(today, -29);
+      const t = DAY_RE.test(to || "") ? to : today;
+      return f <= t ? { from: f, to: t } : { from: t, to: f };
+    }
+    default: return null;
+  }
+}
+
+// ----------------------------------------------------------------- state
+
+/** What the URL says: `view`, `arg` (a call id) and the query's filters. */
+let params = {};
+let routeGen = 0;
+
+function readHash() {
+  const raw = location.hash.replace(/^#/, "");
+  const [path, q = ""] = raw.split("?");
+  const [view, arg] = path.split("/");
+  const p = Object.fromEntries(new URLSearchParams(q));
+  return { ...p, view: view || "calls", arg: arg ?? null };
+}
+
+/** The hash of a view with these filters. */
+function hashOf(view, p, arg) {
+  const { view: _v, arg: _a, ...rest } = p;
+  return `#${view}${arg != null ? `/${arg}` : ""}${query(rest)}`;
+}
+
+/** The filters every view shares: the site and the period. */
+function shared() {
+  const p = { site: params.site };
+  if (params.period) p.period = params.period;
+  if (params.period === "custom") { p.from = params.from; p.to = params.to; }
+  return p;
+}
+
+/** Goes to `view` with `patch` over the current filters (`null` removes one). */
+function go(view, patch = {}, arg = null, { keep = true } = {}) {
+  // A call is shown over the calls list: the list's filters are its own.
+  const same = view === params.view || (view === "calls" && params.view === "call");
+  const base = keep && same ? { ...params } : shared();
+  const next = { ...base, ...patch };
+  for (const [k, v] of Object.entries(next)) if (v === null || v === undefined || v === "") delete next[k];
+  const hash = hashOf(view, next, arg);
+  if (hash === location.hash) route();
+  else location.hash = hash;
+}
+
+// ---------------------------------------------------------------- errors
+
+function showError(message) { $("#error").textContent = message || ""; }
+
+/** Runs a view's load; a 401 goes back to sign-in, other errors clear the view and show on the page. */
+async function guard(fn, clear) {
+  showError("");
   try {
     await fn();
   } catch (e) {
     if (e instanceof Unauthorized) {
       signOut(`${e.message} Sign in again with the current admin token.`);
-    } else {
-      $("#error").textContent = e.message || String(e);
-      console.error(e);
+      return;
     }
+    // What was on screen belongs to other filters (or another site): never
+    // leave it under an error that says these failed.
+    if (clear) clear();
+    showError(e.code === "unknown_site" ? `Site "${params.site}" is not configured on this collector: ${e.message}.` : e.message || String(e));
+    if (!(e instanceof ApiError)) console.error(e);
   }
 }
 
-// ------------------------------------------------------------ formatting
+// ---------------------------------------------------------------- tables
 
-const pad = (n) => String(n).padStart(2, "0");
-
-// Times are shown on the site's clock, whatever the browser's: the API says
-// which zone with every answer the dashboard reads times from (its reports
-// cut days at that zone's midnight).
-let zone = "UTC";
-const formatters = new Map();
-function setZone(name) {
-  if (typeof name !== "string" || !name) return;
-  zone = name;
-  const label = $("#zone");
-  if (label) label.textContent = `Times in ${zone}`;
-}
-/** Year, month, day, hour, minute, second of `ms` on the site's clock, as strings. */
-function clockParts(ms) {
-  let f = formatters.get(zone);
-  if (!f) {
-    f = new Intl.DateTimeFormat("en-GB", {
-      timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
-      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
-    });
-    formatters.set(zone, f);
-  }
-  const parts = Object.fromEntries(f.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
-  return parts;
-}
-function fmtTime(ms) {
-  if (ms === null || ms === undefined) return "—";
-  const p = clockParts(ms);
-  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
-}
-/** The site's calendar day of `ms`, `YYYY-MM-DD`. */
-function localDay(ms) { return fmtTime(ms).slice(0, 10); }
-/** The calendar day after `day` (`YYYY-MM-DD`). */
-function nextDay(day) {
-  const [y, m, d] = day.split("-").map(Number);
-  return new Date(Date.UTC(y, m - 1, d + 1)).toISOString().slice(0, 10);
-}
-function fmtNum(v, digits = 0) {
-  if (v === null || v === undefined || Number.isNaN(v)) return "—";
-  const r = Math.round(v * 100) / 100;
-  return Number.isInteger(r) && digits === 0 ? String(r) : r.toFixed(digits || 2);
-}
-function fmtPct(v) { return v === null || v === undefined || !Number.isFinite(v) ? "—" : `${Math.round(v * 100)}%`; }
-function fmtSecs(s) { return s === null || s === undefined ? "—" : `${Math.floor(s / 60)}:${pad(s % 60)}`; }
-const dash = (v) => (v === null || v === undefined || v === "" ? "—" : v);
-
-function table(el, columns, rows, { onRow, footer, selected } = {}) {
+/**
+ * A data table; on narrow screens CSS lays each row out as a card, with
+ * each cell's column name from `data-label`.
+ */
+function table(el, columns, rows, { onRow, footer, selected, caption } = {}) {
+  const cls = (c) => [c.num ? "num" : "", c.wrap ? "wrap" : "", c.key ? `col-${c.key}` : ""].join(" ").trim() || null;
   el.replaceChildren(
-    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: c.num ? "num" : null }, c.label)))),
+    caption ? h("caption", { class: "sr-only" }, caption) : "",
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: cls(c), scope: "col" }, c.label)))),
     h("tbody", {}, rows.map((r, i) => h("tr", {
       class: [onRow ? "clickable" : "", selected && selected(r) ? "selected" : ""].join(" ").trim() || null,
-      tabindex: onRow ? 0 : null,
       "data-id": r.id ?? null,
-      onclick: onRow ? () => onRow(r, i) : null,
-      onkeydown: onRow ? (e) => { if (e.key === "Enter") onRow(r, i); } : null,
-    }, columns.map((c) => h("td", { class: [c.num ? "num" : "", c.wrap ? "wrap" : ""].join(" ").trim() || null }, c.get(r)))))),
-    footer ? h("tfoot", {}, h("tr", {}, columns.map((c) => h("td", { class: c.num ? "num" : null }, footer(c))))) : "",
+      onclick: onRow ? (e) => { if (!e.target.closest("a, button")) onRow(r, i); } : null,
+    }, columns.map((c, j) => h("td", { class: cls(c), "data-label": c.label }, h("span", { class: "v" },
+      // The row opens with its first cell's link, so keyboards reach it.
+      j === 0 && onRow && r.href ? h("a", { href: r.href, class: "row-link" }, c.get(r)) : c.get(r))))))),
+    footer ? h("tfoot", {}, h("tr", {}, columns.map((c) => h("td", { class: cls(c), "data-label": c.label }, h("span", { class: "v" }, footer(c)))))) : "",
   );
 }
 
 function badge(text, kind) { return h("span", { class: `badge ${kind || text}` }, text); }
 
-// --------------------------------------------------------------- charts
+// ---------------------------------------------------------------- charts
 
 const charts = new Map();
+const resizers = new Map();
 
-/** A uPlot line chart over days or hours; `null` (and a note) when the library is missing. */
-function lineChart(key, container, xs, series, opts = {}) {
-  // `opts.clock`: the zone the x axis is read in (the site's by default).
+function dropChart(key) {
   charts.get(key)?.destroy();
   charts.delete(key);
+  resizers.get(key)?.disconnect();
+  resizers.delete(key);
+}
+
+/** A uPlot chart sized to its box and kept so when the box changes; `null` when it cannot be drawn. */
+function plot(key, container, opts, data, note) {
+  dropChart(key);
   container.replaceChildren();
   if (typeof window.uPlot !== "function") {
     container.append(h("p", { class: "muted" }, "The chart library is missing (run `cargo xtask bundle`); the table has the same figures."));
     return null;
   }
-  if (xs.length === 0) {
-    container.append(h("p", { class: "muted" }, "No data in this period."));
+  if (!data[0].length) {
+    container.append(h("p", { class: "muted" }, note || "No data in this period."));
     return null;
   }
-  const width = Math.max(320, Math.floor(container.getBoundingClientRect().width || 640));
-  const chart = new window.uPlot({
-    width,
-    height: opts.height || 320,
-    series: [{}, ...series.map((s, i) => ({
+  const size = () => ({ width: Math.max(200, Math.floor(container.clientWidth)), height: opts.height });
+  const chart = new window.uPlot({ ...opts, ...size() }, data, container);
+  charts.set(key, chart);
+  const ro = new ResizeObserver(() => {
+    const s = size();
+    if (s.width !== chart.width) chart.setSize(s);
+  });
+  ro.observe(container);
+  resizers.set(key, ro);
+  return chart;
+}
+
+/** Days on the x axis in the site's locale; bars drawn at each date's UTC midnight. */
+function dayAxis() {
+  return {
+    values: (_u, splits) => splits.map((ts) => fmtDay(new Date(ts * 1000).toISOString().slice(0, 10), { month: "2-digit", day: "2-digit" })),
+  };
+}
+
+/** Hour ticks on the site's clock in its locale: the day at midnight (and on whole-day steps), else the time. */
+function hourAxis(_u, splits, _axis, _space, incr) {
+  return splits.map((ts) => {
+    const ms = ts * 1000;
+    const clock = fmt("date", { timeZone: ways.zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(ms);
+    const day = fmtDay(siteDay(ms), { month: "2-digit", day: "2-digit" });
+    return incr >= 86400 ? day : clock === "00:00" ? day : clock;
+  });
+}
+
+/** Bars per day stacked by group: each series is drawn as the sum of itself and those below it. */
+function stackedBars(key, container, days, groups, opts = {}) {
+  const xs = days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
+  const sums = [];
+  let acc = days.map(() => 0);
+  for (const g of groups) {
+    acc = acc.map((v, i) => v + (g.values[i] || 0));
+    sums.push(acc);
+  }
+  // The tallest (all groups) is drawn first, each lower stack over it.
+  const order = groups.map((_, i) => i).reverse();
+  const bars = window.uPlot && window.uPlot.paths && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.7, 48] }) : undefined;
+  const format = opts.money ? fmtMoney : fmtCount;
+  const total = sums.length ? sums[sums.length - 1] : [];
+  return plot(key, container, {
+    height: opts.height || 280,
+    legend: { live: true },
+    cursor: { points: { show: false } },
+    series: [
+      { label: "Day", value: (_u, ts) => (ts == null ? "whole period" : fmtDay(new Date(ts * 1000).toISOString().slice(0, 10))) },
+      ...order.map((i) => ({
+        label: groups[i].label,
+        fill: groups[i].color, stroke: groups[i].color, width: 0, paths: bars, points: { show: false },
+        // The legend reads the group's own figure, not the stack's height:
+        // the day's under the cursor, else the whole period's.
+        value: (_u, _v, _s, idx) => format(idx == null ? groups[i].values.reduce((a, b) => a + b, 0) : groups[i].values[idx]),
+      })),
+    ],
+    axes: [
+      { ...dayAxis(), space: 44 },
+      // Counts step by whole numbers; money by uPlot's own steps.
+      { size: opts.money ? 80 : 44, values: (_u, splits) => splits.map((v) => format(v)),
+        ...(opts.money ? {} : { incrs: [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000, 20000, 50000] }) },
+    ],
+    scales: {
+      x: { time: true, range: (_u, min, max) => [min - 43200, max + 43200] },
+      y: { range: (_u, _min, max) => [0, Math.max(opts.money ? 1 : 4, max * 1.05)] },
+    },
+    hooks: opts.hooks || {},
+  }, [xs, ...order.map((i) => sums[i])], xs.length && !total.some((v) => v > 0) ? "Nothing to chart in this period." : null);
+}
+
+/** A line chart over instants (pool hours), read on the site's clock. */
+function lineChart(key, container, xs, series, opts = {}) {
+  return plot(key, container, {
+    height: opts.height || 240,
+    series: [{ label: "Hour", value: (_u, ts) => (ts == null ? "" : fmtTime(ts * 1000, { short: true })) }, ...series.map((s, i) => ({
       label: s.label, stroke: s.color || COLORS[i % COLORS.length], width: 2, dash: s.dash,
       points: { show: xs.length < 40 },
     }))],
-    axes: [{}, { label: opts.yLabel || "", size: 50 }],
-    tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), opts.clock || zone),
+    axes: [{ values: hourAxis }, { label: opts.yLabel || "", size: 50 }],
+    tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), ways.zone),
     scales: { x: { time: true }, y: opts.yRange ? { range: opts.yRange } : { range: (_u, _min, max) => [0, Math.max(1, max)] } },
-  }, [xs, ...series.map((s) => s.values)], container);
-  charts.set(key, chart);
-  return chart;
+  }, [xs, ...series.map((s) => s.values)]);
 }
 
 // ---------------------------------------------------------------- views
 
-const views = ["login", "calls", "sources", "pools", "promo"];
-const state = { calls: { offset: 0, total: 0, rows: [], selected: null } };
+const VIEWS = ["login", "calls", "sources", "pools", "promo", "money", "exports"];
+const PERIOD_VIEWS = ["calls", "sources", "pools"];
 
-function show(view) {
-  for (const v of views) $(`#view-${v}`).hidden = v !== view;
-  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === view);
+function show(view, { detail = false } = {}) {
+  for (const v of VIEWS) $(`#view-${v}`).hidden = v !== view;
   const signedIn = view !== "login";
   $("#nav").hidden = !signedIn;
   $("#site-box").hidden = !signedIn;
+  $("#period").hidden = !PERIOD_VIEWS.includes(view);
   document.body.dataset.view = view;
-}
-
-function route() {
-  if (!token()) { show("login"); return; }
-  const [name, arg] = location.hash.replace(/^#/, "").split("/");
-  switch (name) {
-    case "sources": show("sources"); guard(loadSources); break;
-    case "pools": show("pools"); guard(loadPools); break;
-    case "promo": show("promo"); break;
-    case "call": show("calls"); guard(async () => { if (!state.calls.rows.length) await loadCalls(); await openCall(Number(arg)); }); break;
-    default: show("calls"); guard(loadCalls);
+  document.body.classList.toggle("has-detail", detail);
+  for (const a of document.querySelectorAll("#nav a")) {
+    const here = a.dataset.view === view;
+    a.classList.toggle("active", here);
+    if (here) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
 }
+
+/** Nav links carry the site and the period, so moving between views keeps them. */
+function updateNav() {
+  for (const a of document.querySelectorAll("#nav a")) a.href = hashOf(a.dataset.view, shared());
+}
+
+async function route() {
+  const gen = ++routeGen;
+  params = readHash();
+  if (!token()) { show("login"); return; }
+  if (!params.site) {
+    // The site is part of every view's URL; fill it in without a history step.
+    params.site = localStorage.getItem(SITE_KEY) || "demo";
+    history.replaceState(null, "", hashOf(params.view === "call" ? "call" : params.view, params, params.arg));
+  }
+  localStorage.setItem(SITE_KEY, params.site);
+  $("#site").value = params.site;
+  useSite(params.site);
+  updateNav();
+  const view = params.view === "call" ? "calls" : VIEWS.includes(params.view) && params.view !== "login" ? params.view : "calls";
+  show(view, { detail: params.view === "call" });
+  // Periods, times and amounts are the site's: learn its zone, currency
+  // and locale before the first figure is written.
+  if (!siteInfo.has(params.site)) {
+    await guard(() => learnSite(params.site), () => clearView(view));
+    if (gen !== routeGen || !siteInfo.has(params.site)) return;
+  }
+  if (PERIOD_VIEWS.includes(view)) renderPeriod(view);
+  const current = () => gen === routeGen;
+  switch (view) {
+    case "calls": await guard(() => loadCalls(current), clearCalls); break;
+    case "sources": await guard(() => loadSources(current), clearSources); break;
+    case "pools": await guard(() => loadPools(current), clearPools); break;
+    case "promo": renderPromoForm(); break;
+    case "money": renderMoney(); break;
+    case "exports": await guard(() => loadExports(current), clearExports); break;
+    default: break;
+  }
+}
+
+async function learnSite(siteId) {
+  const { body } = await api(`/v1/calls${query({ site: siteId, limit: 1 })}`);
+  remember(siteId, body);
+}
+
+function clearView(view) {
+  ({ calls: clearCalls, sources: clearSources, pools: clearPools, exports: clearExports }[view] || (() => {}))();
+}
+
+/** The period the view shows: its days, and the words for it. */
+function period(view) {
+  const name = params.period && PERIODS.some(([k]) => k === params.period) ? params.period : DEFAULT_PERIOD[view];
+  const days = resolvePeriod(name, params.from, params.to);
+  return { name, ...days };
+}
+
+function renderPeriod(view) {
+  const p = period(view);
+  const form = $("#period");
+  form.elements.period.value = p.name;
+  form.elements.from.value = p.from;
+  form.elements.to.value = p.to;
+  form.classList.toggle("custom", p.name === "custom");
+  const label = PERIODS.find(([k]) => k === p.name)[1];
+  const range = p.from === p.to ? fmtDay(p.from) : `${fmtDay(p.from)} – ${fmtDay(p.to)}`;
+  $("#period-label").textContent = `${label}: ${range}, days from midnight to midnight in ${ways.zone}`;
+}
+
+// ---------------------------------------------------------------- sign in
 
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
@@ -204,105 +484,245 @@ function signOut(message) {
 async function signIn(ev) {
   ev.preventDefault();
   const t = $("#token").value.trim();
-  const s = $("#login-site").value.trim() || site() || "demo";
+  const s = $("#login-site").value.trim() || localStorage.getItem(SITE_KEY) || "demo";
   sessionStorage.setItem(TOKEN_KEY, t);
-  localStorage.setItem(SITE_KEY, s);
-  $("#site").value = s;
   try {
-    await api(`/v1/calls${query({ site: s, limit: 1 })}`);
+    const { body } = await api(`/v1/calls${query({ site: s, limit: 1 })}`);
+    remember(s, body);
   } catch (e) {
-    sessionStorage.removeItem(TOKEN_KEY);
-    $("#login-error").textContent = e instanceof Unauthorized
-      ? "That admin token was refused (401). Check server.admin_token or RINGSOURCE_ADMIN_TOKEN."
-      : `Signed-in check failed: ${e.message}`;
-    return;
+    if (e instanceof Unauthorized) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      $("#login-error").textContent = "That admin token was refused (401). Check server.admin_token or RINGSOURCE_ADMIN_TOKEN.";
+      return;
+    }
+    if (e.code !== "unknown_site") {
+      sessionStorage.removeItem(TOKEN_KEY);
+      $("#login-error").textContent = `Signed-in check failed: ${e.message}`;
+      return;
+    }
+    // The token is right; the calls view says the site is unknown.
   }
+  localStorage.setItem(SITE_KEY, s);
   $("#token").value = "";
   $("#login-error").textContent = "";
-  if (!location.hash || location.hash === "#login") location.hash = "#calls";
-  route();
+  const wanted = readHash();
+  if (!location.hash || wanted.view === "login") location.hash = hashOf("calls", { site: s });
+  else if (wanted.site !== s) location.hash = hashOf(wanted.view, { ...wanted, site: s }, wanted.arg);
+  else route();
 }
 
 // ---------------------------------------------------------------- calls
 
+const calls = { rows: [], total: 0 };
+
 function callFilters() {
-  const f = Object.fromEntries(new FormData($("#calls-filter")));
-  return { site: site(), ...f };
+  const p = period("calls");
+  return {
+    site: params.site, from: p.from, to: p.to, channel: params.channel, source: params.source,
+    campaign: params.campaign, status: params.status, target: params.target,
+  };
 }
 
-async function loadCalls() {
-  const st = state.calls;
-  const { body } = await api(`/v1/calls${query({ ...callFilters(), limit: PAGE, offset: st.offset })}`);
-  setZone(body.time_zone);
-  st.rows = body.calls;
-  st.total = body.total;
-  const last = Math.min(st.offset + body.calls.length, body.total);
+function fillForm(form, keys) {
+  for (const k of keys) if (form.elements[k]) form.elements[k].value = params[k] || "";
+}
+
+function clearCalls() {
+  calls.rows = [];
+  calls.total = 0;
+  $("#calls-table").replaceChildren();
+  $("#calls-summary").textContent = "";
+  $("#calls-prev").disabled = true;
+  $("#calls-next").disabled = true;
+  clearDetail(h("p", { class: "muted" }, "Choose a call to see the visitor's path and why it was attributed so."));
+}
+
+function clearDetail(...content) { $("#call-detail").replaceChildren(...content); }
+
+/** How the dialled number is known: "pool paid-search", "static: Instagram", "the site's own number". */
+function numberRole(c) {
+  switch (c.number_kind) {
+    case "pool": return c.pool_id ? `pool ${c.pool_id}` : "pool";
+    case "static": return c.static_label ? `static: ${c.static_label}` : "static number";
+    case "overflow": return "overflow number";
+    case "original": return "the site's own number";
+    default: return "not one of the site's numbers";
+  }
+}
+
+// The calls table. Call tags, once the API has them, are a column here and
+// a filter in #calls-filter.
+const CALL_COLUMNS = [
+  { label: "Rang", key: "rang", get: (c) => fmtTime(c.ring_at_ms, { short: true }) },
+  { label: "Caller", key: "caller", get: (c) => [dash(c.caller), h("span", { class: "sub" }, c.caller_kind)] },
+  { label: "Number dialled", key: "dialled", get: (c) => [c.dialled, h("span", { class: "sub" }, numberRole(c))] },
+  { label: "Status", key: "status", get: (c) => [c.status, h("span", { class: "sub" }, c.target ? "target" : c.missed ? "missed" : "")] },
+  { label: "Talk", key: "talk", num: true, get: (c) => fmtSecs(c.talk_secs) },
+  { label: "Channel / source", key: "source", get: (c) => [c.channel, h("span", { class: "sub" }, c.source)] },
+  { label: "Campaign / keyword", key: "campaign", wrap: true, get: (c) => [dash(c.campaign), h("span", { class: "sub" }, c.term || "")] },
+  { label: "Confidence", key: "confidence", get: (c) => badge(c.confidence) },
+];
+
+const CALL_FILTERS = ["channel", "source", "campaign", "status", "target"];
+
+async function loadCalls(current) {
+  const form = $("#calls-filter");
+  fillForm(form, CALL_FILTERS);
+  // On a phone the filters fold away unless some are set; the summary says how many.
+  const on = CALL_FILTERS.filter((k) => params[k]).length;
+  const box = $("#calls-filters-box");
+  box.querySelector("summary").textContent = on ? `Filters (${on} set)` : "Filters";
+  if (!box.dataset.touched) box.open = on > 0 || !matchMedia("(max-width: 760px)").matches;
+  const offset = Math.max(0, Number(params.offset) || 0);
+  const siteId = params.site;
+  const { body } = await api(`/v1/calls${query({ ...callFilters(), limit: PAGE, offset })}`);
+  if (!current()) return;
+  remember(siteId, body);
+  calls.rows = body.calls;
+  calls.total = body.total;
+  const last = Math.min(offset + body.calls.length, body.total);
   $("#calls-summary").textContent = body.total
-    ? `Calls ${st.offset + 1}–${last} of ${body.total}, newest first.`
-    : "No calls match these filters.";
-  $("#calls-prev").disabled = st.offset === 0;
+    ? `Calls ${fmtCount(offset + 1)}–${fmtCount(last)} of ${fmtCount(body.total)}, newest first.`
+    : "No calls match these filters in this period.";
+  $("#calls-prev").disabled = offset === 0;
   $("#calls-next").disabled = last >= body.total;
+  $("#csv-export").href = `/v1/calls.csv${query(callFilters())}`;
   renderCalls();
+  if (params.view === "call") await openCall(params.arg, current);
+  else clearDetail(h("p", { class: "muted" }, "Choose a call to see the visitor's path and why it was attributed so."));
 }
 
 function renderCalls() {
-  const st = state.calls;
-  table($("#calls-table"), [
-    { label: "Rang", get: (c) => fmtTime(c.ring_at_ms).slice(5, 16) },
-    { label: "Caller", get: (c) => [dash(c.caller), h("span", { class: "sub" }, c.caller_kind)] },
-    { label: "Status", get: (c) => [c.status, h("span", { class: "sub" }, c.target ? "target" : c.missed ? "missed" : "")] },
-    { label: "Talk", num: true, get: (c) => fmtSecs(c.talk_secs) },
-    { label: "Channel / source", get: (c) => [c.channel, h("span", { class: "sub" }, c.source)] },
-    { label: "Campaign", get: (c) => [dash(c.campaign), h("span", { class: "sub" }, c.term || "")] },
-    { label: "Confidence", get: (c) => badge(c.confidence) },
-  ], st.rows, {
-    onRow: (c) => { location.hash = `#call/${c.id}`; },
-    selected: (c) => c.id === st.selected,
+  const selected = params.view === "call" ? Number(params.arg) : null;
+  for (const c of calls.rows) c.href = hashOf("call", { ...params }, c.id);
+  table($("#calls-table"), CALL_COLUMNS, calls.rows, {
+    onRow: (c) => { location.hash = c.href; },
+    selected: (c) => c.id === selected,
+    caption: "Calls",
   });
 }
 
-async function openCall(id) {
-  if (!Number.isFinite(id)) return;
-  state.calls.selected = id;
-  renderCalls();
-  const { body: c } = await api(`/v1/calls/${id}`);
+/** Why the call went where it did, in words for people; the collector's own note stays below it. */
+function explain(c) {
+  const a = c.attribution || {};
+  const chosen = (a.candidates || []).find((k) => k.chosen);
+  // "10 min before the call"; a gap of a few seconds is "just before".
+  const before = (ms) => (c.ring_at_ms - ms < 5000 ? "just" : fmtSpan(c.ring_at_ms - ms));
+  const role = numberRole(c);
+  if (chosen && chosen.relation === "promo") {
+    return `The caller named promo code ${c.promo_code || ""}, which was given to this visitor on the site.`.replace("code  ", "code ");
+  }
+  switch (c.number_kind) {
+    case "static":
+      return `The caller dialled the static number of ${c.static_label || "a source"}: every call to it is credited to ${[c.channel, c.source].filter(Boolean).join(" / ")}.`;
+    case "pool":
+      if (chosen && chosen.relation === "live") {
+        return `A visitor had this number (${role}) on screen when the call rang: the site gave it to them ${before(chosen.held_from_ms)} before the call, and nobody else had it then.`;
+      }
+      if (chosen && chosen.relation === "grace") {
+        return `The visitor's hold on this number (${role}) had ended only ${before(chosen.held_until_ms)} before the call, within the grace time, so the call is most likely theirs.`;
+      }
+      if (chosen && chosen.relation === "caller-history") {
+        return `Nobody held this number (${role}) when the call rang; the same caller's earlier call came from this visitor, so it is credited to them, with low confidence.`;
+      }
+      {
+        const last = (a.candidates || []).find((k) => k.relation === "expired");
+        return last
+          ? `Nobody held this number (${role}) when the call rang: the last visitor's hold ended ${before(last.held_until_ms)} before the call, too long ago to credit them.`
+          : `Nobody had been given this number (${role}) before the call, so no visit can be credited.`;
+      }
+    case "overflow":
+      return "The overflow number was dialled: the pool had run out of numbers, so the visitor cannot be told apart from others.";
+    case "original":
+      return chosen
+        ? "The caller dialled the site's own number; their earlier call came from a known visitor, so it is credited to them, with low confidence."
+        : "The caller dialled the site's own number: no tracking number was involved, so the call cannot be tied to a visit.";
+    default:
+      return "The number dialled is not one of the site's numbers.";
+  }
+}
+
+const RELATIONS = {
+  live: "held the number when it rang",
+  grace: "hold ended within the grace time",
+  expired: "hold ended before, beyond the grace time",
+  promo: "was given the promo code",
+  "caller-history": "the caller's earlier call",
+};
+
+async function openCall(arg, current) {
+  const id = Number(arg);
+  if (!Number.isInteger(id) || id <= 0) {
+    clearDetail(backLink(), h("p", { class: "error" }, `"${arg}" is not a call id.`));
+    return;
+  }
+  clearDetail(backLink(), h("p", { class: "muted" }, `Loading call #${id}…`));
+  let c;
+  try {
+    ({ body: c } = await api(`/v1/calls/${id}`));
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    if (!current()) return;
+    // The previous call must not stay on screen under this one's id.
+    clearDetail(backLink(), h("h2", {}, `Call #${id}`),
+      h("p", { class: "error", role: "alert" }, e.code === "unknown_call" ? `There is no call #${id}: ${e.message}.` : e.message));
+    return;
+  }
+  if (!current()) return;
+  if (c.site !== params.site) {
+    clearDetail(backLink(), h("h2", {}, `Call #${id}`),
+      h("p", { class: "error", role: "alert" }, `Call #${id} belongs to site "${c.site}", not "${params.site}".`), h("a", { href: hashOf("call", { ...shared(), site: c.site }, id) }, `Open it in site ${c.site}`));
+    return;
+  }
   const a = c.attribution || {};
   const v = c.visitor;
-  const box = $("#call-detail");
-  box.replaceChildren(
-    h("h2", {}, `Call #${c.id}`),
+  clearDetail(
+    backLink(),
+    h("h2", {}, `Call #${c.id} `, badge(c.status, c.target ? "ok" : c.missed ? "warn" : "none")),
     h("dl", { class: "kv" },
-      h("dt", {}, "Rang"), h("dd", {}, fmtTime(c.ring_at_ms)),
+      h("dt", {}, "Rang"), h("dd", {}, fmtTime(c.ring_at_ms, { seconds: true })),
       h("dt", {}, "Caller"), h("dd", {}, `${dash(c.caller)} (${c.caller_kind})`),
-      h("dt", {}, "Dialled"), h("dd", {}, `${c.dialled} (${c.number_kind}${c.pool_id ? ` pool ${c.pool_id}` : ""}${c.static_label ? `: ${c.static_label}` : ""})`),
-      h("dt", {}, "Status"), h("dd", {}, `${c.status}${c.target ? ", target call" : ""}${c.missed ? ", missed" : ""}; talk ${fmtSecs(c.talk_secs)}`),
+      h("dt", {}, "Number dialled"), h("dd", {}, `${c.dialled} (${numberRole(c)})`),
+      h("dt", {}, "Status"), h("dd", {}, `${c.status}${c.target ? ", target call" : ""}${c.missed ? ", missed" : ""}`),
+      h("dt", {}, "Talk"), h("dd", {}, dash(fmtSecs(c.talk_secs))),
       h("dt", {}, "Source"), h("dd", {}, [c.channel, c.source, c.medium, c.campaign, c.term].filter(Boolean).join(" / ")),
       c.promo_code ? [h("dt", {}, "Promo code"), h("dd", {}, c.promo_code)] : "",
-      c.recording_url ? [h("dt", {}, "Recording"), h("dd", {}, h("a", { href: c.recording_url, rel: "noreferrer", target: "_blank" }, "listen"))] : "",
+      // The visitor's region and device, and a recording player, go here
+      // once the collector stores them; today only the PBX's link exists.
+      c.recording_url ? [h("dt", {}, "Recording"), h("dd", {}, h("a", { href: c.recording_url, rel: "noreferrer", target: "_blank" }, "Open the PBX's recording"))] : "",
     ),
-    h("h3", {}, "Why this attribution"),
-    h("p", { class: "attribution" }, badge(a.confidence || "none"), " ", a.reason || "", ` (model: ${a.model || c.model})`),
+    h("h3", {}, "Why it is credited here"),
+    h("p", { class: "attribution" }, badge(`${a.confidence || "none"} confidence`, a.confidence || "none"), " ", explain(c)),
+    h("details", { class: "note" }, h("summary", {}, "The collector's note"), h("p", {}, `${a.reason || ""} (model: ${a.model || c.model})`)),
     a.candidates && a.candidates.length
-      ? h("table", { class: "data candidates" },
-        h("thead", {}, h("tr", {}, ["Session", "Relation", "Held from", "Held until", "Chosen"].map((t) => h("th", {}, t)))),
+      ? h("table", { class: "data candidates cards" },
+        h("caption", { class: "sr-only" }, "Sessions considered"),
+        h("thead", {}, h("tr", {}, ["Visitor session", "Why considered", "Held the number", "Chosen"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, a.candidates.map((k) => h("tr", { class: k.chosen ? "selected" : null },
-          h("td", {}, k.session_id.slice(0, 12)), h("td", {}, k.relation), h("td", {}, fmtTime(k.held_from_ms)),
-          h("td", {}, fmtTime(k.held_until_ms)), h("td", {}, k.chosen ? "✓" : "")))))
-      : h("p", { class: "muted" }, "No candidate sessions."),
+          h("td", { "data-label": "Visitor session" }, k.session_id.slice(0, 12)),
+          h("td", { "data-label": "Why considered", class: "wrap" }, RELATIONS[k.relation] || k.relation),
+          h("td", { "data-label": "Held the number", class: "wrap" }, k.held_from_ms != null ? `${fmtTime(k.held_from_ms, { seconds: true, short: true })} – ${fmtTime(k.held_until_ms, { seconds: true, short: true })}` : ""),
+          h("td", { "data-label": "Chosen" }, k.chosen ? "yes" : "")))))
+      : "",
     a.credits && a.credits.length > 1
       ? [h("h3", {}, "Credit"), h("ul", {}, a.credits.map((cr) => h("li", {}, `${fmtPct(cr.share)} → ${[cr.channel, cr.source, cr.campaign].filter(Boolean).join(" / ")}`)))]
       : "",
     h("h3", {}, "Visitor's path"),
     v ? visitorPath(v) : h("p", { class: "muted" }, "No website visit behind this call (static number or unattributed)."),
   );
+  $("#call-detail").focus({ preventScroll: true });
+}
+
+function backLink() {
+  return h("a", { class: "back", href: hashOf("calls", { ...params }) }, "← All calls");
 }
 
 function visitorPath(v) {
   return h("div", { class: "visitor-path" },
     h("dl", { class: "kv" },
-      h("dt", {}, "Landing page"), h("dd", {}, dash(v.landing_page)),
+      h("dt", {}, "Landing page"), h("dd", { class: "url" }, dash(v.landing_page)),
       h("dt", {}, "Keyword"), h("dd", {}, dash(v.keyword)),
-      h("dt", {}, "First seen"), h("dd", {}, fmtTime(v.first_seen_ms)),
+      h("dt", {}, "First seen"), h("dd", {}, fmtTime(v.first_seen_ms, { seconds: true })),
       h("dt", {}, "Client id"), h("dd", {}, dash(v.client_id)),
     ),
     h("h3", {}, `Touches (${v.touches.length})`),
@@ -310,10 +730,10 @@ function visitorPath(v) {
       h("b", {}, `${t.channel} / ${t.source} / ${t.medium}`),
       t.campaign ? ` · campaign ${t.campaign}` : "", t.term ? ` · keyword "${t.term}"` : "",
       t.click_id ? ` · ${t.click_id_kind || "click id"}` : "",
-      h("br"), h("span", { class: "muted" }, `${fmtTime(t.at_ms)} · landed on ${t.landing_path}`)))),
+      h("br"), h("span", { class: "muted" }, `${fmtTime(t.at_ms, { seconds: true })} · landed on `), h("span", { class: "url" }, t.landing_path)))),
     h("h3", {}, `Pages (${v.page_views.length})`),
     h("ol", { class: "path pages" }, v.page_views.map((p) => h("li", {},
-      h("span", { class: "muted" }, fmtTime(p.at_ms)), " ", p.title ? h("b", {}, p.title) : "", h("br"),
+      h("span", { class: "muted" }, fmtTime(p.at_ms, { seconds: true })), " ", p.title ? h("b", {}, p.title) : "", h("br"),
       h("span", { class: "url" }, p.url)))),
   );
 }
@@ -321,14 +741,12 @@ function visitorPath(v) {
 async function exportCsv(ev) {
   ev.preventDefault();
   await guard(async () => {
-    const { resp } = await fetch(`/v1/calls.csv${query(callFilters())}`, { headers: { Authorization: `Bearer ${token()}` } })
-      .then(async (r) => {
-        if (r.status === 401) throw new Unauthorized("The collector refused the admin token.");
-        if (!r.ok) throw new Error(`CSV export failed: HTTP ${r.status}`);
-        return { resp: r };
-      });
-    const url = URL.createObjectURL(await resp.blob());
-    const a = h("a", { href: url, download: `calls-${site() || "all"}.csv` });
+    const r = await fetch(`/v1/calls.csv${query(callFilters())}`, { headers: { Authorization: `Bearer ${token()}` } });
+    if (r.status === 401) throw new Unauthorized("The collector refused the admin token.");
+    if (!r.ok) throw new Error(`CSV export failed: HTTP ${r.status}`);
+    const url = URL.createObjectURL(await r.blob());
+    const p = period("calls");
+    const a = h("a", { href: url, download: `calls-${params.site}-${p.from}-${p.to}.csv` });
     document.body.append(a);
     a.click();
     a.remove();
@@ -338,144 +756,176 @@ async function exportCsv(ev) {
 
 // -------------------------------------------------------------- sources
 
+const METRICS = {
+  calls: "Calls", target_calls: "Target calls", missed_calls: "Missed calls", first_time_callers: "First-time callers",
+  cost: "Cost", revenue: "Revenue",
+};
 const MONEY = ["cost", "revenue"];
 
-async function loadSources() {
-  const f = Object.fromEntries(new FormData($("#sources-filter")));
-  const { body } = await api(`/v1/reports/calls${query({ site: site(), from: f.from, to: f.to, group_by: f.group_by, interval: "day" })}`);
-  setZone(body.time_zone);
-  $("#sources-group").textContent = f.group_by;
+function clearSources() {
+  dropChart("sources");
+  $("#sources-chart").replaceChildren();
+  $("#sources-table").replaceChildren();
+  $("#sources-note").textContent = "";
+}
+
+async function loadSources(current) {
+  const form = $("#sources-filter");
+  const groupBy = ["channel", "source", "campaign", "term", "medium"].includes(params.group_by) ? params.group_by : "channel";
+  form.elements.group_by.value = groupBy;
+  const p = period("sources");
+  const siteId = params.site;
+  const { body } = await api(`/v1/reports/calls${query({ site: siteId, from: p.from, to: p.to, group_by: groupBy, interval: "day" })}`);
+  if (!current()) return;
+  remember(siteId, body);
+  const groupName = form.elements.group_by.selectedOptions[0].textContent;
+  const groupTitle = groupName[0].toUpperCase() + groupName.slice(1);
+  $("#sources-group").textContent = groupName;
   const rows = body.rows || [];
-  const hasMoney = rows.some((r) => MONEY.some((k) => typeof r[k] === "number"));
-  // Per group totals; cost per target call and ROI are recomputed from the
-  // sums. Cost is null where the API cannot know it (per keyword).
-  const blank = (group) => ({ group, calls: 0, target_calls: 0, missed_calls: 0, first_time_callers: 0, cost: null, revenue: null });
-  const add = (g, r) => {
-    for (const k of ["calls", "target_calls", "missed_calls", "first_time_callers"]) g[k] += Number(r[k]) || 0;
-    for (const k of MONEY) if (typeof r[k] === "number") g[k] = (g[k] || 0) + r[k];
-    return g;
-  };
+  // Money columns appear once a site has cost or revenue at all; per
+  // keyword the API has no cost (it is uploaded per campaign).
+  const hasMoney = rows.some((r) => isNum(r.cost) && r.cost > 0) || rows.some((r) => r.revenue > 0) || (isNum(body.totals?.cost) && body.totals.cost > 0);
+  const blank = (group) => ({ group, calls: 0, target_calls: 0, missed_calls: 0, first_time_callers: 0, cost: null, revenue: 0 });
   const groups = new Map();
-  for (const r of rows) groups.set(r.group, add(groups.get(r.group) || blank(r.group), r));
-  const list = [...groups.values()].sort((a, b) => b.calls - a.calls || a.group.localeCompare(b.group));
-  const cpt = (g) => (g.cost !== null && g.target_calls > 0 ? g.cost / g.target_calls : null);
-  const roi = (g) => (g.cost > 0 ? ((g.revenue || 0) - g.cost) / g.cost : null);
-  const total = list.reduce(add, blank("Total"));
+  for (const r of rows) {
+    const g = groups.get(r.group) || blank(r.group);
+    for (const k of ["calls", "target_calls", "missed_calls", "first_time_callers", "revenue"]) g[k] += Number(r[k]) || 0;
+    if (isNum(r.cost)) g.cost = (g.cost || 0) + r.cost;
+    groups.set(r.group, g);
+  }
+  const list = [...groups.values()].sort((a, b) => b.calls - a.calls || (b.cost || 0) - (a.cost || 0) || a.group.localeCompare(b.group));
+  // Ratios as the API defines them: none without target calls, or without cost.
+  // The API counts a group without uploaded cost as costing 0; the table
+  // shows no cost there, and no ratio built on it.
+  for (const g of list) {
+    g.cost_per_target_call = g.cost > 0 && g.target_calls > 0 ? g.cost / g.target_calls : null;
+    g.roi = g.cost > 0 ? (g.revenue - g.cost) / g.cost : null;
+  }
+  const totals = { group: "Total", ...(body.totals || {}) };
   const columns = [
-    { label: f.group_by, get: (g) => g.group, key: "group" },
-    { label: "Calls", num: true, get: (g) => fmtNum(g.calls), key: "calls" },
-    { label: "Target", num: true, get: (g) => fmtNum(g.target_calls), key: "target_calls" },
-    { label: "Missed", num: true, get: (g) => fmtNum(g.missed_calls), key: "missed_calls" },
-    { label: "First-time", num: true, get: (g) => fmtNum(g.first_time_callers), key: "first_time_callers" },
+    { label: groupTitle, key: "group", wrap: true, get: (g) => g.group },
+    { label: "Calls", key: "calls", num: true, get: (g) => fmtCount(g.calls) },
+    { label: "Target", key: "target", num: true, get: (g) => fmtCount(g.target_calls) },
+    { label: "Missed", key: "missed", num: true, get: (g) => fmtCount(g.missed_calls) },
+    { label: "First-time", key: "first", num: true, get: (g) => fmtCount(g.first_time_callers) },
   ];
   if (hasMoney) {
     columns.push(
-      { label: "Cost", num: true, get: (g) => fmtNum(g.cost, 2) },
-      { label: "Revenue", num: true, get: (g) => fmtNum(g.revenue, 2) },
-      { label: "Cost/target", num: true, get: (g) => fmtNum(cpt(g), 2) },
-      { label: "ROI", num: true, get: (g) => fmtPct(roi(g)) },
+      { label: "Cost", key: "cost", num: true, get: (g) => (g.cost > 0 ? fmtMoney(g.cost) : "") },
+      { label: "Revenue", key: "revenue", num: true, get: (g) => (g.revenue > 0 ? fmtMoney(g.revenue) : "") },
+      { label: "Cost/target", key: "cpt", num: true, get: (g) => (g.cost > 0 ? fmtMoney(g.cost_per_target_call) : "") },
+      { label: "ROI", key: "roi", num: true, get: (g) => fmtPct(g.roi) },
     );
   }
   $("#view-sources .split").classList.toggle("wide-table", hasMoney);
-  // Cost and revenue can be charted too once the API reports them.
-  const metricSelect = $("#sources-filter [name=metric]");
-  for (const k of MONEY) {
-    const opt = metricSelect.querySelector(`option[value=${k}]`);
-    if (hasMoney && !opt) metricSelect.append(h("option", { value: k }, k));
-    if (!hasMoney && opt) opt.remove();
-  }
-  table($("#sources-table"), columns, list, { footer: (c) => c.get(total) });
-  $("#sources-note").textContent = `${body.model || ""} attribution; counts are sums of credit; days run midnight to midnight in ${zone}.` +
-    (hasMoney ? " Cost per target call = cost ÷ target calls; ROI = (revenue − cost) ÷ cost; no cost per keyword." : "") +
+  table($("#sources-table"), columns, list, { footer: (c) => c.get(totals), caption: `Calls by ${groupName}` });
+  $("#sources-note").textContent = `${body.model || ""} attribution; counts are sums of credit.` +
+    (hasMoney ? " Cost per target call = cost ÷ target calls; ROI = (revenue − cost) ÷ cost. An empty cell: no cost uploaded for it." : "") +
+    (groupBy === "term" ? " Cost is uploaded per campaign, not per keyword." : "") +
     (body.demo_data ? " This site holds demo data (ringsource demo-data)." : "");
 
-  // Chart: the chosen metric per day for the top groups.
-  const metric = [...metricSelect.options].some((o) => o.value === f.metric) ? f.metric : "calls";
-  // Every day of the period on the site's calendar (the report's days), so
-  // quiet days show as zero. A day is plotted at its date's UTC midnight and
-  // the axis read in UTC: the labels are the calendar days themselves.
-  const days = [];
-  const lastDay = localDay(body.to_ms - 1);
-  for (let d = localDay(body.from_ms); d <= lastDay; d = nextDay(d)) days.push(d);
-  const xs = days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
-  const top = list.slice(0, COLORS.length);
-  const series = top.map((g) => ({
-    label: g.group,
-    values: days.map((d) => { const r = rows.find((x) => x.day === d && x.group === g.group); return r ? Number(r[metric]) || 0 : 0; }),
-  }));
+  // The chart: the metric per day, stacked by group (the top groups, the rest as "Other").
+  const metricSelect = form.elements.metric;
+  for (const k of MONEY) metricSelect.querySelector(`option[value=${k}]`).hidden = !hasMoney;
+  const metric = METRICS[params.metric] && (hasMoney || !MONEY.includes(params.metric)) ? params.metric : "calls";
   metricSelect.value = metric;
-  $("#sources-chart-title").textContent = `${metricSelect.selectedOptions[0].textContent} per day`;
-  lineChart("sources", $("#sources-chart"), xs, series, { yLabel: metric.replace(/_/g, " "), clock: "UTC" });
+  const days = [];
+  for (let d = siteDay(body.from_ms); d <= siteDay(body.to_ms - 1); d = addDays(d, 1)) days.push(d);
+  const value = (r) => (isNum(r[metric]) ? r[metric] : 0);
+  const byGroupDay = new Map(rows.map((r) => [`${r.group}\u0000${r.day}`, value(r)]));
+  const ranked = [...list].sort((a, b) => (metric in b ? (b[metric] || 0) - (a[metric] || 0) : 0));
+  const shown = ranked.filter((g) => (g[metric] || 0) > 0);
+  const top = shown.slice(0, shown.length > COLORS.length ? COLORS.length - 1 : COLORS.length);
+  const rest = shown.slice(top.length);
+  const series = top.map((g, i) => ({ label: g.group, color: COLORS[i], values: days.map((d) => byGroupDay.get(`${g.group}\u0000${d}`) || 0) }));
+  if (rest.length) {
+    series.push({ label: `Other (${rest.length})`, color: OTHER_COLOR, values: days.map((d) => rest.reduce((s, g) => s + (byGroupDay.get(`${g.group}\u0000${d}`) || 0), 0)) });
+  }
+  $("#sources-chart-title").textContent = `${METRICS[metric]} per day by ${groupName}`;
+  const chartBox = $("#sources-chart");
+  chartBox.setAttribute("aria-label", `${METRICS[metric]} per day by ${groupName}, stacked; the table beside it has the totals.`);
+  stackedBars("sources", chartBox, days, series, { money: MONEY.includes(metric), height: innerWidth < 700 ? 220 : 300 });
 }
 
 // ---------------------------------------------------------------- pools
 
-async function loadPools() {
-  const f = Object.fromEntries(new FormData($("#pools-filter")));
-  const { body } = await api(`/v1/reports/pools${query({ site: site(), from: f.from, to: f.to })}`);
-  setZone(body.time_zone);
+function clearPools() {
+  for (const key of [...charts.keys()]) if (key.startsWith("pool-")) dropChart(key);
+  $("#pools").replaceChildren();
+}
+
+async function loadPools(current) {
+  const p = period("pools");
+  const siteId = params.site;
+  const { body } = await api(`/v1/reports/pools${query({ site: siteId, from: p.from, to: p.to })}`);
+  if (!current()) return;
+  remember(siteId, body);
+  clearPools();
   const box = $("#pools");
-  box.replaceChildren();
   if (!body.pools.length) {
     box.append(h("p", { class: "muted" }, `Site ${body.site} has no number pools.`));
     return;
   }
-  for (const p of body.pools) {
-    const chartBox = h("div", { class: "chart", id: `pool-chart-${p.pool_id}` });
-    const hoursTable = h("table", { class: "data hours" });
-    const busy = p.hours.filter((r) => r.max_busy || r.new_sessions || r.exhaustions).reverse().slice(0, 48);
-    const undersized = p.recommended_size > p.size;
-    const z = p.sizing;
-    const mins = (secs) => fmtNum(secs / 60, secs % 60 ? 1 : 0);
-    box.append(h("section", { class: "pool card", "data-pool": p.pool_id },
-      h("h2", {}, `Pool ${p.pool_id} `, p.warning ? badge("busy ≥ 75%", "warn") : badge("ok", "ok"),
-        undersized ? [" ", badge(`needs ${p.recommended_size} numbers`, "warn")] : ""),
+  for (const pool of body.pools) {
+    const chartBox = h("div", { class: "chart", role: "img", "aria-label": `Pool ${pool.pool_id}: share of numbers live and busy per hour` });
+    const hoursTable = h("table", { class: "data hours cards" });
+    const busy = pool.hours.filter((r) => r.max_busy || r.new_sessions || r.exhaustions).reverse().slice(0, 48);
+    const undersized = pool.recommended_size > pool.size;
+    const z = pool.sizing;
+    const mins = (secs) => `${fmtCount(Math.round((secs / 60) * 10) / 10)} min`;
+    const sizing = h("table", { class: "data sizing cards" });
+    box.append(h("section", { class: "pool card", "data-pool": pool.pool_id },
+      h("h2", {}, `Pool ${pool.pool_id} `, pool.warning ? badge("busy ≥ 75%", "warn") : badge("ok", "ok"),
+        undersized ? [" ", badge(`needs ${pool.recommended_size} numbers`, "warn")] : ""),
       h("div", { class: "stats" },
-        h("span", {}, "Size ", h("b", {}, p.size)),
-        h("span", {}, "Live now ", h("b", {}, `${p.live_now} (${fmtPct(p.utilisation_now)})`)),
-        h("span", {}, "Peak live ", h("b", {}, `${p.peak_live} (${fmtPct(p.peak_utilisation)})`)),
-        h("span", {}, "Peak busy ", h("b", {}, `${p.peak_busy} (${fmtPct(p.peak_busy_share)})`)),
-        h("span", {}, "Peak new sessions/hour ", h("b", {}, p.peak_new_sessions_per_hour)),
-        h("span", {}, "Recommended size ", h("b", { class: "recommended" }, p.recommended_size)),
-        h("span", {}, "Exhaustions ", h("b", {}, p.exhaustion_count)),
-        p.over_share_count ? h("span", {}, "Refused to flooding networks ", h("b", {}, p.over_share_count)) : null,
-        h("span", { class: "muted" }, `on exhaustion: ${p.on_exhaustion}`)),
-      // The formula with this window's figures, so the recommendation can be
+        h("span", {}, "Size ", h("b", {}, pool.size)),
+        h("span", {}, "Live now ", h("b", {}, `${pool.live_now} (${fmtPct(pool.utilisation_now)})`)),
+        h("span", {}, "Peak live ", h("b", {}, `${pool.peak_live} (${fmtPct(pool.peak_utilisation)})`)),
+        h("span", {}, "Peak busy ", h("b", {}, `${pool.peak_busy} (${fmtPct(pool.peak_busy_share)})`)),
+        h("span", {}, "Peak new sessions/hour ", h("b", {}, pool.peak_new_sessions_per_hour)),
+        h("span", {}, "Recommended size ", h("b", { class: "recommended" }, pool.recommended_size)),
+        h("span", {}, "Exhaustions ", h("b", {}, pool.exhaustion_count)),
+        pool.over_share_count ? h("span", {}, "Refused to flooding networks ", h("b", {}, pool.over_share_count)) : null,
+        h("span", { class: "muted" }, `when it runs out: ${pool.on_exhaustion}`)),
+      // The formula with this period's figures, so the recommendation can be
       // checked by hand.
-      h("table", { class: "data sizing" },
-        h("thead", {}, h("tr", {}, ["Peak new sessions/hour", "Mean renewed", "Hold", "Cooldown", "A session keeps a number", "Busy at peak", "Margin", "Recommended"].map((t) => h("th", { class: "num" }, t)))),
-        h("tbody", {}, h("tr", {},
-          h("td", { class: "num", "data-input": "peak" }, z.peak_new_sessions_per_hour),
-          h("td", { class: "num", "data-input": "renewed", title: `mean over ${z.leases_measured} leases of this period` }, `${mins(z.mean_renewed_secs)} min`),
-          h("td", { class: "num", "data-input": "hold" }, `${mins(z.hold_secs)} min`),
-          h("td", { class: "num", "data-input": "cooldown" }, `${mins(z.cooldown_secs)} min`),
-          h("td", { class: "num", "data-input": "occupancy" }, `${mins(z.occupancy_secs)} min`),
-          h("td", { class: "num", "data-input": "busy" }, fmtNum(z.busy_at_peak, 2)),
-          h("td", { class: "num", "data-input": "margin" }, `× ${z.margin}`),
-          h("td", { class: "num", "data-input": "recommended" }, h("b", {}, z.recommended_size))))),
+      sizing,
       h("p", { class: "muted formula" },
-        `${z.peak_new_sessions_per_hour}/hour × (${mins(z.mean_renewed_secs)} renewed + ${mins(z.hold_secs)} hold + ${mins(z.cooldown_secs)} cooldown) min ÷ 60 × ${z.margin} = ${fmtNum(z.busy_at_peak * z.margin, 2)} → ${z.recommended_size} numbers. ` +
+        `${z.peak_new_sessions_per_hour}/hour × (${mins(z.mean_renewed_secs)} renewed + ${mins(z.hold_secs)} hold + ${mins(z.cooldown_secs)} cooldown) ÷ 60 × ${fmtCount(z.margin)} = ${fmtCount(z.busy_at_peak * z.margin)} → ${z.recommended_size} numbers. ` +
         "A visitor who stays renews the number; after the lease ends it cools down before anyone else gets it."),
       h("div", { class: "split even" },
-        h("div", {}, h("h3", {}, "Utilisation per hour (most numbers live at once ÷ size)"), chartBox),
-        h("div", {}, h("h3", {}, "Busiest recent hours"), h("div", { class: "scroll" }, hoursTable),
-          p.exhaustions.length ? [h("h3", {}, "Latest exhaustions"), h("ul", {}, p.exhaustions.slice(-10).reverse().map((e) =>
-            h("li", {}, `${fmtTime(e.at_ms)}: ${e.count > 1 ? `${e.count} visitors, ` : ""}${e.reason === "over-share" ? "over their network's share, " : ""}${e.policy} → ${e.outcome}${e.number ? ` (${e.number})` : ""}`)))] : "")),
+        h("div", { class: "pane-plain" }, h("h3", {}, "Share of the numbers in use per hour"), chartBox),
+        h("div", { class: "pane-plain" }, h("h3", {}, "Busiest recent hours"), hoursTable,
+          pool.exhaustions.length ? [h("h3", {}, "Latest exhaustions"), h("ul", {}, pool.exhaustions.slice(-10).reverse().map((e) =>
+            // One row per minute and kind: how many visitors, and why.
+            h("li", {}, `${fmtTime(e.at_ms, { seconds: true })}: ${e.count > 1 ? `${fmtCount(e.count)} visitors, ` : ""}${e.reason === "over-share" ? "over their network's share, " : ""}${e.policy} → ${e.outcome}${e.number ? ` (${e.number})` : ""}`)))] : "")),
     ));
+    table(sizing, [
+      { label: "Peak new sessions/hour", num: true, key: "peak", get: () => z.peak_new_sessions_per_hour },
+      { label: "Mean renewed", num: true, key: "renewed", get: () => mins(z.mean_renewed_secs) },
+      { label: "Hold", num: true, key: "hold", get: () => mins(z.hold_secs) },
+      { label: "Cooldown", num: true, key: "cooldown", get: () => mins(z.cooldown_secs) },
+      { label: "A session keeps a number", num: true, key: "occupancy", get: () => mins(z.occupancy_secs) },
+      { label: "Busy at peak", num: true, key: "busy", get: () => fmtCount(z.busy_at_peak) },
+      { label: "Margin", num: true, key: "margin", get: () => `× ${fmtCount(z.margin)}` },
+      { label: "Recommended", num: true, key: "recommended", get: () => h("b", {}, z.recommended_size) },
+    ], [{}], { caption: `How pool ${pool.pool_id}'s size is worked out` });
+    for (const td of sizing.querySelectorAll("tbody td")) td.dataset.input = td.className.match(/col-(\w+)/)?.[1] || "";
+    sizing.querySelector("[data-input=renewed]").title = `mean over ${z.leases_measured} leases of this period`;
     table(hoursTable, [
-      { label: "Hour", get: (r) => fmtTime(r.hour_ms).slice(0, 16) },
-      { label: "Most live", num: true, get: (r) => r.max_live },
-      { label: "Used", num: true, get: (r) => fmtPct(r.utilisation) },
-      { label: "Busy (live + cooling)", num: true, get: (r) => r.max_busy },
-      { label: "New sessions", num: true, get: (r) => r.new_sessions },
-      { label: "Exhausted", num: true, get: (r) => r.exhaustions },
-    ], busy);
+      { label: "Hour", key: "hour", get: (r) => fmtTime(r.hour_ms, { short: true }) },
+      { label: "Most live", num: true, key: "live", get: (r) => r.max_live },
+      { label: "Used", num: true, key: "used", get: (r) => fmtPct(r.utilisation) },
+      { label: "Busy (live + cooling)", num: true, key: "busy", get: (r) => r.max_busy },
+      { label: "New sessions", num: true, key: "new", get: (r) => r.new_sessions },
+      { label: "Exhausted", num: true, key: "exhausted", get: (r) => r.exhaustions },
+    ], busy, { caption: `Busiest recent hours of pool ${pool.pool_id}` });
     if (!busy.length) hoursTable.after(h("p", { class: "muted" }, "No leases in this period."));
-    lineChart(`pool-${p.pool_id}`, chartBox, p.hours.map((r) => r.hour_ms / 1000), [
-      { label: "utilisation %", values: p.hours.map((r) => Math.round(r.utilisation * 1000) / 10) },
-      { label: "busy (live + cooling) %", values: p.hours.map((r) => Math.round((r.max_busy / p.size) * 1000) / 10), color: "#e8590c" },
-      { label: "warning 75%", values: p.hours.map(() => body.warning_utilisation * 100), color: "#c92a2a", dash: [6, 4] },
-    ], { yRange: [0, 100], yLabel: "%", height: 240 });
+    lineChart(`pool-${pool.pool_id}`, chartBox, pool.hours.map((r) => r.hour_ms / 1000), [
+      { label: "live %", values: pool.hours.map((r) => Math.round(r.utilisation * 1000) / 10) },
+      { label: "busy (live + cooling) %", values: pool.hours.map((r) => Math.round((r.max_busy / pool.size) * 1000) / 10), color: "#e8590c" },
+      { label: "warning 75%", values: pool.hours.map(() => body.warning_utilisation * 100), color: "#c92a2a", dash: [6, 4] },
+    ], { yRange: [0, 100], yLabel: "%", height: innerWidth < 700 ? 200 : 240 });
   }
 }
 
@@ -483,17 +933,27 @@ async function loadPools() {
 
 let promoCode = null;
 
+function renderPromoForm() {
+  if (params.code && $("#promo-code").value !== params.code) {
+    $("#promo-code").value = params.code;
+    lookupPromo();
+  }
+}
+
 async function lookupPromo(ev) {
-  ev.preventDefault();
+  if (ev) ev.preventDefault();
   await guard(async () => {
     const code = $("#promo-code").value.trim().toUpperCase();
     const out = $("#promo-result");
     out.replaceChildren();
     $("#promo-attach").hidden = true;
+    if (!code) return;
+    if (params.code !== code) history.replaceState(null, "", hashOf("promo", { ...params, code }));
+    params.code = code;
     let body;
     try {
-      ({ body } = await api(`/v1/promo/${encodeURIComponent(code)}${query({ site: site() })}`));
-      setZone(body.time_zone);
+      ({ body } = await api(`/v1/promo/${encodeURIComponent(code)}${query({ site: params.site })}`));
+      remember(params.site, body);
     } catch (e) {
       if (e instanceof Unauthorized) throw e;
       out.append(h("p", { class: "error" }, `Code ${code}: ${e.message}`));
@@ -507,7 +967,7 @@ async function lookupPromo(ev) {
       h("dl", { class: "kv" },
         h("dt", {}, "Source"), h("dd", { class: "promo-source" }, last ? [last.channel, last.source, last.medium, last.campaign, last.term].filter(Boolean).join(" / ") : "—"),
         h("dt", {}, "Issued"), h("dd", {}, fmtTime(body.issued_at_ms)),
-        h("dt", {}, "Reserved until"), h("dd", {}, `${fmtTime(body.reserved_until_ms)}${body.live ? "" : " (reissued since)"}`),
+        h("dt", {}, "Reserved until"), h("dd", {}, `${fmtTime(body.reserved_until_ms)}${body.live ? "" : " (given to another visitor since)"}`),
       ),
       h("h3", {}, "Visitor's path"),
       visitorPath(body.visitor),
@@ -525,8 +985,8 @@ async function attachPromo(ev) {
       const { body } = await api(`/v1/calls/${encodeURIComponent(id)}/promo`, {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code: promoCode }),
       });
-      $("#promo-attach-result").replaceChildren(`Call #${body.id} now credits ${body.channel} / ${body.source} (${body.attribution.confidence}: ${body.attribution.reason}). `,
-        h("a", { href: `#call/${body.id}` }, "Open the call"));
+      $("#promo-attach-result").replaceChildren(`Call #${body.id} is now credited to ${body.channel} / ${body.source} (${body.attribution.confidence} confidence). `,
+        h("a", { href: hashOf("call", shared(), body.id) }, "Open the call"));
     } catch (e) {
       if (e instanceof Unauthorized) throw e;
       $("#promo-attach-result").replaceChildren(h("span", { class: "error" }, e.message));
@@ -534,26 +994,226 @@ async function attachPromo(ev) {
   });
 }
 
+// ------------------------------------------------------ costs and revenue
+
+function renderMoney() {
+  $("#money-site").textContent = params.site;
+  const cur = siteInfo.get(params.site)?.currency;
+  const field = $("#revenue-form").elements.currency;
+  if (!field.value && cur) field.value = cur;
+  field.placeholder = cur || "e.g. EUR";
+}
+
+async function readCostFile() {
+  const file = $("#cost-file").files[0];
+  if (!file) return;
+  // File.text() decodes UTF-8 and drops a byte order mark (Excel writes one).
+  $("#cost-csv").value = await file.text();
+}
+
+async function uploadCosts(ev) {
+  ev.preventDefault();
+  const out = $("#cost-result");
+  out.replaceChildren();
+  const text = $("#cost-csv").value;
+  if (!text.trim()) {
+    out.append(h("p", { class: "error" }, "Choose a CSV file or paste its rows first."));
+    return;
+  }
+  await guard(async () => {
+    try {
+      const { body } = await api(`/v1/costs${query({ site: params.site })}`, {
+        method: "POST", headers: { "Content-Type": "text/csv; charset=utf-8" }, body: text,
+      });
+      out.append(h("p", { class: "ok", role: "status" }, `Stored ${fmtCount(body.upserted)} cost row${body.upserted === 1 ? "" : "s"} for site ${params.site}. The source report shows them now.`));
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      const rows = e.body?.error?.rows;
+      if (e.code === "invalid_rows" && Array.isArray(rows)) {
+        const lines = text.split(/\r?\n/);
+        out.append(
+          h("p", { class: "error", role: "alert" }, `Nothing was stored: ${rows.length} problem${rows.length === 1 ? "" : "s"} in the file. Fix ${rows.length === 1 ? "it" : "them"} and upload again.`),
+          h("table", { class: "data issues cards" },
+            h("caption", { class: "sr-only" }, "Problems in the uploaded file"),
+            h("thead", {}, h("tr", {}, ["Line", "Column", "Problem", "The line as uploaded"].map((t) => h("th", { scope: "col" }, t)))),
+            h("tbody", {}, rows.map((r) => h("tr", {},
+              h("td", { "data-label": "Line", class: "num" }, r.line ?? (r.index != null ? `#${r.index}` : "")),
+              h("td", { "data-label": "Column" }, r.field || "(row)"),
+              h("td", { "data-label": "Problem", class: "wrap" }, r.message),
+              h("td", { "data-label": "The line as uploaded", class: "wrap mono" }, r.line ? lines[r.line - 1] ?? "" : ""))))),
+        );
+      } else {
+        out.append(h("p", { class: "error", role: "alert" }, e.message));
+      }
+    }
+  });
+}
+
+async function postRevenue(ev) {
+  ev.preventDefault();
+  const form = $("#revenue-form");
+  const out = $("#revenue-result");
+  out.replaceChildren();
+  const f = Object.fromEntries(new FormData(form));
+  const amount = Number(String(f.amount).replace(/\s/g, "").replace(",", "."));
+  const body = { site: params.site, amount };
+  if (f.call_id.trim()) body.call_id = Number(f.call_id.trim());
+  if (f.caller.trim()) body.caller = f.caller.trim();
+  if (f.currency.trim()) body.currency = f.currency.trim().toUpperCase();
+  if (f.deal_id.trim()) body.deal_id = f.deal_id.trim();
+  if (f.at) {
+    // The deal's day on the site's calendar, at its end: the caller's latest call that day or before.
+    const zoneInfo = siteInfo.get(params.site);
+    body.at = zoneInfo ? endOfSiteDay(f.at, zoneInfo.zone) : Date.parse(`${f.at}T23:59:59Z`);
+  }
+  if (!Number.isFinite(amount)) {
+    out.append(h("p", { class: "error" }, `"${f.amount}" is not an amount.`));
+    return;
+  }
+  if (!body.call_id === !body.caller) {
+    out.append(h("p", { class: "error" }, "Give the call id or the caller's number (one of the two)."));
+    return;
+  }
+  await guard(async () => {
+    try {
+      const { body: r } = await api("/v1/revenue", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      const what = { recorded: "Recorded", updated: "Updated", unchanged: "Already recorded, unchanged:" }[r.outcome] || r.outcome;
+      const amountText = r.currency && r.currency !== ways.currency
+        ? `${fmt("num", { maximumFractionDigits: 2, minimumFractionDigits: 2 }).format(r.amount)} ${r.currency}`
+        : fmtMoney(r.amount);
+      out.append(h("p", { class: "ok", role: "status" }, `${what} ${amountText} for call #${r.call_id}${r.deal_id ? ` (deal ${r.deal_id})` : ""}. `,
+        h("a", { href: hashOf("call", shared(), r.call_id) }, "Open the call")));
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      out.append(h("p", { class: "error", role: "alert" }, e.message));
+    }
+  });
+}
+
+/** The last millisecond of day `day` on the clock of `zone`. */
+function endOfSiteDay(day, zone) {
+  // Start from the UTC end of the day and step by the zone's offset there.
+  const guess = Date.parse(`${day}T23:59:59.999Z`);
+  for (let ms = guess - 14 * 3600_000; ms <= guess + 14 * 3600_000; ms += 15 * 60_000) {
+    if (siteDay(ms, zone) > day) return ms - 1;
+  }
+  return guess;
+}
+
+// ---------------------------------------------------------------- exports
+
+const EXPORT_STATUSES = ["pending", "sent", "dead", "skipped"];
+
+function clearExports() {
+  $("#exports-table").replaceChildren();
+  $("#exports-summary").textContent = "";
+  $("#exports-counts").replaceChildren();
+}
+
+async function loadExports(current) {
+  const form = $("#exports-filter");
+  fillForm(form, ["status", "kind"]);
+  const offset = Math.max(0, Number(params.offset) || 0);
+  const filter = { site: params.site, status: params.status, kind: params.kind };
+  const [{ body }, ...counts] = await Promise.all([
+    api(`/v1/exports${query({ ...filter, limit: PAGE, offset })}`),
+    ...EXPORT_STATUSES.map((s) => api(`/v1/exports${query({ ...filter, status: s, limit: 1 })}`)),
+  ]);
+  if (!current()) return;
+  $("#exports-counts").replaceChildren(...EXPORT_STATUSES.map((s, i) => h("a", {
+    class: `chip ${s}${params.status === s ? " active" : ""}`, href: hashOf("exports", { ...params, status: params.status === s ? null : s, offset: null }),
+    "aria-current": params.status === s ? "true" : null,
+  }, `${s[0].toUpperCase()}${s.slice(1)} `, h("b", {}, fmtCount(counts[i].body.total)))));
+  const last = Math.min(offset + body.exports.length, body.total);
+  $("#exports-summary").textContent = body.total ? `Exports ${offset + 1}–${last} of ${fmtCount(body.total)}, newest first.` : "No exports match.";
+  $("#exports-prev").disabled = offset === 0;
+  $("#exports-next").disabled = last >= body.total;
+  table($("#exports-table"), [
+    { label: "Export", key: "id", get: (x) => `#${x.id}` },
+    { label: "To", key: "kind", get: (x) => (x.kind === "ga4" ? "GA4" : "CRM") },
+    { label: "Call", key: "call", get: (x) => (x.call_id ? h("a", { href: hashOf("call", shared(), x.call_id) }, `#${x.call_id}`) : "") },
+    { label: "Status", key: "status", get: (x) => badge(x.status, { sent: "ok", dead: "warn", pending: "medium", skipped: "none" }[x.status]) },
+    { label: "Attempts", key: "attempts", num: true, get: (x) => fmtCount(x.attempts) },
+    { label: "Created", key: "created", get: (x) => fmtTime(x.created_at_ms, { short: true }) },
+    { label: "Sent / next attempt", key: "when", get: (x) => (x.status === "sent" ? fmtTime(x.sent_at_ms, { short: true }) : x.status === "pending" ? `next ${fmtTime(x.next_attempt_at_ms, { short: true })}` : "") },
+    { label: "Last error", key: "error", wrap: true, get: (x) => x.last_error || "" },
+    { label: "Action", key: "action", get: (x) => (x.status === "dead"
+      ? h("button", { type: "button", class: "retry", "data-export": x.id, onclick: () => retryExport(x.id) }, `Retry #${x.id}`)
+      : "") },
+  ], body.exports, { caption: "Exports of ended calls" });
+}
+
+async function retryExport(id) {
+  await guard(async () => {
+    try {
+      const { body } = await api(`/v1/exports/${id}/retry`, { method: "POST" });
+      await route();
+      showStatus(`Export #${body.id} is ${body.status} again; the worker sends it now.`);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      await route();
+      showError(`Export #${id}: ${e.message}`);
+    }
+  });
+}
+
+function showStatus(message) { $("#status").textContent = message; }
+
 // ----------------------------------------------------------------- wiring
+
+function filterSubmit(formSel, view, keys) {
+  const form = $(formSel);
+  const apply = (ev) => {
+    if (ev) ev.preventDefault();
+    const patch = { offset: null };
+    for (const k of keys) patch[k] = form.elements[k].value.trim() || null;
+    go(view, patch);
+  };
+  form.addEventListener("submit", apply);
+  for (const el of form.querySelectorAll("select")) el.addEventListener("change", () => apply());
+}
 
 function init() {
   const fromUrl = new URLSearchParams(location.search).get("site");
-  $("#site").value = fromUrl || localStorage.getItem(SITE_KEY) || "demo";
-  $("#login-site").value = $("#site").value;
+  if (fromUrl) localStorage.setItem(SITE_KEY, fromUrl);
+  $("#login-site").value = fromUrl || localStorage.getItem(SITE_KEY) || "demo";
+  const periodSelect = $("#period").elements.period;
+  periodSelect.replaceChildren(...PERIODS.map(([k, label]) => h("option", { value: k }, label)));
   $("#login-form").addEventListener("submit", signIn);
-  $("#logout").addEventListener("click", () => signOut("Signed out."));
-  $("#site").addEventListener("change", () => { localStorage.setItem(SITE_KEY, site()); state.calls.offset = 0; route(); });
-  $("#calls-filter").addEventListener("submit", (e) => { e.preventDefault(); state.calls.offset = 0; guard(loadCalls); });
-  $("#calls-prev").addEventListener("click", () => { state.calls.offset = Math.max(0, state.calls.offset - PAGE); guard(loadCalls); });
-  $("#calls-next").addEventListener("click", () => { state.calls.offset += PAGE; guard(loadCalls); });
+  $("#logout").addEventListener("click", () => { signOut("Signed out."); });
+  $("#site-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const s = $("#site").value.trim();
+    if (s) go(params.view === "call" ? "calls" : params.view, { site: s, offset: null, code: null });
+  });
+  $("#period").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = $("#period").elements;
+    go(params.view === "call" ? "calls" : params.view, { period: "custom", from: f.from.value, to: f.to.value, offset: null });
+  });
+  periodSelect.addEventListener("change", () => {
+    const name = periodSelect.value;
+    const f = $("#period").elements;
+    const view = params.view === "call" ? "calls" : params.view;
+    if (name === "custom") go(view, { period: "custom", from: f.from.value, to: f.to.value, offset: null });
+    else go(view, { period: name, from: null, to: null, offset: null });
+  });
+  filterSubmit("#calls-filter", "calls", CALL_FILTERS);
+  $("#calls-filters-box summary").addEventListener("click", () => { $("#calls-filters-box").dataset.touched = "1"; });
+  filterSubmit("#sources-filter", "sources", ["group_by", "metric"]);
+  filterSubmit("#exports-filter", "exports", ["status", "kind"]);
+  $("#calls-prev").addEventListener("click", () => go("calls", { offset: Math.max(0, (Number(params.offset) || 0) - PAGE) || null }));
+  $("#calls-next").addEventListener("click", () => go("calls", { offset: (Number(params.offset) || 0) + PAGE }));
+  $("#exports-prev").addEventListener("click", () => go("exports", { offset: Math.max(0, (Number(params.offset) || 0) - PAGE) || null }));
+  $("#exports-next").addEventListener("click", () => go("exports", { offset: (Number(params.offset) || 0) + PAGE }));
   $("#csv-export").addEventListener("click", exportCsv);
-  $("#sources-filter").addEventListener("submit", (e) => { e.preventDefault(); guard(loadSources); });
-  $("#pools-filter").addEventListener("submit", (e) => { e.preventDefault(); guard(loadPools); });
   $("#promo-form").addEventListener("submit", lookupPromo);
   $("#promo-attach").addEventListener("submit", attachPromo);
-  window.addEventListener("hashchange", route);
-  route();
-  document.body.dataset.ready = "1";
+  $("#cost-file").addEventListener("change", () => guard(readCostFile));
+  $("#cost-form").addEventListener("submit", uploadCosts);
+  $("#revenue-form").addEventListener("submit", postRevenue);
+  window.addEventListener("hashchange", () => { showStatus(""); route(); });
+  route().finally(() => { document.body.dataset.ready = "1"; });
 }
 
 init();

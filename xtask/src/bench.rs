@@ -24,7 +24,7 @@ use crate::util::{Guard, capture, cargo, display, free_port, run, wait_for_port}
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
-    /// `replaceNumbers` vs a plain-JS reference, in headless Chromium (www/bench/replace.html).
+    /// `replaceNumbers` vs plain-JS references, in headless Chromium (www/bench/replace.html).
     Web {
         /// How long to wait for the page to publish `window.__benchResult`.
         #[arg(long, default_value_t = 180)]

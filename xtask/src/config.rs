@@ -72,6 +72,10 @@ pub struct Profile {
     /// trapping function, so that wasm-opt drops what only they kept.
     #[serde(default)]
     pub prune_table: bool,
+    /// After wasm-opt, lay the function bodies out smallest first, which
+    /// gzip compresses better (xtask/src/order.rs).
+    #[serde(default)]
+    pub sort_functions: bool,
     /// Cut the cold paths listed in xtask/src/glue.rs from the JS glue.
     #[serde(default)]
     pub trim_glue: bool,

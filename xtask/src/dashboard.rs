@@ -1,9 +1,12 @@
 //! The dashboard's third-party browser code: uPlot from the npm registry,
-//! pinned by `www/dashboard/package-lock.json`.
+//! pinned by `www/dashboard/package-lock.json`, and axe-core (a dev
+//! dependency in the same lock) for the end-to-end accessibility scan.
 //!
 //! `npm ci` runs in `www/dashboard` when `node_modules` is missing (or older
 //! than the lock file); the files the pages load are then copied into
 //! `www/dashboard/vendor/`, which the collector serves at `/dashboard/vendor/`.
+//! axe-core stays in `node_modules`: the pages never load it, the end-to-end
+//! test injects it (`tests/tests/e2e/dashboard.rs`).
 //! Both folders are git-ignored: the lock file is the source of truth.
 
 use std::fs;
@@ -23,12 +26,16 @@ const VENDOR_FILES: &[(&str, &str)] = &[
     ("uplot/LICENSE", "uPlot.LICENSE"),
 ];
 
+/// What the end-to-end test reads from `node_modules` (not served to users).
+pub const AXE: &str = "axe-core/axe.min.js";
+
 /// Installs the dashboard's npm dependencies if needed and copies their
 /// browser files into `www/dashboard/vendor/`. Returns that folder.
 pub fn vendor(root: &Path) -> Result<PathBuf> {
     let dir = root.join(DIR);
-    let needed: Vec<&str> = VENDOR_FILES.iter().map(|(from, _)| *from).collect();
-    let modules = crate::npm::ci(&dir, &needed, "the dashboard's chart library")?;
+    let mut needed: Vec<&str> = VENDOR_FILES.iter().map(|(from, _)| *from).collect();
+    needed.push(AXE);
+    let modules = crate::npm::ci(&dir, &needed, "the dashboard's chart library and accessibility checker")?;
     let out = dir.join("vendor");
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut total = 0;

@@ -13,6 +13,7 @@ mod dashboard;
 mod demo;
 mod glue;
 mod npm;
+mod order;
 mod provision;
 mod table;
 mod test;

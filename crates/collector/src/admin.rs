@@ -78,7 +78,7 @@ impl ResponseError for AdminError {
 
     fn error_response(&self) -> HttpResponse {
         if self.status_code().is_server_error() {
-            eprintln!("ringsource: {self}");
+            crate::outage::server_error(self);
         }
         let mut error = json!({ "code": self.code(), "message": self.to_string() });
         // Every bad field at once, so a spreadsheet can be fixed in one go.

@@ -28,6 +28,9 @@ use crate::config::{ForwardedHeader, Site};
 use crate::ratelimit::RateLimiter;
 use crate::storage::{PageViewCommand, Renewal, Storage, StorageError};
 
+pub mod fields;
+use fields::FieldError;
+
 /// Every route of the API, as registered. `openapi.json` documents each
 /// (a test checks both directions).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -47,10 +50,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/revenue"),
     ("GET", "/v1/exports"),
     ("POST", "/v1/exports/{id}/retry"),
+    ("POST", "/v1/privacy/erase"),
+    ("POST", "/v1/privacy/export"),
     ("POST", "/v1/sites/{site}/pbx/{adapter}"),
     ("POST", "/v1/sites/{site}/pbx/mango/events/{event}"),
     ("GET", "/v1/sites/{site}/pbx/zadarma"),
+    ("POST", "/v1/sites/{site}/pbx/zadarma"),
 ];
+
+/// The routes of [`ROUTES`] that also answer a CORS preflight (`OPTIONS`).
+pub const PREFLIGHTED: &[&str] =
+    &["/v1/sites/{site}/config", "/v1/sites/{site}/visits", "/v1/sites/{site}/heartbeat", "/v1/sites/{site}/pageviews"];
 
 /// The OpenAPI 3 document, maintained by hand beside the routes.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -88,6 +98,8 @@ pub enum ApiError {
     OriginNotAllowed { origin: String, site: String },
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("bad request: {0}")]
+    Field(#[from] FieldError),
     #[error("the request body is larger than {MAX_BODY_BYTES} bytes")]
     PayloadTooLarge,
     #[error("too many requests from this address; retry in {retry_after_secs} s")]
@@ -110,6 +122,7 @@ impl ApiError {
             ApiError::UnknownSite(_) => "unknown_site",
             ApiError::OriginNotAllowed { .. } => "origin_not_allowed",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Field(e) => e.code(),
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::UnknownSession(_) => "unknown_session",
@@ -126,7 +139,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::UnknownSite(_) | ApiError::UnknownSession(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Field(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::LeaseGone => StatusCode::GONE,
@@ -137,11 +150,17 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         if self.status_code().is_server_error() {
             // The client gets the code; the operator gets the context.
-            eprintln!("ringsource: {self}");
+            crate::outage::server_error(self);
         }
         let mut resp = HttpResponse::build(self.status_code());
         if let ApiError::RateLimited { retry_after_secs } = self {
             resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        if let ApiError::Field(e) = self {
+            // The field's path too, so a client need not parse the message.
+            return resp.json(serde_json::json!({
+                "error": { "code": self.code(), "message": self.to_string(), "field": e.field() }
+            }));
         }
         resp.json(ErrorBody { error: ErrorDetail { code: self.code().to_owned(), message: self.to_string() } })
     }
@@ -161,9 +180,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Fallback for unmatched paths: a JSON 404.
+/// Fallback for unmatched requests: a JSON 404, or a 405 with `Allow` when
+/// the path is the API's and only the method is wrong.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::NoRoute { method: req.method().to_string(), path: req.path().to_owned() }.error_response()
+    let (method, path) = (req.method().to_string(), req.path());
+    match crate::edge::allowed_methods(path) {
+        Some(allow) => crate::edge::method_not_allowed(&method, path, &allow),
+        None => ApiError::NoRoute { method, path: path.to_owned() }.error_response(),
+    }
 }
 
 async fn openapi() -> HttpResponse {
@@ -255,24 +279,6 @@ async fn read_json<T: DeserializeOwned>(body: web::Payload) -> Result<T, ApiErro
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("the body is not the expected JSON: {e}")))
 }
 
-/// Session ids are the collector's own (see [`crate::session_id`]) or a browser's that
-/// outlived a database reset; anything else is refused before it is stored.
-fn check_session_id(id: &str) -> Result<(), ApiError> {
-    let ok = (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(format!("session_id {id:?} must be 8-64 characters of A-Z, a-z, 0-9, '-' or '_'")))
-    }
-}
-
-fn check_len(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
-    match value {
-        Some(v) if v.len() > max => Err(ApiError::BadRequest(format!("{field} is longer than {max} bytes"))),
-        _ => Ok(()),
-    }
-}
-
 /// Longer User-Agents are cut to this many bytes before they are stored.
 const MAX_USER_AGENT_BYTES: usize = 512;
 
@@ -308,21 +314,14 @@ async fn visit(
     let client = client_ip(&state, &req);
     limit(&state.visit_limiter, client, now_ms)?;
     let visit: VisitRequest = read_json(body).await?;
+    fields::visit(&visit)?;
     if site.consent_required && !visit.consent {
         return Ok(HttpResponse::Ok().json(crate::domain::without_consent(&site)));
     }
-    if let Some(id) = &visit.session_id {
-        check_session_id(id)?;
-    }
-    check_len("client_id", visit.client_id.as_deref(), 128)?;
-    check_len("ym_uid", visit.ym_uid.as_deref(), 128)?;
-    check_len("page.url", Some(&visit.page.url), 4096)?;
-    check_len("page.title", visit.page.title.as_deref(), 1024)?;
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let user_agent = truncated(user_agent, MAX_USER_AGENT_BYTES).to_owned();
     let new_id = crate::session_id::new(now_ms)
         .map_err(|e| ApiError::Internal(format!("no randomness for a session id: {e}")))?;
-    check_len("referrer", visit.referrer.as_deref(), 4096)?;
     let decided = crate::domain::reclassify(&visit, u64::try_from(now_ms).unwrap_or(0))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let clock = Arc::clone(&state.clock);
@@ -342,7 +341,7 @@ async fn heartbeat(
     let client = client_ip(&state, &req);
     limit(&state.session_limiter, client, state.clock.now_ms())?;
     let beat: HeartbeatRequest = read_json(body).await?;
-    check_session_id(&beat.session_id)?;
+    fields::heartbeat(&beat)?;
     let clock = Arc::clone(&state.clock);
     match state.storage.heartbeat(site, beat.session_id.clone(), client.map(Groups::of), clock).await? {
         Renewal::Renewed { number, expires_at_ms } => {
@@ -362,9 +361,7 @@ async fn page_view(
     let site = state.site(&site)?;
     limit(&state.session_limiter, client_ip(&state, &req), state.clock.now_ms())?;
     let view: PageViewRequest = read_json(body).await?;
-    check_session_id(&view.session_id)?;
-    check_len("url", Some(&view.url), 4096)?;
-    check_len("title", view.title.as_deref(), 1024)?;
+    fields::page_view(&view)?;
     let clock = Arc::clone(&state.clock);
     let session_id = view.session_id.clone();
     let view = PageViewCommand { site, session_id: view.session_id, url: view.url, title: view.title };

@@ -2,13 +2,18 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::privacy::{self, PrivacyService};
 use crate::server;
+use crate::storage::sqlite::backup;
+use crate::storage::sqlite::privacy::SqlitePrivacy;
 
 /// Ringsource collector: leases tracking numbers to website visitors and
 /// attributes phone calls to the advertising source that brought them.
@@ -72,6 +77,68 @@ pub enum Command {
         #[arg(long)]
         if_empty: bool,
     },
+    /// Drop and reduce the personal data past its time now, as a running
+    /// collector does every `server.retention_interval_secs`.
+    ///
+    /// Follows each site's `[sites.retention]`; prints what it removed per
+    /// site. Safe while the collector runs.
+    Retention {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this site (default: every site in the file).
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Erase a caller: their calls, events, revenue and exports (pending
+    /// ones too), and the sessions those calls went to with their touches,
+    /// page views, leases and promo codes.
+    ///
+    /// Prints what was removed as JSON. Safe while the collector runs.
+    Erase {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        site: String,
+        /// The caller's number, national in the site's region or international.
+        #[arg(long)]
+        phone: String,
+    },
+    /// Print everything held about a caller as JSON (a subject access
+    /// request): what `erase` would remove.
+    Export {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this site (default: every site in the file).
+        #[arg(long)]
+        site: Option<String>,
+        /// The caller's number, national in the site's region or international.
+        #[arg(long)]
+        phone: String,
+        /// Write the JSON here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Copy the database to a new file while the collector runs (SQLite's
+    /// online backup API: one consistent snapshot).
+    Backup {
+        /// The TOML configuration file (its `[server] database` is copied).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The backup to write; must not exist yet.
+        file: PathBuf,
+    },
+    /// Put a backup in place of the database. Refuses while anything (a
+    /// running collector) has the database open: stop it, restore, start it.
+    Restore {
+        /// The TOML configuration file (its `[server] database` is replaced).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A file written by `ringsource backup`.
+        file: PathBuf,
+    },
 }
 
 /// Runs a parsed command line.
@@ -113,6 +180,35 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Retention { config, site } => with_config(&config, |cfg| retention(cfg, site.as_deref())),
+        Command::Erase { config, site, phone } => with_config(&config, |cfg| erase(cfg, &site, &phone)),
+        Command::Export { config, site, phone, output } => {
+            with_config(&config, |cfg| export(cfg, site.as_deref(), &phone, output.as_deref()))
+        }
+        Command::Backup { config, file } => with_config(&config, |cfg| {
+            let db = &cfg.server.database;
+            let copied = backup::backup(db, &file).map_err(|e| e.to_string())?;
+            println!(
+                "backed up {} to {}: {} bytes, schema version {}",
+                db.display(),
+                file.display(),
+                copied.bytes(),
+                copied.schema_version
+            );
+            Ok(())
+        }),
+        Command::Restore { config, file } => with_config(&config, |cfg| {
+            let db = &cfg.server.database;
+            let copied = backup::restore(&file, db).map_err(|e| e.to_string())?;
+            println!(
+                "restored {} into {}: {} bytes, schema version {}; start the collector",
+                file.display(),
+                db.display(),
+                copied.bytes(),
+                copied.schema_version
+            );
+            Ok(())
+        }),
         Command::Serve { config, listen } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -129,6 +225,67 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// Loads the configuration and runs `f`; either's error goes to stderr
+/// with a failing exit code.
+fn with_config(path: &Path, f: impl FnOnce(&Config) -> Result<(), String>) -> ExitCode {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match f(&cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringsource: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn privacy_service(cfg: &Config) -> Result<PrivacyService, String> {
+    let store = SqlitePrivacy::open(&cfg.server.database).map_err(|e| e.to_string())?;
+    Ok(PrivacyService::new(Arc::new(store), &cfg.sites, Arc::new(SystemClock)))
+}
+
+fn retention(cfg: &Config, site: Option<&str>) -> Result<(), String> {
+    let service = privacy_service(cfg)?;
+    let sites: Vec<String> = match site {
+        Some(s) => vec![service.site(s).map_err(|e| e.to_string())?.id.clone()],
+        None => service.site_ids().to_vec(),
+    };
+    for site in sites {
+        let report = service.apply_retention(&site).map_err(|e| e.to_string())?;
+        println!("{}", privacy::retention_line(&report));
+    }
+    Ok(())
+}
+
+fn erase(cfg: &Config, site: &str, phone: &str) -> Result<(), String> {
+    let erased = privacy_service(cfg)?.erase(site, phone).map_err(|e| e.to_string())?;
+    println!("{}", serde_json::to_string_pretty(&erased).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+fn export(cfg: &Config, site: Option<&str>, phone: &str, output: Option<&Path>) -> Result<(), String> {
+    let service = privacy_service(cfg)?;
+    let sites: Vec<String> = match site {
+        Some(s) => vec![s.to_owned()],
+        None => service.site_ids().to_vec(),
+    };
+    let mut found = Vec::new();
+    for site in &sites {
+        found.push(service.export(site, phone).map_err(|e| format!("site {site:?}: {e}"))?);
+    }
+    let doc = serde_json::json!({ "exported_at_ms": SystemClock.now_ms(), "sites": found });
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())? + "\n";
+    match output {
+        Some(path) => std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => std::io::stdout().write_all(text.as_bytes()).map_err(|e| format!("cannot write the export: {e}")),
     }
 }
 

@@ -97,6 +97,10 @@ pub struct RawServer {
     /// one), which leaves a CPU to the database writer thread.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Seconds between the retention passes of a running collector (the
+    /// first this long after it starts).
+    #[serde(default = "default_retention_interval_secs")]
+    pub retention_interval_secs: u64,
 }
 
 /// The header a trusted reverse proxy appends the client's address to.
@@ -182,6 +186,11 @@ const MAX_WORKERS: usize = 1024;
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
+/// Hourly: nothing is kept much more than an hour past its time, and a pass
+/// that finds nothing due costs one read of the site's tables.
+fn default_retention_interval_secs() -> u64 {
+    3600
+}
 fn default_database() -> PathBuf {
     PathBuf::from("ringsource.sqlite")
 }
@@ -218,6 +227,14 @@ pub struct RawSite {
     /// The IANA time zone the site's reports count days in (`Europe/Moscow`).
     #[serde(default = "default_time_zone")]
     pub time_zone: String,
+    /// The ISO 4217 code the site's cost and revenue are in (`RUB`): the
+    /// dashboard shows amounts with its sign.
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// The BCP 47 locale the dashboard formats numbers, money and dates in
+    /// (`ru-RU`); without it, the reader's browser's.
+    #[serde(default)]
+    pub locale: Option<String>,
     /// A caller is "unique" when they have not called within this many days.
     #[serde(default = "default_uniqueness_days")]
     pub uniqueness_window_days: u32,
@@ -247,6 +264,9 @@ pub struct RawSite {
     /// `[sites.exports]`: GA4 and CRM exports of ended calls.
     #[serde(default)]
     pub exports: crate::exports::RawExports,
+    /// `[sites.retention]`: how long personal data is kept.
+    #[serde(default)]
+    pub retention: Retention,
 }
 
 fn default_time_zone() -> String {
@@ -371,6 +391,67 @@ fn default_cooldown_secs() -> u32 {
     10 * 60
 }
 
+/// `[sites.retention]`: days after which personal data is dropped or
+/// reduced (see the collector's README, "Privacy", for why these defaults).
+/// Calls and their attribution are kept; only the caller can be masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// A visit (its session, touches, page views, leases and promo codes)
+    /// that no call was attributed to goes this long after it was last seen
+    /// (and once its lease and promo code are over). Pool events go after it.
+    #[serde(default = "default_visits_days")]
+    pub visits_days: u32,
+    /// Any session's page views (URLs and titles) go after this.
+    #[serde(default = "default_page_views_days")]
+    pub page_views_days: u32,
+    /// A session's User-Agent is emptied this long after the session began.
+    #[serde(default = "default_user_agent_days")]
+    pub user_agent_days: u32,
+    /// A call's caller number is masked (all but its last two digits) this
+    /// long after it rang; left out, it is kept.
+    #[serde(default)]
+    pub caller_days: Option<u32>,
+    /// Exports delivered (or skipped) go this long after their last attempt.
+    #[serde(default = "default_exports_days")]
+    pub exports_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            visits_days: default_visits_days(),
+            page_views_days: default_page_views_days(),
+            user_agent_days: default_user_agent_days(),
+            caller_days: None,
+            exports_days: default_exports_days(),
+        }
+    }
+}
+
+/// The longest window the pools report reads (93 days), so the dashboard's
+/// pool history is whole.
+fn default_visits_days() -> u32 {
+    93
+}
+/// A month and a day: the promo hold and the uniqueness window (30 days by
+/// default) with a day to spare, so a call in that time still shows the
+/// visitor's pages.
+fn default_page_views_days() -> u32 {
+    31
+}
+/// A week to look into a visitor taken for a crawler (or not); the crawler
+/// verdict itself is kept with the session.
+fn default_user_agent_days() -> u32 {
+    7
+}
+/// A month to see in `GET /v1/exports` what the CRM and GA4 were sent.
+fn default_exports_days() -> u32 {
+    30
+}
+/// Longer than this is a typo (a hundred years).
+const MAX_RETENTION_DAYS: u32 = 36_500;
+
 // ------------------------------------------------------------ validated shape
 
 /// Validated `[server]` section.
@@ -386,11 +467,15 @@ pub struct ServerConfig {
     pub rate_limit: RateLimit,
     pub wal_preallocate_bytes: u64,
     pub workers: usize,
+    pub retention_interval_secs: u64,
 }
 
 impl ServerConfig {
     pub fn sqlite_options(&self) -> crate::storage::sqlite::SqliteOptions {
-        crate::storage::sqlite::SqliteOptions { wal_preallocate_bytes: self.wal_preallocate_bytes }
+        crate::storage::sqlite::SqliteOptions {
+            wal_preallocate_bytes: self.wal_preallocate_bytes,
+            ..crate::storage::sqlite::SqliteOptions::default()
+        }
     }
 }
 
@@ -407,6 +492,10 @@ pub struct Site {
     pub show_number: Option<ShowNumber>,
     /// Report days, date filters and displayed times are in this zone.
     pub time_zone: jiff::tz::TimeZone,
+    /// ISO 4217, upper case; for display only (amounts are stored as posted).
+    pub currency: Option<String>,
+    /// A well-formed BCP 47 tag; for display only.
+    pub locale: Option<String>,
     pub uniqueness_window_days: u32,
     pub target_call_secs: u32,
     pub attribution_model: Model,
@@ -419,6 +508,8 @@ pub struct Site {
     pub pbx: crate::pbx::PbxAuth,
     /// Where ended calls are exported (GA4, CRM), and how retries go.
     pub exports: crate::exports::Exports,
+    /// How long personal data is kept.
+    pub retention: Retention,
     /// Where national numbers from a PBX are read ("8 495 …", "74951234567").
     pub region: Option<Region>,
     /// Built from the static numbers' and pools' rules, same indices.
@@ -683,6 +774,9 @@ fn validate(
     if raw.workers.is_some_and(|n| n == 0 || n > MAX_WORKERS) {
         issues.push("server.workers", format!("must be 1 to {MAX_WORKERS}; leave it out for one fewer than the CPUs"));
     }
+    if raw.retention_interval_secs == 0 {
+        issues.push("server.retention_interval_secs", "must be at least 1");
+    }
     let rl = raw.rate_limit;
     if [rl.burst, rl.per_minute, rl.session_burst, rl.session_per_minute].contains(&0) {
         issues.push("server.rate_limit", "burst, per_minute, session_burst and session_per_minute must be at least 1");
@@ -723,6 +817,7 @@ fn validate(
             rate_limit: raw.rate_limit,
             wal_preallocate_bytes: u64::from(raw.wal_preallocate_mib) << 20,
             workers: raw.workers.unwrap_or_else(default_workers),
+            retention_interval_secs: raw.retention_interval_secs,
         },
         sites,
     })
@@ -850,6 +945,26 @@ fn validate_site(
             jiff::tz::TimeZone::UTC
         }
     };
+
+    let currency = raw.currency.as_deref().map(str::trim).and_then(|c| {
+        if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+            Some(c.to_owned())
+        } else {
+            issues
+                .push(format!("{path}.currency"), format!("{c:?} is not an ISO 4217 code such as \"EUR\" or \"RUB\""));
+            None
+        }
+    });
+    let locale = raw.locale.as_deref().map(str::trim).and_then(|l| match language_tags::LanguageTag::parse(l) {
+        Ok(tag) => Some(tag.to_string()),
+        Err(e) => {
+            issues.push(
+                format!("{path}.locale"),
+                format!("{l:?} is not a BCP 47 locale such as \"en-US\" or \"ru-RU\" ({e})"),
+            );
+            None
+        }
+    });
 
     let mut static_numbers: Vec<StaticNumber> = Vec::new();
     for (i, s) in raw.static_numbers.into_iter().enumerate() {
@@ -979,6 +1094,8 @@ fn validate_site(
             crate::exports::Exports::default()
         });
 
+    validate_retention(&raw.retention, raw.uniqueness_window_days, &format!("{path}.retention"), issues);
+
     if issues.list.len() != before {
         return None;
     }
@@ -995,6 +1112,8 @@ fn validate_site(
         consent_required: raw.consent_required,
         show_number,
         time_zone,
+        currency,
+        locale,
         uniqueness_window_days: raw.uniqueness_window_days,
         target_call_secs: raw.target_call_secs,
         attribution_model: raw.attribution_model,
@@ -1005,9 +1124,35 @@ fn validate_site(
         pbx_secrets,
         pbx,
         exports,
+        retention: raw.retention,
         region,
         routing,
     })
+}
+
+fn validate_retention(r: &Retention, uniqueness_window_days: u32, path: &str, issues: &mut Issues<'_>) {
+    let days = [
+        ("visits_days", r.visits_days),
+        ("page_views_days", r.page_views_days),
+        ("user_agent_days", r.user_agent_days),
+        ("exports_days", r.exports_days),
+    ];
+    for (field, value) in days.into_iter().chain(r.caller_days.map(|d| ("caller_days", d))) {
+        if !(1..=MAX_RETENTION_DAYS).contains(&value) {
+            issues.push(format!("{path}.{field}"), format!("must be 1 to {MAX_RETENTION_DAYS} days"));
+        }
+    }
+    // Repeat callers are found by their number within the window: a number
+    // masked sooner would make a repeat caller look new.
+    if let Some(days) = r.caller_days.filter(|d| (1..uniqueness_window_days).contains(d)) {
+        issues.push(
+            format!("{path}.caller_days"),
+            format!(
+                "{days} is shorter than uniqueness_window_days ({uniqueness_window_days}): a repeat caller would be \
+                 taken for a new one; mask later, or shorten the window"
+            ),
+        );
+    }
 }
 
 /// What a static number's calls are credited to (see [`StaticSource`]),

@@ -12,9 +12,13 @@
 //! - [`money`]: advertising cost and CRM revenue; [`exports`]: GA4 and CRM
 //!   exports of ended calls through the outbox; [`admin`]: their shared errors;
 //! - [`demo`]: `ringsource demo-data`, a seeded demo month;
+//! - [`privacy`]: retention, erasure and export of a caller's data, masked
+//!   caller numbers in logs (backups are [`storage::sqlite::backup`]);
 //! - [`static_files`]: the script tag, the wasm bundle and the `www/` pages;
-//! - [`server`]: builds the actix-web app and runs it;
+//! - [`server`]: builds the actix-web app and runs it; [`edge`]: read
+//!   deadlines, the connection cap, security headers and 405s in front of it;
 //! - [`clock`]: injectable time; [`ratelimit`]: per-IP token buckets;
+//!   [`outage`]: repeated server errors as one summary line per interval;
 //! - [`cli`]: the `ringsource` command line.
 
 pub mod admin;
@@ -26,10 +30,13 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod edge;
 pub mod exports;
 pub mod money;
+pub mod outage;
 pub mod pbx;
 pub mod pools_report;
+pub mod privacy;
 pub mod ratelimit;
 pub mod recent;
 pub mod server;

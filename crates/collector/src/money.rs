@@ -40,6 +40,12 @@ pub const ROUTES: &[(&str, &str)] = &[("POST", "/v1/costs"), ("POST", "/v1/reven
 const MAX_UPLOAD_BYTES: usize = 8 * 1024 * 1024;
 const MAX_REVENUE_BYTES: usize = 4096;
 const MAX_TEXT: usize = 200;
+/// The largest cost or revenue amount one row may carry: a trillion units of
+/// its currency, above any one day's spend or any one deal in any currency
+/// (a trillion dong is some 40 million dollars), and small enough that no
+/// sum of the rows SQLite can hold leaves the range of a double (1.8e308),
+/// where a report's totals would turn into `null`.
+pub const MAX_AMOUNT: f64 = 1e12;
 /// Revenue by caller looks this far back by default.
 pub const DEFAULT_REVENUE_WINDOW_SECS: i64 = 30 * 86_400;
 const MAX_REVENUE_WINDOW_SECS: i64 = 366 * 86_400;
@@ -178,6 +184,10 @@ fn validate_cost(at: At, raw: RawCost<'_>, sites: &HashMap<String, Arc<Site>>, i
         Cost::Unreadable => None,
         Cost::Number(c) if !c.is_finite() || c < 0.0 => {
             issues.push(at, "cost", format!("{c} must be a number, 0 or more"));
+            None
+        }
+        Cost::Number(c) if c > MAX_AMOUNT => {
+            issues.push(at, "cost", format!("{c} is more than {MAX_AMOUNT:e}, the largest amount one row may carry"));
             None
         }
         Cost::Number(c) => Some(c),
@@ -408,6 +418,12 @@ fn revenue_post(body: RevenueBody, site: &Site, now_ms: i64) -> Result<RevenuePo
     let bad = |m: String| AdminError::BadRequest(m);
     if !body.amount.is_finite() || body.amount < 0.0 {
         return Err(bad(format!("amount {} must be a number, 0 or more", body.amount)));
+    }
+    if body.amount > MAX_AMOUNT {
+        return Err(bad(format!(
+            "amount {} is more than {MAX_AMOUNT:e}, the largest amount one deal may carry",
+            body.amount
+        )));
     }
     let currency = parse_currency(body.currency.as_deref()).map_err(|reason| bad(format!("currency: {reason}")))?;
     let deal_id = body.deal_id.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty());

@@ -78,7 +78,7 @@ impl ResponseError for PoolsReportError {
 
     fn error_response(&self) -> HttpResponse {
         if self.status_code().is_server_error() {
-            eprintln!("ringsource: {self}");
+            crate::outage::server_error(self);
         }
         let code = match self {
             PoolsReportError::BadRequest(_) => "bad_request",
@@ -311,6 +311,8 @@ async fn report(
         "site": site_id,
         // Hours start on this zone's clock; the dashboard shows times in it.
         "time_zone": site.time_zone_name(),
+        "currency": site.currency,
+        "locale": site.locale,
         "from_ms": from_ms,
         "to_ms": to_ms,
         "interval": "hour",

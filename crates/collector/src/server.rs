@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix_web::{App, HttpServer, web};
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::{App, web};
 
 use crate::api::{self, ApiState};
 use crate::calls::CallsService;
@@ -16,9 +18,12 @@ use crate::exports::api::{self as exports_api, ExportsApi};
 use crate::money::{self, MoneyApi};
 use crate::pbx::{self, CallSink};
 use crate::pools_report::{self, PoolsReportApi};
+use crate::privacy::PrivacyService;
+use crate::privacy::api::{self as privacy_api, PrivacyApi};
 use crate::ratelimit::RateLimiter;
 use crate::static_files::{self, StaticDirs};
 use crate::storage::sqlite::SqliteStorage;
+use crate::storage::sqlite::privacy::SqlitePrivacy;
 use crate::storage::{Storage, StorageError};
 
 /// Why the server could not start.
@@ -72,6 +77,15 @@ pub fn bind_with(
         sites,
         clock: Arc::clone(&clock),
     });
+    // Retention and erasure read on a connection of their own, so their
+    // scans do not hold the writer's lock (see storage/sqlite/privacy.rs).
+    let privacy = Arc::new(PrivacyService::new(
+        Arc::new(SqlitePrivacy::open(&config.server.database)?),
+        &config.sites,
+        Arc::clone(&clock),
+    ));
+    crate::privacy::start(Arc::clone(&privacy), std::time::Duration::from_secs(config.server.retention_interval_secs));
+    let privacy_api = web::Data::new(PrivacyApi { service: privacy });
     let calls_api = web::Data::new(CallsApi { service: calls, admin_token: config.server.admin_token.clone() });
     let state = web::Data::new(ApiState {
         sites: config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect::<HashMap<_, _>>(),
@@ -82,10 +96,11 @@ pub fn bind_with(
         forwarded: config.server.trust_forwarded_for.then_some(config.server.forwarded_header),
     });
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
-    let http = HttpServer::new(move || {
+    let app = move || {
         // Routes are tried in order, and each pattern with a `{…}` segment
         // costs a regex match: the per-visitor routes go first.
         App::new()
+            .wrap(actix_web::middleware::from_fn(crate::edge::guard))
             .app_data(state.clone())
             .configure(|cfg| pbx_routes.configure(cfg))
             .configure(api::configure)
@@ -97,21 +112,71 @@ pub fn bind_with(
             .configure(exports_api::configure)
             .app_data(pools_report.clone())
             .configure(pools_report::configure)
+            .app_data(privacy_api.clone())
+            .configure(privacy_api::configure)
             .configure(|cfg| static_files::configure(&dirs, cfg))
             .default_service(web::to(api::not_found))
-    })
-    // The same-origin check compares a page's origin with the address each
-    // connection arrived at (see client_addr.rs).
-    .on_connect(|conn, data| {
-        if let Some(addr) = conn.downcast_ref::<actix_web::rt::net::TcpStream>().and_then(|t| t.local_addr().ok()) {
-            data.insert(LocalAddr(addr));
-        }
-    })
-    .workers(config.server.workers)
-    .bind(listen)
-    .map_err(|source| StartError::Bind { addr: listen, source })?;
-    let addrs = http.addrs();
-    Ok(Bound { server: http.run(), addrs })
+    };
+    serve(app, listen, config.server.workers)
+}
+
+/// Runs `app` on `listen` as actix-web's `HttpServer` would, but with each
+/// connection's stream behind the edge's head deadline and the connection
+/// cap (see [`crate::edge`]).
+fn serve<F, I, S, B>(app: F, listen: SocketAddr, workers: usize) -> Result<Bound, StartError>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, actix_http::Request>,
+    S: actix_service::ServiceFactory<actix_http::Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error>,
+    S::InitError: std::fmt::Debug,
+    S::Response: Into<actix_http::Response<B>>,
+    B: actix_web::body::MessageBody + 'static,
+{
+    use crate::edge;
+    let bind_err = |source| StartError::Bind { addr: listen, source };
+    let listener = std::net::TcpListener::bind(listen).map_err(bind_err)?;
+    let addr = listener.local_addr().map_err(bind_err)?;
+    // The cap is per worker.
+    let cap = edge::max_connections();
+    let per_worker = cap.div_ceil(workers.max(1)).max(1);
+    let gate = edge::Gate::new(cap);
+    let builder = actix_server::Server::build().workers(workers).max_concurrent_connections(per_worker);
+    let shutdown = builder.graceful_shutdown_signal();
+    let server = builder
+        .listen("ringsource", listener, move || {
+            let shutdown = shutdown.clone();
+            let gate = std::sync::Arc::clone(&gate);
+            let http = actix_http::HttpService::build()
+                .keep_alive(edge::KEEP_ALIVE)
+                .client_request_timeout(edge::HEAD_TIMEOUT)
+                .client_disconnect_timeout(edge::DISCONNECT_TIMEOUT)
+                .local_addr(addr)
+                // Keep-alive connections close when the server stops.
+                .graceful_shutdown_signal(move || {
+                    let signal = shutdown.clone();
+                    async move { signal.notified().await }
+                })
+                // The requests tell the stream when a head is complete. The
+                // same-origin check compares a page's origin with the address
+                // the connection arrived at (see client_addr.rs), which on a
+                // wildcard listener is not the listener's own.
+                .on_connect_ext(|io: &edge::Deadlined, data: &mut actix_http::Extensions| {
+                    data.insert(io.conn());
+                    if let Some(local) = io.local_addr() {
+                        data.insert(LocalAddr(local));
+                    }
+                });
+            let app = app().into_factory().map_err(|e| e.into().error_response());
+            fn_service(move |io: actix_web::rt::net::TcpStream| {
+                let accepted = gate.accept(io);
+                async move { Ok::<_, actix_http::error::DispatchError>(accepted) }
+            })
+            .and_then(http.h1(map_config(app, move |()| AppConfig::default())))
+        })
+        .map_err(bind_err)?
+        .run();
+    Ok(Bound { server, addrs: vec![addr] })
 }
 
 /// A server running on its own thread (tests, tools).

@@ -136,6 +136,13 @@ impl Channel {
         }
     }
 
+    /// The channel whose display name is exactly `name`: how a stored or
+    /// serialised touch names its channel. [`FromStr`] also forgives case
+    /// and surrounding spaces, for hand-written configuration.
+    pub fn from_name(name: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|channel| channel.as_str() == name)
+    }
+
     /// Puts a visit in a channel by the rules in the module doc.
     pub fn of(visit: &Visit) -> Channel {
         let origin = visit.origin();
@@ -175,41 +182,33 @@ impl Channel {
 
 /// Rule 2 of the module doc: the channels GA4 reads from either tag.
 fn by_either_tag(source: Option<&str>, medium: Option<&str>) -> Option<Channel> {
-    let either =
-        |words: &[&str]| [source, medium].into_iter().flatten().any(|tag| words.iter().any(|w| same_word(tag, w)));
-    if either(&["email", "newsletter"]) {
+    let (source, medium) = (source.map(letters), medium.map(letters));
+    let either = |test: fn(&str) -> bool| [&source, &medium].into_iter().flatten().any(|tag| test(tag));
+    if either(|tag| matches!(tag, "email" | "newsletter")) {
         return Some(Channel::Email);
     }
-    if either(&["sms"]) {
+    if either(|tag| tag == "sms") {
         return Some(Channel::Sms);
     }
-    source.is_some_and(|s| same_word(s, "firebase")).then_some(Channel::MobilePush)
+    (source.as_deref() == Some("firebase")).then_some(Channel::MobilePush)
 }
 
 /// Rule 3 of the module doc: the channel a written medium names, if any.
 fn by_medium(medium: &str, source_kind: Option<SourceKind>) -> Option<Channel> {
     let medium = medium.to_ascii_lowercase();
-    let is = |word: &str| same_word(&medium, word);
-    let channel = if is("affiliate") || is("affiliates") {
-        Channel::Affiliates
-    } else if ["display", "banner", "expandable", "interstitial"].into_iter().any(is) {
-        Channel::Display
-    } else if is("audio") || is("podcast") {
-        Channel::Audio
-    } else if is_paid(&medium) {
-        paid(&medium, source_kind)
-    } else if ["social", "social network", "social media", "sm"].into_iter().any(is) {
-        Channel::OrganicSocial
-    } else if is("organic") {
-        Channel::OrganicSearch
-    } else if mentions(&medium, "video") {
-        Channel::OrganicVideo
-    } else if ["referral", "app", "link"].into_iter().any(is) {
-        Channel::Referral
-    } else if medium.ends_with("push") || mentions(&medium, "mobile") || mentions(&medium, "notification") {
-        Channel::MobilePush
-    } else {
-        return None;
+    let channel = match letters(&medium).as_str() {
+        "affiliate" | "affiliates" => Channel::Affiliates,
+        "display" | "banner" | "expandable" | "interstitial" => Channel::Display,
+        "audio" | "podcast" => Channel::Audio,
+        _ if is_paid(&medium) => paid(&medium, source_kind),
+        "social" | "socialnetwork" | "socialmedia" | "sm" => Channel::OrganicSocial,
+        "organic" => Channel::OrganicSearch,
+        _ if mentions(&medium, "video") => Channel::OrganicVideo,
+        "referral" | "app" | "link" => Channel::Referral,
+        _ if medium.ends_with("push") || mentions(&medium, "mobile") || mentions(&medium, "notification") => {
+            Channel::MobilePush
+        }
+        _ => return None,
     };
     Some(channel)
 }
@@ -245,14 +244,13 @@ fn mentions(text: &str, word: &str) -> bool {
     text.as_bytes().windows(word.len()).any(|window| window == word.as_bytes())
 }
 
-/// Compares a tag to a word, ignoring ASCII case and the separators
-/// marketers use between words (`-`, `_`, space), so that `Social_Network`
-/// equals `social network` and `e-mail` equals `email`.
-fn same_word(value: &str, word: &str) -> bool {
-    fn letters(text: &str) -> impl Iterator<Item = u8> + '_ {
-        text.bytes().filter(|b| !matches!(b, b'-' | b'_' | b' ')).map(|b| b.to_ascii_lowercase())
-    }
-    letters(value).eq(letters(word))
+/// A tag as the rules compare it: ASCII lowercase, without the separators
+/// marketers put between words (`-`, `_`, space), so that `Social_Network`
+/// reads `socialnetwork` and `e-mail` reads `email`. Made once per tag and
+/// compared with `==`: less code in the bundle than comparing letter by
+/// letter against each word.
+fn letters(tag: &str) -> String {
+    tag.bytes().filter(|b| !matches!(b, b'-' | b'_' | b' ')).map(|b| char::from(b.to_ascii_lowercase())).collect()
 }
 
 impl fmt::Display for Channel {

@@ -10,10 +10,19 @@
 //! is a file swap. Nothing comes from Snowplow's `referers.yml` (GPL-3).
 //!
 //! Two tables, one format: [`Table::COMPACT`] is what the browser bundle
-//! carries (two dozen sources, scanned in full on each look-up), and with
-//! the `full-sources` feature [`Table::FULL`] has every source (about five
-//! hundred and fifty lines), looked up through an index built on first use. The collector
-//! classifies with the full table; the browser's answer is provisional.
+//! carries (scanned in full on each look-up, first match wins, by host
+//! only), and with the `full-sources` feature [`Table::FULL`] has every
+//! source (about five hundred and fifty lines), looked up through an index
+//! built on first use. The collector classifies with the full table; the
+//! browser's answer is provisional.
+//!
+//! **The format** (written by `build.rs`): one source per line, words
+//! separated by one space. The first word is the kind's letter (see
+//! [`SourceKind::from_letter`]), a `?` when the source needs a search term,
+//! and the name: `sgoogle`, `s?aol`. Then, in any order, its host patterns
+//! ([`Pattern`]), its search parameters written `?q` and its tags written
+//! `#fb`. One list of words rather than fields of lists keeps the parser
+//! (which the bundle carries) to one split.
 //!
 //! **Which source a referrer belongs to.** Every pattern that matches the
 //! referrer competes and the most specific wins: the one that accounts for
@@ -48,7 +57,9 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
-    /// The letter `build.rs` writes for the kind.
+    /// The letter `build.rs` writes for the kind: `s`earch, s`o`cial,
+    /// `v`ideo, `e`mail, `a`i, `d`isplay, `p`aid search, a`f`filiate,
+    /// `l`isting.
     fn from_letter(letter: u8) -> Option<SourceKind> {
         Some(match letter {
             b's' => SourceKind::Search,
@@ -172,7 +183,8 @@ impl Pattern {
 type Rank = (usize, usize, bool);
 
 /// One known source: one line of a table. A source whose search
-/// parameters differ between its hosts takes several lines with one name.
+/// parameters differ between its hosts takes several lines with one name;
+/// its tags are written on the first.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Source {
     /// The canonical lowercase name, used as a touch's source.
@@ -181,9 +193,8 @@ pub struct Source {
     /// Recognised only when the referrer carries one of the search
     /// parameters (see the module doc).
     needs_term: bool,
-    patterns: &'static str,
-    tags: &'static str,
-    search_params: &'static str,
+    /// The words after the first: patterns, `?params` and `#tags`.
+    words: &'static str,
 }
 
 impl fmt::Debug for Source {
@@ -192,54 +203,52 @@ impl fmt::Debug for Source {
     }
 }
 
-/// The items of a space-separated list.
-fn words(list: &'static str) -> impl Iterator<Item = &'static str> {
-    list.split(' ').filter(|word| !word.is_empty())
-}
-
 impl Source {
-    /// A line of a generated table: `name \t kind \t patterns \t tags \t
-    /// params`, where kind is a letter followed by `?` when a search term is
-    /// needed. The tables are checked by tests, so a line that does not
-    /// parse is skipped rather than reported.
+    /// A line of a generated table (see the module doc). The tables are
+    /// checked by tests, so a line that does not parse is skipped rather
+    /// than reported.
     fn parse(line: &'static str) -> Option<Source> {
-        let mut fields = line.split('\t');
-        let name = fields.next()?;
-        let kind = fields.next()?;
-        Some(Source {
-            name,
-            kind: SourceKind::from_letter(*kind.as_bytes().first()?)?,
-            needs_term: kind.len() > 1,
-            patterns: fields.next()?,
-            tags: fields.next()?,
-            search_params: fields.next()?,
-        })
+        let (head, words) = line.split_once(' ')?;
+        let (&letter, name) = head.as_bytes().split_first()?;
+        let kind = SourceKind::from_letter(letter)?;
+        let name = std::str::from_utf8(name).ok()?;
+        let (needs_term, name) = match name.strip_prefix('?') {
+            Some(name) => (true, name),
+            None => (false, name),
+        };
+        Some(Source { name, kind, needs_term, words })
     }
 
-    pub fn matches_host(&self, host: &str) -> bool {
-        self.patterns().any(|pattern| pattern.path.is_empty() && pattern.rank(host, "").is_some())
+    fn words(&self) -> impl Iterator<Item = &'static str> {
+        self.words.split(' ')
+    }
+
+    /// The words that are written after `mark`, without it.
+    fn marked(&self, mark: char) -> impl Iterator<Item = &'static str> {
+        self.words().filter_map(move |word| word.strip_prefix(mark))
     }
 
     /// How the source recognises a referrer.
     pub fn patterns(&self) -> impl Iterator<Item = Pattern> {
-        words(self.patterns).map(Pattern::parse)
+        self.pattern_words().map(Pattern::parse)
     }
 
-    /// The host patterns of [`patterns`](Self::patterns).
-    pub fn hosts(&self) -> impl Iterator<Item = HostPattern> {
-        self.patterns().map(|pattern| pattern.host)
+    fn pattern_words(&self) -> impl Iterator<Item = &'static str> {
+        // Bytes, not `starts_with(['?', '#'])`: a searcher for a set of
+        // chars is code the bundle would carry for this one test.
+        self.words().filter(|word| !matches!(word.as_bytes().first(), Some(b'?' | b'#')))
     }
 
     /// Other spellings marketers put in `utm_source` for this source
     /// (besides `name` and the hosts themselves), lowercase.
     pub fn tags(&self) -> impl Iterator<Item = &'static str> {
-        words(self.tags)
+        self.marked('#')
     }
 
     /// Referrer query parameters that carry the visitor's search, in order
     /// of preference; none when the source does not pass the search on.
     pub fn search_params(&self) -> impl Iterator<Item = &'static str> {
-        words(self.search_params)
+        self.marked('?')
     }
 
     /// Whether the source is recognised only with a search term.
@@ -251,8 +260,52 @@ impl Source {
         self.patterns().filter_map(|pattern| pattern.rank(host, path)).max()
     }
 
+    /// Whether a pattern without a path covers `host`, which [`Bare`] cut.
+    /// What [`rank`](Self::rank) decides for such a pattern, in the little
+    /// code the browser bundle can afford: the compact table has no paths
+    /// (build.rs refuses them) and its first match is its best.
+    fn covers(&self, host: &Bare<'_>) -> bool {
+        self.pattern_words().any(|word| {
+            let (exact, word) = match word.strip_prefix('=') {
+                Some(word) => (true, word),
+                None => (false, word),
+            };
+            let under = |host: &str, domain: &str| if exact { host == domain } else { is_within(host, domain) };
+            match word.strip_suffix(".*") {
+                Some(label) => host.without_tld.iter().any(|rest| under(rest, label)),
+                None => under(host.host, word),
+            }
+        })
+    }
+
     fn names(&self, tag: &str) -> bool {
         self.name.eq_ignore_ascii_case(tag) || self.tags().any(|t| t.eq_ignore_ascii_case(tag))
+    }
+}
+
+/// A referrer host, and what is left of it without its top-level part in
+/// the two shapes [`HostPattern::AnyTld`] accepts (`google.ru` → `google`;
+/// `google.co.uk` → `google.co`, `google`), empty where the shape does not
+/// fit.
+struct Bare<'a> {
+    host: &'a str,
+    without_tld: [&'a str; 2],
+}
+
+impl<'a> Bare<'a> {
+    fn new(host: &'a str) -> Bare<'a> {
+        let mut without_tld = [""; 2];
+        if let Some((rest, tld)) = rsplit_once_ascii(host, b'.').filter(|(_, tld)| is_tld(tld)) {
+            without_tld[0] = rest;
+            if let Some((rest, second)) = rsplit_once_ascii(rest, b'.')
+                && tld.len() == 2
+                && (2..=3).contains(&second.len())
+                && is_tld(second)
+            {
+                without_tld[1] = rest;
+            }
+        }
+        Bare { host, without_tld }
     }
 }
 
@@ -318,6 +371,17 @@ impl Table {
         self.text.split('\n').filter_map(Source::parse)
     }
 
+    /// The first source whose patterns cover a referrer with this host (see
+    /// [`Source::covers`]) and, when it needs one, whose search term `term`
+    /// finds: how the compact table is read.
+    pub fn first(self, host: &str, term: &dyn Fn(&Source) -> Option<String>) -> Option<Found> {
+        let host = Bare::new(host);
+        self.sources().filter(|source| source.covers(&host)).find_map(|source| {
+            let search_term = term(&source);
+            (!source.needs_term || search_term.is_some()).then_some(Found { source, search_term })
+        })
+    }
+
     /// The source of a referrer with this host (lowercase, without port),
     /// path and query, scanning every line.
     pub fn scan(self, host: &str, path: &str, term: &dyn Fn(&Source) -> Option<String>) -> Option<Found> {
@@ -336,13 +400,13 @@ impl Table {
 pub fn find_referrer(host: &str, path: &str, term: &dyn Fn(&Source) -> Option<String>) -> Option<Found> {
     #[cfg(feature = "full-sources")]
     return index::find(host, path, term);
-    // The compact table's patterns do not overlap (a test checks it), so its
-    // first match is its most specific one: a lighter scan for the bundle.
+    // The compact table's patterns do not overlap and have no path (tests
+    // check both), so its first match is its most specific one.
     #[cfg(not(feature = "full-sources"))]
-    return Table::COMPACT
-        .sources()
-        .find(|source| source.rank(host, path).is_some())
-        .map(|source| Found { search_term: term(&source), source });
+    return {
+        let _ = path;
+        Table::COMPACT.first(host, term)
+    };
 }
 
 /// The source a referrer host belongs to whatever its path and query (a
@@ -434,6 +498,8 @@ mod index {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use HostPattern::AnyTld;
 
@@ -444,6 +510,60 @@ mod tests {
             assert_eq!(table.sources().count(), lines);
             for source in table.sources() {
                 assert!(source.patterns().count() > 0, "{} has no pattern", source.name);
+                assert!(source.words().all(|word| !word.is_empty() && word != "?" && word != "#"), "{}", source.name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_compact_table_has_no_paths() {
+        for source in Table::COMPACT.sources() {
+            assert!(source.patterns().all(|p| p.path.is_empty()), "{}", source.name);
+        }
+    }
+
+    /// Hosts made of a table's own patterns, under other subdomains and
+    /// top-level domains, plus noise.
+    fn hosts(table: Table) -> impl Strategy<Value = String> {
+        let patterns: Vec<&'static str> = table.sources().flat_map(|s| s.pattern_words().collect::<Vec<_>>()).collect();
+        (
+            proptest::sample::select(patterns),
+            "(|www\\.|m\\.|[a-z]{1,3}\\.)",
+            proptest::sample::select(vec!["com", "ru", "co.uk", "com.tr", "kz", "de", "io", "c0m", "co.u1"]),
+        )
+            .prop_map(|(pattern, sub, tld)| {
+                let pattern = pattern.trim_start_matches('=');
+                let host = pattern.split('/').next().unwrap_or(pattern);
+                match host.strip_suffix(".*") {
+                    Some(label) => format!("{sub}{label}.{tld}"),
+                    None => format!("{sub}{host}"),
+                }
+            })
+    }
+
+    proptest! {
+        /// The compact table's reader decides as the ranked scan does.
+        #[test]
+        fn the_compact_tables_first_match_agrees_with_the_ranked_scan(
+            host in hosts(Table::COMPACT),
+            term in proptest::option::of("[a-z]{1,4}"),
+        ) {
+            let reader = |_: &Source| term.clone();
+            let first = Table::COMPACT.first(&host, &reader).map(|f| f.source);
+            let best = Table::COMPACT.scan(&host, "", &reader).map(|f| f.source);
+            prop_assert_eq!(first, best, "{}", host);
+        }
+
+        /// `covers` is what `rank` says for a pattern without a path, in
+        /// every table.
+        #[test]
+        fn covers_agrees_with_rank(host in prop_oneof![hosts(Table::active()), hosts(Table::COMPACT)]) {
+            let bare = Bare::new(&host);
+            for table in tables() {
+                for source in table.sources() {
+                    let ranked = source.patterns().any(|p| p.path.is_empty() && p.rank(&host, "").is_some());
+                    prop_assert_eq!(source.covers(&bare), ranked, "{} {}", source.name, host);
+                }
             }
         }
     }
@@ -538,29 +658,10 @@ mod tests {
 
         use super::super::*;
 
-        /// Hosts built from the full table's own patterns, under other
-        /// subdomains and top-level domains, plus noise.
-        fn hosts() -> impl Strategy<Value = String> {
-            let patterns: Vec<&'static str> = Table::FULL.sources().flat_map(|s| words(s.patterns)).collect();
-            (
-                proptest::sample::select(patterns),
-                "(|www\\.|m\\.|[a-z]{1,3}\\.)",
-                proptest::sample::select(vec!["com", "ru", "co.uk", "com.tr", "kz", "de", "io"]),
-            )
-                .prop_map(|(pattern, sub, tld)| {
-                    let pattern = pattern.trim_start_matches('=');
-                    let host = pattern.split('/').next().unwrap_or(pattern);
-                    match host.strip_suffix(".*") {
-                        Some(label) => format!("{sub}{label}.{tld}"),
-                        None => format!("{sub}{host}"),
-                    }
-                })
-        }
-
         proptest! {
             #[test]
             fn the_index_finds_what_a_scan_finds(
-                host in hosts(),
+                host in super::hosts(Table::FULL),
                 path in proptest::sample::select(vec!["", "/", "/maps/1", "/i/grok", "/imgres", "/search"]),
             ) {
                 let term = |s: &Source| s.search_params().next().map(|p| p.to_owned());
@@ -571,15 +672,33 @@ mod tests {
         }
 
         #[test]
-        fn the_compact_table_agrees_with_the_full_one() {
+        fn every_compact_pattern_names_what_the_full_table_names() {
             for source in Table::COMPACT.sources() {
                 for pattern in source.patterns() {
                     let host = match pattern.host {
                         HostPattern::Domain(domain) => domain.to_owned(),
                         HostPattern::AnyTld(label) => format!("{label}.com"),
                     };
-                    let full = Table::FULL.scan(&host, pattern.path, &|_| None).map(|f| (f.source.name, f.source.kind));
-                    assert_eq!(full, Some((source.name, source.kind)), "{host}{}", pattern.path);
+                    let term = |_: &Source| Some("x".to_owned());
+                    let full = Table::FULL.scan(&host, "", &term).map(|f| (f.source.name, f.source.kind));
+                    assert_eq!(full, Some((source.name, source.kind)), "{host}");
+                }
+            }
+        }
+
+        proptest! {
+            /// What the browser recognises, the collector recognises as the
+            /// same source (a path can still make the collector's answer more
+            /// specific: google.com/maps is Google Maps).
+            #[test]
+            fn the_compact_table_agrees_with_the_full_one(
+                host in super::hosts(Table::COMPACT),
+                term in proptest::option::of("[a-z]{1,4}"),
+            ) {
+                let reader = |_: &Source| term.clone();
+                if let Some(compact) = Table::COMPACT.first(&host, &reader) {
+                    let full = Table::FULL.scan(&host, "", &reader).map(|f| (f.source.name, f.source.kind));
+                    prop_assert_eq!(full, Some((compact.source.name, compact.source.kind)), "{}", host);
                 }
             }
         }

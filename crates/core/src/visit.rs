@@ -43,24 +43,26 @@ pub struct Utm {
 
 impl Utm {
     pub fn is_empty(&self) -> bool {
-        [&self.source, &self.medium, &self.campaign, &self.term, &self.content, &self.id]
-            .iter()
-            .all(|tag| tag.is_none())
+        let Utm { source, medium, campaign, term, content, id } = self;
+        source.is_none()
+            && medium.is_none()
+            && campaign.is_none()
+            && term.is_none()
+            && content.is_none()
+            && id.is_none()
     }
 
-    /// Stores `value` under the UTM parameter `key`; returns false when `key`
-    /// is not a UTM parameter. The first non-empty occurrence of a tag wins.
+    /// Stores `value` under the UTM parameter `key` (already lowercase);
+    /// returns false when `key` is not a UTM parameter. The first non-empty
+    /// occurrence of a tag wins.
     fn accept(&mut self, key: &str, value: &str) -> bool {
-        let Some(name) = strip_prefix_ignore_case(key, "utm_") else {
-            return false;
-        };
-        let slot = match name.to_ascii_lowercase().as_str() {
-            "source" => &mut self.source,
-            "medium" => &mut self.medium,
-            "campaign" => &mut self.campaign,
-            "term" => &mut self.term,
-            "content" => &mut self.content,
-            "id" => &mut self.id,
+        let slot = match key {
+            "utm_source" => &mut self.source,
+            "utm_medium" => &mut self.medium,
+            "utm_campaign" => &mut self.campaign,
+            "utm_term" => &mut self.term,
+            "utm_content" => &mut self.content,
+            "utm_id" => &mut self.id,
             _ => return false,
         };
         if slot.is_none() {
@@ -140,12 +142,16 @@ impl ClickIdKind {
     /// The kind whose [`param`](Self::param) is exactly `name`: how a stored
     /// or serialised click id names its kind.
     pub fn from_name(name: &str) -> Option<ClickIdKind> {
-        ClickIdKind::PRIORITY.into_iter().find(|kind| kind.param() == name)
-    }
-
-    /// The kind a landing URL's query `key` carries, in any letter case.
-    fn from_param(key: &str) -> Option<ClickIdKind> {
-        ClickIdKind::PRIORITY.into_iter().find(|kind| kind.param().eq_ignore_ascii_case(key))
+        Some(match name {
+            "gclid" => ClickIdKind::Gclid,
+            "gbraid" => ClickIdKind::Gbraid,
+            "wbraid" => ClickIdKind::Wbraid,
+            "yclid" => ClickIdKind::Yclid,
+            "msclkid" => ClickIdKind::Msclkid,
+            "fbclid" => ClickIdKind::Fbclid,
+            "ttclid" => ClickIdKind::Ttclid,
+            _ => return None,
+        })
     }
 
     fn rank(self) -> usize {
@@ -214,7 +220,9 @@ impl Visit {
         #[cfg(feature = "full-sources")]
         let mut openstat = None;
         for (key, value) in query_pairs(page.query) {
-            if utm.accept(&key, &value) {
+            // UTM and click id parameters are read in any letter case.
+            let name = key.to_ascii_lowercase();
+            if utm.accept(&name, &value) {
                 continue;
             }
             #[cfg(feature = "full-sources")]
@@ -222,7 +230,7 @@ impl Visit {
                 openstat = openstat.or_else(|| openstat::Openstat::decode(&value));
                 continue;
             }
-            let Some(kind) = ClickIdKind::from_param(&key) else {
+            let Some(kind) = ClickIdKind::from_name(&name) else {
                 continue;
             };
             let outranks = click_id.as_ref().is_none_or(|current| kind.rank() < current.kind.rank());
@@ -414,11 +422,6 @@ fn lossy_utf8(mut bytes: &[u8]) -> String {
 fn non_empty(value: &str) -> Option<String> {
     let value = value.trim();
     (!value.is_empty()).then(|| value.to_owned())
-}
-
-fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
 }
 
 /// A host as sites are compared and reported: lowercase, without port or

@@ -14,6 +14,17 @@ extern "C" {
     // An `Option` static: the glue reads `typeof window === 'undefined' ? undefined : window`.
     #[wasm_bindgen(thread_local_v2, js_name = window)]
     static WINDOW: Option<Window>;
+
+    /// localStorage seen through `getItem` answering a JS value: web-sys's
+    /// `Option<String>` version has the glue copy the string into wasm
+    /// memory with code of its own, which `JsValue::as_string` already has.
+    type Items;
+
+    #[wasm_bindgen(method, catch, js_name = getItem)]
+    fn get_item(items: &Items, key: &str) -> Result<JsValue, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = setItem)]
+    fn set_item(items: &Items, key: &str, value: &JsValue) -> Result<(), JsValue>;
 }
 
 pub fn window() -> Option<Window> {
@@ -32,13 +43,15 @@ fn storage() -> Option<Storage> {
 }
 
 pub fn load(key: &str) -> Option<String> {
-    storage()?.get_item(key).ok().flatten()
+    storage()?.unchecked_ref::<Items>().get_item(key).ok()?.as_string()
 }
 
-/// A full or blocked storage drops the value: see [`storage`].
-pub fn store(key: &str, value: &str) {
+/// A full or blocked storage drops the value: see [`storage`]. The value is
+/// a JS string (JSON.stringify's answer, mostly), which goes back to the
+/// browser as it came rather than through a Rust `String`.
+pub fn store(key: &str, value: &JsValue) {
     if let Some(storage) = storage() {
-        let _ = storage.set_item(key, value);
+        let _ = storage.unchecked_ref::<Items>().set_item(key, value);
     }
 }
 

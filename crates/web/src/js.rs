@@ -8,9 +8,8 @@
 //! `ringsource_core::wire` documents; the collector's tests parse it with serde.
 
 use js_sys::{Object, Reflect};
-use ringsource_core::channel::Channel;
-use ringsource_core::touch::{Touch, TouchHistory};
-use ringsource_core::visit::{ClickId, ClickIdKind};
+use ringsource_core::phone::PhoneNumber;
+use ringsource_core::touch::Touch;
 use wasm_bindgen::JsValue;
 
 /// Builds a JS object; `None` values are left out, as serde's
@@ -54,6 +53,13 @@ pub fn get_f64(object: &JsValue, key: &str) -> Option<f64> {
     get(object, key).as_f64()
 }
 
+/// The phone numbers of a JS array that parse; anything else in it, or a
+/// value that is not an array, is left out. One function for the site
+/// config's and the stored session's lists: two closures made two copies.
+pub fn numbers(list: &JsValue) -> Vec<PhoneNumber> {
+    js_sys::Array::from(list).iter().filter_map(|o| o.as_string().and_then(|o| PhoneNumber::parse(&o).ok())).collect()
+}
+
 pub fn touch_to_js(touch: &Touch) -> JsValue {
     let click_id = touch
         .click_id
@@ -72,44 +78,4 @@ pub fn touch_to_js(touch: &Touch) -> JsValue {
         .set_opt("referrer_host", touch.referrer_host.as_deref())
         .set("at_ms", touch.at_ms as f64)
         .build()
-}
-
-/// Reads a touch written by [`touch_to_js`]; `None` for anything else, so a
-/// corrupted or foreign value in storage is ignored rather than trusted.
-pub fn touch_from_js(value: &JsValue) -> Option<Touch> {
-    if !value.is_object() {
-        return None;
-    }
-    let click_id = get(value, "click_id");
-    let click_id = if click_id.is_object() {
-        let kind = get_string(&click_id, "kind")?;
-        let kind = ClickIdKind::from_name(&kind)?;
-        Some(ClickId { kind, value: get_string(&click_id, "value")? })
-    } else {
-        None
-    };
-    Some(Touch {
-        channel: get_string(value, "channel")?.parse::<Channel>().ok()?,
-        source: get_string(value, "source")?,
-        medium: get_string(value, "medium")?,
-        campaign: get_string(value, "campaign"),
-        term: get_string(value, "term"),
-        content: get_string(value, "content"),
-        utm_id: get_string(value, "utm_id"),
-        click_id,
-        landing_path: get_string(value, "landing_path")?,
-        referrer_host: get_string(value, "referrer_host"),
-        at_ms: get_f64(value, "at_ms")? as u64,
-    })
-}
-
-pub fn history_to_js(history: &TouchHistory) -> JsValue {
-    ObjectBuilder::new()
-        .set("first", history.first.as_ref().map_or(JsValue::NULL, touch_to_js))
-        .set("last", history.last.as_ref().map_or(JsValue::NULL, touch_to_js))
-        .build()
-}
-
-pub fn history_from_js(value: &JsValue) -> TouchHistory {
-    TouchHistory { first: touch_from_js(&get(value, "first")), last: touch_from_js(&get(value, "last")) }
 }

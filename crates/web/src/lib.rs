@@ -111,7 +111,7 @@ pub fn watch_numbers(
 /// The stored `{ first, last }` touch history, or `null` when none is stored.
 #[wasm_bindgen(js_name = storedTouches, unchecked_return_type = "TouchHistory | null")]
 pub fn stored_touches() -> JsValue {
-    touches::load().map_or(JsValue::NULL, |history| js::history_to_js(&history))
+    touches::load().map_or(JsValue::NULL, |history| history.to_js())
 }
 
 /// The full flow against a collector: `start({ site, collector, consent?, timeoutMs? })`.

@@ -4,7 +4,7 @@
 use ringsource_core::phone::PhoneNumber;
 use wasm_bindgen::JsValue;
 
-use crate::js::{ObjectBuilder, get, get_f64, get_string};
+use crate::js::{ObjectBuilder, get, get_f64, get_string, numbers};
 
 /// What the page showed last time, and until when it may show it again.
 #[derive(Clone, Debug)]
@@ -36,10 +36,7 @@ impl Session {
     pub fn load(site: &str) -> Option<Session> {
         let text = crate::browser::load(&key(site))?;
         let value = js_sys::JSON::parse(&text).ok()?;
-        let originals = js_sys::Array::from(&get(&value, "originals"))
-            .iter()
-            .filter_map(|o| o.as_string().and_then(|o| PhoneNumber::parse(&o).ok()))
-            .collect();
+        let originals = numbers(&get(&value, "originals"));
         Some(Session {
             session_id: get_string(&value, "session_id")?,
             number: get_string(&value, "number").and_then(|n| PhoneNumber::parse(&n).ok()),
@@ -57,7 +54,7 @@ impl Session {
             .set("originals", originals)
             .build();
         if let Ok(text) = js_sys::JSON::stringify(&value) {
-            crate::browser::store(&key(site), &String::from(text));
+            crate::browser::store(&key(site), &text);
         }
     }
 

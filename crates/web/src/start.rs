@@ -10,16 +10,17 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use ringsource_core::phone::PhoneNumber;
-use ringsource_core::touch::{TouchHistory, classify};
+use ringsource_core::touch::classify;
 use wasm_bindgen::prelude::*;
 use web_sys::Element;
 
 use crate::browser::{self, document, window};
 use crate::error::WebError;
-use crate::js::{ObjectBuilder, get, get_f64, get_string, touch_from_js, touch_to_js};
+use crate::js::{ObjectBuilder, get, get_f64, get_string, numbers, touch_to_js};
 use crate::net::{Collector, NetError, Reply};
 use crate::session::Session;
 use crate::swap::Swap;
+use crate::touches::History;
 use crate::watch::Watch;
 
 const CONSENT_KEY: &str = "ringsource.consent";
@@ -118,7 +119,7 @@ pub fn start(options: JsValue) -> Result<JsValue, JsValue> {
 /// The visitor (or the site's consent banner) granted consent: store that,
 /// and continue a flow that was waiting for it.
 pub fn grant_consent() {
-    browser::store(CONSENT_KEY, "granted");
+    browser::store(CONSENT_KEY, &JsValue::from_str("granted"));
     let flow = FLOW.with(|f| f.borrow().clone());
     if let Some(flow) = flow {
         let waiting = std::mem::take(&mut flow.state.borrow_mut().waiting_for_consent);
@@ -166,10 +167,8 @@ impl Flow {
             return outcome("original", None, Some("origin not allowed"));
         }
         let shown = self.state.borrow().shown.clone();
-        match shown {
-            Some(number) => outcome("stored", Some(&number), Some("collector unavailable")),
-            None => outcome("original", None, Some("collector unavailable")),
-        }
+        let kind = if shown.is_some() { "stored" } else { "original" };
+        outcome(kind, shown.as_ref(), Some("collector unavailable"))
     }
 
     /// Shows `number` everywhere the site's number (or the number shown
@@ -222,7 +221,7 @@ impl Flow {
     fn visited(
         self: &Rc<Self>,
         answer: Result<JsValue, NetError>,
-        history: TouchHistory,
+        history: History,
         reveal: bool,
         consent: bool,
     ) -> JsValue {
@@ -231,10 +230,7 @@ impl Flow {
             Err(e) => return self.failed(&e),
         };
         let config = get(&answer, "site");
-        let originals: Vec<PhoneNumber> = js_sys::Array::from(&get(&config, "originals"))
-            .iter()
-            .filter_map(|o| o.as_string().and_then(|o| PhoneNumber::parse(&o).ok()))
-            .collect();
+        let originals = numbers(&get(&config, "originals"));
         {
             let mut state = self.state.borrow_mut();
             state.originals = originals;
@@ -248,7 +244,8 @@ impl Flow {
             return outcome("original", None, Some("waiting for consent"));
         }
         // The collector's touch, from its full table of sources, is the one to remember.
-        let history = touch_from_js(&get(&answer, "touch")).map_or(history, crate::touches::with);
+        let decided = get(&answer, "touch");
+        let history = if decided.is_object() { crate::touches::with(decided) } else { history };
         crate::touches::save(&history);
         let (Some(session_id), Some(kind)) = (get_string(&answer, "session_id"), get_string(&answer, "kind")) else {
             return self.failed(&NetError::Malformed);
@@ -295,7 +292,7 @@ impl Flow {
 
     /// The visit's body, and the touch history it implies, which is stored
     /// only once the answer says that the page may store.
-    fn visit_request(&self, reveal: bool, consent: bool) -> Option<(JsValue, TouchHistory)> {
+    fn visit_request(&self, reveal: bool, consent: bool) -> Option<(JsValue, History)> {
         let window = window()?;
         let document = window.document()?;
         let href = get_string(&get(&window, "location"), "href")?;
@@ -306,18 +303,18 @@ impl Flow {
         // The browser's own touch comes from a compact table of sources; the
         // collector reclassifies the raw referrer with its full table and
         // answers the touch it decided (see `visited`).
-        let touch = classify(&visit, now_ms() as u64);
+        let touch = touch_to_js(&classify(&visit, now_ms() as u64));
         let history = crate::touches::with(touch);
-        let last = history.last.as_ref()?;
-        let first = history.first.as_ref().filter(|f| *f != last);
+
         let session_id = self.state.borrow().session.as_ref().map(|s| s.session_id.clone());
         let page = ObjectBuilder::new().set("url", href).set("title", get(&document, "title")).build();
         let body = ObjectBuilder::new()
             .set_opt("session_id", session_id)
             .set_opt("client_id", visit.ga_client_id.as_deref())
             .set_opt("ym_uid", visit.ym_uid.as_deref())
-            .set("touch", touch_to_js(last))
-            .set_opt("first_touch", first.map(touch_to_js))
+            .set("touch", history.last.clone())
+            // A first touch that is this page view's own is not sent twice.
+            .set_opt("first_touch", (!history.first_is_last).then(|| history.first.clone()))
             .set("page", page)
             .set("reveal", reveal)
             .set("consent", consent)

@@ -55,41 +55,25 @@ pub fn observe(root: &Node, swap: Rc<Swap>) -> Result<MutationObserver, JsValue>
     Ok(observer)
 }
 
+/// Every record is swapped at its target: the parent whose children changed,
+/// the text that changed, or the link whose href did. A whole parent is cheap
+/// to look at again: its numbers are already replaced, so its text shows no
+/// place where an original may end and nothing under it is walked.
 fn on_mutations(swap: &Swap, records: &Array) {
+    // A framework filling a list queues one record per item, all with the
+    // list as target: it is looked at once.
+    let mut swapped: Option<Node> = None;
     for record in records.iter() {
-        let record: MutationRecord = record.unchecked_into();
-        match record.type_().as_str() {
-            "childList" => {
-                let added = record.added_nodes();
-                for i in 0..added.length() {
-                    if let Some(node) = added.item(i) {
-                        swap_around(swap, &node);
-                    }
-                }
-            }
-            "characterData" => {
-                if let Some(target) = record.target() {
-                    swap_around(swap, &target);
-                }
-            }
-            "attributes" => {
-                if let Some(target) = record.target() {
-                    swap.apply(&target);
-                }
-            }
-            _ => {}
+        let Some(mut node) = record.unchecked_into::<MutationRecord>().target() else { continue };
+        // A changed text node may complete a number with its siblings, so the
+        // whole parent is swapped; an element carries its own context.
+        if node.node_type() == Node::TEXT_NODE {
+            let Some(parent) = node.parent_node() else { continue };
+            node = parent;
         }
-    }
-}
-
-/// A new or changed text node may complete a number with its siblings, so
-/// the whole parent is swapped; an element carries its own context.
-fn swap_around(swap: &Swap, node: &Node) {
-    if node.node_type() == Node::TEXT_NODE {
-        if let Some(parent) = node.parent_node() {
-            swap.apply(&parent);
+        if swapped.as_ref() != Some(&node) {
+            swap.apply(&node);
+            swapped = Some(node);
         }
-    } else {
-        swap.apply(node);
     }
 }

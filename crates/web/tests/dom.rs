@@ -89,6 +89,51 @@ fn distractors_are_left_alone() {
 }
 
 #[wasm_bindgen_test]
+fn blocks_inside_blocks_and_digits_across_nodes() {
+    // Text of the outer block on both sides of an inner one: three runs.
+    let html = "<div>8 495 123-45-67<p>+7 495 123 45 67</p>и 8 (495) 123-45-67</div>";
+    let (root, n) = swap(html);
+    assert_eq!(n, 3);
+    assert_eq!(root.inner_html(), "<div>8 495 987-65-43<p>+7 495 987 65 43</p>и 8 (495) 987-65-43</div>");
+    // A digit in the next node of the same run still glues on; one in the
+    // same node is seen without walking; one in the next block does not.
+    let html = "<p>8 495 123-45-67<b>8</b></p><p>Item 74951234567890</p><p>84951234567</p><p>9</p>";
+    let (root, n) = swap(html);
+    assert_eq!(n, 1);
+    assert_eq!(root.inner_html(), "<p>8 495 123-45-67<b>8</b></p><p>Item 74951234567890</p><p>84959876543</p><p>9</p>");
+}
+
+#[wasm_bindgen_test]
+fn roots_other_than_an_element() {
+    let document = web_sys::window().unwrap().document().unwrap();
+    // A text node alone has no run around it to read: it is left as it is.
+    let text = document.create_text_node("Call 8 495 123-45-67");
+    assert_eq!(replace_numbers(&text, vec![ORIGINAL.into()], TRACKING).unwrap(), 0);
+    assert_eq!(text.data(), "Call 8 495 123-45-67");
+    // A fragment, here a template's content (not in any page).
+    let template = document.create_element("template").unwrap();
+    template.set_inner_html(r#"<p><a href="tel:84951234567">8 495 123-45-67</a></p>"#);
+    let content: web_sys::Node = js_sys::Reflect::get(&template, &"content".into()).unwrap().unchecked_into();
+    assert_eq!(replace_numbers(&content, vec![ORIGINAL.into()], TRACKING).unwrap(), 2);
+    assert_eq!(template.inner_html(), r#"<p><a href="tel:84959876543">8 495 987-65-43</a></p>"#);
+    // A whole document of its own (through its body), and a link as the root.
+    let parser = web_sys::DomParser::new().unwrap();
+    let other = parser
+        .parse_from_string(
+            "<p>+7 (495) 123-45-67</p><a href=\"tel:+74951234567\">x</a>",
+            web_sys::SupportedType::TextHtml,
+        )
+        .unwrap();
+    assert_eq!(replace_numbers(&other, vec![ORIGINAL.into()], TRACKING).unwrap(), 2);
+    let body = other.body().unwrap();
+    assert_eq!(body.inner_html(), r#"<p>+7 (495) 987-65-43</p><a href="tel:+74959876543">x</a>"#);
+    let link = body.query_selector("a").unwrap().unwrap();
+    link.set_attribute("href", "callto:84951234567").unwrap();
+    assert_eq!(replace_numbers(&link, vec![ORIGINAL.into()], TRACKING).unwrap(), 1);
+    assert_eq!(link.get_attribute("href").unwrap(), "callto:84959876543");
+}
+
+#[wasm_bindgen_test]
 fn bad_numbers_are_reported_and_nothing_changes() {
     let html = "<p>+7 495 123-45-67</p>";
     let root = fixture(html);

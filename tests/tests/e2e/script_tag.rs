@@ -193,3 +193,38 @@ async fn an_origin_missing_from_allowed_origins_keeps_the_number_and_says_what_t
     assert_eq!(site.lease_count(), 0);
     browser.close().await;
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_crawler_sees_the_sites_own_number_and_takes_no_number() {
+    let site = Site::start(POOL, "");
+    let googlebot = "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Googlebot/2.1; \
+                     +http://www.google.com/bot.html) Chrome/131.0.6778.204 Safari/537.36";
+    let browser = Browser::launch_as(Some(googlebot)).await;
+    let outcome = open(&browser, &site, FROM_GOOGLE_ADS).await;
+    assert_eq!(outcome["kind"], "original", "{outcome}");
+    assert_eq!(text(&browser, "header").await, "Call us: +7 (495) 123-45-67");
+    assert_eq!(site.lease_count(), 0, "a crawler holds no pool number");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_pop_up_added_later_shows_the_visitors_number() {
+    let site = Site::start(POOL, "");
+    let browser = Browser::launch().await;
+    let outcome = open(&browser, &site, FROM_GOOGLE_ADS).await;
+    let number = outcome["number"].as_str().expect("a lease").to_owned();
+    // A call-back pop-up, inserted by the site's own script after the swap.
+    js(
+        &browser,
+        "const d = document.createElement('div'); d.id = 'popup'; \
+         d.innerHTML = '<p>Call now: <a href=\"tel:84951234567\">8 (495) 123-45-67</a></p>'; \
+         document.body.appendChild(d); return true",
+    )
+    .await;
+    let tail = &number[number.len() - 7..];
+    let want = format!("8 (495) {}-{}-{}", &tail[..3], &tail[3..5], &tail[5..]);
+    browser.wait_for(&format!("document.getElementById('popup').textContent.includes('{want}')"), WAIT).await;
+    let href = js(&browser, "return document.querySelector('#popup a').getAttribute('href')").await;
+    assert_eq!(digits(href.as_str().unwrap_or_default()), format!("8{}", &number[2..]), "tel: link swapped: {href}");
+    browser.close().await;
+}

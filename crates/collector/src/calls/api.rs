@@ -108,7 +108,7 @@ impl ResponseError for CallsApiError {
 
     fn error_response(&self) -> HttpResponse {
         if self.status_code().is_server_error() {
-            eprintln!("ringsource: {self}");
+            crate::outage::server_error(self);
         }
         let mut resp = HttpResponse::build(self.status_code());
         if self.status_code() == StatusCode::UNAUTHORIZED {
@@ -265,11 +265,16 @@ async fn list(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<
     let (limit, offset) = (filter.limit, filter.offset);
     let service = Arc::clone(&state.service);
     let (calls, total) = blocking(move || service.list(&filter)).await?;
-    // The zone the dashboard shows the times in (null across sites).
+    // The zone the dashboard shows the times in, and the currency and
+    // locale it writes amounts in (null across sites).
     let time_zone = site.as_ref().map(|s| s.time_zone_name());
-    Ok(HttpResponse::Ok()
-        .json(json!({ "calls": calls, "total": total, "limit": limit, "offset": offset, "time_zone": time_zone })))
+    let currency = site.as_ref().and_then(|s| s.currency.as_deref());
+    let locale = site.as_ref().and_then(|s| s.locale.as_deref());
+    Ok(HttpResponse::Ok().json(json!({ "calls": calls, "total": total, "limit": limit, "offset": offset,
+        "time_zone": time_zone, "currency": currency, "locale": locale })))
 }
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// `ring_at` is the ring time on the site's clock, with its UTC offset.
 const CSV_HEADER: [&str; 26] = [
@@ -300,6 +305,28 @@ const CSV_HEADER: [&str; 26] = [
     "pbx_call_id",
     "recording_url",
 ];
+
+/// A cell a spreadsheet will not run as a formula (OWASP, "CSV Injection").
+///
+/// Callers, campaigns, terms and PBX ids come from outside (a spoofed caller
+/// id, a crafted `utm_campaign`), and Excel, LibreOffice and Google Sheets
+/// evaluate a cell that starts with `=`, `+`, `-` or `@`, or with a tab or
+/// carriage return before one of those. Such a cell is written after a
+/// single quote, which the spreadsheet shows as text. A cell that is a plain
+/// number (`+74951234567`, `-3`, `1.5`) is no formula and is left alone, so
+/// phone numbers keep their `+`.
+pub fn spreadsheet_safe(cell: String) -> String {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !is_plain_number(&cell) { format!("'{cell}") } else { cell }
+}
+
+/// An optional sign, digits, and at most one decimal point between digits.
+fn is_plain_number(cell: &str) -> bool {
+    let digits = cell.strip_prefix(['+', '-']).unwrap_or(cell);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    all_digits(whole) && all_digits(fraction)
+}
 
 fn csv_record(c: &CallSummary, zone: &TimeZone) -> [String; 26] {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -338,13 +365,15 @@ async fn csv_export(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> R
     let (filter, _) = list_filter(&state, &req, CSV_DEFAULT_LIMIT, CSV_MAX_LIMIT)?;
     let service = Arc::clone(&state.service);
     let (calls, total) = blocking(move || service.list(&filter)).await?;
-    let mut out = csv::Writer::from_writer(Vec::new());
+    // A UTF-8 byte order mark first: without it Excel reads the file in the
+    // machine's legacy code page and garbles Cyrillic keywords and titles.
+    let mut out = csv::Writer::from_writer(UTF8_BOM.to_vec());
     let csv_err = |e: csv::Error| CallsApiError::Internal(format!("writing CSV: {e}"));
     out.write_record(CSV_HEADER).map_err(csv_err)?;
     for c in &calls {
         // Each call on its own site's clock; a site no longer configured in UTC.
         let zone = state.service.site(&c.site).map_or(TimeZone::UTC, |s| s.time_zone.clone());
-        out.write_record(csv_record(c, &zone)).map_err(csv_err)?;
+        out.write_record(csv_record(c, &zone).map(spreadsheet_safe)).map_err(csv_err)?;
     }
     let body = out.into_inner().map_err(|e| CallsApiError::Internal(format!("writing CSV: {e}")))?;
     Ok(HttpResponse::Ok()
@@ -430,6 +459,7 @@ async fn report(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Resul
     }
     let model = site_config.attribution_model;
     let time_zone = site_config.time_zone_name().to_owned();
+    let (currency, locale) = (site_config.currency.clone(), site_config.locale.clone());
     let query = ReportQuery { site: site_config, from_ms, to_ms, group_by };
     let service = Arc::clone(&state.service);
     let demo_site = site.clone();
@@ -466,6 +496,9 @@ async fn report(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Resul
         "interval": "day",
         // Days are this zone's, from one local midnight to the next.
         "time_zone": time_zone,
+        // What the dashboard writes cost and revenue in.
+        "currency": currency,
+        "locale": locale,
         "from_ms": from_ms,
         "to_ms": to_ms,
         "rows": rows,
@@ -490,17 +523,41 @@ async fn promo_lookup(
     let q: PromoQuery = query(&req)?;
     let site = q.site.filter(|s| !s.is_empty()).ok_or_else(|| CallsApiError::BadRequest("site is required".into()))?;
     let code = promo_code(&code)?;
-    let time_zone = state.service.site(&site)?.time_zone_name().to_owned();
+    let site_config = Arc::clone(state.service.site(&site)?);
     let service = Arc::clone(&state.service);
     let lookup = blocking(move || service.promo_lookup(&site, &code)).await?;
     let mut body = serde_json::to_value(&lookup)
         .map_err(|e| CallsApiError::Internal(format!("a promo look-up does not serialise: {e}")))?;
-    body["time_zone"] = json!(time_zone);
+    body["time_zone"] = json!(site_config.time_zone_name());
+    body["currency"] = json!(site_config.currency);
+    body["locale"] = json!(site_config.locale);
     Ok(HttpResponse::Ok().json(body))
 }
 
 impl From<StorageError> for CallsApiError {
     fn from(e: StorageError) -> Self {
         CallsApiError::Calls(CallsError::Storage(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn formula_cells_are_written_as_text() {
+        let safe = |s: &str| spreadsheet_safe(s.to_owned());
+        assert_eq!(safe("=HYPERLINK(\"https://evil.example\",\"x\")"), "'=HYPERLINK(\"https://evil.example\",\"x\")");
+        assert_eq!(safe("+1-800-FLOWERS"), "'+1-800-FLOWERS");
+        assert_eq!(safe("-2+3+cmd|' /C calc'!A0"), "'-2+3+cmd|' /C calc'!A0");
+        assert_eq!(safe("@SUM(A1:A9)"), "'@SUM(A1:A9)");
+        assert_eq!(safe("\t=1+1"), "'\t=1+1");
+        assert_eq!(safe("\r=1+1"), "'\r=1+1");
+        assert_eq!(safe("+."), "'+.");
+        assert_eq!(safe("-"), "'-");
+        // Numbers stay numbers, and ordinary text stays as it is.
+        for kept in ["+74951234567", "-3", "1.5", "-0.25", "google", "(not set)", "", "a=b"] {
+            assert_eq!(safe(kept), kept);
+        }
     }
 }

@@ -18,6 +18,7 @@ use ringsource_core::promo::PromoCode;
 
 use crate::clock::Clock;
 use crate::config::Site;
+use crate::pbx::Delivery;
 use crate::storage::StorageError;
 use crate::storage::calls::{
     CallDetail, CallFilter, CallStore, CallSummary, PromoLookup, RecordError, Recorded, ReportQuery, ReportRow,
@@ -78,8 +79,19 @@ impl CallsService {
 
     /// Stores one PBX event of `site`'s and re-attributes its call.
     pub fn record(&self, site: &str, event: &CallEvent) -> Result<Recorded, CallsError> {
+        self.record_delivery(site, None, event)
+    }
+
+    /// [`Self::record`] for a report the PBX named with a delivery id, which
+    /// is stored with the event (see [`CallStore::record_call_event`]).
+    pub fn record_delivery(
+        &self,
+        site: &str,
+        delivery: Option<&Delivery>,
+        event: &CallEvent,
+    ) -> Result<Recorded, CallsError> {
         let site = self.site(site)?;
-        Ok(self.store.record_call_event(site, event, self.clock.as_ref())?)
+        Ok(self.store.record_call_event(site, delivery, event, self.clock.as_ref())?)
     }
 
     pub fn list(&self, filter: &CallFilter) -> Result<(Vec<CallSummary>, u64), CallsError> {

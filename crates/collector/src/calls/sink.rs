@@ -3,12 +3,12 @@
 use ringsource_core::call::CallEvent;
 
 use super::{CallsError, CallsService};
-use crate::pbx::{CallSink, RecordOutcome, SinkError};
+use crate::pbx::{CallSink, Delivery, RecordOutcome, SinkError};
 use crate::storage::calls::RecordError;
 
 impl CallSink for CallsService {
-    fn record(&self, site: &str, event: CallEvent) -> Result<RecordOutcome, SinkError> {
-        match CallsService::record(self, site, &event) {
+    fn record(&self, site: &str, delivery: Option<&Delivery>, event: CallEvent) -> Result<RecordOutcome, SinkError> {
+        match self.record_delivery(site, delivery, &event) {
             Ok(r) if r.new_event => Ok(RecordOutcome::New),
             Ok(_) => Ok(RecordOutcome::Duplicate),
             // A retry cannot fix either: the PBX must be told, not asked to resend.

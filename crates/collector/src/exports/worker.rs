@@ -69,11 +69,11 @@ impl Worker {
             let due = match due {
                 Ok(Ok(rows)) => rows,
                 Ok(Err(e)) => {
-                    eprintln!("ringsource: exports: cannot read the outbox: {e}");
+                    crate::outage::server_error(&format_args!("exports: cannot read the outbox: {e}"));
                     Vec::new()
                 }
                 Err(e) => {
-                    eprintln!("ringsource: exports: the blocking pool failed: {e}");
+                    crate::outage::server_error(&format_args!("exports: the blocking pool failed: {e}"));
                     Vec::new()
                 }
             };
@@ -88,8 +88,10 @@ impl Worker {
                 let id = row.id;
                 match web::block(move || store.finish(id, &finish, clock.as_ref())).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => eprintln!("ringsource: exports: cannot record the attempt on row {id}: {e}"),
-                    Err(e) => eprintln!("ringsource: exports: the blocking pool failed: {e}"),
+                    Ok(Err(e)) => crate::outage::server_error(&format_args!(
+                        "exports: cannot record the attempt on row {id}: {e}"
+                    )),
+                    Err(e) => crate::outage::server_error(&format_args!("exports: the blocking pool failed: {e}")),
                 }
             }
         }

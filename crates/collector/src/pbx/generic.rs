@@ -8,9 +8,11 @@
 //! key bytes.
 //!
 //! A timestamp more than [`TOLERANCE_SECS`] from the collector's clock is
-//! refused (401 `stale_timestamp`), and a `webhook-id` seen within that window
-//! is answered "duplicate" without reaching the sink: together they make a
-//! captured request useless to replay.
+//! refused (401 `stale_timestamp`), and a `webhook-id` already stored with an
+//! event within that window is answered "duplicate" and changes nothing:
+//! together they make a captured request useless to replay. The id is stored
+//! in the transaction that stores the event, so a retry is never told
+//! "duplicate" before the first delivery's event is stored.
 //!
 //! Body (JSON; unknown fields are ignored):
 //!

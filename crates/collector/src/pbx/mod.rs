@@ -28,7 +28,7 @@
 //! ("anonymous", an extension).
 //!
 //! Each adapter is a pure function of the request and the site's settings;
-//! the I/O (replay memory, the sink) happens here.
+//! the I/O (the sink) happens here.
 
 pub mod freeswitch;
 pub mod generic;
@@ -62,7 +62,8 @@ use crate::storage::StorageError;
 pub enum RecordOutcome {
     /// The event added something to the call (or started it).
     New,
-    /// The same event was stored before (a PBX retry); nothing changed.
+    /// The same event, or a delivery with the same id, is stored (a PBX
+    /// retry); nothing changed.
     Duplicate,
 }
 
@@ -81,9 +82,18 @@ pub enum SinkError {
 /// Where verified call events go: storage plus attribution. Blocking; the
 /// route calls it inside `web::block`. Registered as app data of type
 /// `web::Data<Arc<dyn CallSink>>`.
+///
+/// The PBX is answered with what `record` returns, so an `Ok` must mean the
+/// event is stored (and on disk: a PBX does not send it again), and
+/// [`RecordOutcome::Duplicate`] must only follow an event that is stored.
+/// Delivery ids are remembered where the events are, in the same
+/// transaction, never before: a retry racing the first delivery of an event
+/// waits for it there, and stores the event itself if the first failed.
 pub trait CallSink: Send + Sync + 'static {
-    /// Stores the event for `site`, idempotently per `(event.pbx, event.pbx_call_id)`.
-    fn record(&self, site: &str, event: CallEvent) -> Result<RecordOutcome, SinkError>;
+    /// Stores the event for `site`, idempotently per `(event.pbx,
+    /// event.pbx_call_id)` and the event, and per delivery id when the PBX
+    /// names its deliveries.
+    fn record(&self, site: &str, delivery: Option<&Delivery>, event: CallEvent) -> Result<RecordOutcome, SinkError>;
 }
 
 // -------------------------------------------------------------------- config
@@ -379,7 +389,7 @@ impl ResponseError for PbxError {
 
     fn error_response(&self) -> HttpResponse {
         if self.status_code().is_server_error() {
-            eprintln!("ringsource: pbx: {self}");
+            crate::outage::server_error(&format_args!("pbx: {self}"));
         }
         let mut resp = HttpResponse::build(self.status_code());
         if let PbxError::Unauthorized { basic_challenge: true, .. } = self {
@@ -416,12 +426,14 @@ pub enum Mapped {
     Ignored(String),
 }
 
-/// A delivery id to remember, so that a replay of the same delivery is
-/// answered "duplicate" without reaching the sink again.
+/// The id a PBX gave a delivery (Standard Webhooks' `webhook-id`), which it
+/// repeats when it retries: the sink stores it with the event, and answers
+/// a delivery whose id it has stored "duplicate".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub id: String,
-    /// After this, a replay fails the timestamp check anyway.
+    /// After this, a replay fails the timestamp check anyway, so the id
+    /// need not be kept longer.
     pub keep_until_ms: i64,
 }
 
@@ -522,40 +534,10 @@ pub fn recording_url(value: Option<&str>) -> Option<String> {
 /// largest report, and stays well under it.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// Remembered `webhook-id`s of generic deliveries, per site, until each
-/// one's timestamp leaves the tolerance window (after which a replay is
-/// refused as stale anyway).
-///
-/// Kept in memory: the window is minutes long, and a restart inside it only
-/// lets a replay reach the sink, which stores a repeated event once (events
-/// are idempotent per PBX call id). Only deliveries with a valid signature
-/// get here, so its size is bounded by real traffic.
-#[derive(Debug, Default)]
-pub struct Deliveries {
-    seen: std::sync::Mutex<std::collections::HashMap<(String, String), i64>>,
-}
-
-impl Deliveries {
-    /// `true` the first time `(site, id)` is offered, `false` for a replay.
-    pub fn remember(&self, site: &str, delivery: &Delivery, now_ms: i64) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        seen.retain(|_, keep_until_ms| *keep_until_ms > now_ms);
-        seen.insert((site.to_owned(), delivery.id.clone()), delivery.keep_until_ms).is_none()
-    }
-
-    /// Forgets a delivery whose event could not be stored, so the sender's
-    /// retry is processed rather than answered "duplicate".
-    pub fn forget(&self, site: &str, id: &str) {
-        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        seen.remove(&(site.to_owned(), id.to_owned()));
-    }
-}
-
 /// The PBX routes with their state. Built once per server (not per worker),
-/// so every worker shares one replay memory.
+/// so every worker shares one sink.
 #[derive(Clone)]
 pub struct Routes {
-    deliveries: web::Data<Deliveries>,
     sink: Option<web::Data<Arc<dyn CallSink>>>,
 }
 
@@ -563,13 +545,13 @@ impl Routes {
     /// `sink` receives the verified events; without one, reports are verified
     /// and then refused with 500 (nothing could store them).
     pub fn new(sink: Option<Arc<dyn CallSink>>) -> Self {
-        Routes { deliveries: web::Data::new(Deliveries::default()), sink: sink.map(web::Data::new) }
+        Routes { sink: sink.map(web::Data::new) }
     }
 
     /// Registers the routes. Must come before the `/v1/sites/{site}` API
     /// scope, whose per-site CORS and browser rules do not apply to PBXs.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
-        let mut scope = web::scope("/v1/sites/{site}/pbx").app_data(self.deliveries.clone());
+        let mut scope = web::scope("/v1/sites/{site}/pbx");
         if let Some(sink) = &self.sink {
             scope = scope.app_data(sink.clone());
         }
@@ -668,7 +650,7 @@ async fn post_event(
         }
         Adapter::Mango => unreachable!("answered above"),
     };
-    deliver(&state, &req, &site, adapter, verified).await
+    deliver(&req, &site, adapter, verified).await
 }
 
 async fn post_zadarma(
@@ -682,7 +664,7 @@ async fn post_zadarma(
     let body = read_body(body).await?;
     let inbound = Inbound { headers: req.headers(), body: &body, now_ms: state.clock.now_ms(), region: site.region };
     let verified = zadarma::verify(auth, &inbound)?;
-    deliver(&state, &req, &site, Adapter::Zadarma, verified).await
+    deliver(&req, &site, Adapter::Zadarma, verified).await
 }
 
 #[derive(Deserialize)]
@@ -722,33 +704,19 @@ async fn post_mango(
     let body = read_body(body).await?;
     let inbound = Inbound { headers: req.headers(), body: &body, now_ms: state.clock.now_ms(), region: site.region };
     let verified = mango::verify(auth, &event, &inbound)?;
-    deliver(&state, &req, &site, Adapter::Mango, verified).await
+    deliver(&req, &site, Adapter::Mango, verified).await
 }
 
-/// Replay memory, then the sink.
+/// Hands the event to the sink and answers with what it did. A delivery's
+/// id goes with the event: the sink decides whether it is a duplicate, in the
+/// transaction that stores the event.
 async fn deliver(
-    state: &ApiState,
     req: &HttpRequest,
     site: &Site,
     adapter: Adapter,
     verified: Verified,
 ) -> Result<HttpResponse, PbxError> {
     let pbx = adapter.name();
-    let deliveries = req
-        .app_data::<web::Data<Deliveries>>()
-        .ok_or_else(|| PbxError::Internal("the PBX routes were registered without their state".to_owned()))?;
-    if let Some(d) = &verified.delivery
-        && !deliveries.remember(&site.id, d, state.clock.now_ms())
-    {
-        return Ok(HttpResponse::Ok().json(Answer {
-            outcome: "duplicate",
-            pbx,
-            pbx_call_id: None,
-            phase: None,
-            status: None,
-            reason: Some("this webhook-id was delivered before"),
-        }));
-    }
     let event = match verified.mapped {
         Mapped::Ignored(reason) => {
             return Ok(HttpResponse::Ok().json(Answer {
@@ -768,26 +736,19 @@ async fn deliver(
         .ok_or_else(|| PbxError::Internal("no call sink is registered; calls cannot be stored".to_owned()))?;
     let (pbx_call_id, phase, status) = (event.pbx_call_id.clone(), event.phase, event.status);
     let site_id = site.id.clone();
-    let recorded = blocking(move || sink.record(&site_id, event)).await.and_then(|r| r.map_err(PbxError::from));
-    match recorded {
-        Ok(outcome) => Ok(HttpResponse::Ok().json(Answer {
-            outcome: match outcome {
-                RecordOutcome::New => "recorded",
-                RecordOutcome::Duplicate => "duplicate",
-            },
-            pbx,
-            pbx_call_id: Some(&pbx_call_id),
-            phase: Some(phase),
-            status: Some(status.as_str()),
-            reason: None,
-        })),
-        Err(e) => {
-            if let Some(d) = &verified.delivery {
-                deliveries.forget(&site.id, &d.id);
-            }
-            Err(e)
-        }
-    }
+    let delivery = verified.delivery;
+    let outcome = blocking(move || sink.record(&site_id, delivery.as_ref(), event)).await??;
+    Ok(HttpResponse::Ok().json(Answer {
+        outcome: match outcome {
+            RecordOutcome::New => "recorded",
+            RecordOutcome::Duplicate => "duplicate",
+        },
+        pbx,
+        pbx_call_id: Some(&pbx_call_id),
+        phase: Some(phase),
+        status: Some(status.as_str()),
+        reason: None,
+    }))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, PbxError> {

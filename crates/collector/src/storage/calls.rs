@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::StorageError;
 use crate::clock::Clock;
 use crate::config::Site;
+use crate::pbx::Delivery;
 
 /// Why an event could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +33,8 @@ pub struct Recorded {
     pub call_id: i64,
     /// The call did not exist before this event.
     pub created: bool,
-    /// `false` when the same event had been recorded before (a retried
-    /// delivery): nothing changed.
+    /// `false` when the same event, or a delivery with the same id, had
+    /// been recorded before (a retried delivery): nothing changed.
     pub new_event: bool,
 }
 
@@ -281,8 +282,17 @@ pub struct PromoLookup {
 /// The persistence of calls.
 pub trait CallStore: Send + Sync + 'static {
     /// Stores the event once, refolds and (re)attributes its call, in one
-    /// write transaction.
-    fn record_call_event(&self, site: &Site, event: &CallEvent, clock: &dyn Clock) -> Result<Recorded, RecordError>;
+    /// write transaction. With a `delivery`, its id is stored in the same
+    /// transaction, and a delivery whose id is stored already changes
+    /// nothing (`new_event: false`): a retry is only ever told "duplicate"
+    /// once the first delivery's event is stored.
+    fn record_call_event(
+        &self,
+        site: &Site,
+        delivery: Option<&Delivery>,
+        event: &CallEvent,
+        clock: &dyn Clock,
+    ) -> Result<Recorded, RecordError>;
     /// Calls matching the filter, newest ring first, and how many match in all.
     fn list_calls(&self, filter: &CallFilter) -> Result<(Vec<CallSummary>, u64), StorageError>;
     /// The site a call belongs to.

@@ -9,6 +9,7 @@
 pub mod calls;
 pub mod money;
 pub mod pools;
+pub mod privacy;
 pub mod sqlite;
 
 use ringsource_core::lease::{ExhaustionPolicy, Groups};
@@ -36,6 +37,10 @@ pub enum StorageError {
         "cannot preallocate the write-ahead log {path}: {source} (set `server.wal_preallocate_mib = 0` to let it grow instead)"
     )]
     PreallocateWal { path: String, source: std::io::Error },
+    #[error("cannot sync the folder of the database {path} to disk: {source}")]
+    SyncDir { path: String, source: std::io::Error },
+    #[error("cannot sync the write-ahead log {path} to disk: {source}")]
+    SyncWal { path: String, source: std::io::Error },
     #[error("cannot migrate the database schema: {0}")]
     Migrate(#[from] rusqlite_migration::Error),
     #[error("database error while {doing}: {source}")]

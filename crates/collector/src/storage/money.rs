@@ -61,7 +61,11 @@ pub struct RevenueRecorded {
 pub enum RevenueError {
     #[error("no call {0} on this site")]
     UnknownCall(i64),
-    #[error("no call from {caller} rang on this site in the {window_secs} s before {at_ms} (Unix ms)")]
+    /// The caller is masked: answers end up in the CRM's logs.
+    #[error(
+        "no call from {} rang on this site in the {window_secs} s before {at_ms} (Unix ms)",
+        crate::privacy::Masked(caller)
+    )]
     NoCallFromCaller { caller: String, at_ms: i64, window_secs: i64 },
     #[error(transparent)]
     Storage(#[from] StorageError),

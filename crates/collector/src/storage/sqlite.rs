@@ -8,7 +8,7 @@
 //! Writes run in `BEGIN IMMEDIATE`, which takes the write lock up front so two
 //! processes on the same file cannot interleave a lease.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -24,11 +24,13 @@ use crate::config::Site;
 use leases::LeaseBook;
 use writer::Job;
 
+pub mod backup;
 mod calls;
 mod checkpoint;
 mod leases;
 pub mod money;
 mod pools;
+pub mod privacy;
 mod tally;
 mod visits;
 mod wal;
@@ -42,6 +44,7 @@ const SCHEMA_V5: &str = include_str!("schema_v5.sql");
 const SCHEMA_V6: &str = include_str!("schema_v6.sql");
 const SCHEMA_V7: &str = include_str!("schema_v7.sql");
 const SCHEMA_V8: &str = include_str!("schema_v8.sql");
+const SCHEMA_V9: &str = include_str!("schema_v9.sql");
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -55,6 +58,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V6).foreign_key_check(),
         M::up(SCHEMA_V7),
         M::up(SCHEMA_V8),
+        M::up(SCHEMA_V9),
     ])
 }
 
@@ -73,6 +77,9 @@ fn sql(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> StorageError {
 
 pub struct SqliteStorage {
     inner: Arc<Mutex<Inner>>,
+    /// `<db>-wal`, synced before an acknowledged write is answered.
+    wal: PathBuf,
+    ack_sync: AckSync,
     /// The queue of the [`writer`] thread, which shares `inner`.
     writer: Sender<Job>,
     /// Dropping it stops the [`checkpoint`] thread.
@@ -100,14 +107,37 @@ pub struct SqliteOptions {
     /// Bytes of WAL written out before the first write ([`wal`]); 0 leaves
     /// the WAL to grow as SQLite writes it.
     pub wal_preallocate_bytes: u64,
+    /// How acknowledged writes reach the disk before they are answered.
+    pub ack_sync: AckSync,
 }
 
 impl Default for SqliteOptions {
     /// 64 MiB: four seconds of WAL at the heaviest load measured (about
     /// 15 MB/s), and little for any disk to spare.
     fn default() -> Self {
-        Self { wal_preallocate_bytes: 64 << 20 }
+        Self { wal_preallocate_bytes: 64 << 20, ack_sync: AckSync::default() }
     }
+}
+
+/// How a write that someone is told is done reaches the disk first: call
+/// events (a PBX does not send an acknowledged report again), revenue and
+/// cost uploads, promo codes named by a manager. Visits, heartbeats and
+/// page views commit with `synchronous = NORMAL` whatever this says: the WAL
+/// is synced when the checkpoint thread copies it back, and by the next
+/// acknowledged write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AckSync {
+    /// The commit syncs the WAL (`synchronous = FULL` for that
+    /// transaction), while it holds the connection.
+    Commit,
+    /// After the commit, with the connection free for the visits again, the
+    /// WAL file is synced; then the caller is answered.
+    #[default]
+    AfterCommit,
+    /// Not synced before the answer: how the collector answered before
+    /// acknowledgements were made durable, kept as the baseline that
+    /// `benches/durable_acks.rs` measures them against.
+    Off,
 }
 
 impl SqliteStorage {
@@ -125,23 +155,71 @@ impl SqliteStorage {
         }
         let mut conn = connect(path, options)?;
         migrate(&mut conn)?;
+        let mut options = options;
         if options.wal_preallocate_bytes > 0 {
             // Closing the only connection checkpoints the WAL and deletes it
             // (unless another process has the file open), which makes room
             // for the preallocated one.
             drop(conn);
-            wal::preallocate(path, options.wal_preallocate_bytes).map_err(|source| StorageError::PreallocateWal {
-                path: wal::path_of(path).display().to_string(),
-                source,
+            let wal = wal::preallocate(path, options.wal_preallocate_bytes).map_err(|source| {
+                StorageError::PreallocateWal { path: wal::path_of(path).display().to_string(), source }
             })?;
+            // A small disk makes a smaller WAL (or none), and SQLite keeps it at that size.
+            options.wal_preallocate_bytes = wal.bytes(options.wal_preallocate_bytes);
             conn = connect(path, options)?;
         }
+        // The connection has the WAL open now (preallocated, or created by
+        // SQLite), and keeps that file until it closes. Acknowledged writes
+        // sync the WAL's data, not the folder that names it; SQLite syncs the
+        // folder when it first syncs the WAL's header, which is at the first
+        // write (the site sync, before anyone is answered). Synced here, the
+        // names do not depend on that order: the WAL the last run deleted
+        // cannot come back in place of this one after a power cut.
+        sync_dir(path).map_err(|source| StorageError::SyncDir { path: path.display().to_string(), source })?;
         let restart_due = checkpoint::RestartDue::default();
         let restart_frames = wal::restart_frames(options.wal_preallocate_bytes);
         let checkpointer = checkpoint::spawn(path, restart_frames, Arc::clone(&restart_due))?;
         let inner = Arc::new(Mutex::new(Inner { conn, last_now_ms: i64::MIN, book: LeaseBook::default() }));
         let writer = writer::spawn(Arc::clone(&inner), restart_due).map_err(StorageError::Thread)?;
-        Ok(Self { inner, writer, _checkpointer: checkpointer })
+        Ok(Self { inner, wal: wal::path_of(path), ack_sync: options.ack_sync, writer, _checkpointer: checkpointer })
+    }
+
+    /// Runs `write`, whose transaction commits what someone will be told is
+    /// done, so that the commit is on disk when it returns `Ok` (see
+    /// [`AckSync`]). The answer to a retry that finds the write done is
+    /// synced too: the write it found may have been committed by another
+    /// request that is still syncing.
+    fn acknowledged<T, E: From<StorageError>>(
+        &self,
+        clock: &dyn Clock,
+        write: impl FnOnce(&mut Connection, i64) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let result = {
+            let (mut inner, now_ms) = self.lock(clock);
+            if self.ack_sync == AckSync::Commit {
+                inner.conn.pragma_update(None, "synchronous", "FULL").map_err(sql("syncing commits"))?;
+                let result = write(&mut inner.conn, now_ms);
+                inner.conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql("no longer syncing commits"))?;
+                result
+            } else {
+                write(&mut inner.conn, now_ms)
+            }
+        };
+        if result.is_ok() && self.ack_sync == AckSync::AfterCommit {
+            self.sync_wal()?;
+        }
+        result
+    }
+
+    /// Syncs the WAL: every commit written to it so far is on disk after
+    /// this. The WAL keeps its file while the collector runs (it is only
+    /// cut back in place, after a checkpoint has copied its frames into
+    /// the database and synced that), so syncing the file by name reaches
+    /// the frames the connection wrote.
+    fn sync_wal(&self) -> Result<(), StorageError> {
+        std::fs::File::open(&self.wal)
+            .and_then(|f| f.sync_data())
+            .map_err(|source| StorageError::SyncWal { path: self.wal.display().to_string(), source })
     }
 
     /// Queues a job for the writer. If the writer is gone the job is dropped,
@@ -160,14 +238,31 @@ impl SqliteStorage {
     }
 }
 
+/// Syncs the directory that holds `db`, so that the names of the database
+/// and its WAL, as they are now, survive a power cut.
+#[cfg(unix)]
+fn sync_dir(db: &Path) -> std::io::Result<()> {
+    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Windows cannot open a directory as a file to sync it; NTFS journals its
+/// names itself.
+#[cfg(not(unix))]
+fn sync_dir(_db: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// The writer's connection, configured.
 fn connect(path: &Path, options: SqliteOptions) -> Result<Connection, StorageError> {
     let open_err = |source| StorageError::Open { path: path.display().to_string(), source };
     let conn = Connection::open(path).map_err(open_err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
     // WAL + NORMAL: durable at checkpoints, ~40x the transactions of FULL
-    // on this hardware; a power cut can lose the last few leases, which
-    // heal on the next heartbeat.
+    // on this hardware; a power cut can lose the visits and leases of the
+    // last checkpoint interval, which heal on the next heartbeat. Writes
+    // whose senders will not send them again sync the WAL before they are
+    // answered instead ([`AckSync`]).
     // Foreign keys are declared but not enforced here: every write path
     // stores a parent before the rows that name it (a session before its
     // touches, page views, leases and pool events), and looking the parents
@@ -277,7 +372,7 @@ mod tests {
     fn a_preallocated_wal_holds_commits_and_keeps_its_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal.sqlite");
-        let options = SqliteOptions { wal_preallocate_bytes: 1 << 20 };
+        let options = SqliteOptions { wal_preallocate_bytes: 1 << 20, ..SqliteOptions::default() };
         let wal_len = || std::fs::metadata(wal::path_of(&path)).unwrap().len();
         let sites = |conn: &Connection| -> Vec<String> {
             conn.prepare("SELECT id FROM sites ORDER BY id")
@@ -333,16 +428,17 @@ mod tests {
             )
             .unwrap();
         }
-        // Version 8 replaces pool_events (see the next test). Foreign keys
-        // off, as on the collector's connection (version 6 rebuilds a parent).
+        // Version 9 replaces pool_events (see the next test), so this one
+        // stops at 8. Foreign keys off, as on the collector's connection
+        // (version 6 rebuilds a parent).
         let mut conn = Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
-        migrations().to_version(&mut conn, 7).unwrap();
+        migrations().to_version(&mut conn, 8).unwrap();
         drop(conn);
 
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 7);
+        assert_eq!(version, 8);
         let sessions: Vec<(String, String, i64)> = conn
             .prepare("SELECT id, user_agent, last_seen_ms FROM sessions ORDER BY id")
             .unwrap()
@@ -421,17 +517,17 @@ mod tests {
         assert!(refused("INSERT INTO sessions VALUES ('a', 's', NULL, NULL, 'ua', 0, 3, 3)").contains("UNIQUE"));
     }
 
-    /// Version 8 counts pool refusals and first asks per minute: a version 7
+    /// Version 9 counts pool refusals and first asks per minute: a version 8
     /// file's events become counts (taken-over numbers kept apart), each
     /// session's first ask of a pool (a lease or an event) is counted in its
     /// minute, and sessions remember the pools they asked.
     #[test]
-    fn version_8_counts_a_version_7_files_pool_events_per_minute() {
+    fn version_9_counts_a_version_8_files_pool_events_per_minute() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v7.sqlite");
+        let path = dir.path().join("v8.sqlite");
         {
             let mut conn = Connection::open(&path).unwrap();
-            migrations().to_version(&mut conn, 7).unwrap();
+            migrations().to_version(&mut conn, 8).unwrap();
             conn.execute_batch(
                 "INSERT INTO sites VALUES ('s', 0);
                  INSERT INTO numbers (number, site_id, kind, pool_id) VALUES ('+15550001', 's', 'pool', 'p'),
@@ -458,7 +554,7 @@ mod tests {
 
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 8);
+        assert_eq!(version, 9, "the latest version");
         assert!(conn.prepare("SELECT * FROM pool_events").is_err(), "pool_events is gone");
         type Row = (String, i64, String, String, String, String, i64, i64, i64);
         let refusals: Vec<Row> = conn

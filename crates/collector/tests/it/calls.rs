@@ -90,7 +90,7 @@ fn answered_end(id: &str, to: &str, ring_s: i64, talk: u32) -> CallEvent {
 
 impl Calls {
     fn record(&self, e: CallEvent) -> RecordOutcome {
-        CallSink::record(&self.sink, "shop", e).unwrap()
+        CallSink::record(&self.sink, "shop", None, e).unwrap()
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
@@ -444,6 +444,8 @@ fn csv_export_has_a_header_and_one_row_per_call() {
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     assert_eq!(resp.headers()["x-total-count"], "2");
     let text = resp.text().unwrap();
+    // The byte order mark Excel needs to read UTF-8; CSV readers skip it.
+    assert!(text.starts_with("\u{FEFF}id,site,"), "{text}");
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();

@@ -268,3 +268,76 @@ fn linear_attribution_splits_revenue_like_calls() {
     assert_eq!((&organic["cost"], &organic["roi"]), (&json!(0.0), &Value::Null));
     assert_eq!(paid["cost_per_target_call"], 100.0, "half a target call");
 }
+
+/// Two revenues of 1.5e308 made the report's totals `null` (their sum is
+/// infinite). Amounts are bounded on the way in, and rows stored before the
+/// bound existed are read at the bound, so every sum stays a number.
+#[test]
+fn amounts_beyond_the_bound_are_refused_and_sums_stay_finite() {
+    let m = start_money("");
+    let a = m.h.visit(None, campaign_touch("google", "brand"));
+    let call = m.call(answered("paid", "+79161112233", a["number"].as_str().unwrap(), 60, 90));
+    let bound = ringsource_collector::money::MAX_AMOUNT;
+
+    for amount in [json!(1.5e308), json!(bound * 1.5)] {
+        let (status, body) = m.post_json("/v1/revenue", &json!({ "site": "shop", "call_id": call, "amount": amount }));
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")), "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("bad request: amount "), "{body}");
+    }
+    // 1e400 is not a double at all: the JSON is refused as such.
+    let raw = format!(r#"{{"site":"shop","call_id":{call},"amount":1e400}}"#);
+    let (status, body) = m.send(m.h.client.post(m.h.url("/v1/revenue")).body(raw));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = m.post_json("/v1/revenue", &json!({ "site": "shop", "call_id": call, "amount": bound }));
+    assert_eq!(status, 201, "the bound itself is an amount: {body}");
+
+    let (status, body) = m.post_json(
+        "/v1/costs",
+        &json!([{ "site": "shop", "date": "2027-01-15", "source": "google", "cost": 1.5e308 }]),
+    );
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_rows")), "{body}");
+    assert_eq!(
+        (body["error"]["rows"][0]["index"].as_u64(), body["error"]["rows"][0]["field"].as_str()),
+        (Some(0), Some("cost"))
+    );
+    for cost in ["1e309", "inf", "NaN", "2e12"] {
+        let (status, body) =
+            m.post_csv("/v1/costs?site=shop", &format!("date,source,cost\n2027-01-15,google,{cost}\n"));
+        assert_eq!(status, 400, "{cost}: {body}");
+        assert_eq!(
+            (body["error"]["rows"][0]["line"].as_u64(), body["error"]["rows"][0]["field"].as_str()),
+            (Some(2), Some("cost")),
+            "{body}"
+        );
+    }
+
+    // Rows written before the bound (or by hand) hold amounts it refuses now.
+    let conn = m.h.db();
+    for deal in ["old-1", "old-2"] {
+        conn.execute(
+            "INSERT INTO revenue (site_id, call_id, amount, deal_id, at_ms, received_at_ms)
+             VALUES ('shop', ?1, 1.5e308, ?2, ?3, ?3)",
+            rusqlite::params![call, deal, T0],
+        )
+        .unwrap();
+    }
+    for source in ["google", "bing"] {
+        conn.execute(
+            "INSERT INTO costs (site_id, day, source, medium, campaign, cost, updated_at_ms)
+             VALUES ('shop', '2027-01-15', ?1, 'cpc', '', 1.5e308, ?2)",
+            rusqlite::params![source, T0],
+        )
+        .unwrap();
+    }
+    for group_by in ["source", "channel", "campaign", "term"] {
+        let report = m.report(group_by);
+        for row in report["rows"].as_array().unwrap().iter().chain([&report["totals"]]) {
+            assert!(row["revenue"].as_f64().is_some_and(f64::is_finite), "{group_by}: {row}");
+            if group_by != "term" {
+                assert!(row["cost"].as_f64().is_some_and(f64::is_finite), "{group_by}: {row}");
+            }
+        }
+        // Each stored amount counts at most the bound: three deals on one call.
+        assert_eq!(report["totals"]["revenue"], json!(3.0 * bound), "{group_by}");
+    }
+}

@@ -9,7 +9,8 @@ const SCHEMES: [&str; 3] = ["tel", "callto", "sms"];
 /// percent-encoded ("tel:+7%20495%20123-45-67"); it is then decoded for
 /// matching and encoded again.
 pub(super) fn rewrite(href: &str, replace: impl FnOnce(&str) -> Replacement) -> Option<String> {
-    let body = href.trim_start();
+    // URLs are trimmed of ASCII whitespace only (the URL standard's rule).
+    let body = href.trim_start_matches(|c: char| c.is_ascii_whitespace());
     let colon = body.find(':')?;
     let scheme = &body[..colon];
     if !SCHEMES.iter().any(|known| scheme.eq_ignore_ascii_case(known)) {
@@ -21,7 +22,7 @@ pub(super) fn rewrite(href: &str, replace: impl FnOnce(&str) -> Replacement) -> 
         number_at += 2;
     }
     let (head, rest) = href.split_at(number_at);
-    let tail_at = rest.find(['?', ';']).unwrap_or(rest.len());
+    let tail_at = rest.bytes().position(|byte| byte == b'?' || byte == b';').unwrap_or(rest.len());
     let (number, tail) = rest.split_at(tail_at);
     let encoded = number.contains('%');
     let decoded = if encoded { percent_decode(number)? } else { number.to_owned() };
@@ -49,9 +50,9 @@ fn percent_decode(text: &str) -> Option<String> {
     let mut index = 0;
     while index < bytes.len() {
         if bytes[index] == b'%' {
-            let hex = bytes.get(index + 1..index + 3)?;
-            let value = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-            out.push(value);
+            let hex = |at: usize| char::from(*bytes.get(index + at)?).to_digit(16);
+            // At most 0xff: two hex digits.
+            out.push((hex(1)? << 4 | hex(2)?) as u8);
             index += 3;
         } else {
             out.push(bytes[index]);
@@ -61,18 +62,17 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Byte by byte: every byte of a non-ASCII character is outside the set kept
+/// as it is, so each is escaped, as encoding the whole character would.
 fn percent_encode(text: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() || (c.is_ascii() && b"+-._~()/,*".contains(&(c as u8))) {
-            out.push(c);
+    for &byte in text.as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"+-._~()/,*".contains(&byte) {
+            out.push(char::from(byte));
         } else {
-            let mut buffer = [0; 4];
-            for &byte in c.encode_utf8(&mut buffer).as_bytes() {
-                out.push('%');
-                out.push(char::from(HEX[usize::from(byte >> 4)]));
-                out.push(char::from(HEX[usize::from(byte & 0xf)]));
-            }
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
     }
 }
@@ -90,5 +90,7 @@ mod tests {
         assert_eq!(encoded, "+7%20(495)%C2%A0123");
         assert_eq!(percent_decode("%2"), None);
         assert_eq!(percent_decode("%zz"), None);
+        // Exactly two hex digits: no sign, as a number parser would take.
+        assert_eq!(percent_decode("%+f"), None);
     }
 }

@@ -50,7 +50,6 @@ pub struct Matcher {
     originals: Vec<PhoneNumber>,
     /// Longest first, so that at one start position the fullest form wins.
     patterns: Vec<Pattern>,
-    shortest: usize,
 }
 
 /// The outcome of [`Matcher::replace`].
@@ -60,6 +59,16 @@ pub struct Replacement {
     pub segments: Vec<Option<String>>,
     /// Occurrences replaced.
     pub count: usize,
+}
+
+/// A place in a text where a match may end: see [`Matcher::possible_ends`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PossibleEnd {
+    /// Just past the last digit, in UTF-16 code units (as the DOM counts text).
+    pub at: usize,
+    /// A digit follows directly. A match can then end here only where the
+    /// text is cut between the two digits, as at a text node's end.
+    pub digit_follows: bool,
 }
 
 /// How a matched number was written, which decides how its replacement is.
@@ -73,7 +82,7 @@ enum Form {
 
 #[derive(Debug, Clone)]
 struct Pattern {
-    digits: Box<[u8]>,
+    digits: Vec<u8>,
     /// Index into `Matcher::originals`.
     original: usize,
     form: Form,
@@ -101,46 +110,72 @@ struct Edit {
 
 impl Matcher {
     pub fn new(originals: &[PhoneNumber]) -> Self {
-        let mut unique: Vec<PhoneNumber> = Vec::with_capacity(originals.len());
-        for original in originals {
-            if !unique.contains(original) {
-                unique.push(original.clone());
-            }
-        }
+        // A repeated original adds no pattern (its digits are there already),
+        // so the list is not deduplicated.
+        let originals = originals.to_vec();
         let mut patterns: Vec<Pattern> = Vec::new();
-        for (index, original) in unique.iter().enumerate() {
-            for (form, digits) in written_forms(original) {
-                if !patterns.iter().any(|p| *p.digits == *digits.as_bytes()) {
+        for (index, original) in originals.iter().enumerate() {
+            written_forms(original, &mut |form, digits| {
+                if !patterns.iter().any(|p| p.digits == digits) {
                     // Kept longest first as they come (a stable insertion):
                     // a handful of patterns needs no sort routine in the bundle.
                     let at = patterns.iter().position(|p| p.digits.len() < digits.len()).unwrap_or(patterns.len());
-                    let pattern = Pattern { digits: digits.into_bytes().into_boxed_slice(), original: index, form };
-                    patterns.insert(at, pattern);
+                    patterns.insert(at, Pattern { digits, original: index, form });
                 }
-            }
+            });
         }
-        let shortest = patterns.iter().map(|p| p.digits.len()).min().unwrap_or(usize::MAX);
-        Matcher { originals: unique, patterns, shortest }
+        Matcher { originals, patterns }
     }
 
     /// The fewest digits any written form of an original has: a run of text
     /// with fewer cannot hold one (see [`Matcher::may_contain`]).
     pub fn min_digits(&self) -> usize {
-        self.shortest
+        // Longest first: the last is the shortest.
+        self.patterns.last().map_or(usize::MAX, |p| p.digits.len())
     }
 
     /// Whether `segments` hold enough digits for any original to be in them.
-    /// Never allocates; `replace` starts with it, and callers walking many
-    /// text runs can use it to skip building segment lists.
+    /// Never allocates: callers walking many text runs can use it to skip
+    /// building segment lists. ([`Matcher::replace`] does not ask it: it finds
+    /// no match in such runs anyway, and the browser hands it only the runs
+    /// around a [`Matcher::possible_ends`] place.)
     pub fn may_contain(&self, segments: &[&str]) -> bool {
         let mut digits = 0;
         for segment in segments {
             digits += segment.bytes().filter(u8::is_ascii_digit).count();
-            if digits >= self.shortest {
+            if digits >= self.min_digits() {
                 return true;
             }
         }
         false
+    }
+
+    /// Where in `text` a written form of an original may end: a superset, for
+    /// finding the few text runs worth handing to [`Matcher::replace`] without
+    /// reading every run. Every form ends with the national number, so this
+    /// reports each place where its digits follow one another with no other
+    /// digit between them. Whatever `replace` finds in segments that are a
+    /// stretch of `text` ends at one of these places.
+    pub fn possible_ends(&self, text: &str) -> Vec<PossibleEnd> {
+        let mut ends: Vec<PossibleEnd> = Vec::new();
+        let mut digits = Vec::new();
+        let mut at = 0;
+        for &byte in text.as_bytes() {
+            if byte.is_ascii_digit() {
+                if let Some(end) = ends.last_mut().filter(|end| end.at == at) {
+                    end.digit_follows = true;
+                }
+                digits.push(byte);
+                at += 1;
+                if self.originals.iter().any(|original| digits.ends_with(original.national_number().as_bytes())) {
+                    ends.push(PossibleEnd { at, digit_follows: false });
+                }
+            } else if byte & 0xc0 != 0x80 {
+                // A UTF-8 lead byte starts one UTF-16 unit, or two from F0 on.
+                at += 1 + usize::from(byte >= 0xf0);
+            }
+        }
+        ends
     }
 
     /// `segments` are consecutive text runs (e.g. the text nodes of one inline
@@ -158,10 +193,9 @@ impl Matcher {
     }
 
     fn replace_for(&self, segments: &[&str], replacement: &PhoneNumber, target: Target) -> Replacement {
-        let mut result = Replacement { segments: vec![None; segments.len()], count: 0 };
-        if !self.may_contain(segments) {
-            return result;
-        }
+        // Filled without cloning: `vec![None; n]` brings `Option<String>`'s clone along.
+        let mut result = Replacement::default();
+        result.segments.resize_with(segments.len(), || None);
         let scanned = Digits::scan(segments);
         let mut edits = Vec::new();
         let mut index = 0;
@@ -241,7 +275,7 @@ impl Matcher {
         let end = scanned.groups[found.last_group].end;
         if let Some(digits) = rewritten_digits(pattern, original, replacement) {
             let mut digits = digits.chars();
-            for_each_part(segments, first.first, end, |segment, start, end, part| {
+            for_each_part(segments, first.first, end, &mut |segment, start, end, part| {
                 let text =
                     part.chars().map(|c| if c.is_ascii_digit() { digits.next().unwrap_or(c) } else { c }).collect();
                 edits.push(Edit { segment, start, end, text });
@@ -254,50 +288,46 @@ impl Matcher {
             start = paren;
         }
         let mut text = Some(text);
-        for_each_part(segments, start, end, |segment, start, end, _| {
+        for_each_part(segments, start, end, &mut |segment, start, end, _| {
             edits.push(Edit { segment, start, end, text: text.take().unwrap_or_default() });
         });
     }
 }
 
-/// Every digit string under which `number` may be written, with its form.
-fn written_forms(number: &PhoneNumber) -> Vec<(Form, String)> {
-    let country_code = number.country_code();
-    let nsn = number.national_number();
-    let rules = dialling(country_code);
+/// Hands `add` every digit string under which `number` may be written, with
+/// its form (as it goes: no list of them is built).
+fn written_forms(number: &PhoneNumber, add: &mut dyn FnMut(Form, Vec<u8>)) {
+    let country_code = number.country_code().as_bytes();
+    let nsn = number.national_number().as_bytes();
+    let rules = dialling(number.country_code());
     let trunk_zero = rules.is_some_and(|rules| rules.has_trunk_zero());
-    let mut forms = Vec::new();
     for idd in [false, true] {
         for trunk in [false, true] {
             if trunk && !trunk_zero {
                 continue;
             }
-            let mut digits = String::with_capacity(country_code.len() + nsn.len() + 3);
+            let mut digits = Vec::with_capacity(country_code.len() + nsn.len() + 3);
             if idd {
-                digits.push_str("00");
+                digits.extend_from_slice(b"00");
             }
-            digits.push_str(country_code);
+            digits.extend_from_slice(country_code);
             if trunk {
-                digits.push('0');
+                digits.push(b'0');
             }
-            digits.push_str(nsn);
-            forms.push((Form::International { idd, trunk }, digits));
+            digits.extend_from_slice(nsn);
+            add(Form::International { idd, trunk }, digits);
         }
     }
     if let Some(rules) = rules {
         // Where the trunk prefix equals the country code (NANP's 1), the
         // writing is read as international: it is one.
-        for &trunk in rules.trunk.iter().filter(|&&trunk| trunk != country_code) {
-            let mut digits = String::with_capacity(trunk.len() + nsn.len());
-            digits.push_str(trunk);
-            digits.push_str(nsn);
-            forms.push((Form::National { trunk }, digits));
+        for &trunk in rules.trunk.iter().filter(|&&trunk| trunk != number.country_code()) {
+            add(Form::National { trunk }, [trunk.as_bytes(), nsn].concat());
         }
         if nsn.len() >= MIN_BARE_NATIONAL_DIGITS {
-            forms.push((Form::National { trunk: "" }, nsn.to_owned()));
+            add(Form::National { trunk: "" }, nsn.to_vec());
         }
     }
-    forms
 }
 
 /// The replacement's digits written in the matched form, or `None` when that
@@ -347,12 +377,12 @@ fn fallback(form: Form, original: &PhoneNumber, replacement: &PhoneNumber, targe
 fn closes_unopened_paren(segments: &[&str], start: Pos, end: Pos) -> bool {
     let mut depth = 0usize;
     let mut unopened = false;
-    for_each_part(segments, start, end, |_, _, _, part| {
-        for c in part.chars() {
-            match c {
-                '(' => depth += 1,
-                ')' if depth == 0 => unopened = true,
-                ')' => depth -= 1,
+    for_each_part(segments, start, end, &mut |_, _, _, part| {
+        for byte in part.bytes() {
+            match byte {
+                b'(' => depth += 1,
+                b')' if depth == 0 => unopened = true,
+                b')' => depth -= 1,
                 _ => {}
             }
         }
@@ -362,7 +392,8 @@ fn closes_unopened_paren(segments: &[&str], start: Pos, end: Pos) -> bool {
 
 /// Calls `part(segment, start, end, text)` for each segment's share of the
 /// span from `start` to `end`, in order.
-fn for_each_part(segments: &[&str], start: Pos, end: Pos, mut part: impl FnMut(usize, usize, usize, &str)) {
+// Through `dyn`: one copy of the loop serves its three callers in the bundle.
+fn for_each_part(segments: &[&str], start: Pos, end: Pos, part: &mut dyn FnMut(usize, usize, usize, &str)) {
     let spanned = segments.iter().enumerate().take(end.segment + 1).skip(start.segment);
     for (segment, text) in spanned {
         let from = if segment == start.segment { start.byte } else { 0 };

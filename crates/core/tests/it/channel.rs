@@ -232,3 +232,15 @@ fn ad_and_affiliate_networks_and_listings() {
     assert_eq!(channel("", Some(("avito.ru", ""))), Channel::Referral);
     assert_eq!(channel("", Some(("kaspi.kz", ""))), Channel::Referral);
 }
+
+#[test]
+fn from_name_reads_exactly_the_display_names() {
+    for channel in Channel::ALL {
+        assert_eq!(Channel::from_name(channel.as_str()), Some(channel));
+    }
+    // Hand-written configuration is forgiven by `parse`, not by `from_name`,
+    // which reads what this crate wrote.
+    assert_eq!(Channel::from_name("organic search"), None);
+    assert_eq!(Channel::from_name(" Direct"), None);
+    assert_eq!("organic search".parse::<Channel>().ok(), Some(Channel::OrganicSearch));
+}

@@ -239,3 +239,18 @@ fn national_parse_and_matcher_agree() {
     let result = m.replace(&["Астана: 8 (7172) 12-34-56"], &number("+77172000000"));
     assert_eq!(result.segments[0].as_deref(), Some("Астана: 8 (7172) 00-00-00"));
 }
+
+#[test]
+fn possible_ends_count_utf16_and_mark_glued_digits() {
+    use ringsource_core::matcher::PossibleEnd;
+    let m = matcher(&[MOSCOW, "+442071234567"]);
+    let end = |at, digit_follows| PossibleEnd { at, digit_follows };
+    // "№" and "₽" are one UTF-16 unit (three UTF-8 bytes), "𝟘" two.
+    let text = "№ 8 (495) 123-45-67 ₽ 𝟘 Item 74951234567890, 020 7123 4567";
+    assert_eq!(m.possible_ends(text), vec![end(19, false), end(41, true), end(59, false)]);
+    // Digits of other numbers between make no end; nor do other digits alone.
+    assert_eq!(m.possible_ends("495 1 123 45 67, 12.03.2024, 9:00–21:00"), vec![]);
+    // The digit stream runs across blanks and text, so a number cut by a
+    // block boundary is still reported: the caller decides.
+    assert_eq!(m.possible_ends("8 495</div><div>123 45 67"), vec![end(25, false)]);
+}

@@ -1,9 +1,10 @@
 //! Properties of the matcher over generated writings of generated numbers.
 
-use crate::phone_gen;
 use proptest::prelude::*;
 use ringsource_core::matcher::Matcher;
 use ringsource_core::phone::PhoneNumber;
+
+use crate::phone_gen;
 
 /// The digit strings a number may be written as, each paired with whether it
 /// opens with '+' and the same writing of another number of that country.
@@ -98,9 +99,15 @@ proptest! {
         let segments = split(&text, &cuts);
         let refs: Vec<&str> = segments.iter().map(String::as_str).collect();
 
-        let result = Matcher::new(std::slice::from_ref(&original)).replace(&refs, &tracking);
+        let matcher = Matcher::new(std::slice::from_ref(&original));
+        let result = matcher.replace(&refs, &tracking);
         let output = joined(&segments, &result.segments);
         prop_assert_eq!(result.count, 1, "{:?}", text);
+        // The match's last digit is the number's: the scan that decides which
+        // text runs are read at all reports that place.
+        let last_digit = before.encode_utf16().count() + render(*plus, digits, &separators).encode_utf16().count();
+        let ends = matcher.possible_ends(&text);
+        prop_assert!(ends.iter().any(|end| end.at == last_digit && !end.digit_follows), "{:?}: {:?}", text, ends);
         prop_assert_eq!(mask(&output), mask(&text));
         let output_digits: String = output.chars().filter(char::is_ascii_digit).collect();
         prop_assert_eq!(&output_digits, expected_digits);
@@ -123,8 +130,12 @@ proptest! {
         let segments = split(&text, &cuts);
         let refs: Vec<&str> = segments.iter().map(String::as_str).collect();
 
-        let result = Matcher::new(std::slice::from_ref(&original)).replace(&refs, &tracking);
+        let matcher = Matcher::new(std::slice::from_ref(&original));
+        let result = matcher.replace(&refs, &tracking);
         prop_assert_eq!(result.segments.len(), segments.len());
+        if result.count > 0 {
+            prop_assert!(!matcher.possible_ends(&text).is_empty(), "{:?}", text);
+        }
         prop_assert_eq!(mask(&joined(&segments, &result.segments)), mask(&text));
     }
 

@@ -1,8 +1,9 @@
 //! Parsing and formatting round trips for generated numbers.
 
-use crate::phone_gen;
 use proptest::prelude::*;
 use ringsource_core::phone::PhoneNumber;
+
+use crate::phone_gen;
 
 proptest! {
     #[test]

@@ -20,6 +20,7 @@ use super::{SqliteStorage, immediate, sql};
 use crate::calls::dates::{self, LocalDay};
 use crate::clock::Clock;
 use crate::config::{PromoConfig, Site, StaticSource};
+use crate::pbx::Delivery;
 use crate::storage::StorageError;
 use crate::storage::calls::{
     AttributionView, CallDetail, CallFilter, CallStore, CallSummary, CandidateView, CreditView, GroupBy, PageViewView,
@@ -661,6 +662,13 @@ pub(super) fn detail(tx: &Transaction<'_>, id: i64) -> Result<Option<CallDetail>
     }))
 }
 
+/// A stored amount as the reports sum it: within `[0, money::MAX_AMOUNT]`.
+/// The API refuses amounts outside it; rows stored before it did are read
+/// at the bound, so that no sum overflows into infinity (a `null` total).
+fn bounded_amount(column: &str) -> String {
+    format!("MIN(MAX({column}, 0), {:e})", crate::money::MAX_AMOUNT)
+}
+
 /// The site's cost per day and group in the report's range: by the cost
 /// rows' own column for source, medium and campaign (`''` is "(not set)",
 /// as a touch without that tag), and for channel by [`Site::cost_channel`]
@@ -677,19 +685,20 @@ fn costs_by_group(
     let Some(first) = counted.next() else { return Ok(Vec::new()) };
     let last = counted.next_back().unwrap_or(first);
     let range = "site_id = ?1 AND day >= ?2 AND day <= ?3";
+    let cost = bounded_amount("cost");
     let (query, by_channel) = match q.group_by {
         GroupBy::Source | GroupBy::Medium | GroupBy::Campaign => {
             let column = q.group_by.column();
             (
                 format!(
-                    "SELECT day, CASE WHEN {column} = '' THEN '{NOT_SET}' ELSE {column} END AS grp, SUM(cost)
+                    "SELECT day, CASE WHEN {column} = '' THEN '{NOT_SET}' ELSE {column} END AS grp, SUM({cost})
                      FROM costs WHERE {range} GROUP BY day, grp"
                 ),
                 false,
             )
         }
         GroupBy::Channel => (
-            format!("SELECT day, source, medium, SUM(cost) FROM costs WHERE {range} GROUP BY day, source, medium"),
+            format!("SELECT day, source, medium, SUM({cost}) FROM costs WHERE {range} GROUP BY day, source, medium"),
             true,
         ),
         GroupBy::Term => return Ok(Vec::new()),
@@ -749,6 +758,43 @@ fn call_is_final(tx: &Transaction<'_>, call_id: i64) -> Result<bool, StorageErro
         .map_err(sql("reading a call's status"))
 }
 
+/// The call a delivery with this id went to, if one was stored.
+fn delivered_before(
+    tx: &Transaction<'_>,
+    site: &Site,
+    pbx: &str,
+    delivery: &Delivery,
+) -> Result<Option<i64>, StorageError> {
+    tx.query_row(
+        "SELECT call_id FROM pbx_deliveries WHERE site_id = ?1 AND pbx = ?2 AND delivery_id = ?3",
+        params![site.id, pbx, delivery.id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(sql("looking up a PBX delivery"))
+}
+
+/// Stores the delivery's id with the event it brought, and forgets the ids
+/// whose replays the timestamp check refuses by now.
+fn remember_delivery(
+    tx: &Transaction<'_>,
+    site: &Site,
+    pbx: &str,
+    delivery: &Delivery,
+    call_id: i64,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    tx.execute("DELETE FROM pbx_deliveries WHERE keep_until_ms <= ?1", [now_ms])
+        .map_err(sql("forgetting old PBX deliveries"))?;
+    tx.execute(
+        "INSERT INTO pbx_deliveries (site_id, pbx, delivery_id, call_id, received_at_ms, keep_until_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![site.id, pbx, delivery.id, call_id, now_ms, delivery.keep_until_ms],
+    )
+    .map_err(sql("storing a PBX delivery"))?;
+    Ok(())
+}
+
 impl SqliteStorage {
     /// A read-only look at the database under the lock (a deferred
     /// transaction: one consistent snapshot, no write lock taken).
@@ -765,33 +811,47 @@ impl SqliteStorage {
 }
 
 impl CallStore for SqliteStorage {
-    fn record_call_event(&self, site: &Site, event: &CallEvent, clock: &dyn Clock) -> Result<Recorded, RecordError> {
+    fn record_call_event(
+        &self,
+        site: &Site,
+        delivery: Option<&Delivery>,
+        event: &CallEvent,
+        clock: &dyn Clock,
+    ) -> Result<Recorded, RecordError> {
         let json = serde_json::to_string(event)
             .map_err(|e| StorageError::Corrupt(format!("a call event does not serialise: {e}")))?;
-        let (mut inner, now_ms) = self.lock(clock);
-        let tx = immediate(&mut inner.conn)?;
-        let existing: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT id, site_id FROM calls WHERE pbx = ?1 AND pbx_call_id = ?2",
-                params![event.pbx, event.pbx_call_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(sql("looking up a call"))?;
-        let (call_id, created) = match existing {
-            Some((_, owner)) if owner != site.id => {
-                return Err(RecordError::OtherSite {
-                    pbx: event.pbx.clone(),
-                    pbx_call_id: event.pbx_call_id.clone(),
-                    owner,
-                    site: site.id.clone(),
-                });
+        self.acknowledged(clock, |conn, now_ms| {
+            let tx = immediate(conn)?;
+            // Looked up under the write lock: a retry that arrives while the
+            // first delivery is being stored waits for its commit here, and
+            // finds the id only if that commit happened.
+            if let Some(d) = delivery
+                && let Some(call_id) = delivered_before(&tx, site, &event.pbx, d)?
+            {
+                return Ok(Recorded { call_id, created: false, new_event: false });
             }
-            Some((id, _)) => (id, false),
-            None => {
-                // A provisional row: attribution below fills in every column
-                // from the folded events before the transaction commits.
-                tx.execute(
+            let existing: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT id, site_id FROM calls WHERE pbx = ?1 AND pbx_call_id = ?2",
+                    params![event.pbx, event.pbx_call_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(sql("looking up a call"))?;
+            let (call_id, created) = match existing {
+                Some((_, owner)) if owner != site.id => {
+                    return Err(RecordError::OtherSite {
+                        pbx: event.pbx.clone(),
+                        pbx_call_id: event.pbx_call_id.clone(),
+                        owner,
+                        site: site.id.clone(),
+                    });
+                }
+                Some((id, _)) => (id, false),
+                None => {
+                    // A provisional row: attribution below fills in every column
+                    // from the folded events before the transaction commits.
+                    tx.execute(
                     "INSERT INTO calls (site_id, pbx, pbx_call_id, dialled, number_kind, ring_at_ms, status, is_target,
                         is_missed, caller_kind, confidence, reason, model, channel, source, medium,
                         first_heard_at_ms, updated_at_ms)
@@ -808,28 +868,32 @@ impl CallStore for SqliteStorage {
                     ],
                 )
                 .map_err(sql("creating a call"))?;
-                (tx.last_insert_rowid(), true)
+                    (tx.last_insert_rowid(), true)
+                }
+            };
+            let was_final = !created && call_is_final(&tx, call_id)?;
+            let new_event = tx
+                .execute(
+                    "INSERT OR IGNORE INTO call_events (call_id, event_json, received_at_ms) VALUES (?1, ?2, ?3)",
+                    params![call_id, json, now_ms],
+                )
+                .map_err(sql("storing a call event"))?
+                == 1;
+            if new_event {
+                attribute(&tx, site, call_id, now_ms)?;
+                // The exports of a call are written once, when it ends, in this
+                // transaction: a crash cannot leave an ended call unexported nor
+                // an export of a call that was never stored.
+                if !was_final && call_is_final(&tx, call_id)? {
+                    super::money::enqueue_call_exports(&tx, site, call_id, now_ms)?;
+                }
             }
-        };
-        let was_final = !created && call_is_final(&tx, call_id)?;
-        let new_event = tx
-            .execute(
-                "INSERT OR IGNORE INTO call_events (call_id, event_json, received_at_ms) VALUES (?1, ?2, ?3)",
-                params![call_id, json, now_ms],
-            )
-            .map_err(sql("storing a call event"))?
-            == 1;
-        if new_event {
-            attribute(&tx, site, call_id, now_ms)?;
-            // The exports of a call are written once, when it ends, in this
-            // transaction: a crash cannot leave an ended call unexported nor
-            // an export of a call that was never stored.
-            if !was_final && call_is_final(&tx, call_id)? {
-                super::money::enqueue_call_exports(&tx, site, call_id, now_ms)?;
+            if let Some(d) = delivery {
+                remember_delivery(&tx, site, &event.pbx, d, call_id, now_ms)?;
             }
-        }
-        tx.commit().map_err(sql("committing a call event"))?;
-        Ok(Recorded { call_id, created, new_event })
+            tx.commit().map_err(sql("committing a call event"))?;
+            Ok(Recorded { call_id, created, new_event })
+        })
     }
 
     fn list_calls(&self, f: &CallFilter) -> Result<(Vec<CallSummary>, u64), StorageError> {
@@ -912,6 +976,7 @@ impl CallStore for SqliteStorage {
         // Each call contributes its credit shares: whole calls under first
         // and last touch, fractions under linear. Revenue follows the same
         // shares and lands on the day the call rang.
+        let amount = bounded_amount("amount");
         let query = format!(
             "WITH days(day, start_ms, end_ms) AS (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?4))
              SELECT d.day, COALESCE(cr.{column}, '{NOT_SET}') AS grp,
@@ -919,7 +984,7 @@ impl CallStore for SqliteStorage {
                 SUM(cr.share * (c.caller_kind = 'first-time')), SUM(cr.share * COALESCE(rv.amount, 0))
              FROM calls c JOIN days d ON c.ring_at_ms >= d.start_ms AND c.ring_at_ms < d.end_ms
              JOIN call_credits cr ON cr.call_id = c.id
-             LEFT JOIN (SELECT call_id, SUM(amount) AS amount FROM revenue GROUP BY call_id) rv ON rv.call_id = c.id
+             LEFT JOIN (SELECT call_id, SUM({amount}) AS amount FROM revenue GROUP BY call_id) rv ON rv.call_id = c.id
              WHERE c.site_id = ?1 AND c.ring_at_ms >= ?2 AND c.ring_at_ms < ?3
              GROUP BY d.day, grp ORDER BY d.day, grp"
         );
@@ -1004,32 +1069,35 @@ impl CallStore for SqliteStorage {
         code: &PromoCode,
         clock: &dyn Clock,
     ) -> Result<Option<()>, StorageError> {
-        let (mut inner, now_ms) = self.lock(clock);
-        let tx = immediate(&mut inner.conn)?;
-        let ring_at_ms: i64 = tx
-            .query_row("SELECT ring_at_ms FROM calls WHERE id = ?1 AND site_id = ?2", params![call_id, site.id], |r| {
-                r.get(0)
-            })
-            .map_err(sql("reading a call"))?;
-        // A code can be reissued after its reservation lapsed: the issue
-        // that was current when the phone rang is the one the caller read.
-        let session: Option<String> = tx
-            .query_row(
-                "SELECT session_id FROM promo_codes WHERE site_id = ?1 AND code = ?2
+        self.acknowledged(clock, |conn, now_ms| {
+            let tx = immediate(conn)?;
+            let ring_at_ms: i64 = tx
+                .query_row(
+                    "SELECT ring_at_ms FROM calls WHERE id = ?1 AND site_id = ?2",
+                    params![call_id, site.id],
+                    |r| r.get(0),
+                )
+                .map_err(sql("reading a call"))?;
+            // A code can be reissued after its reservation lapsed: the issue
+            // that was current when the phone rang is the one the caller read.
+            let session: Option<String> = tx
+                .query_row(
+                    "SELECT session_id FROM promo_codes WHERE site_id = ?1 AND code = ?2
                  ORDER BY issued_at_ms <= ?3 DESC, issued_at_ms DESC, id DESC LIMIT 1",
-                params![site.id, code.as_str(), ring_at_ms],
-                |r| r.get(0),
+                    params![site.id, code.as_str(), ring_at_ms],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql("looking up a promo code"))?;
+            let Some(session) = session else { return Ok(None) };
+            tx.execute(
+                "UPDATE calls SET promo_code = ?2, promo_session_id = ?3 WHERE id = ?1",
+                params![call_id, code.as_str(), session],
             )
-            .optional()
-            .map_err(sql("looking up a promo code"))?;
-        let Some(session) = session else { return Ok(None) };
-        tx.execute(
-            "UPDATE calls SET promo_code = ?2, promo_session_id = ?3 WHERE id = ?1",
-            params![call_id, code.as_str(), session],
-        )
-        .map_err(sql("attaching a promo code"))?;
-        attribute(&tx, site, call_id, now_ms)?;
-        tx.commit().map_err(sql("committing a promo code"))?;
-        Ok(Some(()))
+            .map_err(sql("attaching a promo code"))?;
+            attribute(&tx, site, call_id, now_ms)?;
+            tx.commit().map_err(sql("committing a promo code"))?;
+            Ok(Some(()))
+        })
     }
 }

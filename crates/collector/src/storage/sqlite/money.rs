@@ -19,20 +19,21 @@ pub const DEMO_PBX: &str = "demo";
 
 impl MoneyStore for SqliteStorage {
     fn upsert_costs(&self, rows: &[CostRow], demo: bool, clock: &dyn Clock) -> Result<usize, StorageError> {
-        let (mut inner, now_ms) = self.lock(clock);
-        let tx = immediate(&mut inner.conn)?;
-        for r in rows {
-            tx.execute(
-                "INSERT INTO costs (site_id, day, source, medium, campaign, cost, currency, demo, updated_at_ms)
+        self.acknowledged(clock, |conn, now_ms| {
+            let tx = immediate(conn)?;
+            for r in rows {
+                tx.execute(
+                    "INSERT INTO costs (site_id, day, source, medium, campaign, cost, currency, demo, updated_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (site_id, day, source, medium, campaign) DO UPDATE SET cost = excluded.cost,
                     currency = excluded.currency, demo = excluded.demo, updated_at_ms = excluded.updated_at_ms",
-                params![r.site, r.day, r.source, r.medium, r.campaign, r.cost, r.currency, demo, now_ms],
-            )
-            .map_err(sql("storing a cost row"))?;
-        }
-        tx.commit().map_err(sql("committing costs"))?;
-        Ok(rows.len())
+                    params![r.site, r.day, r.source, r.medium, r.campaign, r.cost, r.currency, demo, now_ms],
+                )
+                .map_err(sql("storing a cost row"))?;
+            }
+            tx.commit().map_err(sql("committing costs"))?;
+            Ok(rows.len())
+        })
     }
 
     fn record_revenue(
@@ -41,73 +42,76 @@ impl MoneyStore for SqliteStorage {
         demo: bool,
         clock: &dyn Clock,
     ) -> Result<RevenueRecorded, RevenueError> {
-        let (mut inner, now_ms) = self.lock(clock);
-        let tx = immediate(&mut inner.conn)?;
-        let at_ms = post.at_ms.unwrap_or(now_ms);
-        let call_id: i64 = match &post.target {
-            RevenueTarget::Call(id) => tx
-                .query_row("SELECT id FROM calls WHERE id = ?1 AND site_id = ?2", params![id, post.site], |r| r.get(0))
-                .optional()
-                .map_err(sql("looking up a call"))?
-                .ok_or(RevenueError::UnknownCall(*id))?,
-            RevenueTarget::Caller { key, at_ms, window_ms } => tx
-                .query_row(
-                    "SELECT id FROM calls WHERE site_id = ?1 AND caller_key = ?2 AND ring_at_ms <= ?3
+        self.acknowledged(clock, |conn, now_ms| {
+            let tx = immediate(conn)?;
+            let at_ms = post.at_ms.unwrap_or(now_ms);
+            let call_id: i64 = match &post.target {
+                RevenueTarget::Call(id) => tx
+                    .query_row("SELECT id FROM calls WHERE id = ?1 AND site_id = ?2", params![id, post.site], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                    .map_err(sql("looking up a call"))?
+                    .ok_or(RevenueError::UnknownCall(*id))?,
+                RevenueTarget::Caller { key, at_ms, window_ms } => tx
+                    .query_row(
+                        "SELECT id FROM calls WHERE site_id = ?1 AND caller_key = ?2 AND ring_at_ms <= ?3
                        AND ring_at_ms >= ?3 - ?4
                      ORDER BY ring_at_ms DESC, id DESC LIMIT 1",
-                    params![post.site, key, at_ms, window_ms],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(sql("finding the caller's call"))?
-                .ok_or_else(|| RevenueError::NoCallFromCaller {
-                    caller: key.clone(),
-                    at_ms: *at_ms,
-                    window_secs: window_ms / 1000,
-                })?,
-        };
-        let earlier: Option<(i64, i64, f64, Option<String>)> = match &post.deal_id {
-            Some(deal) => tx
-                .query_row(
-                    "SELECT id, call_id, amount, currency FROM revenue WHERE site_id = ?1 AND deal_id = ?2",
-                    params![post.site, deal],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()
-                .map_err(sql("looking up a deal"))?,
-            None => None,
-        };
-        let (id, outcome) = match earlier {
-            Some((id, c, a, cur)) if c == call_id && a == post.amount && cur == post.currency => (id, "unchanged"),
-            Some((id, ..)) => {
-                // The CRM changed the deal (value, or the call it belongs
-                // to): the latest post is the truth, never a second row.
-                tx.execute(
-                    "UPDATE revenue SET call_id = ?2, amount = ?3, currency = ?4, at_ms = ?5, received_at_ms = ?6
+                        params![post.site, key, at_ms, window_ms],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(sql("finding the caller's call"))?
+                    .ok_or_else(|| RevenueError::NoCallFromCaller {
+                        caller: key.clone(),
+                        at_ms: *at_ms,
+                        window_secs: window_ms / 1000,
+                    })?,
+            };
+            let earlier: Option<(i64, i64, f64, Option<String>)> = match &post.deal_id {
+                Some(deal) => tx
+                    .query_row(
+                        "SELECT id, call_id, amount, currency FROM revenue WHERE site_id = ?1 AND deal_id = ?2",
+                        params![post.site, deal],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .optional()
+                    .map_err(sql("looking up a deal"))?,
+                None => None,
+            };
+            let (id, outcome) = match earlier {
+                Some((id, c, a, cur)) if c == call_id && a == post.amount && cur == post.currency => (id, "unchanged"),
+                Some((id, ..)) => {
+                    // The CRM changed the deal (value, or the call it belongs
+                    // to): the latest post is the truth, never a second row.
+                    tx.execute(
+                        "UPDATE revenue SET call_id = ?2, amount = ?3, currency = ?4, at_ms = ?5, received_at_ms = ?6
                      WHERE id = ?1",
-                    params![id, call_id, post.amount, post.currency, at_ms, now_ms],
-                )
-                .map_err(sql("updating a deal"))?;
-                (id, "updated")
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO revenue (site_id, call_id, amount, currency, deal_id, at_ms, demo, received_at_ms)
+                        params![id, call_id, post.amount, post.currency, at_ms, now_ms],
+                    )
+                    .map_err(sql("updating a deal"))?;
+                    (id, "updated")
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO revenue (site_id, call_id, amount, currency, deal_id, at_ms, demo, received_at_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![post.site, call_id, post.amount, post.currency, post.deal_id, at_ms, demo, now_ms],
-                )
-                .map_err(sql("storing revenue"))?;
-                (tx.last_insert_rowid(), "recorded")
-            }
-        };
-        tx.commit().map_err(sql("committing revenue"))?;
-        Ok(RevenueRecorded {
-            id,
-            call_id,
-            amount: post.amount,
-            currency: post.currency.clone(),
-            deal_id: post.deal_id.clone(),
-            outcome,
+                        params![post.site, call_id, post.amount, post.currency, post.deal_id, at_ms, demo, now_ms],
+                    )
+                    .map_err(sql("storing revenue"))?;
+                    (tx.last_insert_rowid(), "recorded")
+                }
+            };
+            tx.commit().map_err(sql("committing revenue"))?;
+            Ok(RevenueRecorded {
+                id,
+                call_id,
+                amount: post.amount,
+                currency: post.currency.clone(),
+                deal_id: post.deal_id.clone(),
+                outcome,
+            })
         })
     }
 

@@ -17,6 +17,11 @@
 //! A WAL that exists may hold committed transactions, so it is never
 //! touched: the zeros are written under another name and linked into place
 //! only if no WAL has appeared meanwhile.
+//!
+//! The WAL takes at most a quarter of the disk's free space ([`fitted`]),
+//! and none when that is under a MiB: a small disk makes a smaller WAL, not
+//! a collector that refuses to start. The database itself, and the WAL's
+//! growth past its preallocated size while a checkpoint waits, need the rest.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -35,26 +40,103 @@ pub(super) fn path_of(db: &Path) -> PathBuf {
     PathBuf::from(wal)
 }
 
-/// Writes a WAL of `bytes` zeros next to `db` unless one exists; returns
-/// whether it did. No connection may be open on `db` in this process.
-pub(super) fn preallocate(db: &Path, bytes: u64) -> io::Result<bool> {
+/// The smallest WAL worth writing out.
+const MIN_PREALLOCATE_BYTES: u64 = 1 << 20;
+
+/// What the WAL of `db` was left as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Preallocated {
+    /// Written out, this many bytes.
+    Written(u64),
+    /// A WAL was there already (or appeared meanwhile) and stands as it is.
+    Existing,
+    /// None: asked for none, or too little disk; SQLite grows the WAL.
+    None,
+}
+
+impl Preallocated {
+    /// The size SQLite keeps the WAL at when it starts over, given `asked`.
+    pub(super) fn bytes(self, asked: u64) -> u64 {
+        match self {
+            Preallocated::Written(n) => n,
+            Preallocated::Existing => asked,
+            Preallocated::None => 0,
+        }
+    }
+}
+
+/// `asked` bytes when they fit in a quarter of `free` bytes of disk, else
+/// that quarter in whole MiB, and 0 when it is under [`MIN_PREALLOCATE_BYTES`].
+pub(super) fn fitted(asked: u64, free: u64) -> u64 {
+    let room = free / 4;
+    if asked <= room {
+        return asked;
+    }
+    let fit = room - room % (1 << 20);
+    if fit < MIN_PREALLOCATE_BYTES { 0 } else { fit }
+}
+
+/// Bytes an unprivileged process may still write on the disk holding `path`.
+#[cfg(unix)]
+fn free_bytes(path: &Path) -> io::Result<u64> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let stat = rustix::fs::statvfs(dir)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_: &Path) -> io::Result<u64> {
+    Ok(u64::MAX)
+}
+
+/// Writes a WAL of `bytes` zeros next to `db` unless one exists, fitted to
+/// the free disk. No connection may be open on `db` in this process.
+pub(super) fn preallocate(db: &Path, bytes: u64) -> io::Result<Preallocated> {
     let wal = path_of(db);
-    if bytes == 0 || wal.exists() {
-        return Ok(false);
+    if bytes == 0 {
+        return Ok(Preallocated::None);
+    }
+    if wal.exists() {
+        return Ok(Preallocated::Existing);
+    }
+    let free = free_bytes(db)?;
+    let fit = fitted(bytes, free);
+    if fit != bytes {
+        eprintln!(
+            "ringsource: {} MiB of write-ahead log asked, {} MiB free on the disk of {}: {}",
+            bytes >> 20,
+            free >> 20,
+            db.display(),
+            if fit == 0 {
+                "the WAL grows as it is written".to_owned()
+            } else {
+                format!("{} MiB written out", fit >> 20)
+            }
+        );
+    }
+    if fit == 0 {
+        return Ok(Preallocated::None);
     }
     let mut draft = db.as_os_str().to_owned();
     draft.push("-wal-preallocating");
     let draft = PathBuf::from(draft);
-    let written = write_zeros(&draft, bytes).and_then(|()| match std::fs::hard_link(&draft, &wal) {
-        Ok(()) => Ok(true),
+    let written = write_zeros(&draft, fit).and_then(|()| match std::fs::hard_link(&draft, &wal) {
+        Ok(()) => Ok(Preallocated::Written(fit)),
         // Another process opened the database meanwhile: its WAL stands.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Preallocated::Existing),
         Err(e) => Err(e),
     });
     let removed = std::fs::remove_file(&draft);
-    let linked = written?;
+    let outcome = match written {
+        // The disk filled up meanwhile: SQLite grows the WAL instead.
+        Err(e) if e.kind() == io::ErrorKind::StorageFull => {
+            eprintln!("ringsource: the disk filled up while writing out the WAL ({e}); the WAL grows as it is written");
+            Preallocated::None
+        }
+        other => other?,
+    };
     removed?;
-    Ok(linked)
+    Ok(outcome)
 }
 
 /// Bytes per write of the zeros. The page cache keeps a file in pieces
@@ -95,21 +177,21 @@ pub(super) fn restart_frames(preallocated_bytes: u64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{path_of, preallocate, restart_frames};
+    use super::{Preallocated, fitted, path_of, preallocate, restart_frames};
 
     #[test]
     fn a_missing_wal_is_written_once_as_zeros() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("a.sqlite");
         let bytes = (3 << 20) + 5;
-        assert!(preallocate(&db, bytes).unwrap());
+        assert_eq!(preallocate(&db, bytes).unwrap(), Preallocated::Written(bytes));
         let wal = std::fs::read(path_of(&db)).unwrap();
         assert_eq!(wal.len() as u64, bytes);
         assert!(wal.iter().all(|&b| b == 0));
         // Only the WAL is left: the draft it was written under is gone.
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["a.sqlite-wal"]);
-        assert!(!preallocate(&db, bytes).unwrap());
+        assert_eq!(preallocate(&db, bytes).unwrap(), Preallocated::Existing);
     }
 
     #[test]
@@ -118,7 +200,7 @@ mod tests {
         let db = dir.path().join("b.sqlite");
         let frames = b"committed frames a crash left behind".repeat(100);
         std::fs::write(path_of(&db), &frames).unwrap();
-        assert!(!preallocate(&db, 1 << 20).unwrap());
+        assert_eq!(preallocate(&db, 1 << 20).unwrap(), Preallocated::Existing);
         assert_eq!(std::fs::read(path_of(&db)).unwrap(), frames);
     }
 
@@ -126,8 +208,20 @@ mod tests {
     fn no_preallocation_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("c.sqlite");
-        assert!(!preallocate(&db, 0).unwrap());
+        assert_eq!(preallocate(&db, 0).unwrap(), Preallocated::None);
         assert!(!path_of(&db).exists());
+    }
+
+    #[test]
+    fn the_wal_takes_at_most_a_quarter_of_the_free_disk() {
+        let mib = 1 << 20;
+        assert_eq!(fitted(64 * mib, 100 << 30), 64 * mib, "a roomy disk gives what was asked");
+        assert_eq!(fitted(64 * mib, 40 * mib), 10 * mib);
+        assert_eq!(fitted(64 * mib, 41 * mib), 10 * mib, "whole MiB");
+        assert_eq!(fitted(64 * mib, 4 * mib), mib);
+        assert_eq!(fitted(64 * mib, 4 * mib - 1), 0, "under a MiB: none");
+        assert_eq!(fitted(64 * mib, 0), 0);
+        assert_eq!(fitted(3 * mib + 5, 100 << 30), 3 * mib + 5, "what was asked is not rounded");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use ringsource_collector::clock::{Clock, ManualClock};
 use ringsource_collector::config::Config;
-use ringsource_collector::pbx::{CallSink, RecordOutcome, SinkError};
+use ringsource_collector::pbx::{CallSink, Delivery, RecordOutcome, SinkError};
 use ringsource_collector::server::{self, Spawned};
 use ringsource_core::call::CallEvent;
 use serde_json::Value;
@@ -43,16 +43,23 @@ pbx = {{ twilio_url = "{TWILIO_URL}", zadarma_utc_offset = "+03:00", mango_api_k
     )
 }
 
-/// Keeps every distinct event; a repeated one is a duplicate, as the real
-/// sink treats a retried delivery.
+/// Keeps every distinct event; a repeated one, or one of a delivery id seen
+/// before, is a duplicate, as the real sink treats a retried delivery.
 #[derive(Default)]
 pub struct RecordingSink {
     events: Mutex<Vec<(String, CallEvent)>>,
+    deliveries: Mutex<Vec<(String, String)>>,
 }
 
 impl CallSink for RecordingSink {
-    fn record(&self, site: &str, event: CallEvent) -> Result<RecordOutcome, SinkError> {
+    fn record(&self, site: &str, delivery: Option<&Delivery>, event: CallEvent) -> Result<RecordOutcome, SinkError> {
         let mut events = self.events.lock().unwrap();
+        let mut deliveries = self.deliveries.lock().unwrap();
+        let key = delivery.map(|d| (site.to_owned(), d.id.clone()));
+        if key.as_ref().is_some_and(|k| deliveries.contains(k)) {
+            return Ok(RecordOutcome::Duplicate);
+        }
+        deliveries.extend(key);
         if events.iter().any(|(s, e)| s == site && *e == event) {
             return Ok(RecordOutcome::Duplicate);
         }

@@ -1,0 +1,143 @@
+//! Every string the browser routes accept has a limit, declared in
+//! `openapi.json` as `maxLength`: one byte more is a 400 that names the field,
+//! and the limit itself is accepted. The limits are read from the served
+//! document, so the document and the server cannot drift apart.
+
+use crate::common::*;
+use serde_json::{Value, json};
+
+/// The schema `$ref` points at, within `doc` (also as the one part of an
+/// `allOf`, which is how a nullable reference is written).
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    if let Some([only]) = schema["allOf"].as_array().map(Vec::as_slice) {
+        return resolve(doc, only);
+    }
+    match schema["$ref"].as_str() {
+        Some(r) => {
+            let path = r.strip_prefix("#/").unwrap();
+            path.split('/').fold(doc, |node, key| &node[key])
+        }
+        None => schema,
+    }
+}
+
+/// A string property's declared bound.
+#[derive(Debug)]
+enum Bound {
+    MaxLength(usize),
+    OneOf(Vec<String>),
+}
+
+/// (field path, bound) of every string property under `schema`.
+fn limits(doc: &Value, schema: &Value, prefix: &str, out: &mut Vec<(String, Bound)>) {
+    let schema = resolve(doc, schema);
+    let Some(props) = schema["properties"].as_object() else { return };
+    for (name, prop) in props {
+        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+        let prop = resolve(doc, prop);
+        match prop["type"].as_str() {
+            Some("string") => {
+                let bound = match (prop["maxLength"].as_u64(), prop["enum"].as_array()) {
+                    (Some(max), None) => Bound::MaxLength(max as usize),
+                    (None, Some(names)) => Bound::OneOf(names.iter().map(|n| n.as_str().unwrap().to_owned()).collect()),
+                    _ => panic!("{path} declares neither a maxLength nor an enum"),
+                };
+                out.push((path, bound));
+            }
+            Some("object") => limits(doc, prop, &path, out),
+            _ => {}
+        }
+    }
+}
+
+fn set(body: &mut Value, path: &str, value: Value) {
+    let mut node = body;
+    let parts: Vec<&str> = path.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        if node[*part].is_null() {
+            node[*part] = json!({});
+        }
+        node = &mut node[*part];
+    }
+    node[parts[parts.len() - 1]] = value;
+}
+
+/// A value of exactly `len` bytes that is valid where the field wants a form.
+fn filler(path: &str, len: usize) -> String {
+    if path.ends_with("session_id") {
+        return "s".repeat(len);
+    }
+    // Two-byte characters too: the limit counts bytes, not characters.
+    let mut text = "é".repeat(len / 2);
+    if len % 2 == 1 {
+        text.push('a');
+    }
+    text
+}
+
+#[test]
+fn every_browser_field_has_a_declared_limit_that_the_server_keeps() {
+    // Some hundred visits from one address: no rate limit in the way.
+    let h = start("[server.rate_limit]\nburst = 10000\nper_minute = 10000", "", "");
+    let doc: Value = h.client.get(h.url("/v1/openapi.json")).send().unwrap().json().unwrap();
+    let session = h.visit(None, paid())["session_id"].as_str().unwrap().to_owned();
+    let mut first = visit_body(None, paid());
+    first["first_touch"] = touch("Organic Search", "google", "organic");
+    first["touch"]["click_id"] = json!({ "kind": "gclid", "value": "x" });
+    first["first_touch"]["click_id"] = json!({ "kind": "yclid", "value": "1" });
+    let routes = [
+        ("/v1/sites/shop/visits", "VisitRequest", first),
+        ("/v1/sites/shop/heartbeat", "HeartbeatRequest", json!({ "session_id": session })),
+        (
+            "/v1/sites/shop/pageviews",
+            "PageViewRequest",
+            json!({ "session_id": session, "url": "https://shop.example/a" }),
+        ),
+    ];
+    let mut checked = Vec::new();
+    for (route, schema, valid) in routes {
+        let mut fields = Vec::new();
+        limits(&doc, &doc["components"]["schemas"][schema], "", &mut fields);
+        assert!(!fields.is_empty(), "{schema}");
+        for (path, bound) in fields {
+            let max = match bound {
+                Bound::MaxLength(max) => max,
+                Bound::OneOf(names) => {
+                    let mut other = valid.clone();
+                    set(&mut other, &path, json!("Carrier Pigeon"));
+                    assert!(!names.iter().any(|n| n == "Carrier Pigeon"));
+                    let (status, err) = h.post(route, &other);
+                    assert_eq!((status, &err["error"]["code"]), (400, &json!("bad_request")), "{route} {path}: {err}");
+                    checked.push(format!("{schema}.{path}"));
+                    continue;
+                }
+            };
+            let mut over = valid.clone();
+            set(&mut over, &path, json!(filler(&path, max + 1)));
+            let (status, err) = h.post(route, &over);
+            assert_eq!(status, 400, "{route} {path} at {} bytes: {err}", max + 1);
+            assert_eq!(err["error"]["field"], path, "{route}: {err}");
+            let code = if path.ends_with("session_id") { "bad_request" } else { "field_too_long" };
+            assert_eq!(err["error"]["code"], code, "{route} {path}: {err}");
+            assert!(err["error"]["message"].as_str().unwrap().contains(&path), "{err}");
+
+            let mut at_limit = valid.clone();
+            set(&mut at_limit, &path, json!(filler(&path, max)));
+            let (status, body) = h.post(route, &at_limit);
+            // A session id at the limit is well formed, and unknown or without a lease.
+            assert!([200, 204, 404, 410].contains(&status), "{route} {path} at {max} bytes: {status} {body}");
+            assert_ne!(body["error"]["field"], path, "{route}: {body}");
+            checked.push(format!("{schema}.{path}"));
+        }
+    }
+    // The fields the issue named, and the touch's, are among them.
+    for f in ["VisitRequest.touch.source", "VisitRequest.first_touch.term", "VisitRequest.touch.click_id.value"] {
+        assert!(checked.iter().any(|c| c == f), "{f} not checked: {checked:?}");
+    }
+    // Nothing of the refused requests was stored: only the visits at the limit.
+    let sources: i64 = h
+        .db()
+        .query_row("SELECT COUNT(*) FROM touches WHERE length(CAST(source AS BLOB)) > 1024 OR length(CAST(term AS BLOB)) > 1024", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sources, 0);
+}
