@@ -115,6 +115,39 @@ fn same_origin_without_trust_is_the_address_the_collector_was_reached_at() {
     );
 }
 
+/// On a listener bound to every address, the own origin is the address
+/// each connection arrived at, not the listener's `0.0.0.0`.
+#[test]
+fn same_origin_on_a_wildcard_listener_is_the_address_connected_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = site_toml(&dir.path().join("ringsource.sqlite"), "", "allow_same_origin = true", "");
+    let config = ringsource_collector::config::Config::from_toml_str(
+        &text,
+        std::path::Path::new("test.toml"),
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .unwrap();
+    let clock = std::sync::Arc::new(ringsource_collector::clock::SystemClock);
+    let server = ringsource_collector::server::spawn(config, "0.0.0.0:0".parse().unwrap(), clock).unwrap();
+    assert!(server.addr.ip().is_unspecified(), "{}", server.addr);
+    let port = server.addr.port();
+    let client = reqwest::blocking::Client::builder().user_agent(BROWSER_UA).build().unwrap();
+    let visit = |origin: &str| {
+        client
+            .post(format!("http://127.0.0.1:{port}/v1/sites/shop/visits"))
+            .header("content-type", "text/plain")
+            .header("origin", origin)
+            .body(direct().to_string())
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(visit(&format!("http://127.0.0.1:{port}")), 200);
+    assert_eq!(visit(&format!("http://localhost:{port}")), 200);
+    assert_eq!(visit(&format!("http://0.0.0.0:{port}")), 403);
+}
+
 #[test]
 fn same_origin_behind_a_trusted_proxy_is_the_forwarded_host() {
     let h = start("trust_forwarded_for = true", "allow_same_origin = true", "");
