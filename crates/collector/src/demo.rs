@@ -27,10 +27,10 @@ use ringsource_core::touch::{self, Touch};
 use ringsource_core::visit::{UrlParts, Visit};
 use ringsource_core::wire::{NumberKind, Page, VisitRequest};
 
-use crate::calls::dates;
 use crate::calls::{CallsError, CallsService};
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::{Config, Site};
+use crate::dates;
 use crate::storage::calls::{CallFilter, CallStore};
 use crate::storage::money::{CostRow, MoneyStore, RevenueError, RevenuePost, RevenueTarget};
 use crate::storage::sqlite::SqliteStorage;
@@ -268,7 +268,10 @@ pub fn pool_demand(config: &Config, options: &DemoOptions, now_ms: i64) -> Resul
 pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result<DemoSummary, DemoError> {
     let site = chosen_site(config, options)?;
     let days = demo_days(site, options.days, now_ms)?;
-    let storage = Arc::new(SqliteStorage::open_with(&config.server.database, config.server.sqlite_options())?);
+    let storage = Arc::new(SqliteStorage::open_with(
+        &config.server.database,
+        crate::storage::sqlite::SqliteOptions::of(&config.server),
+    )?);
     let (_, calls) =
         storage.list_calls(&CallFilter { site: Some(site.id.clone()), limit: 1, ..CallFilter::default() })?;
     if calls > 0 {

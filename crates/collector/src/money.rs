@@ -28,9 +28,9 @@ use serde_json::{Value, json};
 
 use crate::admin::{AdminError, RowIssue, blocking, query, read_body};
 use crate::calls::api::Admin;
-use crate::calls::dates;
 use crate::clock::Clock;
 use crate::config::Site;
+use crate::dates;
 use crate::storage::money::{CostRow, MoneyStore, RevenueError, RevenuePost, RevenueTarget};
 
 /// The routes this module registers.
@@ -71,20 +71,6 @@ impl From<RevenueError> for AdminError {
             RevenueError::Storage(s) => AdminError::Storage(s),
         }
     }
-}
-
-/// The channel of a cost row: what core's channel rules make of a visit
-/// tagged `utm_source=<source>&utm_medium=<medium>`, so cost meets the calls
-/// of the same channel in `group_by=channel` reports.
-pub fn cost_channel(source: &str, medium: &str) -> &'static str {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    query.append_pair("utm_source", source);
-    if !medium.is_empty() {
-        query.append_pair("utm_medium", medium);
-    }
-    let query = query.finish();
-    let page = ringsource_core::visit::UrlParts { host: "", path: "/", query: &query };
-    ringsource_core::channel::Channel::of(&ringsource_core::visit::Visit::new(page, None, "")).as_str()
 }
 
 // ------------------------------------------------------------ cost rows

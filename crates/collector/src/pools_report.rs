@@ -23,9 +23,9 @@ use ringsource_core::wire::{ErrorBody, ErrorDetail};
 use serde::{Deserialize, Serialize};
 
 use crate::calls::api::Admin;
-use crate::calls::dates;
 use crate::clock::Clock;
 use crate::config::Site;
+use crate::dates;
 use crate::storage::StorageError;
 use crate::storage::pools::{ExhaustionView, LeaseSpan, PoolActivity, PoolReportStore};
 

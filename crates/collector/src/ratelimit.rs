@@ -25,6 +25,7 @@ use std::sync::{Mutex, PoisonError};
 
 use ringsource_core::lease::{Groups, Level};
 
+use crate::config::RateLimit;
 use crate::recent::{KeyIsHash, Recent};
 
 /// A bucket's size and refill rate.
@@ -34,6 +35,17 @@ pub struct Bucket {
     pub burst: u32,
     /// Sustained requests per minute.
     pub per_minute: u32,
+}
+
+impl Bucket {
+    /// The bucket for visits.
+    pub fn visits(limits: &RateLimit) -> Bucket {
+        Bucket { burst: limits.burst, per_minute: limits.per_minute }
+    }
+    /// The bucket for heartbeats and page views.
+    pub fn session(limits: &RateLimit) -> Bucket {
+        Bucket { burst: limits.session_burst, per_minute: limits.session_per_minute }
+    }
 }
 
 /// Shards of the bucket map: more than the HTTP workers by far, so two

@@ -20,10 +20,10 @@ use crate::pbx::{self, CallSink};
 use crate::pools_report::{self, PoolsReportApi};
 use crate::privacy::PrivacyService;
 use crate::privacy::api::{self as privacy_api, PrivacyApi};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Bucket, RateLimiter};
 use crate::static_files::{self, StaticDirs};
-use crate::storage::sqlite::SqliteStorage;
 use crate::storage::sqlite::privacy::SqlitePrivacy;
+use crate::storage::sqlite::{SqliteOptions, SqliteStorage};
 use crate::storage::{Storage, StorageError};
 
 /// Why the server could not start.
@@ -59,7 +59,7 @@ pub fn bind_with(
     clock: Arc<dyn Clock>,
     call_sink: Option<Arc<dyn CallSink>>,
 ) -> Result<Bound, StartError> {
-    let storage = Arc::new(SqliteStorage::open_with(&config.server.database, config.server.sqlite_options())?);
+    let storage = Arc::new(SqliteStorage::open_with(&config.server.database, SqliteOptions::of(&config.server))?);
     storage.sync_sites(&config.sites, clock.as_ref())?;
     let calls =
         Arc::new(CallsService::new(storage.clone(), &config.sites, Arc::clone(&clock)).with_money(storage.clone()));
@@ -91,8 +91,8 @@ pub fn bind_with(
         sites: config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect::<HashMap<_, _>>(),
         storage,
         clock,
-        visit_limiter: RateLimiter::new(config.server.rate_limit.visits()),
-        session_limiter: RateLimiter::new(config.server.rate_limit.session()),
+        visit_limiter: RateLimiter::new(Bucket::visits(&config.server.rate_limit)),
+        session_limiter: RateLimiter::new(Bucket::session(&config.server.rate_limit)),
         forwarded: config.server.trust_forwarded_for.then_some(config.server.forwarded_header),
     });
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };

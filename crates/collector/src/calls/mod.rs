@@ -7,7 +7,6 @@
 //! blocking: the HTTP layer runs them through `web::block`.
 
 pub mod api;
-pub mod dates;
 mod sink;
 
 use std::collections::HashMap;

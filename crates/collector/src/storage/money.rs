@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::StorageError;
 use crate::clock::Clock;
+pub use crate::exports::ExportKind;
 
 /// One validated cost row. `medium` and `campaign` are `""` when the cost is
 /// not split that finely.
@@ -64,7 +65,7 @@ pub enum RevenueError {
     /// The caller is masked: answers end up in the CRM's logs.
     #[error(
         "no call from {} rang on this site in the {window_secs} s before {at_ms} (Unix ms)",
-        crate::privacy::Masked(caller)
+        crate::mask::Masked(caller)
     )]
     NoCallFromCaller { caller: String, at_ms: i64, window_secs: i64 },
     #[error(transparent)]
@@ -84,30 +85,6 @@ pub trait MoneyStore: Send + Sync + 'static {
     ) -> Result<RevenueRecorded, RevenueError>;
     /// Whether the site's data includes rows written by `ringsource demo-data`.
     fn has_demo_data(&self, site: &str) -> Result<bool, StorageError>;
-}
-
-/// What an outbox row carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExportKind {
-    Ga4,
-    Crm,
-}
-
-impl ExportKind {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ExportKind::Ga4 => "ga4",
-            ExportKind::Crm => "crm",
-        }
-    }
-    pub fn from_name(s: &str) -> Option<ExportKind> {
-        match s {
-            "ga4" => Some(ExportKind::Ga4),
-            "crm" => Some(ExportKind::Crm),
-            _ => None,
-        }
-    }
 }
 
 /// Where an outbox row stands.

@@ -20,7 +20,8 @@ use rusqlite_migration::{M, Migrations};
 
 use super::{PageViewCommand, Pending, Renewal, Storage, StorageError, VisitCommand, VisitOutcome};
 use crate::clock::Clock;
-use crate::config::Site;
+use crate::config::server::DEFAULT_WAL_PREALLOCATE_MIB;
+use crate::config::{ServerConfig, Site};
 use leases::LeaseBook;
 use writer::Job;
 
@@ -112,10 +113,16 @@ pub struct SqliteOptions {
 }
 
 impl Default for SqliteOptions {
-    /// 64 MiB: four seconds of WAL at the heaviest load measured (about
-    /// 15 MB/s), and little for any disk to spare.
+    /// [`DEFAULT_WAL_PREALLOCATE_MIB`] of WAL.
     fn default() -> Self {
-        Self { wal_preallocate_bytes: 64 << 20, ack_sync: AckSync::default() }
+        Self { wal_preallocate_bytes: u64::from(DEFAULT_WAL_PREALLOCATE_MIB) << 20, ack_sync: AckSync::default() }
+    }
+}
+
+impl SqliteOptions {
+    /// The options `[server]` sets; the rest default.
+    pub fn of(server: &ServerConfig) -> Self {
+        Self { wal_preallocate_bytes: server.wal_preallocate_bytes, ..Self::default() }
     }
 }
 

@@ -40,7 +40,7 @@ fn site_extra(tail: &str) -> String {
 /// A signed generic end report of an answered call that rang at `ring_ms`,
 /// sent when the clock (the collector's) says it ended.
 fn call(client: &reqwest::blocking::Client, url: &str, id: &str, from: &str, to: &str, ring_ms: i64) {
-    let fmt = ringsource_collector::calls::dates::format_ms;
+    let fmt = ringsource_collector::dates::format_ms;
     let ended_ms = ring_ms + 65_000;
     let body = json!({
         "call_id": id, "from": from, "to": to, "phase": "end", "status": "answered",

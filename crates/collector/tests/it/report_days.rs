@@ -103,7 +103,7 @@ fn utc(text: &str) -> i64 {
 }
 
 fn rfc3339(ms: i64) -> String {
-    ringsource_collector::calls::dates::format_ms(ms)
+    ringsource_collector::dates::format_ms(ms)
 }
 
 impl Site {

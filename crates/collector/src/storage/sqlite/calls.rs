@@ -17,9 +17,9 @@ use rusqlite::types::ToSql;
 use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
 
 use super::{SqliteStorage, immediate, sql};
-use crate::calls::dates::{self, LocalDay};
 use crate::clock::Clock;
 use crate::config::{PromoConfig, Site, StaticSource};
+use crate::dates::{self, LocalDay};
 use crate::pbx::Delivery;
 use crate::storage::StorageError;
 use crate::storage::calls::{

@@ -325,7 +325,7 @@ fn mask_call(tx: &Transaction<'_>, call_id: i64, before_ms: i64) -> Result<bool,
         .map_err(sql("reading a caller"))?
         .flatten();
     let Some(caller) = caller else { return Ok(false) };
-    let masked = crate::privacy::mask_phone(&caller);
+    let masked = crate::mask::mask_phone(&caller);
     tx.execute("UPDATE calls SET caller = ?2, caller_key = NULL WHERE id = ?1", params![call_id, masked])
         .map_err(sql("masking a caller"))?;
     let events: Vec<(i64, String)> = {
@@ -340,7 +340,7 @@ fn mask_call(tx: &Transaction<'_>, call_id: i64, before_ms: i64) -> Result<bool,
         let mut event: Value = serde_json::from_str(&json)
             .map_err(|e| StorageError::Corrupt(format!("a stored event of call {call_id} does not parse: {e}")))?;
         let Some(from) = event.get("from").and_then(Value::as_str) else { continue };
-        event["from"] = Value::String(crate::privacy::mask_phone(from));
+        event["from"] = Value::String(crate::mask::mask_phone(from));
         // Two events that differed only in how the caller was written are
         // one event once masked: the copy goes (they fold the same).
         tx.execute("UPDATE OR REPLACE call_events SET event_json = ?2 WHERE id = ?1", params![id, event.to_string()])

@@ -1,20 +1,9 @@
-//! The collector's TOML configuration.
-//!
-//! The file is parsed in two steps: serde reads the raw shape
-//! (`deny_unknown_fields`, so a typo is an error rather than a silently
-//! ignored key), then [`RawConfig::validate`] turns it into domain types and
-//! collects *every* problem, each with the file, the field path and the reason,
-//! so `ringsource check-config` can list them all at once.
-//!
-//! Relative paths in `[server]` resolve against the current directory of the
-//! process, not the directory of the config file, so the demo config works as
-//! `cargo run -p ringsource-collector -- serve --config examples/demo/ringsource.toml`
-//! from the workspace root.
+//! `[[sites]]`: a site's numbers, pools, promo codes, reports and retention,
+//! validated into [`Site`]. The settings of the PBX adapters and of the
+//! exports are theirs ([`crate::pbx::settings`], [`crate::exports`]); this
+//! module only hands them their part of the table.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 
 use ringsource_core::attribution::Model;
 use ringsource_core::lease::{ExhaustionPolicy, Shares};
@@ -23,183 +12,10 @@ use ringsource_core::promo::{self, PromoRouting};
 use ringsource_core::routing::{RoutingTable, SourceRule};
 use ringsource_core::wire::ShowNumber;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
-/// One problem found in a configuration file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigIssue {
-    pub file: PathBuf,
-    /// Dotted path of the offending field, e.g. `sites[0].pools[1].numbers[2]`.
-    pub path: String,
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}: {}", self.file.display(), self.reason)
-        } else {
-            write!(f, "{}: {}: {}", self.file.display(), self.path, self.reason)
-        }
-    }
-}
-
-/// Everything wrong with a configuration file (never empty).
-#[derive(Debug, thiserror::Error)]
-pub struct ConfigError {
-    pub issues: Vec<ConfigIssue>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.issues.len();
-        writeln!(f, "{n} configuration error{}:", if n == 1 { "" } else { "s" })?;
-        for issue in &self.issues {
-            writeln!(f, "  {issue}")?;
-        }
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------- raw shape
-
-/// `[server]`: where to listen and where the files are.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawServer {
-    #[serde(default = "default_listen")]
-    pub listen: String,
-    #[serde(default = "default_database")]
-    pub database: PathBuf,
-    #[serde(default = "default_bundle_dir")]
-    pub bundle_dir: PathBuf,
-    #[serde(default = "default_www_dir")]
-    pub www_dir: PathBuf,
-    /// Bearer token of the admin API. `RINGSOURCE_ADMIN_TOKEN` overrides it.
-    #[serde(default)]
-    pub admin_token: Option<String>,
-    /// Behind a reverse proxy: take the client's address from the entry the
-    /// proxy appended to `forwarded_header`, and the page's host for the
-    /// same-origin check from the forwarded host.
-    #[serde(default)]
-    pub trust_forwarded_for: bool,
-    /// Which header the trusted proxy writes.
-    #[serde(default)]
-    pub forwarded_header: ForwardedHeader,
-    #[serde(default)]
-    pub rate_limit: RateLimit,
-    /// MiB of write-ahead log written out when the collector starts, so that
-    /// commits overwrite allocated blocks instead of growing the file (see
-    /// storage/sqlite/wal.rs); 0 lets the WAL grow as it is written.
-    #[serde(default = "default_wal_preallocate_mib")]
-    pub wal_preallocate_mib: u32,
-    /// HTTP worker threads; by default one fewer than the CPUs (at least
-    /// one), which leaves a CPU to the database writer thread.
-    #[serde(default)]
-    pub workers: Option<usize>,
-    /// Seconds between the retention passes of a running collector (the
-    /// first this long after it starts).
-    #[serde(default = "default_retention_interval_secs")]
-    pub retention_interval_secs: u64,
-}
-
-/// The header a trusted reverse proxy appends the client's address to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ForwardedHeader {
-    /// `X-Forwarded-For` (with `X-Forwarded-Host` and `X-Forwarded-Proto`).
-    #[default]
-    XForwardedFor,
-    /// RFC 7239 `Forwarded` (`for=`, `host=`, `proto=`).
-    Forwarded,
-}
-
-/// `[server.rate_limit]`: token buckets per client (an IPv4 address or an
-/// IPv6 /64), one for `POST …/visits` and one for heartbeats and page views.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimit {
-    /// Visits allowed in a burst.
-    #[serde(default = "default_burst")]
-    pub burst: u32,
-    /// Sustained visits per minute (bucket refill rate).
-    #[serde(default = "default_per_minute")]
-    pub per_minute: u32,
-    /// Heartbeats and page views allowed in a burst.
-    #[serde(default = "default_session_burst")]
-    pub session_burst: u32,
-    /// Sustained heartbeats and page views per minute.
-    #[serde(default = "default_session_per_minute")]
-    pub session_per_minute: u32,
-}
-
-impl RateLimit {
-    /// The bucket for visits.
-    pub fn visits(&self) -> crate::ratelimit::Bucket {
-        crate::ratelimit::Bucket { burst: self.burst, per_minute: self.per_minute }
-    }
-    /// The bucket for heartbeats and page views.
-    pub fn session(&self) -> crate::ratelimit::Bucket {
-        crate::ratelimit::Bucket { burst: self.session_burst, per_minute: self.session_per_minute }
-    }
-}
-
-impl Default for RateLimit {
-    fn default() -> Self {
-        Self {
-            burst: default_burst(),
-            per_minute: default_per_minute(),
-            session_burst: default_session_burst(),
-            session_per_minute: default_session_per_minute(),
-        }
-    }
-}
-
-fn default_burst() -> u32 {
-    30
-}
-fn default_per_minute() -> u32 {
-    60
-}
-/// A visible tab beats once a minute by default: this is a household's or
-/// an office's worth of tabs, plus their page views.
-fn default_session_burst() -> u32 {
-    120
-}
-fn default_session_per_minute() -> u32 {
-    240
-}
-fn default_listen() -> String {
-    "127.0.0.1:8080".to_owned()
-}
-fn default_wal_preallocate_mib() -> u32 {
-    u32::try_from(crate::storage::sqlite::SqliteOptions::default().wal_preallocate_bytes >> 20).unwrap_or(u32::MAX)
-}
-/// Beyond this a typo (MiB taken for bytes) is likelier than an intent.
-const MAX_WAL_PREALLOCATE_MIB: u32 = 4096;
-/// More HTTP workers than this is a typo, not a machine.
-const MAX_WORKERS: usize = 1024;
-
-/// Every request that writes waits on the one writer thread, and HTTP
-/// workers on every CPU leave that thread to take turns with them: on two
-/// CPUs, one worker served 5–8% more visits a second than two.
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
-}
-/// Hourly: nothing is kept much more than an hour past its time, and a pass
-/// that finds nothing due costs one read of the site's tables.
-fn default_retention_interval_secs() -> u64 {
-    3600
-}
-fn default_database() -> PathBuf {
-    PathBuf::from("ringsource.sqlite")
-}
-fn default_bundle_dir() -> PathBuf {
-    PathBuf::from("target/pkg")
-}
-fn default_www_dir() -> PathBuf {
-    PathBuf::from("www")
-}
+use super::{Env, Issues};
+use crate::exports::{Exports, RawExports};
+use crate::pbx::settings::{PbxAuth, RawPbxSettings};
 
 /// `[[sites]]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -260,10 +76,10 @@ pub struct RawSite {
     pub pbx_secrets: BTreeMap<String, String>,
     /// What goes with some adapters' secrets (`twilio_url`, `mango_api_key`, …).
     #[serde(default)]
-    pub pbx: crate::pbx::RawPbxSettings,
+    pub pbx: RawPbxSettings,
     /// `[sites.exports]`: GA4 and CRM exports of ended calls.
     #[serde(default)]
-    pub exports: crate::exports::RawExports,
+    pub exports: RawExports,
     /// `[sites.retention]`: how long personal data is kept.
     #[serde(default)]
     pub retention: Retention,
@@ -452,33 +268,6 @@ fn default_exports_days() -> u32 {
 /// Longer than this is a typo (a hundred years).
 const MAX_RETENTION_DAYS: u32 = 36_500;
 
-// ------------------------------------------------------------ validated shape
-
-/// Validated `[server]` section.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    pub database: PathBuf,
-    pub bundle_dir: PathBuf,
-    pub www_dir: PathBuf,
-    pub admin_token: Option<String>,
-    pub trust_forwarded_for: bool,
-    pub forwarded_header: ForwardedHeader,
-    pub rate_limit: RateLimit,
-    pub wal_preallocate_bytes: u64,
-    pub workers: usize,
-    pub retention_interval_secs: u64,
-}
-
-impl ServerConfig {
-    pub fn sqlite_options(&self) -> crate::storage::sqlite::SqliteOptions {
-        crate::storage::sqlite::SqliteOptions {
-            wal_preallocate_bytes: self.wal_preallocate_bytes,
-            ..crate::storage::sqlite::SqliteOptions::default()
-        }
-    }
-}
-
 /// A validated site.
 #[derive(Debug, Clone)]
 pub struct Site {
@@ -505,9 +294,9 @@ pub struct Site {
     pub pools: Vec<Pool>,
     pub pbx_secrets: BTreeMap<String, String>,
     /// The PBX adapters' validated credentials; an adapter without them is off.
-    pub pbx: crate::pbx::PbxAuth,
+    pub pbx: PbxAuth,
     /// Where ended calls are exported (GA4, CRM), and how retries go.
-    pub exports: crate::exports::Exports,
+    pub exports: Exports,
     /// How long personal data is kept.
     pub retention: Retention,
     /// Where national numbers from a PBX are read ("8 495 …", "74951234567").
@@ -597,50 +386,20 @@ impl Site {
     /// case, `""` for no medium) is reported in: the channel of a static
     /// number configured with that source and medium, so its calls and its
     /// cost meet; otherwise core's channel rules
-    /// ([`crate::money::cost_channel`]).
+    /// ([`cost_channel`]).
     pub fn cost_channel(&self, source: &str, medium: &str) -> String {
         let medium = if medium.is_empty() { NOT_SET } else { medium };
         self.static_numbers
             .iter()
             .map(|s| &s.report_as)
             .find(|r| r.configured && r.source == source && r.medium == medium)
-            .map_or_else(
-                || crate::money::cost_channel(source, medium_for_rules(medium)).to_owned(),
-                |r| r.channel.clone(),
-            )
+            .map_or_else(|| cost_channel(source, medium_for_rules(medium)).to_owned(), |r| r.channel.clone())
     }
 }
 
 /// A medium as core's channel rules take it: none when it is not set.
 fn medium_for_rules(medium: &str) -> &str {
     if medium == NOT_SET { "" } else { medium }
-}
-
-/// A validated configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub server: ServerConfig,
-    pub sites: Vec<Site>,
-}
-
-/// Where environment overrides come from (the process environment, or a map in tests).
-pub trait Env {
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl Env for HashMap<String, String> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned()
-    }
 }
 
 /// The environment variable that overrides a site's PBX secret:
@@ -653,183 +412,13 @@ pub fn pbx_secret_env_var(site_id: &str, adapter: &str) -> String {
     format!("RINGSOURCE_SITE_{}_PBX_{}_SECRET", clean(site_id), clean(adapter))
 }
 
-/// The environment variable that overrides `[server] admin_token`.
-pub const ADMIN_TOKEN_ENV: &str = "RINGSOURCE_ADMIN_TOKEN";
-
-impl Config {
-    /// Reads and validates `path`, applying overrides from the process environment.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            issues: vec![ConfigIssue {
-                file: path.to_owned(),
-                path: String::new(),
-                reason: format!("cannot read the file: {e}"),
-            }],
-        })?;
-        Self::from_toml_str(&text, path, &ProcessEnv)
-    }
-
-    /// Parses and validates TOML text; `file` only labels the errors.
-    pub fn from_toml_str(text: &str, file: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
-        let mut issues = Issues::new(file);
-        // Syntax first: nothing else can be checked in a file that is not TOML.
-        let table: toml::Table =
-            toml::from_str(text).map_err(|e| ConfigError { issues: vec![toml_issue(file, text, &e)] })?;
-        // Then each section on its own, so that a mistake in one site does
-        // not hide the mistakes in the next.
-        let mut server = RawServer::default_shape();
-        let mut sites = Vec::new();
-        for (key, value) in table {
-            match key.as_str() {
-                "server" => {
-                    if let Some(s) = section::<RawServer>(value, "server", &mut issues) {
-                        server = s;
-                    }
-                }
-                "sites" => match value {
-                    toml::Value::Array(items) => {
-                        for (i, item) in items.into_iter().enumerate() {
-                            let path = site_path(i, &item);
-                            sites.push(section::<RawSite>(item, &path, &mut issues));
-                        }
-                    }
-                    _ => issues.push("sites", "must be an array of tables ([[sites]])"),
-                },
-                other => issues.push(other, "unknown section; expected `server` or `sites`"),
-            }
-        }
-        validate(server, sites, env, issues)
-    }
-}
-
-impl RawServer {
-    fn default_shape() -> RawServer {
-        toml::from_str("").expect("every server field has a default")
-    }
-}
-
-fn site_path(i: usize, item: &toml::Value) -> String {
-    match item.get("id").and_then(|v| v.as_str()) {
-        Some(id) => format!("sites[{i}] (id {id:?})"),
-        None => format!("sites[{i}]"),
-    }
-}
-
-fn section<T: DeserializeOwned>(value: toml::Value, path: &str, issues: &mut Issues<'_>) -> Option<T> {
-    match T::deserialize(value) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            issues.push(path, e.message().trim().to_owned());
-            None
-        }
-    }
-}
-
-/// Turns a TOML syntax error into an issue with `line:column` when known.
-fn toml_issue(file: &Path, text: &str, e: &toml::de::Error) -> ConfigIssue {
-    let at = e
-        .span()
-        .map(|span| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {col}")
-        })
-        .unwrap_or_default();
-    ConfigIssue { file: file.to_owned(), path: at, reason: e.message().trim().to_owned() }
-}
-
-/// Collects issues during validation.
-struct Issues<'a> {
-    file: &'a Path,
-    list: Vec<ConfigIssue>,
-}
-
-impl<'a> Issues<'a> {
-    fn new(file: &'a Path) -> Self {
-        Self { file, list: Vec::new() }
-    }
-    fn push(&mut self, path: impl Into<String>, reason: impl Into<String>) {
-        self.list.push(ConfigIssue { file: self.file.to_owned(), path: path.into(), reason: reason.into() });
-    }
-}
-
-fn validate(
-    raw: RawServer,
-    raw_sites: Vec<Option<RawSite>>,
-    env: &dyn Env,
-    mut issues: Issues<'_>,
-) -> Result<Config, ConfigError> {
-    let listen = raw
-        .listen
-        .parse::<SocketAddr>()
-        .map_err(|e| issues.push("server.listen", format!("{:?} is not an IP:port address: {e}", raw.listen)))
-        .ok();
-    if raw.wal_preallocate_mib > MAX_WAL_PREALLOCATE_MIB {
-        issues.push(
-            "server.wal_preallocate_mib",
-            format!("{} MiB is more than {MAX_WAL_PREALLOCATE_MIB}; it is in MiB, not bytes", raw.wal_preallocate_mib),
-        );
-    }
-    if raw.workers.is_some_and(|n| n == 0 || n > MAX_WORKERS) {
-        issues.push("server.workers", format!("must be 1 to {MAX_WORKERS}; leave it out for one fewer than the CPUs"));
-    }
-    if raw.retention_interval_secs == 0 {
-        issues.push("server.retention_interval_secs", "must be at least 1");
-    }
-    let rl = raw.rate_limit;
-    if [rl.burst, rl.per_minute, rl.session_burst, rl.session_per_minute].contains(&0) {
-        issues.push("server.rate_limit", "burst, per_minute, session_burst and session_per_minute must be at least 1");
-    }
-    let admin_token = env.var(ADMIN_TOKEN_ENV).or(raw.admin_token);
-    if admin_token.as_deref().is_some_and(|t| t.len() < 16) {
-        issues.push("server.admin_token", format!("must be at least 16 characters (or set {ADMIN_TOKEN_ENV})"));
-    }
-
-    let mut sites = Vec::new();
-    let mut site_ids = HashSet::new();
-    // Every number may appear once across the whole file: a call to it must
-    // lead to exactly one site and one meaning.
-    let mut seen_numbers: HashMap<PhoneNumber, String> = HashMap::new();
-    for (i, raw_site) in raw_sites.into_iter().enumerate() {
-        let Some(raw_site) = raw_site else { continue };
-        let path = format!("sites[{i}]");
-        if !site_ids.insert(raw_site.id.clone()) {
-            issues.push(format!("{path}.id"), format!("duplicate site id {:?}", raw_site.id));
-        }
-        if let Some(site) = validate_site(raw_site, &path, env, &mut seen_numbers, &mut issues) {
-            sites.push(site);
-        }
-    }
-
-    if !issues.list.is_empty() {
-        return Err(ConfigError { issues: issues.list });
-    }
-    Ok(Config {
-        server: ServerConfig {
-            listen: listen.expect("listen parsed when there are no issues"),
-            database: raw.database,
-            bundle_dir: raw.bundle_dir,
-            www_dir: raw.www_dir,
-            admin_token,
-            trust_forwarded_for: raw.trust_forwarded_for,
-            forwarded_header: raw.forwarded_header,
-            rate_limit: raw.rate_limit,
-            wal_preallocate_bytes: u64::from(raw.wal_preallocate_mib) << 20,
-            workers: raw.workers.unwrap_or_else(default_workers),
-            retention_interval_secs: raw.retention_interval_secs,
-        },
-        sites,
-    })
-}
-
 fn valid_site_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-fn validate_site(
+pub(super) fn validate_site(
     raw: RawSite,
     path: &str,
     env: &dyn Env,
@@ -1079,20 +668,19 @@ fn validate_site(
             issues.push(format!("{path}.pbx_secrets.{adapter}"), "must not be empty");
         }
     }
-    let pbx = crate::pbx::PbxAuth::from_config(&pbx_secrets, raw.pbx).unwrap_or_else(|found| {
+    let pbx = PbxAuth::from_config(&pbx_secrets, raw.pbx).unwrap_or_else(|found| {
         for (field, reason) in found {
             issues.push(format!("{path}.{field}"), reason);
         }
-        crate::pbx::PbxAuth::default()
+        PbxAuth::default()
     });
 
-    let exports =
-        crate::exports::Exports::from_raw(raw.exports.with_env_secrets(&raw.id, env)).unwrap_or_else(|found| {
-            for (field, reason) in found {
-                issues.push(format!("{path}.{field}"), reason);
-            }
-            crate::exports::Exports::default()
-        });
+    let exports = Exports::from_raw(raw.exports.with_env_secrets(&raw.id, env)).unwrap_or_else(|found| {
+        for (field, reason) in found {
+            issues.push(format!("{path}.{field}"), reason);
+        }
+        Exports::default()
+    });
 
     validate_retention(&raw.retention, raw.uniqueness_window_days, &format!("{path}.retention"), issues);
 
@@ -1194,7 +782,7 @@ fn static_source(s: &RawStatic, path: &str, issues: &mut Issues<'_>) -> StaticSo
     let medium = medium.unwrap_or_else(|| NOT_SET.to_owned());
     let channel = match rule_channel {
         Some(Some(named)) => named.to_owned(),
-        Some(None) => crate::money::cost_channel(&source, medium_for_rules(&medium)).to_owned(),
+        Some(None) => cost_channel(&source, medium_for_rules(&medium)).to_owned(),
         None => OFFLINE_CHANNEL.to_owned(),
     };
     StaticSource { channel, source, medium, campaign, configured: true }
@@ -1211,4 +799,18 @@ pub fn normalise_origin(text: &str) -> Result<String, String> {
         return Err(format!("{text:?} must be an origin only (scheme://host[:port]), without a path"));
     }
     Ok(url.origin().ascii_serialization())
+}
+
+/// The channel of a cost row: what core's channel rules make of a visit
+/// tagged `utm_source=<source>&utm_medium=<medium>`, so cost meets the calls
+/// of the same channel in `group_by=channel` reports.
+pub fn cost_channel(source: &str, medium: &str) -> &'static str {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("utm_source", source);
+    if !medium.is_empty() {
+        query.append_pair("utm_medium", medium);
+    }
+    let query = query.finish();
+    let page = ringsource_core::visit::UrlParts { host: "", path: "/", query: &query };
+    ringsource_core::channel::Channel::of(&ringsource_core::visit::Visit::new(page, None, "")).as_str()
 }
