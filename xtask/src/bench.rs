@@ -71,12 +71,12 @@ pub enum BenchCmd {
 pub fn bench(root: &Path, choice: ToolchainChoice, what: BenchCmd) -> Result<()> {
     match what {
         BenchCmd::Web { timeout_secs } => {
-            let tools = provision(root, choice, Needs { browser: true })?;
+            let tools = provision(root, choice, Needs { browser: true, sip: false })?;
             bundle(root, &tools, "release", Budget::Warn)?;
             web(root, &tools, Duration::from_secs(timeout_secs))
         }
         BenchCmd::Tag { rtt_ms, rounds } => {
-            let tools = provision(root, choice, Needs { browser: true })?;
+            let tools = provision(root, choice, Needs { browser: true, sip: false })?;
             bundle(root, &tools, "release", Budget::Warn)?;
             crate::bench_tag::bench(root, &tools, rtt_ms, rounds)
         }

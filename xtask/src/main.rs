@@ -84,10 +84,10 @@ fn run(cli: Cli) -> Result<()> {
     let choice = cli.wasm_toolchain;
     match cli.command {
         Cmd::Provision => {
-            provision(&root, choice, Needs { browser: true })?;
+            provision(&root, choice, Needs { browser: true, sip: true })?;
         }
         Cmd::Bundle { dev } => {
-            let tools = provision(&root, choice, Needs { browser: false })?;
+            let tools = provision(&root, choice, Needs { browser: false, sip: false })?;
             bundle::bundle(&root, &tools, if dev { "dev" } else { "release" }, bundle::Budget::Enforce)?;
             dashboard::vendor(&root)?;
         }
