@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ringsource_collector::calls::CallsService;
 use ringsource_collector::clock::{Clock, SystemClock};
 use ringsource_collector::config::{Config, Site};
+use ringsource_collector::services::calls::CallsService;
 use ringsource_collector::storage::sqlite::{AckSync, SqliteOptions, SqliteStorage};
 use ringsource_collector::storage::{Storage, VisitCommand, Want};
 use ringsource_core::call::{CallEvent, CallPhase, CallStatus};

@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
-use ringsource_collector::ratelimit::{Bucket, RateLimiter};
+use ringsource_collector::http::ratelimit::{Bucket, RateLimiter};
 
 const CHECKS: usize = 2_000_000;
 const ROUNDS: usize = 5;

@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::privacy::{self, PrivacyService};
 use crate::server;
+use crate::services::privacy::{self, PrivacyService};
 use crate::storage::sqlite::backup;
 use crate::storage::sqlite::privacy::SqlitePrivacy;
 

@@ -1,6 +1,6 @@
 //! `ringsource demo-data`: a demo month in a site's SQLite file.
 //!
-//! Visits go through [`crate::domain::visit`] (routing, leases, promo codes)
+//! Visits go through [`crate::services::visits::visit`] (routing, leases, promo codes)
 //! and calls through [`CallsService`] (folding, attribution, credits), on a
 //! simulated clock that walks the days in order, so the numbers a report
 //! shows are the ones the real code computes. Costs and revenue go through
@@ -27,10 +27,10 @@ use ringsource_core::touch::{self, Touch};
 use ringsource_core::visit::{UrlParts, Visit};
 use ringsource_core::wire::{NumberKind, Page, VisitRequest};
 
-use crate::calls::{CallsError, CallsService};
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::{Config, Site};
 use crate::dates;
+use crate::services::calls::{CallsError, CallsService};
 use crate::storage::calls::{CallFilter, CallStore};
 use crate::storage::money::{CostRow, MoneyStore, RevenueError, RevenuePost, RevenueTarget};
 use crate::storage::sqlite::SqliteStorage;
@@ -511,12 +511,12 @@ fn run_visit(
         reveal: true,
         consent: true,
     };
-    let answer = crate::domain::visit(
+    let answer = crate::services::visits::visit(
         storage,
         Arc::clone(site),
         request,
         None,
-        crate::domain::Sender { user_agent: DEMO_USER_AGENT.to_owned(), client: None },
+        crate::services::visits::Sender { user_agent: DEMO_USER_AGENT.to_owned(), client: None },
         v.session_id.clone(),
         clock,
     )

@@ -1,48 +1,38 @@
-//! The Ringsource collector as a library: configuration, storage, HTTP routes
-//! and the visit/lease domain. `main.rs` only parses the command line.
+//! The Ringsource collector as a library. `main.rs` only parses the command
+//! line. The crate is in layers, each importing only the ones below it (a
+//! test, `tests/it/layers.rs`, reads the `use` paths and fails on an import
+//! cycle or an upward import):
 //!
-//! Layout:
-//! - [`config`]: the TOML file, validated once at load time into domain types;
-//! - [`storage`]: persistence behind a trait, SQLite today;
-//! - [`domain`]: the visit flow (routing, crawlers, show-number) over storage;
-//! - [`api`]: the `/v1/` HTTP API, CORS, rate limiting, JSON errors;
-//! - [`pbx`]: PBX webhooks: each PBX's signature, its fields to a `CallEvent`;
-//! - [`calls`]: calls from PBX events: storage, attribution, the admin calls API;
-//! - [`pools_report`]: pool health for the dashboard (`GET /v1/reports/pools`);
-//! - [`money`]: advertising cost and CRM revenue; [`exports`]: GA4 and CRM
-//!   exports of ended calls through the outbox; [`admin`]: their shared errors;
-//! - [`demo`]: `ringsource demo-data`, a seeded demo month;
-//! - [`privacy`]: retention, erasure and export of a caller's data, masked
-//!   caller numbers in logs (backups are [`storage::sqlite::backup`]);
-//! - [`static_files`]: the script tag, the wasm bundle and the `www/` pages;
-//! - [`server`]: builds the actix-web app and runs it; [`edge`]: read
-//!   deadlines, the connection cap, security headers and 405s in front of it;
-//! - [`clock`]: injectable time; [`ratelimit`]: per-IP token buckets;
-//!   [`outage`]: repeated server errors as one summary line per interval;
-//! - [`cli`]: the `ringsource` command line.
+//! - app: [`server`] (puts storage, services and the HTTP edge together and
+//!   runs them), [`cli`] (the `ringsource` command line), [`demo`] (a seeded
+//!   demo month through the services);
+//! - [`http`]: everything about the web edge, once: the app state, the error
+//!   type, the extractors, CORS, rate limits, the edge's deadlines and
+//!   headers, static files, the one route list, and a module of handlers per
+//!   feature;
+//! - [`services`]: the workflows: visits, calls and attribution, money,
+//!   exports, pools, privacy;
+//! - [`storage`]: the persistence port (traits, with the types they take and
+//!   give), with SQL only in its SQLite adapter, [`storage::sqlite`];
+//! - [`pbx`]: the PBX adapters, pure functions from a request to a call
+//!   event (each PBX's signature and fields), free of actix;
+//! - [`config`]: TOML in, validated settings out; the settings of a feature
+//!   are its own (`pbx::settings`, `services::exports::settings`);
+//! - below all: [`clock`] (injectable time), [`dates`] (a site's days),
+//!   [`mask`] (caller numbers in logs), [`recent`], [`session_id`],
+//!   [`outage`] (repeated server errors as one summary line per interval).
 
-pub mod admin;
-pub mod api;
-pub mod calls;
 pub mod cli;
-pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod dates;
 pub mod demo;
-pub mod domain;
-pub mod edge;
-pub mod env;
-pub mod exports;
+pub mod http;
 pub mod mask;
-pub mod money;
 pub mod outage;
 pub mod pbx;
-pub mod pools_report;
-pub mod privacy;
-pub mod ratelimit;
 pub mod recent;
 pub mod server;
+pub mod services;
 pub mod session_id;
-pub mod static_files;
 pub mod storage;

@@ -8,20 +8,20 @@ use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_confi
 use actix_web::dev::AppConfig;
 use actix_web::{App, web};
 
-use crate::api::{self, ApiState};
-use crate::calls::CallsService;
-use crate::calls::api::{self as calls_api, CallsApi};
-use crate::client_addr::LocalAddr;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::exports::api::{self as exports_api, ExportsApi};
-use crate::money::{self, MoneyApi};
+use crate::http::calls::{self as calls_api, CallsApi};
+use crate::http::client_addr::LocalAddr;
+use crate::http::exports::{self as exports_api, ExportsApi};
+use crate::http::money::{self, MoneyApi};
+use crate::http::pools::{self, PoolsReportApi};
+use crate::http::privacy::{self as privacy_api, PrivacyApi};
+use crate::http::ratelimit::{Bucket, RateLimiter};
+use crate::http::static_files::{self, StaticDirs};
+use crate::http::visits::{self, ApiState};
 use crate::pbx::{self, CallSink};
-use crate::pools_report::{self, PoolsReportApi};
-use crate::privacy::PrivacyService;
-use crate::privacy::api::{self as privacy_api, PrivacyApi};
-use crate::ratelimit::{Bucket, RateLimiter};
-use crate::static_files::{self, StaticDirs};
+use crate::services::calls::CallsService;
+use crate::services::privacy::PrivacyService;
 use crate::storage::sqlite::privacy::SqlitePrivacy;
 use crate::storage::sqlite::{SqliteOptions, SqliteStorage};
 use crate::storage::{Storage, StorageError};
@@ -72,7 +72,7 @@ pub fn bind_with(
         web::Data::new(MoneyApi { store: storage.clone(), sites: sites.clone(), clock: Arc::clone(&clock) });
     let exports_api = web::Data::new(ExportsApi { store: storage.clone(), clock: Arc::clone(&clock) });
     // Delivers the outbox on this runtime; it stops with the server's system.
-    crate::exports::worker::start(crate::exports::worker::Worker {
+    crate::services::exports::worker::start(crate::services::exports::worker::Worker {
         store: storage.clone(),
         sites,
         clock: Arc::clone(&clock),
@@ -84,7 +84,10 @@ pub fn bind_with(
         &config.sites,
         Arc::clone(&clock),
     ));
-    crate::privacy::start(Arc::clone(&privacy), std::time::Duration::from_secs(config.server.retention_interval_secs));
+    crate::services::privacy::start(
+        Arc::clone(&privacy),
+        std::time::Duration::from_secs(config.server.retention_interval_secs),
+    );
     let privacy_api = web::Data::new(PrivacyApi { service: privacy });
     let calls_api = web::Data::new(CallsApi { service: calls, admin_token: config.server.admin_token.clone() });
     let state = web::Data::new(ApiState {
@@ -100,10 +103,10 @@ pub fn bind_with(
         // Routes are tried in order, and each pattern with a `{…}` segment
         // costs a regex match: the per-visitor routes go first.
         App::new()
-            .wrap(actix_web::middleware::from_fn(crate::edge::guard))
+            .wrap(actix_web::middleware::from_fn(crate::http::edge::guard))
             .app_data(state.clone())
             .configure(|cfg| pbx_routes.configure(cfg))
-            .configure(api::configure)
+            .configure(visits::configure)
             .app_data(calls_api.clone())
             .configure(calls_api::configure)
             .app_data(money_api.clone())
@@ -111,18 +114,18 @@ pub fn bind_with(
             .app_data(exports_api.clone())
             .configure(exports_api::configure)
             .app_data(pools_report.clone())
-            .configure(pools_report::configure)
+            .configure(pools::configure)
             .app_data(privacy_api.clone())
             .configure(privacy_api::configure)
             .configure(|cfg| static_files::configure(&dirs, cfg))
-            .default_service(web::to(api::not_found))
+            .default_service(web::to(visits::not_found))
     };
     serve(app, listen, config.server.workers)
 }
 
 /// Runs `app` on `listen` as actix-web's `HttpServer` would, but with each
 /// connection's stream behind the edge's head deadline and the connection
-/// cap (see [`crate::edge`]).
+/// cap (see [`crate::http::edge`]).
 fn serve<F, I, S, B>(app: F, listen: SocketAddr, workers: usize) -> Result<Bound, StartError>
 where
     F: Fn() -> I + Send + Clone + 'static,
@@ -133,7 +136,7 @@ where
     S::Response: Into<actix_http::Response<B>>,
     B: actix_web::body::MessageBody + 'static,
 {
-    use crate::edge;
+    use crate::http::edge;
     let bind_err = |source| StartError::Bind { addr: listen, source };
     let listener = std::net::TcpListener::bind(listen).map_err(bind_err)?;
     let addr = listener.local_addr().map_err(bind_err)?;

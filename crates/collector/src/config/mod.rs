@@ -11,13 +11,14 @@
 //! - [`server`]: `[server]`;
 //! - [`site`]: `[[sites]]`, which hands `[sites.pbx]` with `pbx_secrets` to
 //!   the PBX adapters' settings ([`crate::pbx::settings`]) and
-//!   `[sites.exports]` to the exports' ([`crate::exports`]).
+//!   `[sites.exports]` to the exports' ([`crate::services::exports`]).
 //!
 //! Relative paths in `[server]` resolve against the current directory of the
 //! process, not the directory of the config file, so the demo config works as
 //! `cargo run -p ringsource-collector -- serve --config examples/demo/ringsource.toml`
 //! from the workspace root.
 
+pub mod env;
 pub mod server;
 pub mod site;
 
@@ -33,7 +34,7 @@ pub use site::{
     NOT_SET, Pool, PromoConfig, Retention, Site, StaticNumber, StaticSource, normalise_origin, pbx_secret_env_var,
 };
 
-pub use crate::env::{Env, ProcessEnv};
+pub use crate::config::env::{Env, ProcessEnv};
 
 use server::RawServer;
 use site::RawSite;

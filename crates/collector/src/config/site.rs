@@ -1,6 +1,6 @@
 //! `[[sites]]`: a site's numbers, pools, promo codes, reports and retention,
 //! validated into [`Site`]. The settings of the PBX adapters and of the
-//! exports are theirs ([`crate::pbx::settings`], [`crate::exports`]); this
+//! exports are theirs ([`crate::pbx::settings`], [`crate::services::exports`]); this
 //! module only hands them their part of the table.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -14,8 +14,8 @@ use ringsource_core::wire::ShowNumber;
 use serde::Deserialize;
 
 use super::{Env, Issues};
-use crate::exports::{Exports, RawExports};
 use crate::pbx::settings::{PbxAuth, RawPbxSettings};
+use crate::services::exports::{Exports, RawExports};
 
 /// `[[sites]]`.
 #[derive(Debug, Clone, Deserialize)]

@@ -52,8 +52,8 @@ use subtle::ConstantTimeEq;
 
 pub use settings::{PbxAuth, RawPbxSettings, Secret};
 
-use crate::api::ApiState;
 use crate::config::Site;
+use crate::http::visits::ApiState;
 use crate::storage::StorageError;
 
 // ------------------------------------------------------------------ hand-off

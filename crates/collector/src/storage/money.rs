@@ -1,12 +1,12 @@
 //! Money in storage: advertising cost per day and source, revenue the CRM
 //! posts back per call, and the exports outbox. The HTTP layer validates
-//! every row before it gets here ([`crate::money`], [`crate::exports`]).
+//! every row before it gets here ([`crate::http::money`], [`crate::services::exports`]).
 
 use serde::Serialize;
 
 use super::StorageError;
 use crate::clock::Clock;
-pub use crate::exports::ExportKind;
+pub use crate::services::exports::ExportKind;
 
 /// One validated cost row. `medium` and `campaign` are `""` when the cost is
 /// not split that finely.

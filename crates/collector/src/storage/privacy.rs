@@ -1,6 +1,6 @@
 //! Personal data in storage: retention (what is dropped or reduced after
 //! how long), erasure and export of everything tied to one caller, and
-//! backups. The service in [`crate::privacy`] turns the configuration and a
+//! backups. The service in [`crate::services::privacy`] turns the configuration and a
 //! typed-in phone number into the inputs here.
 //!
 //! What the schema holds about a person, and what becomes of it:

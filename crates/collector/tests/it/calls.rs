@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::common::*;
-use ringsource_collector::calls::CallsService;
 use ringsource_collector::clock::ManualClock;
 use ringsource_collector::config::Config;
 use ringsource_collector::pbx::{CallSink, RecordOutcome};
+use ringsource_collector::services::calls::CallsService;
 use ringsource_collector::storage::sqlite::SqliteStorage;
 use ringsource_core::call::{CallEvent, CallPhase, CallStatus};
 use ringsource_core::phone::PhoneNumber;

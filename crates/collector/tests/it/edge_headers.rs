@@ -2,7 +2,7 @@
 //! the 405 that a known path answers for a method it does not take.
 
 use crate::common::*;
-use ringsource_collector::edge::{API_CSP, DASHBOARD_CSP};
+use ringsource_collector::http::edge::{API_CSP, DASHBOARD_CSP};
 use serde_json::Value;
 
 fn header(resp: &reqwest::blocking::Response, name: &str) -> Option<String> {

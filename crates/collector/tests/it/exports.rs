@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use ringsource_collector::calls::CallsService;
 use ringsource_collector::clock::{Clock, SystemClock};
 use ringsource_collector::config::Config;
-use ringsource_collector::exports::validate_ga4;
 use ringsource_collector::pbx::generic::{decode_secret, sign};
+use ringsource_collector::services::calls::CallsService;
+use ringsource_collector::services::exports::validate_ga4;
 use ringsource_collector::storage::sqlite::SqliteStorage;
 use ringsource_core::call::{CallEvent, CallPhase, CallStatus};
 use ringsource_core::phone::PhoneNumber;

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::common::*;
-use ringsource_collector::calls::CallsService;
 use ringsource_collector::clock::ManualClock;
 use ringsource_collector::config::Config;
+use ringsource_collector::services::calls::CallsService;
 use ringsource_collector::storage::sqlite::SqliteStorage;
 use ringsource_core::call::{CallEvent, CallPhase, CallStatus};
 use ringsource_core::phone::PhoneNumber;
@@ -277,7 +277,7 @@ fn amounts_beyond_the_bound_are_refused_and_sums_stay_finite() {
     let m = start_money("");
     let a = m.h.visit(None, campaign_touch("google", "brand"));
     let call = m.call(answered("paid", "+79161112233", a["number"].as_str().unwrap(), 60, 90));
-    let bound = ringsource_collector::money::MAX_AMOUNT;
+    let bound = ringsource_collector::http::money::MAX_AMOUNT;
 
     for amount in [json!(1.5e308), json!(bound * 1.5)] {
         let (status, body) = m.post_json("/v1/revenue", &json!({ "site": "shop", "call_id": call, "amount": amount }));

@@ -10,11 +10,11 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ringsource_collector::calls::CallsService;
 use ringsource_collector::clock::{Clock, ManualClock};
 use ringsource_collector::config::Config;
 use ringsource_collector::pbx::{CallSink, Delivery, RecordOutcome, SinkError};
 use ringsource_collector::server::{self, Spawned};
+use ringsource_collector::services::calls::CallsService;
 use ringsource_collector::storage::StorageError;
 use ringsource_collector::storage::sqlite::SqliteStorage;
 use ringsource_core::call::CallEvent;

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use ringsource_collector::edge::{BODY_MIN_BYTES_PER_SEC, BODY_TIMEOUT, HEAD_TIMEOUT};
+use ringsource_collector::http::edge::{BODY_MIN_BYTES_PER_SEC, BODY_TIMEOUT, HEAD_TIMEOUT};
 use serde_json::Value;
 
 /// What a trickling client saw: when the server closed its connection

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::site_toml;
-use ringsource_collector::edge::{BODY_TIMEOUT, HEAD_TIMEOUT};
+use ringsource_collector::http::edge::{BODY_TIMEOUT, HEAD_TIMEOUT};
 
 const FD_LIMIT: u32 = 256;
 const ATTACKERS: usize = 300;

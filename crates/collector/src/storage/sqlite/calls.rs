@@ -666,7 +666,7 @@ pub(super) fn detail(tx: &Transaction<'_>, id: i64) -> Result<Option<CallDetail>
 /// The API refuses amounts outside it; rows stored before it did are read
 /// at the bound, so that no sum overflows into infinity (a `null` total).
 fn bounded_amount(column: &str) -> String {
-    format!("MIN(MAX({column}, 0), {:e})", crate::money::MAX_AMOUNT)
+    format!("MIN(MAX({column}, 0), {:e})", crate::http::money::MAX_AMOUNT)
 }
 
 /// The site's cost per day and group in the report's range: by the cost

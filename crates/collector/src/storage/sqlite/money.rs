@@ -154,7 +154,7 @@ pub(super) fn enqueue_call_exports(
     if detail.call.pbx == DEMO_PBX {
         return Ok(());
     }
-    for (kind, built) in crate::exports::payloads(site, &detail, now_ms) {
+    for (kind, built) in crate::services::exports::payloads(site, &detail, now_ms) {
         let (payload, status, error) = match built {
             Ok(body) => (body.to_string(), ExportStatus::Pending, None),
             Err(reason) => (serde_json::Value::Null.to_string(), ExportStatus::Skipped, Some(reason)),

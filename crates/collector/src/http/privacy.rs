@@ -16,9 +16,9 @@ use std::sync::Arc;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::{PrivacyError, PrivacyService};
-use crate::admin::{AdminError, blocking, read_body};
-use crate::calls::api::Admin;
+use crate::http::calls::Admin;
+use crate::http::error::{AdminError, blocking, read_body};
+use crate::services::privacy::{PrivacyError, PrivacyService};
 
 /// The routes this module registers, for `api::ROUTES` and `openapi.json`.
 pub const ROUTES: &[(&str, &str)] = &[("POST", "/v1/privacy/erase"), ("POST", "/v1/privacy/export")];

@@ -26,11 +26,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::admin::{AdminError, RowIssue, blocking, query, read_body};
-use crate::calls::api::Admin;
 use crate::clock::Clock;
 use crate::config::Site;
 use crate::dates;
+use crate::http::calls::Admin;
+use crate::http::error::{AdminError, RowIssue, blocking, query, read_body};
 use crate::storage::money::{CostRow, MoneyStore, RevenueError, RevenuePost, RevenueTarget};
 
 /// The routes this module registers.

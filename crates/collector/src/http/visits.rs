@@ -22,14 +22,13 @@ use ringsource_core::wire::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::client_addr::{self, LocalAddr};
 use crate::clock::Clock;
 use crate::config::{ForwardedHeader, Site};
-use crate::ratelimit::RateLimiter;
+use crate::http::client_addr::{self, LocalAddr};
+use crate::http::ratelimit::RateLimiter;
 use crate::storage::{PageViewCommand, Renewal, Storage, StorageError};
 
-pub mod fields;
-use fields::FieldError;
+use crate::http::fields::{self, FieldError};
 
 /// Every route of the API, as registered. `openapi.json` documents each
 /// (a test checks both directions).
@@ -63,7 +62,7 @@ pub const PREFLIGHTED: &[&str] =
     &["/v1/sites/{site}/config", "/v1/sites/{site}/visits", "/v1/sites/{site}/heartbeat", "/v1/sites/{site}/pageviews"];
 
 /// The OpenAPI 3 document, maintained by hand beside the routes.
-pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
 /// Request bodies larger than this are refused (413): a visit is well under 4 KiB.
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
@@ -77,7 +76,7 @@ pub struct ApiState {
     pub visit_limiter: RateLimiter,
     pub session_limiter: RateLimiter,
     /// The header a trusted proxy appends the client to; `None` trusts no
-    /// forwarded header (see [`crate::client_addr`]).
+    /// forwarded header (see [`crate::http::client_addr`]).
     pub forwarded: Option<ForwardedHeader>,
 }
 
@@ -184,8 +183,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// the path is the API's and only the method is wrong.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let (method, path) = (req.method().to_string(), req.path());
-    match crate::edge::allowed_methods(path) {
-        Some(allow) => crate::edge::method_not_allowed(&method, path, &allow),
+    match crate::http::edge::allowed_methods(path) {
+        Some(allow) => crate::http::edge::method_not_allowed(&method, path, &allow),
         None => ApiError::NoRoute { method, path: path.to_owned() }.error_response(),
     }
 }
@@ -267,7 +266,7 @@ async fn preflight() -> HttpResponse {
 
 async fn site_config(state: web::Data<ApiState>, site: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let site = state.site(&site)?;
-    Ok(HttpResponse::Ok().json(crate::domain::public_config(&site)))
+    Ok(HttpResponse::Ok().json(crate::services::visits::public_config(&site)))
 }
 
 async fn read_json<T: DeserializeOwned>(body: web::Payload) -> Result<T, ApiError> {
@@ -316,18 +315,19 @@ async fn visit(
     let visit: VisitRequest = read_json(body).await?;
     fields::visit(&visit)?;
     if site.consent_required && !visit.consent {
-        return Ok(HttpResponse::Ok().json(crate::domain::without_consent(&site)));
+        return Ok(HttpResponse::Ok().json(crate::services::visits::without_consent(&site)));
     }
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let user_agent = truncated(user_agent, MAX_USER_AGENT_BYTES).to_owned();
     let new_id = crate::session_id::new(now_ms)
         .map_err(|e| ApiError::Internal(format!("no randomness for a session id: {e}")))?;
-    let decided = crate::domain::reclassify(&visit, u64::try_from(now_ms).unwrap_or(0))
+    let decided = crate::services::visits::reclassify(&visit, u64::try_from(now_ms).unwrap_or(0))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let clock = Arc::clone(&state.clock);
     let storage = state.storage.as_ref();
-    let sender = crate::domain::Sender { user_agent, client: client.map(Groups::of) };
-    let response = crate::domain::visit(storage, site, visit, decided, sender, new_id, clock).response().await?;
+    let sender = crate::services::visits::Sender { user_agent, client: client.map(Groups::of) };
+    let response =
+        crate::services::visits::visit(storage, site, visit, decided, sender, new_id, clock).response().await?;
     Ok(HttpResponse::Ok().json(response))
 }
 

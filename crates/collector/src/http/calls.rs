@@ -26,9 +26,9 @@ use serde_json::json;
 
 use jiff::tz::TimeZone;
 
-use super::{CallsError, CallsService};
 use crate::config::Site;
 use crate::dates;
+use crate::services::calls::{CallsError, CallsService};
 use crate::storage::StorageError;
 use crate::storage::calls::{CallFilter, CallSummary, GroupBy, RecordError, ReportQuery, StatusFilter};
 

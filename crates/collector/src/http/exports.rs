@@ -11,9 +11,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::admin::{AdminError, blocking, query};
-use crate::calls::api::Admin;
 use crate::clock::Clock;
+use crate::http::calls::Admin;
+use crate::http::error::{AdminError, blocking, query};
 use crate::storage::money::{ExportKind, ExportStatus, OutboxFilter, OutboxStore, RetryError};
 
 /// The routes this module registers.

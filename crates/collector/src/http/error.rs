@@ -1,6 +1,6 @@
 //! What the money and exports admin APIs share: their JSON errors and the
 //! hop to a blocking thread. Authentication is the calls API's
-//! [`crate::calls::api::Admin`] extractor (one admin token for all).
+//! [`crate::http::calls::Admin`] extractor (one admin token for all).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};

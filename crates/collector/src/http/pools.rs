@@ -22,10 +22,10 @@ use ringsource_core::pool_usage::{self, Buckets};
 use ringsource_core::wire::{ErrorBody, ErrorDetail};
 use serde::{Deserialize, Serialize};
 
-use crate::calls::api::Admin;
 use crate::clock::Clock;
 use crate::config::Site;
 use crate::dates;
+use crate::http::calls::Admin;
 use crate::storage::StorageError;
 use crate::storage::pools::{ExhaustionView, LeaseSpan, PoolActivity, PoolReportStore};
 

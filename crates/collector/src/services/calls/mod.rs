@@ -6,7 +6,6 @@
 //! reports on and corrects (promo codes) the stored calls. Every method is
 //! blocking: the HTTP layer runs them through `web::block`.
 
-pub mod api;
 mod sink;
 
 use std::collections::HashMap;

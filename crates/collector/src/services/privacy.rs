@@ -9,8 +9,6 @@
 //! (`ringsource retention`); erasure and export are `ringsource erase` /
 //! `export` and the admin routes in [`api`].
 
-pub mod api;
-
 pub use crate::mask::{Masked, mask_phone};
 
 use std::collections::HashMap;

@@ -421,11 +421,11 @@ fn matches(pattern: &str, path: &str) -> bool {
 /// OPTIONS where browsers preflight); `None` for a path the API does not have.
 pub fn allowed_methods(path: &str) -> Option<String> {
     let mut methods: Vec<&str> =
-        crate::api::ROUTES.iter().filter(|(_, pattern)| matches(pattern, path)).map(|(m, _)| *m).collect();
+        crate::http::visits::ROUTES.iter().filter(|(_, pattern)| matches(pattern, path)).map(|(m, _)| *m).collect();
     if methods.is_empty() {
         return None;
     }
-    if crate::api::PREFLIGHTED.iter().any(|pattern| matches(pattern, path)) {
+    if crate::http::visits::PREFLIGHTED.iter().any(|pattern| matches(pattern, path)) {
         methods.push("OPTIONS");
     }
     let mut unique = Vec::with_capacity(methods.len());

@@ -21,7 +21,6 @@
 //! | `backoff_base_ms` | 30000 | the wait after the first failure; doubled after each, at most one hour |
 //! | `timeout_secs` | 10 | per attempt |
 
-pub mod api;
 pub mod settings;
 pub mod worker;
 
