@@ -22,6 +22,7 @@ use crate::touch::Touch;
 /// How a call's credit is split across the visitor's touches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Model {
     /// All credit to the visitor's first touch.
     FirstTouch,
@@ -65,6 +66,7 @@ impl fmt::Display for Model {
 /// How sure the attribution is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Confidence {
     /// Nothing matched: the call is unattributed.
     None,
@@ -136,6 +138,7 @@ pub struct Facts<'a> {
 /// Why a session is a candidate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Relation {
     /// It held the number at ring time.
     Live,
@@ -355,6 +358,7 @@ pub fn match_call(f: &Facts<'_>) -> Match {
 /// Whether the caller called before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CallerKind {
     /// No call from this number within the uniqueness window before this one.
     FirstTime,

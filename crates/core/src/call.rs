@@ -12,6 +12,7 @@ use crate::phone::PhoneNumber;
 /// Where in its life the call was when the PBX reported it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CallPhase {
     /// The call arrived and is ringing.
     Start,
@@ -25,6 +26,7 @@ pub enum CallPhase {
 /// managers are measured on them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CallStatus {
     /// Still ringing or in progress (a start or answer report).
     InProgress,
@@ -73,6 +75,7 @@ impl CallStatus {
 
 /// One PBX report about one call. Times are Unix milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallEvent {
     /// The adapter that received it ("generic", "twilio", "zadarma", …).
     pub pbx: String,

@@ -285,3 +285,19 @@ impl<'de> Deserialize<'de> for Channel {
         name.parse().map_err(serde::de::Error::custom)
     }
 }
+
+/// A string among the channels' names, as [`Channel::as_str`] writes them.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Channel {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("The default channel group the touch falls into."))
+            .enum_values(Some(Channel::ALL.map(Channel::as_str)))
+            .examples(["Paid Search"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Channel {}

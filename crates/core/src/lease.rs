@@ -135,6 +135,7 @@ pub fn pick(numbers: &[NumberState], visitor: &Visitor<'_>, now_ms: i64) -> Pick
 /// What to do when a pool has no number for a new visitor.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ExhaustionPolicy {
     /// Show the site's overflow number, marked as overflow (attribution knows
     /// the call came from "some visitor of this pool").

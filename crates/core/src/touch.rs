@@ -8,22 +8,35 @@ use crate::sources::SourceKind;
 use crate::visit::{ClickId, Origin, Visit};
 
 /// One visit as attribution sees it.
+///
+/// The string limits in the schema (bytes of UTF-8) are the collector's: it
+/// answers 400 `field_too_long` naming a longer field (`touch.source`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Touch {
     pub channel: Channel,
     /// `google`, `yandex`, `instagram`…, the referrer host for a referral,
     /// `(direct)` for a direct visit, `(not set)` for tags without a source.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub source: String,
     /// `cpc`, `organic`, `referral`, `(none)` for a direct visit, `(not set)`
     /// for a tagged source without a medium.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub medium: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub campaign: Option<String>,
     /// `utm_term`, or else the search the referrer carried.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub term: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub content: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub utm_id: Option<String>,
     pub click_id: Option<ClickId>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub landing_path: String,
+    /// The longest DNS name is 253 bytes.
+    #[cfg_attr(feature = "openapi", schema(max_length = 253))]
     pub referrer_host: Option<String>,
     /// When the visit happened, in milliseconds since the Unix epoch. The
     /// caller supplies it: core has no clock.

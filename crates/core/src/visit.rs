@@ -76,6 +76,7 @@ impl Utm {
 /// landing URLs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ClickIdKind {
     /// Google Ads.
     Gclid,
@@ -160,8 +161,10 @@ impl ClickIdKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClickId {
     pub kind: ClickIdKind,
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub value: String,
 }
 

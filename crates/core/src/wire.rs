@@ -10,6 +10,7 @@ use crate::touch::Touch;
 
 /// `GET /v1/sites/{site}/config`: what the browser needs before it asks for a number.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SiteConfigPublic {
     pub site: String,
     /// The site's own numbers, to find on the page and replace.
@@ -27,6 +28,7 @@ pub struct SiteConfigPublic {
 /// The show-number button: the number stays hidden behind `selector` until a
 /// click, and only then is a lease taken.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShowNumber {
     pub selector: String,
     pub label: String,
@@ -34,24 +36,32 @@ pub struct ShowNumber {
 
 /// The page a request comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page {
+    /// With `referrer`, an absolute URL (400 otherwise).
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub title: Option<String>,
 }
 
 /// `POST /v1/sites/{site}/visits`: start or continue a visit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VisitRequest {
     /// The session id the collector returned before, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 64, pattern = "^[A-Za-z0-9_-]+$"))]
     pub session_id: Option<String>,
     /// Google Analytics client id (from the `_ga` cookie).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
     pub client_id: Option<String>,
     /// Yandex Metrica user id (the `_ym_uid` cookie).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
     pub ym_uid: Option<String>,
     /// This visit's touch (the last touch).
     pub touch: Touch,
@@ -66,6 +76,7 @@ pub struct VisitRequest {
     /// page view keeps a non-direct `touch` (last-non-direct rule). A referrer
     /// that is not a URL counts as none; `page.url` must then be a URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub referrer: Option<String>,
     /// The visitor clicked the show-number button.
     #[serde(default)]
@@ -80,6 +91,7 @@ pub struct VisitRequest {
 /// What the visitor is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum NumberKind {
     /// A dynamic pool number leased to this session (or the overflow number).
     Lease,
@@ -94,6 +106,7 @@ pub enum NumberKind {
 /// The answer to a [`VisitRequest`]. It carries the site's public config, so
 /// that a page needs one round trip, not two, before it can swap.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VisitResponse {
     /// Absent when nothing was stored: the site requires consent and the
     /// request did not carry it.
@@ -123,12 +136,15 @@ pub struct VisitResponse {
 /// `POST /v1/sites/{site}/heartbeat`: renew the session's lease.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeartbeatRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 64, pattern = "^[A-Za-z0-9_-]+$"))]
     pub session_id: String,
 }
 
 /// The renewed lease.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeartbeatResponse {
     pub number: PhoneNumber,
     pub expires_at_ms: i64,
@@ -137,10 +153,14 @@ pub struct HeartbeatResponse {
 /// `POST /v1/sites/{site}/pageviews`: a page seen during the session (204).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PageViewRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 64, pattern = "^[A-Za-z0-9_-]+$"))]
     pub session_id: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub title: Option<String>,
 }
 

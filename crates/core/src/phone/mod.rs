@@ -380,3 +380,23 @@ impl From<PhoneNumber> for String {
         number.e164.into_string()
     }
 }
+
+/// Serialised as its E.164 string: `+`, a country code, 8 to 15 digits in all.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for PhoneNumber {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A phone number in E.164 form."))
+            .pattern(Some("^\\+[1-9][0-9]{7,14}$"))
+            .examples(["+74951234567"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for PhoneNumber {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("E164")
+    }
+}
