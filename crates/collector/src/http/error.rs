@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::storage::StorageError;
 
 /// One bad field of one uploaded row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RowIssue {
     /// The line in a CSV upload (the header is line 1).
     #[serde(skip_serializing_if = "Option::is_none")]

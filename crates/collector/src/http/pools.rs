@@ -105,7 +105,7 @@ struct Params {
 }
 
 /// One hour of one pool.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HourRow {
     pub hour_ms: i64,
     /// The most numbers live at the same instant.
@@ -120,11 +120,12 @@ pub struct HourRow {
 }
 
 /// One pool's health over the window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PoolHealth {
     pub pool_id: String,
     pub size: u32,
     pub hold_secs: u32,
+    #[schema(value_type = ringsource_core::lease::ExhaustionPolicy)]
     pub on_exhaustion: &'static str,
     pub live_now: u32,
     pub utilisation_now: f64,
@@ -153,7 +154,7 @@ pub struct PoolHealth {
 }
 
 /// The recommended size and what it was computed from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SizingView {
     pub peak_new_sessions_per_hour: u32,
     pub hold_secs: u32,

@@ -37,10 +37,11 @@ pub enum PrivacyError {
 }
 
 /// What `erase` answers: the number it was given (masked) and what went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Erasure {
     pub site: String,
-    /// The caller, masked: the answer is not one more copy of the number.
+    /// The caller, all but its last two digits masked: the answer is not
+    /// one more copy of the number.
     pub phone: String,
     pub removed: Erased,
 }

@@ -10,6 +10,8 @@
 use ringsource_core::call::{CallEvent, CallStatus};
 use ringsource_core::promo::PromoCode;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use super::StorageError;
 use crate::clock::Clock;
@@ -63,16 +65,19 @@ pub struct CallFilter {
     pub offset: u32,
 }
 
-/// One call as listed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One call as listed, folded from its PBX events and attributed.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct CallSummary {
     pub id: i64,
     pub site: String,
     pub pbx: String,
     pub pbx_call_id: String,
+    /// The caller as the PBX gave it.
     pub caller: Option<String>,
+    #[schema(value_type = ringsource_core::phone::PhoneNumber)]
     pub dialled: String,
-    /// `pool`, `static`, `overflow`, `original` or `unknown`.
+    /// What the dialled number is to the site.
+    #[schema(schema_with = number_kind_schema)]
     pub number_kind: String,
     pub pool_id: Option<String>,
     pub static_label: Option<String>,
@@ -81,17 +86,29 @@ pub struct CallSummary {
     pub ended_at_ms: Option<i64>,
     pub duration_secs: Option<i64>,
     pub talk_secs: Option<i64>,
+    /// The PBX's status; missed calls keep it.
+    #[schema(value_type = ringsource_core::call::CallStatus)]
     pub status: String,
+    /// Answered and talked at least the site's `target_call_secs`.
     pub target: bool,
     pub missed: bool,
-    /// `first-time`, `repeat` or `anonymous`.
+    /// Within the site's `uniqueness_window_days`.
+    #[schema(value_type = ringsource_core::attribution::CallerKind)]
     pub caller_kind: String,
     pub recording_url: Option<String>,
+    /// The session the call is attributed to (none for static and
+    /// unattributed calls).
     pub session_id: Option<String>,
+    #[schema(value_type = ringsource_core::attribution::Confidence)]
     pub confidence: String,
+    /// Why, in words.
     pub reason: String,
+    #[schema(value_type = ringsource_core::attribution::Model)]
     pub model: String,
+    /// A promo code the manager named.
     pub promo_code: Option<String>,
+    /// The headline touch: the model's touch (linear: the last non-direct
+    /// one); `(unattributed)` when nothing matched.
     pub channel: String,
     pub source: String,
     pub medium: String,
@@ -100,10 +117,10 @@ pub struct CallSummary {
 }
 
 /// A session attribution considered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct CandidateView {
     pub session_id: String,
-    /// `live`, `grace`, `expired`, `promo` or `caller-history`.
+    #[schema(value_type = ringsource_core::attribution::Relation)]
     pub relation: String,
     pub held_from_ms: Option<i64>,
     pub held_until_ms: Option<i64>,
@@ -111,7 +128,8 @@ pub struct CandidateView {
 }
 
 /// One share of the call's credit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+
 pub struct CreditView {
     pub share: f64,
     pub at_ms: Option<i64>,
@@ -123,18 +141,22 @@ pub struct CreditView {
     pub content: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct AttributionView {
+    #[schema(value_type = ringsource_core::attribution::Model)]
     pub model: String,
+    #[schema(value_type = ringsource_core::attribution::Confidence)]
     pub confidence: String,
     pub reason: String,
     pub chosen_session_id: Option<String>,
     pub candidates: Vec<CandidateView>,
+    /// Shares sum to 1.
     pub credits: Vec<CreditView>,
 }
 
 /// A touch on the visitor's path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+
 pub struct TouchView {
     pub session_id: String,
     pub at_ms: i64,
@@ -144,12 +166,14 @@ pub struct TouchView {
     pub campaign: Option<String>,
     pub term: Option<String>,
     pub content: Option<String>,
+    #[schema(value_type = Option<ringsource_core::visit::ClickIdKind>)]
     pub click_id_kind: Option<String>,
     pub click_id: Option<String>,
     pub landing_path: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A page the visitor saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct PageViewView {
     pub session_id: String,
     pub at_ms: i64,
@@ -159,7 +183,8 @@ pub struct PageViewView {
 
 /// The visitor behind a session: their touches and page views across the
 /// sessions that share the analytics client id, up to the call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+
 pub struct VisitorPath {
     pub session_id: String,
     pub client_id: Option<String>,
@@ -174,20 +199,23 @@ pub struct VisitorPath {
     pub page_views: Vec<PageViewView>,
 }
 
-/// A raw event as received.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A PBX event as received, normalised.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct StoredEvent {
     pub received_at_ms: i64,
+    #[schema(value_type = ringsource_core::call::CallEvent)]
     pub event: serde_json::Value,
 }
 
 /// `GET /v1/calls/{id}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+
 pub struct CallDetail {
     #[serde(flatten)]
     pub call: CallSummary,
     pub attribution: AttributionView,
     pub visitor: Option<VisitorPath>,
+    /// The normalised PBX events as received.
     pub events: Vec<StoredEvent>,
 }
 
@@ -237,9 +265,10 @@ pub struct ReportQuery {
 
 /// One group on one day. Counts are credit sums: fractional under the
 /// linear model.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ReportRow {
     /// `YYYY-MM-DD`, a day of the site's time zone.
+    #[schema(format = Date)]
     pub day: String,
     pub group: String,
     pub calls: f64,
@@ -267,8 +296,9 @@ impl ReportRow {
 }
 
 /// `GET /v1/promo/{code}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct PromoLookup {
+    #[schema(value_type = ringsource_core::promo::PromoCode)]
     pub code: String,
     pub site: String,
     pub session_id: String,
@@ -277,6 +307,14 @@ pub struct PromoLookup {
     /// Still reserved for its session (not reissued since).
     pub live: bool,
     pub visitor: VisitorPath,
+}
+
+/// The values of [`CallSummary::number_kind`], as the calls table's CHECK
+/// constraint allows them.
+pub const NUMBER_KINDS: [&str; 5] = ["pool", "static", "overflow", "original", "unknown"];
+
+fn number_kind_schema() -> Schema {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(NUMBER_KINDS)).into()
 }
 
 /// The persistence of calls.

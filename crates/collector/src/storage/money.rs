@@ -3,6 +3,8 @@
 //! every row before it gets here ([`crate::http::money`], [`crate::services::exports`]).
 
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use super::StorageError;
 use crate::clock::Clock;
@@ -45,7 +47,8 @@ pub struct RevenuePost {
 }
 
 /// What a revenue post did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+
 pub struct RevenueRecorded {
     pub id: i64,
     pub call_id: i64,
@@ -54,7 +57,15 @@ pub struct RevenueRecorded {
     pub deal_id: Option<String>,
     /// `recorded` (new), `updated` (a deal seen before, changed) or
     /// `unchanged` (the same deal posted again).
+    #[schema(schema_with = revenue_outcome_schema)]
     pub outcome: &'static str,
+}
+
+/// The values of [`RevenueRecorded::outcome`].
+pub const REVENUE_OUTCOMES: [&str; 3] = ["recorded", "updated", "unchanged"];
+
+fn revenue_outcome_schema() -> Schema {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(REVENUE_OUTCOMES)).into()
 }
 
 /// Why a revenue post found no call.
@@ -88,7 +99,7 @@ pub trait MoneyStore: Send + Sync + 'static {
 }
 
 /// Where an outbox row stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportStatus {
     Pending,
@@ -119,16 +130,19 @@ impl ExportStatus {
     }
 }
 
-/// One outbox row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One outbox row: an export of one call, as sent or to be sent.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+
 pub struct OutboxRow {
     pub id: i64,
     pub site: String,
     pub kind: ExportKind,
     pub call_id: Option<i64>,
-    /// The same on every attempt: receivers deduplicate by it.
+    /// The same on every attempt (the `webhook-id` header of CRM
+    /// deliveries): receivers deduplicate by it.
     pub webhook_id: String,
-    /// The body as sent (JSON).
+    /// The body as sent: a GA4 Measurement Protocol body or the CRM
+    /// webhook; `null` when skipped.
     pub payload: serde_json::Value,
     pub attempts: u32,
     pub next_attempt_at_ms: i64,

@@ -3,6 +3,8 @@
 //! is `ringsource_core::pool_usage`'s; the backend only reads rows.
 
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use super::StorageError;
 
@@ -28,22 +30,30 @@ pub struct FirstAsk {
 }
 
 /// Refusals of one kind in one minute of a pool, as the report lists them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+
 pub struct ExhaustionView {
     #[serde(skip)]
     pub pool_id: String,
-    /// The first and the last refusal of the minute.
+    /// The first refusal of the minute.
     pub at_ms: i64,
+    /// The last refusal of the minute.
     pub last_at_ms: i64,
     /// How many visitors were refused so.
+    #[schema(minimum = 1)]
     pub count: u32,
     /// `exhausted` (no number was free) or `over-share` (the visitor's
     /// network was flooding the pool and held its share).
+    #[schema(schema_with = reason_schema)]
     pub reason: String,
-    /// `overflow`, `original` or `take-over-oldest`.
+    /// The pool's policy then.
+    #[schema(value_type = ringsource_core::lease::ExhaustionPolicy)]
     pub policy: String,
-    /// `overflow`, `original` or `taken-over`.
+    /// What the visitor got.
+    #[schema(schema_with = outcome_schema)]
     pub outcome: String,
+    /// The number shown instead (the overflow number, or the one taken over).
+    #[schema(value_type = Option<ringsource_core::phone::PhoneNumber>)]
     pub number: Option<String>,
 }
 
@@ -52,6 +62,19 @@ impl ExhaustionView {
     pub fn exhausted(&self) -> bool {
         self.reason == "exhausted"
     }
+}
+
+/// The values of [`ExhaustionView::reason`] (the refusal table's CHECK).
+pub const REFUSAL_REASONS: [&str; 2] = ["exhausted", "over-share"];
+/// The values of [`ExhaustionView::outcome`] (the refusal table's CHECK).
+pub const REFUSAL_OUTCOMES: [&str; 3] = ["overflow", "original", "taken-over"];
+
+fn reason_schema() -> Schema {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(REFUSAL_REASONS)).into()
+}
+
+fn outcome_schema() -> Schema {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(REFUSAL_OUTCOMES)).into()
 }
 
 /// Everything the report needs about one site's pools in `[from, to)`.

@@ -83,7 +83,7 @@ pub struct Subject {
 }
 
 /// What an erasure removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Erased {
     pub calls: u64,
     pub call_events: u64,
@@ -106,8 +106,9 @@ pub struct Erased {
 }
 
 /// One lease of a number to the person's session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LeaseView {
+    #[schema(value_type = ringsource_core::phone::PhoneNumber)]
     pub number: String,
     pub pool_id: String,
     pub started_at_ms: i64,
@@ -115,19 +116,22 @@ pub struct LeaseView {
     pub ended_at_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A promo code issued to the person's session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PromoCodeView {
+    #[schema(value_type = ringsource_core::promo::PromoCode)]
     pub code: String,
     pub issued_at_ms: i64,
     pub reserved_until_ms: i64,
 }
 
 /// One browsing session of the person, in full.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SessionExport {
     pub id: String,
     pub client_id: Option<String>,
     pub ym_uid: Option<String>,
+    /// Empty once the site's `user_agent_days` have passed.
     pub user_agent: String,
     pub is_bot: bool,
     pub created_at_ms: i64,
@@ -140,7 +144,8 @@ pub struct SessionExport {
     pub promo_codes: Vec<PromoCodeView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Revenue posted for one of the person's calls.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RevenueView {
     pub id: i64,
     pub amount: f64,
@@ -150,10 +155,13 @@ pub struct RevenueView {
     pub received_at_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An export of one of the person's calls.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ExportView {
     pub id: i64,
+    #[schema(value_type = crate::storage::money::ExportKind)]
     pub kind: String,
+    #[schema(value_type = crate::storage::money::ExportStatus)]
     pub status: String,
     pub created_at_ms: i64,
     pub sent_at_ms: Option<i64>,
@@ -161,7 +169,7 @@ pub struct ExportView {
 }
 
 /// One call of the person with everything stored beside it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CallExport {
     #[serde(flatten)]
     pub detail: CallDetail,
@@ -170,9 +178,10 @@ pub struct CallExport {
 }
 
 /// Everything one site holds about one caller: what erasure would remove.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SubjectExport {
     pub site: String,
+    #[schema(value_type = ringsource_core::phone::PhoneNumber)]
     pub phone: String,
     pub calls: Vec<CallExport>,
     /// The sessions the calls were attributed to, and the other sessions of

@@ -11,7 +11,7 @@ use crate::pbx::Secret;
 pub const GA4_DEFAULT_ENDPOINT: &str = "https://www.google-analytics.com/mp/collect";
 
 /// What an outbox row carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportKind {
     Ga4,
