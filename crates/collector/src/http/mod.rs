@@ -7,6 +7,7 @@ pub mod error;
 pub mod exports;
 pub mod fields;
 pub mod money;
+pub mod openapi;
 pub mod pools;
 pub mod privacy;
 pub mod ratelimit;

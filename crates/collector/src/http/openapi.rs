@@ -1,0 +1,221 @@
+//! The OpenAPI 3.1 document of the API, served at `/v1/openapi.json`.
+//!
+//! It is generated, not written: the operations are the handlers'
+//! `#[utoipa::path]` annotations, the bodies are the JSON schemas derived
+//! from the very types the handlers serialise and parse (core's wire types
+//! with its `openapi` feature, the collector's own answers). The
+//! collector's integration tests check every response they receive against
+//! it (`tests/it/common/openapi.rs`).
+//!
+//! What every operation shares is added here once, not on each handler:
+//! - an error response names the codes it carries in the extension
+//!   `x-error-codes`; [`ErrorCodes`] turns that into a schema that allows
+//!   only those codes, and lists every code in [`ErrorObject`]'s;
+//! - the admin API's 401, every operation's 500, and the edge's 408 for an
+//!   operation with a body ([`CommonAnswers`]).
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use serde::Serialize;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, HeaderBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{Modify, ToSchema};
+
+use crate::http::error::RowIssue;
+
+/// The extension an error response lists its codes in.
+pub const ERROR_CODES: &str = "x-error-codes";
+
+/// The security scheme of the admin API.
+pub const ADMIN_TOKEN: &str = "adminToken";
+
+/// Codes answered outside any one operation: a path the API does not have,
+/// and a method a path does not list.
+const ROUTING_CODES: [&str; 2] = ["not_found", "method_not_allowed"];
+
+/// Every error answer: `{ "error": { "code", "message", … } }`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+/// What went wrong: a stable code for programs, a message for people, and
+/// the details that name what to fix.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ErrorObject {
+    /// Stable and machine-readable; each operation lists the codes of each
+    /// of its statuses.
+    pub code: String,
+    pub message: String,
+    /// With `bad_request` and `field_too_long` from the browser routes: the
+    /// path of the field in the body (`page.url`, `touch.source`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// With `invalid_rows`: every bad field, by CSV line (the header is
+    /// line 1) or JSON index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Vec<RowIssue>>,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Ringsource collector API",
+        version = "1",
+        license(name = "MIT OR Apache-2.0"),
+        description = "Leases tracking numbers to website visitors and attributes the calls they make. \
+Errors are always JSON {\"error\": {\"code\", \"message\"}} with a 4xx status for bad input; each operation \
+lists the codes each status carries. A path asked with a method it does not list answers 405 \
+method_not_allowed with an Allow header. Every request head must be whole 5 s after its first byte (1 s while \
+the server is near its connection cap), and a request body within 10 s plus 1 s per KiB received (else 408 \
+request_timeout). Lengths are bytes of UTF-8 unless a description says characters."
+    ),
+    components(schemas(ErrorBody, ErrorObject)),
+    modifiers(&AdminToken, &CommonAnswers, &ErrorCodes)
+)]
+pub struct ApiDoc;
+
+/// The document, built once.
+pub fn document() -> &'static OpenApi {
+    static DOC: LazyLock<OpenApi> = LazyLock::new(<ApiDoc as utoipa::OpenApi>::openapi);
+    &DOC
+}
+
+/// The document as served.
+pub fn json() -> &'static str {
+    static JSON: LazyLock<String> = LazyLock::new(|| {
+        // The document is built from typed values: it always serialises.
+        document().to_pretty_json().unwrap_or_default()
+    });
+    &JSON
+}
+
+/// The admin API's bearer token.
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.description = Some(
+            "server.admin_token (or RINGSOURCE_ADMIN_TOKEN). Without a configured token the admin API answers 401."
+                .to_owned(),
+        );
+        openapi.components.get_or_insert_default().add_security_scheme(ADMIN_TOKEN, SecurityScheme::Http(scheme));
+    }
+}
+
+fn error_response(description: &str, codes: &[&str]) -> Response {
+    let mut extensions = Extensions::default();
+    extensions.insert(ERROR_CODES.to_owned(), serde_json::json!(codes));
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", Content::new(Some(Ref::from_schema_name(ErrorBody::name()))))
+        .extensions(Some(extensions))
+        .build()
+}
+
+fn operations(openapi: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.options.as_mut(),
+            item.head.as_mut(),
+            item.patch.as_mut(),
+            item.trace.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
+/// The answers that do not depend on the operation: 401 of the admin API
+/// (with its challenge), 500 of every operation, 408 of every operation
+/// with a body (the edge's body deadline closes the connection after it).
+struct CommonAnswers;
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for op in operations(openapi) {
+            let admin = op.security.iter().flatten().any(|s| serde_json::to_value(s).is_ok_and(|v| v.get(ADMIN_TOKEN).is_some()));
+            let responses = &mut op.responses.responses;
+            if admin && !responses.contains_key("401") {
+                let mut answer = error_response(
+                    "Missing or wrong admin token (or no admin token configured)",
+                    &["unauthorized"],
+                );
+                answer.headers.insert(
+                    "WWW-Authenticate".to_owned(),
+                    RefOr::T(HeaderBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String))).build()),
+                );
+                responses.insert("401".to_owned(), RefOr::T(answer));
+            }
+            if op.request_body.is_some() && !responses.contains_key("408") {
+                let answer = error_response(
+                    "The request body did not arrive in time (10 s, plus 1 s per KiB received); the connection is closed",
+                    &["request_timeout"],
+                );
+                responses.insert("408".to_owned(), RefOr::T(answer));
+            }
+            if !responses.contains_key("500") {
+                let answer = error_response(
+                    "The server failed (the database, the disk); not caused by the request",
+                    &["storage_error", "internal_error"],
+                );
+                responses.insert("500".to_owned(), RefOr::T(answer));
+            }
+        }
+    }
+}
+
+/// Narrows each error response's schema to the codes its `x-error-codes`
+/// names, and lists the union of all codes in [`ErrorObject`]'s `code`.
+struct ErrorCodes;
+
+impl Modify for ErrorCodes {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let mut all: BTreeSet<String> = ROUTING_CODES.iter().map(|c| (*c).to_owned()).collect();
+        for op in operations(openapi) {
+            for answer in op.responses.responses.values_mut() {
+                let RefOr::T(answer) = answer else { continue };
+                let Some(codes) = answer.extensions.as_ref().and_then(|e| e.get(ERROR_CODES)).cloned() else {
+                    continue;
+                };
+                let codes: Vec<String> = serde_json::from_value(codes).unwrap_or_default();
+                all.extend(codes.iter().cloned());
+                let narrowed = || {
+                    AllOfBuilder::new()
+                    .item(Ref::from_schema_name(ErrorBody::name()))
+                    .item(
+                        ObjectBuilder::new().property(
+                            "error",
+                            ObjectBuilder::new().property(
+                                "code",
+                                ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes.clone())),
+                            ),
+                        ),
+                    )
+                    .build()
+                };
+                for content in answer.content.values_mut() {
+                    if let RefOr::T(content) = content {
+                        content.schema = Some(RefOr::T(Schema::AllOf(narrowed())));
+                    }
+                }
+            }
+        }
+        let Some(components) = openapi.components.as_mut() else { return };
+        if let Some(RefOr::T(Schema::Object(error))) = components.schemas.get_mut(&*ErrorObject::name())
+            && let Some(RefOr::T(Schema::Object(code))) = error.properties.get_mut("code")
+        {
+            code.enum_values = Some(all.into_iter().map(Into::into).collect());
+        }
+    }
+}
