@@ -56,6 +56,10 @@ pub fn test(root: &Path, choice: ToolchainChoice, only: Option<Suite>) -> Result
     let tools =
         stages.run("provision", || provision(root, choice, Needs { browser: true, sip: only != Some(Suite::Wasm) }))?;
     if only != Some(Suite::Wasm) {
+        stages.run("rustfmt --check", || hygiene(root, &["fmt", "--all", "--", "--check"], "rustfmt"))?;
+        stages.run("clippy -D warnings", || {
+            hygiene(root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], "clippy")
+        })?;
         native(root, &tools, &mut stages)?;
     }
     if only != Some(Suite::Native) {
@@ -64,6 +68,17 @@ pub fn test(root: &Path, choice: ToolchainChoice, only: Option<Suite>) -> Result
     stages.print();
     println!("all tests passed");
     Ok(())
+}
+
+/// A gate on the whole workspace; `component` names the rustup component it needs.
+fn hygiene(root: &Path, args: &[&str], component: &str) -> Result<()> {
+    let present = cargo().args([args[0], "--version"]).stdout(std::process::Stdio::null()).status();
+    if !present.is_ok_and(|s| s.success()) {
+        anyhow::bail!("`cargo {}` is missing; add it with `rustup component add {component}`", args[0]);
+    }
+    run(cargo().current_dir(root).args(args)).with_context(|| {
+        format!("`cargo {}` failed: fix the lines above (`cargo fmt --all` rewrites formatting)", args.join(" "))
+    })
 }
 
 fn native(root: &Path, tools: &Tools, stages: &mut Stages) -> Result<()> {

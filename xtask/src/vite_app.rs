@@ -24,6 +24,9 @@ pub const DIR: &str = "examples/vite-app";
 /// Packs `pkg`, installs it into the example app, type-checks and builds the
 /// app; returns the built app's folder.
 pub fn build(root: &Path, pkg: &Path) -> Result<PathBuf> {
+    let dts = pkg.join("ringsource.d.ts");
+    no_any(&fs::read_to_string(&dts).with_context(|| format!("reading {}", dts.display()))?)
+        .with_context(|| format!("{} must type every export", dts.display()))?;
     let tarball = pack(root, pkg)?;
     let app = root.join(DIR);
     crate::npm::ci(&app, &["vite/package.json", "typescript/package.json"], "the example app's Vite and TypeScript")?;
@@ -38,6 +41,23 @@ pub fn build(root: &Path, pkg: &Path) -> Result<PathBuf> {
     run(Command::new(bin.join("vite")).current_dir(&app).args(["build", "--emptyOutDir", "--outDir"]).arg(&dist))
         .context("vite build of the example app")?;
     Ok(dist)
+}
+
+/// Fails on an `any` in the declarations: `tsc` accepts one silently, and it
+/// turns off checking in every app that calls the package.
+fn no_any(dts: &str) -> Result<()> {
+    for (n, line) in dts.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or_default();
+        let trimmed = code.trim_start();
+        if trimmed.starts_with('*') || trimmed.starts_with("/*") {
+            continue;
+        }
+        let words = code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'));
+        if words.into_iter().any(|w| w == "any") {
+            bail!("line {}: `{}` uses `any`", n + 1, line.trim());
+        }
+    }
+    Ok(())
 }
 
 /// `npm pack` of the package folder into `target/npm/`; returns the tarball.
@@ -56,4 +76,20 @@ fn pack(root: &Path, pkg: &Path) -> Result<PathBuf> {
     let tarball = out.join(name.trim());
     println!("npm package: {}", tarball.display());
     Ok(tarball)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::no_any;
+
+    #[test]
+    fn an_any_in_a_declaration_is_refused_and_one_in_a_comment_is_not() {
+        assert!(no_any("export function start(options?: StartOptions): Promise<Outcome>;").is_ok());
+        assert!(no_any("/**\n * Works with any page.\n */\nexport function stop(): void; // any time").is_ok());
+        let err = no_any("export function classify(url: string): Touch;\nexport function pageView(x: any): void;")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(no_any("export function f(): Array<any>;").is_err());
+    }
 }

@@ -17,7 +17,7 @@
 //! - [`pbx`]: the PBX adapters, pure functions from a request to a call
 //!   event (each PBX's signature and fields), free of actix;
 //! - [`config`]: TOML in, validated settings out; the settings of a feature
-//!   are its own (`pbx::settings`, `services::exports::settings`);
+//!   are its own (`pbx::settings`, `exports::settings`);
 //! - below all: [`clock`] (injectable time), [`dates`] (a site's days),
 //!   [`mask`] (caller numbers in logs), [`recent`], [`session_id`],
 //!   [`outage`] (repeated server errors as one summary line per interval).
@@ -27,6 +27,8 @@ pub mod clock;
 pub mod config;
 pub mod dates;
 pub mod demo;
+pub mod env;
+pub mod exports;
 pub mod http;
 pub mod mask;
 pub mod outage;

@@ -1,6 +1,5 @@
 //! Builds the actix-web application and runs it.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -10,18 +9,16 @@ use actix_web::{App, web};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::http::calls::{self as calls_api, CallsApi};
 use crate::http::client_addr::LocalAddr;
-use crate::http::exports::{self as exports_api, ExportsApi};
-use crate::http::money::{self, MoneyApi};
-use crate::http::pools::{self, PoolsReportApi};
-use crate::http::privacy::{self as privacy_api, PrivacyApi};
 use crate::http::ratelimit::{Bucket, RateLimiter};
+use crate::http::state::AppState;
 use crate::http::static_files::{self, StaticDirs};
-use crate::http::visits::{self, ApiState};
-use crate::pbx::{self, CallSink};
-use crate::services::calls::CallsService;
+use crate::services::calls::{CallSink, CallsService};
+use crate::services::exports::ExportsService;
+use crate::services::money::MoneyService;
+use crate::services::pools::PoolsService;
 use crate::services::privacy::PrivacyService;
+use crate::services::visits::VisitsService;
 use crate::storage::sqlite::privacy::SqlitePrivacy;
 use crate::storage::sqlite::{SqliteOptions, SqliteStorage};
 use crate::storage::{Storage, StorageError};
@@ -61,20 +58,13 @@ pub fn bind_with(
 ) -> Result<Bound, StartError> {
     let storage = Arc::new(SqliteStorage::open_with(&config.server.database, SqliteOptions::of(&config.server))?);
     storage.sync_sites(&config.sites, clock.as_ref())?;
+    let sites = Arc::new(config.site_map());
     let calls =
         Arc::new(CallsService::new(storage.clone(), &config.sites, Arc::clone(&clock)).with_money(storage.clone()));
-    // PBX events go to storage and attribution unless a test injects its own sink.
-    let pbx_routes = pbx::Routes::new(Some(call_sink.unwrap_or_else(|| calls.clone())));
-    let pools_report = web::Data::new(PoolsReportApi::new(storage.clone(), &config.sites, Arc::clone(&clock)));
-    let sites: HashMap<String, Arc<crate::config::Site>> =
-        config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect();
-    let money_api =
-        web::Data::new(MoneyApi { store: storage.clone(), sites: sites.clone(), clock: Arc::clone(&clock) });
-    let exports_api = web::Data::new(ExportsApi { store: storage.clone(), clock: Arc::clone(&clock) });
     // Delivers the outbox on this runtime; it stops with the server's system.
     crate::services::exports::worker::start(crate::services::exports::worker::Worker {
         store: storage.clone(),
-        sites,
+        sites: sites.as_ref().clone(),
         clock: Arc::clone(&clock),
     });
     // Retention and erasure read on a connection of their own, so their
@@ -88,37 +78,30 @@ pub fn bind_with(
         Arc::clone(&privacy),
         std::time::Duration::from_secs(config.server.retention_interval_secs),
     );
-    let privacy_api = web::Data::new(PrivacyApi { service: privacy });
-    let calls_api = web::Data::new(CallsApi { service: calls, admin_token: config.server.admin_token.clone() });
-    let state = web::Data::new(ApiState {
-        sites: config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect::<HashMap<_, _>>(),
-        storage,
-        clock,
+    let state = web::Data::new(AppState {
+        sites,
+        clock: Arc::clone(&clock),
+        admin_token: config.server.admin_token.clone(),
+        visits: VisitsService::new(storage.clone(), Arc::clone(&clock)),
+        // PBX events go to storage and attribution unless a test injects its own sink.
+        call_sink: Some(call_sink.unwrap_or_else(|| calls.clone())),
+        calls,
+        money: MoneyService::new(storage.clone(), Arc::clone(&clock)),
+        exports: ExportsService::new(storage.clone(), Arc::clone(&clock)),
+        pools: PoolsService::new(storage),
+        privacy,
         visit_limiter: RateLimiter::new(Bucket::visits(&config.server.rate_limit)),
         session_limiter: RateLimiter::new(Bucket::session(&config.server.rate_limit)),
         forwarded: config.server.trust_forwarded_for.then_some(config.server.forwarded_header),
     });
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
     let app = move || {
-        // Routes are tried in order, and each pattern with a `{…}` segment
-        // costs a regex match: the per-visitor routes go first.
         App::new()
             .wrap(actix_web::middleware::from_fn(crate::http::edge::guard))
             .app_data(state.clone())
-            .configure(|cfg| pbx_routes.configure(cfg))
-            .configure(visits::configure)
-            .app_data(calls_api.clone())
-            .configure(calls_api::configure)
-            .app_data(money_api.clone())
-            .configure(money::configure)
-            .app_data(exports_api.clone())
-            .configure(exports_api::configure)
-            .app_data(pools_report.clone())
-            .configure(pools::configure)
-            .app_data(privacy_api.clone())
-            .configure(privacy_api::configure)
+            .configure(crate::http::routes::register)
             .configure(|cfg| static_files::configure(&dirs, cfg))
-            .default_service(web::to(visits::not_found))
+            .default_service(web::to(crate::http::routes::not_found))
     };
     serve(app, listen, config.server.workers)
 }

@@ -39,6 +39,8 @@ static TALC: talc::cell::TalcSyncCell<talc::wasm::WasmGrowAndClaim, PowerOfTwoBi
 
 /// Free chunks of `CHUNK_UNIT << n` up to twice that size share bin `n`;
 /// smaller sizes are below every bin (`u32::MAX`), as talc requires.
+// Native builds other than the tests have no global allocator to give it to.
+#[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
 struct PowerOfTwoBins;
 
 impl talc::base::binning::Binning for PowerOfTwoBins {

@@ -4,7 +4,7 @@
 //! The touches stay the JS objects they travel as: the one `touch_to_js`
 //! made of this page view, the collector's answer, the stored ones. Turning
 //! each back into a Rust `Touch` only to record it and write it out again
-//! cost the bundle more than the rest of the history (see ARCHITECTURE.md,
+//! cost the bundle more than the rest of the history (see docs/performance.md,
 //! "Bundle size"). What is read from storage is still checked field by
 //! field, so that a corrupted or foreign value is dropped rather than sent.
 //! The recording rule is core's [`TouchHistory::record`]; a test below

@@ -18,13 +18,13 @@
 //! `cargo run -p ringsource-collector -- serve --config examples/demo/ringsource.toml`
 //! from the workspace root.
 
-pub mod env;
 pub mod server;
 pub mod site;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ringsource_core::phone::PhoneNumber;
 use serde::de::DeserializeOwned;
@@ -34,7 +34,7 @@ pub use site::{
     NOT_SET, Pool, PromoConfig, Retention, Site, StaticNumber, StaticSource, normalise_origin, pbx_secret_env_var,
 };
 
-pub use crate::config::env::{Env, ProcessEnv};
+pub use crate::env::{Env, ProcessEnv};
 
 use server::RawServer;
 use site::RawSite;
@@ -82,7 +82,15 @@ pub struct Config {
     pub sites: Vec<Site>,
 }
 
+/// The configured sites by id, shared by whoever serves them.
+pub type SiteMap = HashMap<String, Arc<Site>>;
+
 impl Config {
+    /// The sites by id.
+    pub fn site_map(&self) -> SiteMap {
+        self.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect()
+    }
+
     /// Reads and validates `path`, applying overrides from the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {

@@ -14,8 +14,8 @@ use ringsource_core::wire::ShowNumber;
 use serde::Deserialize;
 
 use super::{Env, Issues};
+use crate::exports::{Exports, RawExports};
 use crate::pbx::settings::{PbxAuth, RawPbxSettings};
-use crate::services::exports::{Exports, RawExports};
 
 /// `[[sites]]`.
 #[derive(Debug, Clone, Deserialize)]

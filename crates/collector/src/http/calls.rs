@@ -10,37 +10,22 @@
 //! Errors are `{ "error": { "code", "message" } }`; 401 without the token (or
 //! when no token is configured: the admin API is then off).
 
-use std::future::{Ready, ready};
 use std::sync::Arc;
 
-use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+use jiff::tz::TimeZone;
 use ringsource_core::call::CallStatus;
 use ringsource_core::promo::PromoCode;
-use ringsource_core::wire::{ErrorBody, ErrorDetail};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
-
-use jiff::tz::TimeZone;
 
 use crate::config::Site;
 use crate::dates;
-use crate::services::calls::{CallsError, CallsService};
-use crate::storage::StorageError;
-use crate::storage::calls::{CallFilter, CallSummary, GroupBy, RecordError, ReportQuery, StatusFilter};
-
-/// The routes this module registers, for `api::ROUTES` and `openapi.json`.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/v1/calls"),
-    ("GET", "/v1/calls.csv"),
-    ("GET", "/v1/calls/{id}"),
-    ("POST", "/v1/calls/{id}/promo"),
-    ("GET", "/v1/reports/calls"),
-    ("GET", "/v1/promo/{code}"),
-];
+use crate::http::error::ApiError;
+use crate::http::extract::{Admin, blocking, query};
+use crate::http::state::AppState;
+use crate::services::calls::{CallFilter, CallSummary, CallsError, GroupBy, ReportQuery, ReportRow, StatusFilter};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
@@ -54,139 +39,17 @@ const DEFAULT_REPORT_DAYS: i64 = 30;
 const MAX_REPORT_DAYS: i64 = 3700;
 const MAX_BODY_BYTES: usize = 4096;
 
-/// The admin API's shared state.
-pub struct CallsApi {
-    pub service: Arc<CallsService>,
-    /// `None`: no token configured, every admin request is refused.
-    pub admin_token: Option<String>,
-}
-
-/// Errors of the calls API.
-#[derive(Debug, thiserror::Error)]
-pub enum CallsApiError {
-    #[error("missing or wrong admin token; send Authorization: Bearer <server.admin_token>")]
-    Unauthorized,
-    #[error("the admin API is off: no server.admin_token (or RINGSOURCE_ADMIN_TOKEN) is configured")]
-    AdminDisabled,
-    #[error("bad request: {0}")]
-    BadRequest(String),
-    #[error(transparent)]
-    Calls(#[from] CallsError),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl CallsApiError {
-    fn code(&self) -> &'static str {
-        match self {
-            CallsApiError::Unauthorized | CallsApiError::AdminDisabled => "unauthorized",
-            CallsApiError::BadRequest(_) => "bad_request",
-            CallsApiError::Calls(CallsError::UnknownSite(_)) => "unknown_site",
-            CallsApiError::Calls(CallsError::UnknownCall(_)) => "unknown_call",
-            CallsApiError::Calls(CallsError::UnknownPromoCode { .. }) => "unknown_promo_code",
-            CallsApiError::Calls(CallsError::Record(RecordError::OtherSite { .. })) => "conflict",
-            CallsApiError::Calls(CallsError::Storage(_) | CallsError::Record(RecordError::Storage(_))) => {
-                "storage_error"
-            }
-            CallsApiError::Internal(_) => "internal_error",
-        }
-    }
-}
-
-impl ResponseError for CallsApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            CallsApiError::Unauthorized | CallsApiError::AdminDisabled => StatusCode::UNAUTHORIZED,
-            CallsApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            CallsApiError::Calls(
-                CallsError::UnknownSite(_) | CallsError::UnknownCall(_) | CallsError::UnknownPromoCode { .. },
-            ) => StatusCode::NOT_FOUND,
-            CallsApiError::Calls(CallsError::Record(RecordError::OtherSite { .. })) => StatusCode::CONFLICT,
-            CallsApiError::Calls(CallsError::Storage(_) | CallsError::Record(RecordError::Storage(_)))
-            | CallsApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if self.status_code().is_server_error() {
-            crate::outage::server_error(self);
-        }
-        let mut resp = HttpResponse::build(self.status_code());
-        if self.status_code() == StatusCode::UNAUTHORIZED {
-            resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-        }
-        resp.json(ErrorBody { error: ErrorDetail { code: self.code().to_owned(), message: self.to_string() } })
-    }
-}
-
-/// Compares without an early exit, so response time does not tell how much
-/// of a guessed token was right.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Proof that the request carried the admin token: every handler takes one.
-pub struct Admin;
-
-impl FromRequest for Admin {
-    type Error = CallsApiError;
-    type Future = Ready<Result<Admin, CallsApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<web::Data<CallsApi>>() else {
-            return ready(Err(CallsApiError::Internal("the calls API state is not registered".to_owned())));
-        };
-        let Some(token) = state.admin_token.as_deref() else { return ready(Err(CallsApiError::AdminDisabled)) };
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        ready(match given {
-            Some(g) if same_secret(g.as_bytes(), token.as_bytes()) => Ok(Admin),
-            _ => Err(CallsApiError::Unauthorized),
-        })
-    }
-}
-
-/// Registers the routes (the static `/v1/calls.csv` before `/v1/calls/{id}`).
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/calls", web::get().to(list))
-        .route("/v1/calls.csv", web::get().to(csv_export))
-        .route("/v1/calls/{id}", web::get().to(get_call))
-        .route("/v1/calls/{id}/promo", web::post().to(attach_promo))
-        .route("/v1/reports/calls", web::get().to(report))
-        .route("/v1/promo/{code}", web::get().to(promo_lookup));
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, CallsError> + Send + 'static,
-) -> Result<T, CallsApiError> {
-    web::block(f)
-        .await
-        .map_err(|e| CallsApiError::Internal(format!("the blocking pool failed: {e}")))?
-        .map_err(Into::into)
-}
-
-/// Parses the query string with our own JSON 400 on unknown or bad keys.
-fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, CallsApiError> {
-    web::Query::<T>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|e| CallsApiError::BadRequest(format!("query string: {e}")))
-}
-
 /// A time bound: Unix ms, or a `YYYY-MM-DD` day of `zone` (the site's). As
 /// an upper bound a date includes its whole day.
-fn time_bound(zone: &TimeZone, name: &str, text: &str, upper: bool) -> Result<i64, CallsApiError> {
-    dates::time_bound(zone, text, upper).map_err(|e| CallsApiError::BadRequest(format!("{name}={e}")))
+fn time_bound(zone: &TimeZone, name: &str, text: &str, upper: bool) -> Result<i64, ApiError> {
+    dates::time_bound(zone, text, upper).map_err(|e| ApiError::bad_request(format!("{name}={e}")))
 }
 
-fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, CallsApiError> {
-    text.parse().map_err(|_| CallsApiError::BadRequest(format!("{name}={text:?} is not a valid number")))
+fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, ApiError> {
+    text.parse().map_err(|_| ApiError::bad_request(format!("{name}={text:?} is not a valid number")))
 }
 
-fn call_id(text: &str) -> Result<i64, CallsApiError> {
+fn call_id(text: &str) -> Result<i64, ApiError> {
     number::<i64>("call id", text)
 }
 
@@ -207,27 +70,27 @@ struct ListQuery {
 
 impl ListQuery {
     /// `zone` reads `from` and `to` days: the site's with `site=`, else UTC.
-    fn filter(self, zone: &TimeZone, default_limit: u32, max_limit: u32) -> Result<CallFilter, CallsApiError> {
+    fn filter(self, zone: &TimeZone, default_limit: u32, max_limit: u32) -> Result<CallFilter, ApiError> {
         let status = match self.status.as_deref() {
             None => None,
             Some("missed") => Some(StatusFilter::Missed),
             Some(s) => Some(StatusFilter::Is(CallStatus::from_name(s).ok_or_else(|| {
                 let names: Vec<_> = CallStatus::ALL.iter().map(|s| s.as_str()).collect();
-                CallsApiError::BadRequest(format!("status={s:?}: expected missed or one of {}", names.join(", ")))
+                ApiError::bad_request(format!("status={s:?}: expected missed or one of {}", names.join(", ")))
             })?)),
         };
         let target = match self.target.as_deref() {
             None => None,
             Some("true" | "1") => Some(true),
             Some("false" | "0") => Some(false),
-            Some(t) => return Err(CallsApiError::BadRequest(format!("target={t:?}: expected true or false"))),
+            Some(t) => return Err(ApiError::bad_request(format!("target={t:?}: expected true or false"))),
         };
         let limit = match &self.limit {
             Some(l) => number::<u32>("limit", l)?,
             None => default_limit,
         };
         if limit == 0 || limit > max_limit {
-            return Err(CallsApiError::BadRequest(format!("limit must be between 1 and {max_limit}")));
+            return Err(ApiError::bad_request(format!("limit must be between 1 and {max_limit}")));
         }
         let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
         Ok(CallFilter {
@@ -247,24 +110,24 @@ impl ListQuery {
 
 /// The list's filter, and the time zone of its `site=` (`None` without one).
 fn list_filter(
-    state: &CallsApi,
+    state: &AppState,
     req: &HttpRequest,
     default_limit: u32,
     max_limit: u32,
-) -> Result<(CallFilter, Option<Arc<Site>>), CallsApiError> {
+) -> Result<(CallFilter, Option<Arc<Site>>), ApiError> {
     let q = query::<ListQuery>(req)?;
     let site = match q.site.as_deref().filter(|s| !s.is_empty()) {
-        Some(id) => Some(Arc::clone(state.service.site(id)?)),
+        Some(id) => Some(Arc::clone(state.calls.site(id)?)),
         None => None,
     };
     let zone = site.as_ref().map_or(TimeZone::UTC, |s| s.time_zone.clone());
     Ok((q.filter(&zone, default_limit, max_limit)?, site))
 }
 
-async fn list(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<HttpResponse, CallsApiError> {
+pub async fn list(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (filter, site) = list_filter(&state, &req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let (limit, offset) = (filter.limit, filter.offset);
-    let service = Arc::clone(&state.service);
+    let service = Arc::clone(&state.calls);
     let (calls, total) = blocking(move || service.list(&filter)).await?;
     // The zone the dashboard shows the times in, and the currency and
     // locale it writes amounts in (null across sites).
@@ -362,21 +225,21 @@ fn csv_record(c: &CallSummary, zone: &TimeZone) -> [String; 26] {
     ]
 }
 
-async fn csv_export(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<HttpResponse, CallsApiError> {
+pub async fn csv_export(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (filter, _) = list_filter(&state, &req, CSV_DEFAULT_LIMIT, CSV_MAX_LIMIT)?;
-    let service = Arc::clone(&state.service);
+    let service = Arc::clone(&state.calls);
     let (calls, total) = blocking(move || service.list(&filter)).await?;
     // A UTF-8 byte order mark first: without it Excel reads the file in the
     // machine's legacy code page and garbles Cyrillic keywords and titles.
     let mut out = csv::Writer::from_writer(UTF8_BOM.to_vec());
-    let csv_err = |e: csv::Error| CallsApiError::Internal(format!("writing CSV: {e}"));
+    let csv_err = |e: csv::Error| ApiError::internal(format!("writing CSV: {e}"));
     out.write_record(CSV_HEADER).map_err(csv_err)?;
     for c in &calls {
         // Each call on its own site's clock; a site no longer configured in UTC.
-        let zone = state.service.site(&c.site).map_or(TimeZone::UTC, |s| s.time_zone.clone());
+        let zone = state.calls.site(&c.site).map_or(TimeZone::UTC, |s| s.time_zone.clone());
         out.write_record(csv_record(c, &zone).map(spreadsheet_safe)).map_err(csv_err)?;
     }
-    let body = out.into_inner().map_err(|e| CallsApiError::Internal(format!("writing CSV: {e}")))?;
+    let body = out.into_inner().map_err(|e| ApiError::internal(format!("writing CSV: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"calls.csv\""))
@@ -385,9 +248,9 @@ async fn csv_export(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> R
         .body(body))
 }
 
-async fn get_call(_: Admin, state: web::Data<CallsApi>, id: web::Path<String>) -> Result<HttpResponse, CallsApiError> {
+pub async fn get_call(_: Admin, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = call_id(&id)?;
-    let service = Arc::clone(&state.service);
+    let service = Arc::clone(&state.calls);
     Ok(HttpResponse::Ok().json(blocking(move || service.get(id)).await?))
 }
 
@@ -397,26 +260,29 @@ struct PromoBody {
     code: String,
 }
 
-fn promo_code(text: &str) -> Result<PromoCode, CallsApiError> {
-    PromoCode::parse(text).map_err(|e| CallsApiError::BadRequest(e.to_string()))
+fn promo_code(text: &str) -> Result<PromoCode, ApiError> {
+    PromoCode::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-async fn attach_promo(
+pub async fn attach_promo(
     _: Admin,
-    state: web::Data<CallsApi>,
+    state: web::Data<AppState>,
     id: web::Path<String>,
     body: web::Payload,
-) -> Result<HttpResponse, CallsApiError> {
+) -> Result<HttpResponse, ApiError> {
     let id = call_id(&id)?;
-    let bytes = body
-        .to_bytes_limited(MAX_BODY_BYTES)
-        .await
-        .map_err(|_| CallsApiError::BadRequest(format!("the body is larger than {MAX_BODY_BYTES} bytes")))?
-        .map_err(|e| CallsApiError::BadRequest(format!("cannot read the body: {e}")))?;
+    // Too large is a 400 here, as `openapi.json` says of this route.
+    let bytes = crate::http::extract::body(body, MAX_BODY_BYTES).await.map_err(|e| {
+        if e.code == "payload_too_large" {
+            ApiError::bad_request(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
+        } else {
+            e
+        }
+    })?;
     let body: PromoBody = serde_json::from_slice(&bytes)
-        .map_err(|e| CallsApiError::BadRequest(format!("the body is not {{\"code\": \"…\"}}: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("the body is not {{\"code\": \"…\"}}: {e}")))?;
     let code = promo_code(&body.code)?;
-    let service = Arc::clone(&state.service);
+    let service = Arc::clone(&state.calls);
     Ok(HttpResponse::Ok().json(blocking(move || service.attach_promo(id, &code)).await?))
 }
 
@@ -430,44 +296,45 @@ struct ReportParams {
     interval: Option<String>,
 }
 
-async fn report(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<HttpResponse, CallsApiError> {
+pub async fn report(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let p: ReportParams = query(&req)?;
-    let site = p.site.filter(|s| !s.is_empty()).ok_or_else(|| CallsApiError::BadRequest("site is required".into()))?;
+    let site = p.site.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::bad_request("site is required"))?;
     let group = p.group_by.as_deref().unwrap_or("channel");
     let group_by = GroupBy::parse(group).ok_or_else(|| {
-        CallsApiError::BadRequest(format!("group_by={group:?}: expected channel, source, medium, campaign or term"))
+        ApiError::bad_request(format!("group_by={group:?}: expected channel, source, medium, campaign or term"))
     })?;
     match p.interval.as_deref() {
         None | Some("day") => {}
-        Some(other) => return Err(CallsApiError::BadRequest(format!("interval={other:?}: only \"day\" is supported"))),
+        Some(other) => return Err(ApiError::bad_request(format!("interval={other:?}: only \"day\" is supported"))),
     }
-    let site_config = Arc::clone(state.service.site(&site)?);
+    let site_config = Arc::clone(state.calls.site(&site)?);
     let zone = &site_config.time_zone;
     let to_ms = match &p.to {
         Some(t) => time_bound(zone, "to", t, true)?,
-        None => state.service.now_ms(),
+        None => state.calls.now_ms(),
     };
     let from_ms = match &p.from {
         Some(f) => time_bound(zone, "from", f, false)?,
         None => dates::in_range(to_ms - DEFAULT_REPORT_DAYS * dates::day_ms())
-            .map_err(|e| CallsApiError::BadRequest(format!("from (30 days before to): {e}")))?,
+            .map_err(|e| ApiError::bad_request(format!("from (30 days before to): {e}")))?,
     };
     if from_ms >= to_ms {
-        return Err(CallsApiError::BadRequest("from must be before to".into()));
+        return Err(ApiError::bad_request("from must be before to"));
     }
     if to_ms - from_ms > MAX_REPORT_DAYS * dates::day_ms() {
-        return Err(CallsApiError::BadRequest(format!("the window is longer than {MAX_REPORT_DAYS} days")));
+        return Err(ApiError::bad_request(format!("the window is longer than {MAX_REPORT_DAYS} days")));
     }
     let model = site_config.attribution_model;
     let time_zone = site_config.time_zone_name().to_owned();
     let (currency, locale) = (site_config.currency.clone(), site_config.locale.clone());
     let query = ReportQuery { site: site_config, from_ms, to_ms, group_by };
-    let service = Arc::clone(&state.service);
+    let service = Arc::clone(&state.calls);
     let demo_site = site.clone();
-    let (rows, demo_data) = blocking(move || Ok((service.report(&query)?, service.has_demo_data(&demo_site)?))).await?;
-    let sum = |f: fn(&crate::storage::calls::ReportRow) -> f64| rows.iter().map(f).sum::<f64>();
+    let (rows, demo_data) =
+        blocking(move || Ok::<_, CallsError>((service.report(&query)?, service.has_demo_data(&demo_site)?))).await?;
+    let sum = |f: fn(&ReportRow) -> f64| rows.iter().map(f).sum::<f64>();
     // Totals are built like a row, so their ratios follow the same rules.
-    let all = crate::storage::calls::ReportRow {
+    let all = ReportRow {
         day: String::new(),
         group: String::new(),
         calls: sum(|r| r.calls),
@@ -515,30 +382,24 @@ struct PromoQuery {
     site: Option<String>,
 }
 
-async fn promo_lookup(
+pub async fn promo_lookup(
     _: Admin,
-    state: web::Data<CallsApi>,
+    state: web::Data<AppState>,
     code: web::Path<String>,
     req: HttpRequest,
-) -> Result<HttpResponse, CallsApiError> {
+) -> Result<HttpResponse, ApiError> {
     let q: PromoQuery = query(&req)?;
-    let site = q.site.filter(|s| !s.is_empty()).ok_or_else(|| CallsApiError::BadRequest("site is required".into()))?;
+    let site = q.site.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::bad_request("site is required"))?;
     let code = promo_code(&code)?;
-    let site_config = Arc::clone(state.service.site(&site)?);
-    let service = Arc::clone(&state.service);
+    let site_config = Arc::clone(state.calls.site(&site)?);
+    let service = Arc::clone(&state.calls);
     let lookup = blocking(move || service.promo_lookup(&site, &code)).await?;
     let mut body = serde_json::to_value(&lookup)
-        .map_err(|e| CallsApiError::Internal(format!("a promo look-up does not serialise: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("a promo look-up does not serialise: {e}")))?;
     body["time_zone"] = json!(site_config.time_zone_name());
     body["currency"] = json!(site_config.currency);
     body["locale"] = json!(site_config.locale);
     Ok(HttpResponse::Ok().json(body))
-}
-
-impl From<StorageError> for CallsApiError {
-    fn from(e: StorageError) -> Self {
-        CallsApiError::Calls(CallsError::Storage(e))
-    }
 }
 
 #[cfg(test)]

@@ -361,10 +361,11 @@ pub async fn guard(
         res = res.into_response(body_timeout());
     } else if res.status() == StatusCode::METHOD_NOT_ALLOWED && !res.headers().contains_key(header::ALLOW) {
         // A static file's route (actix-files answers 405 in text).
-        let allow = allowed_methods(res.request().path()).unwrap_or_else(|| "GET, HEAD".to_owned());
+        let allow =
+            crate::http::routes::allowed_methods(res.request().path()).unwrap_or_else(|| "GET, HEAD".to_owned());
         let method = res.request().method().to_string();
         let path = res.request().path().to_owned();
-        res = res.into_response(method_not_allowed(&method, &path, &allow));
+        res = res.into_response(crate::http::routes::method_not_allowed(&method, &path, &allow));
     }
     let policy = Policy::of(res.request().path());
     policy.apply(res.headers_mut());
@@ -389,52 +390,6 @@ fn body_timeout() -> HttpResponse {
     // The rest of a trickled body is not waited for.
     resp.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
     resp
-}
-
-/// 405 with `Allow` and the JSON error body.
-pub fn method_not_allowed(method: &str, path: &str, allow: &str) -> HttpResponse {
-    let mut resp = error_json(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{method} is not allowed on {path}; allowed: {allow}"),
-    );
-    if let Ok(value) = HeaderValue::from_str(allow) {
-        resp.headers_mut().insert(header::ALLOW, value);
-    }
-    resp
-}
-
-/// Whether `path` is one that `pattern` (`/v1/calls/{id}`) names.
-fn matches(pattern: &str, path: &str) -> bool {
-    let (mut want, mut got) = (pattern.split('/'), path.split('/'));
-    loop {
-        match (want.next(), got.next()) {
-            (None, None) => return true,
-            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') && !g.is_empty() => {}
-            (Some(w), Some(g)) if w == g => {}
-            _ => return false,
-        }
-    }
-}
-
-/// The methods an API path answers, for `Allow`, from the route table (and
-/// OPTIONS where browsers preflight); `None` for a path the API does not have.
-pub fn allowed_methods(path: &str) -> Option<String> {
-    let mut methods: Vec<&str> =
-        crate::http::visits::ROUTES.iter().filter(|(_, pattern)| matches(pattern, path)).map(|(m, _)| *m).collect();
-    if methods.is_empty() {
-        return None;
-    }
-    if crate::http::visits::PREFLIGHTED.iter().any(|pattern| matches(pattern, path)) {
-        methods.push("OPTIONS");
-    }
-    let mut unique = Vec::with_capacity(methods.len());
-    for m in methods {
-        if !unique.contains(&m) {
-            unique.push(m);
-        }
-    }
-    Some(unique.join(", "))
 }
 
 // ------------------------------------------------------------ headers
@@ -480,30 +435,5 @@ impl Policy {
             set(header::CONTENT_SECURITY_POLICY, csp);
             set(header::REFERRER_POLICY, "no-referrer");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{allowed_methods, matches};
-
-    #[test]
-    fn patterns_match_whole_segments() {
-        assert!(matches("/v1/calls/{id}", "/v1/calls/12"));
-        assert!(!matches("/v1/calls/{id}", "/v1/calls/"));
-        assert!(!matches("/v1/calls/{id}", "/v1/calls/12/promo"));
-        assert!(matches("/v1/calls.csv", "/v1/calls.csv"));
-        assert!(!matches("/v1/calls", "/v1/calls.csv"));
-    }
-
-    #[test]
-    fn allow_lists_what_the_route_table_registers() {
-        let allowed = |path: &str| allowed_methods(path).unwrap_or_default();
-        assert_eq!(allowed("/v1/sites/shop/visits"), "POST, OPTIONS");
-        assert_eq!(allowed("/v1/sites/shop/config"), "GET, OPTIONS");
-        assert_eq!(allowed("/v1/calls/7"), "GET");
-        assert_eq!(allowed("/v1/sites/shop/pbx/zadarma"), "POST, GET");
-        assert_eq!(allowed_methods("/v1/nothing"), None);
-        assert_eq!(allowed_methods("/demo/index.html"), None);
     }
 }

@@ -1,16 +1,26 @@
-//! What the money and exports admin APIs share: their JSON errors and the
-//! hop to a blocking thread. Authentication is the calls API's
-//! [`crate::http::calls::Admin`] extractor (one admin token for all).
+//! The one error type of the HTTP edge: every route answers
+//! `{ "error": { "code", "message", …details } }` with a status from here.
+//! The services' errors become an [`ApiError`] in the `From` impls below,
+//! so the code and status of each failure are decided in one place.
+
+use std::fmt;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
-use serde::Serialize;
-use serde_json::json;
+use actix_web::http::header;
+use actix_web::{HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 
-use crate::storage::StorageError;
+use crate::http::fields::FieldError;
+use crate::pbx::{AuthFailure, PbxError};
+use crate::services::calls::{CallsError, RecordError, SinkError};
+use crate::services::exports::RetryError;
+use crate::services::money::RevenueError;
+use crate::services::privacy::PrivacyError;
+use crate::services::{PageUrlError, StorageError};
 
 /// One bad field of one uploaded row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RowIssue {
     /// The line in a CSV upload (the header is line 1).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -22,8 +32,8 @@ pub struct RowIssue {
     pub message: String,
 }
 
-impl std::fmt::Display for RowIssue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for RowIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.line, self.index) {
             (Some(l), _) => write!(f, "line {l}, {}: {}", self.field, self.message),
             (None, Some(i)) => write!(f, "[{i}].{}: {}", self.field, self.message),
@@ -32,81 +42,235 @@ impl std::fmt::Display for RowIssue {
     }
 }
 
-/// Errors of the money and exports admin APIs.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error("bad request: {0}")]
-    BadRequest(String),
-    /// Uploaded rows that failed validation; nothing was stored.
-    #[error("{} invalid row field(s), nothing stored; first: {}", .0.len(), .0.first().map(ToString::to_string).unwrap_or_default())]
-    InvalidRows(Vec<RowIssue>),
-    #[error("the body is larger than {0} bytes")]
-    TooLarge(usize),
-    #[error("{message}")]
-    NotFound { code: &'static str, message: String },
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
-    #[error("storage failed: {0}")]
-    Storage(#[from] StorageError),
-    #[error("internal error: {0}")]
-    Internal(String),
+/// A header some refusals carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hint {
+    RetryAfter(u64),
+    /// `WWW-Authenticate: Bearer` (the admin API).
+    Bearer,
+    /// `WWW-Authenticate: Basic …`, for clients that wait for the challenge
+    /// before they send basic credentials (FreeSWITCH).
+    Basic,
 }
 
-impl AdminError {
-    fn code(&self) -> &'static str {
-        match self {
-            AdminError::BadRequest(_) => "bad_request",
-            AdminError::InvalidRows(_) => "invalid_rows",
-            AdminError::TooLarge(_) => "payload_too_large",
-            AdminError::NotFound { code, .. } | AdminError::Conflict { code, .. } => code,
-            AdminError::Storage(_) => "storage_error",
-            AdminError::Internal(_) => "internal_error",
-        }
+/// An answer other than success: status, a stable code for programs, a
+/// message for people, and details that name what to fix (a field, rows).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Put beside `code` and `message` in the error object.
+    pub details: Map<String, Value>,
+    hint: Option<Hint>,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
-impl ResponseError for AdminError {
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), details: Map::new(), hint: None }
+    }
+
+    pub fn with_detail(mut self, key: &str, value: Value) -> Self {
+        self.details.insert(key.to_owned(), value);
+        self
+    }
+
+    pub fn bad_request(message: impl fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", format!("bad request: {message}"))
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn unknown_site(id: &str) -> Self {
+        Self::not_found("unknown_site", format!("no site {id:?} is configured"))
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        )
+    }
+
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests from this address; retry in {retry_after_secs} s"),
+        );
+        e.hint = Some(Hint::RetryAfter(retry_after_secs));
+        e
+    }
+
+    /// A refused admin request (no token configured, or the wrong one).
+    pub fn admin_unauthorized(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        e.hint = Some(Hint::Bearer);
+        e
+    }
+
+    /// Uploaded rows that failed validation: nothing was stored. Every bad
+    /// field at once, so a spreadsheet can be fixed in one go.
+    pub fn invalid_rows(rows: Vec<RowIssue>) -> Self {
+        let message = format!(
+            "{} invalid row field(s), nothing stored; first: {}",
+            rows.len(),
+            rows.first().map(ToString::to_string).unwrap_or_default()
+        );
+        Self::new(StatusCode::BAD_REQUEST, "invalid_rows", message).with_detail("rows", json!(rows))
+    }
+
+    pub fn internal(message: impl fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", format!("internal error: {message}"))
+    }
+
+    pub fn storage(e: &StorageError) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", format!("storage failed: {e}"))
+    }
+}
+
+impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            AdminError::BadRequest(_) | AdminError::InvalidRows(_) => StatusCode::BAD_REQUEST,
-            AdminError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AdminError::NotFound { .. } => StatusCode::NOT_FOUND,
-            AdminError::Conflict { .. } => StatusCode::CONFLICT,
-            AdminError::Storage(_) | AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        if self.status_code().is_server_error() {
+        if self.status.is_server_error() {
+            // The client gets the code; the operator gets the context.
             crate::outage::server_error(self);
         }
-        let mut error = json!({ "code": self.code(), "message": self.to_string() });
-        // Every bad field at once, so a spreadsheet can be fixed in one go.
-        if let AdminError::InvalidRows(rows) = self {
-            error["rows"] = json!(rows);
+        let mut resp = HttpResponse::build(self.status);
+        match self.hint {
+            Some(Hint::RetryAfter(secs)) => {
+                resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
+            Some(Hint::Bearer) => {
+                resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            Some(Hint::Basic) => {
+                resp.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"ringsource\", charset=\"UTF-8\""));
+            }
+            None => {}
         }
-        HttpResponse::build(self.status_code()).json(json!({ "error": error }))
+        let mut error = Map::new();
+        error.insert("code".to_owned(), Value::from(self.code));
+        error.insert("message".to_owned(), Value::from(self.message.as_str()));
+        error.extend(self.details.clone());
+        resp.json(json!({ "error": error }))
     }
 }
 
-/// Runs blocking storage work off the executor.
-pub async fn blocking<T: Send + 'static, E: Into<AdminError> + Send + 'static>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, AdminError> {
-    web::block(f).await.map_err(|e| AdminError::Internal(format!("the blocking pool failed: {e}")))?.map_err(Into::into)
+// ------------------------------------------------- the services' errors
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        Self::storage(&e)
+    }
 }
 
-/// Reads a body of at most `limit` bytes.
-pub async fn read_body(body: web::Payload, limit: usize) -> Result<web::Bytes, AdminError> {
-    body.to_bytes_limited(limit)
-        .await
-        .map_err(|_| AdminError::TooLarge(limit))?
-        .map_err(|e| AdminError::BadRequest(format!("cannot read the body: {e}")))
+impl From<FieldError> for ApiError {
+    /// The field's path too, so a client need not parse the message.
+    fn from(e: FieldError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, e.code(), format!("bad request: {e}"))
+            .with_detail("field", Value::from(e.field()))
+    }
 }
 
-/// Parses the query string with a JSON 400 on unknown or bad keys.
-pub fn query<T: serde::de::DeserializeOwned>(req: &actix_web::HttpRequest) -> Result<T, AdminError> {
-    web::Query::<T>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|e| AdminError::BadRequest(format!("query string: {e}")))
+impl From<PageUrlError> for ApiError {
+    fn from(e: PageUrlError) -> Self {
+        Self::bad_request(e)
+    }
+}
+
+impl From<CallsError> for ApiError {
+    fn from(e: CallsError) -> Self {
+        let message = e.to_string();
+        match e {
+            CallsError::UnknownSite(_) => Self::not_found("unknown_site", message),
+            CallsError::UnknownCall(_) => Self::not_found("unknown_call", message),
+            CallsError::UnknownPromoCode { .. } => Self::not_found("unknown_promo_code", message),
+            CallsError::Record(RecordError::OtherSite { .. }) => Self::conflict("conflict", message),
+            CallsError::Storage(_) | CallsError::Record(RecordError::Storage(_)) => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", message)
+            }
+        }
+    }
+}
+
+impl From<RevenueError> for ApiError {
+    fn from(e: RevenueError) -> Self {
+        match e {
+            RevenueError::UnknownCall(_) => Self::not_found("unknown_call", e.to_string()),
+            RevenueError::NoCallFromCaller { .. } => Self::not_found("no_matching_call", e.to_string()),
+            RevenueError::Storage(s) => Self::storage(&s),
+        }
+    }
+}
+
+impl From<RetryError> for ApiError {
+    fn from(e: RetryError) -> Self {
+        match e {
+            RetryError::Unknown(_) => Self::not_found("unknown_export", e.to_string()),
+            RetryError::NotDead { .. } => Self::conflict("not_dead", e.to_string()),
+            RetryError::Storage(s) => Self::storage(&s),
+        }
+    }
+}
+
+impl From<PrivacyError> for ApiError {
+    fn from(e: PrivacyError) -> Self {
+        match e {
+            PrivacyError::UnknownSite(_) => Self::not_found("unknown_site", e.to_string()),
+            PrivacyError::BadPhone { .. } => Self::bad_request(e),
+            PrivacyError::Storage(s) => Self::storage(&s),
+        }
+    }
+}
+
+impl From<PbxError> for ApiError {
+    fn from(e: PbxError) -> Self {
+        let message = e.to_string();
+        match e {
+            PbxError::UnknownAdapter(_) => Self::not_found("unknown_adapter", message),
+            PbxError::NotConfigured { .. } => Self::not_found("pbx_not_configured", message),
+            PbxError::WrongRoute(_) => Self::not_found("wrong_route", message),
+            PbxError::Unauthorized { failure, basic_challenge, .. } => {
+                let code = match failure {
+                    AuthFailure::Missing => "missing_credentials",
+                    AuthFailure::Invalid => "bad_credentials",
+                    AuthFailure::Stale => "stale_timestamp",
+                };
+                let mut e = Self::new(StatusCode::UNAUTHORIZED, code, message);
+                e.hint = basic_challenge.then_some(Hint::Basic);
+                e
+            }
+            PbxError::BadRequest(_) => Self::new(StatusCode::BAD_REQUEST, "bad_request", message),
+        }
+    }
+}
+
+impl From<SinkError> for ApiError {
+    fn from(e: SinkError) -> Self {
+        match e {
+            SinkError::Storage(s) => Self::storage(&s),
+            SinkError::Conflict(m) => {
+                Self::conflict("conflict", format!("the call conflicts with what is stored: {m}"))
+            }
+        }
+    }
 }

@@ -26,52 +26,21 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::clock::Clock;
 use crate::config::Site;
 use crate::dates;
-use crate::http::calls::Admin;
-use crate::http::error::{AdminError, RowIssue, blocking, query, read_body};
-use crate::storage::money::{CostRow, MoneyStore, RevenueError, RevenuePost, RevenueTarget};
-
-/// The routes this module registers.
-pub const ROUTES: &[(&str, &str)] = &[("POST", "/v1/costs"), ("POST", "/v1/revenue")];
+use crate::http::error::{ApiError, RowIssue};
+use crate::http::extract::{Admin, blocking, body as read_body, query};
+use crate::http::state::AppState;
+pub use crate::services::money::MAX_AMOUNT;
+use crate::services::money::{CostRow, RevenuePost, RevenueTarget};
 
 /// A month of daily rows for a few hundred campaigns fits well under this.
 const MAX_UPLOAD_BYTES: usize = 8 * 1024 * 1024;
 const MAX_REVENUE_BYTES: usize = 4096;
 const MAX_TEXT: usize = 200;
-/// The largest cost or revenue amount one row may carry: a trillion units of
-/// its currency, above any one day's spend or any one deal in any currency
-/// (a trillion dong is some 40 million dollars), and small enough that no
-/// sum of the rows SQLite can hold leaves the range of a double (1.8e308),
-/// where a report's totals would turn into `null`.
-pub const MAX_AMOUNT: f64 = 1e12;
 /// Revenue by caller looks this far back by default.
 pub const DEFAULT_REVENUE_WINDOW_SECS: i64 = 30 * 86_400;
 const MAX_REVENUE_WINDOW_SECS: i64 = 366 * 86_400;
-
-/// State of the money API.
-pub struct MoneyApi {
-    pub store: Arc<dyn MoneyStore>,
-    pub sites: HashMap<String, Arc<Site>>,
-    pub clock: Arc<dyn Clock>,
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/costs", web::post().to(post_costs)).route("/v1/revenue", web::post().to(post_revenue));
-}
-
-impl From<RevenueError> for AdminError {
-    fn from(e: RevenueError) -> Self {
-        match e {
-            RevenueError::UnknownCall(_) => AdminError::NotFound { code: "unknown_call", message: e.to_string() },
-            RevenueError::NoCallFromCaller { .. } => {
-                AdminError::NotFound { code: "no_matching_call", message: e.to_string() }
-            }
-            RevenueError::Storage(s) => AdminError::Storage(s),
-        }
-    }
-}
 
 // ------------------------------------------------------------ cost rows
 
@@ -198,9 +167,9 @@ fn json_costs(
     bytes: &[u8],
     default_site: Option<&str>,
     sites: &HashMap<String, Arc<Site>>,
-) -> Result<Vec<(At, CostRow)>, AdminError> {
+) -> Result<Vec<(At, CostRow)>, ApiError> {
     let items: Vec<Value> = serde_json::from_slice(bytes)
-        .map_err(|e| AdminError::BadRequest(format!("the body is not a JSON array of cost rows: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("the body is not a JSON array of cost rows: {e}")))?;
     let mut issues = Issues(Vec::new());
     let mut rows = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -243,13 +212,13 @@ fn json_costs(
             rows.push((at, row));
         }
     }
-    if issues.0.is_empty() { Ok(rows) } else { Err(AdminError::InvalidRows(issues.0)) }
+    if issues.0.is_empty() { Ok(rows) } else { Err(ApiError::invalid_rows(issues.0)) }
 }
 
 /// Rows of a CSV upload for `site`.
-fn csv_costs(bytes: &[u8], site: &str, sites: &HashMap<String, Arc<Site>>) -> Result<Vec<(At, CostRow)>, AdminError> {
+fn csv_costs(bytes: &[u8], site: &str, sites: &HashMap<String, Arc<Site>>) -> Result<Vec<(At, CostRow)>, ApiError> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::All).from_reader(bytes);
-    let header = reader.headers().map_err(|e| AdminError::BadRequest(format!("the CSV header cannot be read: {e}")))?;
+    let header = reader.headers().map_err(|e| ApiError::bad_request(format!("the CSV header cannot be read: {e}")))?;
     let mut cols: HashMap<&str, usize> = HashMap::new();
     let known = ["date", "source", "medium", "campaign", "cost", "currency"];
     let mut issues = Issues(Vec::new());
@@ -268,7 +237,7 @@ fn csv_costs(bytes: &[u8], site: &str, sites: &HashMap<String, Arc<Site>>) -> Re
         }
     }
     if !issues.0.is_empty() {
-        return Err(AdminError::InvalidRows(issues.0));
+        return Err(ApiError::invalid_rows(issues.0));
     }
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -306,11 +275,11 @@ fn csv_costs(bytes: &[u8], site: &str, sites: &HashMap<String, Arc<Site>>) -> Re
             rows.push((at, row));
         }
     }
-    if issues.0.is_empty() { Ok(rows) } else { Err(AdminError::InvalidRows(issues.0)) }
+    if issues.0.is_empty() { Ok(rows) } else { Err(ApiError::invalid_rows(issues.0)) }
 }
 
 /// A key given twice in one upload is a mistake in the file, not an update.
-fn no_duplicates(rows: &[(At, CostRow)]) -> Result<(), AdminError> {
+fn no_duplicates(rows: &[(At, CostRow)]) -> Result<(), ApiError> {
     let mut seen: HashMap<(&str, &str, &str, &str, &str), At> = HashMap::new();
     let mut issues = Issues(Vec::new());
     for (at, r) in rows {
@@ -323,7 +292,7 @@ fn no_duplicates(rows: &[(At, CostRow)]) -> Result<(), AdminError> {
             issues.push(*at, "date", format!("the same date/source/medium/campaign as {where_}"));
         }
     }
-    if issues.0.is_empty() { Ok(()) } else { Err(AdminError::InvalidRows(issues.0)) }
+    if issues.0.is_empty() { Ok(()) } else { Err(ApiError::invalid_rows(issues.0)) }
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,12 +301,12 @@ struct CostsQuery {
     site: Option<String>,
 }
 
-async fn post_costs(
+pub async fn post_costs(
     _: Admin,
-    state: web::Data<MoneyApi>,
+    state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Payload,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let q: CostsQuery = query(&req)?;
     let is_csv = req
         .headers()
@@ -346,21 +315,21 @@ async fn post_costs(
         .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv")));
     let bytes = read_body(body, MAX_UPLOAD_BYTES).await?;
     let rows = if is_csv {
-        let site = q.site.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
-            AdminError::BadRequest("a CSV upload names its site in the query: POST /v1/costs?site=…".into())
-        })?;
-        csv_costs(&bytes, site, &state.sites)?
+        let site =
+            q.site.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
+                ApiError::bad_request("a CSV upload names its site in the query: POST /v1/costs?site=…")
+            })?;
+        csv_costs(&bytes, site, state.sites.as_ref())?
     } else {
-        json_costs(&bytes, q.site.as_deref(), &state.sites)?
+        json_costs(&bytes, q.site.as_deref(), state.sites.as_ref())?
     };
     if rows.is_empty() {
-        return Err(AdminError::BadRequest("no cost rows in the body".into()));
+        return Err(ApiError::bad_request("no cost rows in the body"));
     }
     no_duplicates(&rows)?;
     let rows: Vec<CostRow> = rows.into_iter().map(|(_, r)| r).collect();
-    let store = Arc::clone(&state.store);
-    let clock = Arc::clone(&state.clock);
-    let stored = blocking(move || store.upsert_costs(&rows, false, clock.as_ref())).await?;
+    let money = state.money.clone();
+    let stored = blocking(move || money.upsert_costs(&rows)).await?;
     Ok(HttpResponse::Ok().json(json!({ "upserted": stored })))
 }
 
@@ -386,22 +355,22 @@ struct RevenueBody {
     deal_id: Option<String>,
 }
 
-fn time_ms(field: &str, v: &Value) -> Result<i64, AdminError> {
+fn time_ms(field: &str, v: &Value) -> Result<i64, ApiError> {
     match v {
-        Value::Number(n) => n.as_i64().ok_or_else(|| AdminError::BadRequest(format!("{field} must be whole Unix ms"))),
+        Value::Number(n) => n.as_i64().ok_or_else(|| ApiError::bad_request(format!("{field} must be whole Unix ms"))),
         Value::String(s) => {
             let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| AdminError::BadRequest(format!("{field} {s:?} is not an RFC 3339 time: {e}")))?;
+                .map_err(|e| ApiError::bad_request(format!("{field} {s:?} is not an RFC 3339 time: {e}")))?;
             i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
-                .map_err(|_| AdminError::BadRequest(format!("{field} {s:?} is out of range")))
+                .map_err(|_| ApiError::bad_request(format!("{field} {s:?} is out of range")))
         }
-        _ => Err(AdminError::BadRequest(format!("{field} must be Unix ms or an RFC 3339 string"))),
+        _ => Err(ApiError::bad_request(format!("{field} must be Unix ms or an RFC 3339 string"))),
     }
 }
 
 /// Checks a revenue post against the site's settings.
-fn revenue_post(body: RevenueBody, site: &Site, now_ms: i64) -> Result<RevenuePost, AdminError> {
-    let bad = |m: String| AdminError::BadRequest(m);
+fn revenue_post(body: RevenueBody, site: &Site, now_ms: i64) -> Result<RevenuePost, ApiError> {
+    let bad = |m: String| ApiError::bad_request(m);
     if !body.amount.is_finite() || body.amount < 0.0 {
         return Err(bad(format!("amount {} must be a number, 0 or more", body.amount)));
     }
@@ -439,18 +408,14 @@ fn revenue_post(body: RevenueBody, site: &Site, now_ms: i64) -> Result<RevenuePo
     Ok(RevenuePost { site: site.id.clone(), target, amount: body.amount, currency, deal_id, at_ms })
 }
 
-async fn post_revenue(_: Admin, state: web::Data<MoneyApi>, body: web::Payload) -> Result<HttpResponse, AdminError> {
+pub async fn post_revenue(_: Admin, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let bytes = read_body(body, MAX_REVENUE_BYTES).await?;
     let body: RevenueBody = serde_json::from_slice(&bytes)
-        .map_err(|e| AdminError::BadRequest(format!("the body is not a revenue post: {e}")))?;
-    let site = state.sites.get(&body.site).cloned().ok_or_else(|| AdminError::NotFound {
-        code: "unknown_site",
-        message: format!("no site {:?} is configured", body.site),
-    })?;
+        .map_err(|e| ApiError::bad_request(format!("the body is not a revenue post: {e}")))?;
+    let site = state.site(&body.site)?;
     let post = revenue_post(body, &site, state.clock.now_ms())?;
-    let store = Arc::clone(&state.store);
-    let clock = Arc::clone(&state.clock);
-    let recorded = blocking(move || store.record_revenue(&post, false, clock.as_ref())).await?;
+    let money = state.money.clone();
+    let recorded = blocking(move || money.record_revenue(&post)).await?;
     let mut status = if recorded.outcome == "recorded" { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(status.json(recorded))
 }
@@ -470,11 +435,14 @@ mod tests {
         cfg.sites.into_iter().map(|s| (s.id.clone(), Arc::new(s))).collect()
     }
 
-    fn issues(e: AdminError) -> Vec<String> {
-        match e {
-            AdminError::InvalidRows(rows) => rows.iter().map(ToString::to_string).collect(),
-            other => panic!("{other}"),
-        }
+    fn issues(e: ApiError) -> Vec<String> {
+        assert_eq!(e.code, "invalid_rows", "{e}");
+        e.details["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_value::<RowIssue>(r.clone()).unwrap().to_string())
+            .collect()
     }
 
     #[test]

@@ -16,32 +16,11 @@ use std::sync::Arc;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::http::calls::Admin;
-use crate::http::error::{AdminError, blocking, read_body};
-use crate::services::privacy::{PrivacyError, PrivacyService};
-
-/// The routes this module registers, for `api::ROUTES` and `openapi.json`.
-pub const ROUTES: &[(&str, &str)] = &[("POST", "/v1/privacy/erase"), ("POST", "/v1/privacy/export")];
+use crate::http::error::ApiError;
+use crate::http::extract::{Admin, blocking, body as read_body};
+use crate::http::state::AppState;
 
 const MAX_BODY_BYTES: usize = 4096;
-
-pub struct PrivacyApi {
-    pub service: Arc<PrivacyService>,
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/privacy/erase", web::post().to(erase)).route("/v1/privacy/export", web::post().to(export));
-}
-
-impl From<PrivacyError> for AdminError {
-    fn from(e: PrivacyError) -> Self {
-        match e {
-            PrivacyError::UnknownSite(_) => AdminError::NotFound { code: "unknown_site", message: e.to_string() },
-            PrivacyError::BadPhone { .. } => AdminError::BadRequest(e.to_string()),
-            PrivacyError::Storage(s) => AdminError::Storage(s),
-        }
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,22 +29,22 @@ struct Request {
     phone: String,
 }
 
-async fn request(body: web::Payload) -> Result<Request, AdminError> {
+async fn request(body: web::Payload) -> Result<Request, ApiError> {
     let bytes = read_body(body, MAX_BODY_BYTES).await?;
     serde_json::from_slice(&bytes)
-        .map_err(|e| AdminError::BadRequest(format!("the body must be {{\"site\": …, \"phone\": …}}: {e}")))
+        .map_err(|e| ApiError::bad_request(format!("the body must be {{\"site\": …, \"phone\": …}}: {e}")))
 }
 
-async fn erase(_: Admin, state: web::Data<PrivacyApi>, body: web::Payload) -> Result<HttpResponse, AdminError> {
+pub async fn erase(_: Admin, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let req = request(body).await?;
-    let service = Arc::clone(&state.service);
+    let service = Arc::clone(&state.privacy);
     let erased = blocking(move || service.erase(&req.site, &req.phone)).await?;
     Ok(HttpResponse::Ok().json(erased))
 }
 
-async fn export(_: Admin, state: web::Data<PrivacyApi>, body: web::Payload) -> Result<HttpResponse, AdminError> {
+pub async fn export(_: Admin, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let req = request(body).await?;
-    let service = Arc::clone(&state.service);
+    let service = Arc::clone(&state.privacy);
     let data = blocking(move || service.export(&req.site, &req.phone)).await?;
     Ok(HttpResponse::Ok().json(data))
 }

@@ -27,8 +27,9 @@
 //! E.164 when it reads as a number, and as the PBX wrote it otherwise
 //! ("anonymous", an extension).
 //!
-//! Each adapter is a pure function of the request and the site's settings;
-//! the I/O (the sink) happens here.
+//! Each adapter is a pure function of the request and the site's settings,
+//! free of the web server: [`verify`] picks the adapter, and the route
+//! (`crate::http::pbx`) hands what it returns to the calls service.
 
 pub mod freeswitch;
 pub mod generic;
@@ -39,64 +40,12 @@ pub mod twilio;
 pub mod zadarma;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use ringsource_core::call::{CallEvent, CallPhase};
+use ringsource_core::call::CallEvent;
 use ringsource_core::phone::{PhoneError, PhoneNumber, Region};
-use ringsource_core::wire::{ErrorBody, ErrorDetail};
-use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 pub use settings::{PbxAuth, RawPbxSettings, Secret};
-
-use crate::config::Site;
-use crate::http::visits::ApiState;
-use crate::storage::StorageError;
-
-// ------------------------------------------------------------------ hand-off
-
-/// Whether the sink had seen the event before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RecordOutcome {
-    /// The event added something to the call (or started it).
-    New,
-    /// The same event, or a delivery with the same id, is stored (a PBX
-    /// retry); nothing changed.
-    Duplicate,
-}
-
-/// Why the sink could not take an event.
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    /// The collector's own fault: answered 500 so the PBX retries.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The event contradicts what is stored for the same PBX call id (for
-    /// example another dialled number): answered 409, a retry cannot help.
-    #[error("{0}")]
-    Conflict(String),
-}
-
-/// Where verified call events go: storage plus attribution. Blocking; the
-/// route calls it inside `web::block`. Registered as app data of type
-/// `web::Data<Arc<dyn CallSink>>`.
-///
-/// The PBX is answered with what `record` returns, so an `Ok` must mean the
-/// event is stored (and on disk: a PBX does not send it again), and
-/// [`RecordOutcome::Duplicate`] must only follow an event that is stored.
-/// Delivery ids are remembered where the events are, in the same
-/// transaction, never before: a retry racing the first delivery of an event
-/// waits for it there, and stores the event itself if the first failed.
-pub trait CallSink: Send + Sync + 'static {
-    /// Stores the event for `site`, idempotently per `(event.pbx,
-    /// event.pbx_call_id)` and the event, and per delivery id when the PBX
-    /// names its deliveries.
-    fn record(&self, site: &str, delivery: Option<&Delivery>, event: CallEvent) -> Result<RecordOutcome, SinkError>;
-}
 
 // -------------------------------------------------------------------- config
 
@@ -151,8 +100,6 @@ pub enum AuthFailure {
 /// Errors the PBX routes answer with.
 #[derive(Debug, thiserror::Error)]
 pub enum PbxError {
-    #[error("no site {0:?} is configured")]
-    UnknownSite(String),
     #[error("no PBX adapter {0:?}; expected one of {names}", names = adapter_names())]
     UnknownAdapter(String),
     #[error("site {site:?} has no pbx_secrets.{adapter}, so the {adapter} adapter is off for it")]
@@ -169,14 +116,6 @@ pub enum PbxError {
     },
     #[error("bad request: {0}")]
     BadRequest(String),
-    #[error("the request body is larger than {MAX_BODY_BYTES} bytes")]
-    PayloadTooLarge,
-    #[error("the call conflicts with what is stored: {0}")]
-    Conflict(String),
-    #[error("storage failed: {0}")]
-    Storage(#[from] StorageError),
-    #[error("internal error: {0}")]
-    Internal(String),
 }
 
 impl PbxError {
@@ -192,66 +131,20 @@ impl PbxError {
     pub fn bad(message: impl Into<String>) -> Self {
         PbxError::BadRequest(message.into())
     }
-
-    fn code(&self) -> &'static str {
-        match self {
-            PbxError::UnknownSite(_) => "unknown_site",
-            PbxError::UnknownAdapter(_) => "unknown_adapter",
-            PbxError::NotConfigured { .. } => "pbx_not_configured",
-            PbxError::WrongRoute(_) => "wrong_route",
-            PbxError::Unauthorized { failure: AuthFailure::Missing, .. } => "missing_credentials",
-            PbxError::Unauthorized { failure: AuthFailure::Invalid, .. } => "bad_credentials",
-            PbxError::Unauthorized { failure: AuthFailure::Stale, .. } => "stale_timestamp",
-            PbxError::BadRequest(_) => "bad_request",
-            PbxError::PayloadTooLarge => "payload_too_large",
-            PbxError::Conflict(_) => "conflict",
-            PbxError::Storage(_) => "storage_error",
-            PbxError::Internal(_) => "internal_error",
-        }
-    }
-}
-
-impl From<SinkError> for PbxError {
-    fn from(e: SinkError) -> Self {
-        match e {
-            SinkError::Storage(e) => PbxError::Storage(e),
-            SinkError::Conflict(m) => PbxError::Conflict(m),
-        }
-    }
-}
-
-impl ResponseError for PbxError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            PbxError::UnknownSite(_)
-            | PbxError::UnknownAdapter(_)
-            | PbxError::NotConfigured { .. }
-            | PbxError::WrongRoute(_) => StatusCode::NOT_FOUND,
-            PbxError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            PbxError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            PbxError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            PbxError::Conflict(_) => StatusCode::CONFLICT,
-            PbxError::Storage(_) | PbxError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if self.status_code().is_server_error() {
-            crate::outage::server_error(&format_args!("pbx: {self}"));
-        }
-        let mut resp = HttpResponse::build(self.status_code());
-        if let PbxError::Unauthorized { basic_challenge: true, .. } = self {
-            resp.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"ringsource\", charset=\"UTF-8\""));
-        }
-        resp.json(ErrorBody { error: ErrorDetail { code: self.code().to_owned(), message: self.to_string() } })
-    }
 }
 
 // ------------------------------------------------------- adapter interface
 
+/// A request's headers, as the web server holds them.
+pub trait Headers {
+    /// The value of `name` (ASCII case ignored) as text; `None` when absent
+    /// or not visible ASCII.
+    fn get(&self, name: &str) -> Option<&str>;
+}
+
 /// What every adapter sees of a request.
 pub struct Inbound<'a> {
-    pub headers: &'a HeaderMap,
+    pub headers: &'a dyn Headers,
     pub body: &'a [u8],
     /// The collector's clock, for timestamp tolerance.
     pub now_ms: i64,
@@ -262,7 +155,7 @@ pub struct Inbound<'a> {
 impl Inbound<'_> {
     /// A header as text; a value that is not visible ASCII counts as absent.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+        self.headers.get(name).map(str::trim).filter(|v| !v.is_empty())
     }
 }
 
@@ -376,229 +269,32 @@ pub fn recording_url(value: Option<&str>) -> Option<String> {
     matches!(url.scheme(), "http" | "https").then(|| v.to_owned())
 }
 
-// -------------------------------------------------------------------- routes
+// ----------------------------------------------------------------- dispatch
 
-/// Bodies above this are refused: a FreeSWITCH CDR with a long app log is the
-/// largest report, and stays well under it.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
-
-/// The PBX routes with their state. Built once per server (not per worker),
-/// so every worker shares one sink.
-#[derive(Clone)]
-pub struct Routes {
-    sink: Option<web::Data<Arc<dyn CallSink>>>,
-}
-
-impl Routes {
-    /// `sink` receives the verified events; without one, reports are verified
-    /// and then refused with 500 (nothing could store them).
-    pub fn new(sink: Option<Arc<dyn CallSink>>) -> Self {
-        Routes { sink: sink.map(web::Data::new) }
-    }
-
-    /// Registers the routes. Must come before the `/v1/sites/{site}` API
-    /// scope, whose per-site CORS and browser rules do not apply to PBXs.
-    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
-        let mut scope = web::scope("/v1/sites/{site}/pbx");
-        if let Some(sink) = &self.sink {
-            scope = scope.app_data(sink.clone());
-        }
-        cfg.service(
-            scope
-                .service(
-                    web::resource("/zadarma")
-                        .route(web::get().to(zadarma_echo))
-                        .route(web::post().to(post_zadarma))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/mango/events/{event}")
-                        .route(web::post().to(post_mango))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/{adapter}")
-                        .route(web::post().to(post_event))
-                        .default_service(web::to(method_not_allowed)),
-                ),
-        );
-    }
-}
-
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    HttpResponse::MethodNotAllowed().json(ErrorBody {
-        error: ErrorDetail {
-            code: "method_not_allowed".to_owned(),
-            message: format!("{} is not allowed on {}", req.method(), req.path()),
-        },
-    })
-}
-
-/// The answer to a verified report.
-#[derive(Debug, Serialize)]
-struct Answer<'a> {
-    outcome: &'static str,
-    pbx: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pbx_call_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    phase: Option<CallPhase>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-}
-
-fn site_of(state: &ApiState, id: &str) -> Result<Arc<Site>, PbxError> {
-    state.sites.get(id).cloned().ok_or_else(|| PbxError::UnknownSite(id.to_owned()))
-}
-
-fn not_configured(site: &Site, adapter: Adapter) -> PbxError {
-    PbxError::NotConfigured { site: site.id.clone(), adapter: adapter.name() }
-}
-
-async fn read_body(body: web::Payload) -> Result<web::Bytes, PbxError> {
-    body.to_bytes_limited(MAX_BODY_BYTES)
-        .await
-        .map_err(|_| PbxError::PayloadTooLarge)?
-        .map_err(|e| PbxError::bad(format!("cannot read the body: {e}")))
-}
-
-async fn post_event(
-    state: web::Data<ApiState>,
-    path: web::Path<(String, String)>,
-    req: HttpRequest,
-    body: web::Payload,
-) -> Result<HttpResponse, PbxError> {
-    let (site_id, name) = path.into_inner();
-    let site = site_of(&state, &site_id)?;
-    let adapter = Adapter::from_name(&name).ok_or(PbxError::UnknownAdapter(name))?;
-    if adapter == Adapter::Mango {
-        return Err(PbxError::WrongRoute(format!(
-            "Mango posts to /v1/sites/{site_id}/pbx/mango/events/{{call|summary}}: give Mango /v1/sites/{site_id}/pbx/mango as the address and it appends the rest"
-        )));
-    }
-    let body = read_body(body).await?;
-    let inbound = Inbound { headers: req.headers(), body: &body, now_ms: state.clock.now_ms(), region: site.region };
-    let verified = match adapter {
-        Adapter::Generic => {
-            generic::verify(site.pbx.generic.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?
-        }
-        Adapter::Twilio => {
-            twilio::verify(site.pbx.twilio.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?
-        }
-        Adapter::Zadarma => {
-            zadarma::verify(site.pbx.zadarma.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?
-        }
-        Adapter::FreeSwitch => {
-            freeswitch::verify(site.pbx.freeswitch.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?
-        }
-        Adapter::Kamailio => {
-            kamailio::verify(site.pbx.kamailio.as_ref().ok_or_else(|| not_configured(&site, adapter))?, &inbound)?
-        }
-        Adapter::Mango => unreachable!("answered above"),
-    };
-    deliver(&req, &site, adapter, verified).await
-}
-
-async fn post_zadarma(
-    state: web::Data<ApiState>,
-    site: web::Path<String>,
-    req: HttpRequest,
-    body: web::Payload,
-) -> Result<HttpResponse, PbxError> {
-    let site = site_of(&state, &site)?;
-    let auth = site.pbx.zadarma.as_ref().ok_or_else(|| not_configured(&site, Adapter::Zadarma))?;
-    let body = read_body(body).await?;
-    let inbound = Inbound { headers: req.headers(), body: &body, now_ms: state.clock.now_ms(), region: site.region };
-    let verified = zadarma::verify(auth, &inbound)?;
-    deliver(&req, &site, Adapter::Zadarma, verified).await
-}
-
-#[derive(Deserialize)]
-struct EchoQuery {
-    zd_echo: Option<String>,
-}
-
-/// Zadarma checks a notification URL by GETting it with `?zd_echo=X` and
-/// expecting `X` back. Unsigned by Zadarma's design; it reveals nothing but
-/// that the adapter is on for the site.
-async fn zadarma_echo(
-    state: web::Data<ApiState>,
-    site: web::Path<String>,
-    query: web::Query<EchoQuery>,
-) -> Result<HttpResponse, PbxError> {
-    let site = site_of(&state, &site)?;
-    site.pbx.zadarma.as_ref().ok_or_else(|| not_configured(&site, Adapter::Zadarma))?;
-    let echo = query.into_inner().zd_echo.ok_or_else(|| PbxError::bad("zd_echo is missing from the query"))?;
-    if echo.len() > 256 {
-        return Err(PbxError::bad("zd_echo is longer than 256 bytes"));
-    }
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .body(echo))
-}
-
-async fn post_mango(
-    state: web::Data<ApiState>,
-    path: web::Path<(String, String)>,
-    req: HttpRequest,
-    body: web::Payload,
-) -> Result<HttpResponse, PbxError> {
-    let (site_id, event) = path.into_inner();
-    let site = site_of(&state, &site_id)?;
-    let auth = site.pbx.mango.as_ref().ok_or_else(|| not_configured(&site, Adapter::Mango))?;
-    let body = read_body(body).await?;
-    let inbound = Inbound { headers: req.headers(), body: &body, now_ms: state.clock.now_ms(), region: site.region };
-    let verified = mango::verify(auth, &event, &inbound)?;
-    deliver(&req, &site, Adapter::Mango, verified).await
-}
-
-/// Hands the event to the sink and answers with what it did. A delivery's
-/// id goes with the event: the sink decides whether it is a duplicate, in the
-/// transaction that stores the event.
-async fn deliver(
-    req: &HttpRequest,
-    site: &Site,
+/// Authenticates and maps a report to `adapter`'s route with the site's
+/// credentials; `event` is Mango's last path segment (`call`, `summary`).
+pub fn verify(
+    auth: &PbxAuth,
+    site_id: &str,
     adapter: Adapter,
-    verified: Verified,
-) -> Result<HttpResponse, PbxError> {
-    let pbx = adapter.name();
-    let event = match verified.mapped {
-        Mapped::Ignored(reason) => {
-            return Ok(HttpResponse::Ok().json(Answer {
-                outcome: "ignored",
-                pbx,
-                pbx_call_id: None,
-                phase: None,
-                status: None,
-                reason: Some(&reason),
-            }));
-        }
-        Mapped::Event(event) => event,
-    };
-    let sink = req
-        .app_data::<web::Data<Arc<dyn CallSink>>>()
-        .map(|d| Arc::clone(d.get_ref()))
-        .ok_or_else(|| PbxError::Internal("no call sink is registered; calls cannot be stored".to_owned()))?;
-    let (pbx_call_id, phase, status) = (event.pbx_call_id.clone(), event.phase, event.status);
-    let site_id = site.id.clone();
-    let delivery = verified.delivery;
-    let outcome = blocking(move || sink.record(&site_id, delivery.as_ref(), event)).await??;
-    Ok(HttpResponse::Ok().json(Answer {
-        outcome: match outcome {
-            RecordOutcome::New => "recorded",
-            RecordOutcome::Duplicate => "duplicate",
-        },
-        pbx,
-        pbx_call_id: Some(&pbx_call_id),
-        phase: Some(phase),
-        status: Some(status.as_str()),
-        reason: None,
-    }))
+    event: Option<&str>,
+    inbound: &Inbound<'_>,
+) -> Result<Verified, PbxError> {
+    let off = || PbxError::NotConfigured { site: site_id.to_owned(), adapter: adapter.name() };
+    match (adapter, event) {
+        (Adapter::Mango, Some(event)) => mango::verify(auth.mango.as_ref().ok_or_else(off)?, event, inbound),
+        (Adapter::Mango, None) => Err(mango_route(site_id)),
+        (Adapter::Generic, _) => generic::verify(auth.generic.as_ref().ok_or_else(off)?, inbound),
+        (Adapter::Twilio, _) => twilio::verify(auth.twilio.as_ref().ok_or_else(off)?, inbound),
+        (Adapter::Zadarma, _) => zadarma::verify(auth.zadarma.as_ref().ok_or_else(off)?, inbound),
+        (Adapter::FreeSwitch, _) => freeswitch::verify(auth.freeswitch.as_ref().ok_or_else(off)?, inbound),
+        (Adapter::Kamailio, _) => kamailio::verify(auth.kamailio.as_ref().ok_or_else(off)?, inbound),
+    }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, PbxError> {
-    web::block(f).await.map_err(|e| PbxError::Internal(format!("the blocking pool failed: {e}")))
+/// Mango's reports were posted to the adapters' route, not Mango's own.
+pub fn mango_route(site_id: &str) -> PbxError {
+    PbxError::WrongRoute(format!(
+        "Mango posts to /v1/sites/{site_id}/pbx/mango/events/{{call|summary}}: give Mango /v1/sites/{site_id}/pbx/mango as the address and it appends the rest"
+    ))
 }

@@ -1,6 +1,17 @@
-//! The workflows between the HTTP edge (and the command line) and storage.
+//! The workflows, between the HTTP edge (and the command line) and the
+//! storage port: [`visits`] (routing a visit to a number), [`calls`] (PBX
+//! events stored, folded and attributed; the calls admin API's reads),
+//! [`money`], [`exports`] (GA4 and CRM exports of ended calls through the
+//! outbox), [`pools`] (pool health), [`privacy`] (retention, erasure,
+//! export of a caller's data). They take and give the port's types, which
+//! they re-export for the layers above.
 
 pub mod calls;
 pub mod exports;
+pub mod money;
+pub mod pools;
 pub mod privacy;
 pub mod visits;
+
+pub use crate::storage::StorageError;
+pub use visits::PageUrlError;

@@ -183,16 +183,16 @@ pub fn retention_line(r: &RetentionReport) -> String {
     )
 }
 
-/// Runs a retention pass every `every` on the current actix runtime, until
+/// Runs a retention pass every `every` on the current runtime (the server's), until
 /// the runtime stops; each pass runs on the blocking pool. The first waits
 /// one interval too: a collector that is starting has enough to do, and
 /// `ringsource retention` is there for a pass now.
 pub fn start(service: Arc<PrivacyService>, every: Duration) {
-    actix_web::rt::spawn(async move {
+    tokio::task::spawn_local(async move {
         loop {
-            actix_web::rt::time::sleep(every).await;
+            tokio::time::sleep(every).await;
             let s = Arc::clone(&service);
-            if let Err(e) = actix_web::web::block(move || s.retention_pass()).await {
+            if let Err(e) = tokio::task::spawn_blocking(move || s.retention_pass()).await {
                 eprintln!("ringsource: retention: the blocking pool failed: {e}");
             }
         }

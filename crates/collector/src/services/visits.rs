@@ -19,7 +19,8 @@ use ringsource_core::wire::{NumberKind, SiteConfigPublic, VisitRequest, VisitRes
 
 use crate::clock::Clock;
 use crate::config::Site;
-use crate::storage::{Pending, Storage, StorageError, VisitCommand, VisitOutcome, Want};
+pub use crate::storage::{PageViewCommand, Pending, Renewal};
+use crate::storage::{Storage, StorageError, VisitCommand, VisitOutcome, Want};
 
 /// What a visit asks of storage, by the routing rules.
 pub fn want(site: &Site, visit: &VisitRequest, is_bot: bool) -> Want {
@@ -198,5 +199,43 @@ fn respond(out: VisitOutcome, heartbeat_secs: u32, site: SiteConfigPublic, touch
         promo_code: out.promo_code,
         site,
         touch,
+    }
+}
+
+/// The browser's writes: visits, heartbeats and page views, over storage.
+pub struct VisitsService {
+    storage: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+}
+
+impl VisitsService {
+    pub fn new(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>) -> Self {
+        Self { storage, clock }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// [`visit`] on this service's storage and clock.
+    pub fn visit(
+        &self,
+        site: Arc<Site>,
+        request: VisitRequest,
+        decided: Option<Touch>,
+        sender: Sender,
+        new_session_id: String,
+    ) -> Visiting {
+        visit(self.storage.as_ref(), site, request, decided, sender, new_session_id, Arc::clone(&self.clock))
+    }
+
+    /// Renews the session's live lease; `client` is where the heartbeat came from.
+    pub fn heartbeat(&self, site: Arc<Site>, session_id: String, client: Option<Groups>) -> Pending<Renewal> {
+        self.storage.heartbeat(site, session_id, client, Arc::clone(&self.clock))
+    }
+
+    /// Records a page view; `false` when the session is unknown.
+    pub fn page_view(&self, view: PageViewCommand) -> Pending<bool> {
+        self.storage.page_view(view, Arc::clone(&self.clock))
     }
 }

@@ -16,6 +16,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use super::StorageError;
 use crate::clock::Clock;
 use crate::config::Site;
+use crate::exports::ExportKind;
 use crate::pbx::Delivery;
 
 /// Why an event could not be recorded.
@@ -317,6 +318,14 @@ fn number_kind_schema() -> Schema {
     ObjectBuilder::new().schema_type(Type::String).enum_values(Some(NUMBER_KINDS)).into()
 }
 
+/// The outbox rows of a call that just ended, per export kind: the body, or
+/// why the call cannot be sent (written as `skipped`). The exports service
+/// decides them ([`crate::services::exports::payloads`]); the backend writes
+/// them in the transaction that ends the call, so none is lost and none
+/// names a call that was never stored.
+pub type ExportPayloads =
+    dyn Fn(&Site, &CallDetail, i64) -> Vec<(ExportKind, Result<serde_json::Value, String>)> + Send + Sync;
+
 /// The persistence of calls.
 pub trait CallStore: Send + Sync + 'static {
     /// Stores the event once, refolds and (re)attributes its call, in one
@@ -330,6 +339,7 @@ pub trait CallStore: Send + Sync + 'static {
         delivery: Option<&Delivery>,
         event: &CallEvent,
         clock: &dyn Clock,
+        exports: &ExportPayloads,
     ) -> Result<Recorded, RecordError>;
     /// Calls matching the filter, newest ring first, and how many match in all.
     fn list_calls(&self, filter: &CallFilter) -> Result<(Vec<CallSummary>, u64), StorageError>;

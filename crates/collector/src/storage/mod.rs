@@ -25,6 +25,9 @@ use std::task::{Context, Poll};
 use crate::clock::Clock;
 use crate::config::Site;
 
+/// The backend's own error (SQLite's, PostgreSQL's), kept as the source.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A storage failure. These are the collector's own faults (disk, schema),
 /// never the client's, and surface as 500 with the context here.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +35,7 @@ pub enum StorageError {
     #[error("cannot create the database folder {path}: {source}")]
     CreateDir { path: String, source: std::io::Error },
     #[error("cannot open the database {path}: {source}")]
-    Open { path: String, source: rusqlite::Error },
+    Open { path: String, source: BackendError },
     #[error(
         "cannot preallocate the write-ahead log {path}: {source} (set `server.wal_preallocate_mib = 0` to let it grow instead)"
     )]
@@ -42,9 +45,9 @@ pub enum StorageError {
     #[error("cannot sync the write-ahead log {path} to disk: {source}")]
     SyncWal { path: String, source: std::io::Error },
     #[error("cannot migrate the database schema: {0}")]
-    Migrate(#[from] rusqlite_migration::Error),
+    Migrate(BackendError),
     #[error("database error while {doing}: {source}")]
-    Sql { doing: &'static str, source: rusqlite::Error },
+    Sql { doing: &'static str, source: BackendError },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("the system has no randomness to offer: {0}")]

@@ -8,7 +8,14 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use super::StorageError;
 use crate::clock::Clock;
-pub use crate::services::exports::ExportKind;
+pub use crate::exports::ExportKind;
+
+/// The largest cost or revenue amount one row may carry: a trillion units of
+/// its currency, above any one day's spend or any one deal in any currency
+/// (a trillion dong is some 40 million dollars), and small enough that no
+/// sum of the rows SQLite can hold leaves the range of a double (1.8e308),
+/// where a report's totals would turn into `null`.
+pub const MAX_AMOUNT: f64 = 1e12;
 
 /// One validated cost row. `medium` and `campaign` are `""` when the cost is
 /// not split that finely.

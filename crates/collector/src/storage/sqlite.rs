@@ -68,12 +68,12 @@ fn migrations() -> Migrations<'static> {
 /// table that others refer to; migrations that rebuild one check the keys
 /// themselves.
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
-    Ok(migrations().to_latest(conn)?)
+    migrations().to_latest(conn).map_err(|e| StorageError::Migrate(Box::new(e)))
 }
 
 /// Wraps a rusqlite error with what was being done.
 fn sql(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> StorageError {
-    move |source| StorageError::Sql { doing, source }
+    move |source: rusqlite::Error| StorageError::Sql { doing, source: Box::new(source) }
 }
 
 pub struct SqliteStorage {
@@ -262,7 +262,8 @@ fn sync_dir(_db: &Path) -> std::io::Result<()> {
 
 /// The writer's connection, configured.
 fn connect(path: &Path, options: SqliteOptions) -> Result<Connection, StorageError> {
-    let open_err = |source| StorageError::Open { path: path.display().to_string(), source };
+    let open_err =
+        |source: rusqlite::Error| StorageError::Open { path: path.display().to_string(), source: Box::new(source) };
     let conn = Connection::open(path).map_err(open_err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
     // WAL + NORMAL: durable at checkpoints, ~40x the transactions of FULL

@@ -367,7 +367,8 @@ fn openapi_documents_every_route() {
     let doc: Value = resp.json().unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
-    for (method, path) in ringsource_collector::http::visits::ROUTES {
+    for route in ringsource_collector::http::routes::ROUTES {
+        let (method, path) = (&route.method, &route.path);
         let op = &paths.get(*path).unwrap_or_else(|| panic!("{path} missing from openapi.json"))[method.to_lowercase()];
         assert!(op.is_object(), "{method} {path} missing from openapi.json");
         // And the route really is registered: it does not fall through to the 404 fallback.
@@ -386,10 +387,10 @@ fn openapi_documents_every_route() {
     for (path, ops) in paths {
         for method in ops.as_object().unwrap().keys() {
             assert!(
-                ringsource_collector::http::visits::ROUTES
+                ringsource_collector::http::routes::ROUTES
                     .iter()
-                    .any(|(m, p)| p == path && m.eq_ignore_ascii_case(method)),
-                "{method} {path} is documented but not in api::ROUTES"
+                    .any(|r| r.path == path && r.method.eq_ignore_ascii_case(method)),
+                "{method} {path} is documented but not in http::routes::ROUTES"
             );
         }
     }

@@ -15,6 +15,7 @@ mod edge_headers;
 mod exports;
 mod field_limits;
 mod http_api;
+mod layers;
 mod lease_clock;
 mod lease_concurrency;
 mod lease_writer;

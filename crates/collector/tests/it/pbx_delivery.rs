@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use ringsource_collector::clock::{Clock, ManualClock};
 use ringsource_collector::config::Config;
-use ringsource_collector::pbx::{CallSink, Delivery, RecordOutcome, SinkError};
+use ringsource_collector::pbx::Delivery;
 use ringsource_collector::server::{self, Spawned};
 use ringsource_collector::services::calls::CallsService;
+use ringsource_collector::services::calls::{CallSink, RecordOutcome, SinkError};
 use ringsource_collector::storage::StorageError;
 use ringsource_collector::storage::sqlite::SqliteStorage;
 use ringsource_core::call::CallEvent;

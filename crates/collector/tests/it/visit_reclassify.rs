@@ -14,10 +14,10 @@ fn body(touch: Value, page_url: &str, referrer: Option<&str>) -> Value {
     body
 }
 
-fn stored_touches(
-    h: &common::Harness,
-    session_id: &str,
-) -> Vec<(String, String, String, Option<String>, Option<String>)> {
+/// A stored touch: channel, source, medium, campaign, term.
+type StoredTouch = (String, String, String, Option<String>, Option<String>);
+
+fn stored_touches(h: &common::Harness, session_id: &str) -> Vec<StoredTouch> {
     let conn = h.db();
     let mut st = conn
         .prepare("SELECT channel, source, medium, campaign, term FROM touches WHERE session_id = ? ORDER BY id")

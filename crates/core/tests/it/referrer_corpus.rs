@@ -81,14 +81,14 @@ const MAJORS: &[&str] = &[
     "deepseek",
 ];
 
-/// The majors' score floor, for both tables (see ARCHITECTURE.md).
+/// The majors' score floor, for both tables (see docs/performance.md).
 const MAJORS_REQUIRED_PERCENT: f64 = 95.0;
 const LANDING: &str = "https://shop.example.kz/catalog/";
 
 #[cfg(feature = "full-sources")]
 const REQUIRED_PERCENT: f64 = 95.0;
 /// The compact table's measured score (80.4 %), less a margin (see
-/// ARCHITECTURE.md). It knows the majors (see [`majors_score`]), not the long
+/// docs/performance.md). It knows the majors (see [`majors_score`]), not the long
 /// tail of the corpus.
 #[cfg(not(feature = "full-sources"))]
 const REQUIRED_PERCENT: f64 = 75.0;

@@ -8,6 +8,8 @@
 
 mod sink;
 
+use serde::Serialize;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -18,8 +20,10 @@ use crate::clock::Clock;
 use crate::config::Site;
 use crate::pbx::Delivery;
 use crate::storage::StorageError;
-use crate::storage::calls::{
-    CallDetail, CallFilter, CallStore, CallSummary, PromoLookup, RecordError, Recorded, ReportQuery, ReportRow,
+use crate::storage::calls::CallStore;
+pub use crate::storage::calls::{
+    CallDetail, CallFilter, CallSummary, GroupBy, PromoLookup, RecordError, Recorded, ReportQuery, ReportRow,
+    StatusFilter,
 };
 
 /// Why a calls operation failed.
@@ -89,7 +93,13 @@ impl CallsService {
         event: &CallEvent,
     ) -> Result<Recorded, CallsError> {
         let site = self.site(site)?;
-        Ok(self.store.record_call_event(site, delivery, event, self.clock.as_ref())?)
+        Ok(self.store.record_call_event(
+            site,
+            delivery,
+            event,
+            self.clock.as_ref(),
+            &crate::services::exports::payloads,
+        )?)
     }
 
     pub fn list(&self, filter: &CallFilter) -> Result<(Vec<CallSummary>, u64), CallsError> {
@@ -127,4 +137,46 @@ impl CallsService {
             None => Err(CallsError::UnknownPromoCode { code: code.to_string(), site: site_id }),
         }
     }
+}
+
+// ------------------------------------------------------- the PBXs' sink
+
+/// Whether the sink had seen the event before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordOutcome {
+    /// The event added something to the call (or started it).
+    New,
+    /// The same event, or a delivery with the same id, is stored (a PBX
+    /// retry); nothing changed.
+    Duplicate,
+}
+
+/// Why the sink could not take an event.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The collector's own fault: answered 500 so the PBX retries.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The event contradicts what is stored for the same PBX call id (for
+    /// example another dialled number): answered 409, a retry cannot help.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Where verified call events go: storage plus attribution. Blocking; the
+/// route calls it inside `web::block`. Registered as app data of type
+/// `web::Data<Arc<dyn CallSink>>`.
+///
+/// The PBX is answered with what `record` returns, so an `Ok` must mean the
+/// event is stored (and on disk: a PBX does not send it again), and
+/// [`RecordOutcome::Duplicate`] must only follow an event that is stored.
+/// Delivery ids are remembered where the events are, in the same
+/// transaction, never before: a retry racing the first delivery of an event
+/// waits for it there, and stores the event itself if the first failed.
+pub trait CallSink: Send + Sync + 'static {
+    /// Stores the event for `site`, idempotently per `(event.pbx,
+    /// event.pbx_call_id)` and the event, and per delivery id when the PBX
+    /// names its deliveries.
+    fn record(&self, site: &str, delivery: Option<&Delivery>, event: CallEvent) -> Result<RecordOutcome, SinkError>;
 }

@@ -2,8 +2,8 @@
 
 use ringsource_core::call::CallEvent;
 
-use super::{CallsError, CallsService};
-use crate::pbx::{CallSink, Delivery, RecordOutcome, SinkError};
+use super::{CallSink, CallsError, CallsService, RecordOutcome, SinkError};
+use crate::pbx::Delivery;
 use crate::storage::calls::RecordError;
 
 impl CallSink for CallsService {

@@ -21,15 +21,43 @@
 //! | `backoff_base_ms` | 30000 | the wait after the first failure; doubled after each, at most one hour |
 //! | `timeout_secs` | 10 | per attempt |
 
-pub mod settings;
 pub mod worker;
 
-pub use settings::{ExportKind, Exports, RawExports, RetryPolicy, Scenario};
+pub use crate::exports::{ExportKind, Exports, RawExports, RetryPolicy, Scenario};
 
 use serde_json::{Map, Value, json};
 
+use std::sync::Arc;
+
+use crate::clock::Clock;
 use crate::config::Site;
+use crate::storage::StorageError;
 use crate::storage::calls::CallDetail;
+use crate::storage::money::OutboxStore;
+pub use crate::storage::money::{ExportStatus, OutboxFilter, OutboxRow, RetryError};
+
+/// The outbox as the admin API sees it.
+#[derive(Clone)]
+pub struct ExportsService {
+    store: Arc<dyn OutboxStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ExportsService {
+    pub fn new(store: Arc<dyn OutboxStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    /// Rows matching the filter, newest first, and how many match. Blocking.
+    pub fn list(&self, filter: &OutboxFilter) -> Result<(Vec<OutboxRow>, u64), StorageError> {
+        self.store.list_exports(filter)
+    }
+
+    /// A dead row back to pending, due now, with its attempts reset. Blocking.
+    pub fn retry(&self, id: i64) -> Result<OutboxRow, RetryError> {
+        self.store.retry_export(id, self.clock.as_ref())
+    }
+}
 
 /// GA4's own collection endpoint.
 pub const GA4_DEFAULT_ENDPOINT: &str = "https://www.google-analytics.com/mp/collect";

@@ -1,4 +1,4 @@
-//! The outbox worker: a task on the server's actix runtime that delivers due
+//! The outbox worker: a task on the server's runtime that delivers due
 //! rows, one at a time, and records each attempt.
 //!
 //! At-least-once: a row is claimed (its attempt counted, its next attempt
@@ -9,8 +9,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-use actix_web::web;
 
 use super::Exports;
 use crate::clock::Clock;
@@ -32,13 +30,13 @@ pub struct Worker {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Starts the worker on the current actix runtime when any site exports;
+/// Starts the worker on the current runtime (the server's) when any site exports;
 /// it ends with the runtime.
 pub fn start(worker: Worker) {
     if worker.sites.values().all(|s| s.exports.is_empty()) {
         return;
     }
-    actix_web::rt::spawn(worker.run());
+    tokio::task::spawn_local(worker.run());
 }
 
 /// How one attempt went, before the retry policy decides what follows.
@@ -65,7 +63,7 @@ impl Worker {
             // Claimed rows are not due again before the slowest site's
             // timeout has passed, so a slow receiver is not sent a row twice.
             let claim_ms = self.claim_ms();
-            let due = web::block(move || store.claim_due(BATCH, claim_ms, clock.as_ref())).await;
+            let due = tokio::task::spawn_blocking(move || store.claim_due(BATCH, claim_ms, clock.as_ref())).await;
             let due = match due {
                 Ok(Ok(rows)) => rows,
                 Ok(Err(e)) => {
@@ -78,7 +76,7 @@ impl Worker {
                 }
             };
             if due.is_empty() {
-                actix_web::rt::time::sleep(self.idle_wait().await).await;
+                tokio::time::sleep(self.idle_wait().await).await;
                 continue;
             }
             for row in due {
@@ -86,7 +84,7 @@ impl Worker {
                 let store = Arc::clone(&self.store);
                 let clock = Arc::clone(&self.clock);
                 let id = row.id;
-                match web::block(move || store.finish(id, &finish, clock.as_ref())).await {
+                match tokio::task::spawn_blocking(move || store.finish(id, &finish, clock.as_ref())).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => crate::outage::server_error(&format_args!(
                         "exports: cannot record the attempt on row {id}: {e}"
@@ -105,7 +103,7 @@ impl Worker {
     /// Until the next row falls due, at most [`IDLE_POLL`].
     async fn idle_wait(&self) -> Duration {
         let store = Arc::clone(&self.store);
-        let next = web::block(move || store.next_due_ms()).await.ok().and_then(Result::ok).flatten();
+        let next = tokio::task::spawn_blocking(move || store.next_due_ms()).await.ok().and_then(Result::ok).flatten();
         match next {
             Some(at) => {
                 let wait = u64::try_from(at - self.clock.now_ms()).unwrap_or(0);

@@ -23,8 +23,9 @@ use crate::dates::{self, LocalDay};
 use crate::pbx::Delivery;
 use crate::storage::StorageError;
 use crate::storage::calls::{
-    AttributionView, CallDetail, CallFilter, CallStore, CallSummary, CandidateView, CreditView, GroupBy, PageViewView,
-    PromoLookup, RecordError, Recorded, ReportQuery, ReportRow, StatusFilter, StoredEvent, TouchView, VisitorPath,
+    AttributionView, CallDetail, CallFilter, CallStore, CallSummary, CandidateView, CreditView, ExportPayloads,
+    GroupBy, PageViewView, PromoLookup, RecordError, Recorded, ReportQuery, ReportRow, StatusFilter, StoredEvent,
+    TouchView, VisitorPath,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -666,7 +667,7 @@ pub(super) fn detail(tx: &Transaction<'_>, id: i64) -> Result<Option<CallDetail>
 /// The API refuses amounts outside it; rows stored before it did are read
 /// at the bound, so that no sum overflows into infinity (a `null` total).
 fn bounded_amount(column: &str) -> String {
-    format!("MIN(MAX({column}, 0), {:e})", crate::http::money::MAX_AMOUNT)
+    format!("MIN(MAX({column}, 0), {:e})", crate::storage::money::MAX_AMOUNT)
 }
 
 /// The site's cost per day and group in the report's range: by the cost
@@ -817,6 +818,7 @@ impl CallStore for SqliteStorage {
         delivery: Option<&Delivery>,
         event: &CallEvent,
         clock: &dyn Clock,
+        exports: &ExportPayloads,
     ) -> Result<Recorded, RecordError> {
         let json = serde_json::to_string(event)
             .map_err(|e| StorageError::Corrupt(format!("a call event does not serialise: {e}")))?;
@@ -885,7 +887,7 @@ impl CallStore for SqliteStorage {
                 // transaction: a crash cannot leave an ended call unexported nor
                 // an export of a call that was never stored.
                 if !was_final && call_is_final(&tx, call_id)? {
-                    super::money::enqueue_call_exports(&tx, site, call_id, now_ms)?;
+                    super::money::enqueue_call_exports(&tx, site, call_id, now_ms, exports)?;
                 }
             }
             if let Some(d) = delivery {

@@ -45,7 +45,8 @@ pub(super) type RestartDue = Arc<AtomicBool>;
 
 /// The checkpointer runs until the returned sender is dropped.
 pub(super) fn spawn(path: &Path, restart_frames: i64, restart_due: RestartDue) -> Result<Sender<()>, StorageError> {
-    let open_err = |source| StorageError::Open { path: path.display().to_string(), source };
+    let open_err =
+        |source: rusqlite::Error| StorageError::Open { path: path.display().to_string(), source: Box::new(source) };
     let conn = Connection::open(path).map_err(open_err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
     // As durable as the writer's connection: the WAL is synced before its

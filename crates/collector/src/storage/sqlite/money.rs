@@ -144,6 +144,7 @@ pub(super) fn enqueue_call_exports(
     site: &Site,
     call_id: i64,
     now_ms: i64,
+    exports: &crate::storage::calls::ExportPayloads,
 ) -> Result<(), StorageError> {
     if site.exports.ga4.is_none() && site.exports.crm.is_none() {
         return Ok(());
@@ -154,7 +155,7 @@ pub(super) fn enqueue_call_exports(
     if detail.call.pbx == DEMO_PBX {
         return Ok(());
     }
-    for (kind, built) in crate::services::exports::payloads(site, &detail, now_ms) {
+    for (kind, built) in exports(site, &detail, now_ms) {
         let (payload, status, error) = match built {
             Ok(body) => (body.to_string(), ExportStatus::Pending, None),
             Err(reason) => (serde_json::Value::Null.to_string(), ExportStatus::Skipped, Some(reason)),

@@ -12,8 +12,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use ringsource_collector::clock::{Clock, ManualClock};
 use ringsource_collector::config::Config;
-use ringsource_collector::pbx::{CallSink, Delivery, RecordOutcome, SinkError};
+use ringsource_collector::pbx::Delivery;
 use ringsource_collector::server::{self, Spawned};
+use ringsource_collector::services::calls::{CallSink, RecordOutcome, SinkError};
 use ringsource_core::call::CallEvent;
 use serde_json::Value;
 

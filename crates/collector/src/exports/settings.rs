@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::env::Env;
+use crate::env::Env;
 use crate::pbx::Secret;
 
 /// GA4's own collection endpoint.
