@@ -17,15 +17,19 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use jiff::tz::TimeZone;
 use ringsource_core::call::CallStatus;
 use ringsource_core::promo::PromoCode;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::config::Site;
 use crate::dates;
 use crate::http::error::ApiError;
 use crate::http::extract::{Admin, blocking, query};
+use crate::http::openapi::{ErrorBody, time_bound_schema};
 use crate::http::state::AppState;
-use crate::services::calls::{CallFilter, CallSummary, CallsError, GroupBy, ReportQuery, ReportRow, StatusFilter};
+use crate::services::calls::{
+    CallDetail, CallFilter, CallSummary, CallsError, GroupBy, PromoLookup, ReportQuery, ReportRow, StatusFilter,
+};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
@@ -53,19 +57,62 @@ fn call_id(text: &str) -> Result<i64, ApiError> {
     number::<i64>("call id", text)
 }
 
-#[derive(Debug, Deserialize)]
+/// The filters of the list and the CSV export. Read as text, so that a bad
+/// value is a 400 that names it.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Site id.
     site: Option<String>,
+    /// Ring time lower bound (inclusive): Unix ms, or a YYYY-MM-DD day of the
+    /// site's time zone (UTC without site).
+    #[param(schema_with = time_bound_schema)]
     from: Option<String>,
+    /// Ring time upper bound (exclusive): Unix ms, or a YYYY-MM-DD day of the
+    /// site's time zone (UTC without site), that whole day included.
+    #[param(schema_with = time_bound_schema)]
     to: Option<String>,
+    /// The call's headline touch channel, e.g. "Paid Search" (ASCII case ignored).
     channel: Option<String>,
+    /// Headline touch source (ASCII case ignored).
     source: Option<String>,
+    /// Headline touch campaign (ASCII case ignored).
     campaign: Option<String>,
+    /// A call status, or "missed" for any missed status.
+    #[param(schema_with = status_filter)]
     status: Option<String>,
+    /// Only target (true) or non-target (false) calls.
+    #[param(value_type = Option<bool>)]
     target: Option<String>,
+    /// Page size: 1-1000, default 50 (CSV: 1-100000, default 10000).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100000)]
     limit: Option<String>,
+    /// Calls to skip.
+    #[param(value_type = Option<u32>)]
     offset: Option<String>,
+}
+
+/// `status=`: `missed`, or one of core's call statuses.
+fn status_filter() -> Schema {
+    let names = std::iter::once("missed").chain(CallStatus::ALL.iter().map(|s| s.as_str()));
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)).into()
+}
+
+/// `GET /v1/calls`: one page of calls.
+#[derive(Debug, Serialize, ToSchema)]
+struct CallList<'a> {
+    calls: Vec<CallSummary>,
+    /// How many calls match the filter.
+    total: u64,
+    limit: u32,
+    offset: u32,
+    /// The time zone of the `site=` filter, for showing the times (null
+    /// across sites).
+    time_zone: Option<&'a str>,
+    /// The site's currency and locale, for writing amounts (null across sites).
+    currency: Option<&'a str>,
+    locale: Option<&'a str>,
 }
 
 impl ListQuery {
@@ -124,6 +171,20 @@ fn list_filter(
     Ok((q.filter(&zone, default_limit, max_limit)?, site))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/calls",
+    operation_id = "listCalls",
+    tag = "calls",
+    summary = "List calls, newest first",
+    security(("adminToken" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Calls", body = CallList),
+        (status = 400, description = "Bad filter", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+        (status = 404, description = "Unknown site", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site"])))),
+    )
+)]
 pub async fn list(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (filter, site) = list_filter(&state, &req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let (limit, offset) = (filter.limit, filter.offset);
@@ -134,8 +195,7 @@ pub async fn list(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Res
     let time_zone = site.as_ref().map(|s| s.time_zone_name());
     let currency = site.as_ref().and_then(|s| s.currency.as_deref());
     let locale = site.as_ref().and_then(|s| s.locale.as_deref());
-    Ok(HttpResponse::Ok().json(json!({ "calls": calls, "total": total, "limit": limit, "offset": offset,
-        "time_zone": time_zone, "currency": currency, "locale": locale })))
+    Ok(HttpResponse::Ok().json(CallList { calls, total, limit, offset, time_zone, currency, locale }))
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -225,6 +285,20 @@ fn csv_record(c: &CallSummary, zone: &TimeZone) -> [String; 26] {
     ]
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/calls.csv",
+    operation_id = "exportCalls",
+    tag = "calls",
+    summary = "Export calls as CSV (same filters as the list)",
+    security(("adminToken" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "CSV with a header row, after a UTF-8 byte order mark. `ring_at` is the ring time on the call's site's clock, RFC 3339 with its offset (Z for UTC).", body = String, content_type = "text/csv", headers(("X-Total-Count" = u64, description = "How many calls match the filter (the file holds at most `limit`)"))),
+        (status = 400, description = "Bad filter", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+        (status = 404, description = "Unknown site", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site"])))),
+    )
+)]
 pub async fn csv_export(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (filter, _) = list_filter(&state, &req, CSV_DEFAULT_LIMIT, CSV_MAX_LIMIT)?;
     let service = Arc::clone(&state.calls);
@@ -248,15 +322,31 @@ pub async fn csv_export(_: Admin, state: web::Data<AppState>, req: HttpRequest) 
         .body(body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/calls/{id}",
+    operation_id = "getCall",
+    tag = "calls",
+    summary = "One call with its attribution and its visitor's path",
+    security(("adminToken" = [])),
+    params(("id" = i64, Path, description = "Call id.")),
+    responses(
+        (status = 200, description = "The call", body = CallDetail),
+        (status = 400, description = "Bad id", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+        (status = 404, description = "Unknown call", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_call"])))),
+    )
+)]
 pub async fn get_call(_: Admin, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = call_id(&id)?;
     let service = Arc::clone(&state.calls);
     Ok(HttpResponse::Ok().json(blocking(move || service.get(id)).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PromoBody {
+    /// 4 to 8 characters of the codes' alphabet; case, spaces and hyphens
+    /// are ignored.
     code: String,
 }
 
@@ -264,6 +354,22 @@ fn promo_code(text: &str) -> Result<PromoCode, ApiError> {
     PromoCode::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/calls/{id}/promo",
+    operation_id = "attachPromo",
+    tag = "calls",
+    summary = "Attach the promo code the caller named: the call goes to that code's session with high confidence",
+    security(("adminToken" = [])),
+    params(("id" = i64, Path, description = "Call id.")),
+    request_body(description = "At most 4096 bytes (400 beyond).", content((PromoBody = "application/json"))),
+    responses(
+        (status = 200, description = "The re-attributed call", body = CallDetail),
+        (status = 400, description = "Bad body (or larger than 4096 bytes) or malformed code", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+        (status = 404, description = "Unknown call, or a code never issued on the call's site", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_call", "unknown_site", "unknown_promo_code"])))),
+        (status = 409, description = "Conflict", body = ErrorBody, extensions(("x-error-codes" = json!(["conflict"])))),
+    )
+)]
 pub async fn attach_promo(
     _: Admin,
     state: web::Data<AppState>,
@@ -286,16 +392,90 @@ pub async fn attach_promo(
     Ok(HttpResponse::Ok().json(blocking(move || service.attach_promo(id, &code)).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ReportParams {
+    /// Site id (required).
+    #[param(required = true, min_length = 1)]
     site: Option<String>,
+    /// Ring time lower bound (inclusive): Unix ms, or a YYYY-MM-DD day of the
+    /// site's time zone. Default: 30 days before `to`.
+    #[param(schema_with = time_bound_schema)]
     from: Option<String>,
+    /// Upper bound (exclusive): Unix ms, or a YYYY-MM-DD day of the site's
+    /// time zone (that whole day included). Default: now.
+    #[param(schema_with = time_bound_schema)]
     to: Option<String>,
+    /// Default channel.
+    #[param(schema_with = group_by)]
     group_by: Option<String>,
+    /// Only day.
+    #[param(schema_with = day)]
     interval: Option<String>,
 }
 
+fn group_by() -> Schema {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(GroupBy::ALL.map(GroupBy::column))).into()
+}
+
+fn day() -> Schema {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["day"])).into()
+}
+
+/// `GET /v1/reports/calls`. Counts are sums of attribution credit:
+/// fractional under the linear model.
+#[derive(Debug, Serialize, ToSchema)]
+struct CallsReport {
+    site: String,
+    model: ringsource_core::attribution::Model,
+    #[schema(schema_with = group_by)]
+    group_by: &'static str,
+    #[schema(schema_with = day)]
+    interval: &'static str,
+    /// The site's IANA time zone: report days run from its midnight to the
+    /// next, and the dashboard shows times on its clock.
+    time_zone: String,
+    /// What the dashboard writes cost and revenue in.
+    currency: Option<String>,
+    locale: Option<String>,
+    from_ms: i64,
+    to_ms: i64,
+    rows: Vec<ReportRow>,
+    totals: ReportTotals,
+    /// The site holds rows written by `ringsource demo-data`.
+    demo_data: bool,
+}
+
+/// The report's rows added up; the ratios follow the rows' rules.
+#[derive(Debug, Serialize, ToSchema)]
+struct ReportTotals {
+    calls: f64,
+    target_calls: f64,
+    missed_calls: f64,
+    first_time_callers: f64,
+    revenue: f64,
+    /// `null` for `group_by=term`.
+    cost: Option<f64>,
+    cost_per_target_call: Option<f64>,
+    roi: Option<f64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/reports/calls",
+    operation_id = "callsReport",
+    tag = "calls",
+    summary = "Calls, target calls, missed calls and first-time callers per group per day of the site's time zone",
+    description = "The window is at most 3700 days (400 otherwise); from defaults to 30 days before to, to to now.",
+    security(("adminToken" = [])),
+    params(ReportParams),
+    responses(
+        (status = 200, description = "The report", body = CallsReport),
+        (status = 400, description = "Bad parameter", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+        (status = 404, description = "Unknown site", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site"])))),
+    )
+)]
 pub async fn report(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let p: ReportParams = query(&req)?;
     let site = p.site.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::bad_request("site is required"))?;
@@ -347,41 +527,67 @@ pub async fn report(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> R
         roi: None,
     }
     .with_ratios();
-    let totals = json!({
-        "calls": all.calls,
-        "target_calls": all.target_calls,
-        "missed_calls": all.missed_calls,
-        "first_time_callers": all.first_time_callers,
-        "revenue": all.revenue,
-        "cost": all.cost,
-        "cost_per_target_call": all.cost_per_target_call,
-        "roi": all.roi,
-    });
-    Ok(HttpResponse::Ok().json(json!({
-        "site": site,
-        "model": model.as_str(),
-        "group_by": group_by.column(),
-        "interval": "day",
-        // Days are this zone's, from one local midnight to the next.
-        "time_zone": time_zone,
-        // What the dashboard writes cost and revenue in.
-        "currency": currency,
-        "locale": locale,
-        "from_ms": from_ms,
-        "to_ms": to_ms,
-        "rows": rows,
-        "totals": totals,
-        // The site holds rows from `ringsource demo-data`: the dashboard says so.
-        "demo_data": demo_data,
-    })))
+    let totals = ReportTotals {
+        calls: all.calls,
+        target_calls: all.target_calls,
+        missed_calls: all.missed_calls,
+        first_time_callers: all.first_time_callers,
+        revenue: all.revenue,
+        cost: all.cost,
+        cost_per_target_call: all.cost_per_target_call,
+        roi: all.roi,
+    };
+    Ok(HttpResponse::Ok().json(CallsReport {
+        site,
+        model,
+        group_by: group_by.column(),
+        interval: "day",
+        time_zone,
+        currency,
+        locale,
+        from_ms,
+        to_ms,
+        rows,
+        totals,
+        demo_data,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PromoQuery {
+    /// Site id (required).
+    #[param(required = true, min_length = 1)]
     site: Option<String>,
 }
 
+/// `GET /v1/promo/{code}`: the look-up, with the site's clock and money
+/// settings for showing it.
+#[derive(Debug, Serialize, ToSchema)]
+struct PromoAnswer {
+    #[serde(flatten)]
+    lookup: PromoLookup,
+    /// The site's IANA time zone, for showing the times.
+    time_zone: String,
+    currency: Option<String>,
+    locale: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/promo/{code}",
+    operation_id = "promoLookup",
+    tag = "calls",
+    summary = "Who a promo code was issued to",
+    security(("adminToken" = [])),
+    params(("code" = String, Path, description = "The code (case, spaces and hyphens ignored)."), PromoQuery),
+    responses(
+        (status = 200, description = "The code's session and its visitor's path", body = PromoAnswer),
+        (status = 400, description = "Malformed code or missing site", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+        (status = 404, description = "Unknown site or code", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site", "unknown_promo_code"])))),
+    )
+)]
 pub async fn promo_lookup(
     _: Admin,
     state: web::Data<AppState>,
@@ -394,12 +600,12 @@ pub async fn promo_lookup(
     let site_config = Arc::clone(state.calls.site(&site)?);
     let service = Arc::clone(&state.calls);
     let lookup = blocking(move || service.promo_lookup(&site, &code)).await?;
-    let mut body = serde_json::to_value(&lookup)
-        .map_err(|e| ApiError::internal(format!("a promo look-up does not serialise: {e}")))?;
-    body["time_zone"] = json!(site_config.time_zone_name());
-    body["currency"] = json!(site_config.currency);
-    body["locale"] = json!(site_config.locale);
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(PromoAnswer {
+        lookup,
+        time_zone: site_config.time_zone_name().to_owned(),
+        currency: site_config.currency.clone(),
+        locale: site_config.locale.clone(),
+    }))
 }
 
 #[cfg(test)]

@@ -6,27 +6,57 @@
 //!   now with its attempts reset (409 `not_dead` for any other status).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{Admin, blocking, query};
+use crate::http::openapi::ErrorBody;
 use crate::http::state::AppState;
-use crate::services::exports::{ExportKind, ExportStatus, OutboxFilter};
+use crate::services::exports::{ExportKind, ExportStatus, OutboxFilter, OutboxRow};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     site: Option<String>,
+    /// Empty means any.
+    #[param(value_type = Option<ExportStatus>)]
     status: Option<String>,
+    /// Empty means any.
+    #[param(value_type = Option<ExportKind>)]
     kind: Option<String>,
+    /// 1-1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     offset: Option<u32>,
 }
 
+/// `GET /v1/exports`: one page of the outbox.
+#[derive(Debug, Serialize, ToSchema)]
+struct ExportList {
+    exports: Vec<OutboxRow>,
+    total: u64,
+    limit: u32,
+    offset: u32,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/exports",
+    operation_id = "listExports",
+    tag = "exports",
+    summary = "The exports outbox (GA4 and CRM), newest first; status=dead is the dead letter",
+    security(("adminToken" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The rows", body = ExportList),
+        (status = 400, description = "Bad parameter", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+    )
+)]
 pub async fn list(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q: ListQuery = query(&req)?;
     let status =
@@ -51,9 +81,24 @@ pub async fn list(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Res
     let filter = OutboxFilter { site: q.site.filter(|s| !s.is_empty()), status, kind, limit, offset };
     let exports = state.exports.clone();
     let (rows, total) = blocking(move || exports.list(&filter)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "exports": rows, "total": total, "limit": limit, "offset": offset })))
+    Ok(HttpResponse::Ok().json(ExportList { exports: rows, total, limit, offset }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/exports/{id}/retry",
+    operation_id = "retryExport",
+    tag = "exports",
+    summary = "Requeue a dead export: pending, due now, attempts reset",
+    security(("adminToken" = [])),
+    params(("id" = i64, Path, description = "Export id.")),
+    responses(
+        (status = 200, description = "The requeued row", body = OutboxRow),
+        (status = 400, description = "Bad id", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+        (status = 404, description = "No such export", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_export"])))),
+        (status = 409, description = "Only a dead export can be retried", body = ErrorBody, extensions(("x-error-codes" = json!(["not_dead"])))),
+    )
+)]
 pub async fn retry(_: Admin, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("export id {:?} is not a number", *id)))?;
     let exports = state.exports.clone();

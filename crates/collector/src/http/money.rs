@@ -23,16 +23,19 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::config::Site;
 use crate::dates;
 use crate::http::error::{ApiError, RowIssue};
 use crate::http::extract::{Admin, blocking, body as read_body, query};
+use crate::http::openapi::ErrorBody;
 use crate::http::state::AppState;
 pub use crate::services::money::MAX_AMOUNT;
-use crate::services::money::{CostRow, RevenuePost, RevenueTarget};
+use crate::services::money::{CostRow, RevenuePost, RevenueRecorded, RevenueTarget};
 
 /// A month of daily rows for a few hundred campaigns fits well under this.
 const MAX_UPLOAD_BYTES: usize = 8 * 1024 * 1024;
@@ -295,12 +298,70 @@ fn no_duplicates(rows: &[(At, CostRow)]) -> Result<(), ApiError> {
     if issues.0.is_empty() { Ok(()) } else { Err(ApiError::invalid_rows(issues.0)) }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct CostsQuery {
+    /// Required for CSV; the default site of JSON rows.
     site: Option<String>,
 }
 
+/// One row of a JSON cost upload, as [`json_costs`] reads it: field by
+/// field, so that every bad field of every row is reported at once.
+#[derive(ToSchema)]
+#[schema(as = CostRow)]
+#[allow(dead_code, reason = "the schema of what json_costs reads from a JSON value")]
+struct CostRowSchema {
+    /// Required unless `?site=` is given.
+    #[schema(min_length = 1)]
+    site: Option<String>,
+    /// `YYYY-MM-DD`, a day of the site's time zone.
+    #[schema(format = Date)]
+    date: String,
+    /// `utm_source`; stored lower case; at most 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
+    source: String,
+    /// `utm_medium`; stored lower case; empty = not split by medium; at most
+    /// 200 characters.
+    #[schema(max_length = 200)]
+    medium: Option<String>,
+    /// At most 200 characters.
+    #[schema(max_length = 200)]
+    campaign: Option<String>,
+    /// 0 to 1e12 (a trillion units of the currency: larger amounts are
+    /// refused, so that no report sum overflows).
+    #[schema(minimum = 0, maximum = 1e12)]
+    cost: f64,
+    /// ISO 4217, e.g. EUR.
+    #[schema(pattern = "^[A-Z]{3}$")]
+    currency: Option<String>,
+}
+
+/// What a cost upload stored.
+#[derive(Debug, Serialize, ToSchema)]
+struct CostsStored {
+    /// Rows inserted or replaced.
+    upserted: usize,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/costs",
+    operation_id = "postCosts",
+    tag = "money",
+    summary = "Upload advertising cost per day and source (upsert per site, date, source, medium, campaign; all rows or none)",
+    security(("adminToken" = [])),
+    params(CostsQuery),
+    request_body(
+        description = "JSON rows, or text/csv with ?site= and the header date,source,medium,campaign,cost (+ currency); at most 8 MiB (413 otherwise).",
+        content((Vec<CostRowSchema> = "application/json"), (String = "text/csv"))
+    ),
+    responses(
+        (status = 200, description = "Stored", body = CostsStored),
+        (status = 400, description = "Bad input: invalid_rows names every bad field by CSV line or JSON index (error.rows), and nothing is stored; bad_request for a body that is not rows at all", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request", "invalid_rows"])))),
+        (status = 413, description = "Body larger than 8 MiB", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
+    )
+)]
 pub async fn post_costs(
     _: Admin,
     state: web::Data<AppState>,
@@ -330,29 +391,55 @@ pub async fn post_costs(
     let rows: Vec<CostRow> = rows.into_iter().map(|(_, r)| r).collect();
     let money = state.money.clone();
     let stored = blocking(move || money.upsert_costs(&rows)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "upserted": stored })))
+    Ok(HttpResponse::Ok().json(CostsStored { upserted: stored }))
 }
 
 // ------------------------------------------------------------ revenue
 
-#[derive(Debug, Deserialize)]
+/// Revenue for one call: by `call_id`, or by `caller` (exactly one of them).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RevenuePost)]
 struct RevenueBody {
     site: String,
+    /// The collector's call id; or give `caller`.
     #[serde(default)]
     call_id: Option<i64>,
+    /// The caller's number: the revenue goes to their latest call in
+    /// `window_secs` before `at`.
     #[serde(default)]
+    #[schema(min_length = 1)]
     caller: Option<String>,
-    /// Unix ms or RFC 3339.
+    /// When the deal happened: Unix ms or RFC 3339; default now.
     #[serde(default)]
+    #[schema(schema_with = instant)]
     at: Option<Value>,
+    /// With `caller`; default 2592000 (30 days).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 31622400)]
     window_secs: Option<i64>,
+    /// 0 to 1e12 (a trillion units of the currency: larger amounts are
+    /// refused, so that no report sum overflows).
+    #[schema(minimum = 0, maximum = 1e12)]
     amount: f64,
+    /// ISO 4217, e.g. EUR.
     #[serde(default)]
+    #[schema(pattern = "^[A-Z]{3}$")]
     currency: Option<String>,
+    /// Posting the same deal again updates it (idempotent).
     #[serde(default)]
+    #[schema(max_length = 200)]
     deal_id: Option<String>,
+}
+
+/// Unix ms, or an RFC 3339 time.
+fn instant() -> Schema {
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))))
+        .item(
+            ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .into()
 }
 
 fn time_ms(field: &str, v: &Value) -> Result<i64, ApiError> {
@@ -408,6 +495,22 @@ fn revenue_post(body: RevenueBody, site: &Site, now_ms: i64) -> Result<RevenuePo
     Ok(RevenuePost { site: site.id.clone(), target, amount: body.amount, currency, deal_id, at_ms })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/revenue",
+    operation_id = "postRevenue",
+    tag = "money",
+    summary = "Revenue from the CRM for a call (by call id, or by caller within a time window); idempotent per deal_id",
+    security(("adminToken" = [])),
+    request_body(description = "At most 4096 bytes (413 otherwise).", content((RevenueBody = "application/json"))),
+    responses(
+        (status = 200, description = "A deal posted before, updated or unchanged", body = RevenueRecorded),
+        (status = 201, description = "A new revenue row", body = RevenueRecorded),
+        (status = 400, description = "Bad body", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+        (status = 404, description = "unknown_site, unknown_call, or no_matching_call (no call from the caller in the window)", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site", "unknown_call", "no_matching_call"])))),
+        (status = 413, description = "Body too large", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
+    )
+)]
 pub async fn post_revenue(_: Admin, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let bytes = read_body(body, MAX_REVENUE_BYTES).await?;
     let body: RevenueBody = serde_json::from_slice(&bytes)

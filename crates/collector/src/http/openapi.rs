@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use serde::Serialize;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{AllOfBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, HeaderBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, ToSchema};
@@ -76,7 +76,7 @@ the server is near its connection cap), and a request body within 10 s plus 1 s 
 request_timeout). Lengths are bytes of UTF-8 unless a description says characters."
     ),
     components(schemas(ErrorBody, ErrorObject)),
-    modifiers(&AdminToken, &CommonAnswers, &ErrorCodes)
+    modifiers(&RouteOperations, &AdminToken, &CommonAnswers, &ErrorCodes)
 )]
 pub struct ApiDoc;
 
@@ -93,6 +93,15 @@ pub fn json() -> &'static str {
         document().to_pretty_json().unwrap_or_default()
     });
     &JSON
+}
+
+/// The operations of the route list, with the schemas they name.
+struct RouteOperations;
+
+impl Modify for RouteOperations {
+    fn modify(&self, openapi: &mut OpenApi) {
+        openapi.merge(<crate::http::routes::Operations as utoipa::OpenApi>::openapi());
+    }
 }
 
 /// The admin API's bearer token.
@@ -216,6 +225,45 @@ impl Modify for ErrorCodes {
             && let Some(RefOr::T(Schema::Object(code))) = error.properties.get_mut("code")
         {
             code.enum_values = Some(all.into_iter().map(Into::into).collect());
+        }
+    }
+}
+
+/// A time bound of the admin API's queries: Unix ms, or a `YYYY-MM-DD` day
+/// of the site's time zone.
+pub fn time_bound_schema() -> Schema {
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^-?[0-9]{1,14}$")))
+        .item(ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))))
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::http::routes::ROUTES;
+
+    fn operations_of(doc: &serde_json::Value) -> BTreeSet<(String, String)> {
+        let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+        paths
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object().into_iter().flatten().map(move |(method, _)| (method.to_uppercase(), path.clone()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_document_lists_exactly_the_route_list() {
+        let doc: serde_json::Value = serde_json::from_str(json()).unwrap();
+        let documented = operations_of(&doc);
+        let routed: BTreeSet<(String, String)> =
+            ROUTES.iter().map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
+        assert_eq!(documented, routed, "an annotation names another method or path than its route");
+        if let Ok(out) = std::env::var("RINGSOURCE_DUMP_OPENAPI") {
+            std::fs::write(out, json()).unwrap();
         }
     }
 }

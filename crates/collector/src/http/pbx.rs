@@ -8,12 +8,15 @@ use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
-use ringsource_core::call::CallPhase;
+use ringsource_core::call::{CallPhase, CallStatus};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use crate::config::Site;
 use crate::http::error::ApiError;
 use crate::http::extract::{self, SitePath, blocking};
+use crate::http::openapi::ErrorBody;
 use crate::http::state::AppState;
 use crate::pbx::{self, Adapter, Headers, Inbound, Mapped, PbxError, Verified};
 use crate::services::calls::RecordOutcome;
@@ -31,18 +34,29 @@ impl Headers for ActixHeaders<'_> {
 }
 
 /// The answer to a verified report.
-#[derive(Debug, Serialize)]
-struct Answer<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+struct PbxAnswer<'a> {
+    #[schema(schema_with = outcome_schema)]
     outcome: &'static str,
+    /// The adapter.
     pbx: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pbx_call_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     phase: Option<CallPhase>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CallStatus>)]
     status: Option<&'static str>,
+    /// Why an authentic report was `ignored`.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+}
+
+/// The values of [`PbxAnswer::outcome`].
+const OUTCOMES: [&str; 3] = ["recorded", "duplicate", "ignored"];
+
+fn outcome_schema() -> Schema {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(OUTCOMES)).into()
 }
 
 /// Reads the body and runs the adapter on it.
@@ -60,6 +74,24 @@ async fn verified(
     Ok(pbx::verify(&site.pbx, &site.id, adapter, event, &inbound)?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sites/{site}/pbx/{adapter}",
+    operation_id = "pbxEvent",
+    tag = "pbx",
+    summary = "A PBX reports a call event",
+    description = "Each adapter checks its PBX's own authentication and maps its fields to one call event. `generic`: JSON, Standard Webhooks headers `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>` (timestamp within 300 s; a repeated webhook-id is answered `duplicate`); fields call_id, to, from, phase, status, started_at/answered_at/ended_at (RFC 3339), duration, talk_time (seconds), recording_url. `twilio`: status callback form, `X-Twilio-Signature` over the configured `pbx.twilio_url` plus the sorted parameters. `zadarma`: NOTIFY_START/ANSWER/END form, `Signature` = base64(hex HMAC-SHA1(secret, caller_id + called_did|destination + call_start)). `freeswitch`: mod_json_cdr CDR (JSON, or form field `cdr`), HTTP basic auth. `kamailio`: dialog event JSON {event, call_id, from, to, at, started_at?, answered_at?, sip_code?}, `Authorization: Bearer`. `mango` posts to /pbx/mango/events/{event} instead.",
+    params(("site" = String, Path, description = "Site id from the configuration."), ("adapter" = String, Path, description = "generic, twilio, zadarma, freeswitch or kamailio")),
+    request_body(description = "The PBX's own report, at most 256 KiB.", content(("application/json"), ("application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "Verified. `recorded`: the sink stored something new; `duplicate`: seen before (webhook-id replay or a retried event); `ignored`: authentic but not about an incoming call to a tracking number (see `reason`).", body = PbxAnswer<'static>),
+        (status = 400, description = "Authenticated, but the report is malformed (bad JSON or form, missing call id, unreadable number or time)", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+        (status = 401, description = "Authentication failed: `missing_credentials` (the header or field that carries it is absent; the message names it), `bad_credentials` (it does not match), `stale_timestamp` (generic: more than 300 s from the collector's clock)", body = ErrorBody, extensions(("x-error-codes" = json!(["missing_credentials", "bad_credentials", "stale_timestamp"])))),
+        (status = 404, description = "Unknown site (`unknown_site`), adapter (`unknown_adapter`), the adapter has no credentials for this site (`pbx_not_configured`), or Mango posted here (`wrong_route`)", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site", "unknown_adapter", "pbx_not_configured", "wrong_route"])))),
+        (status = 409, description = "The event contradicts the call stored under the same PBX call id", body = ErrorBody, extensions(("x-error-codes" = json!(["conflict"])))),
+        (status = 413, description = "Body larger than 256 KiB", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
+    )
+)]
 pub async fn post_event(
     state: web::Data<AppState>,
     SitePath(site): SitePath,
@@ -77,6 +109,24 @@ pub async fn post_event(
     deliver(&state, &site, adapter, verified).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sites/{site}/pbx/zadarma",
+    operation_id = "pbxZadarma",
+    tag = "pbx",
+    summary = "Zadarma NOTIFY_* events (the URL that Zadarma's echo check reads)",
+    description = "NOTIFY_START/ANSWER/END form, `Signature` = base64(hex HMAC-SHA1(secret, caller_id + called_did|destination + call_start)).",
+    params(("site" = String, Path, description = "Site id from the configuration.")),
+    request_body(description = "Zadarma's notification form, at most 256 KiB.", content(("application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "Verified. `recorded`: the sink stored something new; `duplicate`: seen before (webhook-id replay or a retried event); `ignored`: authentic but not about an incoming call to a tracking number (see `reason`).", body = PbxAnswer<'static>),
+        (status = 400, description = "Authenticated, but the report is malformed (bad JSON or form, missing call id, unreadable number or time)", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+        (status = 401, description = "Authentication failed: `missing_credentials` (the header or field that carries it is absent; the message names it), `bad_credentials` (it does not match), `stale_timestamp` (generic: more than 300 s from the collector's clock)", body = ErrorBody, extensions(("x-error-codes" = json!(["missing_credentials", "bad_credentials", "stale_timestamp"])))),
+        (status = 404, description = "Unknown site, or Zadarma is not configured for it", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site", "pbx_not_configured"])))),
+        (status = 409, description = "The event contradicts the call stored under the same PBX call id", body = ErrorBody, extensions(("x-error-codes" = json!(["conflict"])))),
+        (status = 413, description = "Body larger than 256 KiB", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
+    )
+)]
 pub async fn post_zadarma(
     state: web::Data<AppState>,
     SitePath(site): SitePath,
@@ -88,6 +138,24 @@ pub async fn post_zadarma(
     deliver(&state, &site, Adapter::Zadarma, verified).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sites/{site}/pbx/mango/events/{event}",
+    operation_id = "pbxMangoEvent",
+    tag = "pbx",
+    summary = "Mango Office posts a VPBX event",
+    description = "Give Mango `/v1/sites/{site}/pbx/mango` as the address; it appends `/events/call`, `/events/summary`, …. Form fields `vpbx_api_key`, `sign` = hex SHA-256(api_key + json + api_salt), `json`. `call` (Appeared → start, Connected → answer) and `summary` (the end, with times and result) are mapped; other events are `ignored`.",
+    params(("site" = String, Path, description = "Site id from the configuration."), ("event" = String, Path, description = "call, summary, or another Mango event (ignored)")),
+    request_body(description = "Form fields `vpbx_api_key`, `sign` and `json`, at most 256 KiB.", content(("application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "Verified. `recorded`: the sink stored something new; `duplicate`: seen before (webhook-id replay or a retried event); `ignored`: authentic but not about an incoming call to a tracking number (see `reason`).", body = PbxAnswer<'static>),
+        (status = 400, description = "Authenticated, but the report is malformed (bad JSON or form, missing call id, unreadable number or time)", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+        (status = 401, description = "Authentication failed: `missing_credentials` (the header or field that carries it is absent; the message names it), `bad_credentials` (it does not match), `stale_timestamp` (generic: more than 300 s from the collector's clock)", body = ErrorBody, extensions(("x-error-codes" = json!(["missing_credentials", "bad_credentials", "stale_timestamp"])))),
+        (status = 404, description = "Unknown site, or Mango is not configured for it", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site", "pbx_not_configured"])))),
+        (status = 409, description = "The event contradicts the call stored under the same PBX call id", body = ErrorBody, extensions(("x-error-codes" = json!(["conflict"])))),
+        (status = 413, description = "Body larger than 256 KiB", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
+    )
+)]
 pub async fn post_mango(
     state: web::Data<AppState>,
     SitePath(site): SitePath,
@@ -113,6 +181,20 @@ struct EchoQuery {
 /// Zadarma checks a notification URL by GETting it with `?zd_echo=X` and
 /// expecting `X` back. Unsigned by Zadarma's design; it reveals nothing but
 /// that the adapter is on for the site.
+#[utoipa::path(
+    get,
+    path = "/v1/sites/{site}/pbx/zadarma",
+    operation_id = "pbxZadarmaEcho",
+    tag = "pbx",
+    summary = "Zadarma's check of the notification URL",
+    description = "Zadarma GETs the URL with `?zd_echo=X` when it is saved and expects `X` back as plain text.",
+    params(("site" = String, Path, description = "Site id from the configuration."), ("zd_echo" = String, Query, max_length = 256, description = "The value to answer")),
+    responses(
+        (status = 200, description = "The echo value", body = String, content_type = "text/plain"),
+        (status = 400, description = "zd_echo missing or too long", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+        (status = 404, description = "Unknown site, or Zadarma is not configured for it", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site", "pbx_not_configured"])))),
+    )
+)]
 pub async fn zadarma_echo(SitePath(site): SitePath, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     site.pbx.zadarma.as_ref().ok_or_else(|| not_configured(&site, Adapter::Zadarma))?;
     let query: EchoQuery = extract::query(&req)?;
@@ -138,8 +220,8 @@ async fn deliver(
     let pbx = adapter.name();
     let event = match verified.mapped {
         Mapped::Ignored(reason) => {
-            return Ok(HttpResponse::Ok().json(Answer {
-                outcome: "ignored",
+            return Ok(HttpResponse::Ok().json(PbxAnswer {
+                outcome: OUTCOMES[2],
                 pbx,
                 pbx_call_id: None,
                 phase: None,
@@ -158,10 +240,10 @@ async fn deliver(
     let site_id = site.id.clone();
     let delivery = verified.delivery;
     let outcome = blocking(move || sink.record(&site_id, delivery.as_ref(), event)).await?;
-    Ok(HttpResponse::Ok().json(Answer {
+    Ok(HttpResponse::Ok().json(PbxAnswer {
         outcome: match outcome {
-            RecordOutcome::New => "recorded",
-            RecordOutcome::Duplicate => "duplicate",
+            RecordOutcome::New => OUTCOMES[0],
+            RecordOutcome::Duplicate => OUTCOMES[1],
         },
         pbx,
         pbx_call_id: Some(&pbx_call_id),

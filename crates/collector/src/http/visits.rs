@@ -9,11 +9,14 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use ringsource_core::lease::Groups;
-use ringsource_core::wire::{HeartbeatRequest, HeartbeatResponse, PageViewRequest, VisitRequest};
+use ringsource_core::wire::{
+    HeartbeatRequest, HeartbeatResponse, PageViewRequest, SiteConfigPublic, VisitRequest, VisitResponse,
+};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{self, SitePath};
 use crate::http::fields;
+use crate::http::openapi::ErrorBody;
 use crate::http::ratelimit::RateLimiter;
 use crate::http::state::AppState;
 use crate::services::visits::{self as service, PageViewCommand, Renewal, Sender};
@@ -51,10 +54,40 @@ fn unknown_session(id: &str) -> ApiError {
     ApiError::not_found("unknown_session", format!("session {id:?} is unknown; start a visit first"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/sites/{site}/config",
+    operation_id = "siteConfig",
+    tag = "browser",
+    summary = "Public site configuration for the browser",
+    params(("site" = String, Path, description = "Site id from the configuration.")),
+    responses(
+        (status = 200, description = "Site configuration", body = SiteConfigPublic),
+        (status = 403, description = "Origin not allowed for this site", body = ErrorBody, extensions(("x-error-codes" = json!(["origin_not_allowed"])))),
+        (status = 404, description = "Unknown site", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site"])))),
+    )
+)]
 pub async fn site_config(SitePath(site): SitePath) -> HttpResponse {
     HttpResponse::Ok().json(service::public_config(&site))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sites/{site}/visits",
+    operation_id = "visit",
+    tag = "browser",
+    summary = "Start or continue a visit and get the number to show",
+    params(("site" = String, Path, description = "Site id from the configuration.")),
+    request_body(description = "JSON. The browser sends it as text/plain to avoid a CORS preflight; application/json is accepted too. At most 32 KiB (413 otherwise).", content((VisitRequest = "text/plain"), (VisitRequest = "application/json"))),
+    responses(
+        (status = 200, description = "The number to show (or, without the consent the site requires, only its configuration)", body = VisitResponse),
+        (status = 400, description = "Bad input (malformed JSON, bad field)", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request", "field_too_long"])))),
+        (status = 403, description = "Origin not allowed for this site", body = ErrorBody, extensions(("x-error-codes" = json!(["origin_not_allowed"])))),
+        (status = 404, description = "Unknown site", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site"])))),
+        (status = 413, description = "Body too large", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")), extensions(("x-error-codes" = json!(["rate_limited"])))),
+    )
+)]
 pub async fn visit(
     state: web::Data<AppState>,
     SitePath(site): SitePath,
@@ -79,6 +112,25 @@ pub async fn visit(
     Ok(HttpResponse::Ok().json(response))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sites/{site}/heartbeat",
+    operation_id = "heartbeat",
+    tag = "browser",
+    summary = "Renew the session's lease",
+    description = "Renews the lease for the pool's hold from now, but heartbeats alone renew it for at most the pool's heartbeat_only_secs (default 1800) after the session's last visit or page view; past that the lease runs out (410) and the next visit asks again. A beat that would move the expiry by less than half the heartbeat interval changes nothing and answers the expiry as it stands.",
+    params(("site" = String, Path, description = "Site id from the configuration.")),
+    request_body(description = "JSON. The browser sends it as text/plain to avoid a CORS preflight; application/json is accepted too. At most 32 KiB (413 otherwise).", content((HeartbeatRequest = "text/plain"), (HeartbeatRequest = "application/json"))),
+    responses(
+        (status = 200, description = "Renewed", body = HeartbeatResponse),
+        (status = 400, description = "Bad input (malformed JSON, bad field)", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
+        (status = 403, description = "Origin not allowed for this site", body = ErrorBody, extensions(("x-error-codes" = json!(["origin_not_allowed"])))),
+        (status = 404, description = "Unknown site or session", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site", "unknown_session"])))),
+        (status = 410, description = "The lease is gone (expired or taken over); start a new visit", body = ErrorBody, extensions(("x-error-codes" = json!(["lease_gone"])))),
+        (status = 413, description = "Body too large", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
+        (status = 429, description = "Rate limited (heartbeats and page views share a bucket per client); see Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")), extensions(("x-error-codes" = json!(["rate_limited"])))),
+    )
+)]
 pub async fn heartbeat(
     state: web::Data<AppState>,
     SitePath(site): SitePath,
@@ -102,6 +154,23 @@ pub async fn heartbeat(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sites/{site}/pageviews",
+    operation_id = "pageView",
+    tag = "browser",
+    summary = "Record a page view in the session",
+    params(("site" = String, Path, description = "Site id from the configuration.")),
+    request_body(description = "JSON. The browser sends it as text/plain to avoid a CORS preflight; application/json is accepted too. At most 32 KiB (413 otherwise).", content((PageViewRequest = "text/plain"), (PageViewRequest = "application/json"))),
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 400, description = "Bad input (malformed JSON, bad field)", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request", "field_too_long"])))),
+        (status = 403, description = "Origin not allowed for this site", body = ErrorBody, extensions(("x-error-codes" = json!(["origin_not_allowed"])))),
+        (status = 404, description = "Unknown site or session", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site", "unknown_session"])))),
+        (status = 413, description = "Body too large", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
+        (status = 429, description = "Rate limited (heartbeats and page views share a bucket per client); see Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")), extensions(("x-error-codes" = json!(["rate_limited"])))),
+    )
+)]
 pub async fn page_view(
     state: web::Data<AppState>,
     SitePath(site): SitePath,

@@ -21,7 +21,8 @@ use serde::Serialize;
 use crate::clock::Clock;
 use crate::config::Site;
 use crate::storage::StorageError;
-use crate::storage::privacy::{Erased, PrivacyStore, RetentionCutoffs, RetentionReport, Subject, SubjectExport};
+pub use crate::storage::privacy::SubjectExport;
+use crate::storage::privacy::{Erased, PrivacyStore, RetentionCutoffs, RetentionReport, Subject};
 
 const DAY_MS: i64 = 86_400_000;
 
