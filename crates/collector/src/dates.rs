@@ -143,6 +143,21 @@ pub const fn day_ms() -> i64 {
     86_400_000
 }
 
+/// The JSON schema of what [`time_bound`] reads: Unix ms, or a `YYYY-MM-DD`
+/// day (the admin API's query parameters).
+pub fn time_bound_schema() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::OneOfBuilder::new()
+        .item(
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .pattern(Some("^-?[0-9]{1,14}$")),
+        )
+        .item(utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String).format(
+            Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(utoipa::openapi::schema::KnownFormat::Date)),
+        ))
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

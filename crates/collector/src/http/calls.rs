@@ -23,9 +23,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::config::Site;
 use crate::dates;
+use crate::dates::time_bound_schema;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{Admin, blocking, query};
-use crate::http::openapi::{ErrorBody, time_bound_schema};
 use crate::http::state::AppState;
 use crate::services::calls::{
     CallDetail, CallFilter, CallSummary, CallsError, GroupBy, PromoLookup, ReportQuery, ReportRow, StatusFilter,

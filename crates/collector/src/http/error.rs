@@ -42,6 +42,36 @@ impl fmt::Display for RowIssue {
     }
 }
 
+/// Every error answer, as its schema: `{ "error": { "code", "message", … } }`.
+/// [`ApiError`] writes its details beside code and message; the tests below
+/// and the integration tests' check of every answer hold it to this shape
+/// (no other key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+/// What went wrong: a stable code for programs, a message for people, and
+/// the details that name what to fix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorObject {
+    /// Stable and machine-readable; each operation lists the codes of each
+    /// of its statuses.
+    pub code: String,
+    pub message: String,
+    /// With `bad_request` and `field_too_long` from the browser routes: the
+    /// path of the field in the body (`page.url`, `touch.source`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// With `invalid_rows`: every bad field, by CSV line (the header is
+    /// line 1) or JSON index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Vec<RowIssue>>,
+}
+
 /// A header some refusals carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hint {
@@ -272,5 +302,43 @@ impl From<SinkError> for ApiError {
                 Self::conflict("conflict", format!("the call conflicts with what is stored: {m}"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answer's body, read back as the documented shape: an undocumented
+    /// detail key would not deserialise.
+    fn documented(e: &ApiError) -> ErrorBody {
+        let body = actix_web::body::to_bytes(e.error_response().into_body());
+        let bytes = futures_executor(body).unwrap_or_else(|_| panic!("{e}: the body does not read"));
+        serde_json::from_slice(&bytes).unwrap_or_else(|err| panic!("{e}: {err}: {}", String::from_utf8_lossy(&bytes)))
+    }
+
+    /// Polls a future that never waits (an in-memory body).
+    fn futures_executor<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => panic!("an in-memory body waited"),
+        }
+    }
+
+    #[test]
+    fn every_detail_is_in_the_documented_error_object() {
+        let field = FieldError::TooLong { field: "touch.source".into(), len: 2000, max: 1024 };
+        let body = documented(&ApiError::from(field));
+        assert_eq!((body.error.code.as_str(), body.error.field.as_deref()), ("field_too_long", Some("touch.source")));
+        let row = RowIssue { line: Some(3), index: None, field: "cost".into(), message: "is required".into() };
+        let body = documented(&ApiError::invalid_rows(vec![row.clone()]));
+        assert_eq!(body.error.rows, Some(vec![row]));
+        assert_eq!(documented(&ApiError::rate_limited(3)).error.code, "rate_limited");
+        // A detail the schema does not name is refused by the same reading.
+        let extra = ApiError::bad_request("x").with_detail("hint", Value::from("y"));
+        let bytes = futures_executor(actix_web::body::to_bytes(extra.error_response().into_body())).ok().unwrap();
+        assert!(serde_json::from_slice::<ErrorBody>(&bytes).is_err());
     }
 }

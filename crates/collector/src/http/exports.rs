@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{Admin, blocking, query};
-use crate::http::openapi::ErrorBody;
 use crate::http::state::AppState;
 use crate::services::exports::{ExportKind, ExportStatus, OutboxFilter, OutboxRow};
 

@@ -30,9 +30,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::config::Site;
 use crate::dates;
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, RowIssue};
 use crate::http::extract::{Admin, blocking, body as read_body, query};
-use crate::http::openapi::ErrorBody;
 use crate::http::state::AppState;
 pub use crate::services::money::MAX_AMOUNT;
 use crate::services::money::{CostRow, RevenuePost, RevenueRecorded, RevenueTarget};
@@ -435,9 +435,13 @@ struct RevenueBody {
 /// Unix ms, or an RFC 3339 time.
 fn instant() -> Schema {
     OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))))
         .item(
-            ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
         )
         .into()
 }

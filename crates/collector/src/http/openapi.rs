@@ -1,7 +1,9 @@
 //! The OpenAPI 3.1 document of the API, served at `/v1/openapi.json`.
 //!
-//! It is generated, not written: the operations are the handlers'
-//! `#[utoipa::path]` annotations, the bodies are the JSON schemas derived
+//! It is generated, not written: the operations are the `#[utoipa::path]`
+//! annotations of the handlers in the one route list
+//! ([`crate::http::routes`], which builds and serves the document with
+//! [`document`]), the bodies are the JSON schemas derived
 //! from the very types the handlers serialise and parse (core's wire types
 //! with its `openapi` feature, the collector's own answers). The
 //! collector's integration tests check every response they receive against
@@ -15,17 +17,15 @@
 //!   operation with a body ([`CommonAnswers`]).
 
 use std::collections::BTreeSet;
-use std::sync::LazyLock;
 
-use serde::Serialize;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{AllOfBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, HeaderBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, ToSchema};
 
-use crate::http::error::RowIssue;
+use crate::http::error::{ErrorBody, ErrorObject};
 
 /// The extension an error response lists its codes in.
 pub const ERROR_CODES: &str = "x-error-codes";
@@ -36,31 +36,6 @@ pub const ADMIN_TOKEN: &str = "adminToken";
 /// Codes answered outside any one operation: a path the API does not have,
 /// and a method a path does not list.
 const ROUTING_CODES: [&str; 2] = ["not_found", "method_not_allowed"];
-
-/// Every error answer: `{ "error": { "code", "message", … } }`.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-#[schema(as = Error)]
-pub struct ErrorBody {
-    pub error: ErrorObject,
-}
-
-/// What went wrong: a stable code for programs, a message for people, and
-/// the details that name what to fix.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct ErrorObject {
-    /// Stable and machine-readable; each operation lists the codes of each
-    /// of its statuses.
-    pub code: String,
-    pub message: String,
-    /// With `bad_request` and `field_too_long` from the browser routes: the
-    /// path of the field in the body (`page.url`, `touch.source`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// With `invalid_rows`: every bad field, by CSV line (the header is
-    /// line 1) or JSON index.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rows: Option<Vec<RowIssue>>,
-}
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -75,33 +50,19 @@ method_not_allowed with an Allow header. Every request head must be whole 5 s af
 the server is near its connection cap), and a request body within 10 s plus 1 s per KiB received (else 408 \
 request_timeout). Lengths are bytes of UTF-8 unless a description says characters."
     ),
-    components(schemas(ErrorBody, ErrorObject)),
-    modifiers(&RouteOperations, &AdminToken, &CommonAnswers, &ErrorCodes)
+    components(schemas(ErrorBody, ErrorObject))
 )]
 pub struct ApiDoc;
 
-/// The document, built once.
-pub fn document() -> &'static OpenApi {
-    static DOC: LazyLock<OpenApi> = LazyLock::new(<ApiDoc as utoipa::OpenApi>::openapi);
-    &DOC
-}
-
-/// The document as served.
-pub fn json() -> &'static str {
-    static JSON: LazyLock<String> = LazyLock::new(|| {
-        // The document is built from typed values: it always serialises.
-        document().to_pretty_json().unwrap_or_default()
-    });
-    &JSON
-}
-
-/// The operations of the route list, with the schemas they name.
-struct RouteOperations;
-
-impl Modify for RouteOperations {
-    fn modify(&self, openapi: &mut OpenApi) {
-        openapi.merge(<crate::http::routes::Operations as utoipa::OpenApi>::openapi());
+/// The document of `operations` (the route list's, [`crate::http::routes`]),
+/// with what they all share.
+pub fn document(operations: OpenApi) -> OpenApi {
+    let mut doc = <ApiDoc as utoipa::OpenApi>::openapi();
+    doc.merge(operations);
+    for part in [&AdminToken as &dyn Modify, &CommonAnswers, &ErrorCodes] {
+        part.modify(&mut doc);
     }
+    doc
 }
 
 /// The admin API's bearer token.
@@ -153,13 +114,15 @@ struct CommonAnswers;
 impl Modify for CommonAnswers {
     fn modify(&self, openapi: &mut OpenApi) {
         for op in operations(openapi) {
-            let admin = op.security.iter().flatten().any(|s| serde_json::to_value(s).is_ok_and(|v| v.get(ADMIN_TOKEN).is_some()));
+            let admin = op
+                .security
+                .iter()
+                .flatten()
+                .any(|s| serde_json::to_value(s).is_ok_and(|v| v.get(ADMIN_TOKEN).is_some()));
             let responses = &mut op.responses.responses;
             if admin && !responses.contains_key("401") {
-                let mut answer = error_response(
-                    "Missing or wrong admin token (or no admin token configured)",
-                    &["unauthorized"],
-                );
+                let mut answer =
+                    error_response("Missing or wrong admin token (or no admin token configured)", &["unauthorized"]);
                 answer.headers.insert(
                     "WWW-Authenticate".to_owned(),
                     RefOr::T(HeaderBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String))).build()),
@@ -201,17 +164,15 @@ impl Modify for ErrorCodes {
                 all.extend(codes.iter().cloned());
                 let narrowed = || {
                     AllOfBuilder::new()
-                    .item(Ref::from_schema_name(ErrorBody::name()))
-                    .item(
-                        ObjectBuilder::new().property(
+                        .item(Ref::from_schema_name(ErrorBody::name()))
+                        .item(ObjectBuilder::new().property(
                             "error",
                             ObjectBuilder::new().property(
                                 "code",
                                 ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes.clone())),
                             ),
-                        ),
-                    )
-                    .build()
+                        ))
+                        .build()
                 };
                 for content in answer.content.values_mut() {
                     if let RefOr::T(content) = content {
@@ -225,45 +186,6 @@ impl Modify for ErrorCodes {
             && let Some(RefOr::T(Schema::Object(code))) = error.properties.get_mut("code")
         {
             code.enum_values = Some(all.into_iter().map(Into::into).collect());
-        }
-    }
-}
-
-/// A time bound of the admin API's queries: Unix ms, or a `YYYY-MM-DD` day
-/// of the site's time zone.
-pub fn time_bound_schema() -> Schema {
-    OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^-?[0-9]{1,14}$")))
-        .item(ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))))
-        .into()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use super::*;
-    use crate::http::routes::ROUTES;
-
-    fn operations_of(doc: &serde_json::Value) -> BTreeSet<(String, String)> {
-        let paths = doc["paths"].as_object().cloned().unwrap_or_default();
-        paths
-            .iter()
-            .flat_map(|(path, item)| {
-                item.as_object().into_iter().flatten().map(move |(method, _)| (method.to_uppercase(), path.clone()))
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_document_lists_exactly_the_route_list() {
-        let doc: serde_json::Value = serde_json::from_str(json()).unwrap();
-        let documented = operations_of(&doc);
-        let routed: BTreeSet<(String, String)> =
-            ROUTES.iter().map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
-        assert_eq!(documented, routed, "an annotation names another method or path than its route");
-        if let Ok(out) = std::env::var("RINGSOURCE_DUMP_OPENAPI") {
-            std::fs::write(out, json()).unwrap();
         }
     }
 }

@@ -15,8 +15,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use crate::config::Site;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{self, SitePath, blocking};
-use crate::http::openapi::ErrorBody;
 use crate::http::state::AppState;
 use crate::pbx::{self, Adapter, Headers, Inbound, Mapped, PbxError, Verified};
 use crate::services::calls::RecordOutcome;

@@ -9,9 +9,10 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::dates;
+use crate::dates::time_bound_schema;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{Admin, blocking, query};
-use crate::http::openapi::{ErrorBody, time_bound_schema};
 use crate::http::state::AppState;
 use crate::services::pools::{HOUR_MS, PoolHealth};
 

@@ -18,8 +18,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{Admin, blocking, body as read_body};
-use crate::http::openapi::ErrorBody;
 use crate::http::state::AppState;
 use crate::services::privacy::{Erasure, SubjectExport};
 

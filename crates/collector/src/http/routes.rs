@@ -2,6 +2,8 @@
 //! `Allow` headers list, and what the OpenAPI document lists: its operations
 //! are the listed handlers' `#[utoipa::path]` annotations ([`Operations`]).
 
+use std::sync::LazyLock;
+
 use actix_web::http::header::HeaderValue;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError, web};
@@ -137,7 +139,17 @@ pub fn register(cfg: &mut web::ServiceConfig) {
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = serde_json::Value))
 )]
 async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(crate::http::openapi::json())
+    HttpResponse::Ok().content_type("application/json").body(openapi_json())
+}
+
+/// The OpenAPI document of [`ROUTES`], as served (built once).
+pub fn openapi_json() -> &'static str {
+    static JSON: LazyLock<String> = LazyLock::new(|| {
+        let doc = crate::http::openapi::document(<Operations as utoipa::OpenApi>::openapi());
+        // Built from typed values: it always serialises.
+        doc.to_pretty_json().unwrap_or_default()
+    });
+    &JSON
 }
 
 /// Fallback for unmatched requests: a JSON 404, or a 405 with `Allow` when
@@ -198,7 +210,25 @@ pub fn allowed_methods(path: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{allowed_methods, matches};
+    use std::collections::BTreeSet;
+
+    use super::{ROUTES, allowed_methods, matches, openapi_json};
+
+    #[test]
+    fn the_document_lists_exactly_the_route_list() {
+        let doc: serde_json::Value = serde_json::from_str(openapi_json()).unwrap();
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(path, item)| {
+                item.as_object().into_iter().flatten().map(move |(method, _)| (method.to_uppercase(), path.clone()))
+            })
+            .collect();
+        let routed: BTreeSet<(String, String)> =
+            ROUTES.iter().map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
+        assert_eq!(documented, routed, "an annotation names another method or path than its route");
+    }
 
     #[test]
     fn patterns_match_whole_segments() {

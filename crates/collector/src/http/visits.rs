@@ -14,9 +14,9 @@ use ringsource_core::wire::{
 };
 
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{self, SitePath};
 use crate::http::fields;
-use crate::http::openapi::ErrorBody;
 use crate::http::ratelimit::RateLimiter;
 use crate::http::state::AppState;
 use crate::services::visits::{self as service, PageViewCommand, Renewal, Sender};

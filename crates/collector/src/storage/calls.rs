@@ -231,7 +231,8 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
-    pub const ALL: [GroupBy; 5] = [GroupBy::Channel, GroupBy::Source, GroupBy::Medium, GroupBy::Campaign, GroupBy::Term];
+    pub const ALL: [GroupBy; 5] =
+        [GroupBy::Channel, GroupBy::Source, GroupBy::Medium, GroupBy::Campaign, GroupBy::Term];
 
     pub fn parse(s: &str) -> Option<GroupBy> {
         Some(match s {

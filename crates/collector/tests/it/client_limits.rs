@@ -131,7 +131,7 @@ fn same_origin_on_a_wildcard_listener_is_the_address_connected_to() {
     let server = ringsource_collector::server::spawn(config, "0.0.0.0:0".parse().unwrap(), clock).unwrap();
     assert!(server.addr.ip().is_unspecified(), "{}", server.addr);
     let port = server.addr.port();
-    let client = reqwest::blocking::Client::builder().user_agent(BROWSER_UA).build().unwrap();
+    let client = crate::common::http::Client::builder().user_agent(BROWSER_UA).build().unwrap();
     let visit = |origin: &str| {
         client
             .post(format!("http://127.0.0.1:{port}/v1/sites/shop/visits"))

@@ -34,7 +34,7 @@ fn options(seed: u64) -> DemoOptions {
 /// The report over the demo's days, by source.
 fn report_of(config: Config) -> Value {
     let server = server::spawn(config, "127.0.0.1:0".parse().unwrap(), Arc::new(SystemClock)).unwrap();
-    let resp = reqwest::blocking::Client::new()
+    let resp = crate::common::http::Client::new()
         .get(server.url("/v1/reports/calls?site=shop&group_by=source&from=2027-01-22&to=2027-01-31"))
         .bearer_auth(TOKEN)
         .send()

@@ -46,7 +46,7 @@ fn options(seed: u64) -> DemoOptions {
 }
 
 fn get(server: &server::Spawned, path: &str) -> Value {
-    let resp = reqwest::blocking::Client::new().get(server.url(path)).bearer_auth(TOKEN).send().unwrap();
+    let resp = crate::common::http::Client::new().get(server.url(path)).bearer_auth(TOKEN).send().unwrap();
     assert_eq!(resp.status().as_u16(), 200, "{path}");
     resp.json().unwrap()
 }

@@ -5,7 +5,7 @@ use crate::common::*;
 use ringsource_collector::http::edge::{API_CSP, DASHBOARD_CSP};
 use serde_json::Value;
 
-fn header(resp: &reqwest::blocking::Response, name: &str) -> Option<String> {
+fn header(resp: &crate::common::http::Response, name: &str) -> Option<String> {
     resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
 }
 

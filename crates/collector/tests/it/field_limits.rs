@@ -1,16 +1,19 @@
 //! Every string the browser routes accept has a limit, declared in
-//! `openapi.json` as `maxLength`: one byte more is a 400 that names the field,
+//! the OpenAPI document as `maxLength`: one byte more is a 400 that names the field,
 //! and the limit itself is accepted. The limits are read from the served
 //! document, so the document and the server cannot drift apart.
 
 use crate::common::*;
 use serde_json::{Value, json};
 
-/// The schema `$ref` points at, within `doc` (also as the one part of an
-/// `allOf`, which is how a nullable reference is written).
+/// The schema `$ref` points at, within `doc` (also as the branch of a
+/// `oneOf` with `null`, which is how OpenAPI 3.1 writes a nullable reference).
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
-    if let Some([only]) = schema["allOf"].as_array().map(Vec::as_slice) {
-        return resolve(doc, only);
+    if let Some(branches) = schema["oneOf"].as_array() {
+        let not_null: Vec<&Value> = branches.iter().filter(|b| b["type"] != "null").collect();
+        if let [only] = not_null.as_slice() {
+            return resolve(doc, only);
+        }
     }
     match schema["$ref"].as_str() {
         Some(r) => {
@@ -35,7 +38,12 @@ fn limits(doc: &Value, schema: &Value, prefix: &str, out: &mut Vec<(String, Boun
     for (name, prop) in props {
         let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
         let prop = resolve(doc, prop);
-        match prop["type"].as_str() {
+        // `"string"`, or `["string", "null"]` for an optional one.
+        let kind = match &prop["type"] {
+            Value::Array(kinds) => kinds.iter().filter_map(Value::as_str).find(|k| *k != "null"),
+            kind => kind.as_str(),
+        };
+        match kind {
             Some("string") => {
                 let bound = match (prop["maxLength"].as_u64(), prop["enum"].as_array()) {
                     (Some(max), None) => Bound::MaxLength(max as usize),

@@ -21,6 +21,7 @@ mod lease_concurrency;
 mod lease_writer;
 mod money;
 mod openapi_conformance;
+mod openapi_responses;
 mod pbx_delivery;
 mod pbx_freeswitch;
 mod pbx_generic;

@@ -59,7 +59,7 @@ impl Money {
         self.sink.record("shop", &e).unwrap().call_id
     }
 
-    fn send(&self, req: reqwest::blocking::RequestBuilder) -> (u16, Value) {
+    fn send(&self, req: crate::common::http::RequestBuilder) -> (u16, Value) {
         let resp = req.bearer_auth(TOKEN).send().unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().unwrap_or(Value::Null))

@@ -59,7 +59,7 @@ impl CallSink for GatedSink {
 struct Collector {
     server: Spawned,
     db: PathBuf,
-    client: reqwest::blocking::Client,
+    client: crate::common::http::Client,
 }
 
 impl Collector {
@@ -100,7 +100,7 @@ fn config(db: &Path) -> Config {
 fn serve(db: &Path, clock: &Arc<ManualClock>, sink: Option<Arc<dyn CallSink>>) -> Collector {
     let clock = Arc::clone(clock) as Arc<dyn Clock>;
     let server = server::spawn_with(config(db), "127.0.0.1:0".parse().unwrap(), clock, sink).unwrap();
-    Collector { server, db: db.to_owned(), client: reqwest::blocking::Client::new() }
+    Collector { server, db: db.to_owned(), client: crate::common::http::Client::new() }
 }
 
 /// The server with its PBX routes behind a gate that holds the first
@@ -129,7 +129,7 @@ fn first_delivery_held(c: &Collector, entered: &Receiver<()>, id: &str, body: &s
     let origin = c.server.url("");
     let (id, body) = (id.to_owned(), body.to_owned());
     let first = std::thread::spawn(move || {
-        let client = reqwest::blocking::Client::new();
+        let client = crate::common::http::Client::new();
         Pbx { client: &client, origin }.generic(&id, NOW_SECS, &body)
     });
     entered.recv_timeout(Duration::from_secs(30)).expect("the first delivery reaches the gate");

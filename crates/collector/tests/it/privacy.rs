@@ -39,7 +39,7 @@ fn site_extra(tail: &str) -> String {
 
 /// A signed generic end report of an answered call that rang at `ring_ms`,
 /// sent when the clock (the collector's) says it ended.
-fn call(client: &reqwest::blocking::Client, url: &str, id: &str, from: &str, to: &str, ring_ms: i64) {
+fn call(client: &crate::common::http::Client, url: &str, id: &str, from: &str, to: &str, ring_ms: i64) {
     let fmt = ringsource_collector::dates::format_ms;
     let ended_ms = ring_ms + 65_000;
     let body = json!({
@@ -62,7 +62,7 @@ fn call(client: &reqwest::blocking::Client, url: &str, id: &str, from: &str, to:
     assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().unwrap());
 }
 
-fn admin(client: &reqwest::blocking::Client, method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
+fn admin(client: &crate::common::http::Client, method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
     let mut req = match method {
         "GET" => client.get(url),
         _ => client.post(url),
@@ -147,7 +147,7 @@ fn old_visits(db: &Path, server: &str, site: &str, days_ago: i64, call_from: Opt
     let at = SystemClock.now_ms() - days_ago * DAY_MS;
     let clock = Arc::new(ManualClock::new(at));
     let s = spawn_at(db, server, site, clock.clone());
-    let client = reqwest::blocking::Client::builder().user_agent(BROWSER_UA).build().unwrap();
+    let client = crate::common::http::Client::builder().user_agent(BROWSER_UA).build().unwrap();
     let mut sessions = Vec::new();
     for _ in 0..2 {
         let resp = client
@@ -569,7 +569,7 @@ impl Drop for Serve {
     }
 }
 
-fn visit_to(client: &reqwest::blocking::Client, s: &Serve) {
+fn visit_to(client: &crate::common::http::Client, s: &Serve) {
     let resp = client
         .post(s.url("/v1/sites/shop/visits"))
         .header("content-type", "text/plain")
@@ -594,7 +594,7 @@ fn backup_while_serving_then_restore_after_stopping() {
     let server = server_extra(3600) + "\n[server.rate_limit]\nburst = 1000000\nper_minute = 1000000";
     let config = config_file(&db, &server, &site_extra(""));
     let live = Arc::new(Serve::start(&config));
-    let client = reqwest::blocking::Client::builder().user_agent(BROWSER_UA).build().unwrap();
+    let client = crate::common::http::Client::builder().user_agent(BROWSER_UA).build().unwrap();
     for _ in 0..20 {
         visit_to(&client, &live);
     }

@@ -35,7 +35,7 @@ const HOUR: i64 = 3_600_000;
 struct Site {
     server: Spawned,
     clock: Arc<ManualClock>,
-    client: reqwest::blocking::Client,
+    client: crate::common::http::Client,
     dir: tempfile::TempDir,
 }
 
@@ -43,7 +43,7 @@ fn start(time_zone: &str) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(0));
     let server = spawn(dir.path(), time_zone, INSTAGRAM_SOURCE, clock.clone());
-    Site { server, clock, client: reqwest::blocking::Client::new(), dir }
+    Site { server, clock, client: crate::common::http::Client::new(), dir }
 }
 
 /// What the Instagram number's calls are reported under.
@@ -140,7 +140,7 @@ impl Site {
         assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().unwrap());
     }
 
-    fn send(&self, req: reqwest::blocking::RequestBuilder) -> (u16, Value) {
+    fn send(&self, req: crate::common::http::RequestBuilder) -> (u16, Value) {
         let resp = req.bearer_auth(TOKEN).send().unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().unwrap_or(Value::Null))
@@ -478,7 +478,7 @@ fn configuring_a_static_numbers_source_moves_its_earlier_calls_to_its_cost() {
     let mut s = Site {
         server: spawn(dir.path(), "UTC", "", clock.clone()),
         clock: clock.clone(),
-        client: reqwest::blocking::Client::new(),
+        client: crate::common::http::Client::new(),
         dir,
     };
     s.call("i1", "+79160000021", INSTAGRAM, utc("2027-01-15T12:00:00Z"), Some(60));

@@ -113,7 +113,7 @@ fn attack(trickle: Trickle, deadline: Duration) {
     let server = serve_with_fd_limit(FD_LIMIT);
     let addr = server.addr;
     let pid = server.child.id();
-    let visitor = reqwest::blocking::Client::builder()
+    let visitor = crate::common::http::Client::builder()
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(20))
         .build()

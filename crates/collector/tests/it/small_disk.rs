@@ -97,7 +97,7 @@ fn serve(disk: &SmallDisk, wal_mib: u32) -> Collector {
 
 impl Collector {
     fn visit(&self) -> (u16, Value) {
-        let resp = reqwest::blocking::Client::new()
+        let resp = crate::common::http::Client::new()
             .post(format!("{}/v1/sites/shop/visits", self.base))
             .header("content-type", "text/plain")
             .body(visit_body(None, paid()).to_string())

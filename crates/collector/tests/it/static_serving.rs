@@ -89,7 +89,8 @@ fn the_loader_names_content_hashed_files_that_any_origin_may_load() {
     assert_eq!(page.status(), 200);
     assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
 
-    let no_redirect = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let no_redirect =
+        crate::common::http::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let root_resp = no_redirect.get(h.url("/")).send().unwrap();
     assert_eq!(root_resp.status(), 302);
     assert_eq!(root_resp.headers()["location"], "/demo/");
@@ -172,6 +173,6 @@ fn serve_prints_the_bound_address() {
     BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_owned();
     assert!(!addr.ends_with(":0"), "the real port is printed: {addr}");
-    let resp = reqwest::blocking::get(format!("http://{addr}/v1/sites/shop/config")).unwrap();
+    let resp = crate::common::http::get(format!("http://{addr}/v1/sites/shop/config")).unwrap();
     assert_eq!(resp.status(), 200);
 }

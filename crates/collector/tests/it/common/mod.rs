@@ -1,6 +1,9 @@
 //! Shared test harness: the real app on 127.0.0.1:0 with a fresh SQLite file.
 #![allow(dead_code, reason = "not every test module uses every helper")]
 
+pub mod http;
+pub mod openapi;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,7 +72,7 @@ pub const ORIGINAL: &str = "+74951234567";
 pub struct Harness {
     pub server: Spawned,
     pub db: PathBuf,
-    pub client: reqwest::blocking::Client,
+    pub client: crate::common::http::Client,
     _dir: tempfile::TempDir,
 }
 
@@ -89,7 +92,7 @@ pub fn start_with_toml(toml: impl FnOnce(&Path) -> String, clock: Arc<dyn Clock>
     let config = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new())
         .unwrap_or_else(|e| panic!("{e}"));
     let server = server::spawn(config, "127.0.0.1:0".parse().unwrap(), clock).unwrap();
-    let client = reqwest::blocking::Client::builder().user_agent(BROWSER_UA).build().unwrap();
+    let client = crate::common::http::Client::builder().user_agent(BROWSER_UA).build().unwrap();
     Harness { server, db, client, _dir: dir }
 }
 

@@ -73,7 +73,7 @@ pub struct PbxHarness {
     pub server: Spawned,
     pub sink: Arc<RecordingSink>,
     pub clock: Arc<ManualClock>,
-    pub client: reqwest::blocking::Client,
+    pub client: crate::common::http::Client,
     _dir: tempfile::TempDir,
 }
 
@@ -108,7 +108,7 @@ pub fn start(site_extra: &str) -> PbxHarness {
         Some(Arc::clone(&sink) as Arc<dyn CallSink>),
     )
     .unwrap();
-    PbxHarness { server, sink, clock, client: reqwest::blocking::Client::new(), _dir: dir }
+    PbxHarness { server, sink, clock, client: crate::common::http::Client::new(), _dir: dir }
 }
 
 impl PbxHarness {
@@ -134,7 +134,7 @@ impl PbxHarness {
     }
 }
 
-fn reply(resp: reqwest::blocking::Response) -> Reply {
+fn reply(resp: crate::common::http::Response) -> Reply {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().unwrap();
@@ -278,7 +278,7 @@ pub fn borrowed(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
 
 /// Posts `body` to `url` with `headers`.
 pub fn post_to(
-    client: &reqwest::blocking::Client,
+    client: &crate::common::http::Client,
     url: &str,
     content_type: &str,
     body: impl Into<Vec<u8>>,
@@ -294,7 +294,7 @@ pub fn post_to(
 /// Signed posts of site `shop`'s PBX reports (the [`all_adapters`]
 /// credentials) to the server at `origin`.
 pub struct Pbx<'a> {
-    pub client: &'a reqwest::blocking::Client,
+    pub client: &'a crate::common::http::Client,
     /// `http://127.0.0.1:<port>`
     pub origin: String,
 }

@@ -255,8 +255,8 @@ struct Load {
     first_ack: Arc<AtomicBool>,
 }
 
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+fn client() -> crate::common::http::Client {
+    crate::common::http::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
 }
 
 fn unix_secs() -> i64 {
@@ -271,7 +271,7 @@ fn rfc3339(secs: i64) -> String {
 }
 
 impl Load {
-    fn ok(&self, resp: reqwest::Result<reqwest::blocking::Response>) -> Option<Value> {
+    fn ok(&self, resp: reqwest::Result<crate::common::http::Response>) -> Option<Value> {
         let resp = resp.ok()?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
@@ -283,7 +283,7 @@ impl Load {
     }
 
     /// A signed generic delivery; `Some(outcome)` when answered 2xx.
-    fn deliver(&self, client: &reqwest::blocking::Client, id: &str, body: &str) -> Option<String> {
+    fn deliver(&self, client: &crate::common::http::Client, id: &str, body: &str) -> Option<String> {
         let mut req = client
             .post(format!("{}/v1/sites/shop/pbx/generic", self.origin))
             .header("content-type", "application/json")
