@@ -7,9 +7,13 @@
 //! ([`ringsource_core::call::Call::fold`], [`ringsource_core::attribution`]);
 //! the backend only gathers their inputs and stores their outputs.
 
-use ringsource_core::call::{CallEvent, CallStatus};
+use ringsource_core::attribution::{CallerKind, Candidate, Confidence, DialledKind, Model, Relation, Tenure};
+use ringsource_core::call::{Call, CallEvent, CallStatus};
+use ringsource_core::phone::PhoneNumber;
 use ringsource_core::promo::PromoCode;
+use ringsource_core::touch::Touch;
 use serde::Serialize;
+use serde_json::Value;
 
 use super::StorageError;
 use crate::clock::Clock;
@@ -73,8 +77,7 @@ pub struct CallSummary {
     pub pbx_call_id: String,
     pub caller: Option<String>,
     pub dialled: String,
-    /// `pool`, `static`, `overflow`, `original` or `unknown`.
-    pub number_kind: String,
+    pub number_kind: DialledKind,
     pub pool_id: Option<String>,
     pub static_label: Option<String>,
     pub ring_at_ms: i64,
@@ -82,16 +85,15 @@ pub struct CallSummary {
     pub ended_at_ms: Option<i64>,
     pub duration_secs: Option<i64>,
     pub talk_secs: Option<i64>,
-    pub status: String,
+    pub status: CallStatus,
     pub target: bool,
     pub missed: bool,
-    /// `first-time`, `repeat` or `anonymous`.
-    pub caller_kind: String,
+    pub caller_kind: CallerKind,
     pub recording_url: Option<String>,
     pub session_id: Option<String>,
-    pub confidence: String,
+    pub confidence: Confidence,
     pub reason: String,
-    pub model: String,
+    pub model: Model,
     pub promo_code: Option<String>,
     pub channel: String,
     pub source: String,
@@ -104,8 +106,7 @@ pub struct CallSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CandidateView {
     pub session_id: String,
-    /// `live`, `grace`, `expired`, `promo` or `caller-history`.
-    pub relation: String,
+    pub relation: Relation,
     pub held_from_ms: Option<i64>,
     pub held_until_ms: Option<i64>,
     pub chosen: bool,
@@ -126,8 +127,8 @@ pub struct CreditView {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttributionView {
-    pub model: String,
-    pub confidence: String,
+    pub model: Model,
+    pub confidence: Confidence,
     pub reason: String,
     pub chosen_session_id: Option<String>,
     pub candidates: Vec<CandidateView>,
@@ -280,13 +281,105 @@ pub struct PromoLookup {
     pub visitor: VisitorPath,
 }
 
-/// The outbox rows of a call that just ended, per export kind: the body, or
-/// why the call cannot be sent (written as `skipped`). The exports service
-/// decides them ([`crate::services::exports::payloads`]); the backend writes
-/// them in the transaction that ends the call, so none is lost and none
-/// names a call that was never stored.
-pub type ExportPayloads =
-    dyn Fn(&Site, &CallDetail, i64) -> Vec<(ExportKind, Result<serde_json::Value, String>)> + Send + Sync;
+// ------------------------------------------------ the recording workflow
+
+/// The key repeat callers are found by: E.164 when the caller parses as an
+/// international number, else its digits when there are enough to be a
+/// number, else none (anonymous, an extension).
+pub fn caller_key(from: Option<&str>) -> Option<String> {
+    let from = from?.trim();
+    if let Ok(n) = PhoneNumber::parse(from) {
+        return Some(n.e164());
+    }
+    let digits: String = from.chars().filter(char::is_ascii_digit).collect();
+    (digits.len() >= 5).then_some(digits)
+}
+
+/// A dialled number as the site's numbers are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberRole {
+    pub kind: DialledKind,
+    pub pool_id: Option<String>,
+    pub label: Option<String>,
+}
+
+/// What a stored call carries beside its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallState {
+    pub first_heard_at_ms: i64,
+    /// The promo code a manager named, and the session it was issued to.
+    pub promo_code: Option<String>,
+    pub promo_session: Option<String>,
+}
+
+/// A call's attribution as the calls service decided it: every column of
+/// the call it rewrites, with its candidates and credit shares.
+#[derive(Debug, Clone)]
+pub struct CallAttribution {
+    /// The call folded from all its events.
+    pub call: Call,
+    pub caller_key: Option<String>,
+    pub number_kind: DialledKind,
+    pub pool_id: Option<String>,
+    pub static_label: Option<String>,
+    pub ring_at_ms: i64,
+    pub is_target: bool,
+    pub is_missed: bool,
+    pub session_id: Option<String>,
+    pub confidence: Confidence,
+    pub reason: String,
+    pub model: Model,
+    pub candidates: Vec<Candidate>,
+    pub credits: Vec<CreditView>,
+    /// The touch the call is listed under (list filters match it).
+    pub headline: CreditView,
+}
+
+/// The reads and writes of recording one call event, all inside the
+/// backend's transaction that stores the event: the calls service's
+/// workflow ([`CallWorkflow`]) runs on them, so a backend implements data
+/// access only. A backend serialises the recordings of one call (SQLite: one
+/// writer; PostgreSQL: the call row locked `FOR UPDATE`).
+pub trait CallFacts {
+    /// The call's events, in the order they were stored.
+    fn events(&mut self, call_id: i64) -> Result<Vec<CallEvent>, StorageError>;
+    fn state(&mut self, call_id: i64) -> Result<CallState, StorageError>;
+    /// What `number` is to the site; `None` when it is none of its numbers.
+    fn number_role(&mut self, site_id: &str, number: &str) -> Result<Option<NumberRole>, StorageError>;
+    /// The leases of pool number `number` that started by `ring_at_ms`, newest first.
+    fn tenures(&mut self, number: &str, ring_at_ms: i64) -> Result<Vec<Tenure>, StorageError>;
+    /// The session of this caller's latest earlier call attributed with
+    /// high or medium confidence within `window_ms` before `ring_at_ms`.
+    fn caller_prior(
+        &mut self,
+        site_id: &str,
+        caller_key: &str,
+        call_id: i64,
+        ring_at_ms: i64,
+        window_ms: i64,
+    ) -> Result<Option<String>, StorageError>;
+    /// The touches of the visitor behind `session_id` (its sessions joined
+    /// by analytics client id) recorded by `until_ms`, as core's path orders them.
+    fn visitor_touches(&mut self, session_id: &str, until_ms: i64) -> Result<Vec<Touch>, StorageError>;
+    /// `(call id, ring time)` of every call of this caller on the site, in ring order.
+    fn caller_calls(&mut self, site_id: &str, caller_key: &str) -> Result<Vec<(i64, i64)>, StorageError>;
+    /// Rewrites the call, its candidates and its credits.
+    fn save_attribution(&mut self, call_id: i64, a: &CallAttribution, now_ms: i64) -> Result<(), StorageError>;
+    fn save_caller_kind(&mut self, call_id: i64, kind: CallerKind) -> Result<(), StorageError>;
+}
+
+/// The calls service's part of recording an event, run by the backend
+/// inside the transaction that stores the event
+/// ([`crate::services::calls::Workflow`]).
+pub trait CallWorkflow: Send + Sync {
+    /// Refolds call `call_id` from its events and attributes it again.
+    fn attribute(&self, facts: &mut dyn CallFacts, site: &Site, call_id: i64, now_ms: i64) -> Result<(), StorageError>;
+    /// The outbox rows of a call that just ended, per export kind: the
+    /// body, or why the call cannot be sent (written as `skipped`). Written
+    /// in the transaction that ends the call, so none is lost and none names
+    /// a call that was never stored.
+    fn exports(&self, site: &Site, detail: &CallDetail, now_ms: i64) -> Vec<(ExportKind, Result<Value, String>)>;
+}
 
 /// The persistence of calls.
 pub trait CallStore: Send + Sync + 'static {
@@ -301,7 +394,7 @@ pub trait CallStore: Send + Sync + 'static {
         delivery: Option<&Delivery>,
         event: &CallEvent,
         clock: &dyn Clock,
-        exports: &ExportPayloads,
+        workflow: &dyn CallWorkflow,
     ) -> Result<Recorded, RecordError>;
     /// Calls matching the filter, newest ring first, and how many match in all.
     fn list_calls(&self, filter: &CallFilter) -> Result<(Vec<CallSummary>, u64), StorageError>;
@@ -320,5 +413,6 @@ pub trait CallStore: Send + Sync + 'static {
         call_id: i64,
         code: &PromoCode,
         clock: &dyn Clock,
+        workflow: &dyn CallWorkflow,
     ) -> Result<Option<()>, StorageError>;
 }
