@@ -121,6 +121,50 @@ pub enum Dialled<'a> {
     Unknown,
 }
 
+impl Dialled<'_> {
+    pub const fn kind(&self) -> DialledKind {
+        match self {
+            Dialled::Pool { .. } => DialledKind::Pool,
+            Dialled::Static { .. } => DialledKind::Static,
+            Dialled::Overflow => DialledKind::Overflow,
+            Dialled::Original => DialledKind::Original,
+            Dialled::Unknown => DialledKind::Unknown,
+        }
+    }
+}
+
+/// What kind of number a call dialled, without the number's details: what
+/// a stored call keeps of [`Dialled`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum DialledKind {
+    Pool,
+    Static,
+    Overflow,
+    Original,
+    Unknown,
+}
+
+impl DialledKind {
+    pub const ALL: [DialledKind; 5] =
+        [DialledKind::Pool, DialledKind::Static, DialledKind::Overflow, DialledKind::Original, DialledKind::Unknown];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DialledKind::Pool => "pool",
+            DialledKind::Static => "static",
+            DialledKind::Overflow => "overflow",
+            DialledKind::Original => "original",
+            DialledKind::Unknown => "unknown",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<DialledKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
 /// Everything [`match_call`] looks at.
 #[derive(Clone, Copy, Debug)]
 pub struct Facts<'a> {
@@ -153,6 +197,9 @@ pub enum Relation {
 }
 
 impl Relation {
+    pub const ALL: [Relation; 5] =
+        [Relation::Live, Relation::Grace, Relation::Expired, Relation::Promo, Relation::CallerHistory];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Relation::Live => "live",
@@ -161,6 +208,10 @@ impl Relation {
             Relation::Promo => "promo",
             Relation::CallerHistory => "caller-history",
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<Relation> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
     }
 }
 
@@ -369,12 +420,18 @@ pub enum CallerKind {
 }
 
 impl CallerKind {
+    pub const ALL: [CallerKind; 3] = [CallerKind::FirstTime, CallerKind::Repeat, CallerKind::Anonymous];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             CallerKind::FirstTime => "first-time",
             CallerKind::Repeat => "repeat",
             CallerKind::Anonymous => "anonymous",
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<CallerKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 

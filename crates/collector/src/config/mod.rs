@@ -8,7 +8,7 @@
 //! collecting *every* problem, each with the file, the field path and the
 //! reason, so `ringsource check-config` can list them all at once.
 //!
-//! - [`server`]: `[server]`;
+//! - [`server`]: the `[server]` table;
 //! - [`site`]: `[[sites]]`, which hands `[sites.pbx]` with `pbx_secrets` to
 //!   the PBX adapters' settings ([`crate::pbx::settings`]) and
 //!   `[sites.exports]` to the exports' ([`crate::services::exports`]).

@@ -7,11 +7,14 @@
 //! ([`ringsource_core::call::Call::fold`], [`ringsource_core::attribution`]);
 //! the backend only gathers their inputs and stores their outputs.
 
-use ringsource_core::call::{CallEvent, CallStatus};
+use ringsource_core::attribution::{CallerKind, Candidate, Confidence, DialledKind, Model, Relation, Tenure};
+use ringsource_core::call::{Call, CallEvent, CallStatus};
+use ringsource_core::phone::PhoneNumber;
 use ringsource_core::promo::PromoCode;
+use ringsource_core::touch::Touch;
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use super::StorageError;
 use crate::clock::Clock;
@@ -78,8 +81,7 @@ pub struct CallSummary {
     #[schema(value_type = ringsource_core::phone::PhoneNumber)]
     pub dialled: String,
     /// What the dialled number is to the site.
-    #[schema(schema_with = number_kind_schema)]
-    pub number_kind: String,
+    pub number_kind: DialledKind,
     pub pool_id: Option<String>,
     pub static_label: Option<String>,
     pub ring_at_ms: i64,
@@ -88,24 +90,20 @@ pub struct CallSummary {
     pub duration_secs: Option<i64>,
     pub talk_secs: Option<i64>,
     /// The PBX's status; missed calls keep it.
-    #[schema(value_type = ringsource_core::call::CallStatus)]
-    pub status: String,
+    pub status: CallStatus,
     /// Answered and talked at least the site's `target_call_secs`.
     pub target: bool,
     pub missed: bool,
     /// Within the site's `uniqueness_window_days`.
-    #[schema(value_type = ringsource_core::attribution::CallerKind)]
-    pub caller_kind: String,
+    pub caller_kind: CallerKind,
     pub recording_url: Option<String>,
     /// The session the call is attributed to (none for static and
     /// unattributed calls).
     pub session_id: Option<String>,
-    #[schema(value_type = ringsource_core::attribution::Confidence)]
-    pub confidence: String,
+    pub confidence: Confidence,
     /// Why, in words.
     pub reason: String,
-    #[schema(value_type = ringsource_core::attribution::Model)]
-    pub model: String,
+    pub model: Model,
     /// A promo code the manager named.
     pub promo_code: Option<String>,
     /// The headline touch: the model's touch (linear: the last non-direct
@@ -121,8 +119,7 @@ pub struct CallSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct CandidateView {
     pub session_id: String,
-    #[schema(value_type = ringsource_core::attribution::Relation)]
-    pub relation: String,
+    pub relation: Relation,
     pub held_from_ms: Option<i64>,
     pub held_until_ms: Option<i64>,
     pub chosen: bool,
@@ -144,10 +141,8 @@ pub struct CreditView {
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct AttributionView {
-    #[schema(value_type = ringsource_core::attribution::Model)]
-    pub model: String,
-    #[schema(value_type = ringsource_core::attribution::Confidence)]
-    pub confidence: String,
+    pub model: Model,
+    pub confidence: Confidence,
     pub reason: String,
     pub chosen_session_id: Option<String>,
     pub candidates: Vec<CandidateView>,
@@ -313,21 +308,105 @@ pub struct PromoLookup {
     pub visitor: VisitorPath,
 }
 
-/// The values of [`CallSummary::number_kind`], as the calls table's CHECK
-/// constraint allows them.
-pub const NUMBER_KINDS: [&str; 5] = ["pool", "static", "overflow", "original", "unknown"];
+// ------------------------------------------------ the recording workflow
 
-fn number_kind_schema() -> Schema {
-    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(NUMBER_KINDS)).into()
+/// The key repeat callers are found by: E.164 when the caller parses as an
+/// international number, else its digits when there are enough to be a
+/// number, else none (anonymous, an extension).
+pub fn caller_key(from: Option<&str>) -> Option<String> {
+    let from = from?.trim();
+    if let Ok(n) = PhoneNumber::parse(from) {
+        return Some(n.e164());
+    }
+    let digits: String = from.chars().filter(char::is_ascii_digit).collect();
+    (digits.len() >= 5).then_some(digits)
 }
 
-/// The outbox rows of a call that just ended, per export kind: the body, or
-/// why the call cannot be sent (written as `skipped`). The exports service
-/// decides them ([`crate::services::exports::payloads`]); the backend writes
-/// them in the transaction that ends the call, so none is lost and none
-/// names a call that was never stored.
-pub type ExportPayloads =
-    dyn Fn(&Site, &CallDetail, i64) -> Vec<(ExportKind, Result<serde_json::Value, String>)> + Send + Sync;
+/// A dialled number as the site's numbers are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberRole {
+    pub kind: DialledKind,
+    pub pool_id: Option<String>,
+    pub label: Option<String>,
+}
+
+/// What a stored call carries beside its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallState {
+    pub first_heard_at_ms: i64,
+    /// The promo code a manager named, and the session it was issued to.
+    pub promo_code: Option<String>,
+    pub promo_session: Option<String>,
+}
+
+/// A call's attribution as the calls service decided it: every column of
+/// the call it rewrites, with its candidates and credit shares.
+#[derive(Debug, Clone)]
+pub struct CallAttribution {
+    /// The call folded from all its events.
+    pub call: Call,
+    pub caller_key: Option<String>,
+    pub number_kind: DialledKind,
+    pub pool_id: Option<String>,
+    pub static_label: Option<String>,
+    pub ring_at_ms: i64,
+    pub is_target: bool,
+    pub is_missed: bool,
+    pub session_id: Option<String>,
+    pub confidence: Confidence,
+    pub reason: String,
+    pub model: Model,
+    pub candidates: Vec<Candidate>,
+    pub credits: Vec<CreditView>,
+    /// The touch the call is listed under (list filters match it).
+    pub headline: CreditView,
+}
+
+/// The reads and writes of recording one call event, all inside the
+/// backend's transaction that stores the event: the calls service's
+/// workflow ([`CallWorkflow`]) runs on them, so a backend implements data
+/// access only. A backend serialises the recordings of one call (SQLite: one
+/// writer; PostgreSQL: the call row locked `FOR UPDATE`).
+pub trait CallFacts {
+    /// The call's events, in the order they were stored.
+    fn events(&mut self, call_id: i64) -> Result<Vec<CallEvent>, StorageError>;
+    fn state(&mut self, call_id: i64) -> Result<CallState, StorageError>;
+    /// What `number` is to the site; `None` when it is none of its numbers.
+    fn number_role(&mut self, site_id: &str, number: &str) -> Result<Option<NumberRole>, StorageError>;
+    /// The leases of pool number `number` that started by `ring_at_ms`, newest first.
+    fn tenures(&mut self, number: &str, ring_at_ms: i64) -> Result<Vec<Tenure>, StorageError>;
+    /// The session of this caller's latest earlier call attributed with
+    /// high or medium confidence within `window_ms` before `ring_at_ms`.
+    fn caller_prior(
+        &mut self,
+        site_id: &str,
+        caller_key: &str,
+        call_id: i64,
+        ring_at_ms: i64,
+        window_ms: i64,
+    ) -> Result<Option<String>, StorageError>;
+    /// The touches of the visitor behind `session_id` (its sessions joined
+    /// by analytics client id) recorded by `until_ms`, as core's path orders them.
+    fn visitor_touches(&mut self, session_id: &str, until_ms: i64) -> Result<Vec<Touch>, StorageError>;
+    /// `(call id, ring time)` of every call of this caller on the site, in ring order.
+    fn caller_calls(&mut self, site_id: &str, caller_key: &str) -> Result<Vec<(i64, i64)>, StorageError>;
+    /// Rewrites the call, its candidates and its credits.
+    fn save_attribution(&mut self, call_id: i64, a: &CallAttribution, now_ms: i64) -> Result<(), StorageError>;
+    fn save_caller_kind(&mut self, call_id: i64, kind: CallerKind) -> Result<(), StorageError>;
+}
+
+/// The calls service's part of recording an event, run by the backend
+/// inside the transaction that stores the event
+/// ([`crate::services::calls::Workflow`]).
+pub trait CallWorkflow: Send + Sync {
+    /// Refolds call `call_id` from its events and attributes it again.
+    fn attribute(&self, facts: &mut dyn CallFacts, site: &Site, call_id: i64, now_ms: i64) -> Result<(), StorageError>;
+    /// The outbox rows of a call that just ended, per export kind: the
+    /// body, or why the call cannot be sent (written as `skipped`). Written
+    /// in the transaction that ends the call, so none is lost and none names
+    /// a call that was never stored.
+    fn exports(&self, site: &Site, detail: &CallDetail, now_ms: i64) -> Vec<(ExportKind, Result<Value, String>)>;
+}
 
 /// The persistence of calls.
 pub trait CallStore: Send + Sync + 'static {
@@ -342,7 +421,7 @@ pub trait CallStore: Send + Sync + 'static {
         delivery: Option<&Delivery>,
         event: &CallEvent,
         clock: &dyn Clock,
-        exports: &ExportPayloads,
+        workflow: &dyn CallWorkflow,
     ) -> Result<Recorded, RecordError>;
     /// Calls matching the filter, newest ring first, and how many match in all.
     fn list_calls(&self, filter: &CallFilter) -> Result<(Vec<CallSummary>, u64), StorageError>;
@@ -361,5 +440,6 @@ pub trait CallStore: Send + Sync + 'static {
         call_id: i64,
         code: &PromoCode,
         clock: &dyn Clock,
+        workflow: &dyn CallWorkflow,
     ) -> Result<Option<()>, StorageError>;
 }

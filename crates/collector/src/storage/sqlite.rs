@@ -37,15 +37,16 @@ mod visits;
 mod wal;
 mod writer;
 
-const SCHEMA_V1: &str = include_str!("schema_v1.sql");
-const SCHEMA_V2: &str = include_str!("schema_v2.sql");
-const SCHEMA_V3: &str = include_str!("schema_v3.sql");
-const SCHEMA_V4: &str = include_str!("schema_v4.sql");
-const SCHEMA_V5: &str = include_str!("schema_v5.sql");
-const SCHEMA_V6: &str = include_str!("schema_v6.sql");
-const SCHEMA_V7: &str = include_str!("schema_v7.sql");
-const SCHEMA_V8: &str = include_str!("schema_v8.sql");
-const SCHEMA_V9: &str = include_str!("schema_v9.sql");
+const SCHEMA_V1: &str = include_str!("sqlite/schema/v1.sql");
+const SCHEMA_V2: &str = include_str!("sqlite/schema/v2.sql");
+const SCHEMA_V3: &str = include_str!("sqlite/schema/v3.sql");
+const SCHEMA_V4: &str = include_str!("sqlite/schema/v4.sql");
+const SCHEMA_V5: &str = include_str!("sqlite/schema/v5.sql");
+const SCHEMA_V6: &str = include_str!("sqlite/schema/v6.sql");
+const SCHEMA_V7: &str = include_str!("sqlite/schema/v7.sql");
+const SCHEMA_V8: &str = include_str!("sqlite/schema/v8.sql");
+const SCHEMA_V9: &str = include_str!("sqlite/schema/v9.sql");
+const SCHEMA_V10: &str = include_str!("sqlite/schema/v10.sql");
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -60,6 +61,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V7),
         M::up(SCHEMA_V8),
         M::up(SCHEMA_V9),
+        M::up(SCHEMA_V10),
     ])
 }
 
@@ -405,6 +407,52 @@ mod tests {
         assert_eq!(sites(&storage.inner.lock().unwrap().conn), ["one", "two"]);
     }
 
+    /// Version 10 spells the lease end reasons with hyphens, as every other
+    /// stored value: a version 9 file's rows are rewritten, the open-lease
+    /// index survives the rebuild, and the old spelling is refused after.
+    #[test]
+    fn version_10_spells_lease_ends_with_hyphens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v9.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        migrations().to_version(&mut conn, 9).unwrap();
+        conn.execute_batch(
+            "INSERT INTO sites VALUES ('s', 0);
+             INSERT INTO numbers (number, site_id, kind, pool_id) VALUES ('+15550001', 's', 'pool', 'p');
+             INSERT INTO sessions VALUES ('a', 's', NULL, NULL, 'ua', 0, 1, 1, NULL), ('b', 's', NULL, NULL, 'ua', 0, 2, 2, NULL);
+             INSERT INTO leases (id, site_id, pool_id, number, session_id, started_at_ms, expires_at_ms,
+                                 hold_secs, ended_at_ms, end_reason)
+                 VALUES (1, 's', 'p', '+15550001', 'a', 1, 5, 4, 2, 'taken_over'),
+                        (2, 's', 'p', '+15550001', 'b', 2, 9, 6, 3, 'handed_over'),
+                        (3, 's', 'p', '+15550001', 'a', 3, 9, 6, 4, 'expired'),
+                        (4, 's', 'p', '+15550001', 'b', 4, 9, 6, NULL, NULL);",
+        )
+        .unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let reasons: Vec<Option<String>> = conn
+            .prepare("SELECT end_reason FROM leases ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            reasons,
+            [Some("taken-over".to_owned()), Some("handed-over".to_owned()), Some("expired".to_owned()), None]
+        );
+        let refused = |sql: &str| conn.execute_batch(sql).unwrap_err().to_string();
+        assert!(refused("UPDATE leases SET end_reason = 'taken_over' WHERE id = 1").contains("CHECK"));
+        assert!(
+            refused(
+                "INSERT INTO leases (site_id, pool_id, number, session_id, started_at_ms, expires_at_ms, hold_secs)
+                 VALUES ('s', 'p', '+15550001', 'a', 5, 9, 4)"
+            )
+            .contains("UNIQUE"),
+            "a second open lease of the number"
+        );
+    }
+
     /// Version 4 rebuilds `leases` and `pool_events`, version 5 moves the
     /// touch JSON's last fields into columns, version 6 rebuilds `sessions`
     /// without a rowid, version 7 drops the pool events' index: a file written
@@ -562,7 +610,7 @@ mod tests {
 
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 9, "the latest version");
+        assert_eq!(version, 10, "the latest version");
         assert!(conn.prepare("SELECT * FROM pool_events").is_err(), "pool_events is gone");
         type Row = (String, i64, String, String, String, String, i64, i64, i64);
         let refusals: Vec<Row> = conn

@@ -124,7 +124,7 @@ fn returning_visitor_by_client_id_gets_the_same_number() {
     let conn = h.db();
     let reason: String =
         conn.query_row("SELECT end_reason FROM leases WHERE ended_at_ms IS NOT NULL", [], |r| r.get(0)).unwrap();
-    assert_eq!(reason, "handed_over");
+    assert_eq!(reason, "handed-over");
     assert_no_number_leased_twice(&conn);
 }
 

@@ -87,7 +87,7 @@ fn take_over_policy_under_load() {
     assert!(ev.iter().all(|(p, o)| p == "take-over-oldest" && o == "taken-over"));
     let conn = h.db();
     let taken: i64 =
-        conn.query_row("SELECT COUNT(*) FROM leases WHERE end_reason = 'taken_over'", [], |r| r.get(0)).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM leases WHERE end_reason = 'taken-over'", [], |r| r.get(0)).unwrap();
     assert_eq!(taken as usize, TOTAL - 3);
     let open: i64 = conn.query_row("SELECT COUNT(*) FROM leases WHERE ended_at_ms IS NULL", [], |r| r.get(0)).unwrap();
     assert_eq!(open, 3);

@@ -177,7 +177,7 @@ fn drain(attack: &Attack, real: &[String]) -> (Figures, Drain) {
     }
     let conn = d.h.db();
     let taken: Vec<String> = conn
-        .prepare("SELECT session_id FROM leases WHERE end_reason = 'taken_over'")
+        .prepare("SELECT session_id FROM leases WHERE end_reason = 'taken-over'")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()

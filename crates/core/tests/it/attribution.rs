@@ -250,3 +250,34 @@ proptest! {
         }
     }
 }
+
+/// The collector stores these values as text and answers with them as JSON:
+/// the two spellings are one, and each reads back as itself.
+#[test]
+fn stored_values_have_one_spelling() {
+    use ringsource_core::attribution::DialledKind;
+    use ringsource_core::call::CallStatus;
+    fn check<T: serde::Serialize + Copy + PartialEq + std::fmt::Debug>(
+        all: &[T],
+        name: fn(T) -> &'static str,
+        parse: fn(&str) -> Option<T>,
+    ) {
+        for &v in all {
+            assert_eq!(serde_json::to_value(v).unwrap(), serde_json::Value::from(name(v)), "{v:?}");
+            assert_eq!(parse(name(v)), Some(v), "{v:?}");
+            assert!(!name(v).contains('_'), "{v:?}: hyphens, not underscores");
+        }
+    }
+    check(&CallStatus::ALL, CallStatus::as_str, CallStatus::from_name);
+    check(&DialledKind::ALL, DialledKind::as_str, DialledKind::from_name);
+    check(&CallerKind::ALL, CallerKind::as_str, CallerKind::from_name);
+    check(&Relation::ALL, Relation::as_str, Relation::from_name);
+    check(
+        &[Confidence::None, Confidence::Low, Confidence::Medium, Confidence::High],
+        Confidence::as_str,
+        Confidence::from_name,
+    );
+    check(&Model::ALL, Model::as_str, |s| s.parse().ok());
+    assert_eq!(Dialled::Overflow.kind(), DialledKind::Overflow);
+    assert_eq!(Dialled::Static { label: "x" }.kind(), DialledKind::Static);
+}

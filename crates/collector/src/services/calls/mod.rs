@@ -6,6 +6,7 @@
 //! reports on and corrects (promo codes) the stored calls. Every method is
 //! blocking: the HTTP layer runs them through `web::block`.
 
+pub mod attribution;
 mod sink;
 
 use serde::Serialize;
@@ -93,13 +94,7 @@ impl CallsService {
         event: &CallEvent,
     ) -> Result<Recorded, CallsError> {
         let site = self.site(site)?;
-        Ok(self.store.record_call_event(
-            site,
-            delivery,
-            event,
-            self.clock.as_ref(),
-            &crate::services::exports::payloads,
-        )?)
+        Ok(self.store.record_call_event(site, delivery, event, self.clock.as_ref(), &attribution::Workflow)?)
     }
 
     pub fn list(&self, filter: &CallFilter) -> Result<(Vec<CallSummary>, u64), CallsError> {
@@ -132,7 +127,7 @@ impl CallsService {
         // A call of a site no longer configured cannot be re-attributed:
         // its grace window and model are gone with the site.
         let site = self.site(&site_id)?;
-        match self.store.attach_promo(site, id, code, self.clock.as_ref())? {
+        match self.store.attach_promo(site, id, code, self.clock.as_ref(), &attribution::Workflow)? {
             Some(()) => self.get(id),
             None => Err(CallsError::UnknownPromoCode { code: code.to_string(), site: site_id }),
         }

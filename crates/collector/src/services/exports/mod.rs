@@ -177,10 +177,10 @@ pub fn ga4_body(detail: &CallDetail) -> Result<Value, String> {
     put("talk_time", json!(c.talk_secs.unwrap_or(0)));
     put("target", json!(u8::from(c.target)));
     put("missed", json!(u8::from(c.missed)));
-    put("status", ga4_string(&c.status));
-    put("caller_kind", ga4_string(&c.caller_kind));
-    put("confidence", ga4_string(&c.confidence));
-    put("number_kind", ga4_string(&c.number_kind));
+    put("status", ga4_string(c.status.as_str()));
+    put("caller_kind", ga4_string(c.caller_kind.as_str()));
+    put("confidence", ga4_string(c.confidence.as_str()));
+    put("number_kind", ga4_string(c.number_kind.as_str()));
     let at_ms = c.ended_at_ms.unwrap_or(c.ring_at_ms);
     let body = json!({
         "client_id": client_id,

@@ -4,12 +4,9 @@
 //! the refolded call, its candidates and credits change together or not at
 //! all, and two PBX deliveries of the same call cannot interleave.
 
-use ringsource_core::attribution::{
-    self, CallerKind, Chosen, Dialled, Facts, Model, Tenure, caller_kind, credit, match_call,
-};
-use ringsource_core::call::{Call, CallEvent};
+use ringsource_core::attribution::{self, CallerKind, Confidence, DialledKind, Model, Relation, Tenure};
+use ringsource_core::call::{CallEvent, CallStatus};
 use ringsource_core::channel::Channel;
-use ringsource_core::phone::PhoneNumber;
 use ringsource_core::promo::PromoCode;
 use ringsource_core::touch::Touch;
 use ringsource_core::visit::{ClickId, ClickIdKind};
@@ -18,14 +15,14 @@ use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
 
 use super::{SqliteStorage, immediate, sql};
 use crate::clock::Clock;
-use crate::config::{PromoConfig, Site, StaticSource};
+use crate::config::{PromoConfig, Site};
 use crate::dates::{self, LocalDay};
 use crate::pbx::Delivery;
 use crate::storage::StorageError;
 use crate::storage::calls::{
-    AttributionView, CallDetail, CallFilter, CallStore, CallSummary, CandidateView, CreditView, ExportPayloads,
-    GroupBy, PageViewView, PromoLookup, RecordError, Recorded, ReportQuery, ReportRow, StatusFilter, StoredEvent,
-    TouchView, VisitorPath,
+    AttributionView, CallAttribution, CallDetail, CallFacts, CallFilter, CallState, CallStore, CallSummary,
+    CallWorkflow, CandidateView, CreditView, GroupBy, NumberRole, PageViewView, PromoLookup, RecordError, Recorded,
+    ReportQuery, ReportRow, StatusFilter, StoredEvent, TouchView, VisitorPath,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -96,22 +93,6 @@ pub(super) fn promo_code_for(
 }
 
 // ------------------------------------------------------------ attribution
-
-/// The key repeat callers are found by: E.164 when the caller parses as an
-/// international number, else its digits when there are enough to be a
-/// number, else none (anonymous, an extension).
-pub(super) fn caller_key(from: Option<&str>) -> Option<String> {
-    let from = from?.trim();
-    if let Ok(n) = PhoneNumber::parse(from) {
-        return Some(n.e164());
-    }
-    let digits: String = from.chars().filter(char::is_ascii_digit).collect();
-    (digits.len() >= 5).then_some(digits)
-}
-
-fn to_i64(v: Option<u64>) -> Option<i64> {
-    v.and_then(|v| i64::try_from(v).ok())
-}
 
 /// A touch on the path with the session it was recorded for.
 struct PathTouch {
@@ -208,99 +189,15 @@ fn visitor_touches(tx: &Transaction<'_>, session_id: &str, until_ms: i64) -> Res
     Ok(out)
 }
 
-/// One row of `call_credits`.
-#[derive(Clone)]
-struct CreditRow {
-    share: f64,
-    at_ms: Option<i64>,
-    channel: String,
-    source: String,
-    medium: String,
-    campaign: Option<String>,
-    term: Option<String>,
-    content: Option<String>,
+/// [`CallFacts`] on the transaction that records an event.
+struct TxFacts<'a, 'c> {
+    tx: &'a Transaction<'c>,
 }
 
-impl CreditRow {
-    fn of_touch(t: &Touch, share: f64) -> Self {
-        CreditRow {
-            share,
-            at_ms: i64::try_from(t.at_ms).ok(),
-            channel: t.channel.as_str().to_owned(),
-            source: t.source.clone(),
-            medium: t.medium.clone(),
-            campaign: t.campaign.clone(),
-            term: t.term.clone(),
-            content: t.content.clone(),
-        }
-    }
-    fn of_static(s: &StaticSource) -> Self {
-        CreditRow { campaign: s.campaign.clone(), ..CreditRow::whole(&s.channel, &s.source, &s.medium) }
-    }
-    fn whole(channel: &str, source: &str, medium: &str) -> Self {
-        CreditRow {
-            share: 1.0,
-            at_ms: None,
-            channel: channel.to_owned(),
-            source: source.to_owned(),
-            medium: medium.to_owned(),
-            campaign: None,
-            term: None,
-            content: None,
-        }
-    }
-}
-
-/// The credit rows and the headline (the touch list filters match).
-fn credits_for(
-    tx: &Transaction<'_>,
-    site: &Site,
-    call: &Call,
-    chosen: &Chosen,
-    ring_at_ms: i64,
-) -> Result<(Vec<CreditRow>, CreditRow), StorageError> {
-    match chosen {
-        Chosen::Session(session_id) => {
-            let mut path = visitor_touches(tx, session_id, ring_at_ms)?;
-            if path.is_empty() {
-                // Touches are recorded with the session, so only a clock
-                // stepping back between visit and call gets here; the
-                // session's touches are still the best account of it.
-                path = visitor_touches(tx, session_id, i64::MAX)?;
-            }
-            let touches: Vec<Touch> = path.into_iter().map(|p| p.touch).collect();
-            let model = site.attribution_model;
-            let credits = credit(model, &touches);
-            if credits.is_empty() {
-                let row = CreditRow::whole(NOT_SET, NOT_SET, NOT_SET);
-                return Ok((vec![CreditRow::whole(NOT_SET, NOT_SET, NOT_SET)], row));
-            }
-            let headline_model = if model == Model::Linear { Model::LastTouch } else { model };
-            let headline = credit(headline_model, &touches)[0].touch;
-            Ok((
-                credits.iter().map(|c| CreditRow::of_touch(&touches[c.touch], c.share)).collect(),
-                CreditRow::of_touch(&touches[headline], 1.0),
-            ))
-        }
-        Chosen::Static(label) => {
-            let row = match site.static_numbers.iter().find(|s| s.number == call.to) {
-                Some(s) => CreditRow::of_static(&s.report_as),
-                // A number the configuration no longer lists as static.
-                None => CreditRow::whole("Static number", label, "static"),
-            };
-            Ok((vec![row.clone()], row))
-        }
-        Chosen::Nobody => Ok((
-            vec![CreditRow::whole(UNATTRIBUTED, UNATTRIBUTED, "(none)")],
-            CreditRow::whole(UNATTRIBUTED, UNATTRIBUTED, "(none)"),
-        )),
-    }
-}
-
-/// Refolds call `call_id` from all its events and attributes it again.
-fn attribute(tx: &Transaction<'_>, site: &Site, call_id: i64, now_ms: i64) -> Result<(), StorageError> {
-    let events: Vec<CallEvent> = {
-        let mut st = tx
+impl CallFacts for TxFacts<'_, '_> {
+    fn events(&mut self, call_id: i64) -> Result<Vec<CallEvent>, StorageError> {
+        let mut st = self
+            .tx
             .prepare_cached("SELECT event_json FROM call_events WHERE call_id = ?1 ORDER BY id")
             .map_err(sql("reading a call's events"))?;
         let rows: Vec<String> = st
@@ -310,181 +207,167 @@ fn attribute(tx: &Transaction<'_>, site: &Site, call_id: i64, now_ms: i64) -> Re
         rows.iter()
             .map(|j| serde_json::from_str(j))
             .collect::<Result<_, _>>()
-            .map_err(|e| StorageError::Corrupt(format!("a stored event of call {call_id} does not parse: {e}")))?
-    };
-    let call = Call::fold(&events).map_err(|e| StorageError::Corrupt(format!("call {call_id}: {e}")))?;
-    let (first_heard_at_ms, promo_code, promo_session): (i64, Option<String>, Option<String>) = tx
-        .query_row("SELECT first_heard_at_ms, promo_code, promo_session_id FROM calls WHERE id = ?1", [call_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            .map_err(|e| StorageError::Corrupt(format!("a stored event of call {call_id} does not parse: {e}")))
+    }
+
+    fn state(&mut self, call_id: i64) -> Result<CallState, StorageError> {
+        self.tx
+            .query_row(
+                "SELECT first_heard_at_ms, promo_code, promo_session_id FROM calls WHERE id = ?1",
+                [call_id],
+                |r| Ok(CallState { first_heard_at_ms: r.get(0)?, promo_code: r.get(1)?, promo_session: r.get(2)? }),
+            )
+            .map_err(sql("reading a call"))
+    }
+
+    fn number_role(&mut self, site_id: &str, number: &str) -> Result<Option<NumberRole>, StorageError> {
+        let role: Option<(String, Option<String>, Option<String>)> = self
+            .tx
+            .query_row(
+                "SELECT kind, pool_id, label FROM numbers WHERE number = ?1 AND site_id = ?2",
+                params![number, site_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(sql("looking up the dialled number"))?;
+        Ok(role.map(|(kind, pool_id, label)| NumberRole {
+            kind: DialledKind::from_name(&kind).unwrap_or(DialledKind::Unknown),
+            pool_id,
+            label,
+        }))
+    }
+
+    fn tenures(&mut self, number: &str, ring_at_ms: i64) -> Result<Vec<Tenure>, StorageError> {
+        // A lease that ended early (released, taken or handed over) was
+        // held until it ended; otherwise until it expired.
+        let mut st = self
+            .tx
+            .prepare_cached(
+                "SELECT session_id, started_at_ms, MIN(COALESCE(ended_at_ms, expires_at_ms), expires_at_ms)
+                 FROM leases WHERE number = ?1 AND started_at_ms <= ?2
+                 ORDER BY started_at_ms DESC LIMIT 64",
+            )
+            .map_err(sql("reading the number's leases"))?;
+        st.query_map(params![number, ring_at_ms], |r| {
+            Ok(Tenure { session_id: r.get(0)?, started_at_ms: r.get(1)?, held_until_ms: r.get(2)? })
         })
-        .map_err(sql("reading a call"))?;
-    let ring_at_ms = to_i64(call.ring_at_ms()).unwrap_or(first_heard_at_ms);
+        .and_then(Iterator::collect)
+        .map_err(sql("reading the number's leases"))
+    }
 
-    let dialled = call.to.e164();
-    let role: Option<(String, Option<String>, Option<String>)> = tx
-        .query_row(
-            "SELECT kind, pool_id, label FROM numbers WHERE number = ?1 AND site_id = ?2",
-            params![dialled, site.id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()
-        .map_err(sql("looking up the dialled number"))?;
-    let tenures: Vec<Tenure> = match &role {
-        Some((kind, _, _)) if kind == "pool" => {
-            // A lease that ended early (released, taken or handed over) was
-            // held until it ended; otherwise until it expired.
-            let mut st = tx
-                .prepare_cached(
-                    "SELECT session_id, started_at_ms, MIN(COALESCE(ended_at_ms, expires_at_ms), expires_at_ms)
-                     FROM leases WHERE number = ?1 AND started_at_ms <= ?2
-                     ORDER BY started_at_ms DESC LIMIT 64",
-                )
-                .map_err(sql("reading the number's leases"))?;
-            st.query_map(params![dialled, ring_at_ms], |r| {
-                Ok(Tenure { session_id: r.get(0)?, started_at_ms: r.get(1)?, held_until_ms: r.get(2)? })
-            })
-            .and_then(Iterator::collect)
-            .map_err(sql("reading the number's leases"))?
-        }
-        _ => Vec::new(),
-    };
-    let (number_kind, pool_id, static_label) = match &role {
-        Some((k, p, l)) => (k.as_str(), p.clone(), l.clone()),
-        None => ("unknown", None, None),
-    };
-    let dialled_role = match (number_kind, &pool_id, &static_label) {
-        ("pool", Some(pool), _) => Dialled::Pool { pool_id: pool, tenures: &tenures },
-        ("static", _, Some(label)) => Dialled::Static { label },
-        ("overflow", _, _) => Dialled::Overflow,
-        ("original", _, _) => Dialled::Original,
-        _ => Dialled::Unknown,
-    };
-
-    let key = caller_key(call.from.as_deref());
-    let window_ms = i64::from(site.uniqueness_window_days) * DAY_MS;
-    let caller_prior: Option<String> = match &key {
-        Some(k) => tx
+    fn caller_prior(
+        &mut self,
+        site_id: &str,
+        caller_key: &str,
+        call_id: i64,
+        ring_at_ms: i64,
+        window_ms: i64,
+    ) -> Result<Option<String>, StorageError> {
+        self.tx
             .query_row(
                 "SELECT session_id FROM calls
                  WHERE site_id = ?1 AND caller_key = ?2 AND id <> ?3 AND session_id IS NOT NULL
                    AND confidence IN ('high', 'medium')
                    AND (ring_at_ms < ?4 OR (ring_at_ms = ?4 AND id < ?3)) AND ring_at_ms >= ?4 - ?5
                  ORDER BY ring_at_ms DESC, id DESC LIMIT 1",
-                params![site.id, k, call_id, ring_at_ms, window_ms],
+                params![site_id, caller_key, call_id, ring_at_ms, window_ms],
                 |r| r.get(0),
             )
             .optional()
-            .map_err(sql("finding the caller's earlier call"))?,
-        None => None,
-    };
-    let m = match_call(&Facts {
-        ring_at_ms,
-        dialled: dialled_role,
-        grace_ms: i64::from(site.grace_secs) * 1000,
-        promo: promo_code.as_deref().zip(promo_session.as_deref()),
-        caller_prior: caller_prior.as_deref(),
-    });
-    let (credits, headline) = credits_for(tx, site, &call, &m.chosen, ring_at_ms)?;
-
-    tx.execute(
-        "UPDATE calls SET caller = ?2, caller_key = ?3, dialled = ?4, number_kind = ?5, pool_id = ?6,
-            static_label = ?7, ring_at_ms = ?8, answered_at_ms = ?9, ended_at_ms = ?10, duration_secs = ?11,
-            talk_secs = ?12, status = ?13, is_target = ?14, is_missed = ?15, recording_url = ?16,
-            session_id = ?17, confidence = ?18, reason = ?19, model = ?20, channel = ?21, source = ?22,
-            medium = ?23, campaign = ?24, term = ?25, updated_at_ms = ?26
-         WHERE id = ?1",
-        params![
-            call_id,
-            call.from,
-            key,
-            dialled,
-            number_kind,
-            pool_id,
-            static_label,
-            ring_at_ms,
-            to_i64(call.answered_at_ms),
-            to_i64(call.ended_at_ms),
-            call.duration_secs,
-            call.talk_secs,
-            call.status.as_str(),
-            call.is_target(site.target_call_secs),
-            call.is_missed(),
-            call.recording_url,
-            m.session_id(),
-            m.confidence.as_str(),
-            m.reason,
-            site.attribution_model.as_str(),
-            headline.channel,
-            headline.source,
-            headline.medium,
-            headline.campaign,
-            headline.term,
-            now_ms
-        ],
-    )
-    .map_err(sql("saving a call"))?;
-    tx.execute("DELETE FROM call_candidates WHERE call_id = ?1", [call_id]).map_err(sql("clearing candidates"))?;
-    tx.execute("DELETE FROM call_credits WHERE call_id = ?1", [call_id]).map_err(sql("clearing credits"))?;
-    for c in &m.candidates {
-        tx.execute(
-            "INSERT OR IGNORE INTO call_candidates (call_id, session_id, relation, held_from_ms, held_until_ms, chosen)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                call_id,
-                c.session_id,
-                c.relation.as_str(),
-                c.held_from_ms,
-                c.held_until_ms,
-                m.session_id() == Some(c.session_id.as_str())
-            ],
-        )
-        .map_err(sql("saving a candidate"))?;
+            .map_err(sql("finding the caller's earlier call"))
     }
-    for (seq, c) in (0i64..).zip(&credits) {
-        tx.execute(
-            "INSERT INTO call_credits (call_id, seq, share, at_ms, channel, source, medium, campaign, term, content)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![call_id, seq, c.share, c.at_ms, c.channel, c.source, c.medium, c.campaign, c.term, c.content],
-        )
-        .map_err(sql("saving a credit"))?;
-    }
-    refresh_caller_kinds(tx, site, call_id, key.as_deref())
-}
 
-/// First-time or repeat for every call of this caller, in ring order: a call
-/// that arrives late (an earlier ring) can make a later call a repeat, or
-/// stop it from being the first.
-fn refresh_caller_kinds(
-    tx: &Transaction<'_>,
-    site: &Site,
-    call_id: i64,
-    key: Option<&str>,
-) -> Result<(), StorageError> {
-    let Some(key) = key else {
-        tx.execute("UPDATE calls SET caller_kind = ?2 WHERE id = ?1", params![call_id, CallerKind::Anonymous.as_str()])
-            .map_err(sql("saving a caller kind"))?;
-        return Ok(());
-    };
-    let calls: Vec<(i64, i64)> = {
-        let mut st = tx
+    fn visitor_touches(&mut self, session_id: &str, until_ms: i64) -> Result<Vec<Touch>, StorageError> {
+        Ok(visitor_touches(self.tx, session_id, until_ms)?.into_iter().map(|p| p.touch).collect())
+    }
+
+    fn caller_calls(&mut self, site_id: &str, caller_key: &str) -> Result<Vec<(i64, i64)>, StorageError> {
+        let mut st = self
+            .tx
             .prepare_cached(
                 "SELECT id, ring_at_ms FROM calls WHERE site_id = ?1 AND caller_key = ?2 ORDER BY ring_at_ms, id",
             )
             .map_err(sql("reading the caller's calls"))?;
-        st.query_map(params![site.id, key], |r| Ok((r.get(0)?, r.get(1)?)))
+        st.query_map(params![site_id, caller_key], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(Iterator::collect)
-            .map_err(sql("reading the caller's calls"))?
-    };
-    let mut previous: Option<i64> = None;
-    for (id, ring) in calls {
-        // The latest earlier call decides: any earlier call within the
-        // window means the latest one is within it too.
-        let kind = caller_kind(true, ring, previous, site.uniqueness_window_days);
-        tx.execute("UPDATE calls SET caller_kind = ?2 WHERE id = ?1", params![id, kind.as_str()])
-            .map_err(sql("saving a caller kind"))?;
-        previous = Some(ring);
+            .map_err(sql("reading the caller's calls"))
     }
-    Ok(())
+
+    fn save_attribution(&mut self, call_id: i64, a: &CallAttribution, now_ms: i64) -> Result<(), StorageError> {
+        let tx = self.tx;
+        let call = &a.call;
+        let to_i64 = |v: Option<u64>| v.and_then(|v| i64::try_from(v).ok());
+        tx.execute(
+            "UPDATE calls SET caller = ?2, caller_key = ?3, dialled = ?4, number_kind = ?5, pool_id = ?6,
+                static_label = ?7, ring_at_ms = ?8, answered_at_ms = ?9, ended_at_ms = ?10, duration_secs = ?11,
+                talk_secs = ?12, status = ?13, is_target = ?14, is_missed = ?15, recording_url = ?16,
+                session_id = ?17, confidence = ?18, reason = ?19, model = ?20, channel = ?21, source = ?22,
+                medium = ?23, campaign = ?24, term = ?25, updated_at_ms = ?26
+             WHERE id = ?1",
+            params![
+                call_id,
+                call.from,
+                a.caller_key,
+                call.to.e164(),
+                a.number_kind.as_str(),
+                a.pool_id,
+                a.static_label,
+                a.ring_at_ms,
+                to_i64(call.answered_at_ms),
+                to_i64(call.ended_at_ms),
+                call.duration_secs,
+                call.talk_secs,
+                call.status.as_str(),
+                a.is_target,
+                a.is_missed,
+                call.recording_url,
+                a.session_id,
+                a.confidence.as_str(),
+                a.reason,
+                a.model.as_str(),
+                a.headline.channel,
+                a.headline.source,
+                a.headline.medium,
+                a.headline.campaign,
+                a.headline.term,
+                now_ms
+            ],
+        )
+        .map_err(sql("saving a call"))?;
+        tx.execute("DELETE FROM call_candidates WHERE call_id = ?1", [call_id]).map_err(sql("clearing candidates"))?;
+        tx.execute("DELETE FROM call_credits WHERE call_id = ?1", [call_id]).map_err(sql("clearing credits"))?;
+        for c in &a.candidates {
+            tx.execute(
+                "INSERT OR IGNORE INTO call_candidates (call_id, session_id, relation, held_from_ms, held_until_ms, chosen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    call_id,
+                    c.session_id,
+                    c.relation.as_str(),
+                    c.held_from_ms,
+                    c.held_until_ms,
+                    a.session_id.as_deref() == Some(c.session_id.as_str())
+                ],
+            )
+            .map_err(sql("saving a candidate"))?;
+        }
+        for (seq, c) in (0i64..).zip(&a.credits) {
+            tx.execute(
+                "INSERT INTO call_credits (call_id, seq, share, at_ms, channel, source, medium, campaign, term, content)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![call_id, seq, c.share, c.at_ms, c.channel, c.source, c.medium, c.campaign, c.term, c.content],
+            )
+            .map_err(sql("saving a credit"))?;
+        }
+        Ok(())
+    }
+
+    fn save_caller_kind(&mut self, call_id: i64, kind: CallerKind) -> Result<(), StorageError> {
+        self.tx
+            .execute("UPDATE calls SET caller_kind = ?2 WHERE id = ?1", params![call_id, kind.as_str()])
+            .map_err(sql("saving a caller kind"))?;
+        Ok(())
+    }
 }
 
 // --------------------------------------------------------------- reading
@@ -494,6 +377,19 @@ const SUMMARY_COLUMNS: &str = "c.id, c.site_id, c.pbx, c.pbx_call_id, c.caller, 
     c.is_target, c.is_missed, c.caller_kind, c.recording_url, c.session_id, c.confidence, c.reason, c.model,
     c.promo_code, c.channel, c.source, c.medium, c.campaign, c.term";
 
+/// A stored enum value, read back as its type; a spelling the type does not
+/// know is a corrupt row, not a string passed along.
+fn named<T>(r: &Row<'_>, i: usize, parse: impl Fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("{text:?} is not a value this column may hold").into(),
+        )
+    })
+}
+
 fn summary(r: &Row<'_>) -> rusqlite::Result<CallSummary> {
     Ok(CallSummary {
         id: r.get(0)?,
@@ -502,7 +398,7 @@ fn summary(r: &Row<'_>) -> rusqlite::Result<CallSummary> {
         pbx_call_id: r.get(3)?,
         caller: r.get(4)?,
         dialled: r.get(5)?,
-        number_kind: r.get(6)?,
+        number_kind: named(r, 6, DialledKind::from_name)?,
         pool_id: r.get(7)?,
         static_label: r.get(8)?,
         ring_at_ms: r.get(9)?,
@@ -510,15 +406,15 @@ fn summary(r: &Row<'_>) -> rusqlite::Result<CallSummary> {
         ended_at_ms: r.get(11)?,
         duration_secs: r.get(12)?,
         talk_secs: r.get(13)?,
-        status: r.get(14)?,
+        status: named(r, 14, CallStatus::from_name)?,
         target: r.get(15)?,
         missed: r.get(16)?,
-        caller_kind: r.get(17)?,
+        caller_kind: named(r, 17, CallerKind::from_name)?,
         recording_url: r.get(18)?,
         session_id: r.get(19)?,
-        confidence: r.get(20)?,
+        confidence: named(r, 20, Confidence::from_name)?,
         reason: r.get(21)?,
-        model: r.get(22)?,
+        model: named(r, 22, |s: &str| s.parse::<Model>().ok())?,
         promo_code: r.get(23)?,
         channel: r.get(24)?,
         source: r.get(25)?,
@@ -602,7 +498,7 @@ pub(super) fn detail(tx: &Transaction<'_>, id: i64) -> Result<Option<CallDetail>
             st.query_map([id], |r| {
                 Ok(CandidateView {
                     session_id: r.get(0)?,
-                    relation: r.get(1)?,
+                    relation: named(r, 1, Relation::from_name)?,
                     held_from_ms: r.get(2)?,
                     held_until_ms: r.get(3)?,
                     chosen: r.get(4)?,
@@ -650,8 +546,8 @@ pub(super) fn detail(tx: &Transaction<'_>, id: i64) -> Result<Option<CallDetail>
     };
     Ok(Some(CallDetail {
         attribution: AttributionView {
-            model: call.model.clone(),
-            confidence: call.confidence.clone(),
+            model: call.model,
+            confidence: call.confidence,
             reason: call.reason.clone(),
             chosen_session_id: call.session_id.clone(),
             candidates,
@@ -755,8 +651,12 @@ pub(super) fn recredit_static_calls(tx: &Transaction<'_>, site: &Site) -> Result
 
 /// Whether the call's folded status is final (anything but in-progress).
 fn call_is_final(tx: &Transaction<'_>, call_id: i64) -> Result<bool, StorageError> {
-    tx.query_row("SELECT status <> 'in-progress' FROM calls WHERE id = ?1", [call_id], |r| r.get(0))
-        .map_err(sql("reading a call's status"))
+    tx.query_row(
+        "SELECT status <> ?2 FROM calls WHERE id = ?1",
+        params![call_id, CallStatus::InProgress.as_str()],
+        |r| r.get(0),
+    )
+    .map_err(sql("reading a call's status"))
 }
 
 /// The call a delivery with this id went to, if one was stored.
@@ -818,7 +718,7 @@ impl CallStore for SqliteStorage {
         delivery: Option<&Delivery>,
         event: &CallEvent,
         clock: &dyn Clock,
-        exports: &ExportPayloads,
+        workflow: &dyn CallWorkflow,
     ) -> Result<Recorded, RecordError> {
         let json = serde_json::to_string(event)
             .map_err(|e| StorageError::Corrupt(format!("a call event does not serialise: {e}")))?;
@@ -857,8 +757,7 @@ impl CallStore for SqliteStorage {
                     "INSERT INTO calls (site_id, pbx, pbx_call_id, dialled, number_kind, ring_at_ms, status, is_target,
                         is_missed, caller_kind, confidence, reason, model, channel, source, medium,
                         first_heard_at_ms, updated_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, 'unknown', ?5, 'in-progress', 0, 0, 'anonymous', 'none', '', ?6,
-                        ?7, ?7, ?7, ?5, ?5)",
+                     VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?9, 0, 0, ?10, ?11, '', ?6, ?7, ?7, ?7, ?5, ?5)",
                     params![
                         site.id,
                         event.pbx,
@@ -866,7 +765,11 @@ impl CallStore for SqliteStorage {
                         event.to.e164(),
                         now_ms,
                         site.attribution_model.as_str(),
-                        UNATTRIBUTED
+                        UNATTRIBUTED,
+                        DialledKind::Unknown.as_str(),
+                        CallStatus::InProgress.as_str(),
+                        CallerKind::Anonymous.as_str(),
+                        Confidence::None.as_str()
                     ],
                 )
                 .map_err(sql("creating a call"))?;
@@ -882,12 +785,12 @@ impl CallStore for SqliteStorage {
                 .map_err(sql("storing a call event"))?
                 == 1;
             if new_event {
-                attribute(&tx, site, call_id, now_ms)?;
+                workflow.attribute(&mut TxFacts { tx: &tx }, site, call_id, now_ms)?;
                 // The exports of a call are written once, when it ends, in this
                 // transaction: a crash cannot leave an ended call unexported nor
                 // an export of a call that was never stored.
                 if !was_final && call_is_final(&tx, call_id)? {
-                    super::money::enqueue_call_exports(&tx, site, call_id, now_ms, exports)?;
+                    super::money::enqueue_call_exports(&tx, site, call_id, now_ms, workflow)?;
                 }
             }
             if let Some(d) = delivery {
@@ -1070,6 +973,7 @@ impl CallStore for SqliteStorage {
         call_id: i64,
         code: &PromoCode,
         clock: &dyn Clock,
+        workflow: &dyn CallWorkflow,
     ) -> Result<Option<()>, StorageError> {
         self.acknowledged(clock, |conn, now_ms| {
             let tx = immediate(conn)?;
@@ -1097,7 +1001,7 @@ impl CallStore for SqliteStorage {
                 params![call_id, code.as_str(), session],
             )
             .map_err(sql("attaching a promo code"))?;
-            attribute(&tx, site, call_id, now_ms)?;
+            workflow.attribute(&mut TxFacts { tx: &tx }, site, call_id, now_ms)?;
             tx.commit().map_err(sql("committing a promo code"))?;
             Ok(Some(()))
         })

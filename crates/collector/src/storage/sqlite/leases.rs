@@ -272,9 +272,9 @@ impl LeaseBook {
                 let Some(live) = &pool.states[n].live else { continue };
                 if !lease::is_live(live.expires_at_ms, now_ms) {
                     let at = live.expires_at_ms;
-                    pool.end(tx, n, at, "expired", Some(cooldown_secs))?;
+                    pool.end(tx, n, at, LeaseEnd::Expired, Some(cooldown_secs))?;
                 } else if p != pool_index && live.holder.session_id == session_id {
-                    pool.end(tx, n, now_ms, "released", Some(cooldown_secs))?;
+                    pool.end(tx, n, now_ms, LeaseEnd::Released, Some(cooldown_secs))?;
                 }
             }
         }
@@ -313,7 +313,7 @@ impl LeaseBook {
                     // Same visitor (client id) in a new session: the number
                     // moves to the new session at once, without cooldown, so
                     // calls are attributed to the session the visitor is in now.
-                    pool.end(tx, i, now_ms, "handed_over", None)?;
+                    pool.end(tx, i, now_ms, LeaseEnd::HandedOver, None)?;
                     pool.start(tx, site, config, i, visitor, client, now_ms)
                 }
             }
@@ -328,7 +328,7 @@ impl LeaseBook {
                 if let Some(i) = client.as_ref().and_then(|g| rules.preempt(&pool.states, g, now_ms)) {
                     let refusal = Refusal { reason, policy, outcome: "taken-over", number: &pool.e164[i] };
                     tally.refusal(&site.id, &config.id, &refusal, now_ms);
-                    pool.end(tx, i, now_ms, "taken_over", None)?;
+                    pool.end(tx, i, now_ms, LeaseEnd::TakenOver, None)?;
                     return pool.start(tx, site, config, i, visitor, client, now_ms);
                 }
                 // The take-over policy spares the groups this visitor is
@@ -365,7 +365,7 @@ impl LeaseBook {
                     }),
                     Exhaustion::Original => Ok(VisitOutcome::original(session_id.to_owned())),
                     Exhaustion::TakeOver(i) => {
-                        pool.end(tx, i, now_ms, "taken_over", None)?;
+                        pool.end(tx, i, now_ms, LeaseEnd::TakenOver, None)?;
                         pool.start(tx, site, config, i, visitor, client, now_ms)
                     }
                 }
@@ -513,12 +513,12 @@ impl PoolBook {
         tx: &Transaction<'_>,
         n: usize,
         at_ms: i64,
-        reason: &str,
+        reason: LeaseEnd,
         cooldown_secs: Option<u32>,
     ) -> Result<(), StorageError> {
         let open = self.open[n].take().ok_or_else(no_row)?;
         tx.prepare_cached("UPDATE leases SET ended_at_ms = ?2, end_reason = ?3 WHERE id = ?1")
-            .and_then(|mut st| st.execute(params![open.id, at_ms, reason]))
+            .and_then(|mut st| st.execute(params![open.id, at_ms, reason.as_str()]))
             .map_err(sql("ending a lease"))?;
         let state = &mut self.states[n];
         if let Some(cooldown_secs) = cooldown_secs {
@@ -592,4 +592,29 @@ fn leased(session_id: &str, number: &PhoneNumber, expires_at_ms: i64) -> VisitOu
 
 fn no_row() -> StorageError {
     StorageError::Corrupt("a live number has no open lease row".to_owned())
+}
+
+/// Why a lease ended, as `leases.end_reason` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LeaseEnd {
+    /// Its hold ran out without a heartbeat.
+    Expired,
+    /// The session's visit came from another source, routed to another pool.
+    Released,
+    /// An exhausted pool's `take-over-oldest` gave the number to another session.
+    TakenOver,
+    /// The same visitor (client id) came back in a new session, which the
+    /// number moved to without a cooldown.
+    HandedOver,
+}
+
+impl LeaseEnd {
+    pub(super) const fn as_str(self) -> &'static str {
+        match self {
+            LeaseEnd::Expired => "expired",
+            LeaseEnd::Released => "released",
+            LeaseEnd::TakenOver => "taken-over",
+            LeaseEnd::HandedOver => "handed-over",
+        }
+    }
 }

@@ -144,7 +144,7 @@ pub(super) fn enqueue_call_exports(
     site: &Site,
     call_id: i64,
     now_ms: i64,
-    exports: &crate::storage::calls::ExportPayloads,
+    workflow: &dyn crate::storage::calls::CallWorkflow,
 ) -> Result<(), StorageError> {
     if site.exports.ga4.is_none() && site.exports.crm.is_none() {
         return Ok(());
@@ -155,7 +155,7 @@ pub(super) fn enqueue_call_exports(
     if detail.call.pbx == DEMO_PBX {
         return Ok(());
     }
-    for (kind, built) in exports(site, &detail, now_ms) {
+    for (kind, built) in workflow.exports(site, &detail, now_ms) {
         let (payload, status, error) = match built {
             Ok(body) => (body.to_string(), ExportStatus::Pending, None),
             Err(reason) => (serde_json::Value::Null.to_string(), ExportStatus::Skipped, Some(reason)),
