@@ -130,6 +130,9 @@ pub enum Command {
         /// The backup to write; must not exist yet.
         file: PathBuf,
     },
+    /// Print the OpenAPI 3.1 document the server serves at /v1/openapi.json
+    /// (for client generators and API docs; it needs no configuration).
+    Openapi,
     /// Put a backup in place of the database. Refuses while anything (a
     /// running collector) has the database open: stop it, restore, start it.
     Restore {
@@ -144,6 +147,10 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Openapi => {
+            println!("{}", crate::http::routes::openapi_json());
+            ExitCode::SUCCESS
+        }
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(_) => {
                 println!("{}: ok", config.display());

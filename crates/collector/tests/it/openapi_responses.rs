@@ -85,3 +85,15 @@ fn the_coverage_of_the_run_is_written() {
         document()["paths"].as_object().unwrap().values().map(|i| i.as_object().unwrap().len()).sum();
     assert!(report.contains(&format!(" of {operations} operations")), "{report}");
 }
+
+/// `ringsource openapi` prints the document the server serves.
+#[test]
+fn the_command_line_prints_the_served_document() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringsource")).arg("openapi").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let h = start("", "", "");
+    let served: Value = h.client.get(h.url("/v1/openapi.json")).send().unwrap().json().unwrap();
+    assert_eq!(printed, served);
+    assert_eq!(printed["openapi"], "3.1.0");
+}
