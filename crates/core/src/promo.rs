@@ -133,6 +133,22 @@ impl PromoRouting {
     }
 }
 
+/// Serialised as the code itself: upper case, of [`ALPHABET`] only.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for PromoCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let alphabet = std::str::from_utf8(ALPHABET).unwrap_or_default();
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A promo code: upper case, without look-alike characters."))
+            .pattern(Some(format!("^[{alphabet}]{{{MIN_LENGTH},{MAX_LENGTH}}}$")))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for PromoCode {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,19 +185,3 @@ mod tests {
         assert!(matches!(PromoCode::parse("Я7KM4"), Err(PromoError::Character { ch: 'Я' })));
     }
 }
-
-/// Serialised as the code itself: upper case, of [`ALPHABET`] only.
-#[cfg(feature = "openapi")]
-impl utoipa::PartialSchema for PromoCode {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        let alphabet = std::str::from_utf8(ALPHABET).unwrap_or_default();
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("A promo code: upper case, without look-alike characters."))
-            .pattern(Some(format!("^[{alphabet}]{{{MIN_LENGTH},{MAX_LENGTH}}}$")))
-            .into()
-    }
-}
-
-#[cfg(feature = "openapi")]
-impl utoipa::ToSchema for PromoCode {}

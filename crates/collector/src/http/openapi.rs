@@ -13,7 +13,7 @@
 //! - an error response names the codes it carries in the extension
 //!   `x-error-codes`; [`ErrorCodes`] turns that into a schema that allows
 //!   only those codes, and lists every code in [`ErrorObject`]'s;
-//! - the admin API's 401, every operation's 500, and the edge's 408 for an
+//! - the admin API's 401, the 500 of every operation that reads anything, and the edge's 408 for an
 //!   operation with a body ([`CommonAnswers`]).
 
 use std::collections::BTreeSet;
@@ -107,8 +107,9 @@ fn operations(openapi: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
 }
 
 /// The answers that do not depend on the operation: 401 of the admin API
-/// (with its challenge), 500 of every operation, 408 of every operation
-/// with a body (the edge's body deadline closes the connection after it).
+/// (with its challenge), 500 of every operation that reads anything, 408 of
+/// every operation with a body (the edge's body deadline closes the
+/// connection after it).
 struct CommonAnswers;
 
 impl Modify for CommonAnswers {
@@ -120,6 +121,9 @@ impl Modify for CommonAnswers {
                 .flatten()
                 .any(|s| serde_json::to_value(s).is_ok_and(|v| v.get(ADMIN_TOKEN).is_some()));
             let responses = &mut op.responses.responses;
+            // An operation that refuses nothing (the document itself) reads
+            // nothing that can fail either.
+            let fallible = responses.keys().any(|status| status.starts_with('4'));
             if admin && !responses.contains_key("401") {
                 let mut answer =
                     error_response("Missing or wrong admin token (or no admin token configured)", &["unauthorized"]);
@@ -136,7 +140,7 @@ impl Modify for CommonAnswers {
                 );
                 responses.insert("408".to_owned(), RefOr::T(answer));
             }
-            if !responses.contains_key("500") {
+            if fallible && !responses.contains_key("500") {
                 let answer = error_response(
                     "The server failed (the database, the disk); not caused by the request",
                     &["storage_error", "internal_error"],

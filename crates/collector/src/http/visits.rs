@@ -65,6 +65,7 @@ fn unknown_session(id: &str) -> ApiError {
         (status = 200, description = "Site configuration", body = SiteConfigPublic),
         (status = 403, description = "Origin not allowed for this site", body = ErrorBody, extensions(("x-error-codes" = json!(["origin_not_allowed"])))),
         (status = 404, description = "Unknown site", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site"])))),
+        (status = 500, description = "The server failed; not caused by the request", body = ErrorBody, extensions(("x-error-codes" = json!(["internal_error"])))),
     )
 )]
 pub async fn site_config(SitePath(site): SitePath) -> HttpResponse {
