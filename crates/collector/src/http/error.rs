@@ -42,10 +42,10 @@ impl fmt::Display for RowIssue {
     }
 }
 
-/// Every error answer, as its schema: `{ "error": { "code", "message", … } }`.
-/// [`ApiError`] writes its details beside code and message; the tests below
-/// and the integration tests' check of every answer hold it to this shape
-/// (no other key).
+// The schema of `ApiError`'s answers, which write their details beside code
+// and message: the tests below and the integration tests' check of every
+// answer hold them to this shape (no other key).
+/// Every error answer: `{ "error": { "code", "message", … } }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = Error)]

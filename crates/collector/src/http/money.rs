@@ -306,8 +306,9 @@ struct CostsQuery {
     site: Option<String>,
 }
 
-/// One row of a JSON cost upload, as [`json_costs`] reads it: field by
-/// field, so that every bad field of every row is reported at once.
+// What `json_costs` reads from each JSON value, field by field so that
+// every bad field of every row is reported at once.
+/// One row of a JSON cost upload.
 #[derive(ToSchema)]
 #[schema(as = CostRow)]
 #[allow(dead_code, reason = "the schema of what json_costs reads from a JSON value")]
