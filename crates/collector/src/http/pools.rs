@@ -2,13 +2,12 @@
 //! (see [`crate::services::pools`]), behind the admin token.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use jiff::tz::TimeZone;
 use ringsource_core::lease::UTILISATION_WARNING;
 use serde::Deserialize;
 
 use crate::dates;
 use crate::http::error::ApiError;
-use crate::http::extract::{Admin, blocking, query};
+use crate::http::extract::{Admin, blocking, query, time_bound};
 use crate::http::state::AppState;
 use crate::services::pools::HOUR_MS;
 
@@ -23,12 +22,6 @@ struct Params {
     site: Option<String>,
     from: Option<String>,
     to: Option<String>,
-}
-
-/// Parses a time bound: Unix ms, or a `YYYY-MM-DD` day of the site's time
-/// zone (as an upper bound, the whole day is included).
-fn time_bound(zone: &TimeZone, name: &str, text: &str, upper: bool) -> Result<i64, ApiError> {
-    dates::time_bound(zone, text, upper).map_err(|e| ApiError::bad_request(format!("{name}={e}")))
 }
 
 pub async fn report(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
