@@ -26,7 +26,7 @@ use crate::dates;
 use crate::dates::time_bound_schema;
 use crate::http::error::ApiError;
 use crate::http::error::ErrorBody;
-use crate::http::extract::{Admin, blocking, query};
+use crate::http::extract::{Admin, blocking, query, time_bound};
 use crate::http::state::AppState;
 use crate::services::calls::{
     CallDetail, CallFilter, CallSummary, CallsError, GroupBy, PromoLookup, ReportQuery, ReportRow, StatusFilter,
@@ -43,12 +43,6 @@ const DEFAULT_REPORT_DAYS: i64 = 30;
 /// At most this many days in one report (ten years and some).
 const MAX_REPORT_DAYS: i64 = 3700;
 const MAX_BODY_BYTES: usize = 4096;
-
-/// A time bound: Unix ms, or a `YYYY-MM-DD` day of `zone` (the site's). As
-/// an upper bound a date includes its whole day.
-fn time_bound(zone: &TimeZone, name: &str, text: &str, upper: bool) -> Result<i64, ApiError> {
-    dates::time_bound(zone, text, upper).map_err(|e| ApiError::bad_request(format!("{name}={e}")))
-}
 
 fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, ApiError> {
     text.parse().map_err(|_| ApiError::bad_request(format!("{name}={text:?} is not a valid number")))

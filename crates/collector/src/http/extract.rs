@@ -8,6 +8,7 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
+use jiff::tz::TimeZone;
 use serde::de::DeserializeOwned;
 
 use crate::config::Site;
@@ -94,6 +95,12 @@ pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
     web::Query::<T>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .map_err(|e| ApiError::bad_request(format!("query string: {e}")))
+}
+
+/// A time bound of a query (`from`, `to`): Unix ms, or a `YYYY-MM-DD` day of
+/// `zone` (the site's). As an upper bound a date includes its whole day.
+pub fn time_bound(zone: &TimeZone, name: &str, text: &str, upper: bool) -> Result<i64, ApiError> {
+    crate::dates::time_bound(zone, text, upper).map_err(|e| ApiError::bad_request(format!("{name}={e}")))
 }
 
 /// Runs blocking service work off the executor.

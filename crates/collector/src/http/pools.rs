@@ -2,7 +2,6 @@
 //! (see [`crate::services::pools`]), behind the admin token.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use jiff::tz::TimeZone;
 use ringsource_core::lease::UTILISATION_WARNING;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -12,7 +11,7 @@ use crate::dates;
 use crate::dates::time_bound_schema;
 use crate::http::error::ApiError;
 use crate::http::error::ErrorBody;
-use crate::http::extract::{Admin, blocking, query};
+use crate::http::extract::{Admin, blocking, query, time_bound};
 use crate::http::state::AppState;
 use crate::services::pools::{HOUR_MS, PoolHealth};
 
@@ -61,12 +60,6 @@ struct PoolsReport {
 
 fn hour() -> Schema {
     ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["hour"])).into()
-}
-
-/// Parses a time bound: Unix ms, or a `YYYY-MM-DD` day of the site's time
-/// zone (as an upper bound, the whole day is included).
-fn time_bound(zone: &TimeZone, name: &str, text: &str, upper: bool) -> Result<i64, ApiError> {
-    dates::time_bound(zone, text, upper).map_err(|e| ApiError::bad_request(format!("{name}={e}")))
 }
 
 #[utoipa::path(

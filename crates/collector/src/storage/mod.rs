@@ -1,10 +1,61 @@
-//! Persistence behind one interface, [`Storage`], so that a PostgreSQL
-//! backend can be added beside [`sqlite::SqliteStorage`] without touching the
-//! routes. Every method is blocking: callers on the async executor run them
-//! through `web::block`.
+//! The storage port: the traits the services persist through, with the
+//! types they take and give, and no backend's types. SQL lives only behind
+//! it, in the SQLite adapter [`sqlite`]; a PostgreSQL adapter (issue #17)
+//! implements the same traits.
 //!
-//! Invariant kept by every backend: a number is never leased to two live
-//! sessions. Every pool exhaustion is recorded with the policy applied.
+//! ## The traits
+//!
+//! - [`Storage`]: the browser's writes. `visit`, `heartbeat` and `page_view`
+//!   answer with a [`Pending`]: the backend may queue and batch them (SQLite:
+//!   one writer thread, one `BEGIN IMMEDIATE` per batch) and complete the
+//!   answer from wherever it runs (a PostgreSQL adapter: a task on its
+//!   pooled async client). The handler awaits it on the executor, the demo
+//!   waits for it on a plain thread; neither holds a thread while it waits.
+//! - [`calls::CallStore`], [`money::MoneyStore`], [`money::OutboxStore`],
+//!   [`pools::PoolReportStore`], [`privacy::PrivacyStore`]: the admin and
+//!   PBX side. These are blocking calls that the services make on the
+//!   blocking pool (`web::block`), never on the executor; an adapter with an
+//!   async pool (deadpool, sqlx) completes them there by blocking on its
+//!   future, or uses the synchronous client of the same driver.
+//!
+//! ## What a backend decides, and how PostgreSQL can
+//!
+//! - **Leases.** A [`VisitCommand`] says what the routing rules want
+//!   ([`Want`]); the backend picks the number and answers a
+//!   [`VisitOutcome`]. The invariant every backend keeps: a number is never
+//!   leased to two live sessions, and every pool exhaustion is recorded with
+//!   the policy applied. SQLite, with one writer, decides from an in-memory
+//!   book of each pool's numbers (`sqlite::leases`), which stays inside the
+//!   adapter. A multi-instance PostgreSQL picks the number in SQL: the free
+//!   number whose cooldown ended longest ago, `FOR UPDATE SKIP LOCKED`, with
+//!   the partial unique index on open leases (`leases(number) WHERE
+//!   ended_at_ms IS NULL`) as the constraint that makes a double lease
+//!   impossible whatever the instances do. Core's rules (`lease::pick`,
+//!   the fair shares) decide from the counts either backend reads.
+//! - **The call workflow.** Recording a PBX event is one transaction in the
+//!   backend: store the event once, then the calls service's
+//!   [`calls::CallWorkflow`] refolds, attributes and builds the exports,
+//!   reading and writing through [`calls::CallFacts`] on that transaction.
+//!   A backend serialises the recordings of one call: SQLite by its single
+//!   writer, PostgreSQL by locking the call row (`SELECT … FOR UPDATE`,
+//!   after an `INSERT … ON CONFLICT DO NOTHING` of the call).
+//! - **PBX deliveries are deduplicated by the database.** A delivery id is
+//!   stored in the transaction that stores its event (primary key
+//!   `(site_id, pbx, delivery_id)`); a retry racing the first delivery waits
+//!   for that transaction at the key and finds the id only if it committed.
+//!   Events are idempotent per call too (`UNIQUE (call_id, event_json)`).
+//! - **The outbox claim is a port operation**
+//!   ([`money::OutboxStore::claim_due`]): due rows are taken with an attempt
+//!   counted and a claim deadline, so two workers (or two instances) never
+//!   send a row at once, and a worker that dies leaves its rows to be
+//!   retried. PostgreSQL: `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP
+//!   LOCKED) RETURNING …`.
+//! - **Time.** Methods take the clock rather than a timestamp: the backend
+//!   reads the time once it holds the write lock, so stored times are in the
+//!   order the writes happened (a lease taken over cannot end before it
+//!   started).
+//! - **Errors.** [`StorageError`] carries the backend's own error as a boxed
+//!   source ([`BackendError`]); no backend type appears in the port.
 
 pub mod calls;
 pub mod money;
