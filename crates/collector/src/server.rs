@@ -145,7 +145,7 @@ where
                 })
                 // The requests tell the stream when a head is complete. The
                 // same-origin check compares a page's origin with the address
-                // the connection arrived at (see client_addr.rs), which on a
+                // the connection arrived at (see http/client_addr.rs), which on a
                 // wildcard listener is not the listener's own.
                 .on_connect_ext(|io: &edge::Deadlined, data: &mut actix_http::Extensions| {
                     data.insert(io.conn());
