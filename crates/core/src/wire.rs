@@ -17,7 +17,9 @@ pub struct SiteConfigPublic {
     pub originals: Vec<PhoneNumber>,
     /// Ask for consent before storing anything or taking a lease.
     pub consent_required: bool,
-    /// The show-number button, when the site hides its number behind one.
+    /// The show-number button, when the site hides its number behind one
+    /// (`null` otherwise: always present).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub show_number: Option<ShowNumber>,
     /// How often to renew a lease while the page is visible.
     pub heartbeat_secs: u32,

@@ -7,6 +7,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::http::error::ApiError;
@@ -24,15 +25,28 @@ const MAX_LIMIT: u32 = 1000;
 struct ListQuery {
     site: Option<String>,
     /// Empty means any.
-    #[param(value_type = Option<ExportStatus>)]
+    #[param(schema_with = status_or_any)]
     status: Option<String>,
     /// Empty means any.
-    #[param(value_type = Option<ExportKind>)]
+    #[param(schema_with = kind_or_any)]
     kind: Option<String>,
     /// 1-1000, default 50.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     offset: Option<u32>,
+}
+
+/// An export status, or empty for any.
+fn status_or_any() -> Schema {
+    let statuses = [ExportStatus::Pending, ExportStatus::Sent, ExportStatus::Dead, ExportStatus::Skipped];
+    let names = statuses.map(ExportStatus::as_str).into_iter().chain([""]);
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)).into()
+}
+
+/// An export kind, or empty for any.
+fn kind_or_any() -> Schema {
+    let names = [ExportKind::Ga4, ExportKind::Crm].map(ExportKind::as_str).into_iter().chain([""]);
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)).into()
 }
 
 /// `GET /v1/exports`: one page of the outbox.
