@@ -146,7 +146,10 @@ pub const fn day_ms() -> i64 {
 /// The JSON schema of what [`time_bound`] reads: Unix ms, or a `YYYY-MM-DD`
 /// day (the admin API's query parameters).
 pub fn time_bound_schema() -> utoipa::openapi::schema::Schema {
+    let about = "Unix ms, or a YYYY-MM-DD day of the site's time zone (of UTC for the call list without site); \
+                 as an upper bound (to) the whole day is included, as a lower bound (from) it starts at its midnight.";
     utoipa::openapi::schema::OneOfBuilder::new()
+        .description(Some(about))
         .item(
             utoipa::openapi::schema::ObjectBuilder::new()
                 .schema_type(utoipa::openapi::schema::Type::String)

@@ -91,7 +91,8 @@ struct ListQuery {
 /// `status=`: `missed`, or one of core's call statuses.
 fn status_filter() -> Schema {
     let names = std::iter::once("missed").chain(CallStatus::ALL.iter().map(|s| s.as_str()));
-    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)).into()
+    let about = "A call status, or \"missed\" for any missed status.";
+    ObjectBuilder::new().schema_type(Type::String).description(Some(about)).enum_values(Some(names)).into()
 }
 
 /// `GET /v1/calls`: one page of calls.
@@ -411,11 +412,14 @@ struct ReportParams {
 }
 
 fn group_by() -> Schema {
-    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(GroupBy::ALL.map(GroupBy::column))).into()
+    let about = "What the rows are grouped by (the request's default: channel).";
+    let names = GroupBy::ALL.map(GroupBy::column);
+    ObjectBuilder::new().schema_type(Type::String).description(Some(about)).enum_values(Some(names)).into()
 }
 
 fn day() -> Schema {
-    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["day"])).into()
+    let about = "Days of the site's time zone, the one interval.";
+    ObjectBuilder::new().schema_type(Type::String).description(Some(about)).enum_values(Some(["day"])).into()
 }
 
 /// `GET /v1/reports/calls`. Counts are sums of attribution credit:

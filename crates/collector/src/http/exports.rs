@@ -23,6 +23,7 @@ const MAX_LIMIT: u32 = 1000;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Site id.
     site: Option<String>,
     /// Empty means any.
     #[param(schema_with = status_or_any)]
@@ -33,6 +34,7 @@ struct ListQuery {
     /// 1-1000, default 50.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// Rows to skip.
     offset: Option<u32>,
 }
 
@@ -40,13 +42,13 @@ struct ListQuery {
 fn status_or_any() -> Schema {
     let statuses = [ExportStatus::Pending, ExportStatus::Sent, ExportStatus::Dead, ExportStatus::Skipped];
     let names = statuses.map(ExportStatus::as_str).into_iter().chain([""]);
-    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)).into()
+    ObjectBuilder::new().schema_type(Type::String).description(Some("Empty means any.")).enum_values(Some(names)).into()
 }
 
 /// An export kind, or empty for any.
 fn kind_or_any() -> Schema {
     let names = [ExportKind::Ga4, ExportKind::Crm].map(ExportKind::as_str).into_iter().chain([""]);
-    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)).into()
+    ObjectBuilder::new().schema_type(Type::String).description(Some("Empty means any.")).enum_values(Some(names)).into()
 }
 
 /// `GET /v1/exports`: one page of the outbox.

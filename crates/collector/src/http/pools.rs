@@ -59,7 +59,8 @@ struct PoolsReport {
 }
 
 fn hour() -> Schema {
-    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["hour"])).into()
+    let about = "Hours of the site's clock, the one interval.";
+    ObjectBuilder::new().schema_type(Type::String).description(Some(about)).enum_values(Some(["hour"])).into()
 }
 
 #[utoipa::path(
