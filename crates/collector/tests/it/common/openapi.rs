@@ -158,10 +158,14 @@ static COVERAGE: LazyLock<Mutex<BTreeMap<String, u64>>> = LazyLock::new(Default:
 fn record(key: &str) {
     let mut coverage = COVERAGE.lock().unwrap_or_else(|e| e.into_inner());
     *coverage.entry(key.to_owned()).or_default() += 1;
-    let report = coverage_report(&coverage);
-    drop(coverage);
-    // Rewritten after each answer, so the file holds the whole run when it ends.
-    let _ = std::fs::write(coverage_path(), report);
+    // Rewritten after each answer, so the file holds the whole run when it
+    // ends; written aside and renamed (under the lock), so a reader never
+    // sees half of it.
+    let path = coverage_path();
+    let aside = path.with_extension(format!("txt.{}", std::process::id()));
+    if std::fs::write(&aside, coverage_report(&coverage)).is_ok() {
+        let _ = std::fs::rename(&aside, &path);
+    }
 }
 
 /// Where the coverage of this run is written.
