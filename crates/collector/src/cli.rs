@@ -130,6 +130,15 @@ pub enum Command {
         /// The backup to write; must not exist yet.
         file: PathBuf,
     },
+    /// The dashboard's users: `user add NAME --role R [--sites a,b]`,
+    /// `user list`, `user remove NAME`, `user passwd NAME`.
+    User {
+        /// The TOML configuration file (its `[server] database` holds the users).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: crate::auth::cli::UserCommand,
+    },
     /// Put a backup in place of the database. Refuses while anything (a
     /// running collector) has the database open: stop it, restore, start it.
     Restore {
@@ -209,6 +218,13 @@ pub fn run(cli: Cli) -> ExitCode {
             );
             Ok(())
         }),
+        Command::User { config: Some(config), command } => {
+            with_config(&config, |cfg| crate::auth::cli::run(cfg, command))
+        }
+        Command::User { config: None, .. } => {
+            eprintln!("ringsource: user needs --config FILE (the configuration whose database holds the users)");
+            ExitCode::FAILURE
+        }
         Command::Serve { config, listen } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,

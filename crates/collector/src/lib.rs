@@ -19,10 +19,15 @@
 //!   deadlines, the connection cap, security headers and 405s in front of it;
 //! - [`clock`]: injectable time; [`ratelimit`]: per-IP token buckets;
 //!   [`outage`]: repeated server errors as one summary line per interval;
-//! - [`cli`]: the `ringsource` command line.
+//! - [`cli`]: the `ringsource` command line;
+//! - [`auth`]: dashboard users, roles, sessions and the guard of the admin
+//!   API; [`call_notes`]: managers' tags and notes on calls; [`geo`] and
+//!   [`device`]: where and on what a visitor came, read once per session;
+//!   [`recordings`]: call recordings streamed to the dashboard.
 
 pub mod admin;
 pub mod api;
+pub mod auth;
 pub mod calls;
 pub mod cli;
 pub mod clock;

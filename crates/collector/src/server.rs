@@ -93,11 +93,21 @@ pub fn bind_with(
         limiter: RateLimiter::new(config.server.rate_limit),
         trust_forwarded_for: config.server.trust_forwarded_for,
     });
+    let auth_api = web::Data::new(crate::auth::http::AuthApi::new(
+        Arc::new(crate::auth::sqlite::AuthStore::open(&config.server.database)?),
+        config.server.admin_token.clone(),
+        Arc::clone(&state.clock),
+        config.sites.iter().map(|s| s.id.clone()).collect(),
+        config.server.trust_forwarded_for,
+    ));
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
     let app = move || {
         // Routes are tried in order, and each pattern with a `{…}` segment
         // costs a regex match: the per-visitor routes go first.
         App::new()
+            // Inside the edge: users and roles are checked on requests the
+            // edge has let in, and the edge's headers go on every refusal.
+            .wrap(actix_web::middleware::from_fn(crate::auth::http::guard))
             .wrap(actix_web::middleware::from_fn(crate::edge::guard))
             .app_data(state.clone())
             .configure(|cfg| pbx_routes.configure(cfg))
@@ -112,6 +122,8 @@ pub fn bind_with(
             .configure(pools_report::configure)
             .app_data(privacy_api.clone())
             .configure(privacy_api::configure)
+            .app_data(auth_api.clone())
+            .configure(crate::auth::http::configure)
             .configure(|cfg| static_files::configure(&dirs, cfg))
             .default_service(web::to(api::not_found))
     };

@@ -124,7 +124,9 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Proof that the request carried the admin token: every handler takes one.
+/// Proof that the request may reach an admin route: the auth guard let its
+/// principal through (a user whose role and sites allow it, or the admin
+/// token), or it carries the admin token. Every handler takes one.
 pub struct Admin;
 
 impl FromRequest for Admin {
@@ -132,6 +134,11 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Admin, CallsApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // The auth guard has let a signed-in user or the admin token through
+        // for this route (see auth::policy::RULES).
+        if crate::auth::http::principal_of(req).is_some() {
+            return ready(Ok(Admin));
+        }
         let Some(state) = req.app_data::<web::Data<CallsApi>>() else {
             return ready(Err(CallsApiError::Internal("the calls API state is not registered".to_owned())));
         };

@@ -42,6 +42,7 @@ const SCHEMA_V5: &str = include_str!("schema_v5.sql");
 const SCHEMA_V6: &str = include_str!("schema_v6.sql");
 const SCHEMA_V7: &str = include_str!("schema_v7.sql");
 const SCHEMA_V8: &str = include_str!("schema_v8.sql");
+const SCHEMA_V9: &str = include_str!("schema_v9.sql");
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -55,6 +56,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V6).foreign_key_check(),
         M::up(SCHEMA_V7),
         M::up(SCHEMA_V8),
+        M::up(SCHEMA_V9),
     ])
 }
 
@@ -64,6 +66,22 @@ fn migrations() -> Migrations<'static> {
 /// themselves.
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     Ok(migrations().to_latest(conn)?)
+}
+
+/// A connection of its own to the collector's database at `path`, created
+/// and migrated if need be, set up as the writer's is (WAL, busy timeout,
+/// foreign keys off), with no WAL written out ahead. For the modules that
+/// keep their SQL beside them (users and sessions, call tags and notes,
+/// visitor facts, recordings): SQLite lets one writer in at a time whoever
+/// holds the connection, and their writes are small.
+pub fn side_connection(path: &Path) -> Result<Connection, StorageError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
+    }
+    let mut conn = connect(path, SqliteOptions { wal_preallocate_bytes: 0, ..SqliteOptions::default() })?;
+    migrate(&mut conn)?;
+    Ok(conn)
 }
 
 /// Wraps a rusqlite error with what was being done.
@@ -422,7 +440,7 @@ mod tests {
 
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 8, "the latest version");
+        assert_eq!(version, 9, "the latest version");
         let sessions: Vec<(String, String, i64)> = conn
             .prepare("SELECT id, user_agent, last_seen_ms FROM sessions ORDER BY id")
             .unwrap()
@@ -498,6 +516,12 @@ mod tests {
         assert!(refused(stranger).contains("FOREIGN KEY"));
         // The rebuilt sessions table is still the parent: a session with leases cannot go.
         assert!(refused("DELETE FROM sessions WHERE id = 'a'").contains("FOREIGN KEY"));
-        assert!(refused("INSERT INTO sessions VALUES ('a', 's', NULL, NULL, 'ua', 0, 3, 3)").contains("UNIQUE"));
+        assert!(
+            refused(
+                "INSERT INTO sessions (id, site_id, client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms)
+                 VALUES ('a', 's', NULL, NULL, 'ua', 0, 3, 3)"
+            )
+            .contains("UNIQUE")
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 mod common;
 mod pbx_support;
+mod people;
 
 mod calls;
 mod config_check;
@@ -37,4 +38,5 @@ mod slow_clients;
 mod slowloris;
 mod small_disk;
 mod static_serving;
+mod users;
 mod visit_reclassify;
