@@ -28,6 +28,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod call_notes;
 pub mod calls;
 pub mod cli;
 pub mod clock;

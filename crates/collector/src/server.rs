@@ -100,6 +100,11 @@ pub fn bind_with(
         config.sites.iter().map(|s| s.id.clone()).collect(),
         config.server.trust_forwarded_for,
     ));
+    let notes_api = web::Data::new(crate::call_notes::http::NotesApi {
+        store: Arc::new(crate::call_notes::sqlite::NotesStore::open(&config.server.database)?),
+        clock: Arc::clone(&state.clock),
+        sites: config.sites.iter().map(|s| s.id.clone()).collect(),
+    });
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
     let app = move || {
         // Routes are tried in order, and each pattern with a `{…}` segment
@@ -122,6 +127,8 @@ pub fn bind_with(
             .configure(pools_report::configure)
             .app_data(privacy_api.clone())
             .configure(privacy_api::configure)
+            .app_data(notes_api.clone())
+            .configure(crate::call_notes::http::configure)
             .app_data(auth_api.clone())
             .configure(crate::auth::http::configure)
             .configure(|cfg| static_files::configure(&dirs, cfg))

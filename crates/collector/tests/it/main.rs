@@ -6,6 +6,7 @@ mod common;
 mod pbx_support;
 mod people;
 
+mod call_notes;
 mod calls;
 mod config_check;
 mod csv_injection;
