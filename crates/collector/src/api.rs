@@ -334,9 +334,15 @@ async fn visit(
         .map_err(|e| ApiError::Internal(format!("no randomness for a session id: {e}")))?;
     let decided = crate::domain::reclassify(&visit, u64::try_from(now_ms).unwrap_or(0))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // The place is read from the address here and only the place goes on.
+    let facts = req
+        .app_data::<web::Data<Arc<crate::visitor_facts::VisitorFacts>>>()
+        .map(|f| f.of_visit(client_ip(&req, state.trust_forwarded_for), &user_agent))
+        .unwrap_or_default();
     let clock = Arc::clone(&state.clock);
     let storage = state.storage.as_ref();
-    let response = crate::domain::visit(storage, site, visit, decided, user_agent, new_id, clock).response().await?;
+    let response =
+        crate::domain::visit(storage, site, visit, decided, user_agent, facts, new_id, clock).response().await?;
     Ok(HttpResponse::Ok().json(response))
 }
 

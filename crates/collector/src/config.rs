@@ -97,6 +97,10 @@ pub struct RawServer {
     /// first this long after it starts).
     #[serde(default = "default_retention_interval_secs")]
     pub retention_interval_secs: u64,
+    /// An IP database in the MaxMind DB format (GeoLite2-City, DB-IP
+    /// IP-to-City Lite): each new visitor's region and city are read in it.
+    #[serde(default)]
+    pub geoip_database: Option<PathBuf>,
 }
 
 /// `[server.rate_limit]`: a token bucket per client IP for `POST …/visits`.
@@ -395,6 +399,7 @@ pub struct ServerConfig {
     pub wal_preallocate_bytes: u64,
     pub workers: usize,
     pub retention_interval_secs: u64,
+    pub geoip_database: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -739,6 +744,7 @@ fn validate(
             wal_preallocate_bytes: u64::from(raw.wal_preallocate_mib) << 20,
             workers: raw.workers.unwrap_or_else(default_workers),
             retention_interval_secs: raw.retention_interval_secs,
+            geoip_database: raw.geoip_database,
         },
         sites,
     })

@@ -514,6 +514,7 @@ fn run_visit(
         request,
         None,
         DEMO_USER_AGENT.to_owned(),
+        crate::visitor_facts::Facts::default(),
         v.session_id.clone(),
         clock,
     )

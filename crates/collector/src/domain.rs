@@ -125,6 +125,7 @@ pub fn visit(
     mut visit: VisitRequest,
     decided: Option<Touch>,
     user_agent: String,
+    facts: crate::visitor_facts::Facts,
     new_session_id: String,
     clock: Arc<dyn Clock>,
 ) -> Visiting {
@@ -151,6 +152,7 @@ pub fn visit(
         user_agent,
         is_bot,
         want,
+        facts,
     };
     Visiting { outcome: storage.visit(cmd, clock), heartbeat_secs, config, decided }
 }

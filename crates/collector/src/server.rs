@@ -36,6 +36,8 @@ pub enum StartError {
     Run(#[source] std::io::Error),
     #[error("the server thread ended before it was bound")]
     ThreadGone,
+    #[error(transparent)]
+    Geo(#[from] crate::geo::GeoError),
 }
 
 /// A bound, not yet awaited server.
@@ -105,6 +107,10 @@ pub fn bind_with(
         clock: Arc::clone(&state.clock),
         sites: config.sites.iter().map(|s| s.id.clone()).collect(),
     });
+    let visitor_facts = web::Data::new(Arc::new(crate::visitor_facts::VisitorFacts::open(
+        &config.server.database,
+        config.server.geoip_database.as_deref(),
+    )?));
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
     let app = move || {
         // Routes are tried in order, and each pattern with a `{…}` segment
@@ -115,6 +121,7 @@ pub fn bind_with(
             .wrap(actix_web::middleware::from_fn(crate::auth::http::guard))
             .wrap(actix_web::middleware::from_fn(crate::edge::guard))
             .app_data(state.clone())
+            .app_data(visitor_facts.clone())
             .configure(|cfg| pbx_routes.configure(cfg))
             .configure(api::configure)
             .app_data(calls_api.clone())

@@ -423,7 +423,8 @@ async fn get_call(
 /// What other modules add to a call or a list of calls: a manager's tags,
 /// and where and on what the visitor came.
 async fn decorate(req: &HttpRequest, body: &mut serde_json::Value) -> Result<(), CallsApiError> {
-    crate::call_notes::http::add_tags(req, body).await.map_err(|e| CallsApiError::Internal(e.to_string()))
+    crate::call_notes::http::add_tags(req, body).await.map_err(|e| CallsApiError::Internal(e.to_string()))?;
+    crate::visitor_facts::add_facts(req, body).await.map_err(CallsApiError::Internal)
 }
 
 /// `excel=1|true|0|false` (absent: false).

@@ -117,6 +117,8 @@ pub struct VisitCommand {
     pub user_agent: String,
     pub is_bot: bool,
     pub want: Want,
+    /// Where the visitor was and what they came on, stored with a new session.
+    pub facts: crate::visitor_facts::Facts,
 }
 
 /// A page view of a running session.

@@ -29,9 +29,11 @@ pub fn start_people(server_extra: &str, site_extra: &str) -> Harness {
 
 /// A finished call to `to` on `site`, as Kamailio's script reports it; its id.
 pub fn kamailio_call(h: &Harness, site: &str, pbx_call_id: &str, to: &str, extra: Value) -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    // It rings in the next whole second, so never before a lease just taken;
+    // the end is reported at once with the times it will have.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + 1;
     let mut body = json!({ "event": "end", "call_id": pbx_call_id, "from": CALLER.trim_start_matches('+'),
-        "to": to.trim_start_matches('+'), "started_at": now - 60, "answered_at": now - 50, "at": now, "sip_code": 200 });
+        "to": to.trim_start_matches('+'), "started_at": now, "answered_at": now + 5, "at": now + 65, "sip_code": 200 });
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
     }
