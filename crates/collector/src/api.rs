@@ -41,6 +41,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/calls.csv"),
     ("GET", "/v1/calls/{id}"),
     ("POST", "/v1/calls/{id}/promo"),
+    ("GET", "/v1/calls/{id}/recording"),
     ("POST", "/v1/calls/{id}/tags"),
     ("DELETE", "/v1/calls/{id}/tags/{tag}"),
     ("GET", "/v1/calls/{id}/notes"),

@@ -225,6 +225,9 @@ pub struct RawSite {
     /// `[sites.retention]`: how long personal data is kept.
     #[serde(default)]
     pub retention: Retention,
+    /// `[sites.recordings.<adapter>]`: credentials for the PBX's recordings.
+    #[serde(default)]
+    pub recordings: crate::recordings::RawRecordings,
 }
 
 fn default_time_zone() -> String {
@@ -442,6 +445,8 @@ pub struct Site {
     pub exports: crate::exports::Exports,
     /// How long personal data is kept.
     pub retention: Retention,
+    /// Credentials the collector fetches the PBXs' recordings with.
+    pub recordings: crate::recordings::Recordings,
     /// Where national numbers from a PBX are read ("8 495 …", "74951234567").
     pub region: Option<Region>,
     /// Built from the static numbers' and pools' rules, same indices.
@@ -1004,6 +1009,13 @@ fn validate_site(
         });
 
     validate_retention(&raw.retention, raw.uniqueness_window_days, &format!("{path}.retention"), issues);
+    let recordings = crate::recordings::Recordings::from_raw(&raw.id, raw.recordings, &|name| env.var(name))
+        .unwrap_or_else(|found| {
+            for (field, reason) in found {
+                issues.push(format!("{path}.{field}"), reason);
+            }
+            crate::recordings::Recordings::default()
+        });
 
     if issues.list.len() != before {
         return None;
@@ -1034,6 +1046,7 @@ fn validate_site(
         pbx,
         exports,
         retention: raw.retention,
+        recordings,
         region,
         routing,
     })

@@ -45,6 +45,7 @@ pub mod pbx;
 pub mod pools_report;
 pub mod privacy;
 pub mod ratelimit;
+pub mod recordings;
 pub mod server;
 pub mod session_id;
 pub mod static_files;

@@ -111,6 +111,10 @@ pub fn bind_with(
         &config.server.database,
         config.server.geoip_database.as_deref(),
     )?));
+    let recordings_api = web::Data::new(crate::recordings::http::RecordingsApi::new(
+        Arc::new(crate::recordings::sqlite::RecordingStore::open(&config.server.database)?),
+        config.sites.iter().map(|s| (s.id.clone(), s.recordings.clone())).collect(),
+    ));
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
     let app = move || {
         // Routes are tried in order, and each pattern with a `{…}` segment
@@ -134,6 +138,8 @@ pub fn bind_with(
             .configure(pools_report::configure)
             .app_data(privacy_api.clone())
             .configure(privacy_api::configure)
+            .app_data(recordings_api.clone())
+            .configure(crate::recordings::http::configure)
             .app_data(notes_api.clone())
             .configure(crate::call_notes::http::configure)
             .app_data(auth_api.clone())

@@ -33,6 +33,7 @@ mod pbx_zadarma;
 mod pools_report;
 mod power_cut;
 mod privacy;
+mod recordings;
 mod report_days;
 mod site_display;
 mod slow_clients;
