@@ -279,14 +279,20 @@ async fn list(_: Admin, state: web::Data<CallsApi>, req: HttpRequest) -> Result<
     let (filter, site) = list_filter(&state, &req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let (limit, offset) = (filter.limit, filter.offset);
     let service = Arc::clone(&state.service);
-    let (calls, total) = blocking(move || service.list(&filter)).await?;
+    let demo_site = site.as_ref().map(|s| s.id.clone());
+    let ((calls, total), demo_data) = blocking(move || {
+        let demo = demo_site.map(|s| service.has_demo_data(&s)).transpose()?.unwrap_or(false);
+        Ok((service.list(&filter)?, demo))
+    })
+    .await?;
     // The zone the dashboard shows the times in, and the currency and
     // locale it writes amounts in (null across sites).
     let time_zone = site.as_ref().map(|s| s.time_zone_name());
     let currency = site.as_ref().and_then(|s| s.currency.as_deref());
     let locale = site.as_ref().and_then(|s| s.locale.as_deref());
+    // The dashboard marks every page of a site that holds demo data.
     let mut body = json!({ "calls": calls, "total": total, "limit": limit, "offset": offset,
-        "time_zone": time_zone, "currency": currency, "locale": locale });
+        "time_zone": time_zone, "currency": currency, "locale": locale, "demo_data": demo_data });
     decorate(&req, &mut body).await?;
     Ok(HttpResponse::Ok().json(body))
 }
