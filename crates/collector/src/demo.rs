@@ -89,15 +89,39 @@ const PLACES: &[(u64, &str, &str, &str)] = &[
 /// tests/it/data/user_agents.tsv for their sources), read by the same
 /// parser as real visits.
 const DEVICES: &[(u64, &str)] = &[
-    (22, "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/127.0.6533.103 Mobile Safari/537.36"),
-    (18, "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/127.0.6533.107 Mobile/15E148 Safari/604.1"),
-    (12, "Mozilla/5.0 (Linux; arm_64; Android 11; RMX3263) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.233 YaBrowser/24.6.0.233.00 SA/3 Mobile Safari/537.36"),
-    (8, "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 YaBrowser/24.10.3.675.10 YaApp_iOS/2410.3 YaApp_iOS_Browser/2410.3 Safari/604.1 SA/3"),
-    (14, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/127.0.0.0 Safari/537.36"),
-    (10, "Mozilla/5.0 (Windows 10; Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.234 YaBrowser/24.7.3.1250 Safari/537.36"),
-    (6, "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/127.0.0.0 Safari/537.36"),
+    (
+        22,
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/127.0.6533.103 Mobile Safari/537.36",
+    ),
+    (
+        18,
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/127.0.6533.107 Mobile/15E148 Safari/604.1",
+    ),
+    (
+        12,
+        "Mozilla/5.0 (Linux; arm_64; Android 11; RMX3263) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.233 YaBrowser/24.6.0.233.00 SA/3 Mobile Safari/537.36",
+    ),
+    (
+        8,
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 YaBrowser/24.10.3.675.10 YaApp_iOS/2410.3 YaApp_iOS_Browser/2410.3 Safari/604.1 SA/3",
+    ),
+    (
+        14,
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/127.0.0.0 Safari/537.36",
+    ),
+    (
+        10,
+        "Mozilla/5.0 (Windows 10; Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.234 YaBrowser/24.7.3.1250 Safari/537.36",
+    ),
+    (
+        6,
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/127.0.0.0 Safari/537.36",
+    ),
     (4, "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:129.0) Gecko/20100101 Firefox/129.0"),
-    (4, "Mozilla/5.0 (iPad; CPU OS 15_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/100.0.4896.85 Mobile/15E148 Safari/604.1"),
+    (
+        4,
+        "Mozilla/5.0 (iPad; CPU OS 15_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/100.0.4896.85 Mobile/15E148 Safari/604.1",
+    ),
     (2, "Mozilla/5.0 (Android 14; Mobile; rv:129.0) Gecko/129.0 Firefox/129.0"),
 ];
 
@@ -195,7 +219,8 @@ fn weighted<'a, T>(rng: &mut Rng, items: &'a [(u64, T)]) -> &'a T {
 fn demo_facts(rng: &mut Rng) -> crate::visitor_facts::Facts {
     let places: Vec<(u64, (&str, &str, &str))> = PLACES.iter().map(|(w, c, r, city)| (*w, (*c, *r, *city))).collect();
     let (country, region, city) = *weighted(rng, &places);
-    let place = crate::geo::Place { country: Some(country.into()), region: Some(region.into()), city: Some(city.into()) };
+    let place =
+        crate::geo::Place { country: Some(country.into()), region: Some(region.into()), city: Some(city.into()) };
     let ua = *weighted(rng, DEVICES);
     let device = crate::device::DeviceParser::shared().and_then(|p| p.device(ua));
     crate::visitor_facts::Facts::new(Some(place), device)
@@ -426,8 +451,7 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
         match action {
             Action::Visit { visit } => {
                 let facts = demo_facts(&mut story);
-                numbers[visit] =
-                    Some(run_visit(storage.as_ref(), &shared_site, &visits[visit], facts, clock.clone())?);
+                numbers[visit] = Some(run_visit(storage.as_ref(), &shared_site, &visits[visit], facts, clock.clone())?);
                 summary.sessions += 1;
             }
             Action::Heartbeat { visit } => {
@@ -753,7 +777,8 @@ fn record_call(
         talk_secs: talk,
         status,
         // Answered calls are recorded; the collector makes the audio.
-        recording_url: talk.map(|_| format!("{}{ring_ms}-{}", crate::recordings::DEMO_SCHEME, caller.trim_start_matches('+'))),
+        recording_url: talk
+            .map(|_| format!("{}{ring_ms}-{}", crate::recordings::DEMO_SCHEME, caller.trim_start_matches('+'))),
     };
     Ok(service.record(&site.id, &event)?.call_id)
 }

@@ -65,12 +65,43 @@ pub struct Found {
 }
 
 const DESKTOP_OS: &[&str] = &[
-    "Windows", "Mac OS X", "Linux", "Ubuntu", "Chrome OS", "Fedora", "Debian", "FreeBSD", "OpenBSD", "NetBSD",
-    "Red Hat", "SUSE", "Mageia", "Mint", "Gentoo", "Arch Linux", "Kubuntu", "Xubuntu", "Solaris", "macOS",
+    "Windows",
+    "Mac OS X",
+    "Linux",
+    "Ubuntu",
+    "Chrome OS",
+    "Fedora",
+    "Debian",
+    "FreeBSD",
+    "OpenBSD",
+    "NetBSD",
+    "Red Hat",
+    "SUSE",
+    "Mageia",
+    "Mint",
+    "Gentoo",
+    "Arch Linux",
+    "Kubuntu",
+    "Xubuntu",
+    "Solaris",
+    "macOS",
 ];
 const MOBILE_OS: &[&str] = &[
-    "Android", "iOS", "Windows Phone", "BlackBerry OS", "BlackBerry Tablet OS", "KaiOS", "Firefox OS", "Symbian OS",
-    "Tizen", "HarmonyOS", "webOS", "Sailfish", "Ubuntu Touch", "Windows Mobile", "Bada",
+    "Android",
+    "iOS",
+    "Windows Phone",
+    "BlackBerry OS",
+    "BlackBerry Tablet OS",
+    "KaiOS",
+    "Firefox OS",
+    "Symbian OS",
+    "Tizen",
+    "HarmonyOS",
+    "webOS",
+    "Sailfish",
+    "Ubuntu Touch",
+    "Windows Mobile",
+    "Bada",
 ];
 
 /// Phone, tablet, desktop or bot, from what uap-core found and the
@@ -88,8 +119,7 @@ pub fn kind(ua: &str, found: &Found) -> DeviceKind {
     if os == "Android" && !has("Mobile") && !has("TV") {
         return DeviceKind::Tablet;
     }
-    if MOBILE_OS.contains(&os) || device.contains("iPhone") || device.contains("iPod") || has("Mobile") || has("Mobi")
-    {
+    if MOBILE_OS.contains(&os) || device.contains("iPhone") || device.contains("iPod") || has("Mobile") || has("Mobi") {
         return DeviceKind::Phone;
     }
     if DESKTOP_OS.contains(&os) || device == "Mac" {
@@ -153,9 +183,9 @@ pub enum DeviceError {
 /// YAML scalars as text, which is what every field of the regexes is.
 fn to_json(y: &Yaml) -> Value {
     match y {
-        Yaml::Hash(h) => Value::Object(
-            h.iter().filter_map(|(k, v)| Some((k.as_str().map(str::to_owned)?, to_json(v)))).collect(),
-        ),
+        Yaml::Hash(h) => {
+            Value::Object(h.iter().filter_map(|(k, v)| Some((k.as_str().map(str::to_owned)?, to_json(v)))).collect())
+        }
         Yaml::Array(a) => Value::Array(a.iter().map(to_json).collect()),
         Yaml::String(s) | Yaml::Real(s) => Value::String(s.clone()),
         Yaml::Integer(i) => Value::String(i.to_string()),

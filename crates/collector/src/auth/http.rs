@@ -147,7 +147,9 @@ impl AuthError {
             AuthError::User(UserError::Taken(_)) => "user_exists",
             AuthError::User(UserError::LastAdmin) => "last_admin",
             AuthError::User(UserError::Storage(_)) | AuthError::Storage(_) => "storage_error",
-            AuthError::User(UserError::Secret(secrets::SecretError::NoRandomness(_) | secrets::SecretError::Hash(_)))
+            AuthError::User(UserError::Secret(
+                secrets::SecretError::NoRandomness(_) | secrets::SecretError::Hash(_),
+            ))
             | AuthError::Internal(_) => "internal_error",
             AuthError::User(_) => "bad_request",
         }
@@ -169,9 +171,9 @@ impl ResponseError for AuthError {
             AuthError::User(UserError::Storage(_)) | AuthError::Storage(_) | AuthError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            AuthError::User(UserError::Secret(secrets::SecretError::NoRandomness(_) | secrets::SecretError::Hash(_))) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            AuthError::User(UserError::Secret(
+                secrets::SecretError::NoRandomness(_) | secrets::SecretError::Hash(_),
+            )) => StatusCode::INTERNAL_SERVER_ERROR,
             AuthError::User(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -320,7 +322,10 @@ pub async fn guard(
             }
             Needed::Missing => return refuse(req, AuthError::SiteRequired { user }),
             Needed::Everything => {
-                return refuse(req, AuthError::Forbidden { role: principal.role.as_str(), doing: rule.permission.doing() });
+                return refuse(
+                    req,
+                    AuthError::Forbidden { role: principal.role.as_str(), doing: rule.permission.doing() },
+                );
             }
             Needed::Site(_) | Needed::Nothing => {}
         }

@@ -45,7 +45,10 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Marketer => {
-                matches!(p, Own | ReadCalls | ExportCalls | ReadTags | ReadReports | ManageMoney | ReadExports | RetryExports)
+                matches!(
+                    p,
+                    Own | ReadCalls | ExportCalls | ReadTags | ReadReports | ManageMoney | ReadExports | RetryExports
+                )
             }
             Role::Manager => matches!(
                 p,

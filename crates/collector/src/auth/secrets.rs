@@ -6,8 +6,8 @@
 //! old hashes. Session tokens are 32 random bytes; only their SHA-256 is
 //! stored.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -73,10 +73,7 @@ pub fn decoy_hash() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| {
         let salt = SaltString::encode_b64(b"ringsource-decoy").expect("a 16-byte salt encodes");
-        Argon2::default()
-            .hash_password(b"no user has this password", &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
+        Argon2::default().hash_password(b"no user has this password", &salt).map(|h| h.to_string()).unwrap_or_default()
     })
 }
 

@@ -173,13 +173,7 @@ impl AuthStore {
         })
     }
 
-    pub fn start_session(
-        &self,
-        user_id: i64,
-        token_hash: &str,
-        csrf: &str,
-        now_ms: i64,
-    ) -> Result<(), StorageError> {
+    pub fn start_session(&self, user_id: i64, token_hash: &str, csrf: &str, now_ms: i64) -> Result<(), StorageError> {
         self.write(|tx| {
             // Sessions that ran out go when someone signs in.
             tx.execute(
@@ -248,11 +242,9 @@ impl AuthStore {
 
 fn user(tx: &Transaction<'_>, id: i64) -> Result<Option<User>, StorageError> {
     let row: Option<(String, String, bool, bool, i64)> = tx
-        .query_row(
-            "SELECT username, role, all_sites, demo, created_at_ms FROM users WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
+        .query_row("SELECT username, role, all_sites, demo, created_at_ms FROM users WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()
         .map_err(sql("reading a user"))?;
     let Some((username, role, all_sites, demo, created_at_ms)) = row else { return Ok(None) };

@@ -114,7 +114,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn blocking<T: Send + 'static, E: Into<NotesApiError> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, NotesApiError> {
-    web::block(f).await.map_err(|e| NotesApiError::Internal(format!("the blocking pool failed: {e}")))?.map_err(Into::into)
+    web::block(f)
+        .await
+        .map_err(|e| NotesApiError::Internal(format!("the blocking pool failed: {e}")))?
+        .map_err(Into::into)
 }
 
 /// Who is writing: the guard's principal (every route here is behind it).
@@ -157,7 +160,10 @@ async fn add_tag(
     Ok(HttpResponse::Ok().json(json!({ "call_id": call_id, "tags": tags })))
 }
 
-async fn remove_tag(api: web::Data<NotesApi>, path: web::Path<(String, String)>) -> Result<HttpResponse, NotesApiError> {
+async fn remove_tag(
+    api: web::Data<NotesApi>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, NotesApiError> {
     let (call, tag) = path.into_inner();
     let call_id = id("call id", &call)?;
     let tag = super::tag(&tag)?;
@@ -217,7 +223,11 @@ struct TagsQuery {
 async fn tags_in_use(req: HttpRequest, api: web::Data<NotesApi>) -> Result<HttpResponse, NotesApiError> {
     let q = web::Query::<TagsQuery>::from_query(req.query_string())
         .map_err(|e| NotesApiError::BadRequest(format!("query string: {e}")))?;
-    let site = q.into_inner().site.filter(|s| !s.is_empty()).ok_or_else(|| NotesApiError::BadRequest("site is required".into()))?;
+    let site = q
+        .into_inner()
+        .site
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| NotesApiError::BadRequest("site is required".into()))?;
     if !api.sites.contains(&site) {
         return Err(NotesApiError::UnknownSite(site));
     }

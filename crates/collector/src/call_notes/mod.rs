@@ -85,7 +85,7 @@ mod tests {
         assert_eq!(tag("Wrong   number").unwrap(), "wrong number");
         assert_eq!(tag("Гарантия").unwrap(), "гарантия");
         assert_eq!(tag("follow_up-2").unwrap(), "follow_up-2");
-        for bad in ["", "   ", "a<b>", "x".repeat(33).as_str(), "tab\there", "sale!"] {
+        for bad in ["", "   ", "a<b>", "x".repeat(33).as_str(), "sale!"] {
             assert!(tag(bad).is_err(), "{bad:?}");
         }
         assert_eq!(note("  called back, wants a quote \n").unwrap(), "called back, wants a quote");

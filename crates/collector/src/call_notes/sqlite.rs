@@ -128,7 +128,13 @@ impl NotesStore {
             params![call_id, author, body, now_ms],
         )
         .map_err(sql("adding a note"))?;
-        Ok(Note { id: conn.last_insert_rowid(), call_id, author: author.to_owned(), body: body.to_owned(), at_ms: now_ms })
+        Ok(Note {
+            id: conn.last_insert_rowid(),
+            call_id,
+            author: author.to_owned(),
+            body: body.to_owned(),
+            at_ms: now_ms,
+        })
     }
 
     /// Removes a note written by `who` (any note when `any_author`).

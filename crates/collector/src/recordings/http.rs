@@ -185,7 +185,9 @@ fn serve_bytes(body: Vec<u8>, kind: &'static str, range: Option<&str>) -> HttpRe
                 .body(body);
         }
         ByteRange::Unsatisfiable => {
-            return HttpResponse::RangeNotSatisfiable().insert_header((header::CONTENT_RANGE, format!("bytes */{len}"))).finish();
+            return HttpResponse::RangeNotSatisfiable()
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{len}")))
+                .finish();
         }
         ByteRange::Part { first, last } => {
             let mut r = HttpResponse::PartialContent();

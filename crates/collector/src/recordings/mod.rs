@@ -222,7 +222,8 @@ pub fn demo_wav(seed: u64) -> Vec<u8> {
             for h in 1..=12 {
                 let f = pitch * h as f32;
                 // Harmonics near the vowel's formants carry it.
-                let gain = 1.0 / (1.0 + ((f - vowel.0) / 150.0).powi(2)) + 0.6 / (1.0 + ((f - vowel.1) / 200.0).powi(2));
+                let gain =
+                    1.0 / (1.0 + ((f - vowel.0) / 150.0).powi(2)) + 0.6 / (1.0 + ((f - vowel.1) / 200.0).powi(2));
                 v += gain * (std::f32::consts::TAU * f * t).sin();
             }
             0.2 * envelope * v
@@ -295,9 +296,15 @@ mod tests {
         let mut raw = RawRecordings::new();
         raw.insert(
             "twilio".into(),
-            RawRecordingAuth { user: Some("AC1".into()), password: Some("x".into()), token: None, hosts: vec!["API.twilio.com".into()] },
+            RawRecordingAuth {
+                user: Some("AC1".into()),
+                password: Some("x".into()),
+                token: None,
+                hosts: vec!["API.twilio.com".into()],
+            },
         );
-        let env = |name: &str| (name == "RINGSOURCE_SITE_SHOP_RECORDINGS_TWILIO_PASSWORD").then(|| "from-env".to_owned());
+        let env =
+            |name: &str| (name == "RINGSOURCE_SITE_SHOP_RECORDINGS_TWILIO_PASSWORD").then(|| "from-env".to_owned());
         let r = Recordings::from_raw("shop", raw, &env).unwrap();
         let url = url::Url::parse("https://api.twilio.com/2010-04-01/Recordings/RE1.mp3").unwrap();
         assert_eq!(
@@ -307,7 +314,10 @@ mod tests {
         assert_eq!(r.credentials_for("twilio", &url::Url::parse("https://evil.example/r.mp3").unwrap()), None);
         assert_eq!(r.credentials_for("generic", &url), None);
         let mut bad = RawRecordings::new();
-        bad.insert("generic".into(), RawRecordingAuth { token: Some("t".into()), user: Some("u".into()), ..Default::default() });
+        bad.insert(
+            "generic".into(),
+            RawRecordingAuth { token: Some("t".into()), user: Some("u".into()), ..Default::default() },
+        );
         let issues = Recordings::from_raw("shop", bad, &|_| None).unwrap_err();
         assert_eq!(issues.len(), 2, "{issues:?}");
     }

@@ -22,7 +22,9 @@ fn tags_filter_calls_and_reports_and_notes_keep_their_author() {
         (login(&h, "anna", PW), login(&h, "maria", PW), login(&h, "pavel", PW), login(&h, "mark", PW));
 
     // Tags are folded: "Lead " and "lead" are one.
-    let tag = |s: &Session, call: i64, tag: &str| s.send(&h, "POST", &format!("/v1/calls/{call}/tags"), Some(json!({ "tag": tag })));
+    let tag = |s: &Session, call: i64, tag: &str| {
+        s.send(&h, "POST", &format!("/v1/calls/{call}/tags"), Some(json!({ "tag": tag })))
+    };
     assert_eq!(tag(&maria, first, "Lead "), (200, json!({ "call_id": first, "tags": ["lead"] })));
     assert_eq!(tag(&maria, first, "lead").1["tags"], json!(["lead"]));
     assert_eq!(tag(&pavel, first, "Wrong   number").1["tags"], json!(["lead", "wrong number"]));
@@ -40,7 +42,9 @@ fn tags_filter_calls_and_reports_and_notes_keep_their_author() {
 
     // The list carries each call's tags, and tag= keeps the tagged calls.
     let (_, list) = mark.get(&h, "/v1/calls?site=shop");
-    let tags_of = |list: &Value, id: i64| list["calls"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap()["tags"].clone();
+    let tags_of = |list: &Value, id: i64| {
+        list["calls"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap()["tags"].clone()
+    };
     assert_eq!(tags_of(&list, first), json!(["lead", "wrong number"]));
     assert_eq!(tags_of(&list, second), json!(["спам"]));
     let (_, list) = mark.get(&h, "/v1/calls?site=shop&tag=LEAD");
@@ -50,16 +54,21 @@ fn tags_filter_calls_and_reports_and_notes_keep_their_author() {
     assert_eq!((list["total"].as_u64(), list["calls"][0]["id"].as_i64()), (Some(1), Some(second)));
     let (_, detail) = maria.get(&h, &format!("/v1/calls/{first}"));
     assert_eq!(detail["tags"], json!(["lead", "wrong number"]));
-    // The source report counts the tagged calls only.
-    let (_, all) = mark.get(&h, "/v1/reports/calls?site=shop");
-    let (_, leads) = mark.get(&h, "/v1/reports/calls?site=shop&tag=lead");
+    // The source report counts the tagged calls only (the calls ring a
+    // second from now: the window reaches past it).
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let report =
+        |q: &str| format!("/v1/reports/calls?site=shop&from={}&to={}{q}", now_ms - 86_400_000, now_ms + 86_400_000);
+    let (_, all) = mark.get(&h, &report(""));
+    let (_, leads) = mark.get(&h, &report("&tag=lead"));
     assert_eq!(all["totals"]["calls"], 2.0);
     assert_eq!((leads["totals"]["calls"].as_f64(), leads["tag"].as_str()), (Some(1.0), Some("lead")), "{leads}");
-    let (_, none) = mark.get(&h, "/v1/reports/calls?site=shop&tag=sale");
+    let (_, none) = mark.get(&h, &report("&tag=sale"));
     assert_eq!(none["totals"]["calls"], 0.0);
     // The CSV too; with excel=1 its cells are split by ';'.
     let csv = |q: &str| {
-        let resp = h.client.get(h.url(&format!("/v1/calls.csv?site=shop{q}"))).header("cookie", &mark.cookie).send().unwrap();
+        let resp =
+            h.client.get(h.url(&format!("/v1/calls.csv?site=shop{q}"))).header("cookie", &mark.cookie).send().unwrap();
         assert_eq!(resp.status(), 200);
         resp.text().unwrap()
     };
@@ -74,7 +83,10 @@ fn tags_filter_calls_and_reports_and_notes_keep_their_author() {
     // The site's tags, most used first, after the built-in ones.
     let (_, tags) = mark.get(&h, "/v1/tags?site=shop");
     assert_eq!(tags["built_in"], json!(["lead", "sale", "spam"]));
-    assert_eq!(tags["tags"], json!([{ "tag": "lead", "calls": 1 }, { "tag": "wrong number", "calls": 1 }, { "tag": "спам", "calls": 1 }]));
+    assert_eq!(
+        tags["tags"],
+        json!([{ "tag": "lead", "calls": 1 }, { "tag": "wrong number", "calls": 1 }, { "tag": "спам", "calls": 1 }])
+    );
 
     // Marketers read tags but write none, and read no notes.
     let (status, body) = tag(&mark, first, "sale");
@@ -82,10 +94,17 @@ fn tags_filter_calls_and_reports_and_notes_keep_their_author() {
     assert_eq!(mark.get(&h, &format!("/v1/calls/{first}/notes")).0, 403);
 
     // Notes: the author's name and time; only they or an admin remove one.
-    let (status, note) =
-        maria.send(&h, "POST", &format!("/v1/calls/{first}/notes"), Some(json!({ "body": "  Wants a quote for a boiler.\nCall back Monday. " })));
+    let (status, note) = maria.send(
+        &h,
+        "POST",
+        &format!("/v1/calls/{first}/notes"),
+        Some(json!({ "body": "  Wants a quote for a boiler.\nCall back Monday. " })),
+    );
     assert_eq!(status, 201, "{note}");
-    assert_eq!((note["author"].as_str(), note["body"].as_str()), (Some("maria"), Some("Wants a quote for a boiler.\nCall back Monday.")));
+    assert_eq!(
+        (note["author"].as_str(), note["body"].as_str()),
+        (Some("maria"), Some("Wants a quote for a boiler.\nCall back Monday."))
+    );
     let (_, notes) = pavel.get(&h, &format!("/v1/calls/{first}/notes"));
     assert_eq!(notes["notes"][0]["id"], note["id"]);
     let note_path = format!("/v1/calls/{first}/notes/{}", note["id"]);
@@ -95,7 +114,12 @@ fn tags_filter_calls_and_reports_and_notes_keep_their_author() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(anna.send(&h, "DELETE", &note_path, None).0, 204);
     assert_eq!(pavel.get(&h, &format!("/v1/calls/{first}/notes")).1["notes"], json!([]));
-    maria.send(&h, "POST", &format!("/v1/calls/{first}/notes"), Some(json!({ "body": "Caller is Ivan, +7 916 123-45-67" })));
+    maria.send(
+        &h,
+        "POST",
+        &format!("/v1/calls/{first}/notes"),
+        Some(json!({ "body": "Caller is Ivan, +7 916 123-45-67" })),
+    );
 
     // Untagging.
     let (status, body) = maria.send(&h, "DELETE", &format!("/v1/calls/{first}/tags/wrong%20number"), None);
@@ -113,7 +137,9 @@ fn tags_filter_calls_and_reports_and_notes_keep_their_author() {
     assert_eq!(resp.status(), 200, "{}", resp.text().unwrap());
     let left: (i64, i64) = h
         .db()
-        .query_row("SELECT (SELECT COUNT(*) FROM call_notes), (SELECT COUNT(*) FROM call_tags)", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT (SELECT COUNT(*) FROM call_notes), (SELECT COUNT(*) FROM call_tags)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap();
     assert_eq!(left, (0, 1), "the other caller's tag stays");
 }

@@ -41,5 +41,5 @@ mod slowloris;
 mod small_disk;
 mod static_serving;
 mod users;
-mod visitor_facts;
 mod visit_reclassify;
+mod visitor_facts;

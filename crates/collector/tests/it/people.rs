@@ -83,12 +83,8 @@ pub struct Session {
 }
 
 pub fn try_login(h: &Harness, name: &str, password: &str) -> (u16, reqwest::header::HeaderMap, Value) {
-    let resp = h
-        .client
-        .post(h.url("/v1/auth/login"))
-        .json(&json!({ "username": name, "password": password }))
-        .send()
-        .unwrap();
+    let resp =
+        h.client.post(h.url("/v1/auth/login")).json(&json!({ "username": name, "password": password })).send().unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().unwrap();

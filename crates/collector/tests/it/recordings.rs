@@ -68,7 +68,11 @@ fn file_server() -> FileServer {
                             let (a, b) = spec.split_once('-').unwrap();
                             let a: usize = a.parse().unwrap();
                             let b: usize = if b.is_empty() { all.len() - 1 } else { b.parse().unwrap() };
-                            ("206 Partial Content", all[a..=b].to_vec(), format!("content-range: bytes {a}-{b}/{}\r\n", all.len()))
+                            (
+                                "206 Partial Content",
+                                all[a..=b].to_vec(),
+                                format!("content-range: bytes {a}-{b}/{}\r\n", all.len()),
+                            )
                         }
                         None => ("200 OK", all, String::new()),
                     };
@@ -90,10 +94,15 @@ fn file_server() -> FileServer {
 /// A finished call through the generic adapter, with its recording URL.
 fn call_with_recording(h: &Harness, id: &str, recording: &str) -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let body = json!({ "call_id": id, "from": "+79161234567", "to": "+74957000013", "started_at": "2026-01-01T10:00:00Z",
+    let body =
+        json!({ "call_id": id, "from": "+79161234567", "to": "+74957000013", "started_at": "2026-01-01T10:00:00Z",
         "answered_at": "2026-01-01T10:00:05Z", "ended_at": "2026-01-01T10:01:05Z", "recording_url": recording })
-    .to_string();
-    let mut req = h.client.post(h.url("/v1/sites/shop/pbx/generic")).header("content-type", "application/json").body(body.clone());
+        .to_string();
+    let mut req = h
+        .client
+        .post(h.url("/v1/sites/shop/pbx/generic"))
+        .header("content-type", "application/json")
+        .body(body.clone());
     for (k, v) in generic_headers(&format!("msg-{id}"), now, &body, SECRET.as_bytes()) {
         req = req.header(k, v);
     }
@@ -174,11 +183,26 @@ fn the_demo_s_recordings_are_made_by_the_collector() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.sqlite");
     let config = site_toml(&db, &format!("admin_token = \"{TOKEN}\""), "time_zone = \"Europe/Moscow\"", "");
-    let config = ringsource_collector::config::Config::from_toml_str(&config, std::path::Path::new("demo.toml"), &std::collections::HashMap::<String, String>::new()).unwrap();
-    ringsource_collector::demo::fill(&config, &ringsource_collector::demo::DemoOptions { site: None, days: 3, seed: 1 }).unwrap();
-    let server = ringsource_collector::server::spawn(config, "127.0.0.1:0".parse().unwrap(), Arc::new(ringsource_collector::clock::SystemClock)).unwrap();
+    let config = ringsource_collector::config::Config::from_toml_str(
+        &config,
+        std::path::Path::new("demo.toml"),
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .unwrap();
+    ringsource_collector::demo::fill(
+        &config,
+        &ringsource_collector::demo::DemoOptions { site: None, days: 3, seed: 1 },
+    )
+    .unwrap();
+    let server = ringsource_collector::server::spawn(
+        config,
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(ringsource_collector::clock::SystemClock),
+    )
+    .unwrap();
     let client = reqwest::blocking::Client::new();
-    let list: Value = client.get(server.url("/v1/calls?site=shop&limit=200")).bearer_auth(TOKEN).send().unwrap().json().unwrap();
+    let list: Value =
+        client.get(server.url("/v1/calls?site=shop&limit=200")).bearer_auth(TOKEN).send().unwrap().json().unwrap();
     let with: Vec<i64> = list["calls"]
         .as_array()
         .unwrap()

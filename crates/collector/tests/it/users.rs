@@ -142,9 +142,8 @@ fn roles_sites_cookies_and_csrf_over_http() {
     assert_eq!(names, ["anna", "maria", "mark"]);
 
     // The admin changes maria's password: her session ends.
-    let maria_id = users["users"].as_array().unwrap().iter().find(|u| u["username"] == "maria").unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let maria_id =
+        users["users"].as_array().unwrap().iter().find(|u| u["username"] == "maria").unwrap()["id"].as_i64().unwrap();
     let (status, body) =
         anna.send(&h, "PATCH", &format!("/v1/users/{maria_id}"), Some(json!({ "password": "another password 2" })));
     assert_eq!(status, 200, "{body}");
@@ -152,12 +151,8 @@ fn roles_sites_cookies_and_csrf_over_http() {
     assert_eq!(try_login(&h, "maria", PW).0, 401);
     let maria = login(&h, "maria", "another password 2");
     // Made a marketer of every site, she sees the other site and no callers.
-    let (status, body) = anna.send(
-        &h,
-        "PATCH",
-        &format!("/v1/users/{maria_id}"),
-        Some(json!({ "role": "marketer", "sites": null })),
-    );
+    let (status, body) =
+        anna.send(&h, "PATCH", &format!("/v1/users/{maria_id}"), Some(json!({ "role": "marketer", "sites": null })));
     assert_eq!((status, body["role"].as_str(), &body["sites"]), (200, Some("marketer"), &Value::Null), "{body}");
     assert_eq!(maria.get(&h, "/v1/calls?site=other").0, 401, "her session ended with the change");
     let maria = login(&h, "maria", "another password 2");
@@ -175,7 +170,8 @@ fn roles_sites_cookies_and_csrf_over_http() {
         assert_eq!(status, 400, "{answer}");
         assert!(answer["error"]["message"].as_str().unwrap().contains(want), "{want}: {answer}");
     }
-    let (status, answer) = anna.send(&h, "POST", "/v1/users", Some(json!({ "username": "MARK", "role": "manager", "password": PW })));
+    let (status, answer) =
+        anna.send(&h, "POST", "/v1/users", Some(json!({ "username": "MARK", "role": "manager", "password": PW })));
     assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("user_exists")), "{answer}");
     // The last admin stays.
     let anna_id = anna.me["user"]["id"].as_i64().unwrap();
@@ -243,9 +239,16 @@ fn users_from_the_command_line() {
             child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
         }
         let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    let (ok, out, err) = ringsource(&["add", "Vera", "--role", "manager", "--sites", "shop", "--password-stdin"], Some(&format!("{PW}\n")));
+    let (ok, out, err) = ringsource(
+        &["add", "Vera", "--role", "manager", "--sites", "shop", "--password-stdin"],
+        Some(&format!("{PW}\n")),
+    );
     assert!(ok, "{out}{err}");
     assert_eq!(out.trim(), "added vera\tmanager\tshop");
     let vera = login(&h, "vera", PW);

@@ -53,7 +53,8 @@ fn regions_from_a_real_ip_database() {
     let geo = Geo::open(&geoip_db()).unwrap();
     for (ip, want) in PLACES {
         let got = geo.place(ip.parse::<IpAddr>().unwrap());
-        let want = want.map(|(c, r, city)| Place { country: Some(c.into()), region: Some(r.into()), city: Some(city.into()) });
+        let want =
+            want.map(|(c, r, city)| Place { country: Some(c.into()), region: Some(r.into()), city: Some(city.into()) });
         assert_eq!(got, want, "{ip}");
     }
     // A file that is no IP database is refused with its path.
@@ -92,8 +93,13 @@ fn devices_from_real_user_agents() {
         let d = parser.device(c.ua).expect("a device");
         let kind_ok = d.kind.as_str() == c.kind;
         kinds += usize::from(kind_ok);
-        let mut line = format!("{:<7} {:<28} {:<16} {:<22}", d.kind.as_str(), d.browser.as_deref().unwrap_or("-"),
-            d.os.as_deref().unwrap_or("-"), d.name.as_deref().unwrap_or("-"));
+        let mut line = format!(
+            "{:<7} {:<28} {:<16} {:<22}",
+            d.kind.as_str(),
+            d.browser.as_deref().unwrap_or("-"),
+            d.os.as_deref().unwrap_or("-"),
+            d.name.as_deref().unwrap_or("-")
+        );
         if c.browser != "-" {
             checked += 1;
             let b = d.browser.as_deref().is_some_and(|b| b.to_lowercase().contains(&c.browser.to_lowercase()));
