@@ -53,8 +53,13 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
+/// A desktop Chrome's User-Agent, which the browsers of these tests send.
+pub const DESKTOP_CHROME_UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
 impl Browser {
-    /// Starts chromedriver and a headless Chromium with a fresh profile.
+    /// Starts chromedriver and a headless Chromium with a fresh profile,
+    /// sending [`DESKTOP_CHROME_UA`].
     pub async fn launch() -> Browser {
         Browser::launch_as(None).await
     }
@@ -86,7 +91,10 @@ impl Browser {
             "--window-size=1280,900".to_owned(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
-        args.extend(user_agent.map(|ua| format!("--user-agent={ua}")));
+        // Headless Chromium names itself `HeadlessChrome`, and the collector
+        // gives no pool number to headless browsers: unless a test says
+        // otherwise, these visitors stand for people.
+        args.push(format!("--user-agent={}", user_agent.unwrap_or(DESKTOP_CHROME_UA)));
         let caps = json!({ "goog:chromeOptions": { "binary": chromium, "args": args } });
         let caps = match caps {
             serde_json::Value::Object(map) => map,

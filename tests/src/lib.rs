@@ -166,13 +166,20 @@ overflow_number = "+7 495 700-00-99"
         self.db().query_row("SELECT count(*) FROM leases", [], |r| r.get(0)).expect("count")
     }
 
-    /// `(policy, outcome, number)` of each recorded pool exhaustion.
+    /// `(policy, outcome, number)` of each pool exhaustion, from the counts
+    /// kept per minute, in time order.
     pub fn pool_events(&self) -> Vec<(String, String, Option<String>)> {
         let db = self.db();
-        let mut stmt = db.prepare("SELECT policy, outcome, number FROM pool_events ORDER BY id").expect("query");
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .expect("pool events")
-            .map(|r| r.expect("event row"))
-            .collect()
+        let mut stmt = db
+            .prepare("SELECT policy, outcome, number, events FROM pool_exhaustions ORDER BY first_at_ms")
+            .expect("query");
+        stmt.query_map([], |r| {
+            let number: String = r.get(2)?;
+            let event = (r.get(0)?, r.get(1)?, (!number.is_empty()).then_some(number));
+            Ok(std::iter::repeat_n(event, r.get::<_, u32>(3)? as usize))
+        })
+        .expect("pool events")
+        .flat_map(|r| r.expect("event row"))
+        .collect()
     }
 }

@@ -1105,6 +1105,7 @@ async function loadPools(current) {
         h("span", {}, "Peak new sessions/hour ", h("b", {}, pool.peak_new_sessions_per_hour)),
         h("span", {}, "Recommended size ", h("b", { class: "recommended" }, pool.recommended_size)),
         h("span", {}, "Exhaustions ", h("b", {}, pool.exhaustion_count)),
+        pool.over_share_count ? h("span", {}, "Refused to flooding networks ", h("b", {}, pool.over_share_count)) : null,
         h("span", { class: "muted" }, `when it runs out: ${pool.on_exhaustion}`)),
       // The formula with this period's figures, so the recommendation can be
       // checked by hand.
@@ -1116,7 +1117,8 @@ async function loadPools(current) {
         h("div", { class: "pane-plain" }, h("h3", {}, "Share of the numbers in use per hour"), chartBox),
         h("div", { class: "pane-plain" }, h("h3", {}, "Busiest recent hours"), hoursTable,
           pool.exhaustions.length ? [h("h3", {}, "Latest exhaustions"), h("ul", {}, pool.exhaustions.slice(-10).reverse().map((e) =>
-            h("li", {}, `${fmtTime(e.at_ms, { seconds: true })}: ${e.policy} → ${e.outcome}${e.number ? ` (${e.number})` : ""}`)))] : "")),
+            // One row per minute and kind: how many visitors, and why.
+            h("li", {}, `${fmtTime(e.at_ms, { seconds: true })}: ${e.count > 1 ? `${fmtCount(e.count)} visitors, ` : ""}${e.reason === "over-share" ? "over their network's share, " : ""}${e.policy} → ${e.outcome}${e.number ? ` (${e.number})` : ""}`)))] : "")),
     ));
     table(sizing, [
       { label: "Peak new sessions/hour", num: true, key: "peak", get: () => z.peak_new_sessions_per_hour },

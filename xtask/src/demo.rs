@@ -22,7 +22,7 @@ pub fn serve_args(config: &str, listen: Option<&str>) -> Vec<String> {
 }
 
 pub fn demo(root: &Path, choice: ToolchainChoice, listen: Option<&str>) -> Result<()> {
-    let tools = provision(root, choice, Needs { browser: false })?;
+    let tools = provision(root, choice, Needs { browser: false, sip: false })?;
     bundle(root, &tools, "release", Budget::Warn)?;
     crate::dashboard::vendor(root)?;
     // The demo configuration reads visitors' regions in it.

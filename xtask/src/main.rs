@@ -5,6 +5,7 @@
 //! a newcomer or CI has to know.
 
 mod bench;
+mod bench_limiter;
 mod bench_tag;
 mod bundle;
 mod config;
@@ -86,10 +87,10 @@ fn run(cli: Cli) -> Result<()> {
     let choice = cli.wasm_toolchain;
     match cli.command {
         Cmd::Provision => {
-            provision(&root, choice, Needs { browser: true })?;
+            provision(&root, choice, Needs { browser: true, sip: true })?;
         }
         Cmd::Bundle { dev } => {
-            let tools = provision(&root, choice, Needs { browser: false })?;
+            let tools = provision(&root, choice, Needs { browser: false, sip: false })?;
             bundle::bundle(&root, &tools, if dev { "dev" } else { "release" }, bundle::Budget::Enforce)?;
             dashboard::vendor(&root)?;
         }

@@ -82,6 +82,8 @@ impl WasmToolchain {
 #[derive(Clone, Copy)]
 pub struct Needs {
     pub browser: bool,
+    /// Kamailio and SIPp, for the end-to-end call through a real SIP proxy.
+    pub sip: bool,
 }
 
 pub struct Tools {
@@ -91,6 +93,8 @@ pub struct Tools {
     pub wasm_opt: PathBuf,
     pub chromium: PathBuf,
     pub chromedriver: PathBuf,
+    /// `(kamailio, sipp)` when `Needs::sip` asked for them.
+    pub sip: Option<(PathBuf, PathBuf)>,
 }
 
 pub fn provision(root: &Path, choice: ToolchainChoice, needs: Needs) -> Result<Tools> {
@@ -102,7 +106,8 @@ pub fn provision(root: &Path, choice: ToolchainChoice, needs: Needs) -> Result<T
     } else {
         (PathBuf::from("/usr/bin/chromium"), PathBuf::from("/usr/bin/chromedriver"))
     };
-    Ok(Tools { wasm, wasm_bindgen, wasm_bindgen_test_runner, wasm_opt, chromium, chromedriver })
+    let sip = if needs.sip { Some(sip_tools()?) } else { None };
+    Ok(Tools { wasm, wasm_bindgen, wasm_bindgen_test_runner, wasm_opt, chromium, chromedriver, sip })
 }
 
 fn report(tool: &str, how: &str, path: &Path, version: &str) {
@@ -277,6 +282,35 @@ fn browser() -> Result<(PathBuf, PathBuf)> {
         );
     }
     Ok((chromium, chromedriver))
+}
+
+/// Kamailio with the `http_client` module (which posts calls to the collector) and SIPp.
+fn sip_tools() -> Result<(PathBuf, PathBuf)> {
+    const PACKAGES: &[&str] = &["kamailio", "kamailio-utils-modules", "sip-tester"];
+    let kamailio = PathBuf::from("/usr/sbin/kamailio");
+    let sipp = PathBuf::from("/usr/bin/sipp");
+    // The module ships in its own package; kamailio alone starts and then fails on
+    // `loadmodule "http_client.so"` in the example config.
+    let module = Path::new("/usr/lib/x86_64-linux-gnu/kamailio/modules/http_client.so");
+    // `sipp -v` exits 99 after printing its version, so sipp is checked by its file.
+    let present = || version_line(&kamailio, &["-v"]).is_some() && sipp.exists() && module.exists();
+    let mut how = "found";
+    if !present() {
+        apt_install(PACKAGES)?;
+        how = "installed";
+    }
+    if !present() {
+        bail!(
+            "kamailio, its http_client module or sipp is still missing after `apt-get install -y {}`",
+            PACKAGES.join(" ")
+        );
+    }
+    report("kamailio", how, &kamailio, &version_line(&kamailio, &["-v"]).unwrap_or_default());
+    let sipp_version = Command::new(&sipp).arg("-v").stdin(Stdio::null()).output().ok().and_then(|out| {
+        String::from_utf8_lossy(&out.stdout).lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_owned)
+    });
+    report("sipp", how, &sipp, &sipp_version.unwrap_or_default());
+    Ok((kamailio, sipp))
 }
 
 /// Whether `apt_install` can work here: root on a machine with apt-get.

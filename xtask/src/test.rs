@@ -53,7 +53,8 @@ pub enum Suite {
 
 pub fn test(root: &Path, choice: ToolchainChoice, only: Option<Suite>) -> Result<()> {
     let mut stages = Stages::default();
-    let tools = stages.run("provision", || provision(root, choice, Needs { browser: true }))?;
+    let tools =
+        stages.run("provision", || provision(root, choice, Needs { browser: true, sip: only != Some(Suite::Wasm) }))?;
     if only != Some(Suite::Wasm) {
         native(root, &tools, &mut stages)?;
     }
@@ -72,8 +73,13 @@ fn native(root: &Path, tools: &Tools, stages: &mut Stages) -> Result<()> {
     let vite_dist = stages.run("npm package in a Vite + TypeScript app", || crate::vite_app::build(root, &pkg.dir))?;
     stages.run("native tests", || {
         // The end-to-end tests in tests/ start the collector and Chromium themselves;
-        // these tell them where the bundle, the static pages and the browser are.
-        run(cargo()
+        // these tell them where the bundle, the static pages, the browser and the SIP
+        // tools are.
+        let mut cargo = cargo();
+        if let Some((kamailio, sipp)) = &tools.sip {
+            cargo.env("KAMAILIO", kamailio).env("SIPP", sipp);
+        }
+        run(cargo
             .current_dir(root)
             .args(["test", "--workspace", "--exclude", "ringsource-web"])
             .env("RINGSOURCE_BUNDLE_DIR", &pkg.dir)

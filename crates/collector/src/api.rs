@@ -16,13 +16,15 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use ringsource_core::lease::Groups;
 use ringsource_core::wire::{
     ErrorBody, ErrorDetail, HeartbeatRequest, HeartbeatResponse, PageViewRequest, VisitRequest,
 };
 use serde::de::DeserializeOwned;
 
+use crate::client_addr::{self, LocalAddr};
 use crate::clock::Clock;
-use crate::config::Site;
+use crate::config::{ForwardedHeader, Site};
 use crate::ratelimit::RateLimiter;
 use crate::storage::{PageViewCommand, Renewal, Storage, StorageError};
 
@@ -85,8 +87,12 @@ pub struct ApiState {
     pub sites: HashMap<String, Arc<Site>>,
     pub storage: Arc<dyn Storage>,
     pub clock: Arc<dyn Clock>,
-    pub limiter: RateLimiter,
-    pub trust_forwarded_for: bool,
+    /// Per client: visits, and heartbeats with page views.
+    pub visit_limiter: RateLimiter,
+    pub session_limiter: RateLimiter,
+    /// The header a trusted proxy appends the client to; `None` trusts no
+    /// forwarded header (see [`crate::client_addr`]).
+    pub forwarded: Option<ForwardedHeader>,
 }
 
 impl ApiState {
@@ -251,8 +257,8 @@ fn allowed_origin(req: &ServiceRequest) -> Result<Option<HeaderValue>, ApiError>
     let Some(origin) = req.headers().get(header::ORIGIN) else { return Ok(None) };
     let text = origin.to_str().unwrap_or_default();
     let same_origin = || {
-        let info = req.connection_info();
-        text == format!("{}://{}", info.scheme(), info.host())
+        let local = req.conn_data::<LocalAddr>().map(|l| l.0);
+        client_addr::is_own_origin(text, req.headers(), local, state.forwarded)
     };
     let allowed = crate::config::normalise_origin(text).is_ok_and(|o| site.allowed_origins.contains(&o))
         || (site.allow_same_origin && same_origin());
@@ -299,18 +305,16 @@ fn truncated(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for
-        && let Some(ip) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return Some(ip);
+fn client_ip(state: &ApiState, req: &HttpRequest) -> Option<IpAddr> {
+    client_addr::client_ip(req.headers(), req.peer_addr(), state.forwarded)
+}
+
+/// Takes a token from `limiter` for the client, if the request has one.
+fn limit(limiter: &RateLimiter, client: Option<IpAddr>, now_ms: i64) -> Result<(), ApiError> {
+    match client {
+        Some(ip) => limiter.check(ip, now_ms).map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs }),
+        None => Ok(()),
     }
-    req.peer_addr().map(|a| a.ip())
 }
 
 async fn visit(
@@ -321,9 +325,8 @@ async fn visit(
 ) -> Result<HttpResponse, ApiError> {
     let site = state.site(&site)?;
     let now_ms = state.clock.now_ms();
-    if let Some(ip) = client_ip(&req, state.trust_forwarded_for) {
-        state.limiter.check(ip, now_ms).map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
-    }
+    let client = client_ip(&state, &req);
+    limit(&state.visit_limiter, client, now_ms)?;
     let visit: VisitRequest = read_json(body).await?;
     fields::visit(&visit)?;
     if site.consent_required && !visit.consent {
@@ -338,25 +341,28 @@ async fn visit(
     // The place is read from the address here and only the place goes on.
     let facts = req
         .app_data::<web::Data<Arc<crate::visitor_facts::VisitorFacts>>>()
-        .map(|f| f.of_visit(client_ip(&req, state.trust_forwarded_for), &user_agent))
+        .map(|f| f.of_visit(client, &user_agent))
         .unwrap_or_default();
     let clock = Arc::clone(&state.clock);
     let storage = state.storage.as_ref();
-    let response =
-        crate::domain::visit(storage, site, visit, decided, user_agent, facts, new_id, clock).response().await?;
+    let sender = crate::domain::Sender { user_agent, client: client.map(Groups::of) };
+    let response = crate::domain::visit(storage, site, visit, decided, sender, facts, new_id, clock).response().await?;
     Ok(HttpResponse::Ok().json(response))
 }
 
 async fn heartbeat(
     state: web::Data<ApiState>,
     site: web::Path<String>,
+    req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let site = state.site(&site)?;
+    let client = client_ip(&state, &req);
+    limit(&state.session_limiter, client, state.clock.now_ms())?;
     let beat: HeartbeatRequest = read_json(body).await?;
     fields::heartbeat(&beat)?;
     let clock = Arc::clone(&state.clock);
-    match state.storage.heartbeat(site, beat.session_id.clone(), clock).await? {
+    match state.storage.heartbeat(site, beat.session_id.clone(), client.map(Groups::of), clock).await? {
         Renewal::Renewed { number, expires_at_ms } => {
             Ok(HttpResponse::Ok().json(HeartbeatResponse { number, expires_at_ms }))
         }
@@ -368,9 +374,11 @@ async fn heartbeat(
 async fn page_view(
     state: web::Data<ApiState>,
     site: web::Path<String>,
+    req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let site = state.site(&site)?;
+    limit(&state.session_limiter, client_ip(&state, &req), state.clock.now_ms())?;
     let view: PageViewRequest = read_json(body).await?;
     fields::page_view(&view)?;
     let clock = Arc::clone(&state.clock);

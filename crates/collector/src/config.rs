@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use ringsource_core::attribution::Model;
-use ringsource_core::lease::ExhaustionPolicy;
+use ringsource_core::lease::{ExhaustionPolicy, Shares};
 use ringsource_core::phone::{PhoneNumber, Region};
 use ringsource_core::promo::{self, PromoRouting};
 use ringsource_core::routing::{RoutingTable, SourceRule};
@@ -78,10 +78,14 @@ pub struct RawServer {
     /// Bearer token of the admin API. `RINGSOURCE_ADMIN_TOKEN` overrides it.
     #[serde(default)]
     pub admin_token: Option<String>,
-    /// Take the client IP for rate limiting from `X-Forwarded-For` (only
-    /// behind a reverse proxy that sets it).
+    /// Behind a reverse proxy: take the client's address from the entry the
+    /// proxy appended to `forwarded_header`, and the page's host for the
+    /// same-origin check from the forwarded host.
     #[serde(default)]
     pub trust_forwarded_for: bool,
+    /// Which header the trusted proxy writes.
+    #[serde(default)]
+    pub forwarded_header: ForwardedHeader,
     #[serde(default)]
     pub rate_limit: RateLimit,
     /// MiB of write-ahead log written out when the collector starts, so that
@@ -103,21 +107,55 @@ pub struct RawServer {
     pub geoip_database: Option<PathBuf>,
 }
 
-/// `[server.rate_limit]`: a token bucket per client IP for `POST …/visits`.
+/// The header a trusted reverse proxy appends the client's address to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (with `X-Forwarded-Host` and `X-Forwarded-Proto`).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded` (`for=`, `host=`, `proto=`).
+    Forwarded,
+}
+
+/// `[server.rate_limit]`: token buckets per client (an IPv4 address or an
+/// IPv6 /64), one for `POST …/visits` and one for heartbeats and page views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
-    /// Requests allowed in a burst.
+    /// Visits allowed in a burst.
     #[serde(default = "default_burst")]
     pub burst: u32,
-    /// Sustained requests per minute (bucket refill rate).
+    /// Sustained visits per minute (bucket refill rate).
     #[serde(default = "default_per_minute")]
     pub per_minute: u32,
+    /// Heartbeats and page views allowed in a burst.
+    #[serde(default = "default_session_burst")]
+    pub session_burst: u32,
+    /// Sustained heartbeats and page views per minute.
+    #[serde(default = "default_session_per_minute")]
+    pub session_per_minute: u32,
+}
+
+impl RateLimit {
+    /// The bucket for visits.
+    pub fn visits(&self) -> crate::ratelimit::Bucket {
+        crate::ratelimit::Bucket { burst: self.burst, per_minute: self.per_minute }
+    }
+    /// The bucket for heartbeats and page views.
+    pub fn session(&self) -> crate::ratelimit::Bucket {
+        crate::ratelimit::Bucket { burst: self.session_burst, per_minute: self.session_per_minute }
+    }
 }
 
 impl Default for RateLimit {
     fn default() -> Self {
-        Self { burst: default_burst(), per_minute: default_per_minute() }
+        Self {
+            burst: default_burst(),
+            per_minute: default_per_minute(),
+            session_burst: default_session_burst(),
+            session_per_minute: default_session_per_minute(),
+        }
     }
 }
 
@@ -126,6 +164,14 @@ fn default_burst() -> u32 {
 }
 fn default_per_minute() -> u32 {
     60
+}
+/// A visible tab beats once a minute by default: this is a household's or
+/// an office's worth of tabs, plus their page views.
+fn default_session_burst() -> u32 {
+    120
+}
+fn default_session_per_minute() -> u32 {
+    240
 }
 fn default_listen() -> String {
     "127.0.0.1:8080".to_owned()
@@ -314,8 +360,34 @@ pub struct RawPool {
     pub cooldown_secs: u32,
     #[serde(default)]
     pub on_exhaustion: ExhaustionPolicy,
+    /// Fraction of the numbers one client (IPv4 address, IPv6 /64) keeps
+    /// while others want them (at least one number).
+    #[serde(default = "default_client_share")]
+    pub client_share: f64,
+    /// The same for a network (IPv4 /24, IPv6 /48).
+    #[serde(default = "default_network_share")]
+    pub network_share: f64,
+    /// The same for a provider (IPv4 /16, IPv6 /32).
+    #[serde(default = "default_provider_share")]
+    pub provider_share: f64,
+    /// Heartbeats alone renew a lease for at most this long after the
+    /// session's last visit or page view.
+    #[serde(default = "default_heartbeat_only_secs")]
+    pub heartbeat_only_secs: u32,
 }
 
+fn default_client_share() -> f64 {
+    0.2
+}
+fn default_network_share() -> f64 {
+    0.4
+}
+fn default_provider_share() -> f64 {
+    0.6
+}
+fn default_heartbeat_only_secs() -> u32 {
+    30 * 60
+}
 fn default_hold_secs() -> u32 {
     15 * 60
 }
@@ -398,6 +470,7 @@ pub struct ServerConfig {
     pub www_dir: PathBuf,
     pub admin_token: Option<String>,
     pub trust_forwarded_for: bool,
+    pub forwarded_header: ForwardedHeader,
     pub rate_limit: RateLimit,
     pub wal_preallocate_bytes: u64,
     pub workers: usize,
@@ -510,6 +583,10 @@ pub struct Pool {
     pub heartbeat_secs: u32,
     pub cooldown_secs: u32,
     pub on_exhaustion: ExhaustionPolicy,
+    /// What one client, network or provider keeps of the pool while others
+    /// want numbers (`core::lease::Fairness`).
+    pub shares: Shares,
+    pub heartbeat_only_secs: u32,
 }
 
 impl Site {
@@ -710,8 +787,9 @@ fn validate(
     if raw.retention_interval_secs == 0 {
         issues.push("server.retention_interval_secs", "must be at least 1");
     }
-    if raw.rate_limit.burst == 0 || raw.rate_limit.per_minute == 0 {
-        issues.push("server.rate_limit", "burst and per_minute must be at least 1");
+    let rl = raw.rate_limit;
+    if [rl.burst, rl.per_minute, rl.session_burst, rl.session_per_minute].contains(&0) {
+        issues.push("server.rate_limit", "burst, per_minute, session_burst and session_per_minute must be at least 1");
     }
     let admin_token = env.var(ADMIN_TOKEN_ENV).or(raw.admin_token);
     if admin_token.as_deref().is_some_and(|t| t.len() < 16) {
@@ -745,6 +823,7 @@ fn validate(
             www_dir: raw.www_dir,
             admin_token,
             trust_forwarded_for: raw.trust_forwarded_for,
+            forwarded_header: raw.forwarded_header,
             rate_limit: raw.rate_limit,
             wal_preallocate_bytes: u64::from(raw.wal_preallocate_mib) << 20,
             workers: raw.workers.unwrap_or_else(default_workers),
@@ -967,6 +1046,22 @@ fn validate_site(
                 ),
             );
         }
+        for (key, share) in
+            [("client_share", p.client_share), ("network_share", p.network_share), ("provider_share", p.provider_share)]
+        {
+            if !(share > 0.0 && share <= 1.0) {
+                issues.push(
+                    format!("{pp}.{key}"),
+                    format!("{share} must be a fraction of the pool above 0 and at most 1"),
+                );
+            }
+        }
+        if p.heartbeat_only_secs < p.hold_secs {
+            issues.push(
+                format!("{pp}.heartbeat_only_secs"),
+                format!("must be at least hold_secs ({}): a new lease already lasts that long", p.hold_secs),
+            );
+        }
         if p.on_exhaustion == ExhaustionPolicy::Overflow && raw.overflow_number.is_none() {
             issues.push(
                 format!("{pp}.on_exhaustion"),
@@ -981,6 +1076,8 @@ fn validate_site(
             heartbeat_secs: p.heartbeat_secs,
             cooldown_secs: p.cooldown_secs,
             on_exhaustion: p.on_exhaustion,
+            shares: Shares { client: p.client_share, network: p.network_share, provider: p.provider_share },
+            heartbeat_only_secs: p.heartbeat_only_secs,
         });
     }
 

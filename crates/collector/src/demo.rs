@@ -456,7 +456,7 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
             }
             Action::Heartbeat { visit } => {
                 if let Some(Shown { session, kind: NumberKind::Lease, .. }) = &numbers[visit] {
-                    storage.heartbeat(Arc::clone(&shared_site), session.clone(), clock.clone()).wait()?;
+                    storage.heartbeat(Arc::clone(&shared_site), session.clone(), None, clock.clone()).wait()?;
                 }
             }
             Action::PageView { visit, path } => {
@@ -685,7 +685,7 @@ fn run_visit(
         Arc::clone(site),
         request,
         None,
-        DEMO_USER_AGENT.to_owned(),
+        crate::domain::Sender { user_agent: DEMO_USER_AGENT.to_owned(), client: None },
         facts,
         v.session_id.clone(),
         clock,

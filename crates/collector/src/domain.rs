@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use ringsource_core::bots;
+use ringsource_core::lease::Groups;
 use ringsource_core::routing::Route;
 use ringsource_core::touch::{self, Touch, TouchHistory};
 use ringsource_core::visit::{UrlParts, Visit};
@@ -24,7 +25,8 @@ use crate::storage::{Pending, Storage, StorageError, VisitCommand, VisitOutcome,
 pub fn want(site: &Site, visit: &VisitRequest, is_bot: bool) -> Want {
     match site.routing.route(&visit.touch) {
         Route::Static(i) => Want::Static(i),
-        // A crawler would hold a number nobody dials and drain the pool.
+        // A crawler, headless browser or script would hold a number nobody
+        // dials and drain the pool.
         Route::Pool(_) if is_bot => Want::Original,
         // Behind the show-number button a lease is taken only on the click.
         Route::Pool(_) if site.show_number.is_some() && !visit.reveal => Want::Original,
@@ -117,6 +119,14 @@ impl Split {
     }
 }
 
+/// Who sent a visit.
+pub struct Sender {
+    pub user_agent: String,
+    /// The address groups it came from; `None` when it did not come over the
+    /// network (demo data).
+    pub client: Option<Groups>,
+}
+
 /// Starts or continues the visit; storage answers with the number to show.
 /// `decided` is [`reclassify`]'s touch, which replaces the browser's.
 pub fn visit(
@@ -124,7 +134,7 @@ pub fn visit(
     site: Arc<Site>,
     mut visit: VisitRequest,
     decided: Option<Touch>,
-    user_agent: String,
+    sender: Sender,
     facts: crate::visitor_facts::Facts,
     new_session_id: String,
     clock: Arc<dyn Clock>,
@@ -132,6 +142,7 @@ pub fn visit(
     if let Some(touch) = &decided {
         visit.touch = touch.clone();
     }
+    let Sender { user_agent, client } = sender;
     let is_bot = bots::is_bot(&user_agent);
     let want = want(&site, &visit, is_bot);
     let heartbeat_secs = match want {
@@ -151,6 +162,7 @@ pub fn visit(
         page_title: visit.page.title,
         user_agent,
         is_bot,
+        client,
         want,
         facts,
     };

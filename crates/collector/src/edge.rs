@@ -142,9 +142,10 @@ impl Gate {
     /// A new connection: its stream behind the head deadline, and its peer.
     pub fn accept(self: &Arc<Self>, io: TcpStream) -> (Deadlined, Option<SocketAddr>) {
         let peer = io.peer_addr().ok();
+        let local = io.local_addr().ok();
         self.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let conn = Rc::new(ConnState { gate: Arc::clone(self), heads: Cell::new(0), in_request: Cell::new(false) });
-        let mut stream = Deadlined { io, conn, head_clock: None, gate: Arc::clone(self) };
+        let mut stream = Deadlined { io, local, conn, head_clock: None, gate: Arc::clone(self) };
         // Under pressure a connection that sends nothing is not left to
         // actix-web's timer of the first head.
         if self.under_pressure() {
@@ -181,6 +182,8 @@ impl ConnState {
 /// parsed head stops. Past it, reads fail and the connection is dropped.
 pub struct Deadlined {
     io: TcpStream,
+    /// The address the connection arrived at.
+    local: Option<SocketAddr>,
     conn: Rc<ConnState>,
     /// The running clock and the head count when it started.
     head_clock: Option<(Pin<Box<Sleep>>, u64)>,
@@ -190,6 +193,12 @@ pub struct Deadlined {
 impl Deadlined {
     pub fn conn(&self) -> Rc<ConnState> {
         Rc::clone(&self.conn)
+    }
+
+    /// The address the connection arrived at (on a listener bound to a
+    /// wildcard address, one of the machine's own).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! Per pool of the site: its size, per hour the most numbers live at once
 //! (from the `leases` table) over the size, and the most busy at once (live
-//! or cooling down: what a new visitor cannot get), the exhaustion events
-//! (from `pool_events`), and the recommended size with its inputs
+//! or cooling down: what a new visitor cannot get), the exhaustions (counted
+//! per minute in `pool_exhaustions`), and the recommended size with its inputs
 //! ([`lease::pool_sizing`]: peak new sessions per hour × (mean renewed
 //! time, hold and cooldown added up) minutes ÷ 60 × 1.3, rounded up; the
 //! renewed time is measured from the window's leases). Hours start on the
@@ -37,7 +37,8 @@ const HOUR_MS: i64 = 3_600_000;
 const DEFAULT_DAYS: i64 = 7;
 /// At most this many hours in one report (93 days).
 const MAX_HOURS: i64 = 93 * 24;
-/// The newest exhaustions listed per pool (all are counted).
+/// The newest rows of refusals (per minute and kind) listed per pool (all
+/// are counted).
 const MAX_LISTED_EXHAUSTIONS: usize = 100;
 
 /// The report's shared state.
@@ -141,8 +142,12 @@ pub struct PoolHealth {
     pub sizing: SizingView,
     /// Peak busy share (or current utilisation) at or over the warning line.
     pub warning: bool,
+    /// Visitors refused because no number was free.
     pub exhaustion_count: u32,
-    /// The newest exhaustions, oldest first.
+    /// Visitors refused a free number because their network was flooding
+    /// the pool and already held its share.
+    pub over_share_count: u32,
+    /// The newest refusals, counted per minute and kind, oldest first.
     pub exhaustions: Vec<ExhaustionView>,
     pub hours: Vec<HourRow>,
 }
@@ -192,12 +197,18 @@ pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> 
             let started_here: Vec<(i64, i64)> =
                 spans.iter().copied().filter(|&(start, _)| start >= from_ms && start < to_ms).collect();
             let mean_renewed_ms = pool_usage::mean_renewed_ms(&started_here, i64::from(pool.hold_secs) * 1000);
-            let asks: Vec<i64> = activity.first_asks.iter().filter(|a| a.pool_id == pool.id).map(|a| a.at_ms).collect();
+            let asks: Vec<(i64, u32)> =
+                activity.first_asks.iter().filter(|a| a.pool_id == pool.id).map(|a| (a.at_ms, a.sessions)).collect();
             let exhaustions: Vec<&ExhaustionView> =
                 activity.exhaustions.iter().filter(|e| e.pool_id == pool.id).collect();
             let peaks = pool_usage::peak_concurrency(&spans, buckets);
-            let news = pool_usage::new_sessions(&asks, buckets);
-            let exhausted = pool_usage::new_sessions(&exhaustions.iter().map(|e| e.at_ms).collect::<Vec<_>>(), buckets);
+            let news = pool_usage::counts(&asks, buckets);
+            let exhausted: Vec<(i64, u32)> =
+                exhaustions.iter().filter(|e| e.exhausted()).map(|e| (e.at_ms, e.count)).collect();
+            let exhaustion_count = exhausted.iter().fold(0u32, |sum, (_, n)| sum.saturating_add(*n));
+            let over_share_count =
+                exhaustions.iter().filter(|e| !e.exhausted()).fold(0u32, |sum, e| sum.saturating_add(e.count));
+            let exhausted = pool_usage::counts(&exhausted, buckets);
             let hours: Vec<HourRow> = (0..buckets.len())
                 .map(|i| HourRow {
                     hour_ms: buckets.start(i),
@@ -253,7 +264,8 @@ pub fn build(site: &Site, activity: &PoolActivity, from_ms: i64, to_ms: i64) -> 
                 // Busy counts the live numbers too, so this covers the peak
                 // utilisation.
                 warning: peak_busy_share.max(utilisation_now) >= UTILISATION_WARNING,
-                exhaustion_count: u32::try_from(exhaustions.len()).unwrap_or(u32::MAX),
+                exhaustion_count,
+                over_share_count,
                 exhaustions: exhaustions.into_iter().skip(skip).cloned().collect(),
                 hours,
             }

@@ -11,6 +11,7 @@ use actix_web::{App, web};
 use crate::api::{self, ApiState};
 use crate::calls::CallsService;
 use crate::calls::api::{self as calls_api, CallsApi};
+use crate::client_addr::LocalAddr;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::exports::api::{self as exports_api, ExportsApi};
@@ -92,15 +93,16 @@ pub fn bind_with(
         sites: config.sites.iter().map(|s| (s.id.clone(), Arc::new(s.clone()))).collect::<HashMap<_, _>>(),
         storage,
         clock,
-        limiter: RateLimiter::new(config.server.rate_limit),
-        trust_forwarded_for: config.server.trust_forwarded_for,
+        visit_limiter: RateLimiter::new(config.server.rate_limit.visits()),
+        session_limiter: RateLimiter::new(config.server.rate_limit.session()),
+        forwarded: config.server.trust_forwarded_for.then_some(config.server.forwarded_header),
     });
     let auth_api = web::Data::new(crate::auth::http::AuthApi::new(
         Arc::new(crate::auth::sqlite::AuthStore::open(&config.server.database)?),
         config.server.admin_token.clone(),
         Arc::clone(&state.clock),
         config.sites.iter().map(|s| s.id.clone()).collect(),
-        config.server.trust_forwarded_for,
+        state.forwarded,
     ));
     let notes_api = web::Data::new(crate::call_notes::http::NotesApi {
         store: Arc::new(crate::call_notes::sqlite::NotesStore::open(&config.server.database)?),
@@ -187,9 +189,15 @@ where
                     let signal = shutdown.clone();
                     async move { signal.notified().await }
                 })
-                // The requests tell the stream when a head is complete.
+                // The requests tell the stream when a head is complete. The
+                // same-origin check compares a page's origin with the address
+                // the connection arrived at (see client_addr.rs), which on a
+                // wildcard listener is not the listener's own.
                 .on_connect_ext(|io: &edge::Deadlined, data: &mut actix_http::Extensions| {
                     data.insert(io.conn());
+                    if let Some(local) = io.local_addr() {
+                        data.insert(LocalAddr(local));
+                    }
                 });
             let app = app().into_factory().map_err(|e| e.into().error_response());
             fn_service(move |io: actix_web::rt::net::TcpStream| {

@@ -2,6 +2,7 @@
 //! Nothing in this crate does I/O, so all of it is tested natively.
 
 pub mod attribution;
+#[cfg(feature = "bots")]
 pub mod bots;
 pub mod call;
 pub mod channel;

@@ -118,14 +118,14 @@ pub fn mean_renewed_ms(spans: &[(i64, i64)], hold_ms: i64) -> f64 {
     total as f64 / spans.len() as f64
 }
 
-/// How many sessions asked for a number for the first time in each bucket:
-/// `first_asks` holds one instant per session (its first lease or
-/// exhaustion on the pool).
-pub fn new_sessions(first_asks: &[i64], buckets: Buckets) -> Vec<u32> {
+/// Events counted per bucket, from `(instant, how many)` pairs: sessions
+/// that asked for a number for the first time (their first lease or
+/// refusal on the pool), or refusals, both stored as counts per minute.
+pub fn counts(events: &[(i64, u32)], buckets: Buckets) -> Vec<u32> {
     let mut counts = vec![0u32; buckets.len()];
-    for &at in first_asks {
+    for &(at, n) in events {
         if let Some(i) = buckets.index(at) {
-            counts[i] += 1;
+            counts[i] = counts[i].saturating_add(n);
         }
     }
     counts
@@ -177,6 +177,8 @@ mod tests {
     #[test]
     fn new_sessions_fall_in_their_hour() {
         let b = Buckets::new(0, 2 * H, H);
-        assert_eq!(new_sessions(&[0, 5, H - 1, H, 2 * H, -1], b), vec![3, 1]);
+        let events: Vec<(i64, u32)> = [0, 5, H - 1, H, 2 * H, -1].into_iter().map(|at| (at, 1)).collect();
+        assert_eq!(counts(&events, b), vec![3, 1]);
+        assert_eq!(counts(&[(0, 7), (H, 2), (H + 1, u32::MAX)], b), vec![7, u32::MAX]);
     }
 }

@@ -3,8 +3,9 @@
 //! a manager and a marketer use it, on a laptop (1440×900) and a phone
 //! (390×844): sign in, filter the calls by a date preset and find the same
 //! view after a reload, open a call's path, the source report with its
-//! stacked chart beside the table, pool health, a promo code, a cost CSV
-//! upload with a bad row, revenue entry, and the exports queue with a retry.
+//! stacked chart beside the table, pool health (with a pool's refusals,
+//! counted per minute), a promo code, a cost CSV upload with a bad row,
+//! revenue entry, and the exports queue with a retry.
 //!
 //! Every view at both sizes is screenshotted to
 //! `target/screenshots/dashboard-<view>-<width>.png`, checked for horizontal
@@ -40,6 +41,12 @@ exports = {{ crm = {{ url = "http://127.0.0.1:9/hook", secret = "dashboard-e2e-c
 id = "paid"
 numbers = ["+7 495 700-00-01", "+7 495 700-00-02", "+7 495 700-00-03"]
 rules = [{{ channel = "Paid Search" }}]
+
+# One number for a partner's visitors: the seed's later ones are refused.
+[[sites.pools]]
+id = "partner"
+numbers = ["+7 495 700-00-04"]
+rules = [{{ utm_source = "partner" }}]
 "#
     )
 }
@@ -158,6 +165,16 @@ async fn seed(site: &Site, browser: &Browser) -> Story {
     let r = fetch(browser, "/v1/sites/shop/visits", json!({ "method": "POST", "body": visit.to_string() })).await;
     let promo: Value = serde_json::from_str(r["body"].as_str().unwrap()).expect("visit answer");
     let code = promo["promo_code"].as_str().unwrap_or_else(|| panic!("no promo code: {promo}")).to_owned();
+    // Three partner visitors for a pool of one: two are refused and shown the overflow number.
+    let visit = json!({ "touch": { "channel": "Referral", "source": "partner", "medium": "referral", "campaign": null,
+        "term": null, "content": null, "utm_id": null, "click_id": null, "landing_path": "/",
+        "referrer_host": null, "at_ms": 1_700_000_000_000u64 }, "page": { "url": "https://shop.example/", "title": "Shop" } });
+    for want in ["lease", "overflow", "overflow"] {
+        let r = fetch(browser, "/v1/sites/shop/visits", json!({ "method": "POST", "body": visit.to_string() })).await;
+        let answer: Value = serde_json::from_str(r["body"].as_str().unwrap()).expect("visit answer");
+        let kind = if answer["overflow"] == true { "overflow" } else { answer["kind"].as_str().unwrap_or_default() };
+        assert_eq!(kind, want, "{answer}");
+    }
 
     kamailio_call(browser, "sofa-call@e2e", "79161234567", &sofas, Some(75)).await;
     kamailio_call(browser, "bed-call@e2e", "79161234567", &beds, None).await;
@@ -495,6 +512,29 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
     let pool = js(&browser, "return document.querySelector('.pool[data-pool=paid]').innerText").await;
     let pool = text(&pool);
     assert!(pool.contains("Size 3") && pool.contains("Peak live 2 (67 %)"), "{pool}");
+    // The partner pool's refusals are counted per minute: each row says how
+    // many visitors it stands for, as the report has them.
+    let partner = text(&js(&browser, "return document.querySelector('.pool[data-pool=partner]').innerText").await);
+    assert!(partner.contains("Exhaustions 2"), "{partner}");
+    let report = fetch(&browser, "/v1/reports/pools?site=shop", admin()).await;
+    let report: Value = serde_json::from_str(report["body"].as_str().unwrap()).unwrap();
+    let rows = report["pools"].as_array().unwrap().iter().find(|p| p["pool_id"] == "partner").unwrap()["exhaustions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rows.iter().map(|r| r["count"].as_u64().unwrap()).sum::<u64>(), 2, "{rows:?}");
+    let items = js(
+        &browser,
+        "return [...document.querySelectorAll('.pool[data-pool=partner] li')].map((li) => li.textContent).reverse()",
+    )
+    .await;
+    let items: Vec<String> = items.as_array().unwrap().iter().map(text).collect();
+    assert_eq!(items.len(), rows.len(), "{items:?}");
+    for (item, row) in items.iter().zip(&rows) {
+        assert!(item.ends_with("overflow → overflow (+74957000099)"), "{item}");
+        let count = row["count"].as_u64().unwrap();
+        assert_eq!(item.contains(&format!(": {count} visitors, ")), count > 1, "{item}");
+    }
     assert!(
         js(&browser, "return document.querySelector('#period-label').textContent")
             .await

@@ -34,7 +34,6 @@
 //! recordings are scrubbed ([`super::scrub`]).
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -53,6 +52,7 @@ use super::sqlite::{AuthStore, SESSION_MAX_MS};
 use super::throttle::Throttle;
 use super::{Permission, Principal, Role, Sites, User, UserError, UserView, Via};
 use crate::clock::Clock;
+use crate::config::ForwardedHeader;
 use crate::storage::StorageError;
 
 /// The routes this module registers.
@@ -78,7 +78,9 @@ pub struct AuthApi {
     pub clock: Arc<dyn Clock>,
     /// The configured site ids.
     pub sites: HashSet<String>,
-    pub trust_forwarded_for: bool,
+    /// The proxy header believed for the client's address, as for the API's
+    /// rate limits (see [`crate::client_addr`]).
+    pub forwarded: Option<ForwardedHeader>,
     by_address: Throttle,
     by_name: Throttle,
 }
@@ -89,14 +91,14 @@ impl AuthApi {
         admin_token: Option<String>,
         clock: Arc<dyn Clock>,
         sites: HashSet<String>,
-        trust_forwarded_for: bool,
+        forwarded: Option<ForwardedHeader>,
     ) -> Self {
         AuthApi {
             store,
             admin_token,
             clock,
             sites,
-            trust_forwarded_for,
+            forwarded,
             by_address: Throttle::new(20, 3_000),
             by_name: Throttle::new(5, 60_000),
         }
@@ -226,20 +228,6 @@ fn session_cookie(req: &HttpRequest) -> Option<String> {
 
 fn set_cookie(token: &str, max_age_secs: i64) -> String {
     format!("{COOKIE}={token}; Path=/; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite=Strict")
-}
-
-fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for
-        && let Some(ip) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return Some(ip);
-    }
-    req.peer_addr().map(|a| a.ip())
 }
 
 /// Who made the request, if anyone: the admin token first, then the cookie.
@@ -462,7 +450,8 @@ async fn login(req: HttpRequest, body: web::Payload) -> Result<HttpResponse, Aut
         return Err(AuthError::BadRequest("sign in with a JSON body and Content-Type: application/json".into()));
     }
     let now_ms = api.clock.now_ms();
-    let address = client_ip(&req, api.trust_forwarded_for).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let address = crate::client_addr::client_ip(req.headers(), req.peer_addr(), api.forwarded)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     api.by_address.take(&address, now_ms).map_err(AuthError::TooMany)?;
     let body: LoginBody = read_json(body).await?;
     let name = super::user_name(&body.username).unwrap_or_default();

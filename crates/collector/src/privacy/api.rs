@@ -2,8 +2,8 @@
 //!
 //! - `POST /v1/privacy/erase` `{ "site", "phone" }` → `{ site, phone
 //!   (masked), removed: { calls, call_events, revenue, exports,
-//!   pending_exports, sessions, touches, page_views, leases, pool_events,
-//!   promo_codes, other_calls_candidates, sessions_kept } }`;
+//!   pending_exports, sessions, touches, page_views, leases, promo_codes,
+//!   other_calls_candidates, sessions_kept } }`;
 //! - `POST /v1/privacy/export` `{ "site", "phone" }` → `{ site, phone, calls:
 //!   [call + revenue + exports], sessions: [session in full] }`.
 //!

@@ -203,15 +203,15 @@ pub fn cutoffs(site: &Site, now_ms: i64) -> RetentionCutoffs {
 /// `retention: site "shop": removed 12 visits (…)`: what one pass did.
 pub fn retention_line(r: &RetentionReport) -> String {
     format!(
-        "retention: site {:?}: removed {} visits ({} touches, {} page views in all, {} leases, {} pool events, {} promo \
-         codes), {} delivered exports; emptied {} user agents; masked {} callers",
+        "retention: site {:?}: removed {} visits ({} touches, {} page views in all, {} leases, {} promo codes), {} \
+         rows of pool counts, {} delivered exports; emptied {} user agents; masked {} callers",
         r.site,
         r.sessions,
         r.touches,
         r.page_views,
         r.leases,
-        r.pool_events,
         r.promo_codes,
+        r.pool_counts,
         r.exports,
         r.user_agents_reduced,
         r.callers_masked

@@ -12,7 +12,7 @@ pub mod pools;
 pub mod privacy;
 pub mod sqlite;
 
-use ringsource_core::lease::ExhaustionPolicy;
+use ringsource_core::lease::{ExhaustionPolicy, Groups};
 use ringsource_core::phone::PhoneNumber;
 use ringsource_core::touch::Touch;
 use ringsource_core::wire::NumberKind;
@@ -116,6 +116,10 @@ pub struct VisitCommand {
     pub page_title: Option<String>,
     pub user_agent: String,
     pub is_bot: bool,
+    /// The address groups the visit came from (`None` for visits not sent
+    /// over the network, such as the demo month's): the pools' fair shares
+    /// are kept per group.
+    pub client: Option<Groups>,
     pub want: Want,
     /// Where the visitor was and what they came on, stored with a new session.
     pub facts: crate::visitor_facts::Facts,
@@ -188,8 +192,14 @@ pub trait Storage: Send + Sync + 'static {
     fn sync_sites(&self, sites: &[Site], clock: &dyn Clock) -> Result<(), StorageError>;
     /// Starts or continues a session and gives it a number, atomically.
     fn visit(&self, cmd: VisitCommand, clock: Arc<dyn Clock>) -> Pending<VisitOutcome>;
-    /// Renews the session's live lease.
-    fn heartbeat(&self, site: Arc<Site>, session_id: String, clock: Arc<dyn Clock>) -> Pending<Renewal>;
+    /// Renews the session's live lease; `client` is where the heartbeat came from.
+    fn heartbeat(
+        &self,
+        site: Arc<Site>,
+        session_id: String,
+        client: Option<Groups>,
+        clock: Arc<dyn Clock>,
+    ) -> Pending<Renewal>;
     /// Records a page view; `false` when the session is unknown.
     fn page_view(&self, view: PageViewCommand, clock: Arc<dyn Clock>) -> Pending<bool>;
 }

@@ -17,20 +17,29 @@ pub struct LeaseSpan {
     pub ended_at_ms: i64,
 }
 
-/// When a session first asked a pool for a number (its first lease, or its
-/// first exhaustion event if it never got one earlier).
+/// Sessions that first asked a pool for a number (their first lease or
+/// refusal there) in one minute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirstAsk {
     pub pool_id: String,
+    /// The minute's start.
     pub at_ms: i64,
+    pub sessions: u32,
 }
 
-/// A pool exhaustion, as the report lists it.
+/// Refusals of one kind in one minute of a pool, as the report lists them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExhaustionView {
     #[serde(skip)]
     pub pool_id: String,
+    /// The first and the last refusal of the minute.
     pub at_ms: i64,
+    pub last_at_ms: i64,
+    /// How many visitors were refused so.
+    pub count: u32,
+    /// `exhausted` (no number was free) or `over-share` (the visitor's
+    /// network was flooding the pool and held its share).
+    pub reason: String,
     /// `overflow`, `original` or `take-over-oldest`.
     pub policy: String,
     /// `overflow`, `original` or `taken-over`.
@@ -38,14 +47,21 @@ pub struct ExhaustionView {
     pub number: Option<String>,
 }
 
+impl ExhaustionView {
+    /// The pool had no free number (rather than refusing one to a flood).
+    pub fn exhausted(&self) -> bool {
+        self.reason == "exhausted"
+    }
+}
+
 /// Everything the report needs about one site's pools in `[from, to)`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolActivity {
     /// Leases overlapping the window, or ending a cooldown before it.
     pub leases: Vec<LeaseSpan>,
-    /// First asks inside the window.
+    /// First asks inside the window, per minute.
     pub first_asks: Vec<FirstAsk>,
-    /// Exhaustions inside the window, oldest first.
+    /// Refusals inside the window, per minute and kind, oldest first.
     pub exhaustions: Vec<ExhaustionView>,
     /// Leases live at `now_ms`, per pool.
     pub live_now: Vec<(String, u32)>,

@@ -7,10 +7,11 @@
 //!
 //! | table | personal fields | retention | erasure |
 //! |---|---|---|---|
-//! | `sessions` | `client_id` (GA), `ym_uid` (Yandex), `user_agent` | removed `visits_days` after last seen unless a call names it; `user_agent` emptied after `user_agent_days` | the caller's sessions |
+//! | `sessions` | `client_id` (GA), `ym_uid` (Yandex), `user_agent`, `asked_pools` | removed `visits_days` after last seen unless a call names it; `user_agent` emptied after `user_agent_days` | the caller's sessions |
 //! | `touches` | `click_id`, `term`, `landing_path`, `referrer_host`, campaign tags | with their session | with their session |
 //! | `page_views` | `url`, `title` | after `page_views_days` | with their session |
-//! | `leases`, `pool_events`, `promo_codes` | the session they name | with their session (pool events after `visits_days`) | with their session |
+//! | `leases`, `promo_codes` | the session they name | with their session | with their session |
+//! | `pool_exhaustions`, `pool_first_asks` | none: counts per pool and minute, naming no session or address | after `visits_days`, as the leases beside them | nothing to remove |
 //! | `calls` | `caller`, `caller_key`, `recording_url` | kept; the caller masked after `caller_days` when set | removed |
 //! | `call_events` | `event_json` (`from`, `recording_url`) | masked with the call | removed |
 //! | `call_candidates`, `call_credits` | the sessions considered | kept with the call | removed |
@@ -36,8 +37,8 @@ pub struct RetentionCutoffs {
     /// longest a lease or promo code of a session can outlive its last visit,
     /// so none of theirs is still live.
     pub sessions_before_ms: i64,
-    /// Leases that ended, promo codes whose reservation ended, and pool
-    /// events, before this.
+    /// Leases that ended, promo codes whose reservation ended, and the
+    /// minutes of pool counts, before this.
     pub session_rows_before_ms: i64,
     pub page_views_before_ms: i64,
     /// Sessions created before this have their User-Agent emptied.
@@ -58,8 +59,10 @@ pub struct RetentionReport {
     /// Page views removed, with their sessions or for their age.
     pub page_views: u64,
     pub leases: u64,
-    pub pool_events: u64,
     pub promo_codes: u64,
+    /// Rows of pool refusal and first-ask counts (one per pool, minute and
+    /// kind) whose minute was over before the cutoff.
+    pub pool_counts: u64,
     pub user_agents_reduced: u64,
     pub callers_masked: u64,
     pub exports: u64,
@@ -93,7 +96,6 @@ pub struct Erased {
     pub touches: u64,
     pub page_views: u64,
     pub leases: u64,
-    pub pool_events: u64,
     pub promo_codes: u64,
     /// Other people's calls listed one of the caller's sessions as a
     /// candidate they did not choose; those candidate rows are removed.
@@ -130,6 +132,8 @@ pub struct SessionExport {
     pub is_bot: bool,
     pub created_at_ms: i64,
     pub last_seen_ms: i64,
+    /// The pools the session asked for a number.
+    pub asked_pools: Vec<String>,
     pub touches: Vec<TouchView>,
     pub page_views: Vec<PageViewView>,
     pub leases: Vec<LeaseView>,

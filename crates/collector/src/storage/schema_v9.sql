@@ -1,72 +1,74 @@
--- Ringsource schema, version 9: dashboard users and their sessions, call
--- tags and notes, and where and on what a visitor came from.
+-- Ringsource schema, version 9: pool refusals and first asks counted per
+-- minute instead of one row per visit.
+--
+-- While a pool was exhausted every visitor it served wrote a pool event: a
+-- flood of 30 seconds wrote 1.3 million rows, and the pools report read all
+-- of them (to find when each session first asked a pool). Now one row per
+-- pool, minute and kind of refusal carries a count, and the first asks are
+-- counted when they happen: `sessions.asked_pools` lists the pools a session
+-- has asked for a number (space-separated ids), so a later ask is not a
+-- first one. Which session each refusal was, and whose lease was taken
+-- over, is no longer kept (`leases` still records the takeover itself).
 
--- People who sign in to the dashboard. `role` decides what they reach (see
--- auth/policy.rs); `all_sites` = 1, or the sites of user_sites. Passwords
--- are Argon2id PHC strings, never the password.
-CREATE TABLE users (
-    id            INTEGER PRIMARY KEY,
-    username      TEXT NOT NULL UNIQUE,
-    role          TEXT NOT NULL CHECK (role IN ('admin', 'marketer', 'manager')),
-    all_sites     INTEGER NOT NULL CHECK (all_sites IN (0, 1)),
-    password_hash TEXT NOT NULL,
-    -- 1 for the demo's users (`ringsource demo-data`).
-    demo          INTEGER NOT NULL DEFAULT 0,
-    created_at_ms INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL
-) STRICT;
-
--- The sites a user without all_sites may see. Not a foreign key to sites:
--- a site taken out of the configuration stays in the database anyway.
-CREATE TABLE user_sites (
-    user_id INTEGER NOT NULL REFERENCES users(id),
-    site_id TEXT NOT NULL,
-    PRIMARY KEY (user_id, site_id)
+-- A visit that asked a pool for a number and did not get a free one.
+CREATE TABLE pool_exhaustions (
+    site_id     TEXT NOT NULL REFERENCES sites(id),
+    pool_id     TEXT NOT NULL,
+    -- The minute (Unix ms, a multiple of 60000) the refusals fell in.
+    minute_ms   INTEGER NOT NULL,
+    -- `exhausted`: no number was free. `over-share`: numbers were free, but
+    -- the visitor's network was flooding the pool and held its share.
+    reason      TEXT NOT NULL CHECK (reason = 'exhausted' OR reason = 'over-share'),
+    policy      TEXT NOT NULL
+                CHECK (policy = 'overflow' OR policy = 'original' OR policy = 'take-over-oldest'),
+    -- What the visitor got: the overflow number, the original, or a taken-over number.
+    outcome     TEXT NOT NULL CHECK (outcome = 'overflow' OR outcome = 'original' OR outcome = 'taken-over'),
+    -- The number shown ('' for the original).
+    number      TEXT NOT NULL,
+    events      INTEGER NOT NULL,
+    first_at_ms INTEGER NOT NULL,
+    last_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (site_id, pool_id, minute_ms, reason, policy, outcome, number)
 ) STRICT, WITHOUT ROWID;
 
--- Signed-in browsers. The cookie carries a random token; only its SHA-256
--- is stored, so a copy of the database signs nobody in. `csrf_token` must
--- come back in a header with every request that changes something.
-CREATE TABLE user_sessions (
-    token_hash    TEXT PRIMARY KEY,
-    user_id       INTEGER NOT NULL REFERENCES users(id),
-    csrf_token    TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    last_seen_ms  INTEGER NOT NULL,
-    expires_at_ms INTEGER NOT NULL
+INSERT INTO pool_exhaustions (site_id, pool_id, minute_ms, reason, policy, outcome, number, events, first_at_ms,
+                              last_at_ms)
+    SELECT site_id, pool_id, at_ms / 60000 * 60000, 'exhausted', policy, outcome, COALESCE(number, ''), COUNT(*),
+           MIN(at_ms), MAX(at_ms)
+    FROM pool_events
+    GROUP BY site_id, pool_id, at_ms / 60000, policy, outcome, COALESCE(number, '');
+
+-- Sessions that asked a pool for a number for the first time (their first
+-- lease or refusal there), per minute.
+CREATE TABLE pool_first_asks (
+    site_id   TEXT NOT NULL REFERENCES sites(id),
+    pool_id   TEXT NOT NULL,
+    minute_ms INTEGER NOT NULL,
+    sessions  INTEGER NOT NULL,
+    PRIMARY KEY (site_id, pool_id, minute_ms)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX user_sessions_by_user ON user_sessions(user_id);
 
--- A manager's tags on a call (lead, spam, sale, or their own words).
--- `tagged_by` is the user's name as it was, not a key: removing a user
--- keeps what they did.
-CREATE TABLE call_tags (
-    call_id   INTEGER NOT NULL REFERENCES calls(id),
-    tag       TEXT NOT NULL,
-    tagged_by TEXT NOT NULL,
-    at_ms     INTEGER NOT NULL,
-    PRIMARY KEY (call_id, tag)
-) STRICT, WITHOUT ROWID;
-CREATE INDEX call_tags_by_tag ON call_tags(tag, call_id);
+INSERT INTO pool_first_asks (site_id, pool_id, minute_ms, sessions)
+    SELECT site_id, pool_id, first_ms / 60000 * 60000, COUNT(*)
+    FROM (
+        SELECT site_id, pool_id, MIN(at_ms) AS first_ms FROM (
+            SELECT site_id, pool_id, session_id, started_at_ms AS at_ms FROM leases
+            UNION ALL
+            SELECT site_id, pool_id, session_id, at_ms FROM pool_events
+        ) GROUP BY site_id, pool_id, session_id
+    )
+    GROUP BY site_id, pool_id, first_ms / 60000;
 
--- A manager's notes on a call. They may name the caller: they go with the
--- call when it is erased.
-CREATE TABLE call_notes (
-    id      INTEGER PRIMARY KEY,
-    call_id INTEGER NOT NULL REFERENCES calls(id),
-    author  TEXT NOT NULL,
-    body    TEXT NOT NULL,
-    at_ms   INTEGER NOT NULL
-) STRICT;
-CREATE INDEX call_notes_by_call ON call_notes(call_id, id);
+ALTER TABLE sessions ADD COLUMN asked_pools TEXT;
 
--- Where the visitor was (from their IP address, which is not stored) and
--- what they came on (from their User-Agent, which retention empties after
--- a week), both read when the session began.
-ALTER TABLE sessions ADD COLUMN country TEXT;
-ALTER TABLE sessions ADD COLUMN region TEXT;
-ALTER TABLE sessions ADD COLUMN city TEXT;
-ALTER TABLE sessions ADD COLUMN device_type TEXT;
-ALTER TABLE sessions ADD COLUMN device TEXT;
-ALTER TABLE sessions ADD COLUMN browser TEXT;
-ALTER TABLE sessions ADD COLUMN os TEXT;
+UPDATE sessions SET asked_pools = asked.pools
+FROM (
+    SELECT session_id, group_concat(pool_id, ' ') AS pools FROM (
+        SELECT session_id, pool_id FROM leases
+        UNION
+        SELECT session_id, pool_id FROM pool_events
+    ) GROUP BY session_id
+) AS asked
+WHERE sessions.id = asked.session_id;
+
+DROP TABLE pool_events;

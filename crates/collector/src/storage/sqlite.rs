@@ -13,6 +13,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use ringsource_core::lease::Groups;
 use ringsource_core::phone::PhoneNumber;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
@@ -30,6 +31,7 @@ mod leases;
 pub mod money;
 mod pools;
 pub mod privacy;
+mod tally;
 mod visits;
 mod wal;
 mod writer;
@@ -43,6 +45,7 @@ const SCHEMA_V6: &str = include_str!("schema_v6.sql");
 const SCHEMA_V7: &str = include_str!("schema_v7.sql");
 const SCHEMA_V8: &str = include_str!("schema_v8.sql");
 const SCHEMA_V9: &str = include_str!("schema_v9.sql");
+const SCHEMA_V10: &str = include_str!("schema_v10.sql");
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -57,6 +60,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V7),
         M::up(SCHEMA_V8),
         M::up(SCHEMA_V9),
+        M::up(SCHEMA_V10),
     ])
 }
 
@@ -354,9 +358,15 @@ impl Storage for SqliteStorage {
         pending
     }
 
-    fn heartbeat(&self, site: Arc<Site>, session_id: String, clock: Arc<dyn Clock>) -> Pending<Renewal> {
+    fn heartbeat(
+        &self,
+        site: Arc<Site>,
+        session_id: String,
+        client: Option<Groups>,
+        clock: Arc<dyn Clock>,
+    ) -> Pending<Renewal> {
         let (answer, pending) = Pending::channel();
-        self.send(Job::Heartbeat { site, session_id, clock, answer });
+        self.send(Job::Heartbeat { site, session_id, client, clock, answer });
         pending
     }
 
@@ -436,11 +446,17 @@ mod tests {
             )
             .unwrap();
         }
-        drop(SqliteStorage::open(&path).unwrap());
+        // Version 9 replaces pool_events (see the next test), so this one
+        // stops at 8. Foreign keys off, as on the collector's connection
+        // (version 6 rebuilds a parent).
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        migrations().to_version(&mut conn, 8).unwrap();
+        drop(conn);
 
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 9, "the latest version");
+        assert_eq!(version, 8);
         let sessions: Vec<(String, String, i64)> = conn
             .prepare("SELECT id, user_agent, last_seen_ms FROM sessions ORDER BY id")
             .unwrap()
@@ -523,5 +539,177 @@ mod tests {
             )
             .contains("UNIQUE")
         );
+    }
+
+    /// Version 9 counts pool refusals and first asks per minute: a version 8
+    /// file's events become counts (taken-over numbers kept apart), each
+    /// session's first ask of a pool (a lease or an event) is counted in its
+    /// minute, and sessions remember the pools they asked.
+    #[test]
+    fn version_9_counts_a_version_8_files_pool_events_per_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v8.sqlite");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrations().to_version(&mut conn, 8).unwrap();
+            conn.execute_batch(
+                "INSERT INTO sites VALUES ('s', 0);
+                 INSERT INTO numbers (number, site_id, kind, pool_id) VALUES ('+15550001', 's', 'pool', 'p'),
+                                                                           ('+15550002', 's', 'pool', 'q');
+                 INSERT INTO sessions VALUES ('a', 's', NULL, NULL, 'ua', 0, 1, 1), ('b', 's', NULL, NULL, 'ua', 0, 2, 2),
+                                             ('c', 's', NULL, NULL, 'ua', 0, 2, 2), ('d', 's', NULL, NULL, 'ua', 0, 2, 2);
+                 -- a: a lease in p at 1 s, and one in q at 61 s.
+                 INSERT INTO leases (site_id, pool_id, number, session_id, started_at_ms, expires_at_ms, hold_secs)
+                     VALUES ('s', 'p', '+15550001', 'a', 1000, 901000, 900),
+                            ('s', 'q', '+15550002', 'a', 61000, 961000, 900);
+                 -- b: refused twice in p (the first at 2 s), then a lease there taken over from a.
+                 -- c: refused in p at 59 s. d: refused in p at 60 s.
+                 INSERT INTO pool_events (site_id, pool_id, at_ms, session_id, policy, outcome, number,
+                                          taken_from_session)
+                     VALUES ('s', 'p', 2000, 'b', 'overflow', 'overflow', '+15550099', NULL),
+                            ('s', 'p', 3000, 'b', 'overflow', 'overflow', '+15550099', NULL),
+                            ('s', 'p', 59000, 'c', 'overflow', 'overflow', '+15550099', NULL),
+                            ('s', 'p', 60000, 'd', 'original', 'original', NULL, NULL),
+                            ('s', 'p', 70000, 'b', 'take-over-oldest', 'taken-over', '+15550001', 'a');",
+            )
+            .unwrap();
+        }
+        drop(SqliteStorage::open(&path).unwrap());
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 10, "the latest version, through 9");
+        assert!(conn.prepare("SELECT * FROM pool_events").is_err(), "pool_events is gone");
+        type Row = (String, i64, String, String, String, String, i64, i64, i64);
+        let refusals: Vec<Row> = conn
+            .prepare(
+                "SELECT pool_id, minute_ms, reason, policy, outcome, number, events, first_at_ms, last_at_ms
+                 FROM pool_exhaustions ORDER BY minute_ms, policy",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let row = |minute, policy: &str, outcome: &str, number: &str, events, first, last| {
+            let (p, e) = ("p".to_owned(), "exhausted".to_owned());
+            (p, minute, e, policy.to_owned(), outcome.to_owned(), number.to_owned(), events, first, last)
+        };
+        assert_eq!(
+            refusals,
+            [
+                row(0, "overflow", "overflow", "+15550099", 3, 2000, 59000),
+                row(60000, "original", "original", "", 1, 60000, 60000),
+                row(60000, "take-over-oldest", "taken-over", "+15550001", 1, 70000, 70000),
+            ]
+        );
+        let first_asks: Vec<(String, i64, i64)> = conn
+            .prepare("SELECT pool_id, minute_ms, sessions FROM pool_first_asks ORDER BY pool_id, minute_ms")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // p: a (1 s), b (2 s) and c (59 s) in minute 0, d (60 s) in minute 1; q: a (61 s).
+        assert_eq!(first_asks, [("p".to_owned(), 0, 3), ("p".to_owned(), 60000, 1), ("q".to_owned(), 60000, 1)]);
+        let asked: Vec<(String, Option<String>)> = conn
+            .prepare("SELECT id, asked_pools FROM sessions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut a_pools: Vec<&str> = asked[0].1.as_deref().unwrap().split(' ').collect();
+        a_pools.sort_unstable();
+        assert_eq!(a_pools, ["p", "q"]);
+        assert_eq!(
+            asked[1..],
+            [("b".into(), Some("p".into())), ("c".into(), Some("p".into())), ("d".into(), Some("p".into()))]
+        );
+
+        let refused = |sql: &str| conn.execute(sql, []).unwrap_err().to_string();
+        let refusal = |reason: &str, outcome: &str| {
+            format!(
+                "INSERT INTO pool_exhaustions VALUES ('s', 'p', 120000, '{reason}', 'overflow', '{outcome}', '', 1, 1, 1)"
+            )
+        };
+        assert!(refused(&refusal("bored", "overflow")).contains("CHECK"));
+        assert!(refused(&refusal("exhausted", "lost")).contains("CHECK"));
+        conn.execute(&refusal("over-share", "original"), []).unwrap();
+        assert!(refused(&refusal("over-share", "original")).contains("UNIQUE"));
+        // And on through 10: the sessions have no place or device yet.
+        let places: i64 = conn
+            .query_row("SELECT count(*) FROM sessions WHERE country IS NULL AND device_type IS NULL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(places, 4);
+    }
+
+    /// Version 10 adds dashboard users, call tags and notes, and the
+    /// visitor's place and device to sessions: a version 9 file keeps its
+    /// sessions (with the pools they asked) and its per-minute counts, its
+    /// sessions have no place until a new visit, and the new tables refuse
+    /// what they should.
+    #[test]
+    fn version_10_keeps_a_version_9_files_sessions_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v9.sqlite");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrations().to_version(&mut conn, 9).unwrap();
+            conn.execute_batch(
+                "INSERT INTO sites VALUES ('s', 0);
+                 INSERT INTO sessions (id, site_id, client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms,
+                                       asked_pools)
+                     VALUES ('a', 's', 'ga1', NULL, 'ua', 0, 1, 5, 'p q'), ('b', 's', NULL, NULL, 'ua', 1, 2, 2, NULL);
+                 INSERT INTO pool_exhaustions VALUES ('s', 'p', 60000, 'over-share', 'overflow', 'overflow',
+                                                      '+15550099', 7, 60001, 119999);
+                 INSERT INTO pool_first_asks VALUES ('s', 'p', 0, 3);",
+            )
+            .unwrap();
+        }
+        drop(SqliteStorage::open(&path).unwrap());
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 10, "the latest version");
+        type Session = (String, Option<String>, i64, Option<String>, Option<String>, Option<String>);
+        let sessions: Vec<Session> = conn
+            .prepare("SELECT id, client_id, last_seen_ms, asked_pools, region, browser FROM sessions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            sessions,
+            [
+                ("a".to_owned(), Some("ga1".to_owned()), 5, Some("p q".to_owned()), None, None),
+                ("b".to_owned(), None, 2, None, None, None)
+            ]
+        );
+        let counts: (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT events FROM pool_exhaustions WHERE reason = 'over-share'),
+                        (SELECT sessions FROM pool_first_asks)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(counts, (7, 3));
+
+        let refused = |sql: &str| conn.execute(sql, []).unwrap_err().to_string();
+        let user = |name: &str, role: &str| {
+            format!(
+                "INSERT INTO users (username, role, all_sites, password_hash, created_at_ms, updated_at_ms)
+                 VALUES ('{name}', '{role}', 1, '$argon2id$', 1, 1)"
+            )
+        };
+        assert!(refused(&user("olga", "owner")).contains("CHECK"));
+        conn.execute(&user("olga", "manager"), []).unwrap();
+        assert!(refused(&user("olga", "marketer")).contains("UNIQUE"));
+        conn.execute("INSERT INTO call_tags VALUES (1, 'lead', 'olga', 1)", []).unwrap();
+        assert!(refused("INSERT INTO call_tags VALUES (1, 'lead', 'olga', 2)").contains("UNIQUE"));
     }
 }

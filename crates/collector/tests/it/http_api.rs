@@ -306,7 +306,8 @@ fn lease_requests_are_rate_limited_per_ip() {
     assert!(resp.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     let err: serde_json::Value = resp.json().unwrap();
     assert_eq!(err["error"]["code"], "rate_limited");
-    // Heartbeats and config are not lease requests and are not limited.
+    // The config is not a lease request and is not limited (heartbeats have
+    // a bucket of their own: client_limits.rs).
     assert_eq!(h.client.get(h.url("/v1/sites/shop/config")).send().unwrap().status(), 200);
 }
 

@@ -77,9 +77,12 @@ fn hold_renew_expire_cool_down_and_return() {
     // Every refusal was an exhaustion recorded with the policy.
     let conn = h.db();
     let events: i64 = conn
-        .query_row("SELECT COUNT(*) FROM pool_events WHERE policy = 'original' AND outcome = 'original'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT SUM(events) FROM pool_exhaustions
+             WHERE reason = 'exhausted' AND policy = 'original' AND outcome = 'original'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(events, 3);
     let expired: i64 =

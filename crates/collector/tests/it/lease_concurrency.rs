@@ -27,10 +27,17 @@ fn hammer(policy: &str) -> (Harness, Vec<Value>) {
     (h, answers)
 }
 
+/// Every exhaustion as (policy, outcome), from the counts per minute.
 fn events(h: &Harness) -> Vec<(String, String)> {
     let conn = h.db();
-    let mut st = conn.prepare("SELECT policy, outcome FROM pool_events WHERE pool_id = 'paid'").unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    let mut st = conn
+        .prepare("SELECT policy, outcome, events FROM pool_exhaustions WHERE pool_id = 'paid' AND reason = 'exhausted'")
+        .unwrap();
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)));
+    rows.unwrap()
+        .map(Result::unwrap)
+        .flat_map(|(policy, outcome, n)| std::iter::repeat_n((policy, outcome), n as usize))
+        .collect()
 }
 
 fn real_leases(answers: &[Value]) -> Vec<&str> {

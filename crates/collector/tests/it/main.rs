@@ -8,6 +8,7 @@ mod people;
 
 mod call_notes;
 mod calls;
+mod client_limits;
 mod config_check;
 mod csv_injection;
 mod demo_data;
@@ -30,6 +31,7 @@ mod pbx_routes;
 mod pbx_timing;
 mod pbx_twilio;
 mod pbx_zadarma;
+mod pool_drain;
 mod pools_report;
 mod power_cut;
 mod privacy;

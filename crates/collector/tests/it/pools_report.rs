@@ -161,3 +161,46 @@ fn admin_token_and_bad_parameters() {
     let body = report(&h, "?site=shop&from=2027-01-01&to=2027-01-01");
     assert_eq!(body["pools"][0]["hours"].as_array().unwrap().len(), 24);
 }
+
+#[test]
+fn refusals_are_counted_per_minute_and_sessions_are_new_once() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let h = start_with_clock(
+        &format!("admin_token = \"{TOKEN}\"\n[server.rate_limit]\nburst = 1000\nper_minute = 1000"),
+        "",
+        "hold_secs = 900",
+        clock.clone(),
+    );
+    clock.set_ms(T0 + 5 * 60_000);
+    for _ in 0..3 {
+        assert_eq!(h.visit(None, paid())["kind"], "lease");
+    }
+    // Forty refusals within one minute, and one visitor among them who comes
+    // back a minute later and is refused again.
+    let mut refused = Vec::new();
+    for i in 0..40 {
+        clock.set_ms(T0 + 6 * 60_000 + i * 1000);
+        let v = h.visit(None, paid());
+        assert_eq!(v["number"], OVERFLOW);
+        refused.push(v["session_id"].as_str().unwrap().to_owned());
+    }
+    clock.set_ms(T0 + 7 * 60_000 + 30_000);
+    assert_eq!(h.visit(Some(&refused[0]), paid())["number"], OVERFLOW);
+
+    let conn = h.db();
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM pool_exhaustions", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 2, "one row per minute, not per visit");
+
+    let p = &report(&h, &format!("?site=shop&from={T0}&to={}", T0 + HOUR))["pools"][0];
+    assert_eq!((&p["exhaustion_count"], &p["over_share_count"]), (&41.into(), &0.into()), "{p}");
+    let listed = p["exhaustions"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{p}");
+    assert_eq!(
+        (&listed[0]["at_ms"], &listed[0]["last_at_ms"], &listed[0]["count"], &listed[0]["reason"]),
+        (&(T0 + 6 * 60_000).into(), &(T0 + 6 * 60_000 + 39_000).into(), &40.into(), &"exhausted".into())
+    );
+    assert_eq!((&listed[1]["count"], &listed[1]["number"]), (&1.into(), &OVERFLOW.into()));
+    // 3 leases and 40 refused sessions asked for the first time; the
+    // returning one is not new.
+    assert_eq!((&p["hours"][0]["new_sessions"], &p["hours"][0]["exhaustions"]), (&43.into(), &41.into()));
+}

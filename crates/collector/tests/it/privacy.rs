@@ -179,8 +179,8 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 // ---------------------------------------------------------------- retention
 
 /// The running collector applies each kind's days by itself: a visit no
-/// call went to goes whole (with its lease, promo code or pool exhaustion);
-/// the caller's session stays (its touches are the
+/// call went to goes whole (with its lease or promo code), and the pool's
+/// counts of its minutes go too; the caller's session stays (its touches are the
 /// call's attribution) but loses its page views and User-Agent; the call
 /// stays, attributed, with the caller masked in the call, its events and
 /// the list; a fresh visit is untouched.
@@ -206,7 +206,9 @@ fn the_running_collector_drops_old_visits_and_masks_old_callers_by_itself() {
     call(&h.client, &h.url("/v1/sites/shop/pbx/generic"), "c1", CALLER, &b_number, T0 + 5_000);
     let conn = h.db();
     assert_eq!(session_rows(&conn, &a), [1, 1, 1, 1]);
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM pool_events"), 1);
+    assert_eq!(count(&conn, "SELECT SUM(events) FROM pool_exhaustions"), 1);
+    assert_eq!(count(&conn, "SELECT SUM(sessions) FROM pool_first_asks"), 4, "a, b, d and e asked the pool");
+    assert_eq!(count(&conn, &format!("SELECT COUNT(*) FROM sessions WHERE id = '{e}' AND asked_pools = 'paid'")), 1);
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM promo_codes"), 1);
 
     clock.set_ms(T0 + 12 * DAY_MS);
@@ -217,7 +219,12 @@ fn the_running_collector_drops_old_visits_and_masks_old_callers_by_itself() {
     for s in [&a, &d, &e, &p] {
         assert_eq!(session_rows(&conn, s), [0, 0, 0, 0], "a visit nobody called from is gone whole: {s}");
     }
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM pool_events"), 0);
+    // The counts name nobody, but go with the leases of their hours; today's
+    // first ask stays.
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM pool_exhaustions"), 0);
+    let first_asks = format!("SELECT COUNT(*) FROM pool_first_asks WHERE minute_ms < {}", T0 + DAY_MS);
+    assert_eq!(count(&conn, &first_asks), 0);
+    assert_eq!(count(&conn, "SELECT SUM(sessions) FROM pool_first_asks"), 1, "c's ask today");
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM promo_codes"), 0);
     assert_eq!(session_rows(&conn, &b), [1, 1, 0, 1], "the call's session keeps its touches and lease, not its pages");
     assert_eq!(session_rows(&conn, &c), [1, 1, 1, 1], "today's visit is untouched");
@@ -258,10 +265,10 @@ fn retention_runs_on_demand_and_serve_logs_what_it_removed() {
     let out = stdout(&ringsource(&["retention"], &config));
     assert_eq!(
         out.trim(),
-        "retention: site \"shop\": removed 1 visits (1 touches, 4 page views in all, 1 leases, 0 pool events, 0 promo \
-         codes), 0 delivered exports; emptied 3 user agents; masked 0 callers",
+        "retention: site \"shop\": removed 1 visits (1 touches, 4 page views in all, 1 leases, 0 promo codes), 2 rows \
+         of pool counts, 0 delivered exports; emptied 3 user agents; masked 0 callers",
         "the 100-day-old visit nobody called from goes; the one behind the call and the 80-day-old ones stay, \
-         without their page views and User-Agents"
+         without their page views and User-Agents; the first asks of 100 days ago (two minutes) go"
     );
     let conn = rusqlite::Connection::open(&db).unwrap();
     assert_eq!(session_rows(&conn, &old[1]), [0, 0, 0, 0]);
@@ -479,6 +486,7 @@ fn export_and_erase_from_the_cli_while_the_collector_runs() {
     assert_eq!(sessions[0]["user_agent"], BROWSER_UA);
     assert_eq!(sessions[0]["page_views"].as_array().unwrap().len(), 2);
     assert_eq!(sessions[0]["leases"][0]["number"], json!(number_of(&v)));
+    assert_eq!(sessions[0]["asked_pools"], json!(["paid"]));
     assert_eq!(sessions[0]["touches"][0]["source"], "google");
 
     // The same over HTTP, and into a file without --site (every site).

@@ -7,6 +7,7 @@ mod call_fold;
 mod channel;
 mod classify_props;
 mod lease_rules;
+mod lease_shares;
 mod matcher;
 mod matcher_props;
 mod phone;

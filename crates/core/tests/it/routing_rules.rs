@@ -79,6 +79,7 @@ fn rule_validation() {
     assert!(serde_json::from_str::<SourceRule>(r#"{"utm_sorce":"x"}"#).is_err());
 }
 
+#[cfg(feature = "bots")]
 #[test]
 fn known_crawlers_are_recognised_and_browsers_are_not() {
     use ringsource_core::bots::is_bot;
@@ -89,12 +90,19 @@ fn known_crawlers_are_recognised_and_browsers_are_not() {
         "facebookexternalhit/1.1",
         "Some-Crawler/1.0",
         "",
+        // Headless browsers and HTTP clients, as their default User-Agents read.
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/124.0 Safari/537.36",
+        "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse",
+        "Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/538.1 (KHTML, like Gecko) PhantomJS/2.1.1 Safari/538.1",
+        "curl/8.5.0",
+        "python-requests/2.32.3",
+        "Go-http-client/2.0",
+        "Wget/1.21.4",
     ] {
         assert!(is_bot(ua), "{ua:?} should be a bot");
     }
     for ua in [
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/124.0 Safari/537.36",
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1",
     ] {
         assert!(!is_bot(ua), "{ua:?} is a browser");

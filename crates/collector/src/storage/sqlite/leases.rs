@@ -7,16 +7,28 @@
 //! every change is written before the visitor is answered, the partial unique
 //! index still refuses a second open lease of a number, and the writer drops
 //! the book whenever a write fails or another connection changed the file.
+//!
+//! Beside the rows, the book keeps what only memory holds: which address
+//! groups each live lease's holder came from, and each pool's demand per
+//! group (the fresh numbers it asked for lately), which the fair-share rules
+//! of `core::lease::Fairness` decide with. Neither is written to the
+//! database (addresses are the visitors' own); the groups outlive a reload
+//! of the book, and after a restart a lease's holder is unknown, and never
+//! taken over, until its session's next visit or heartbeat names it again.
 
 use std::collections::HashMap;
 
-use ringsource_core::lease::{self, Exhaustion, Holder, LiveLease, NumberState, Pick, Visitor};
+use ringsource_core::lease::{
+    self, Exhaustion, ExhaustionPolicy, Fairness, Groups, Holder, Level, LiveLease, NumberState, Pick, Visitor,
+};
 use ringsource_core::phone::PhoneNumber;
 use ringsource_core::wire::NumberKind;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::sql;
+use super::tally::{Refusal, Tally};
 use crate::config::{Pool, Site};
+use crate::recent::Recent;
 use crate::storage::{StorageError, VisitOutcome};
 
 /// The state of every pool number, by site, as the database holds it.
@@ -26,6 +38,63 @@ pub(super) struct LeaseBook {
     /// SQLite's `data_version` when the book was last in step: it changes
     /// when another connection (another process, `sqlite3`, a test) commits.
     data_version: Option<i64>,
+    /// Demand per site and pool. It mirrors no row, so it is kept when the
+    /// book is dropped.
+    demand: HashMap<String, HashMap<String, Demand>>,
+    /// The holders' groups of the open leases of a dropped site book, by
+    /// lease id, with the session that held it: the reload takes them back.
+    salvage: HashMap<String, HashMap<i64, (String, Groups)>>,
+    /// Asks counted in the transaction under way (site, pool, groups, when),
+    /// taken back if it fails: the writer runs a failed batch's visits
+    /// again, which would count them twice.
+    asked: Vec<(String, String, Groups, i64)>,
+    /// The transaction's first asks and refusals, written before it commits.
+    pub(super) tally: Tally,
+}
+
+/// Fresh numbers a pool was asked for lately, per address group: a count
+/// that halves every hold time (`lease::decayed`).
+struct Demand {
+    half_life_ms: i64,
+    levels: [Recent<u128, (f64, i64)>; 3],
+}
+
+/// Groups kept per level and generation: a flood of new addresses drops the
+/// oldest counts instead of growing the map.
+const MAX_DEMAND_GROUPS: usize = 1 << 18;
+
+impl Demand {
+    fn new(hold_secs: u32) -> Self {
+        let half_life_ms = i64::from(hold_secs).max(1) * 1000;
+        // Four half-lives untouched: a sixteenth of the count is left.
+        let level = || Recent::new(half_life_ms * 4, MAX_DEMAND_GROUPS);
+        Self { half_life_ms, levels: [level(), level(), level()] }
+    }
+
+    fn ask(&mut self, groups: &Groups, now_ms: i64) {
+        let half_life_ms = self.half_life_ms;
+        for level in Level::ALL {
+            let count = self.levels[level as usize].get_or_insert_with(groups.key(level), now_ms, || (0.0, now_ms));
+            *count = (lease::decayed(count.0, count.1, now_ms, half_life_ms) + 1.0, now_ms);
+        }
+    }
+
+    /// Takes back an ask counted at `at_ms`.
+    fn unask(&mut self, groups: &Groups, at_ms: i64, now_ms: i64) {
+        let half_life_ms = self.half_life_ms;
+        for level in Level::ALL {
+            let count = self.levels[level as usize].get_or_insert_with(groups.key(level), now_ms, || (0.0, now_ms));
+            let left = lease::decayed(count.0, count.1, now_ms, half_life_ms)
+                - lease::decayed(1.0, at_ms, now_ms, half_life_ms);
+            *count = (left.max(0.0), now_ms);
+        }
+    }
+
+    fn of(&self, level: Level, key: u128, now_ms: i64) -> f64 {
+        self.levels[level as usize]
+            .get(&key)
+            .map_or(0.0, |&(count, at_ms)| lease::decayed(count, at_ms, now_ms, self.half_life_ms))
+    }
 }
 
 /// One site's pools, in configured order; each pool's numbers likewise.
@@ -33,25 +102,61 @@ struct SiteBook {
     pools: Vec<PoolBook>,
 }
 
-/// Parallel to `Pool::numbers`: the state the pick rules read, and the open
-/// lease row behind each live number.
+/// Parallel to `Pool::numbers`: the state the pick rules read, the open
+/// lease row behind each live number, and its holder's address groups;
+/// and the open leases per group, kept with `holders`.
 struct PoolBook {
     e164: Vec<String>,
     states: Vec<NumberState>,
     open: Vec<Option<OpenLease>>,
+    holders: Vec<Option<Groups>>,
+    held: HashMap<(Level, u128), u32>,
 }
 
 #[derive(Clone, Copy)]
 struct OpenLease {
     id: i64,
     hold_secs: u32,
+    /// The holder session's last visit or page view: heartbeats alone renew
+    /// the lease only so long after it.
+    active_ms: i64,
 }
 
 impl LeaseBook {
-    /// Forgets everything; the next use reloads from the database.
+    /// Forgets the rows, after a failed transaction (or a change of the
+    /// sites); the next use reloads them from the database. The failed
+    /// transaction's asks are taken back.
     pub(super) fn clear(&mut self) {
-        self.sites.clear();
+        self.drop_sites();
         self.data_version = None;
+        self.tally.clear();
+        let now_ms = self.asked.iter().map(|a| a.3).max().unwrap_or(0);
+        for (site, pool, groups, at_ms) in std::mem::take(&mut self.asked) {
+            if let Some(demand) = self.demand.get_mut(&site).and_then(|d| d.get_mut(&pool)) {
+                demand.unask(&groups, at_ms, now_ms);
+            }
+        }
+    }
+
+    /// The transaction committed: its asks stay counted.
+    pub(super) fn committed(&mut self) {
+        self.asked.clear();
+    }
+
+    /// Drops the site books, keeping their holders' groups for the reload.
+    fn drop_sites(&mut self) {
+        for (site_id, book) in self.sites.drain() {
+            let salvage = self.salvage.entry(site_id).or_default();
+            for pool in &book.pools {
+                for n in 0..pool.states.len() {
+                    if let (Some(open), Some(groups), Some(live)) =
+                        (pool.open[n], pool.holders[n], &pool.states[n].live)
+                    {
+                        salvage.insert(open.id, (live.holder.session_id.clone(), groups));
+                    }
+                }
+            }
+        }
     }
 
     /// Forgets the book if another connection wrote to the file since it
@@ -61,7 +166,7 @@ impl LeaseBook {
             .query_row("PRAGMA data_version", [], |r| r.get(0))
             .map_err(sql("reading the database's data version"))?;
         if self.data_version != Some(version) {
-            self.sites.clear();
+            self.drop_sites();
             self.data_version = Some(version);
         }
         Ok(())
@@ -69,10 +174,25 @@ impl LeaseBook {
 
     fn site(&mut self, tx: &Transaction<'_>, site: &Site) -> Result<&mut SiteBook, StorageError> {
         if !self.sites.contains_key(&site.id) {
-            let loaded = SiteBook::load(tx, site)?;
+            let salvage = self.salvage.remove(&site.id).unwrap_or_default();
+            let loaded = SiteBook::load(tx, site, &salvage)?;
             self.sites.insert(site.id.clone(), loaded);
         }
         Ok(self.sites.get_mut(&site.id).expect("inserted above"))
+    }
+
+    /// The session was active (a page view): heartbeats may renew its lease
+    /// for another `heartbeat_only_secs`.
+    pub(super) fn viewed(&mut self, site: &Site, session_id: &str, now_ms: i64) {
+        let Some(book) = self.sites.get_mut(&site.id) else { return };
+        for pool in &mut book.pools {
+            for n in 0..pool.states.len() {
+                let holds = pool.states[n].live.as_ref().is_some_and(|l| l.holder.session_id == session_id);
+                if let (true, Some(open)) = (holds, pool.open[n].as_mut()) {
+                    open.active_ms = open.active_ms.max(now_ms);
+                }
+            }
+        }
     }
 
     /// Gives the session's new client id to the holders it appears as, as the
@@ -89,14 +209,20 @@ impl LeaseBook {
         }
     }
 
-    /// Renews the session's live lease, if it has one: its number and new expiry.
+    /// Renews the session's live lease on a heartbeat, if it has one: a hold
+    /// from now, but no later than the pool's `heartbeat_only_secs` after
+    /// the session's last visit or page view. A beat that would move the
+    /// expiry by less than half a heartbeat interval (a client beating
+    /// faster than told, or a lease at that limit) writes nothing and
+    /// answers the expiry as it stands.
     pub(super) fn renew(
         &mut self,
         tx: &Transaction<'_>,
         site: &Site,
         session_id: &str,
+        client: Option<Groups>,
         now_ms: i64,
-    ) -> Result<Option<(PhoneNumber, i64)>, StorageError> {
+    ) -> Result<Option<Renewed>, StorageError> {
         let book = self.site(tx, site)?;
         for (p, pool) in book.pools.iter_mut().enumerate() {
             let held = pool.states.iter().position(|state| {
@@ -104,12 +230,20 @@ impl LeaseBook {
                     live.holder.session_id == session_id && lease::is_live(live.expires_at_ms, now_ms)
                 })
             });
-            if let Some(n) = held {
-                let open = pool.open[n].ok_or_else(no_row)?;
-                let expires_at_ms = lease::expiry(now_ms, open.hold_secs);
-                pool.extend(tx, n, expires_at_ms)?;
-                return Ok(Some((site.pools[p].numbers[n].clone(), expires_at_ms)));
+            let Some(n) = held else { continue };
+            let config = &site.pools[p];
+            let open = pool.open[n].ok_or_else(no_row)?;
+            if pool.holders[n].is_none() {
+                pool.set_holder(n, client);
             }
+            let current = pool.states[n].live.as_ref().ok_or_else(no_row)?.expires_at_ms;
+            let target = lease::heartbeat_expiry(now_ms, open.hold_secs, open.active_ms, config.heartbeat_only_secs);
+            let number = config.numbers[n].clone();
+            if target - current < i64::from(config.heartbeat_secs) * 500 {
+                return Ok(Some(Renewed { number, expires_at_ms: current, written: false }));
+            }
+            pool.extend(tx, n, target)?;
+            return Ok(Some(Renewed { number, expires_at_ms: target, written: true }));
         }
         Ok(None)
     }
@@ -122,9 +256,12 @@ impl LeaseBook {
         site: &Site,
         pool_index: usize,
         visitor: &Visitor<'_>,
+        client: Option<Groups>,
         now_ms: i64,
     ) -> Result<VisitOutcome, StorageError> {
-        let book = self.site(tx, site)?;
+        self.site(tx, site)?;
+        let LeaseBook { sites, demand, asked, tally, .. } = self;
+        let book = sites.get_mut(&site.id).ok_or_else(no_row)?;
         let session_id = visitor.session_id;
         // 1. Close the site's expired leases; their cooldown runs from expiry.
         // 2. A session holds numbers in one pool at a time: moving to
@@ -145,50 +282,73 @@ impl LeaseBook {
         // 3. Pick from the pool's state.
         let config = &site.pools[pool_index];
         let pool = &mut book.pools[pool_index];
-        match lease::pick(&pool.states, visitor, now_ms) {
+        // Looked up before inserting: no key is built for every visit.
+        if !demand.get(&site.id).is_some_and(|pools| pools.contains_key(&config.id)) {
+            demand.entry(site.id.clone()).or_default().insert(config.id.clone(), Demand::new(config.hold_secs));
+        }
+        let demand = demand.get_mut(&site.id).and_then(|pools| pools.get_mut(&config.id)).expect("inserted above");
+        let pick = lease::pick(&pool.states, visitor, now_ms);
+        // Asks for a number the visitor does not hold count towards its
+        // groups' demand, refused ones too.
+        if let (Some(groups), Pick::Fresh(_) | Pick::Exhausted) = (&client, pick) {
+            demand.ask(groups, now_ms);
+            asked.push((site.id.clone(), config.id.clone(), *groups, now_ms));
+        }
+        let demand_of = |level, key| demand.of(level, key, now_ms);
+        let held_of = |level, key| pool.held.get(&(level, key)).copied().unwrap_or(0);
+        let capped = client.as_ref().is_some_and(|g| fairness(pool, config, &demand_of, &held_of).capped(g));
+        match pick {
             Pick::Renew(i) => {
                 let holder = &pool.states[i].live.as_ref().ok_or_else(no_row)?.holder.session_id;
                 if holder == session_id {
                     let expires_at_ms = lease::expiry(now_ms, config.hold_secs);
                     pool.extend(tx, i, expires_at_ms)?;
+                    let open = pool.open[i].as_mut().ok_or_else(no_row)?;
+                    open.active_ms = now_ms;
+                    if pool.holders[i].is_none() {
+                        pool.set_holder(i, client);
+                    }
                     Ok(leased(session_id, &config.numbers[i], expires_at_ms))
                 } else {
                     // Same visitor (client id) in a new session: the number
                     // moves to the new session at once, without cooldown, so
                     // calls are attributed to the session the visitor is in now.
                     pool.end(tx, i, now_ms, "handed_over", None)?;
-                    pool.start(tx, site, config, i, visitor, now_ms)
+                    pool.start(tx, site, config, i, visitor, client, now_ms)
                 }
             }
-            Pick::Return(i) | Pick::Fresh(i) => pool.start(tx, site, config, i, visitor, now_ms),
-            Pick::Exhausted => {
-                let decision = lease::on_exhaustion(config.on_exhaustion, &pool.states, now_ms);
-                let (outcome, number, taken_from) = match decision {
-                    Exhaustion::Overflow => ("overflow", site.overflow_number.as_ref().map(PhoneNumber::e164), None),
-                    Exhaustion::Original => ("original", None, None),
-                    Exhaustion::TakeOver(i) => (
-                        "taken-over",
-                        Some(config.numbers[i].e164()),
-                        pool.states[i].live.as_ref().map(|l| l.holder.session_id.clone()),
-                    ),
+            Pick::Return(i) | Pick::Fresh(i) if !capped => pool.start(tx, site, config, i, visitor, client, now_ms),
+            Pick::Return(_) | Pick::Fresh(_) | Pick::Exhausted => {
+                let reason = if pick == Pick::Exhausted { "exhausted" } else { "over-share" };
+                let policy = config.on_exhaustion.as_str();
+                let held_of = |level, key| pool.held.get(&(level, key)).copied().unwrap_or(0);
+                let rules = fairness(pool, config, &demand_of, &held_of);
+                // A number held against the fair shares goes to a newcomer
+                // within them, whatever the pool's policy.
+                if let Some(i) = client.as_ref().and_then(|g| rules.preempt(&pool.states, g, now_ms)) {
+                    let refusal = Refusal { reason, policy, outcome: "taken-over", number: &pool.e164[i] };
+                    tally.refusal(&site.id, &config.id, &refusal, now_ms);
+                    pool.end(tx, i, now_ms, "taken_over", None)?;
+                    return pool.start(tx, site, config, i, visitor, client, now_ms);
+                }
+                // The take-over policy spares the groups this visitor is
+                // louder than, and one refused for its share takes over only
+                // what its own client holds.
+                let decision = match (config.on_exhaustion, client) {
+                    (ExhaustionPolicy::TakeOverOldest, Some(g)) => rules
+                        .take_over_oldest(&pool.states, &g, capped, now_ms)
+                        .map_or(Exhaustion::Original, Exhaustion::TakeOver),
+                    (policy, _) if pick == Pick::Exhausted => lease::on_exhaustion(policy, &pool.states, now_ms),
+                    (ExhaustionPolicy::Overflow, _) => Exhaustion::Overflow,
+                    _ => Exhaustion::Original,
                 };
-                tx.prepare_cached(
-                    "INSERT INTO pool_events (site_id, pool_id, at_ms, session_id, policy, outcome, number, taken_from_session)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        site.id,
-                        config.id,
-                        now_ms,
-                        session_id,
-                        config.on_exhaustion.as_str(),
-                        outcome,
-                        number,
-                        taken_from
-                    ])
-                })
-                .map_err(sql("recording a pool exhaustion"))?;
+                let (outcome, number) = match decision {
+                    Exhaustion::Overflow => ("overflow", site.overflow_number.as_ref().map(PhoneNumber::e164)),
+                    Exhaustion::Original => ("original", None),
+                    Exhaustion::TakeOver(i) => ("taken-over", Some(config.numbers[i].e164())),
+                };
+                let refusal = Refusal { reason, policy, outcome, number: number.as_deref().unwrap_or_default() };
+                tally.refusal(&site.id, &config.id, &refusal, now_ms);
                 match decision {
                     Exhaustion::Overflow => Ok(match &site.overflow_number {
                         Some(n) => VisitOutcome {
@@ -206,7 +366,7 @@ impl LeaseBook {
                     Exhaustion::Original => Ok(VisitOutcome::original(session_id.to_owned())),
                     Exhaustion::TakeOver(i) => {
                         pool.end(tx, i, now_ms, "taken_over", None)?;
-                        pool.start(tx, site, config, i, visitor, now_ms)
+                        pool.start(tx, site, config, i, visitor, client, now_ms)
                     }
                 }
             }
@@ -214,18 +374,40 @@ impl LeaseBook {
     }
 }
 
+/// The fair-share rules of `pool` over its current holders.
+fn fairness<'a>(
+    book: &'a PoolBook,
+    pool: &Pool,
+    demand: &'a dyn Fn(Level, u128) -> f64,
+    held: &'a dyn Fn(Level, u128) -> u32,
+) -> Fairness<'a> {
+    let size = book.holders.len();
+    // Flooding: more fresh asks (halving every hold time) than twice the
+    // pool's numbers.
+    Fairness { holders: &book.holders, caps: pool.shares.caps(size), flood_above: 2.0 * size as f64, demand, held }
+}
+
+/// A heartbeat's renewal.
+pub(super) struct Renewed {
+    pub(super) number: PhoneNumber,
+    pub(super) expires_at_ms: i64,
+    /// Whether the lease row changed (a beat too soon changes nothing).
+    pub(super) written: bool,
+}
+
 impl SiteBook {
-    fn load(tx: &Transaction<'_>, site: &Site) -> Result<Self, StorageError> {
-        let pools = site.pools.iter().map(|pool| PoolBook::load(tx, pool)).collect::<Result<_, _>>()?;
+    fn load(tx: &Transaction<'_>, site: &Site, salvage: &HashMap<i64, (String, Groups)>) -> Result<Self, StorageError> {
+        let pools = site.pools.iter().map(|pool| PoolBook::load(tx, pool, salvage)).collect::<Result<_, _>>()?;
         Ok(Self { pools })
     }
 }
 
 impl PoolBook {
-    fn load(tx: &Transaction<'_>, pool: &Pool) -> Result<Self, StorageError> {
+    fn load(tx: &Transaction<'_>, pool: &Pool, salvage: &HashMap<i64, (String, Groups)>) -> Result<Self, StorageError> {
         let e164s: Vec<String> = pool.numbers.iter().map(PhoneNumber::e164).collect();
         let mut states = Vec::with_capacity(e164s.len());
         let mut open = Vec::with_capacity(e164s.len());
+        let mut holders = Vec::with_capacity(e164s.len());
         for e164 in &e164s {
             let live: Option<(OpenLease, LiveLease)> = tx
                 .prepare_cached(
@@ -236,7 +418,7 @@ impl PoolBook {
                 .and_then(|mut st| {
                     st.query_row([e164], |r| {
                         Ok((
-                            OpenLease { id: r.get(0)?, hold_secs: r.get(1)? },
+                            OpenLease { id: r.get(0)?, hold_secs: r.get(1)?, active_ms: r.get(4)? },
                             LiveLease {
                                 holder: Holder { session_id: r.get(2)?, client_id: r.get(3)? },
                                 started_at_ms: r.get(4)?,
@@ -262,11 +444,55 @@ impl PoolBook {
             let cooldown_until_ms: i64 = tx
                 .query_row("SELECT cooldown_until_ms FROM numbers WHERE number = ?1", [e164], |r| r.get(0))
                 .map_err(sql("reading a number's cooldown"))?;
-            let (row, live) = live.unzip();
+            let (mut row, live) = live.unzip();
+            if let (Some(row), Some(live)) = (row.as_mut(), &live) {
+                // Every visit and page view is a page_views row.
+                let viewed: Option<i64> = tx
+                    .prepare_cached("SELECT MAX(at_ms) FROM page_views WHERE session_id = ?1")
+                    .and_then(|mut st| st.query_row([&live.holder.session_id], |r| r.get(0)))
+                    .map_err(sql("reading a lease holder's last page view"))?;
+                row.active_ms = row.active_ms.max(viewed.unwrap_or(i64::MIN));
+            }
+            let groups = match (&row, &live) {
+                (Some(row), Some(live)) => salvage
+                    .get(&row.id)
+                    .filter(|(session, _)| *session == live.holder.session_id)
+                    .map(|(_, groups)| *groups),
+                _ => None,
+            };
+            holders.push(groups);
             open.push(row);
             states.push(NumberState { live, last_holder, cooldown_until_ms });
         }
-        Ok(Self { e164: e164s, states, open })
+        let mut held = HashMap::new();
+        for groups in holders.iter().flatten() {
+            for level in Level::ALL {
+                *held.entry((level, groups.key(level))).or_insert(0) += 1;
+            }
+        }
+        Ok(Self { e164: e164s, states, open, holders, held })
+    }
+
+    /// Names the holder groups of number `n`'s open lease (`None` when it
+    /// ends), keeping the counts per group.
+    fn set_holder(&mut self, n: usize, groups: Option<Groups>) {
+        if let Some(old) = self.holders[n] {
+            for level in Level::ALL {
+                let key = (level, old.key(level));
+                if let Some(count) = self.held.get_mut(&key) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.held.remove(&key);
+                    }
+                }
+            }
+        }
+        if let Some(new) = groups {
+            for level in Level::ALL {
+                *self.held.entry((level, new.key(level))).or_insert(0) += 1;
+            }
+        }
+        self.holders[n] = groups;
     }
 
     /// Moves the expiry of number `n`'s open lease to `expires_at_ms`.
@@ -304,10 +530,12 @@ impl PoolBook {
                 .map_err(sql("starting a cooldown"))?;
         }
         state.last_holder = state.live.take().map(|l| l.holder);
+        self.set_holder(n, None);
         Ok(())
     }
 
-    /// Leases number `n` to the visitor.
+    /// Leases number `n` to the visitor, who came from `client`.
+    #[allow(clippy::too_many_arguments, reason = "the lease's parts, each from a different place")]
     fn start(
         &mut self,
         tx: &Transaction<'_>,
@@ -315,6 +543,7 @@ impl PoolBook {
         pool: &Pool,
         n: usize,
         visitor: &Visitor<'_>,
+        client: Option<Groups>,
         now_ms: i64,
     ) -> Result<VisitOutcome, StorageError> {
         let expires_at_ms = lease::expiry(now_ms, pool.hold_secs);
@@ -334,7 +563,8 @@ impl PoolBook {
             ])
         })
         .map_err(sql("starting a lease"))?;
-        self.open[n] = Some(OpenLease { id: tx.last_insert_rowid(), hold_secs: pool.hold_secs });
+        self.open[n] = Some(OpenLease { id: tx.last_insert_rowid(), hold_secs: pool.hold_secs, active_ms: now_ms });
+        self.set_holder(n, client);
         let state = &mut self.states[n];
         state.live = Some(LiveLease {
             holder: Holder {

@@ -1,5 +1,5 @@
-//! [`PoolReportStore`] on the SQLite file: plain reads of `leases` and
-//! `pool_events` in one snapshot.
+//! [`PoolReportStore`] on the SQLite file: plain reads of `leases`,
+//! `pool_first_asks` and `pool_exhaustions` in one snapshot.
 
 use rusqlite::params;
 
@@ -38,32 +38,39 @@ impl PoolReportStore for SqliteStorage {
                 .collect::<Result<Vec<_>, _>>()
             })
             .map_err(sql("reading lease history"))?;
+        // Both are counted per minute: the minute holding `from_ms` counts
+        // whole.
+        let from_minute = super::tally::minute_of(from_ms);
         let first_asks = tx
             .prepare(
-                "SELECT pool_id, MIN(at_ms) AS first_ms FROM (
-                    SELECT pool_id, session_id, started_at_ms AS at_ms FROM leases WHERE site_id = ?1
-                    UNION ALL
-                    SELECT pool_id, session_id, at_ms FROM pool_events WHERE site_id = ?1
-                 ) GROUP BY pool_id, session_id HAVING first_ms >= ?2 AND first_ms < ?3",
+                "SELECT pool_id, minute_ms, sessions FROM pool_first_asks
+                 WHERE site_id = ?1 AND minute_ms >= ?2 AND minute_ms < ?3",
             )
             .and_then(|mut st| {
-                st.query_map(params![site, from_ms, to_ms], |r| Ok(FirstAsk { pool_id: r.get(0)?, at_ms: r.get(1)? }))?
-                    .collect::<Result<Vec<_>, _>>()
+                st.query_map(params![site, from_minute, to_ms], |r| {
+                    Ok(FirstAsk { pool_id: r.get(0)?, at_ms: r.get(1)?, sessions: r.get(2)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()
             })
             .map_err(sql("reading when sessions first asked a pool"))?;
         let exhaustions = tx
             .prepare(
-                "SELECT pool_id, at_ms, policy, outcome, number FROM pool_events
-                 WHERE site_id = ?1 AND at_ms >= ?2 AND at_ms < ?3 ORDER BY at_ms, id",
+                "SELECT pool_id, first_at_ms, last_at_ms, events, reason, policy, outcome, number
+                 FROM pool_exhaustions
+                 WHERE site_id = ?1 AND minute_ms >= ?2 AND minute_ms < ?3 ORDER BY first_at_ms, minute_ms",
             )
             .and_then(|mut st| {
-                st.query_map(params![site, from_ms, to_ms], |r| {
+                st.query_map(params![site, from_minute, to_ms], |r| {
+                    let number: String = r.get(7)?;
                     Ok(ExhaustionView {
                         pool_id: r.get(0)?,
                         at_ms: r.get(1)?,
-                        policy: r.get(2)?,
-                        outcome: r.get(3)?,
-                        number: r.get(4)?,
+                        last_at_ms: r.get(2)?,
+                        count: r.get(3)?,
+                        reason: r.get(4)?,
+                        policy: r.get(5)?,
+                        outcome: r.get(6)?,
+                        number: (!number.is_empty()).then_some(number),
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()

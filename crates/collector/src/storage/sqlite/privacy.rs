@@ -115,7 +115,6 @@ struct Due {
     /// Old rows of other sessions no call names.
     leases: Vec<i64>,
     promo_codes: Vec<i64>,
-    pool_events: Vec<i64>,
     page_views: Vec<i64>,
     user_agents: Vec<String>,
     callers: Vec<i64>,
@@ -128,9 +127,6 @@ struct Due {
 struct Children {
     leases: Vec<i64>,
     promo_codes: Vec<i64>,
-    pool_events: Vec<i64>,
-    /// Pool events that took the session's number.
-    taken_from: Vec<i64>,
 }
 
 fn find_due(tx: &Transaction<'_>, c: &RetentionCutoffs) -> Result<Due, StorageError> {
@@ -149,18 +145,17 @@ fn find_due(tx: &Transaction<'_>, c: &RetentionCutoffs) -> Result<Due, StorageEr
     let mut children: HashMap<String, Children> = HashMap::new();
     // A row goes with its session, or when it is old and its session is
     // not behind a call (a refolded call finds its leases again).
-    let mut pick =
-        |rows: Vec<(i64, String, bool)>, keep_if_named: bool, of: fn(&mut Children) -> &mut Vec<i64>| -> Vec<i64> {
-            let mut old_rows = Vec::new();
-            for (id, session, old) in rows {
-                if doomed.contains(session.as_str()) {
-                    of(children.entry(session).or_default()).push(id);
-                } else if old && !(keep_if_named && named.contains(&session)) {
-                    old_rows.push(id);
-                }
+    let mut pick = |rows: Vec<(i64, String, bool)>, of: fn(&mut Children) -> &mut Vec<i64>| -> Vec<i64> {
+        let mut old_rows = Vec::new();
+        for (id, session, old) in rows {
+            if doomed.contains(session.as_str()) {
+                of(children.entry(session).or_default()).push(id);
+            } else if old && !named.contains(&session) {
+                old_rows.push(id);
             }
-            old_rows
-        };
+        }
+        old_rows
+    };
     let cut = c.session_rows_before_ms;
     let leases = pick(
         owned_rows(
@@ -172,7 +167,6 @@ fn find_due(tx: &Transaction<'_>, c: &RetentionCutoffs) -> Result<Due, StorageEr
             site,
             "finding old leases",
         )?,
-        true,
         |c| &mut c.leases,
     );
     let promo_codes = pick(
@@ -182,30 +176,8 @@ fn find_due(tx: &Transaction<'_>, c: &RetentionCutoffs) -> Result<Due, StorageEr
             site,
             "finding old promo codes",
         )?,
-        true,
         |c| &mut c.promo_codes,
     );
-    // The pool events are the pools report's log, not attribution.
-    let pool_events = pick(
-        owned_rows(
-            tx,
-            &format!("SELECT id, session_id, at_ms < {cut} FROM pool_events WHERE site_id = ?1"),
-            site,
-            "finding old pool events",
-        )?,
-        false,
-        |c| &mut c.pool_events,
-    );
-    for (id, session, _) in owned_rows(
-        tx,
-        "SELECT id, taken_from_session, 1 FROM pool_events WHERE site_id = ?1 AND taken_from_session IS NOT NULL",
-        site,
-        "finding whose numbers were taken",
-    )? {
-        if doomed.contains(session.as_str()) {
-            children.entry(session).or_default().taken_from.push(id);
-        }
-    }
     let page_views = {
         let mut st = tx
             .prepare(
@@ -248,7 +220,7 @@ fn find_due(tx: &Transaction<'_>, c: &RetentionCutoffs) -> Result<Due, StorageEr
             .and_then(Iterator::collect)
             .map_err(sql("finding delivered exports"))?
     };
-    Ok(Due { sessions, children, leases, promo_codes, pool_events, page_views, user_agents, callers, exports })
+    Ok(Due { sessions, children, leases, promo_codes, page_views, user_agents, callers, exports })
 }
 
 /// The sessions that calls changed since `since_ms` name: a call recorded
@@ -291,9 +263,10 @@ fn delete_ids(
 }
 
 /// Removes the sessions and every row that names them, inside `tx`. Their
-/// touches and page views are found by index; their leases, promo codes and
-/// pool events by the ids in `children` when the caller scanned for them,
-/// else by a scan here (erasure: few sessions, rarely).
+/// touches and page views are found by index; their leases and promo codes
+/// by the ids in `children` when the caller scanned for them, else by a scan
+/// here (erasure: few sessions, rarely). The pools a session asked are a
+/// column of its own row; the pools' counts name no session.
 fn delete_sessions(
     tx: &Transaction<'_>,
     sessions: &[String],
@@ -309,7 +282,6 @@ fn delete_sessions(
     };
     let by_session = |table: &str| format!("DELETE FROM {table} WHERE session_id IN (SELECT value FROM json_each(?1))");
     let by_id = |table: &str| format!("DELETE FROM {table} WHERE id IN (SELECT value FROM json_each(?1))");
-    let forget_taker = "UPDATE pool_events SET taken_from_session = NULL WHERE";
     report.touches += run(&by_session("touches"), &list, "removing touches")?;
     report.page_views += run(&by_session("page_views"), &list, "removing page views")?;
     match children {
@@ -320,24 +292,11 @@ fn delete_sessions(
                 )
             };
             report.leases += run(&by_id("leases"), &ids(|c| &c.leases), "removing leases")?;
-            report.pool_events += run(&by_id("pool_events"), &ids(|c| &c.pool_events), "removing pool events")?;
             report.promo_codes += run(&by_id("promo_codes"), &ids(|c| &c.promo_codes), "removing promo codes")?;
-            run(
-                &format!("{forget_taker} id IN (SELECT value FROM json_each(?1))"),
-                &ids(|c| &c.taken_from),
-                "forgetting whose number was taken",
-            )?;
         }
         None => {
             report.leases += run(&by_session("leases"), &list, "removing leases")?;
-            report.pool_events += run(&by_session("pool_events"), &list, "removing pool events")?;
             report.promo_codes += run(&by_session("promo_codes"), &list, "removing promo codes")?;
-            // Not a foreign key, but it still says whose number was taken.
-            run(
-                &format!("{forget_taker} taken_from_session IN (SELECT value FROM json_each(?1))"),
-                &list,
-                "forgetting whose number was taken",
-            )?;
         }
     }
     report.sessions += run(&by_id("sessions"), &list, "removing sessions")?;
@@ -350,7 +309,6 @@ struct SessionRows {
     touches: u64,
     page_views: u64,
     leases: u64,
-    pool_events: u64,
     promo_codes: u64,
 }
 
@@ -431,6 +389,44 @@ fn subject_sessions(tx: &Transaction<'_>, site: &str, calls: &[SubjectCall]) -> 
     )
 }
 
+/// Removes the site's pool counts (refusals and first asks, one row per
+/// pool, minute and kind) whose minute was over before `before_ms`, `BATCH`
+/// rows per transaction. They name no one; they go when the leases beside
+/// them do, so the pools report never shows counts without the leases of
+/// the same hours.
+fn delete_old_pool_counts(conn: &mut Connection, site: &str, before_ms: i64) -> Result<u64, StorageError> {
+    // A minute still open can be added to; one that is over cannot.
+    let minutes_before = before_ms.saturating_sub(60_000);
+    let statements = [
+        (
+            "DELETE FROM pool_first_asks WHERE site_id = ?1 AND (pool_id, minute_ms) IN
+               (SELECT pool_id, minute_ms FROM pool_first_asks WHERE site_id = ?1 AND minute_ms <= ?2 LIMIT ?3)",
+            "removing old first asks",
+        ),
+        (
+            "DELETE FROM pool_exhaustions WHERE site_id = ?1
+               AND (pool_id, minute_ms, reason, policy, outcome, number) IN
+               (SELECT pool_id, minute_ms, reason, policy, outcome, number FROM pool_exhaustions
+                WHERE site_id = ?1 AND minute_ms <= ?2 LIMIT ?3)",
+            "removing old refusal counts",
+        ),
+    ];
+    let batch = i64::try_from(BATCH).unwrap_or(i64::MAX);
+    let mut removed = 0;
+    for (statement, doing) in statements {
+        loop {
+            let tx = immediate(conn)?;
+            let n = tx.execute(statement, params![site, minutes_before, batch]).map_err(sql(doing))?;
+            tx.commit().map_err(sql(doing))?;
+            removed += n;
+            if n < BATCH {
+                break;
+            }
+        }
+    }
+    Ok(count(removed))
+}
+
 impl PrivacyStore for SqlitePrivacy {
     fn apply_retention(&self, c: &RetentionCutoffs, clock: &dyn Clock) -> Result<RetentionReport, StorageError> {
         let mut conn = self.conn();
@@ -477,14 +473,7 @@ impl PrivacyStore for SqlitePrivacy {
                 &due.promo_codes,
                 "removing old promo codes",
             )?;
-        report.pool_events = rows.pool_events
-            + delete_ids(
-                &mut conn,
-                "pool_events",
-                &format!("at_ms < {cut}"),
-                &due.pool_events,
-                "removing old pool events",
-            )?;
+        report.pool_counts = delete_old_pool_counts(&mut conn, &c.site, cut)?;
         report.page_views = rows.page_views
             + delete_ids(
                 &mut conn,
@@ -586,7 +575,6 @@ impl PrivacyStore for SqlitePrivacy {
         erased.touches = rows.touches;
         erased.page_views = rows.page_views;
         erased.leases = rows.leases;
-        erased.pool_events = rows.pool_events;
         erased.promo_codes = rows.promo_codes;
         erased.sessions_kept = kept;
         Ok(erased)
@@ -656,16 +644,20 @@ fn exports_of(tx: &Transaction<'_>, call_id: i64) -> Result<Vec<ExportView>, Sto
 }
 
 fn session_export(tx: &Transaction<'_>, id: &str) -> Result<Option<SessionExport>, StorageError> {
-    type Head = (Option<String>, Option<String>, String, bool, i64, i64);
+    type Head = (Option<String>, Option<String>, String, bool, i64, i64, Option<String>);
     let head: Option<Head> = tx
         .query_row(
-            "SELECT client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms FROM sessions WHERE id = ?1",
+            "SELECT client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms, asked_pools FROM sessions
+             WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
         )
         .optional()
         .map_err(sql("reading a session"))?;
-    let Some((client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms)) = head else { return Ok(None) };
+    let Some((client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms, asked_pools)) = head else {
+        return Ok(None);
+    };
+    let asked_pools = asked_pools.as_deref().unwrap_or_default().split_whitespace().map(str::to_owned).collect();
     let touches = {
         let mut st = tx
             .prepare(
@@ -740,6 +732,7 @@ fn session_export(tx: &Transaction<'_>, id: &str) -> Result<Option<SessionExport
         is_bot,
         created_at_ms,
         last_seen_ms,
+        asked_pools,
         touches,
         page_views,
         leases,

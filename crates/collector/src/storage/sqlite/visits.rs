@@ -2,7 +2,7 @@
 //! page, and the number it is shown), heartbeats and page views. Each runs
 //! inside a transaction the writer holds for its whole batch.
 
-use ringsource_core::lease::Visitor;
+use ringsource_core::lease::{Groups, Visitor};
 use ringsource_core::touch::Touch;
 use ringsource_core::wire::NumberKind;
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -37,8 +37,11 @@ pub(super) fn visit(
             promo_code: None,
         },
         Want::Pool(i) => {
+            if session.first_ask {
+                book.tally.first_ask(&site.id, &site.pools[i].id, now_ms);
+            }
             let visitor = Visitor { session_id: &session_id, client_id: session.client_id.as_deref() };
-            book.lease(tx, site, i, &visitor, now_ms)?
+            book.lease(tx, site, i, &visitor, cmd.client, now_ms)?
         }
         Want::Promo => match &site.promo {
             Some(promo) => match calls::promo_code_for(tx, site, promo, &session_id, now_ms)? {
@@ -64,12 +67,15 @@ pub(super) fn heartbeat(
     book: &mut LeaseBook,
     site: &Site,
     session_id: &str,
+    client: Option<Groups>,
     now_ms: i64,
 ) -> Result<Renewal, StorageError> {
-    Ok(match book.renew(tx, site, session_id, now_ms)? {
-        Some((number, expires_at_ms)) => {
-            touch_session(tx, session_id, now_ms)?;
-            Renewal::Renewed { number, expires_at_ms }
+    Ok(match book.renew(tx, site, session_id, client, now_ms)? {
+        Some(renewed) => {
+            if renewed.written {
+                touch_session(tx, session_id, now_ms)?;
+            }
+            Renewal::Renewed { number: renewed.number, expires_at_ms: renewed.expires_at_ms }
         }
         None if session_exists(tx, &site.id, session_id)? => Renewal::Gone,
         None => Renewal::UnknownSession,
@@ -77,12 +83,18 @@ pub(super) fn heartbeat(
 }
 
 /// Records a page view; `false` when the session is unknown.
-pub(super) fn page_view(tx: &Transaction<'_>, view: &PageViewCommand, now_ms: i64) -> Result<bool, StorageError> {
+pub(super) fn page_view(
+    tx: &Transaction<'_>,
+    book: &mut LeaseBook,
+    view: &PageViewCommand,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
     if !session_exists(tx, &view.site.id, &view.session_id)? {
         return Ok(false);
     }
     insert_page_view(tx, &view.session_id, now_ms, &view.url, view.title.as_deref())?;
     touch_session(tx, &view.session_id, now_ms)?;
+    book.viewed(&view.site, &view.session_id, now_ms);
     Ok(true)
 }
 
@@ -119,31 +131,50 @@ struct Session {
     /// As stored after this visit.
     client_id: Option<String>,
     is_new: bool,
+    /// The visit asks a pool for a number, and the session never asked
+    /// that pool before.
+    first_ask: bool,
+}
+
+/// `asked` (space-separated pool ids) with `pool_id` added; `None` when it
+/// is there already.
+fn with_pool(asked: Option<&str>, pool_id: &str) -> Option<String> {
+    match asked {
+        Some(list) if list.split(' ').any(|p| p == pool_id) => None,
+        Some(list) if !list.is_empty() => Some(format!("{list} {pool_id}")),
+        _ => Some(pool_id.to_owned()),
+    }
 }
 
 /// Continues the browser's session when it belongs to this site, else starts
 /// one (keeping the browser's id when nobody uses it yet, so a browser that
 /// outlived a database reset keeps its id).
 fn upsert_session(tx: &Transaction<'_>, cmd: &VisitCommand, now_ms: i64) -> Result<Session, StorageError> {
-    let stored: Option<(String, Option<String>)> = match cmd.session_id.as_deref() {
+    let stored: Option<(String, Option<String>, Option<String>)> = match cmd.session_id.as_deref() {
         Some(id) => tx
-            .prepare_cached("SELECT site_id, client_id FROM sessions WHERE id = ?1")
-            .and_then(|mut st| st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .prepare_cached("SELECT site_id, client_id, asked_pools FROM sessions WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
             .map_err(sql("looking up a session"))?,
         None => None,
     };
+    let wanted_pool = match cmd.want {
+        Want::Pool(i) => Some(cmd.site.pools[i].id.as_str()),
+        _ => None,
+    };
     let id = match (cmd.session_id.as_deref(), stored) {
-        (Some(id), Some((site, stored_client_id))) if site == cmd.site.id => {
+        (Some(id), Some((site, stored_client_id, asked))) if site == cmd.site.id => {
+            let asked_now = wanted_pool.and_then(|pool| with_pool(asked.as_deref(), pool));
             tx.prepare_cached(
                 "UPDATE sessions SET last_seen_ms = ?2, client_id = COALESCE(?3, client_id),
-                    ym_uid = COALESCE(?4, ym_uid) WHERE id = ?1",
+                    ym_uid = COALESCE(?4, ym_uid), asked_pools = COALESCE(?5, asked_pools) WHERE id = ?1",
             )
-            .and_then(|mut st| st.execute(params![id, now_ms, cmd.client_id, cmd.ym_uid]))
+            .and_then(|mut st| st.execute(params![id, now_ms, cmd.client_id, cmd.ym_uid, asked_now]))
             .map_err(sql("updating a session"))?;
             return Ok(Session {
                 id: id.to_owned(),
                 client_id: cmd.client_id.clone().or(stored_client_id),
                 is_new: false,
+                first_ask: asked_now.is_some(),
             });
         }
         (Some(id), None) => id.to_owned(),
@@ -151,8 +182,8 @@ fn upsert_session(tx: &Transaction<'_>, cmd: &VisitCommand, now_ms: i64) -> Resu
     };
     tx.prepare_cached(
         "INSERT INTO sessions (id, site_id, client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms,
-                               country, region, city, device_type, device, browser, os)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                               asked_pools, country, region, city, device_type, device, browser, os)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )
     .and_then(|mut st| {
         let f = &cmd.facts;
@@ -164,6 +195,7 @@ fn upsert_session(tx: &Transaction<'_>, cmd: &VisitCommand, now_ms: i64) -> Resu
             cmd.user_agent,
             cmd.is_bot,
             now_ms,
+            wanted_pool,
             f.country,
             f.region,
             f.city,
@@ -174,7 +206,7 @@ fn upsert_session(tx: &Transaction<'_>, cmd: &VisitCommand, now_ms: i64) -> Resu
         ])
     })
     .map_err(sql("creating a session"))?;
-    Ok(Session { id, client_id: cmd.client_id.clone(), is_new: true })
+    Ok(Session { id, client_id: cmd.client_id.clone(), is_new: true, first_ask: wanted_pool.is_some() })
 }
 
 fn record_touches(

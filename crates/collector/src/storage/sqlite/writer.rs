@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use ringsource_core::lease::Groups;
 use rusqlite::Transaction;
 
 use super::checkpoint::{self, RestartDue};
@@ -29,9 +30,23 @@ const MAX_BATCH: usize = 256;
 
 /// A request for the writer, with where its answer goes.
 pub(super) enum Job {
-    Visit { cmd: Box<VisitCommand>, clock: Arc<dyn Clock>, answer: Answer<VisitOutcome> },
-    Heartbeat { site: Arc<Site>, session_id: String, clock: Arc<dyn Clock>, answer: Answer<Renewal> },
-    PageView { view: PageViewCommand, clock: Arc<dyn Clock>, answer: Answer<bool> },
+    Visit {
+        cmd: Box<VisitCommand>,
+        clock: Arc<dyn Clock>,
+        answer: Answer<VisitOutcome>,
+    },
+    Heartbeat {
+        site: Arc<Site>,
+        session_id: String,
+        client: Option<Groups>,
+        clock: Arc<dyn Clock>,
+        answer: Answer<Renewal>,
+    },
+    PageView {
+        view: PageViewCommand,
+        clock: Arc<dyn Clock>,
+        answer: Answer<bool>,
+    },
 }
 
 enum Done {
@@ -50,10 +65,10 @@ impl Job {
     fn run(&self, tx: &Transaction<'_>, book: &mut LeaseBook, now_ms: i64) -> Result<Done, StorageError> {
         Ok(match self {
             Job::Visit { cmd, .. } => Done::Visit(visits::visit(tx, book, cmd, now_ms)?),
-            Job::Heartbeat { site, session_id, .. } => {
-                Done::Heartbeat(visits::heartbeat(tx, book, site, session_id, now_ms)?)
+            Job::Heartbeat { site, session_id, client, .. } => {
+                Done::Heartbeat(visits::heartbeat(tx, book, site, session_id, *client, now_ms)?)
             }
-            Job::PageView { view, .. } => Done::PageView(visits::page_view(tx, view, now_ms)?),
+            Job::PageView { view, .. } => Done::PageView(visits::page_view(tx, book, view, now_ms)?),
         })
     }
 
@@ -141,7 +156,9 @@ fn transaction(inner: &mut Inner, jobs: &[Job]) -> Result<Vec<Done>, StorageErro
             let now_ms = super::tick(last_now_ms, job.clock());
             done.push(job.run(&tx, book, now_ms)?);
         }
+        book.tally.write(&tx)?;
         tx.commit().map_err(sql("committing a batch of visits"))?;
+        book.committed();
         Ok(done)
     })();
     if result.is_err() {

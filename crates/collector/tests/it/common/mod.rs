@@ -78,9 +78,14 @@ pub fn start(server_extra: &str, site_extra: &str, pool: &str) -> Harness {
 }
 
 pub fn start_with_clock(server_extra: &str, site_extra: &str, pool: &str, clock: Arc<dyn Clock>) -> Harness {
+    start_with_toml(|db| site_toml(db, server_extra, site_extra, pool), clock)
+}
+
+/// The app on the configuration `toml` writes for a fresh database path.
+pub fn start_with_toml(toml: impl FnOnce(&Path) -> String, clock: Arc<dyn Clock>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ringsource.sqlite");
-    let text = site_toml(&db, server_extra, site_extra, pool);
+    let text = toml(&db);
     let config = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new())
         .unwrap_or_else(|e| panic!("{e}"));
     let server = server::spawn(config, "127.0.0.1:0".parse().unwrap(), clock).unwrap();
