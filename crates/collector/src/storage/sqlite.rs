@@ -709,6 +709,10 @@ mod tests {
         assert!(refused(&user("olga", "owner")).contains("CHECK"));
         conn.execute(&user("olga", "manager"), []).unwrap();
         assert!(refused(&user("olga", "marketer")).contains("UNIQUE"));
+        // A tag belongs to a call that exists (foreign keys are on here, not
+        // on the collector's connection), and a call has a tag once.
+        assert!(refused("INSERT INTO call_tags VALUES (1, 'lead', 'olga', 1)").contains("FOREIGN KEY"));
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
         conn.execute("INSERT INTO call_tags VALUES (1, 'lead', 'olga', 1)", []).unwrap();
         assert!(refused("INSERT INTO call_tags VALUES (1, 'lead', 'olga', 2)").contains("UNIQUE"));
     }
