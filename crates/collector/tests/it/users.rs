@@ -274,3 +274,25 @@ fn users_from_the_command_line() {
     let (ok, _, err) = ringsource(&["remove", "vera"], None);
     assert!(!ok && err.contains("no user vera"), "{err}");
 }
+
+#[test]
+fn behind_a_proxy_the_login_limit_counts_the_address_the_proxy_saw() {
+    let h = start_people("trust_forwarded_for = true", "");
+    let attempt = |forwarded_for: &str, i: usize| {
+        h.client
+            .post(h.url("/v1/auth/login"))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({ "username": format!("guess{i}"), "password": PW }))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // One client that writes a new address of its own each time: the proxy
+    // appends the one it saw, and that is the bucket.
+    let statuses: Vec<u16> = (0..30).map(|i| attempt(&format!("198.51.100.{i}, 203.0.113.9"), i)).collect();
+    assert_eq!(statuses[0], 401, "{statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == 429).count() >= 5 && statuses[29] == 429, "{statuses:?}");
+    // Another client behind the same proxy still gets its tries.
+    assert_eq!(attempt("203.0.113.10", 99), 401);
+}
