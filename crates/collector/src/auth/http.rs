@@ -323,7 +323,11 @@ pub async fn guard(
         hide_recordings: !principal.may(Permission::PlayRecordings),
     };
     req.extensions_mut().insert(principal);
-    let res = next.call(req).await?.map_into_boxed_body();
+    let mut res = next.call(req).await?.map_into_boxed_body();
+    // What a user was let see is not kept by the browser: the next person
+    // signed in at it (a marketer after a manager, say) would otherwise be
+    // answered from the cache without the guard, recordings and callers included.
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if !scrub.needed() {
         return Ok(res);
     }

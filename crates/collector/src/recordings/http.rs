@@ -168,7 +168,7 @@ async fn recording(
         resp.insert_header((header::CONTENT_RANGE, r));
     }
     resp.insert_header((header::ACCEPT_RANGES, passed("accept-ranges").unwrap_or_else(|| "bytes".to_owned())));
-    resp.insert_header((header::CACHE_CONTROL, "private, max-age=3600"));
+    resp.insert_header((header::CACHE_CONTROL, "no-store"));
     Ok(resp.streaming(upstream.bytes_stream()))
 }
 
@@ -181,7 +181,7 @@ fn serve_bytes(body: Vec<u8>, kind: &'static str, range: Option<&str>) -> HttpRe
             r.content_type(kind);
             return r
                 .insert_header((header::ACCEPT_RANGES, "bytes"))
-                .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
                 .body(body);
         }
         ByteRange::Unsatisfiable => {
@@ -199,6 +199,6 @@ fn serve_bytes(body: Vec<u8>, kind: &'static str, range: Option<&str>) -> HttpRe
     resp.0
         .content_type(kind)
         .insert_header((header::ACCEPT_RANGES, "bytes"))
-        .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(body[first..=last].to_vec())
 }

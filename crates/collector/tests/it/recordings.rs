@@ -140,6 +140,8 @@ fn recordings_are_fetched_with_the_site_s_credentials_and_seek() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "audio/mpeg");
     assert_eq!(resp.headers()["accept-ranges"], "bytes");
+    // Kept by no cache: the next user of this browser may not play it.
+    assert_eq!(resp.headers()["cache-control"], "no-store");
     assert_eq!(resp.bytes().unwrap().to_vec(), body());
     let resp = get(&format!("/v1/calls/{good}/recording"), Some("bytes=5000-5999"), &maria.cookie);
     assert_eq!(resp.status(), 206);

@@ -76,6 +76,8 @@ fn roles_sites_cookies_and_csrf_over_http() {
     assert!(!detail.to_string().contains("9161234567"), "the caller leaks: {detail}");
     let resp = h.client.get(h.url("/v1/calls.csv?site=shop")).header("cookie", &mark.cookie).send().unwrap();
     assert_eq!(resp.status(), 200);
+    // Nothing a user was let see stays in the browser's cache for the next one.
+    assert_eq!(resp.headers()["cache-control"], "no-store");
     let csv = resp.text().unwrap();
     assert!(csv.starts_with('\u{feff}') && csv.contains("+*********67") && !csv.contains("9161234567"), "{csv}");
     for path in ["/v1/reports/calls?site=shop", "/v1/reports/pools?site=other", "/v1/exports?site=shop"] {
