@@ -530,8 +530,17 @@ function setSession(me) {
 
 /** Back to the sign-in form, the session forgotten (the server already ended it, or will). */
 function endSession(message) {
+  // A view still loading for the last user is dropped when it arrives.
+  routeGen++;
   setSession(null);
   siteInfo.clear();
+  // Whoever signs in next at this browser sees nothing of the last user's
+  // callers, notes or figures, not even hidden in the page.
+  for (const v of ["calls", "sources", "pools", "exports"]) clearView(v);
+  clearUsers();
+  for (const id of ["#promo-result", "#promo-attach-result", "#cost-result", "#revenue-result", "#user-result"]) $(id).replaceChildren();
+  $("#cost-csv").value = "";
+  $("#password").value = "";
   $("#login-error").textContent = message || "";
   show("login");
   $("#username").focus();
