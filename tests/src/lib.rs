@@ -131,7 +131,15 @@ overflow_number = "+7 495 700-00-99"
             .unwrap_or_else(|e| panic!("{e}"));
         if let Some(days) = demo_days {
             let options = ringsource_collector::demo::DemoOptions { site: None, days, seed: 1 };
-            ringsource_collector::demo::fill(&config, &options).unwrap_or_else(|e| panic!("demo data: {e}"));
+            // On a thread of its own: the demo waits for the storage's
+            // answers, which a test's async runtime must not be blocked on.
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    ringsource_collector::demo::fill(&config, &options).unwrap_or_else(|e| panic!("demo data: {e}"))
+                })
+                .join()
+                .expect("demo data")
+            });
         }
         let server = server::spawn(config, "127.0.0.1:0".parse().expect("addr"), Arc::new(SystemClock))
             .expect("collector starts");

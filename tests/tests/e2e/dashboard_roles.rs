@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use fantoccini::Locator;
 use ringsource_collector::demo::DEMO_USERS;
 use ringsource_tests::{Browser, Site};
 use serde_json::{Value, json};
@@ -40,18 +41,35 @@ fn password(role: &str) -> &'static str {
 
 /// Signs in through the form as the demo user of `role`, on site "shop".
 async fn sign_in_as(site: &Site, browser: &Browser, role: &str) {
+    sign_in_with(site, browser, role, password(role)).await;
+}
+
+/// Signs in through the form as `name`, on site "shop".
+async fn sign_in_with(site: &Site, browser: &Browser, name: &str, password: &str) {
     browser.client.goto(&site.url("/dashboard/#calls?site=shop")).await.expect("dashboard");
     browser.wait_for("document.body.dataset.ready === '1'", WAIT).await;
     if js(browser, "return document.querySelector('#view-login').hidden").await == json!(true) {
         click(browser, "#logout").await;
+        browser.wait_for("!document.querySelector('#view-login').hidden", WAIT).await;
+        // Signed out, the last user's calls are gone from the page, not only hidden.
+        let left = js(browser, "return [document.querySelectorAll('#calls-table tr, #users-table tr, #sources-table tr').length, document.querySelector('#call-detail').innerText.includes('Call #')]").await;
+        assert_eq!(left, json!([0, false]), "what the last user saw stays in the page");
     }
     browser.wait_for("!document.querySelector('#view-login').hidden", WAIT).await;
     watch_policy(browser).await;
-    type_into(browser, "#username", role).await;
-    type_into(browser, "#password", password(role)).await;
+    type_into(browser, "#username", name).await;
+    type_into(browser, "#password", password).await;
     type_into(browser, "#login-site", "shop").await;
     click(browser, "#login-form button").await;
-    browser.wait_for("document.querySelectorAll('#calls-table tbody tr').length > 0", WAIT).await;
+    browser
+        .wait_for(
+            &format!(
+                "document.querySelector('#view-login').hidden && document.querySelector('#whoami').textContent.startsWith({}) && document.querySelectorAll('#calls-table tbody tr').length > 0",
+                json!(format!("{name} · "))
+            ),
+            WAIT,
+        )
+        .await;
 }
 
 /// The views the nav offers.
@@ -70,6 +88,65 @@ async fn as_page(browser: &Browser, method: &str, path: &str, body: Option<Value
     let r = fetch(browser, path, init).await;
     let body = serde_json::from_str(r["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
     (r["status"].as_u64().unwrap_or(0), body)
+}
+
+/// What each role may ask of the API, asked from the page with its cookie
+/// and CSRF token as the dashboard asks: a request a role may not make is a
+/// 403 `forbidden`, one it may gets the handler's own answer. A change
+/// without the session's CSRF token is refused whoever asks. Returns what
+/// differs, in words.
+async fn api_reach(browser: &Browser, role: &str, call: i64) -> Vec<String> {
+    const ALL: &[&str] = &["admin", "marketer", "manager"];
+    const MONEY: &[&str] = &["admin", "marketer"];
+    const CALLS: &[&str] = &["admin", "manager"];
+    let today =
+        js(browser, "return new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Moscow' }).format(new Date())").await;
+    let cost = json!([{ "date": today, "source": "e2e", "medium": "cpc", "campaign": "role-check", "cost": 1 }]);
+    let asks: Vec<(&str, String, Option<Value>, &[&str], u64)> = vec![
+        ("GET", "/v1/auth/me".into(), None, ALL, 200),
+        ("GET", "/v1/calls?site=shop".into(), None, ALL, 200),
+        ("GET", format!("/v1/calls/{call}"), None, ALL, 200),
+        ("GET", "/v1/tags?site=shop".into(), None, ALL, 200),
+        ("GET", "/v1/calls.csv?site=shop".into(), None, MONEY, 200),
+        ("GET", "/v1/reports/calls?site=shop".into(), None, MONEY, 200),
+        ("GET", "/v1/reports/pools?site=shop".into(), None, MONEY, 200),
+        ("GET", "/v1/exports?site=shop".into(), None, MONEY, 200),
+        ("POST", "/v1/costs?site=shop".into(), Some(cost), MONEY, 200),
+        ("GET", format!("/v1/calls/{call}/recording"), None, CALLS, 200),
+        ("GET", format!("/v1/calls/{call}/notes"), None, CALLS, 200),
+        ("POST", format!("/v1/calls/{call}/tags"), Some(json!({ "tag": "api-check" })), CALLS, 200),
+        ("DELETE", format!("/v1/calls/{call}/tags/api-check"), None, CALLS, 200),
+        ("GET", "/v1/promo/ACDEF?site=shop".into(), None, CALLS, 404),
+        ("GET", "/v1/users".into(), None, &["admin"], 200),
+        (
+            "POST",
+            "/v1/privacy/export".into(),
+            Some(json!({ "site": "shop", "phone": "+79161234567" })),
+            &["admin"],
+            200,
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (method, path, body, who, ok) in asks {
+        let (status, answer) = as_page(browser, method, &path, body).await;
+        let want = if who.contains(&role) { ok } else { 403 };
+        let forbidden = answer["error"]["code"] == "forbidden";
+        if status != want || (want == 403) != forbidden {
+            wrong.push(format!("{role} {method} {path}: {status} (want {want}) {answer}"));
+        }
+    }
+    // The session's cookie alone changes nothing.
+    let r = fetch(
+        browser,
+        &format!("/v1/calls/{call}/notes"),
+        json!({ "method": "POST", "headers": { "Content-Type": "application/json" }, "body": json!({ "body": "x" }).to_string() }),
+    )
+    .await;
+    let answer: Value = serde_json::from_str(r["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+    if (&r["status"], &answer["error"]["code"]) != (&json!(403), &json!("csrf_token")) {
+        wrong.push(format!("{role} POST notes without the CSRF token: {r}"));
+    }
+    wrong
 }
 
 /// A demo call with a recording, tags and a credited visit, by the admin token.
@@ -125,10 +202,69 @@ async fn each_role_reaches_what_it_may_tags_notes_and_recordings() {
         let (status, body) =
             as_page(&browser, "POST", &format!("/v1/calls/{call}/tags"), Some(json!({ "tag": "sale" }))).await;
         assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
-        let (status, _) = as_page(&browser, "GET", &format!("/v1/calls/{call}/recording"), None).await;
-        assert_eq!(status, 403);
-        let (status, _) = as_page(&browser, "GET", "/v1/users", None).await;
-        assert_eq!(status, 403);
+        problems.extend(api_reach(&browser, "marketer", call).await);
+
+        // A preset and a filter, then a reload: the same period, filter and rows.
+        hash(&browser, "#calls?site=shop&status=answered").await;
+        browser.wait_for("document.querySelector('#calls-summary').textContent.startsWith('Calls')", WAIT).await;
+        let month = js(&browser, "return document.querySelector('#calls-summary').textContent").await;
+        browser
+            .client
+            .find(Locator::Css("#period [name=period]"))
+            .await
+            .expect("the period menu")
+            .select_by_value("yesterday")
+            .await
+            .expect("yesterday");
+        browser
+            .wait_for(
+                &format!(
+                    "location.hash.includes('period=yesterday') && document.querySelector('#period-label').textContent.startsWith('Yesterday: ') && document.querySelector('#calls-summary').textContent.startsWith('Calls') && document.querySelector('#calls-summary').textContent !== {month}"
+                ),
+                WAIT,
+            )
+            .await;
+        const SEEN: &str = "return [location.hash, document.querySelector('#period [name=period]').value, document.querySelector('#calls-filter [name=status]').value, document.querySelector('#period-label').textContent, document.querySelector('#calls-summary').textContent, [...document.querySelectorAll('#calls-table tbody tr')].map(r => r.dataset.id)]";
+        let before = js(&browser, SEEN).await;
+        assert_eq!((&before[1], &before[2]), (&json!("yesterday"), &json!("answered")), "{before}");
+        assert!(!before[5].as_array().unwrap().is_empty(), "yesterday's demo calls: {before}");
+        assert_policy_kept(&browser).await;
+        browser.client.refresh().await.expect("reload");
+        watch_policy(&browser).await;
+        browser
+            .wait_for("document.body.dataset.ready === '1' && document.querySelector('#calls-summary').textContent.startsWith('Calls')", WAIT)
+            .await;
+        assert_eq!(js(&browser, SEEN).await, before, "the view after a reload at {w}");
+
+        // A cost CSV with a bad row: the row is named and nothing is stored.
+        hash(&browser, "#money?site=shop").await;
+        browser.wait_for("!document.querySelector('#view-money').hidden", WAIT).await;
+        type_into(
+            &browser,
+            "#cost-csv",
+            "date,source,medium,campaign,cost\n2027-01-15,yandex,cpc,boilers,120.50\n2027-01-16,yandex,cpc,boilers,12O\n",
+        )
+        .await;
+        click(&browser, "#cost-form button[type=submit]").await;
+        browser.wait_for("document.querySelector('#cost-result table')", WAIT).await;
+        let issues = js(
+            &browser,
+            "return [...document.querySelectorAll('#cost-result tbody tr')].map(r => [...r.cells].map(c => c.textContent))",
+        )
+        .await;
+        assert_eq!(
+            issues,
+            json!([[
+                "3",
+                "cost",
+                "\"12O\" is not a number (use '.' for decimals)",
+                "2027-01-16,yandex,cpc,boilers,12O"
+            ]]),
+            "at {w}"
+        );
+        let said = js(&browser, "return document.querySelector('#cost-result').innerText").await;
+        assert!(said.as_str().unwrap().contains("Nothing was stored: 1 problem"), "{said}");
+        check_view(&browser, size, "money-marketer", &mut problems).await;
         // A link to a view the role does not open lands on one it does.
         hash(&browser, "#users?site=shop").await;
         browser.wait_for("document.querySelector('#status').textContent.includes('does not open Users')", WAIT).await;
@@ -148,6 +284,7 @@ async fn each_role_reaches_what_it_may_tags_notes_and_recordings() {
             let (status, body) = as_page(&browser, "GET", path, None).await;
             assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{path}: {body}");
         }
+        problems.extend(api_reach(&browser, "manager", call).await);
         let (status, body) = as_page(&browser, "GET", "/v1/calls?site=elsewhere", None).await;
         assert_eq!(status, 404, "{body}");
         assert_eq!(js(&browser, "return document.querySelector('#csv-export').hidden").await, json!(true));
@@ -155,12 +292,21 @@ async fn each_role_reaches_what_it_may_tags_notes_and_recordings() {
         // The recording plays from the collector.
         hash(&browser, &format!("#call/{call}?site=shop")).await;
         browser.wait_for("document.querySelector('#call-detail .recording audio') && document.querySelector('#call-detail .notes')", WAIT).await;
-        js(&browser, "const a = document.querySelector('#call-detail .recording audio'); a.preload = 'auto'; a.muted = true; a.load(); a.play().catch(() => {}); return true").await;
+        // Muted, as a page may start it without a click; it plays until it
+        // is a second in or ends.
+        js(&browser, "const a = document.querySelector('#call-detail .recording audio'); window.played = { ended: false, failed: null }; a.addEventListener('ended', () => { window.played.ended = true; }); a.muted = true; a.play().catch(e => { window.played.failed = String(e); }); return true").await;
         browser
-            .wait_for("const a = document.querySelector('#call-detail .recording audio'); a.readyState >= 2 || a.currentTime > 0", WAIT)
+            .wait_for("(a => window.played.failed || a.error || a.currentTime > 1 || window.played.ended)(document.querySelector('#call-detail .recording audio'))", WAIT)
             .await;
-        let audio = js(&browser, "const a = document.querySelector('#call-detail .recording audio'); return [a.readyState, a.duration, a.error && a.error.code]").await;
-        assert!(audio[0].as_u64() >= Some(2) && audio[1].as_f64() > Some(3.0) && audio[2].is_null(), "{audio}");
+        let audio = js(&browser, "const a = document.querySelector('#call-detail .recording audio'); return [a.currentTime, window.played.ended, a.duration, a.error && a.error.code, window.played.failed]").await;
+        assert!(
+            (audio[0].as_f64() > Some(1.0) || audio[1] == json!(true))
+                && audio[2].as_f64() > Some(3.0)
+                && audio[3].is_null()
+                && audio[4].is_null(),
+            "the recording did not play at {w}: [currentTime, ended, duration, error, play()] = {audio}"
+        );
+        js(&browser, "document.querySelector('#call-detail .recording audio').pause(); return true").await;
         // Where the visitor was and on what.
         let detail = js(&browser, "return document.querySelector('#call-detail').innerText").await;
         let detail = detail.as_str().unwrap();
@@ -211,6 +357,7 @@ async fn each_role_reaches_what_it_may_tags_notes_and_recordings() {
             json!(["calls", "sources", "pools", "promo", "money", "exports", "users"]),
             "at {w}"
         );
+        problems.extend(api_reach(&browser, "admin", call).await);
         hash(&browser, &format!("#sources?site=shop&tag={}", tag.replace(' ', "+"))).await;
         browser
             .wait_for("document.querySelector('#sources-note').textContent.includes('Only calls tagged')", WAIT)
@@ -230,9 +377,26 @@ async fn each_role_reaches_what_it_may_tags_notes_and_recordings() {
             .await;
         browser.wait_for("document.querySelectorAll('#users-table tbody tr').length === 4", WAIT).await;
         check_view(&browser, size, "users", &mut problems).await;
+        // The new user signs in as the manager of shop the form made them.
+        sign_in_with(&site, &browser, &name, "ivan's password 123").await;
+        assert_eq!(nav(&browser).await, json!(["calls", "promo"]), "{name} at {w}");
+        let me = js(&browser, "return fetch('/v1/auth/me').then(r => r.json()).then(b => [b.role, b.sites])").await;
+        assert_eq!(me, json!(["manager", ["shop"]]));
+        sign_in_as(&site, &browser, "admin").await;
+        hash(&browser, "#users?site=shop").await;
+        browser.wait_for("document.querySelectorAll('#users-table tbody tr').length === 4", WAIT).await;
         click(&browser, &format!("#users-table button.remove-user[data-user={name}]")).await;
         browser.wait_for("document.querySelectorAll('#users-table tbody tr').length === 3", WAIT).await;
         assert_policy_kept(&browser).await;
+        // Removed, they sign in no more.
+        let login = json!({ "username": name, "password": "ivan's password 123" }).to_string();
+        let r = fetch(
+            &browser,
+            "/v1/auth/login",
+            json!({ "method": "POST", "headers": { "Content-Type": "application/json" }, "body": login }),
+        )
+        .await;
+        assert_eq!(r["status"], 401, "{r}");
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     browser.close().await;
