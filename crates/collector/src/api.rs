@@ -345,8 +345,8 @@ async fn visit(
         .unwrap_or_default();
     let clock = Arc::clone(&state.clock);
     let storage = state.storage.as_ref();
-    let sender = crate::domain::Sender { user_agent, client: client.map(Groups::of) };
-    let response = crate::domain::visit(storage, site, visit, decided, sender, facts, new_id, clock).response().await?;
+    let sender = crate::domain::Sender { user_agent, client: client.map(Groups::of), facts };
+    let response = crate::domain::visit(storage, site, visit, decided, sender, new_id, clock).response().await?;
     Ok(HttpResponse::Ok().json(response))
 }
 

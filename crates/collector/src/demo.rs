@@ -444,7 +444,7 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
     let mut deals: Vec<(i64, u64, i64)> = Vec::new();
     // Places, devices, promo codes named, tags and notes draw from their
     // own sequence, so the month's traffic is the one `pool_demand` plans.
-    let mut story = Rng(options.seed ^ 0x5EED_0F_F0C7);
+    let mut story = Rng(options.seed ^ 0x5E_ED0F_F0C7);
     let mut made: Vec<MadeCall> = Vec::new();
     for (at_ms, action) in schedule {
         clock.set_ms(at_ms);
@@ -685,8 +685,7 @@ fn run_visit(
         Arc::clone(site),
         request,
         None,
-        crate::domain::Sender { user_agent: DEMO_USER_AGENT.to_owned(), client: None },
-        facts,
+        crate::domain::Sender { user_agent: DEMO_USER_AGENT.to_owned(), client: None, facts },
         v.session_id.clone(),
         clock,
     )

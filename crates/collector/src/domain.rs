@@ -125,6 +125,9 @@ pub struct Sender {
     /// The address groups it came from; `None` when it did not come over the
     /// network (demo data).
     pub client: Option<Groups>,
+    /// Where it was and what it came on, read from its address (which goes
+    /// no further) and its User-Agent.
+    pub facts: crate::visitor_facts::Facts,
 }
 
 /// Starts or continues the visit; storage answers with the number to show.
@@ -135,14 +138,13 @@ pub fn visit(
     mut visit: VisitRequest,
     decided: Option<Touch>,
     sender: Sender,
-    facts: crate::visitor_facts::Facts,
     new_session_id: String,
     clock: Arc<dyn Clock>,
 ) -> Visiting {
     if let Some(touch) = &decided {
         visit.touch = touch.clone();
     }
-    let Sender { user_agent, client } = sender;
+    let Sender { user_agent, client, facts } = sender;
     let is_bot = bots::is_bot(&user_agent);
     let want = want(&site, &visit, is_bot);
     let heartbeat_secs = match want {

@@ -102,7 +102,9 @@ async fn api_reach(browser: &Browser, role: &str, call: i64) -> Vec<String> {
     let today =
         js(browser, "return new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Moscow' }).format(new Date())").await;
     let cost = json!([{ "date": today, "source": "e2e", "medium": "cpc", "campaign": "role-check", "cost": 1 }]);
-    let asks: Vec<(&str, String, Option<Value>, &[&str], u64)> = vec![
+    // Method, path, body, the roles that may, and what they are answered.
+    type Ask<'a> = (&'a str, String, Option<Value>, &'a [&'a str], u64);
+    let asks: Vec<Ask<'_>> = vec![
         ("GET", "/v1/auth/me".into(), None, ALL, 200),
         ("GET", "/v1/calls?site=shop".into(), None, ALL, 200),
         ("GET", format!("/v1/calls/{call}"), None, ALL, 200),

@@ -82,7 +82,7 @@ impl Recordings {
     pub fn credentials_for(&self, adapter: &str, url: &url::Url) -> Option<&Credentials> {
         let host = url.host_str()?.to_ascii_lowercase();
         let auth = self.by_adapter.get(adapter)?;
-        auth.hosts.iter().any(|h| *h == host).then_some(&auth.credentials)
+        auth.hosts.contains(&host).then_some(&auth.credentials)
     }
 
     /// Validates `[sites.recordings]`, with secrets from `env` first.

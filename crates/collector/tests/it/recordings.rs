@@ -21,8 +21,11 @@ const PW: &str = "long enough password 1";
 /// `Authorization` and `Range` are kept.
 struct FileServer {
     port: u16,
-    seen: Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
+
+/// A request the file server answered: path, `Authorization`, `Range`.
+type Seen = (String, Option<String>, Option<String>);
 
 fn body() -> Vec<u8> {
     (0..10_000u32).map(|i| (i % 251) as u8).collect()

@@ -24,11 +24,14 @@ pub fn geoip_db() -> PathBuf {
     path
 }
 
+/// Country, region, city.
+type Place3 = (&'static str, &'static str, &'static str);
+
 /// Addresses whose place is public knowledge: the operators' own
 /// networks (Yandex, Mail.ru and Habr in Moscow, Selectel in St Petersburg,
 /// Google in Mountain View, Cloudflare's 1.1.1.1 run with APNIC in Sydney,
 /// the RIPE NCC in Amsterdam, the BBC in London).
-const PLACES: &[(&str, Option<(&str, &str, &str)>)] = &[
+const PLACES: &[(&str, Option<Place3>)] = &[
     ("77.88.55.88", Some(("RU", "Moscow", "Moscow"))),
     ("87.250.250.242", Some(("RU", "Moscow", "Moscow"))),
     ("217.69.139.202", Some(("RU", "Moscow", "Moscow"))),
