@@ -460,14 +460,28 @@ async function route() {
     view = allowed;
   }
   show(view, { detail: params.view === "call" });
+  // Until its figures are in, the view says it is busy (screen readers wait;
+  // so does a test).
+  for (const v of VIEWS) $(`#view-${v}`).removeAttribute("aria-busy");
+  const box = $(`#view-${view}`);
+  box.setAttribute("aria-busy", "true");
+  const current = () => gen === routeGen;
+  try {
+    await fill(view, current);
+  } finally {
+    if (current()) box.removeAttribute("aria-busy");
+  }
+}
+
+/** Writes `view`'s period and figures for the current URL. */
+async function fill(view, current) {
   // Periods, times and amounts are the site's: learn its zone, currency
   // and locale before the first figure is written.
   if (!siteInfo.has(params.site)) {
     await guard(() => learnSite(params.site), () => clearView(view));
-    if (gen !== routeGen || !siteInfo.has(params.site)) return;
+    if (!current() || !siteInfo.has(params.site)) return;
   }
   if (PERIOD_VIEWS.includes(view)) renderPeriod(view);
-  const current = () => gen === routeGen;
   switch (view) {
     case "calls": await guard(() => loadCalls(current), clearCalls); break;
     case "sources": await guard(() => loadSources(current), clearSources); break;
