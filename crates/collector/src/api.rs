@@ -43,6 +43,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/calls.csv"),
     ("GET", "/v1/calls/{id}"),
     ("POST", "/v1/calls/{id}/promo"),
+    ("GET", "/v1/calls/{id}/recording"),
+    ("POST", "/v1/calls/{id}/tags"),
+    ("DELETE", "/v1/calls/{id}/tags/{tag}"),
+    ("GET", "/v1/calls/{id}/notes"),
+    ("POST", "/v1/calls/{id}/notes"),
+    ("DELETE", "/v1/calls/{id}/notes/{note}"),
+    ("GET", "/v1/tags"),
     ("GET", "/v1/reports/calls"),
     ("GET", "/v1/reports/pools"),
     ("GET", "/v1/promo/{code}"),
@@ -52,6 +59,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/exports/{id}/retry"),
     ("POST", "/v1/privacy/erase"),
     ("POST", "/v1/privacy/export"),
+    ("POST", "/v1/auth/login"),
+    ("POST", "/v1/auth/logout"),
+    ("GET", "/v1/auth/me"),
+    ("GET", "/v1/users"),
+    ("POST", "/v1/users"),
+    ("PATCH", "/v1/users/{id}"),
+    ("DELETE", "/v1/users/{id}"),
     ("POST", "/v1/sites/{site}/pbx/{adapter}"),
     ("POST", "/v1/sites/{site}/pbx/mango/events/{event}"),
     ("GET", "/v1/sites/{site}/pbx/zadarma"),
@@ -324,9 +338,14 @@ async fn visit(
         .map_err(|e| ApiError::Internal(format!("no randomness for a session id: {e}")))?;
     let decided = crate::domain::reclassify(&visit, u64::try_from(now_ms).unwrap_or(0))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // The place is read from the address here and only the place goes on.
+    let facts = req
+        .app_data::<web::Data<Arc<crate::visitor_facts::VisitorFacts>>>()
+        .map(|f| f.of_visit(client, &user_agent))
+        .unwrap_or_default();
     let clock = Arc::clone(&state.clock);
     let storage = state.storage.as_ref();
-    let sender = crate::domain::Sender { user_agent, client: client.map(Groups::of) };
+    let sender = crate::domain::Sender { user_agent, client: client.map(Groups::of), facts };
     let response = crate::domain::visit(storage, site, visit, decided, sender, new_id, clock).response().await?;
     Ok(HttpResponse::Ok().json(response))
 }

@@ -130,6 +130,15 @@ pub enum Command {
         /// The backup to write; must not exist yet.
         file: PathBuf,
     },
+    /// The dashboard's users: `user add NAME --role R [--sites a,b]`,
+    /// `user list`, `user remove NAME`, `user passwd NAME`.
+    User {
+        /// The TOML configuration file (its `[server] database` holds the users).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: crate::auth::cli::UserCommand,
+    },
     /// Put a backup in place of the database. Refuses while anything (a
     /// running collector) has the database open: stop it, restore, start it.
     Restore {
@@ -165,13 +174,18 @@ pub fn run(cli: Cli) -> ExitCode {
             match crate::demo::fill(&cfg, &crate::demo::DemoOptions { site, days, seed }) {
                 Ok(s) => {
                     println!(
-                        "demo data for site {:?}: {} sessions, {} calls, {} cost rows, {} deals",
-                        s.site, s.sessions, s.calls, s.cost_rows, s.deals
+                        "demo data for site {:?}: {} sessions, {} calls ({} recorded, {} tagged), {} cost rows, {} deals",
+                        s.site, s.sessions, s.calls, s.recordings, s.tagged, s.cost_rows, s.deals
                     );
+                    if !s.promo_codes.is_empty() {
+                        println!("promo codes callers named (try them in Promo codes): {}", s.promo_codes.join(", "));
+                    }
+                    print_demo_users();
                     ExitCode::SUCCESS
                 }
                 Err(e @ crate::demo::DemoError::NotEmpty { .. }) if if_empty => {
                     println!("no demo data written: {e}");
+                    print_demo_users();
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -209,6 +223,13 @@ pub fn run(cli: Cli) -> ExitCode {
             );
             Ok(())
         }),
+        Command::User { config: Some(config), command } => {
+            with_config(&config, |cfg| crate::auth::cli::run(cfg, command))
+        }
+        Command::User { config: None, .. } => {
+            eprintln!("ringsource: user needs --config FILE (the configuration whose database holds the users)");
+            ExitCode::FAILURE
+        }
         Command::Serve { config, listen } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -225,6 +246,14 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// The demo's users, one per role, to sign in to the dashboard with.
+fn print_demo_users() {
+    println!("dashboard users of the demo (user / password):");
+    for (name, role, password) in crate::demo::DEMO_USERS {
+        println!("  {name:<9} / {password:<18} {}", role.as_str());
     }
 }
 

@@ -101,6 +101,10 @@ pub struct RawServer {
     /// first this long after it starts).
     #[serde(default = "default_retention_interval_secs")]
     pub retention_interval_secs: u64,
+    /// An IP database in the MaxMind DB format (GeoLite2-City, DB-IP
+    /// IP-to-City Lite): each new visitor's region and city are read in it.
+    #[serde(default)]
+    pub geoip_database: Option<PathBuf>,
 }
 
 /// The header a trusted reverse proxy appends the client's address to.
@@ -267,6 +271,9 @@ pub struct RawSite {
     /// `[sites.retention]`: how long personal data is kept.
     #[serde(default)]
     pub retention: Retention,
+    /// `[sites.recordings.<adapter>]`: credentials for the PBX's recordings.
+    #[serde(default)]
+    pub recordings: crate::recordings::RawRecordings,
 }
 
 fn default_time_zone() -> String {
@@ -468,6 +475,7 @@ pub struct ServerConfig {
     pub wal_preallocate_bytes: u64,
     pub workers: usize,
     pub retention_interval_secs: u64,
+    pub geoip_database: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -510,6 +518,8 @@ pub struct Site {
     pub exports: crate::exports::Exports,
     /// How long personal data is kept.
     pub retention: Retention,
+    /// Credentials the collector fetches the PBXs' recordings with.
+    pub recordings: crate::recordings::Recordings,
     /// Where national numbers from a PBX are read ("8 495 …", "74951234567").
     pub region: Option<Region>,
     /// Built from the static numbers' and pools' rules, same indices.
@@ -818,6 +828,7 @@ fn validate(
             wal_preallocate_bytes: u64::from(raw.wal_preallocate_mib) << 20,
             workers: raw.workers.unwrap_or_else(default_workers),
             retention_interval_secs: raw.retention_interval_secs,
+            geoip_database: raw.geoip_database,
         },
         sites,
     })
@@ -1095,6 +1106,13 @@ fn validate_site(
         });
 
     validate_retention(&raw.retention, raw.uniqueness_window_days, &format!("{path}.retention"), issues);
+    let recordings = crate::recordings::Recordings::from_raw(&raw.id, raw.recordings, &|name| env.var(name))
+        .unwrap_or_else(|found| {
+            for (field, reason) in found {
+                issues.push(format!("{path}.{field}"), reason);
+            }
+            crate::recordings::Recordings::default()
+        });
 
     if issues.list.len() != before {
         return None;
@@ -1125,6 +1143,7 @@ fn validate_site(
         pbx,
         exports,
         retention: raw.retention,
+        recordings,
         region,
         routing,
     })

@@ -19,19 +19,27 @@
 //!   deadlines, the connection cap, security headers and 405s in front of it;
 //! - [`clock`]: injectable time; [`ratelimit`]: per-IP token buckets;
 //!   [`outage`]: repeated server errors as one summary line per interval;
-//! - [`cli`]: the `ringsource` command line.
+//! - [`cli`]: the `ringsource` command line;
+//! - [`auth`]: dashboard users, roles, sessions and the guard of the admin
+//!   API; [`call_notes`]: managers' tags and notes on calls; [`geo`] and
+//!   [`device`]: where and on what a visitor came, read once per session;
+//!   [`recordings`]: call recordings streamed to the dashboard.
 
 pub mod admin;
 pub mod api;
+pub mod auth;
+pub mod call_notes;
 pub mod calls;
 pub mod cli;
 pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod device;
 pub mod domain;
 pub mod edge;
 pub mod exports;
+pub mod geo;
 pub mod money;
 pub mod outage;
 pub mod pbx;
@@ -39,7 +47,9 @@ pub mod pools_report;
 pub mod privacy;
 pub mod ratelimit;
 pub mod recent;
+pub mod recordings;
 pub mod server;
 pub mod session_id;
 pub mod static_files;
 pub mod storage;
+pub mod visitor_facts;

@@ -37,6 +37,8 @@ pub enum StartError {
     Run(#[source] std::io::Error),
     #[error("the server thread ended before it was bound")]
     ThreadGone,
+    #[error(transparent)]
+    Geo(#[from] crate::geo::GeoError),
 }
 
 /// A bound, not yet awaited server.
@@ -95,13 +97,37 @@ pub fn bind_with(
         session_limiter: RateLimiter::new(config.server.rate_limit.session()),
         forwarded: config.server.trust_forwarded_for.then_some(config.server.forwarded_header),
     });
+    let auth_api = web::Data::new(crate::auth::http::AuthApi::new(
+        Arc::new(crate::auth::sqlite::AuthStore::open(&config.server.database)?),
+        config.server.admin_token.clone(),
+        Arc::clone(&state.clock),
+        config.sites.iter().map(|s| s.id.clone()).collect(),
+        state.forwarded,
+    ));
+    let notes_api = web::Data::new(crate::call_notes::http::NotesApi {
+        store: Arc::new(crate::call_notes::sqlite::NotesStore::open(&config.server.database)?),
+        clock: Arc::clone(&state.clock),
+        sites: config.sites.iter().map(|s| s.id.clone()).collect(),
+    });
+    let visitor_facts = web::Data::new(Arc::new(crate::visitor_facts::VisitorFacts::open(
+        &config.server.database,
+        config.server.geoip_database.as_deref(),
+    )?));
+    let recordings_api = web::Data::new(crate::recordings::http::RecordingsApi::new(
+        Arc::new(crate::recordings::sqlite::RecordingStore::open(&config.server.database)?),
+        config.sites.iter().map(|s| (s.id.clone(), s.recordings.clone())).collect(),
+    ));
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
     let app = move || {
         // Routes are tried in order, and each pattern with a `{…}` segment
         // costs a regex match: the per-visitor routes go first.
         App::new()
+            // Inside the edge: users and roles are checked on requests the
+            // edge has let in, and the edge's headers go on every refusal.
+            .wrap(actix_web::middleware::from_fn(crate::auth::http::guard))
             .wrap(actix_web::middleware::from_fn(crate::edge::guard))
             .app_data(state.clone())
+            .app_data(visitor_facts.clone())
             .configure(|cfg| pbx_routes.configure(cfg))
             .configure(api::configure)
             .app_data(calls_api.clone())
@@ -114,6 +140,12 @@ pub fn bind_with(
             .configure(pools_report::configure)
             .app_data(privacy_api.clone())
             .configure(privacy_api::configure)
+            .app_data(recordings_api.clone())
+            .configure(crate::recordings::http::configure)
+            .app_data(notes_api.clone())
+            .configure(crate::call_notes::http::configure)
+            .app_data(auth_api.clone())
+            .configure(crate::auth::http::configure)
             .configure(|cfg| static_files::configure(&dirs, cfg))
             .default_service(web::to(api::not_found))
     };

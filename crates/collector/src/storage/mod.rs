@@ -121,6 +121,8 @@ pub struct VisitCommand {
     /// are kept per group.
     pub client: Option<Groups>,
     pub want: Want,
+    /// Where the visitor was and what they came on, stored with a new session.
+    pub facts: crate::visitor_facts::Facts,
 }
 
 /// A page view of a running session.

@@ -45,6 +45,7 @@ const SCHEMA_V6: &str = include_str!("schema_v6.sql");
 const SCHEMA_V7: &str = include_str!("schema_v7.sql");
 const SCHEMA_V8: &str = include_str!("schema_v8.sql");
 const SCHEMA_V9: &str = include_str!("schema_v9.sql");
+const SCHEMA_V10: &str = include_str!("schema_v10.sql");
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -59,6 +60,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V7),
         M::up(SCHEMA_V8),
         M::up(SCHEMA_V9),
+        M::up(SCHEMA_V10),
     ])
 }
 
@@ -68,6 +70,22 @@ fn migrations() -> Migrations<'static> {
 /// themselves.
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     Ok(migrations().to_latest(conn)?)
+}
+
+/// A connection of its own to the collector's database at `path`, created
+/// and migrated if need be, set up as the writer's is (WAL, busy timeout,
+/// foreign keys off), with no WAL written out ahead. For the modules that
+/// keep their SQL beside them (users and sessions, call tags and notes,
+/// visitor facts, recordings): SQLite lets one writer in at a time whoever
+/// holds the connection, and their writes are small.
+pub fn side_connection(path: &Path) -> Result<Connection, StorageError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
+    }
+    let mut conn = connect(path, SqliteOptions { wal_preallocate_bytes: 0, ..SqliteOptions::default() })?;
+    migrate(&mut conn)?;
+    Ok(conn)
 }
 
 /// Wraps a rusqlite error with what was being done.
@@ -514,7 +532,13 @@ mod tests {
         assert!(refused(stranger).contains("FOREIGN KEY"));
         // The rebuilt sessions table is still the parent: a session with leases cannot go.
         assert!(refused("DELETE FROM sessions WHERE id = 'a'").contains("FOREIGN KEY"));
-        assert!(refused("INSERT INTO sessions VALUES ('a', 's', NULL, NULL, 'ua', 0, 3, 3)").contains("UNIQUE"));
+        assert!(
+            refused(
+                "INSERT INTO sessions (id, site_id, client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms)
+                 VALUES ('a', 's', NULL, NULL, 'ua', 0, 3, 3)"
+            )
+            .contains("UNIQUE")
+        );
     }
 
     /// Version 9 counts pool refusals and first asks per minute: a version 8
@@ -554,7 +578,7 @@ mod tests {
 
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 9, "the latest version");
+        assert_eq!(version, 10, "the latest version, through 9");
         assert!(conn.prepare("SELECT * FROM pool_events").is_err(), "pool_events is gone");
         type Row = (String, i64, String, String, String, String, i64, i64, i64);
         let refusals: Vec<Row> = conn
@@ -615,5 +639,81 @@ mod tests {
         assert!(refused(&refusal("exhausted", "lost")).contains("CHECK"));
         conn.execute(&refusal("over-share", "original"), []).unwrap();
         assert!(refused(&refusal("over-share", "original")).contains("UNIQUE"));
+        // And on through 10: the sessions have no place or device yet.
+        let places: i64 = conn
+            .query_row("SELECT count(*) FROM sessions WHERE country IS NULL AND device_type IS NULL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(places, 4);
+    }
+
+    /// Version 10 adds dashboard users, call tags and notes, and the
+    /// visitor's place and device to sessions: a version 9 file keeps its
+    /// sessions (with the pools they asked) and its per-minute counts, its
+    /// sessions have no place until a new visit, and the new tables refuse
+    /// what they should.
+    #[test]
+    fn version_10_keeps_a_version_9_files_sessions_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v9.sqlite");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrations().to_version(&mut conn, 9).unwrap();
+            conn.execute_batch(
+                "INSERT INTO sites VALUES ('s', 0);
+                 INSERT INTO sessions (id, site_id, client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms,
+                                       asked_pools)
+                     VALUES ('a', 's', 'ga1', NULL, 'ua', 0, 1, 5, 'p q'), ('b', 's', NULL, NULL, 'ua', 1, 2, 2, NULL);
+                 INSERT INTO pool_exhaustions VALUES ('s', 'p', 60000, 'over-share', 'overflow', 'overflow',
+                                                      '+15550099', 7, 60001, 119999);
+                 INSERT INTO pool_first_asks VALUES ('s', 'p', 0, 3);",
+            )
+            .unwrap();
+        }
+        drop(SqliteStorage::open(&path).unwrap());
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 10, "the latest version");
+        type Session = (String, Option<String>, i64, Option<String>, Option<String>, Option<String>);
+        let sessions: Vec<Session> = conn
+            .prepare("SELECT id, client_id, last_seen_ms, asked_pools, region, browser FROM sessions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            sessions,
+            [
+                ("a".to_owned(), Some("ga1".to_owned()), 5, Some("p q".to_owned()), None, None),
+                ("b".to_owned(), None, 2, None, None, None)
+            ]
+        );
+        let counts: (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT events FROM pool_exhaustions WHERE reason = 'over-share'),
+                        (SELECT sessions FROM pool_first_asks)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(counts, (7, 3));
+
+        let refused = |sql: &str| conn.execute(sql, []).unwrap_err().to_string();
+        let user = |name: &str, role: &str| {
+            format!(
+                "INSERT INTO users (username, role, all_sites, password_hash, created_at_ms, updated_at_ms)
+                 VALUES ('{name}', '{role}', 1, '$argon2id$', 1, 1)"
+            )
+        };
+        assert!(refused(&user("olga", "owner")).contains("CHECK"));
+        conn.execute(&user("olga", "manager"), []).unwrap();
+        assert!(refused(&user("olga", "marketer")).contains("UNIQUE"));
+        // A tag belongs to a call that exists (foreign keys are on here, not
+        // on the collector's connection), and a call has a tag once.
+        assert!(refused("INSERT INTO call_tags VALUES (1, 'lead', 'olga', 1)").contains("FOREIGN KEY"));
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        conn.execute("INSERT INTO call_tags VALUES (1, 'lead', 'olga', 1)", []).unwrap();
+        assert!(refused("INSERT INTO call_tags VALUES (1, 'lead', 'olga', 2)").contains("UNIQUE"));
     }
 }
