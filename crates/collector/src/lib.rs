@@ -19,6 +19,8 @@
 //!   deadlines, the connection cap, security headers and 405s in front of it;
 //! - [`clock`]: injectable time; [`ratelimit`]: per-IP token buckets;
 //!   [`outage`]: repeated server errors as one summary line per interval;
+//! - [`logging`]: the log subscriber (text or JSON, the operator's levels)
+//!   and the request id and line of every request;
 //! - [`cli`]: the `ringsource` command line.
 
 pub mod admin;
@@ -32,6 +34,7 @@ pub mod demo;
 pub mod domain;
 pub mod edge;
 pub mod exports;
+pub mod logging;
 pub mod money;
 pub mod outage;
 pub mod pbx;

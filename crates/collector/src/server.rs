@@ -101,6 +101,8 @@ pub fn bind_with(
         // costs a regex match: the per-visitor routes go first.
         App::new()
             .wrap(actix_web::middleware::from_fn(crate::edge::guard))
+            // Outermost: the guard's own answers get a request id and a line too.
+            .wrap(actix_web::middleware::from_fn(crate::logging::requests::middleware))
             .app_data(state.clone())
             .configure(|cfg| pbx_routes.configure(cfg))
             .configure(api::configure)
