@@ -101,7 +101,9 @@ impl Settings {
             (None, None) => (DEFAULT_FILTER.to_owned(), None),
         };
         let filter = match origin {
-            Some(origin) => parse_filter(&filter).map_err(|reason| LogError::Filter { origin, value: filter, reason })?,
+            Some(origin) => {
+                parse_filter(&filter).map_err(|reason| LogError::Filter { origin, value: filter, reason })?
+            }
             None => parse_filter(&filter).expect("the default filter parses"),
         };
         let format = match (&args.log_format, var(FORMAT_ENV)) {

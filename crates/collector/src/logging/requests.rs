@@ -107,7 +107,8 @@ fn error_code(res: ServiceResponse<BoxBody>) -> (ServiceResponse<BoxBody>, Optio
 /// The request's line: info when it went well, warn for a client error,
 /// error for a server error.
 fn line(id: &str, method: &Method, route: Option<&str>, status: StatusCode, started: Instant, code: Option<&str>) {
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Whole microseconds: `0.412`, not `0.41200000000000003`.
+    let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
     let (method, route, status) = (method.as_str(), route.unwrap_or("-"), status.as_u16());
     let code = code.unwrap_or("-");
     match status {

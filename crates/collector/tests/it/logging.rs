@@ -54,11 +54,8 @@ fn command(dir: &tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Comm
 fn serve(args: &[&str], env: &[(&str, &str)]) -> Collector {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("stderr.log");
-    let mut child = command(&dir, args, env)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child =
+        command(&dir, args, env).stdout(Stdio::piped()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let base = line.trim().strip_prefix("listening on ").map(str::to_owned);
@@ -100,7 +97,7 @@ impl Collector {
             "from": CALLER,
             "to": "84957000001",
             "started_at": "2024-05-01T06:59:00Z",
-            "status": "ringing",
+            "status": "in-progress",
             "phase": "start"
         })
         .to_string();
@@ -136,8 +133,8 @@ fn json_lines(log: &str) -> Vec<Value> {
 fn json_lines_name_the_request_and_mask_the_caller() {
     let server = serve(&["--log-format", "json"], &[]);
     let resp = server.call_event("pbx-delivery-42", GENERIC_KEY);
-    assert_eq!(resp.status(), 200);
     assert_eq!(answered_id(&resp), "pbx-delivery-42", "a plain incoming id is kept");
+    assert_eq!(resp.status(), 200, "{}", resp.text().unwrap());
     let refused = server.call_event("pbx-delivery-43", b"not-the-key-not-the-key-not-the!");
     assert_eq!(refused.status(), 401);
     let log = server.log_with(|l| l.contains("pbx-delivery-43"));
@@ -183,17 +180,27 @@ fn text_lines_by_default_with_a_fresh_id_unless_the_clients_is_plain() {
     let missing = server.get("/v1/sites/shop/nothing-here/12345", Some("lb-7"));
     assert_eq!(missing.status(), 404);
     assert_eq!(answered_id(&missing), "lb-7");
+    assert_eq!(server.get("/nothing-here/12345", Some("lb-8")).status(), 404);
 
-    let log = server.log_with(|l| l.contains("request_id=\"lb-7\""));
+    let log = server.log_with(|l| l.contains("request_id=\"lb-8\""));
     let line = log.lines().find(|l| l.contains(&format!("request_id=\"{fresh}\""))).unwrap_or_else(|| panic!("{log}"));
     assert!(line.contains(" INFO "), "{line}");
     assert!(line.contains(TARGET), "{line}");
     assert!(line.contains("method=\"GET\" route=\"/v1/sites/{site}/config\" status=200 latency_ms="), "{line}");
     let missing = log.lines().find(|l| l.contains("request_id=\"lb-7\"")).unwrap();
     assert!(missing.contains(" WARN ") && missing.contains("status=404"), "{missing}");
-    // No route matched: the raw path (it could carry a number) is not written.
-    assert!(missing.contains("route=\"-\"") && !log.contains("12345"), "{missing}");
-    assert!(!log.contains("route=/admin") && !log.contains("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), "{log}");
+    assert!(missing.contains("code=\"not_found\""), "{missing}");
+    // The pattern whose path matched (the preflight's, for OPTIONS only),
+    // or none: never the raw path, which could carry a number.
+    assert!(missing.contains("route=\"/v1/sites/{site}/{tail:.*}\""), "{missing}");
+    let unrouted = log.lines().find(|l| l.contains("request_id=\"lb-8\"")).unwrap();
+    assert!(unrouted.contains("route=\"-\""), "{unrouted}");
+    assert!(!log.contains("12345") && !log.contains("nothing-here"), "{log}");
+    assert!(
+        !log.contains("route=/admin")
+            && !log.contains("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        "{log}"
+    );
     assert!(log.lines().all(|l| serde_json::from_str::<Value>(l).is_err()), "text, not JSON:\n{log}");
 }
 
@@ -227,7 +234,11 @@ fn the_operators_level_filters_the_lines() {
 fn bad_log_settings_stop_the_start_naming_the_value() {
     for (args, env, named) in [
         (&["--log-level", "verbose"][..], &[][..], "--log-level \"verbose\": \"verbose\" is not a level"),
-        (&[], &[("RINGSOURCE_LOG", "info,ringsource_collector=loud")], "$RINGSOURCE_LOG \"info,ringsource_collector=loud\""),
+        (
+            &[],
+            &[("RINGSOURCE_LOG", "info,ringsource_collector=loud")],
+            "$RINGSOURCE_LOG \"info,ringsource_collector=loud\"",
+        ),
         (&["--log-format", "yaml"], &[], "--log-format \"yaml\": not a log format (text or json)"),
         (&[], &[("RINGSOURCE_LOG_FORMAT", "xml")], "$RINGSOURCE_LOG_FORMAT \"xml\": not a log format"),
     ] {
