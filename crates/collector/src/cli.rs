@@ -22,6 +22,8 @@ use crate::storage::sqlite::privacy::SqlitePrivacy;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub log: crate::logging::LogArgs,
 }
 
 const LONG_ABOUT: &str = "\
@@ -29,7 +31,11 @@ Ringsource collector: leases tracking numbers to website visitors and attributes
 phone calls to the advertising source that brought them.
 
 The configuration is one TOML file (see examples/demo/ringsource.toml).
-Relative paths in it resolve against the current directory.";
+Relative paths in it resolve against the current directory.
+
+Logs go to stderr as text lines, or JSON objects with --log-format json;
+--log-level (or $RINGSOURCE_LOG) picks the events, `info` by default. What a
+command prints for you (erase's summary, `listening on`) goes to stdout.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -241,7 +247,8 @@ pub fn run(cli: Cli) -> ExitCode {
             match serve(cfg, listen) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("ringsource: {e}");
+                    // An event, so a JSON log stays JSON to its last line.
+                    tracing::error!(error = %e, "the collector stopped");
                     ExitCode::FAILURE
                 }
             }

@@ -23,7 +23,9 @@
 //! - [`auth`]: dashboard users, roles, sessions and the guard of the admin
 //!   API; [`call_notes`]: managers' tags and notes on calls; [`geo`] and
 //!   [`device`]: where and on what a visitor came, read once per session;
-//!   [`recordings`]: call recordings streamed to the dashboard.
+//!   [`recordings`]: call recordings streamed to the dashboard;
+//! - [`logging`]: the log subscriber (text or JSON, the operator's levels)
+//!   and the request id and line of every request.
 
 pub mod admin;
 pub mod api;
@@ -40,6 +42,7 @@ pub mod domain;
 pub mod edge;
 pub mod exports;
 pub mod geo;
+pub mod logging;
 pub mod money;
 pub mod outage;
 pub mod pbx;

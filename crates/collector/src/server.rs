@@ -126,6 +126,8 @@ pub fn bind_with(
             // edge has let in, and the edge's headers go on every refusal.
             .wrap(actix_web::middleware::from_fn(crate::auth::http::guard))
             .wrap(actix_web::middleware::from_fn(crate::edge::guard))
+            // Outermost: the guard's own answers get a request id and a line too.
+            .wrap(actix_web::middleware::from_fn(crate::logging::requests::middleware))
             .app_data(state.clone())
             .app_data(visitor_facts.clone())
             .configure(|cfg| pbx_routes.configure(cfg))

@@ -752,5 +752,7 @@ async fn deliver(
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, PbxError> {
-    web::block(f).await.map_err(|e| PbxError::Internal(format!("the blocking pool failed: {e}")))
+    // The request's span goes along, so the call's log line names the request.
+    let span = tracing::Span::current();
+    web::block(move || span.in_scope(f)).await.map_err(|e| PbxError::Internal(format!("the blocking pool failed: {e}")))
 }

@@ -168,9 +168,9 @@ impl PrivacyService {
             .map(|site| {
                 let result = self.apply_retention(site);
                 match &result {
-                    Ok(report) if !report.is_empty() => eprintln!("ringsource: {}", retention_line(report)),
-                    Ok(_) => {}
-                    Err(e) => eprintln!("ringsource: retention: site {site:?}: {e}"),
+                    Ok(report) if !report.is_empty() => tracing::info!(site, "{}", retention_line(report)),
+                    Ok(_) => tracing::debug!(site, "retention: nothing was due"),
+                    Err(e) => tracing::error!(site, error = %e, "retention pass failed"),
                 }
                 result
             })
@@ -228,7 +228,7 @@ pub fn start(service: Arc<PrivacyService>, every: Duration) {
             actix_web::rt::time::sleep(every).await;
             let s = Arc::clone(&service);
             if let Err(e) = actix_web::web::block(move || s.retention_pass()).await {
-                eprintln!("ringsource: retention: the blocking pool failed: {e}");
+                tracing::error!(error = %e, "retention: the blocking pool failed");
             }
         }
     });

@@ -20,6 +20,7 @@ mod http_api;
 mod lease_clock;
 mod lease_concurrency;
 mod lease_writer;
+mod logging;
 mod money;
 mod openapi_conformance;
 mod pbx_delivery;

@@ -87,9 +87,11 @@ pub(super) fn promo_code_for(
             return Ok(Some(code.into()));
         }
     }
-    eprintln!(
-        "ringsource: site {:?} found no free promo code in {PROMO_ATTEMPTS} attempts; raise promo.length",
-        site.id
+    tracing::warn!(
+        site = site.id.as_str(),
+        length = promo.length,
+        attempts = PROMO_ATTEMPTS,
+        "no free promo code found; raise the site's promo.length"
     );
     Ok(None)
 }
