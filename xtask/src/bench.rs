@@ -109,6 +109,8 @@ pub(crate) fn bench_config_named(
 ) -> Result<PathBuf> {
     let dir = root.join("target/bench");
     fs::create_dir_all(&dir)?;
+    // The demo configuration reads each visitor's region in it.
+    crate::geoip::database(root)?;
     let text = fs::read_to_string(root.join(DEMO_CONFIG)).with_context(|| format!("reading {DEMO_CONFIG}"))?;
     let mut config: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {DEMO_CONFIG}"))?;
     let server = config

@@ -58,6 +58,10 @@ struct ListQuery {
     campaign: Option<String>,
     status: Option<String>,
     target: Option<String>,
+    tag: Option<String>,
+    /// CSV only: `;` between cells, for Excel (read by [`excel`]).
+    #[serde(rename = "excel")]
+    _excel: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
 }
@@ -96,6 +100,7 @@ impl ListQuery {
             campaign: nonempty(self.campaign),
             status,
             target,
+            tag: tag_filter(self.tag)?,
             limit,
             offset: self.offset.as_deref().map(|o| number::<u32>("offset", o)).transpose()?.unwrap_or(0),
         })
@@ -119,17 +124,28 @@ fn list_filter(
 }
 
 pub async fn list(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if excel(&req)? {
+        return Err(ApiError::bad_request("excel= is for /v1/calls.csv"));
+    }
     let (filter, site) = list_filter(&state, &req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let (limit, offset) = (filter.limit, filter.offset);
     let service = Arc::clone(&state.calls);
-    let (calls, total) = blocking(move || service.list(&filter)).await?;
+    let demo_site = site.as_ref().map(|s| s.id.clone());
+    let ((calls, total), demo_data) = blocking(move || {
+        let demo = demo_site.map(|s| service.has_demo_data(&s)).transpose()?.unwrap_or(false);
+        Ok::<_, ApiError>((service.list(&filter)?, demo))
+    })
+    .await?;
     // The zone the dashboard shows the times in, and the currency and
     // locale it writes amounts in (null across sites).
     let time_zone = site.as_ref().map(|s| s.time_zone_name());
     let currency = site.as_ref().and_then(|s| s.currency.as_deref());
     let locale = site.as_ref().and_then(|s| s.locale.as_deref());
-    Ok(HttpResponse::Ok().json(json!({ "calls": calls, "total": total, "limit": limit, "offset": offset,
-        "time_zone": time_zone, "currency": currency, "locale": locale })))
+    // The dashboard marks every page of a site that holds demo data.
+    let mut body = json!({ "calls": calls, "total": total, "limit": limit, "offset": offset,
+        "time_zone": time_zone, "currency": currency, "locale": locale, "demo_data": demo_data });
+    decorate(&req, &mut body).await?;
+    Ok(HttpResponse::Ok().json(body))
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -221,11 +237,15 @@ fn csv_record(c: &CallSummary, zone: &TimeZone) -> [String; 26] {
 
 pub async fn csv_export(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (filter, _) = list_filter(&state, &req, CSV_DEFAULT_LIMIT, CSV_MAX_LIMIT)?;
+    // Excel splits a CSV on its locale's list separator, which is `;`
+    // wherever a comma writes decimals (Russia, most of Europe): there a
+    // comma-separated file opens as one column. `excel=1` writes `;`.
+    let delimiter = if excel(&req)? { b';' } else { b',' };
     let service = Arc::clone(&state.calls);
     let (calls, total) = blocking(move || service.list(&filter)).await?;
     // A UTF-8 byte order mark first: without it Excel reads the file in the
     // machine's legacy code page and garbles Cyrillic keywords and titles.
-    let mut out = csv::Writer::from_writer(UTF8_BOM.to_vec());
+    let mut out = csv::WriterBuilder::new().delimiter(delimiter).from_writer(UTF8_BOM.to_vec());
     let csv_err = |e: csv::Error| ApiError::internal(format!("writing CSV: {e}"));
     out.write_record(CSV_HEADER).map_err(csv_err)?;
     for c in &calls {
@@ -242,10 +262,44 @@ pub async fn csv_export(_: Admin, state: web::Data<AppState>, req: HttpRequest) 
         .body(body))
 }
 
-pub async fn get_call(_: Admin, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_call(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let id = call_id(&id)?;
     let service = Arc::clone(&state.calls);
-    Ok(HttpResponse::Ok().json(blocking(move || service.get(id)).await?))
+    let detail = blocking(move || service.get(id)).await?;
+    let mut body = serde_json::to_value(&detail)
+        .map_err(|e| ApiError::internal(format!("a call does not serialise: {e}")))?;
+    decorate(&req, &mut body).await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// What other modules add to a call or a list of calls: a manager's tags,
+/// and where and on what the visitor came.
+async fn decorate(req: &HttpRequest, body: &mut serde_json::Value) -> Result<(), ApiError> {
+    crate::http::call_notes::add_tags(req, body).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    crate::http::visitor_facts::add_facts(req, body).await.map_err(ApiError::internal)
+}
+
+/// `excel=1|true|0|false` (absent: false).
+fn excel(req: &HttpRequest) -> Result<bool, ApiError> {
+    let q = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
+    match q.iter().find(|(k, _)| k == "excel").map(|(_, v)| v.as_str()) {
+        None | Some("" | "0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(v) => Err(ApiError::bad_request(format!("excel={v:?}: expected 1 or 0"))),
+    }
+}
+
+/// `tag=`: a call tag, folded as tags are stored.
+fn tag_filter(tag: Option<String>) -> Result<Option<String>, ApiError> {
+    tag.filter(|t| !t.trim().is_empty())
+        .map(|t| crate::services::call_notes::tag(&t).map_err(|e| ApiError::bad_request(format!("tag={t:?}: {e}"))))
+        .transpose()
 }
 
 #[derive(Debug, Deserialize)]
@@ -288,6 +342,7 @@ struct ReportParams {
     to: Option<String>,
     group_by: Option<String>,
     interval: Option<String>,
+    tag: Option<String>,
 }
 
 pub async fn report(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -321,7 +376,8 @@ pub async fn report(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> R
     let model = site_config.attribution_model;
     let time_zone = site_config.time_zone_name().to_owned();
     let (currency, locale) = (site_config.currency.clone(), site_config.locale.clone());
-    let query = ReportQuery { site: site_config, from_ms, to_ms, group_by };
+    let tag = tag_filter(p.tag)?;
+    let query = ReportQuery { site: site_config, from_ms, to_ms, group_by, tag: tag.clone() };
     let service = Arc::clone(&state.calls);
     let demo_site = site.clone();
     let (rows, demo_data) =
@@ -363,6 +419,7 @@ pub async fn report(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> R
         "locale": locale,
         "from_ms": from_ms,
         "to_ms": to_ms,
+        "tag": tag,
         "rows": rows,
         "totals": totals,
         // The site holds rows from `ringsource demo-data`: the dashboard says so.

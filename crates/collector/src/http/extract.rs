@@ -25,9 +25,11 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Proof that the request carried the admin token
-/// (`Authorization: Bearer <server.admin_token>`): every admin handler takes
-/// one. Without a configured token the admin API is off.
+/// Proof that the request may reach an admin route: the auth guard let its
+/// principal through (a user whose role and sites allow it), or it carries
+/// the admin token (`Authorization: Bearer <server.admin_token>`). Every
+/// admin handler takes one. Without a configured token or users the admin
+/// API is off.
 pub struct Admin;
 
 impl FromRequest for Admin {
@@ -35,6 +37,11 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Admin, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // The auth guard has let a signed-in user or the admin token through
+        // for this route (see services::auth::policy::RULES).
+        if crate::http::auth::principal_of(req).is_some() {
+            return ready(Ok(Admin));
+        }
         ready(state(req).and_then(|state| {
             let Some(token) = state.admin_token.as_deref() else {
                 return Err(ApiError::admin_unauthorized(
@@ -107,5 +114,7 @@ pub fn time_bound(zone: &TimeZone, name: &str, text: &str, upper: bool) -> Resul
 pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
-    web::block(f).await.map_err(|e| ApiError::internal(format!("the blocking pool failed: {e}")))?.map_err(Into::into)
+    // The request's span goes along, so what the work logs names the request.
+    let span = tracing::Span::current();
+    web::block(move || span.in_scope(f)).await.map_err(|e| ApiError::internal(format!("the blocking pool failed: {e}")))?.map_err(Into::into)
 }

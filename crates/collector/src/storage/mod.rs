@@ -175,6 +175,8 @@ pub struct VisitCommand {
     /// are kept per group.
     pub client: Option<Groups>,
     pub want: Want,
+    /// Where the visitor was and what they came on, stored with a new session.
+    pub facts: Facts,
 }
 
 /// A page view of a running session.
@@ -254,4 +256,18 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Pending<Renewal>;
     /// Records a page view; `false` when the session is unknown.
     fn page_view(&self, view: PageViewCommand, clock: Arc<dyn Clock>) -> Pending<bool>;
+}
+
+/// Where a visitor was and what they came on, stored with their session
+/// (never the address they came from).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub country: Option<String>,
+    pub region: Option<String>,
+    pub city: Option<String>,
+    /// `desktop`, `phone`, `tablet`, `bot` or `other`.
+    pub device_type: Option<String>,
+    pub device: Option<String>,
+    pub browser: Option<String>,
+    pub os: Option<String>,
 }

@@ -1,0 +1,200 @@
+//! `GET /v1/calls/{id}/recording`: the call's recording, fetched from the PBX
+//! with the site's credentials for it (or made, for a demo call) and
+//! streamed on with `Range` support. Roles per `auth::policy`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde_json::json;
+
+use crate::services::recordings::RecordingStore;
+use crate::services::recordings::{ByteRange, Credentials, DEMO_SCHEME, Recordings, byte_range, demo_wav};
+use crate::services::StorageError;
+
+
+/// A PBX that has not started sending the file by then is not coming.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct RecordingsApi {
+    pub store: Arc<RecordingStore>,
+    /// Each configured site's recording credentials.
+    pub sites: HashMap<String, Recordings>,
+    client: reqwest::Client,
+}
+
+impl RecordingsApi {
+    pub fn new(store: Arc<RecordingStore>, sites: HashMap<String, Recordings>) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            // Credentials are for one host: a redirect elsewhere would take
+            // them along (reqwest drops Authorization across hosts, but a
+            // recording has no reason to move).
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .unwrap_or_default();
+        RecordingsApi { store, sites, client }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("no call {0}")]
+    UnknownCall(i64),
+    #[error("call {0} has no recording (the PBX sent none)")]
+    NoRecording(i64),
+    #[error("the recording of call {id} could not be fetched from the PBX: {reason}")]
+    Unavailable { id: i64, reason: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RecordingError {
+    fn code(&self) -> &'static str {
+        match self {
+            RecordingError::BadRequest(_) => "bad_request",
+            RecordingError::UnknownCall(_) => "unknown_call",
+            RecordingError::NoRecording(_) => "no_recording",
+            RecordingError::Unavailable { .. } => "recording_unavailable",
+            RecordingError::Storage(_) => "storage_error",
+            RecordingError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl ResponseError for RecordingError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            RecordingError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RecordingError::UnknownCall(_) | RecordingError::NoRecording(_) => StatusCode::NOT_FOUND,
+            RecordingError::Unavailable { .. } => StatusCode::BAD_GATEWAY,
+            RecordingError::Storage(_) | RecordingError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.status_code().is_server_error() {
+            crate::outage::server_error(self);
+        }
+        HttpResponse::build(self.status_code())
+            .json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
+    }
+}
+
+
+/// The type a file's name suggests, for a PBX that sends none.
+fn content_type(url: &str) -> &'static str {
+    let path = url.split(['?', '#']).next().unwrap_or_default().to_ascii_lowercase();
+    match path.rsplit('.').next() {
+        Some("mp3") => "audio/mpeg",
+        Some("wav") => "audio/wav",
+        Some("ogg" | "opus" | "oga") => "audio/ogg",
+        Some("m4a" | "mp4") => "audio/mp4",
+        Some("webm") => "audio/webm",
+        _ => "application/octet-stream",
+    }
+}
+
+pub async fn recording(
+    api: web::Data<RecordingsApi>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, RecordingError> {
+    let id: i64 = id.parse().map_err(|_| RecordingError::BadRequest(format!("call id {:?} is not a number", *id)))?;
+    let store = Arc::clone(&api.store);
+    let call = web::block(move || store.call(id))
+        .await
+        .map_err(|e| RecordingError::Internal(format!("the blocking pool failed: {e}")))??
+        .ok_or(RecordingError::UnknownCall(id))?;
+    let url = call.url.filter(|u| !u.is_empty()).ok_or(RecordingError::NoRecording(id))?;
+    let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
+    if let Some(seed) = url.strip_prefix(DEMO_SCHEME).filter(|_| call.pbx == crate::storage::sqlite::money::DEMO_PBX) {
+        let seed = seed.bytes().fold(1469598103934665603u64, |h, b| (h ^ u64::from(b)).wrapping_mul(1099511628211));
+        return Ok(serve_bytes(demo_wav(seed), "audio/wav", range));
+    }
+    let parsed = url::Url::parse(&url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| RecordingError::Unavailable { id, reason: "its URL is not an http(s) address".into() })?;
+    let mut request = api.client.get(parsed.clone());
+    match api.sites.get(&call.site).and_then(|r| r.credentials_for(&call.pbx, &parsed)) {
+        Some(Credentials::Basic { user, password }) => request = request.basic_auth(user, Some(password)),
+        Some(Credentials::Bearer(token)) => request = request.bearer_auth(token),
+        None => {}
+    }
+    if let Some(r) = range {
+        request = request.header(header::RANGE.as_str(), r);
+    }
+    let unavailable = |reason: String| RecordingError::Unavailable { id, reason };
+    let upstream = tokio::time::timeout(FIRST_BYTE_TIMEOUT, request.send())
+        .await
+        .map_err(|_| unavailable(format!("no answer in {} s", FIRST_BYTE_TIMEOUT.as_secs())))?
+        .map_err(|e| unavailable(e.without_url().to_string()))?;
+    let status = upstream.status();
+    if status.as_u16() == 416 {
+        let mut resp = HttpResponse::RangeNotSatisfiable();
+        if let Some(v) = upstream.headers().get("content-range").and_then(|v| v.to_str().ok()) {
+            resp.insert_header((header::CONTENT_RANGE, v.to_owned()));
+        }
+        return Ok(resp.finish());
+    }
+    if !(status.as_u16() == 200 || status.as_u16() == 206) {
+        let hint = if matches!(status.as_u16(), 401 | 403) {
+            format!("; check [sites.recordings.{}] of site {:?}", call.pbx, call.site)
+        } else {
+            String::new()
+        };
+        return Err(unavailable(format!("the PBX answered {status}{hint}")));
+    }
+    let mut resp = HttpResponse::build(StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::OK));
+    let passed = |name: &str| upstream.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    resp.insert_header((header::CONTENT_TYPE, passed("content-type").unwrap_or_else(|| content_type(&url).to_owned())));
+    if let Some(len) = passed("content-length") {
+        resp.insert_header((header::CONTENT_LENGTH, len));
+    }
+    if let Some(r) = passed("content-range") {
+        resp.insert_header((header::CONTENT_RANGE, r));
+    }
+    resp.insert_header((header::ACCEPT_RANGES, passed("accept-ranges").unwrap_or_else(|| "bytes".to_owned())));
+    resp.insert_header((header::CACHE_CONTROL, "no-store"));
+    Ok(resp.streaming(upstream.bytes_stream()))
+}
+
+/// A body held in memory, whole or the part `range` asks for.
+fn serve_bytes(body: Vec<u8>, kind: &'static str, range: Option<&str>) -> HttpResponse {
+    let len = body.len() as u64;
+    let mut resp = match byte_range(range, len) {
+        ByteRange::Whole => {
+            let mut r = HttpResponse::Ok();
+            r.content_type(kind);
+            return r
+                .insert_header((header::ACCEPT_RANGES, "bytes"))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .body(body);
+        }
+        ByteRange::Unsatisfiable => {
+            return HttpResponse::RangeNotSatisfiable()
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{len}")))
+                .finish();
+        }
+        ByteRange::Part { first, last } => {
+            let mut r = HttpResponse::PartialContent();
+            r.insert_header((header::CONTENT_RANGE, format!("bytes {first}-{last}/{len}")));
+            (r, first as usize, last as usize)
+        }
+    };
+    let (first, last) = (resp.1, resp.2);
+    resp.0
+        .content_type(kind)
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body[first..=last].to_vec())
+}
