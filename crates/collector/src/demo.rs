@@ -36,16 +36,18 @@ use ringsource_core::touch::{self, Touch};
 use ringsource_core::visit::{UrlParts, Visit};
 use ringsource_core::wire::{NumberKind, Page, VisitRequest};
 
-use crate::storage::sqlite::call_notes::NotesStore;
-use crate::storage::sqlite::users::AuthStore;
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::{Config, Site};
 use crate::dates;
 use crate::services::calls::{CallsError, CallsService};
+use crate::storage::call_notes::NotesStore;
 use crate::storage::calls::{CallFilter, CallStore};
 use crate::storage::money::{CostRow, MoneyStore, RevenueError, RevenuePost, RevenueTarget};
 use crate::storage::sqlite::SqliteStorage;
+use crate::storage::sqlite::call_notes::SqliteNotes;
 use crate::storage::sqlite::money::DEMO_PBX;
+use crate::storage::sqlite::users::SqliteUsers;
+use crate::storage::users::UserStore;
 use crate::storage::{PageViewCommand, Storage, StorageError};
 
 /// The user agent of demo sessions.
@@ -188,7 +190,7 @@ pub enum DemoError {
     #[error(transparent)]
     Revenue(#[from] RevenueError),
     #[error("the demo's tags and notes: {0}")]
-    Notes(#[from] crate::storage::sqlite::call_notes::NotesStoreError),
+    Notes(#[from] crate::storage::call_notes::NotesStoreError),
     #[error("the demo's users: {0}")]
     Users(#[from] crate::services::auth::UserError),
 }
@@ -219,8 +221,11 @@ fn weighted<'a, T>(rng: &mut Rng, items: &'a [(u64, T)]) -> &'a T {
 fn demo_facts(rng: &mut Rng) -> crate::services::visitor_facts::Facts {
     let places: Vec<(u64, (&str, &str, &str))> = PLACES.iter().map(|(w, c, r, city)| (*w, (*c, *r, *city))).collect();
     let (country, region, city) = *weighted(rng, &places);
-    let place =
-        crate::services::geo::Place { country: Some(country.into()), region: Some(region.into()), city: Some(city.into()) };
+    let place = crate::services::geo::Place {
+        country: Some(country.into()),
+        region: Some(region.into()),
+        city: Some(city.into()),
+    };
     let ua = *weighted(rng, DEVICES);
     let device = crate::services::device::DeviceParser::shared().and_then(|p| p.device(ua));
     crate::services::visitor_facts::facts(Some(place), device)
@@ -713,7 +718,7 @@ struct MadeCall {
 /// short calls taken for spam, callers who rang before; a note on some.
 /// Returns how many calls were tagged.
 fn tag_calls(db: &std::path::Path, calls: &[MadeCall], rng: &mut Rng, now_ms: i64) -> Result<u32, DemoError> {
-    let notes = NotesStore::open(db)?;
+    let notes = SqliteNotes::open(db)?;
     let mut callers = std::collections::HashSet::new();
     let mut tagged = 0;
     for c in calls {
@@ -742,11 +747,14 @@ fn tag_calls(db: &std::path::Path, calls: &[MadeCall], rng: &mut Rng, now_ms: i6
 
 /// The demo's users ([`DEMO_USERS`]), unless there are users of those names.
 fn add_users(db: &std::path::Path, now_ms: i64) -> Result<(), DemoError> {
-    let store = AuthStore::open(db)?;
+    let store = SqliteUsers::open(db)?;
     for (name, role, password) in DEMO_USERS {
         if store.user_by_name(name)?.is_none() {
-            let hash = crate::services::auth::secrets::hash_password(password).map_err(crate::services::auth::UserError::from)?;
-            store.add_user(name, role, &crate::services::auth::Sites::All, &hash, true, now_ms)?;
+            let hash = crate::services::auth::secrets::hash_password(password)
+                .map_err(crate::services::auth::UserError::from)?;
+            store
+                .add_user(name, role, &crate::services::auth::Sites::All, &hash, true, now_ms)
+                .map_err(crate::services::auth::UserError::from)?;
         }
     }
     Ok(())
@@ -779,8 +787,9 @@ fn record_call(
         talk_secs: talk,
         status,
         // Answered calls are recorded; the collector makes the audio.
-        recording_url: talk
-            .map(|_| format!("{}{ring_ms}-{}", crate::services::recordings::DEMO_SCHEME, caller.trim_start_matches('+'))),
+        recording_url: talk.map(|_| {
+            format!("{}{ring_ms}-{}", crate::services::recordings::DEMO_SCHEME, caller.trim_start_matches('+'))
+        }),
     };
     Ok(service.record(&site.id, &event)?.call_id)
 }

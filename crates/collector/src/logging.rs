@@ -16,8 +16,6 @@
 //! Caller numbers never appear whole: a log line that names a caller writes
 //! [`crate::mask::Masked`].
 
-
-
 use std::fmt;
 use std::io::IsTerminal;
 

@@ -97,14 +97,14 @@ pub fn bind_with(
         forwarded: config.server.trust_forwarded_for.then_some(config.server.forwarded_header),
     });
     let auth_api = web::Data::new(crate::http::auth::AuthApi::new(
-        Arc::new(crate::storage::sqlite::users::AuthStore::open(&config.server.database)?),
+        Arc::new(crate::storage::sqlite::users::SqliteUsers::open(&config.server.database)?),
         config.server.admin_token.clone(),
         Arc::clone(&state.clock),
         config.sites.iter().map(|s| s.id.clone()).collect(),
         state.forwarded,
     ));
     let notes_api = web::Data::new(crate::http::call_notes::NotesApi {
-        store: Arc::new(crate::storage::sqlite::call_notes::NotesStore::open(&config.server.database)?),
+        store: Arc::new(crate::storage::sqlite::call_notes::SqliteNotes::open(&config.server.database)?),
         clock: Arc::clone(&state.clock),
         sites: config.sites.iter().map(|s| s.id.clone()).collect(),
     });
@@ -113,7 +113,7 @@ pub fn bind_with(
         config.server.geoip_database.as_deref(),
     )?));
     let recordings_api = web::Data::new(crate::http::recordings::RecordingsApi::new(
-        Arc::new(crate::storage::sqlite::recordings::RecordingStore::open(&config.server.database)?),
+        Arc::new(crate::storage::sqlite::recordings::SqliteRecordings::open(&config.server.database)?),
         config.sites.iter().map(|s| (s.id.clone(), s.recordings.clone())).collect(),
     ));
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };

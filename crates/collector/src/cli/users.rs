@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use crate::storage::sqlite::users::AuthStore;
-use crate::services::auth::{Sites, User, UserError, secrets};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::services::auth::{Sites, User, UserError, secrets};
+use crate::storage::sqlite::users::SqliteUsers;
+use crate::storage::users::UserStore;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -62,7 +63,7 @@ fn describe(u: &User) -> String {
 
 /// Runs one user command against `cfg`'s database.
 pub fn run(cfg: &Config, command: UserCommand) -> Result<(), String> {
-    let store = Arc::new(AuthStore::open(&cfg.server.database).map_err(|e| e.to_string())?);
+    let store = Arc::new(SqliteUsers::open(&cfg.server.database).map_err(|e| e.to_string())?);
     let now_ms = SystemClock.now_ms();
     let known = |s: &str| cfg.sites.iter().any(|site| site.id == s);
     let find = |name: &str| -> Result<User, String> {
@@ -72,7 +73,8 @@ pub fn run(cfg: &Config, command: UserCommand) -> Result<(), String> {
     match command {
         UserCommand::Add { username, role, sites, password_stdin } => {
             let name = crate::services::auth::user_name(&username).map_err(|e| e.to_string())?;
-            let (role, sites) = crate::services::auth::role_and_sites(&role, sites.as_deref(), &known).map_err(|e| e.to_string())?;
+            let (role, sites) =
+                crate::services::auth::role_and_sites(&role, sites.as_deref(), &known).map_err(|e| e.to_string())?;
             let (password, made_up) = password(password_stdin)?;
             let hash = secrets::hash_password(&password).map_err(|e| e.to_string())?;
             let user = store.add_user(&name, role, &sites, &hash, false, now_ms).map_err(|e| e.to_string())?;

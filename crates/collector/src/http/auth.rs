@@ -45,15 +45,15 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseErr
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::services::auth::policy::{self, SiteOf};
-use crate::services::auth::scrub::Scrub;
-use crate::services::auth::secrets;
-use crate::services::auth::{AuthStore, SESSION_MAX_MS};
-use crate::services::auth::throttle::Throttle;
-use crate::services::auth::{Permission, Principal, Role, Sites, User, UserError, UserView, Via};
 use crate::clock::Clock;
 use crate::config::ForwardedHeader;
 use crate::services::StorageError;
+use crate::services::auth::policy::{self, SiteOf};
+use crate::services::auth::scrub::Scrub;
+use crate::services::auth::secrets;
+use crate::services::auth::throttle::Throttle;
+use crate::services::auth::{Permission, Principal, Role, Sites, User, UserError, UserView, Via};
+use crate::services::auth::{SESSION_MAX_MS, UserStore, UserStoreError};
 
 /// The routes this module registers.
 
@@ -63,7 +63,7 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The state of sign-in and the guard.
 pub struct AuthApi {
-    pub store: Arc<AuthStore>,
+    pub store: Arc<dyn UserStore>,
     /// `None`: no admin token; users only.
     pub admin_token: Option<String>,
     pub clock: Arc<dyn Clock>,
@@ -78,7 +78,7 @@ pub struct AuthApi {
 
 impl AuthApi {
     pub fn new(
-        store: Arc<AuthStore>,
+        store: Arc<dyn UserStore>,
         admin_token: Option<String>,
         clock: Arc<dyn Clock>,
         sites: HashSet<String>,
@@ -188,7 +188,6 @@ impl ResponseError for AuthError {
         resp.json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
     }
 }
-
 
 async fn blocking<T: Send + 'static, E: Into<AuthError> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
@@ -513,12 +512,13 @@ pub async fn add_user(req: HttpRequest, body: web::Payload) -> Result<HttpRespon
     let api = state(&req)?;
     let body: NewUserBody = read_json(body).await?;
     let name = crate::services::auth::user_name(&body.username)?;
-    let (role, sites) = crate::services::auth::role_and_sites(&body.role, body.sites.as_deref(), &|s| api.sites.contains(s))?;
+    let (role, sites) =
+        crate::services::auth::role_and_sites(&body.role, body.sites.as_deref(), &|s| api.sites.contains(s))?;
     let store = Arc::clone(&api.store);
     let now_ms = api.clock.now_ms();
     let user = blocking(move || -> Result<User, UserError> {
         let hash = secrets::hash_password(&body.password)?;
-        store.add_user(&name, role, &sites, &hash, false, now_ms)
+        Ok(store.add_user(&name, role, &sites, &hash, false, now_ms)?)
     })
     .await?;
     Ok(HttpResponse::Created().json(UserView::from(&user)))
@@ -530,7 +530,11 @@ fn user_id(text: &str) -> Result<i64, AuthError> {
 
 /// `{ role?, sites?: [..] | null, password? }`: `sites` left out keeps
 /// them, `null` is every site.
-pub async fn update_user(req: HttpRequest, id: web::Path<String>, body: web::Payload) -> Result<HttpResponse, AuthError> {
+pub async fn update_user(
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, AuthError> {
     let api = state(&req)?;
     let id = user_id(&id)?;
     let body: Value = read_json(body).await?;
@@ -576,7 +580,7 @@ pub async fn update_user(req: HttpRequest, id: web::Path<String>, body: web::Pay
     let now_ms = api.clock.now_ms();
     let user = blocking(move || -> Result<User, UserError> {
         let hash = password.as_deref().map(secrets::hash_password).transpose()?;
-        store.update_user(id, role_and_sites, hash.as_deref(), now_ms)
+        Ok(store.update_user(id, role_and_sites, hash.as_deref(), now_ms)?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
@@ -593,5 +597,11 @@ pub async fn remove_user(req: HttpRequest, id: web::Path<String>) -> Result<Http
 impl From<secrets::SecretError> for AuthError {
     fn from(e: secrets::SecretError) -> Self {
         AuthError::User(UserError::Secret(e))
+    }
+}
+
+impl From<UserStoreError> for AuthError {
+    fn from(e: UserStoreError) -> Self {
+        AuthError::User(e.into())
     }
 }

@@ -16,17 +16,16 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::services::call_notes::{NotesStore, NotesStoreError};
-use crate::services::call_notes::{BUILT_IN, NoteError};
-use crate::services::auth::{Principal, Role};
 use crate::clock::Clock;
 use crate::services::StorageError;
-
+use crate::services::auth::{Principal, Role};
+use crate::services::call_notes::{BUILT_IN, NoteError};
+use crate::services::call_notes::{NotesStore, NotesStoreError};
 
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
 pub struct NotesApi {
-    pub store: Arc<NotesStore>,
+    pub store: Arc<dyn NotesStore>,
     pub clock: Arc<dyn Clock>,
     /// Configured site ids, for `GET /v1/tags`.
     pub sites: std::collections::HashSet<String>,
@@ -93,7 +92,6 @@ impl From<NoteError> for NotesApiError {
         NotesApiError::Store(NotesStoreError::Note(e))
     }
 }
-
 
 async fn blocking<T: Send + 'static, E: Into<NotesApiError> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,

@@ -271,8 +271,8 @@ pub async fn get_call(
     let id = call_id(&id)?;
     let service = Arc::clone(&state.calls);
     let detail = blocking(move || service.get(id)).await?;
-    let mut body = serde_json::to_value(&detail)
-        .map_err(|e| ApiError::internal(format!("a call does not serialise: {e}")))?;
+    let mut body =
+        serde_json::to_value(&detail).map_err(|e| ApiError::internal(format!("a call does not serialise: {e}")))?;
     decorate(&req, &mut body).await?;
     Ok(HttpResponse::Ok().json(body))
 }

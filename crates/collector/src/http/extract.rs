@@ -116,5 +116,8 @@ pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
 ) -> Result<T, ApiError> {
     // The request's span goes along, so what the work logs names the request.
     let span = tracing::Span::current();
-    web::block(move || span.in_scope(f)).await.map_err(|e| ApiError::internal(format!("the blocking pool failed: {e}")))?.map_err(Into::into)
+    web::block(move || span.in_scope(f))
+        .await
+        .map_err(|e| ApiError::internal(format!("the blocking pool failed: {e}")))?
+        .map_err(Into::into)
 }

@@ -11,24 +11,23 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
 
+use crate::services::StorageError;
 use crate::services::recordings::RecordingStore;
 use crate::services::recordings::{ByteRange, Credentials, DEMO_SCHEME, Recordings, byte_range, demo_wav};
-use crate::services::StorageError;
-
 
 /// A PBX that has not started sending the file by then is not coming.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct RecordingsApi {
-    pub store: Arc<RecordingStore>,
+    pub store: Arc<dyn RecordingStore>,
     /// Each configured site's recording credentials.
     pub sites: HashMap<String, Recordings>,
     client: reqwest::Client,
 }
 
 impl RecordingsApi {
-    pub fn new(store: Arc<RecordingStore>, sites: HashMap<String, Recordings>) -> Self {
+    pub fn new(store: Arc<dyn RecordingStore>, sites: HashMap<String, Recordings>) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             // Credentials are for one host: a redirect elsewhere would take
@@ -89,7 +88,6 @@ impl ResponseError for RecordingError {
     }
 }
 
-
 /// The type a file's name suggests, for a PBX that sends none.
 fn content_type(url: &str) -> &'static str {
     let path = url.split(['?', '#']).next().unwrap_or_default().to_ascii_lowercase();
@@ -116,7 +114,7 @@ pub async fn recording(
         .ok_or(RecordingError::UnknownCall(id))?;
     let url = call.url.filter(|u| !u.is_empty()).ok_or(RecordingError::NoRecording(id))?;
     let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
-    if let Some(seed) = url.strip_prefix(DEMO_SCHEME).filter(|_| call.pbx == crate::storage::sqlite::money::DEMO_PBX) {
+    if let Some(seed) = url.strip_prefix(DEMO_SCHEME).filter(|_| call.pbx == crate::services::recordings::DEMO_PBX) {
         let seed = seed.bytes().fold(1469598103934665603u64, |h, b| (h ^ u64::from(b)).wrapping_mul(1099511628211));
         return Ok(serve_bytes(demo_wav(seed), "audio/wav", range));
     }

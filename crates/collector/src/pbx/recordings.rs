@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-
 /// `[sites.recordings.<adapter>]`: how to fetch that PBX's recordings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,4 +119,3 @@ impl Recordings {
         if issues.is_empty() { Ok(Recordings { by_adapter }) } else { Err(issues) }
     }
 }
-

@@ -8,34 +8,18 @@
 //! call when it is erased.
 //!
 //! - this file: what a tag and a note may be (pure);
-//! - [`crate::storage::sqlite::call_notes`]: their tables;
+//! - [`crate::storage::call_notes`]: the port ([`NotesStore`]), its SQL in
+//!   [`crate::storage::sqlite::call_notes`];
 //! - [`crate::http::call_notes`]: `POST /v1/calls/{id}/tags`, `DELETE /v1/calls/{id}/tags/{tag}`,
 //!   `GET|POST /v1/calls/{id}/notes`, `DELETE /v1/calls/{id}/notes/{note}`,
 //!   `GET /v1/tags?site=`, and the tags added to the calls API's answers.
 
-
-use serde::Serialize;
-
-pub use crate::storage::sqlite::call_notes::{NotesStore, NotesStoreError};
+pub use crate::storage::call_notes::{
+    MAX_NOTE_CHARS, MAX_TAG_CHARS, MAX_TAGS_PER_CALL, Note, NoteError, NotesStore, NotesStoreError, TagCount,
+};
 
 /// The tags every site has, offered first.
 pub const BUILT_IN: [&str; 3] = ["lead", "sale", "spam"];
-/// Longest tag, in characters.
-pub const MAX_TAG_CHARS: usize = 32;
-/// Longest note, in characters.
-pub const MAX_NOTE_CHARS: usize = 2000;
-/// Most tags on one call.
-pub const MAX_TAGS_PER_CALL: usize = 20;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NoteError {
-    #[error("a tag is 1 to {MAX_TAG_CHARS} letters, digits, spaces, '-' or '_'; {0:?} is not")]
-    BadTag(String),
-    #[error("a note is 1 to {MAX_NOTE_CHARS} characters")]
-    BadNote,
-    #[error("a call carries at most {MAX_TAGS_PER_CALL} tags")]
-    TooManyTags,
-}
 
 /// A tag as stored: trimmed, inner spaces made single, in lower case (so
 /// `Lead` and `lead ` are one tag).
@@ -56,23 +40,6 @@ pub fn note(text: &str) -> Result<String, NoteError> {
         && body.chars().count() <= MAX_NOTE_CHARS
         && body.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'));
     if fits { Ok(body.to_owned()) } else { Err(NoteError::BadNote) }
-}
-
-/// A note as the API writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Note {
-    pub id: i64,
-    pub call_id: i64,
-    pub author: String,
-    pub body: String,
-    pub at_ms: i64,
-}
-
-/// A tag in use on a site, and on how many calls.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TagCount {
-    pub tag: String,
-    pub calls: i64,
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@
 //! SQL [`crate::storage::sqlite::recordings`].
 
 pub use crate::pbx::recordings::{Credentials, RecordingAuth, Recordings};
-pub use crate::storage::sqlite::recordings::{CallRecording, RecordingStore};
+pub use crate::storage::money::DEMO_PBX;
+pub use crate::storage::recordings::{CallRecording, RecordingStore};
 
 // ------------------------------------------------------------ byte ranges
 

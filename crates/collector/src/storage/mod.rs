@@ -57,11 +57,14 @@
 //! - **Errors.** [`StorageError`] carries the backend's own error as a boxed
 //!   source ([`BackendError`]); no backend type appears in the port.
 
+pub mod call_notes;
 pub mod calls;
 pub mod money;
 pub mod pools;
 pub mod privacy;
+pub mod recordings;
 pub mod sqlite;
+pub mod users;
 
 use ringsource_core::lease::{ExhaustionPolicy, Groups};
 use ringsource_core::phone::PhoneNumber;

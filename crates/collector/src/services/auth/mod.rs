@@ -5,7 +5,7 @@
 //! - [`throttle`]: the login rate limit;
 //! - [`scrub`]: callers masked and recordings left out of the answers of
 //!   roles that may not see them;
-//! - their SQL: [`crate::storage::sqlite::users`] ([`AuthStore`]);
+//! - their SQL: [`crate::storage::sqlite::users`] ([`UserStore`] is the port);
 //! - the HTTP side: [`crate::http::auth`] (sign-in, sign-out, the users API
 //!   and the guard in front of every admin route);
 //! - the command line: [`crate::cli::users`] (`ringsource user add|list|remove|passwd`).
@@ -20,21 +20,10 @@ pub mod throttle;
 
 use serde::Serialize;
 
-pub use crate::storage::sqlite::users::{AuthStore, FoundSession, SESSION_IDLE_MS, SESSION_MAX_MS};
+pub use crate::storage::users::{FoundSession, SESSION_IDLE_MS, SESSION_MAX_MS, User, UserStore, UserStoreError};
 pub use policy::{Permission, Role, Sites};
 
 use crate::storage::StorageError;
-
-/// A user as stored (never with their password hash).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub id: i64,
-    pub username: String,
-    pub role: Role,
-    pub sites: Sites,
-    pub demo: bool,
-    pub created_at_ms: i64,
-}
 
 /// A user as the API writes it.
 #[derive(Debug, Clone, Serialize)]
@@ -121,6 +110,17 @@ pub enum UserError {
     Secret(#[from] secrets::SecretError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl From<UserStoreError> for UserError {
+    fn from(e: UserStoreError) -> Self {
+        match e {
+            UserStoreError::Taken(name) => UserError::Taken(name),
+            UserStoreError::Unknown(who) => UserError::Unknown(who),
+            UserStoreError::LastAdmin => UserError::LastAdmin,
+            UserStoreError::Storage(e) => UserError::Storage(e),
+        }
+    }
 }
 
 /// A user name as stored: trimmed and in lower case, so `Anna` and `anna`

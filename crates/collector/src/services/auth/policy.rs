@@ -14,31 +14,9 @@
 //! number is personal data they have no use for, and the CSV they export
 //! travels to spreadsheets and agencies. Managers call people back.
 
-use std::collections::BTreeSet;
-
-/// A dashboard user's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Role {
-    Admin,
-    Marketer,
-    Manager,
-}
+pub use crate::storage::users::{Role, Sites};
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Admin, Role::Marketer, Role::Manager];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Marketer => "marketer",
-            Role::Manager => "manager",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == name)
-    }
-
     /// Whether this role may do `p`.
     pub fn may(self, p: Permission) -> bool {
         use Permission::*;
@@ -160,22 +138,6 @@ impl Permission {
             Permission::RetryExports => "retry exports",
             Permission::Privacy => "erase or export a caller's data",
             Permission::ManageUsers => "manage users",
-        }
-    }
-}
-
-/// The sites a user may see.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sites {
-    All,
-    Only(BTreeSet<String>),
-}
-
-impl Sites {
-    pub fn allows(&self, site: &str) -> bool {
-        match self {
-            Sites::All => true,
-            Sites::Only(s) => s.contains(site),
         }
     }
 }

@@ -7,32 +7,18 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::services::call_notes::{MAX_TAGS_PER_CALL, Note, NoteError, TagCount};
 use crate::storage::StorageError;
+use crate::storage::call_notes::{MAX_TAGS_PER_CALL, Note, NoteError, NotesStore, NotesStoreError, TagCount};
 
 fn sql(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> StorageError {
     move |source: rusqlite::Error| StorageError::Sql { doing, source: Box::new(source) }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum NotesStoreError {
-    #[error("no call {0}")]
-    UnknownCall(i64),
-    #[error("call {call_id} has no note {note_id}")]
-    UnknownNote { call_id: i64, note_id: i64 },
-    #[error("{who} did not write note {note_id}: only its author or an admin removes it")]
-    NotAuthor { who: String, note_id: i64 },
-    #[error(transparent)]
-    Note(#[from] NoteError),
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-}
-
-pub struct NotesStore {
+pub struct SqliteNotes {
     conn: Mutex<Connection>,
 }
 
-impl NotesStore {
+impl SqliteNotes {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         Ok(Self { conn: Mutex::new(crate::storage::sqlite::side_connection(path)?) })
     }
@@ -47,9 +33,10 @@ impl NotesStore {
             .map(|r| r.is_some())
             .map_err(sql("looking up a call"))
     }
+}
 
-    /// Tags `call_id` (again: nothing changes); the call's tags after.
-    pub fn add_tag(&self, call_id: i64, tag: &str, by: &str, now_ms: i64) -> Result<Vec<String>, NotesStoreError> {
+impl NotesStore for SqliteNotes {
+    fn add_tag(&self, call_id: i64, tag: &str, by: &str, now_ms: i64) -> Result<Vec<String>, NotesStoreError> {
         let conn = self.conn();
         if !Self::call_exists(&conn, call_id)? {
             return Err(NotesStoreError::UnknownCall(call_id));
@@ -68,7 +55,7 @@ impl NotesStore {
         Ok(tags_of(&conn, call_id)?)
     }
 
-    pub fn remove_tag(&self, call_id: i64, tag: &str) -> Result<Vec<String>, NotesStoreError> {
+    fn remove_tag(&self, call_id: i64, tag: &str) -> Result<Vec<String>, NotesStoreError> {
         let conn = self.conn();
         if !Self::call_exists(&conn, call_id)? {
             return Err(NotesStoreError::UnknownCall(call_id));
@@ -78,8 +65,7 @@ impl NotesStore {
         Ok(tags_of(&conn, call_id)?)
     }
 
-    /// The tags of each of `call_ids` that has any.
-    pub fn tags_of_calls(&self, call_ids: &[i64]) -> Result<HashMap<i64, Vec<String>>, StorageError> {
+    fn tags_of_calls(&self, call_ids: &[i64]) -> Result<HashMap<i64, Vec<String>>, StorageError> {
         let conn = self.conn();
         let ids = serde_json::Value::from(call_ids).to_string();
         let mut out: HashMap<i64, Vec<String>> = HashMap::new();
@@ -99,8 +85,7 @@ impl NotesStore {
         Ok(out)
     }
 
-    /// The site's tags with how many of its calls carry each, most used first.
-    pub fn tags_in_use(&self, site: &str) -> Result<Vec<TagCount>, StorageError> {
+    fn tags_in_use(&self, site: &str) -> Result<Vec<TagCount>, StorageError> {
         self.conn()
             .prepare_cached(
                 "SELECT t.tag, COUNT(*) FROM call_tags t JOIN calls c ON c.id = t.call_id WHERE c.site_id = ?1
@@ -110,7 +95,7 @@ impl NotesStore {
             .map_err(sql("counting a site's tags"))
     }
 
-    pub fn notes(&self, call_id: i64) -> Result<Vec<Note>, NotesStoreError> {
+    fn notes(&self, call_id: i64) -> Result<Vec<Note>, NotesStoreError> {
         let conn = self.conn();
         if !Self::call_exists(&conn, call_id)? {
             return Err(NotesStoreError::UnknownCall(call_id));
@@ -118,7 +103,7 @@ impl NotesStore {
         Ok(notes_of(&conn, call_id)?)
     }
 
-    pub fn add_note(&self, call_id: i64, author: &str, body: &str, now_ms: i64) -> Result<Note, NotesStoreError> {
+    fn add_note(&self, call_id: i64, author: &str, body: &str, now_ms: i64) -> Result<Note, NotesStoreError> {
         let conn = self.conn();
         if !Self::call_exists(&conn, call_id)? {
             return Err(NotesStoreError::UnknownCall(call_id));
@@ -137,8 +122,7 @@ impl NotesStore {
         })
     }
 
-    /// Removes a note written by `who` (any note when `any_author`).
-    pub fn remove_note(&self, call_id: i64, note_id: i64, who: &str, any_author: bool) -> Result<(), NotesStoreError> {
+    fn remove_note(&self, call_id: i64, note_id: i64, who: &str, any_author: bool) -> Result<(), NotesStoreError> {
         let conn = self.conn();
         let author: Option<String> = conn
             .query_row("SELECT author FROM call_notes WHERE id = ?1 AND call_id = ?2", params![note_id, call_id], |r| {

@@ -6,25 +6,20 @@ use std::sync::{Mutex, PoisonError};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::storage::StorageError;
+use crate::storage::recordings::{CallRecording, RecordingStore};
 
-/// A call's site, PBX and recording URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallRecording {
-    pub site: String,
-    pub pbx: String,
-    pub url: Option<String>,
-}
-
-pub struct RecordingStore {
+pub struct SqliteRecordings {
     conn: Mutex<Connection>,
 }
 
-impl RecordingStore {
+impl SqliteRecordings {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         Ok(Self { conn: Mutex::new(crate::storage::sqlite::side_connection(path)?) })
     }
+}
 
-    pub fn call(&self, id: i64) -> Result<Option<CallRecording>, StorageError> {
+impl RecordingStore for SqliteRecordings {
+    fn call(&self, id: i64) -> Result<Option<CallRecording>, StorageError> {
         self.conn
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -9,13 +9,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use crate::services::auth::{Role, Sites, User, UserError};
 use crate::storage::StorageError;
+use crate::storage::users::{
+    FoundSession, Role, SESSION_IDLE_MS, SESSION_MAX_MS, Sites, User, UserStore, UserStoreError,
+};
 
-/// A session lives this long after its last request…
-pub const SESSION_IDLE_MS: i64 = 12 * 3600 * 1000;
-/// …and never longer than this after sign-in.
-pub const SESSION_MAX_MS: i64 = 7 * 24 * 3600 * 1000;
 /// `last_seen_ms` is written at most this often per session, so reading
 /// the dashboard is not a write per request.
 const TOUCH_EVERY_MS: i64 = 60_000;
@@ -24,19 +22,12 @@ fn sql(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> StorageError {
     move |source: rusqlite::Error| StorageError::Sql { doing, source: Box::new(source) }
 }
 
-/// The users store.
-pub struct AuthStore {
+/// The users store on a connection of its own.
+pub struct SqliteUsers {
     conn: Mutex<Connection>,
 }
 
-/// A signed-in session as found.
-#[derive(Debug, Clone)]
-pub struct FoundSession {
-    pub user: User,
-    pub csrf: String,
-}
-
-impl AuthStore {
+impl SqliteUsers {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         Ok(Self { conn: Mutex::new(crate::storage::sqlite::side_connection(path)?) })
     }
@@ -54,8 +45,10 @@ impl AuthStore {
         tx.commit().map_err(sql("committing a users transaction"))?;
         Ok(out)
     }
+}
 
-    pub fn add_user(
+impl UserStore for SqliteUsers {
+    fn add_user(
         &self,
         username: &str,
         role: Role,
@@ -63,7 +56,7 @@ impl AuthStore {
         password_hash: &str,
         demo: bool,
         now_ms: i64,
-    ) -> Result<User, UserError> {
+    ) -> Result<User, UserStoreError> {
         self.write(|tx| {
             let taken: bool = tx
                 .query_row("SELECT 1 FROM users WHERE username = ?1", [username], |_| Ok(()))
@@ -71,7 +64,7 @@ impl AuthStore {
                 .map_err(sql("looking up a user name"))?
                 .is_some();
             if taken {
-                return Err(UserError::Taken(username.to_owned()));
+                return Err(UserStoreError::Taken(username.to_owned()));
             }
             tx.execute(
                 "INSERT INTO users (username, role, all_sites, password_hash, demo, created_at_ms, updated_at_ms)
@@ -85,7 +78,7 @@ impl AuthStore {
         })
     }
 
-    pub fn list_users(&self) -> Result<Vec<User>, StorageError> {
+    fn list_users(&self) -> Result<Vec<User>, StorageError> {
         let conn = self.conn();
         let ids: Vec<i64> = conn
             .prepare("SELECT id FROM users ORDER BY username")
@@ -99,14 +92,13 @@ impl AuthStore {
         Ok(out)
     }
 
-    pub fn user(&self, id: i64) -> Result<Option<User>, StorageError> {
+    fn user(&self, id: i64) -> Result<Option<User>, StorageError> {
         let conn = self.conn();
         let tx = conn.unchecked_transaction().map_err(sql("beginning a read"))?;
         user(&tx, id)
     }
 
-    /// The user and their password hash, by name.
-    pub fn credentials(&self, username: &str) -> Result<Option<(User, String)>, StorageError> {
+    fn credentials(&self, username: &str) -> Result<Option<(User, String)>, StorageError> {
         let conn = self.conn();
         let tx = conn.unchecked_transaction().map_err(sql("beginning a read"))?;
         let found: Option<(i64, String)> = tx
@@ -119,25 +111,22 @@ impl AuthStore {
         Ok(user(&tx, id)?.map(|u| (u, hash)))
     }
 
-    pub fn user_by_name(&self, username: &str) -> Result<Option<User>, StorageError> {
+    fn user_by_name(&self, username: &str) -> Result<Option<User>, StorageError> {
         Ok(self.credentials(username)?.map(|(u, _)| u))
     }
 
-    /// Changes a user's role and sites, and their password when given. Any
-    /// change signs them out everywhere: their sessions were granted under
-    /// the old terms.
-    pub fn update_user(
+    fn update_user(
         &self,
         id: i64,
         role_and_sites: Option<(Role, Sites)>,
         password_hash: Option<&str>,
         now_ms: i64,
-    ) -> Result<User, UserError> {
+    ) -> Result<User, UserStoreError> {
         self.write(|tx| {
-            let before = user(tx, id)?.ok_or_else(|| UserError::Unknown(format!("#{id}")))?;
+            let before = user(tx, id)?.ok_or_else(|| UserStoreError::Unknown(format!("#{id}")))?;
             if let Some((role, sites)) = &role_and_sites {
                 if before.role == Role::Admin && *role != Role::Admin && admins(tx)? <= 1 {
-                    return Err(UserError::LastAdmin);
+                    return Err(UserStoreError::LastAdmin);
                 }
                 tx.execute(
                     "UPDATE users SET role = ?2, all_sites = ?3, updated_at_ms = ?4 WHERE id = ?1",
@@ -158,13 +147,11 @@ impl AuthStore {
         })
     }
 
-    /// Removes a user and signs them out; what they tagged and wrote keeps
-    /// their name.
-    pub fn remove_user(&self, id: i64) -> Result<User, UserError> {
+    fn remove_user(&self, id: i64) -> Result<User, UserStoreError> {
         self.write(|tx| {
-            let before = user(tx, id)?.ok_or_else(|| UserError::Unknown(format!("#{id}")))?;
+            let before = user(tx, id)?.ok_or_else(|| UserStoreError::Unknown(format!("#{id}")))?;
             if before.role == Role::Admin && admins(tx)? <= 1 {
-                return Err(UserError::LastAdmin);
+                return Err(UserStoreError::LastAdmin);
             }
             end_sessions(tx, id)?;
             tx.execute("DELETE FROM user_sites WHERE user_id = ?1", [id]).map_err(sql("removing a user's sites"))?;
@@ -173,7 +160,7 @@ impl AuthStore {
         })
     }
 
-    pub fn start_session(&self, user_id: i64, token_hash: &str, csrf: &str, now_ms: i64) -> Result<(), StorageError> {
+    fn start_session(&self, user_id: i64, token_hash: &str, csrf: &str, now_ms: i64) -> Result<(), StorageError> {
         self.write(|tx| {
             // Sessions that ran out go when someone signs in.
             tx.execute(
@@ -191,8 +178,7 @@ impl AuthStore {
         })
     }
 
-    /// The live session of a token hash, its idle time renewed.
-    pub fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<FoundSession>, StorageError> {
+    fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<FoundSession>, StorageError> {
         let found: Option<(i64, String, i64, i64)> = self
             .conn()
             .query_row(
@@ -218,21 +204,21 @@ impl AuthStore {
         Ok(self.user(user_id)?.map(|user| FoundSession { user, csrf }))
     }
 
-    pub fn end_session(&self, token_hash: &str) -> Result<(), StorageError> {
+    fn end_session(&self, token_hash: &str) -> Result<(), StorageError> {
         self.conn()
             .execute("DELETE FROM user_sessions WHERE token_hash = ?1", [token_hash])
             .map(drop)
             .map_err(sql("ending a session"))
     }
 
-    pub fn call_site(&self, id: i64) -> Result<Option<String>, StorageError> {
+    fn call_site(&self, id: i64) -> Result<Option<String>, StorageError> {
         self.conn()
             .query_row("SELECT site_id FROM calls WHERE id = ?1", [id], |r| r.get(0))
             .optional()
             .map_err(sql("reading a call's site"))
     }
 
-    pub fn export_site(&self, id: i64) -> Result<Option<String>, StorageError> {
+    fn export_site(&self, id: i64) -> Result<Option<String>, StorageError> {
         self.conn()
             .query_row("SELECT site_id FROM outbox WHERE id = ?1", [id], |r| r.get(0))
             .optional()

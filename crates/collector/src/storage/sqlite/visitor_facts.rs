@@ -22,7 +22,8 @@ impl SqliteVisitorFacts {
     /// The stored facts of each of `sessions` that has any.
     pub fn of_sessions(&self, sessions: &[String]) -> Result<HashMap<String, Facts>, StorageError> {
         let conn = self.store.lock().unwrap_or_else(PoisonError::into_inner);
-        let sql = |source: rusqlite::Error| StorageError::Sql { doing: "reading visitor facts", source: Box::new(source) };
+        let sql =
+            |source: rusqlite::Error| StorageError::Sql { doing: "reading visitor facts", source: Box::new(source) };
         let mut st = conn
             .prepare_cached(
                 "SELECT id, country, region, city, device_type, device, browser, os FROM sessions

@@ -231,9 +231,7 @@ pub fn run(cli: Cli) -> ExitCode {
             );
             Ok(())
         }),
-        Command::User { config: Some(config), command } => {
-            with_config(&config, |cfg| users::run(cfg, command))
-        }
+        Command::User { config: Some(config), command } => with_config(&config, |cfg| users::run(cfg, command)),
         Command::User { config: None, .. } => {
             eprintln!("ringsource: user needs --config FILE (the configuration whose database holds the users)");
             ExitCode::FAILURE
