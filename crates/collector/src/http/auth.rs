@@ -38,8 +38,8 @@ use std::sync::Arc;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
@@ -47,18 +47,19 @@ use serde_json::{Value, json};
 
 use crate::clock::Clock;
 use crate::config::ForwardedHeader;
+use crate::http::error::ApiError;
 use crate::services::StorageError;
 use crate::services::auth::policy::{self, SiteOf};
 use crate::services::auth::scrub::Scrub;
 use crate::services::auth::secrets;
 use crate::services::auth::throttle::Throttle;
+use crate::services::auth::{AuthError, SESSION_MAX_MS, UserStore};
 use crate::services::auth::{Permission, Principal, Role, Sites, User, UserError, UserView, Via};
-use crate::services::auth::{SESSION_MAX_MS, UserStore, UserStoreError};
 
 /// The routes this module registers.
 
 pub const COOKIE: &str = "ringsource_session";
-pub const CSRF_HEADER: &str = "x-csrf-token";
+pub use crate::services::auth::CSRF_HEADER;
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The state of sign-in and the guard.
@@ -96,103 +97,15 @@ impl AuthApi {
     }
 }
 
-/// Why a request was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("sign in first (POST /v1/auth/login), or send Authorization: Bearer <server.admin_token>")]
-    Unauthenticated,
-    #[error("wrong admin token; send Authorization: Bearer <server.admin_token>")]
-    BadToken,
-    #[error("wrong user name or password")]
-    BadCredentials,
-    #[error("too many sign-in attempts; retry in {0} s")]
-    TooMany(u64),
-    #[error("the {CSRF_HEADER} header is missing or is not this session's token (GET /v1/auth/me has it)")]
-    Csrf,
-    #[error("a {role} may not {doing}")]
-    Forbidden { role: &'static str, doing: &'static str },
-    #[error("{user} may not see site {site:?}")]
-    SiteForbidden { user: String, site: String },
-    #[error("{user} sees only some sites: name one with site=")]
-    SiteRequired { user: String },
-    #[error("bad request: {0}")]
-    BadRequest(String),
-    #[error(transparent)]
-    User(#[from] UserError),
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl AuthError {
-    fn code(&self) -> &'static str {
-        match self {
-            AuthError::Unauthenticated | AuthError::BadToken => "unauthorized",
-            AuthError::BadCredentials => "bad_credentials",
-            AuthError::TooMany(_) => "too_many_attempts",
-            AuthError::Csrf => "csrf_token",
-            AuthError::Forbidden { .. } => "forbidden",
-            AuthError::SiteForbidden { .. } => "site_forbidden",
-            AuthError::SiteRequired { .. } => "site_required",
-            AuthError::BadRequest(_) => "bad_request",
-            AuthError::User(UserError::Unknown(_)) => "unknown_user",
-            AuthError::User(UserError::Taken(_)) => "user_exists",
-            AuthError::User(UserError::LastAdmin) => "last_admin",
-            AuthError::User(UserError::Storage(_)) | AuthError::Storage(_) => "storage_error",
-            AuthError::User(UserError::Secret(
-                secrets::SecretError::NoRandomness(_) | secrets::SecretError::Hash(_),
-            ))
-            | AuthError::Internal(_) => "internal_error",
-            AuthError::User(_) => "bad_request",
-        }
-    }
-}
-
-impl ResponseError for AuthError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            AuthError::Unauthenticated | AuthError::BadToken | AuthError::BadCredentials => StatusCode::UNAUTHORIZED,
-            AuthError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
-            AuthError::Csrf
-            | AuthError::Forbidden { .. }
-            | AuthError::SiteForbidden { .. }
-            | AuthError::SiteRequired { .. } => StatusCode::FORBIDDEN,
-            AuthError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AuthError::User(UserError::Unknown(_)) => StatusCode::NOT_FOUND,
-            AuthError::User(UserError::Taken(_) | UserError::LastAdmin) => StatusCode::CONFLICT,
-            AuthError::User(UserError::Storage(_)) | AuthError::Storage(_) | AuthError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-            AuthError::User(UserError::Secret(
-                secrets::SecretError::NoRandomness(_) | secrets::SecretError::Hash(_),
-            )) => StatusCode::INTERNAL_SERVER_ERROR,
-            AuthError::User(_) => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if self.status_code().is_server_error() {
-            crate::outage::server_error(self);
-        }
-        let mut resp = HttpResponse::build(self.status_code());
-        match self {
-            AuthError::Unauthenticated | AuthError::BadToken => {
-                resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-            }
-            AuthError::TooMany(secs) => {
-                resp.insert_header((header::RETRY_AFTER, secs.to_string()));
-            }
-            _ => {}
-        }
-        resp.json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
-    }
-}
-
 async fn blocking<T: Send + 'static, E: Into<AuthError> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, AuthError> {
-    web::block(f).await.map_err(|e| AuthError::Internal(format!("the blocking pool failed: {e}")))?.map_err(Into::into)
+    // The request's span goes along, so what the work logs names the request.
+    let span = tracing::Span::current();
+    web::block(move || span.in_scope(f))
+        .await
+        .map_err(|e| AuthError::Internal(format!("the blocking pool failed: {e}")))?
+        .map_err(Into::into)
 }
 
 fn state(req: &HttpRequest) -> Result<web::Data<AuthApi>, AuthError> {
@@ -262,7 +175,7 @@ pub async fn guard(
         // token check stands alone.
         Err(_) => return Ok(next.call(req).await?.map_into_boxed_body()),
     };
-    let refuse = |req: ServiceRequest, e: AuthError| Ok(req.into_response(e.error_response()));
+    let refuse = |req: ServiceRequest, e: AuthError| Ok(req.into_response(ApiError::from(e).error_response()));
     let principal = match principal(req.request(), &api).await {
         Ok(Some(p)) => p,
         Ok(None) => return refuse(req, AuthError::Unauthenticated),
@@ -383,7 +296,7 @@ async fn scrubbed(res: ServiceResponse<BoxBody>, scrub: Scrub) -> Result<Service
     // An answer that cannot be read is not handed on unscrubbed.
     let Some(cleaned) = cleaned else {
         let e = AuthError::Internal("an answer could not be scrubbed for this role".into());
-        return Ok(ServiceResponse::new(req, e.error_response()));
+        return Ok(ServiceResponse::new(req, ApiError::from(e).error_response()));
     };
     let mut resp = resp.set_body(BoxBody::new(cleaned));
     resp.headers_mut().remove(header::CONTENT_LENGTH);
@@ -424,7 +337,7 @@ fn whoami(p: &Principal, csrf: Option<&str>) -> Value {
     })
 }
 
-pub async fn login(req: HttpRequest, body: web::Payload) -> Result<HttpResponse, AuthError> {
+pub async fn login(req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let api = state(&req)?;
     let json = req
         .headers()
@@ -432,7 +345,7 @@ pub async fn login(req: HttpRequest, body: web::Payload) -> Result<HttpResponse,
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
     if !json {
-        return Err(AuthError::BadRequest("sign in with a JSON body and Content-Type: application/json".into()));
+        return Err(AuthError::BadRequest("sign in with a JSON body and Content-Type: application/json".into()).into());
     }
     let now_ms = api.clock.now_ms();
     let address = crate::http::client_addr::client_ip(req.headers(), req.peer_addr(), api.forwarded)
@@ -454,7 +367,7 @@ pub async fn login(req: HttpRequest, body: web::Payload) -> Result<HttpResponse,
     .await?;
     let Some(user) = user else {
         let _ = api.by_name.take(&name, now_ms);
-        return Err(AuthError::BadCredentials);
+        return Err(AuthError::BadCredentials.into());
     };
     let token = secrets::new_token().map_err(UserError::from)?;
     let csrf = secrets::new_token().map_err(UserError::from)?;
@@ -473,7 +386,7 @@ pub async fn login(req: HttpRequest, body: web::Payload) -> Result<HttpResponse,
         .json(whoami(&principal, Some(&csrf))))
 }
 
-pub async fn logout(req: HttpRequest) -> Result<HttpResponse, AuthError> {
+pub async fn logout(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let api = state(&req)?;
     if let Some(Principal { via: Via::Session { token_hash, .. }, .. }) = principal_of(&req) {
         let store = Arc::clone(&api.store);
@@ -482,7 +395,7 @@ pub async fn logout(req: HttpRequest) -> Result<HttpResponse, AuthError> {
     Ok(HttpResponse::NoContent().insert_header((header::SET_COOKIE, set_cookie("", 0))).finish())
 }
 
-pub async fn me(req: HttpRequest) -> Result<HttpResponse, AuthError> {
+pub async fn me(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let p = principal_of(&req).ok_or(AuthError::Unauthenticated)?;
     let csrf = match &p.via {
         Via::Session { csrf, .. } => Some(csrf.as_str()),
@@ -491,7 +404,7 @@ pub async fn me(req: HttpRequest) -> Result<HttpResponse, AuthError> {
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(whoami(&p, csrf)))
 }
 
-pub async fn list_users(req: HttpRequest) -> Result<HttpResponse, AuthError> {
+pub async fn list_users(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let api = state(&req)?;
     let store = Arc::clone(&api.store);
     let users = blocking(move || store.list_users()).await?;
@@ -508,7 +421,7 @@ struct NewUserBody {
     password: String,
 }
 
-pub async fn add_user(req: HttpRequest, body: web::Payload) -> Result<HttpResponse, AuthError> {
+pub async fn add_user(req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let api = state(&req)?;
     let body: NewUserBody = read_json(body).await?;
     let name = crate::services::auth::user_name(&body.username)?;
@@ -534,13 +447,15 @@ pub async fn update_user(
     req: HttpRequest,
     id: web::Path<String>,
     body: web::Payload,
-) -> Result<HttpResponse, AuthError> {
+) -> Result<HttpResponse, ApiError> {
     let api = state(&req)?;
     let id = user_id(&id)?;
     let body: Value = read_json(body).await?;
-    let Some(fields) = body.as_object() else { return Err(AuthError::BadRequest("the body is not an object".into())) };
+    let Some(fields) = body.as_object() else {
+        return Err(AuthError::BadRequest("the body is not an object".into()).into());
+    };
     if let Some(k) = fields.keys().find(|k| !matches!(k.as_str(), "role" | "sites" | "password")) {
-        return Err(AuthError::BadRequest(format!("unknown field {k:?}; expected role, sites or password")));
+        return Err(AuthError::BadRequest(format!("unknown field {k:?}; expected role, sites or password")).into());
     }
     let store = Arc::clone(&api.store);
     let current = blocking({
@@ -552,7 +467,7 @@ pub async fn update_user(
     let role_and_sites = if fields.contains_key("role") || fields.contains_key("sites") {
         let role = match fields.get("role") {
             Some(Value::String(r)) => r.clone(),
-            Some(_) => return Err(AuthError::BadRequest("role must be a string".into())),
+            Some(_) => return Err(AuthError::BadRequest("role must be a string".into()).into()),
             None => current.role.as_str().to_owned(),
         };
         let sites: Option<Vec<String>> = match fields.get("sites") {
@@ -575,7 +490,7 @@ pub async fn update_user(
     let password = match fields.get("password") {
         None => None,
         Some(Value::String(p)) => Some(p.clone()),
-        Some(_) => return Err(AuthError::BadRequest("password must be a string".into())),
+        Some(_) => return Err(AuthError::BadRequest("password must be a string".into()).into()),
     };
     let now_ms = api.clock.now_ms();
     let user = blocking(move || -> Result<User, UserError> {
@@ -586,22 +501,10 @@ pub async fn update_user(
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
 
-pub async fn remove_user(req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, AuthError> {
+pub async fn remove_user(req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let api = state(&req)?;
     let id = user_id(&id)?;
     let store = Arc::clone(&api.store);
     let user = blocking(move || store.remove_user(id)).await?;
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
-}
-
-impl From<secrets::SecretError> for AuthError {
-    fn from(e: secrets::SecretError) -> Self {
-        AuthError::User(UserError::Secret(e))
-    }
-}
-
-impl From<UserStoreError> for AuthError {
-    fn from(e: UserStoreError) -> Self {
-        AuthError::User(e.into())
-    }
 }

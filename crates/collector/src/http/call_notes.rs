@@ -11,16 +11,15 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::clock::Clock;
-use crate::services::StorageError;
+use crate::http::error::ApiError;
 use crate::services::auth::{Principal, Role};
-use crate::services::call_notes::{BUILT_IN, NoteError};
-use crate::services::call_notes::{NotesStore, NotesStoreError};
+use crate::services::call_notes::NotesStore;
+use crate::services::call_notes::{BUILT_IN, NotesError};
 
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
@@ -31,94 +30,34 @@ pub struct NotesApi {
     pub sites: std::collections::HashSet<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum NotesApiError {
-    #[error("bad request: {0}")]
-    BadRequest(String),
-    #[error("no site {0:?} is configured")]
-    UnknownSite(String),
-    #[error(transparent)]
-    Store(#[from] NotesStoreError),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl NotesApiError {
-    fn code(&self) -> &'static str {
-        match self {
-            NotesApiError::BadRequest(_) | NotesApiError::Store(NotesStoreError::Note(_)) => "bad_request",
-            NotesApiError::UnknownSite(_) => "unknown_site",
-            NotesApiError::Store(NotesStoreError::UnknownCall(_)) => "unknown_call",
-            NotesApiError::Store(NotesStoreError::UnknownNote { .. }) => "unknown_note",
-            NotesApiError::Store(NotesStoreError::NotAuthor { .. }) => "forbidden",
-            NotesApiError::Store(NotesStoreError::Storage(_)) => "storage_error",
-            NotesApiError::Internal(_) => "internal_error",
-        }
-    }
-}
-
-impl ResponseError for NotesApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            NotesApiError::BadRequest(_) | NotesApiError::Store(NotesStoreError::Note(_)) => StatusCode::BAD_REQUEST,
-            NotesApiError::UnknownSite(_)
-            | NotesApiError::Store(NotesStoreError::UnknownCall(_) | NotesStoreError::UnknownNote { .. }) => {
-                StatusCode::NOT_FOUND
-            }
-            NotesApiError::Store(NotesStoreError::NotAuthor { .. }) => StatusCode::FORBIDDEN,
-            NotesApiError::Store(NotesStoreError::Storage(_)) | NotesApiError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if self.status_code().is_server_error() {
-            crate::outage::server_error(self);
-        }
-        HttpResponse::build(self.status_code())
-            .json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
-    }
-}
-
-impl From<StorageError> for NotesApiError {
-    fn from(e: StorageError) -> Self {
-        NotesApiError::Store(NotesStoreError::Storage(e))
-    }
-}
-
-impl From<NoteError> for NotesApiError {
-    fn from(e: NoteError) -> Self {
-        NotesApiError::Store(NotesStoreError::Note(e))
-    }
-}
-
-async fn blocking<T: Send + 'static, E: Into<NotesApiError> + Send + 'static>(
+async fn blocking<T: Send + 'static, E: Into<NotesError> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, NotesApiError> {
-    web::block(f)
+) -> Result<T, NotesError> {
+    // The request's span goes along, so what the work logs names the request.
+    let span = tracing::Span::current();
+    web::block(move || span.in_scope(f))
         .await
-        .map_err(|e| NotesApiError::Internal(format!("the blocking pool failed: {e}")))?
+        .map_err(|e| NotesError::Internal(format!("the blocking pool failed: {e}")))?
         .map_err(Into::into)
 }
 
 /// Who is writing: the guard's principal (every route here is behind it).
-fn author(req: &HttpRequest) -> Result<Principal, NotesApiError> {
+fn author(req: &HttpRequest) -> Result<Principal, NotesError> {
     crate::http::auth::principal_of(req)
-        .ok_or_else(|| NotesApiError::Internal("the auth guard did not run for this route".into()))
+        .ok_or_else(|| NotesError::Internal("the auth guard did not run for this route".into()))
 }
 
-fn id(name: &str, text: &str) -> Result<i64, NotesApiError> {
-    text.parse().map_err(|_| NotesApiError::BadRequest(format!("{name} {text:?} is not a number")))
+fn id(name: &str, text: &str) -> Result<i64, NotesError> {
+    text.parse().map_err(|_| NotesError::BadRequest(format!("{name} {text:?} is not a number")))
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(body: web::Payload, shape: &str) -> Result<T, NotesApiError> {
+async fn read_json<T: serde::de::DeserializeOwned>(body: web::Payload, shape: &str) -> Result<T, NotesError> {
     let bytes = body
         .to_bytes_limited(MAX_BODY_BYTES)
         .await
-        .map_err(|_| NotesApiError::BadRequest(format!("the body is larger than {MAX_BODY_BYTES} bytes")))?
-        .map_err(|e| NotesApiError::BadRequest(format!("cannot read the body: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| NotesApiError::BadRequest(format!("the body is not {shape}: {e}")))
+        .map_err(|_| NotesError::BadRequest(format!("the body is larger than {MAX_BODY_BYTES} bytes")))?
+        .map_err(|e| NotesError::BadRequest(format!("cannot read the body: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| NotesError::BadRequest(format!("the body is not {shape}: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -132,7 +71,7 @@ pub async fn add_tag(
     api: web::Data<NotesApi>,
     path: web::Path<String>,
     body: web::Payload,
-) -> Result<HttpResponse, NotesApiError> {
+) -> Result<HttpResponse, ApiError> {
     let who = author(&req)?.name();
     let call_id = id("call id", &path)?;
     let body: TagBody = read_json(body, "{\"tag\": \"…\"}").await?;
@@ -142,10 +81,7 @@ pub async fn add_tag(
     Ok(HttpResponse::Ok().json(json!({ "call_id": call_id, "tags": tags })))
 }
 
-pub async fn remove_tag(
-    api: web::Data<NotesApi>,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, NotesApiError> {
+pub async fn remove_tag(api: web::Data<NotesApi>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (call, tag) = path.into_inner();
     let call_id = id("call id", &call)?;
     let tag = crate::services::call_notes::tag(&tag)?;
@@ -154,7 +90,7 @@ pub async fn remove_tag(
     Ok(HttpResponse::Ok().json(json!({ "call_id": call_id, "tags": tags })))
 }
 
-pub async fn list_notes(api: web::Data<NotesApi>, path: web::Path<String>) -> Result<HttpResponse, NotesApiError> {
+pub async fn list_notes(api: web::Data<NotesApi>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let call_id = id("call id", &path)?;
     let store = Arc::clone(&api.store);
     let notes = blocking(move || store.notes(call_id)).await?;
@@ -172,7 +108,7 @@ pub async fn add_note(
     api: web::Data<NotesApi>,
     path: web::Path<String>,
     body: web::Payload,
-) -> Result<HttpResponse, NotesApiError> {
+) -> Result<HttpResponse, ApiError> {
     let who = author(&req)?.name();
     let call_id = id("call id", &path)?;
     let body: NoteBody = read_json(body, "{\"body\": \"…\"}").await?;
@@ -186,7 +122,7 @@ pub async fn remove_note(
     req: HttpRequest,
     api: web::Data<NotesApi>,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, NotesApiError> {
+) -> Result<HttpResponse, ApiError> {
     let principal = author(&req)?;
     let (call, note) = path.into_inner();
     let (call_id, note_id) = (id("call id", &call)?, id("note id", &note)?);
@@ -202,16 +138,16 @@ struct TagsQuery {
     site: Option<String>,
 }
 
-pub async fn tags_in_use(req: HttpRequest, api: web::Data<NotesApi>) -> Result<HttpResponse, NotesApiError> {
+pub async fn tags_in_use(req: HttpRequest, api: web::Data<NotesApi>) -> Result<HttpResponse, ApiError> {
     let q = web::Query::<TagsQuery>::from_query(req.query_string())
-        .map_err(|e| NotesApiError::BadRequest(format!("query string: {e}")))?;
+        .map_err(|e| NotesError::BadRequest(format!("query string: {e}")))?;
     let site = q
         .into_inner()
         .site
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| NotesApiError::BadRequest("site is required".into()))?;
+        .ok_or_else(|| NotesError::BadRequest("site is required".into()))?;
     if !api.sites.contains(&site) {
-        return Err(NotesApiError::UnknownSite(site));
+        return Err(NotesError::UnknownSite(site).into());
     }
     let store = Arc::clone(&api.store);
     let tags = blocking(move || store.tags_in_use(&site)).await?;
@@ -221,7 +157,7 @@ pub async fn tags_in_use(req: HttpRequest, api: web::Data<NotesApi>) -> Result<H
 /// Adds `tags` to each call of a calls API answer: `{ calls: [...] }` or a
 /// call detail. Without the notes store (an app built without it) the
 /// answer stays as it is.
-pub async fn add_tags(req: &HttpRequest, body: &mut Value) -> Result<(), NotesApiError> {
+pub async fn add_tags(req: &HttpRequest, body: &mut Value) -> Result<(), NotesError> {
     let Some(api) = req.app_data::<web::Data<NotesApi>>() else { return Ok(()) };
     let ids: Vec<i64> = match body.get("calls").and_then(Value::as_array) {
         Some(calls) => calls.iter().filter_map(|c| c["id"].as_i64()).collect(),

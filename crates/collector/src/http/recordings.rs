@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde_json::json;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::services::StorageError;
+use crate::http::error::ApiError;
 use crate::services::recordings::RecordingStore;
-use crate::services::recordings::{ByteRange, Credentials, DEMO_SCHEME, Recordings, byte_range, demo_wav};
+use crate::services::recordings::{
+    ByteRange, Credentials, DEMO_SCHEME, RecordingError, Recordings, byte_range, demo_wav,
+};
 
 /// A PBX that has not started sending the file by then is not coming.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,54 +40,6 @@ impl RecordingsApi {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RecordingError {
-    #[error("bad request: {0}")]
-    BadRequest(String),
-    #[error("no call {0}")]
-    UnknownCall(i64),
-    #[error("call {0} has no recording (the PBX sent none)")]
-    NoRecording(i64),
-    #[error("the recording of call {id} could not be fetched from the PBX: {reason}")]
-    Unavailable { id: i64, reason: String },
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl RecordingError {
-    fn code(&self) -> &'static str {
-        match self {
-            RecordingError::BadRequest(_) => "bad_request",
-            RecordingError::UnknownCall(_) => "unknown_call",
-            RecordingError::NoRecording(_) => "no_recording",
-            RecordingError::Unavailable { .. } => "recording_unavailable",
-            RecordingError::Storage(_) => "storage_error",
-            RecordingError::Internal(_) => "internal_error",
-        }
-    }
-}
-
-impl ResponseError for RecordingError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            RecordingError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            RecordingError::UnknownCall(_) | RecordingError::NoRecording(_) => StatusCode::NOT_FOUND,
-            RecordingError::Unavailable { .. } => StatusCode::BAD_GATEWAY,
-            RecordingError::Storage(_) | RecordingError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if self.status_code().is_server_error() {
-            crate::outage::server_error(self);
-        }
-        HttpResponse::build(self.status_code())
-            .json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
-    }
-}
-
 /// The type a file's name suggests, for a PBX that sends none.
 fn content_type(url: &str) -> &'static str {
     let path = url.split(['?', '#']).next().unwrap_or_default().to_ascii_lowercase();
@@ -105,7 +57,7 @@ pub async fn recording(
     api: web::Data<RecordingsApi>,
     id: web::Path<String>,
     req: HttpRequest,
-) -> Result<HttpResponse, RecordingError> {
+) -> Result<HttpResponse, ApiError> {
     let id: i64 = id.parse().map_err(|_| RecordingError::BadRequest(format!("call id {:?} is not a number", *id)))?;
     let store = Arc::clone(&api.store);
     let call = web::block(move || store.call(id))
@@ -150,7 +102,7 @@ pub async fn recording(
         } else {
             String::new()
         };
-        return Err(unavailable(format!("the PBX answered {status}{hint}")));
+        return Err(unavailable(format!("the PBX answered {status}{hint}")).into());
     }
     let mut resp = HttpResponse::build(StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::OK));
     let passed = |name: &str| upstream.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);

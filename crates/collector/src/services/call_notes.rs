@@ -14,6 +14,7 @@
 //!   `GET|POST /v1/calls/{id}/notes`, `DELETE /v1/calls/{id}/notes/{note}`,
 //!   `GET /v1/tags?site=`, and the tags added to the calls API's answers.
 
+use crate::storage::StorageError;
 pub use crate::storage::call_notes::{
     MAX_NOTE_CHARS, MAX_TAG_CHARS, MAX_TAGS_PER_CALL, Note, NoteError, NotesStore, NotesStoreError, TagCount,
 };
@@ -58,5 +59,30 @@ mod tests {
         assert_eq!(note("  called back, wants a quote \n").unwrap(), "called back, wants a quote");
         assert!(note(" ").is_err() && note("\u{7}").is_err() && note(&"x".repeat(2001)).is_err());
         assert!(note("line one\nline two").is_ok());
+    }
+}
+
+/// Why a tag or note request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum NotesError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("no site {0:?} is configured")]
+    UnknownSite(String),
+    #[error(transparent)]
+    Store(#[from] NotesStoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StorageError> for NotesError {
+    fn from(e: StorageError) -> Self {
+        NotesError::Store(NotesStoreError::Storage(e))
+    }
+}
+
+impl From<NoteError> for NotesError {
+    fn from(e: NoteError) -> Self {
+        NotesError::Store(NotesStoreError::Note(e))
     }
 }

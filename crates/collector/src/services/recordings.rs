@@ -17,6 +17,7 @@
 //! SQL [`crate::storage::sqlite::recordings`].
 
 pub use crate::pbx::recordings::{Credentials, RecordingAuth, Recordings};
+use crate::storage::StorageError;
 pub use crate::storage::money::DEMO_PBX;
 pub use crate::storage::recordings::{CallRecording, RecordingStore};
 
@@ -205,4 +206,21 @@ mod tests {
         let issues = Recordings::from_raw("shop", bad, &|_| None).unwrap_err();
         assert_eq!(issues.len(), 2, "{issues:?}");
     }
+}
+
+/// Why a recording could not be played.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("no call {0}")]
+    UnknownCall(i64),
+    #[error("call {0} has no recording (the PBX sent none)")]
+    NoRecording(i64),
+    #[error("the recording of call {id} could not be fetched from the PBX: {reason}")]
+    Unavailable { id: i64, reason: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("internal error: {0}")]
+    Internal(String),
 }

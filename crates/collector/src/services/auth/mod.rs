@@ -180,3 +180,49 @@ mod tests {
         assert!(matches!(role_and_sites("owner", None, &known), Err(UserError::BadRole(_))));
     }
 }
+
+/// Why a request was refused by the guard or the sign-in and users routes;
+/// its status and code are decided with every other refusal's in
+/// `http::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("sign in first (POST /v1/auth/login), or send Authorization: Bearer <server.admin_token>")]
+    Unauthenticated,
+    #[error("wrong admin token; send Authorization: Bearer <server.admin_token>")]
+    BadToken,
+    #[error("wrong user name or password")]
+    BadCredentials,
+    #[error("too many sign-in attempts; retry in {0} s")]
+    TooMany(u64),
+    #[error("the {CSRF_HEADER} header is missing or is not this session's token (GET /v1/auth/me has it)")]
+    Csrf,
+    #[error("a {role} may not {doing}")]
+    Forbidden { role: &'static str, doing: &'static str },
+    #[error("{user} may not see site {site:?}")]
+    SiteForbidden { user: String, site: String },
+    #[error("{user} sees only some sites: name one with site=")]
+    SiteRequired { user: String },
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The header a signed-in session echoes its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+impl From<secrets::SecretError> for AuthError {
+    fn from(e: secrets::SecretError) -> Self {
+        AuthError::User(UserError::Secret(e))
+    }
+}
+
+impl From<UserStoreError> for AuthError {
+    fn from(e: UserStoreError) -> Self {
+        AuthError::User(e.into())
+    }
+}
