@@ -18,8 +18,12 @@ use crate::services::exports::ExportsService;
 use crate::services::money::MoneyService;
 use crate::services::pools::PoolsService;
 use crate::services::privacy::PrivacyService;
+use crate::services::visitor_facts::VisitorFacts;
 use crate::services::visits::VisitsService;
+use crate::storage::sqlite::call_notes::SqliteNotes;
 use crate::storage::sqlite::privacy::SqlitePrivacy;
+use crate::storage::sqlite::recordings::SqliteRecordings;
+use crate::storage::sqlite::users::SqliteUsers;
 use crate::storage::sqlite::{SqliteOptions, SqliteStorage};
 use crate::storage::{Storage, StorageError};
 
@@ -95,41 +99,24 @@ pub fn bind_with(
         visit_limiter: RateLimiter::new(Bucket::visits(&config.server.rate_limit)),
         session_limiter: RateLimiter::new(Bucket::session(&config.server.rate_limit)),
         forwarded: config.server.trust_forwarded_for.then_some(config.server.forwarded_header),
+        users: Arc::new(SqliteUsers::open(&config.server.database)?),
+        login_by_address: crate::http::auth::login_by_address(),
+        login_by_name: crate::http::auth::login_by_name(),
+        notes: Arc::new(SqliteNotes::open(&config.server.database)?),
+        recordings: Arc::new(SqliteRecordings::open(&config.server.database)?),
+        recordings_client: crate::http::recordings::client(),
+        visitor_facts: Arc::new(VisitorFacts::open(&config.server.database, config.server.geoip_database.as_deref())?),
     });
-    let auth_api = web::Data::new(crate::http::auth::AuthApi::new(
-        Arc::new(crate::storage::sqlite::users::SqliteUsers::open(&config.server.database)?),
-        config.server.admin_token.clone(),
-        Arc::clone(&state.clock),
-        config.sites.iter().map(|s| s.id.clone()).collect(),
-        state.forwarded,
-    ));
-    let notes_api = web::Data::new(crate::http::call_notes::NotesApi {
-        store: Arc::new(crate::storage::sqlite::call_notes::SqliteNotes::open(&config.server.database)?),
-        clock: Arc::clone(&state.clock),
-        sites: config.sites.iter().map(|s| s.id.clone()).collect(),
-    });
-    let visitor_facts = web::Data::new(Arc::new(crate::services::visitor_facts::VisitorFacts::open(
-        &config.server.database,
-        config.server.geoip_database.as_deref(),
-    )?));
-    let recordings_api = web::Data::new(crate::http::recordings::RecordingsApi::new(
-        Arc::new(crate::storage::sqlite::recordings::SqliteRecordings::open(&config.server.database)?),
-        config.sites.iter().map(|s| (s.id.clone(), s.recordings.clone())).collect(),
-    ));
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
     let app = move || {
         App::new()
             // Inside the edge: users and roles are checked on requests the
             // edge has let in, and the edge's headers go on every refusal.
-            .wrap(actix_web::middleware::from_fn(crate::http::auth::guard))
+            .wrap(actix_web::middleware::from_fn(crate::http::extract::guard))
             .wrap(actix_web::middleware::from_fn(crate::http::edge::guard))
             // Outermost: the guard's own answers get a request id and a line too.
             .wrap(actix_web::middleware::from_fn(crate::http::requests::middleware))
             .app_data(state.clone())
-            .app_data(visitor_facts.clone())
-            .app_data(recordings_api.clone())
-            .app_data(notes_api.clone())
-            .app_data(auth_api.clone())
             .configure(crate::http::routes::register)
             .configure(|cfg| static_files::configure(&dirs, cfg))
             .default_service(web::to(crate::http::routes::not_found))

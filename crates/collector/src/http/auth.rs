@@ -27,285 +27,46 @@
 //! limited attempt is answered 429 with `Retry-After` before the password
 //! is looked at, so a right guess there tells nothing.
 //!
-//! **The guard** finds the principal of every request to a route in
-//! [`policy::RULES`] (the admin token, or the cookie), checks the CSRF
+//! **The guard** ([`crate::http::extract::guard`]) finds the principal of
+//! every request to a route in
+//! [`crate::services::auth::policy::RULES`] (the admin token, or the
+//! cookie), checks the CSRF
 //! token, the role's permission and the user's sites, and refuses with
 //! 401 or 403 JSON; answers to roles that may not see callers or
 //! recordings are scrubbed ([`crate::services::auth::scrub`]).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::clock::Clock;
-use crate::config::ForwardedHeader;
 use crate::http::error::ApiError;
+use crate::http::extract::{guard_blocking, guard_state, principal_of};
 use crate::services::StorageError;
-use crate::services::auth::policy::{self, SiteOf};
-use crate::services::auth::scrub::Scrub;
 use crate::services::auth::secrets;
 use crate::services::auth::throttle::Throttle;
-use crate::services::auth::{AuthError, SESSION_MAX_MS, UserStore};
-use crate::services::auth::{Permission, Principal, Role, Sites, User, UserError, UserView, Via};
+use crate::services::auth::{AuthError, SESSION_MAX_MS};
+use crate::services::auth::{Principal, Role, Sites, User, UserError, UserView, Via};
 
-/// The routes this module registers.
-
-pub const COOKIE: &str = "ringsource_session";
+pub use crate::http::extract::COOKIE;
 pub use crate::services::auth::CSRF_HEADER;
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The state of sign-in and the guard.
-pub struct AuthApi {
-    pub store: Arc<dyn UserStore>,
-    /// `None`: no admin token; users only.
-    pub admin_token: Option<String>,
-    pub clock: Arc<dyn Clock>,
-    /// The configured site ids.
-    pub sites: HashSet<String>,
-    /// The proxy header believed for the client's address, as for the API's
-    /// rate limits (see [`crate::http::client_addr`]).
-    pub forwarded: Option<ForwardedHeader>,
-    by_address: Throttle,
-    by_name: Throttle,
+/// Sign-in attempts allowed per client address: a burst, then one per this
+/// many ms.
+pub fn login_by_address() -> Throttle {
+    Throttle::new(20, 3_000)
 }
 
-impl AuthApi {
-    pub fn new(
-        store: Arc<dyn UserStore>,
-        admin_token: Option<String>,
-        clock: Arc<dyn Clock>,
-        sites: HashSet<String>,
-        forwarded: Option<ForwardedHeader>,
-    ) -> Self {
-        AuthApi {
-            store,
-            admin_token,
-            clock,
-            sites,
-            forwarded,
-            by_address: Throttle::new(20, 3_000),
-            by_name: Throttle::new(5, 60_000),
-        }
-    }
-}
-
-async fn blocking<T: Send + 'static, E: Into<AuthError> + Send + 'static>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, AuthError> {
-    // The request's span goes along, so what the work logs names the request.
-    let span = tracing::Span::current();
-    web::block(move || span.in_scope(f))
-        .await
-        .map_err(|e| AuthError::Internal(format!("the blocking pool failed: {e}")))?
-        .map_err(Into::into)
-}
-
-fn state(req: &HttpRequest) -> Result<web::Data<AuthApi>, AuthError> {
-    req.app_data::<web::Data<AuthApi>>().cloned().ok_or_else(|| AuthError::Internal("auth state missing".into()))
-}
-
-/// The cookie's value, if the request carries it.
-fn session_cookie(req: &HttpRequest) -> Option<String> {
-    req.headers().get_all(header::COOKIE).filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
-        let (name, value) = pair.trim().split_once('=')?;
-        (name == COOKIE && !value.is_empty()).then(|| value.to_owned())
-    })
+/// Failed sign-ins allowed per user name: a few, then one a minute.
+pub fn login_by_name() -> Throttle {
+    Throttle::new(5, 60_000)
 }
 
 fn set_cookie(token: &str, max_age_secs: i64) -> String {
     format!("{COOKIE}={token}; Path=/; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite=Strict")
-}
-
-/// Who made the request, if anyone: the admin token first, then the cookie.
-async fn principal(req: &HttpRequest, api: &web::Data<AuthApi>) -> Result<Option<Principal>, AuthError> {
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if let Some(given) = bearer {
-        return match api.admin_token.as_deref() {
-            Some(token) if secrets::same_secret(given.as_bytes(), token.as_bytes()) => {
-                Ok(Some(Principal::admin_token()))
-            }
-            _ => Err(AuthError::BadToken),
-        };
-    }
-    let Some(token) = session_cookie(req) else { return Ok(None) };
-    let hash = secrets::token_hash(&token);
-    let store = Arc::clone(&api.store);
-    let now_ms = api.clock.now_ms();
-    let lookup = hash.clone();
-    let found = blocking(move || store.session(&lookup, now_ms)).await?;
-    Ok(found.map(|s| Principal {
-        role: s.user.role,
-        sites: s.user.sites.clone(),
-        user: Some(s.user),
-        via: Via::Session { token_hash: hash, csrf: s.csrf },
-    }))
-}
-
-fn changes_state(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-/// The guard in front of the admin API: see the module's documentation.
-pub async fn guard(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    // Visitors' and PBXs' routes (most requests) are nobody's to check.
-    let path = req.path();
-    let admin_path = path.starts_with("/v1/") && !path.starts_with("/v1/sites/");
-    let Some(rule) = admin_path.then(|| policy::rule_for(req.method().as_str(), path)).flatten() else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
-    let api = match state(req.request()) {
-        Ok(api) => api,
-        // Not registered (an app without users): the handlers' own admin
-        // token check stands alone.
-        Err(_) => return Ok(next.call(req).await?.map_into_boxed_body()),
-    };
-    let refuse = |req: ServiceRequest, e: AuthError| Ok(req.into_response(ApiError::from(e).error_response()));
-    let principal = match principal(req.request(), &api).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return refuse(req, AuthError::Unauthenticated),
-        Err(e) => return refuse(req, e),
-    };
-    if let Via::Session { csrf, .. } = &principal.via
-        && changes_state(req.method())
-    {
-        let given = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if !secrets::same_secret(given.as_bytes(), csrf.as_bytes()) {
-            return refuse(req, AuthError::Csrf);
-        }
-    }
-    if !principal.may(rule.permission) {
-        return refuse(req, AuthError::Forbidden { role: principal.role.as_str(), doing: rule.permission.doing() });
-    }
-    if principal.sites != Sites::All {
-        let site = match site_of(&mut req, rule, &api).await {
-            Ok(site) => site,
-            Err(e) => return refuse(req, e),
-        };
-        let user = principal.name();
-        match site {
-            Needed::Site(site) if !principal.sites.allows(&site) => {
-                return refuse(req, AuthError::SiteForbidden { user, site });
-            }
-            Needed::Missing => return refuse(req, AuthError::SiteRequired { user }),
-            Needed::Everything => {
-                return refuse(
-                    req,
-                    AuthError::Forbidden { role: principal.role.as_str(), doing: rule.permission.doing() },
-                );
-            }
-            Needed::Site(_) | Needed::Nothing => {}
-        }
-    }
-    let scrub = Scrub {
-        mask_callers: !principal.role.sees_callers(),
-        hide_recordings: !principal.may(Permission::PlayRecordings),
-    };
-    req.extensions_mut().insert(principal);
-    let mut res = next.call(req).await?.map_into_boxed_body();
-    // What a user was let see is not kept by the browser: the next person
-    // signed in at it (a marketer after a manager, say) would otherwise be
-    // answered from the cache without the guard, recordings and callers included.
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if !scrub.needed() {
-        return Ok(res);
-    }
-    scrubbed(res, scrub).await
-}
-
-/// The site a request is about, for a user of some sites.
-enum Needed {
-    Site(String),
-    /// A listing across sites without `site=`.
-    Missing,
-    /// A route of no one site (privacy, users).
-    Everything,
-    /// Nothing to check (their own session; an unknown call, which the
-    /// handler refuses with its 404).
-    Nothing,
-}
-
-async fn site_of(req: &mut ServiceRequest, rule: &policy::Rule, api: &web::Data<AuthApi>) -> Result<Needed, AuthError> {
-    let by_id = |id: Option<&str>| id.and_then(|t| t.parse::<i64>().ok());
-    Ok(match rule.site {
-        SiteOf::Own => Needed::Nothing,
-        SiteOf::Global => Needed::Everything,
-        SiteOf::Query => {
-            let site = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-                .ok()
-                .and_then(|q| q.0.into_iter().find(|(k, v)| k == "site" && !v.is_empty()).map(|(_, v)| v));
-            site.map_or(Needed::Missing, Needed::Site)
-        }
-        SiteOf::Call | SiteOf::Export => {
-            let Some(id) = by_id(policy::first_param(rule.pattern, req.path())) else { return Ok(Needed::Nothing) };
-            let store = Arc::clone(&api.store);
-            let is_call = rule.site == SiteOf::Call;
-            let site = blocking(move || if is_call { store.call_site(id) } else { store.export_site(id) }).await?;
-            site.map_or(Needed::Nothing, Needed::Site)
-        }
-        SiteOf::Body => {
-            let (http, payload) = req.parts_mut();
-            let body = web::Bytes::from_request(http, payload)
-                .await
-                .map_err(|e| AuthError::BadRequest(format!("cannot read the body: {e}")))?;
-            let site = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v.get("site").and_then(Value::as_str).map(str::to_owned));
-            req.set_payload(bytes_payload(body));
-            site.map_or(Needed::Nothing, Needed::Site)
-        }
-    })
-}
-
-/// A body read by the guard, handed on to the handler.
-fn bytes_payload(body: web::Bytes) -> Payload {
-    let (_, mut inner) = actix_http::h1::Payload::create(true);
-    inner.unread_data(body);
-    Payload::from(inner)
-}
-
-/// `res` with callers masked or recordings left out of its JSON or CSV body.
-async fn scrubbed(res: ServiceResponse<BoxBody>, scrub: Scrub) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let kind = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let json = kind.starts_with("application/json");
-    let csv = kind.starts_with("text/csv");
-    if !json && !csv {
-        return Ok(res);
-    }
-    let (req, resp) = res.into_parts();
-    let (resp, body) = resp.into_parts();
-    let bytes = actix_web::body::to_bytes(body)
-        .await
-        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("reading an answer to scrub: {e}")))?;
-    let cleaned = if json { scrub.json_bytes(&bytes) } else { scrub.csv_bytes(&bytes) };
-    // An answer that cannot be read is not handed on unscrubbed.
-    let Some(cleaned) = cleaned else {
-        let e = AuthError::Internal("an answer could not be scrubbed for this role".into());
-        return Ok(ServiceResponse::new(req, ApiError::from(e).error_response()));
-    };
-    let mut resp = resp.set_body(BoxBody::new(cleaned));
-    resp.headers_mut().remove(header::CONTENT_LENGTH);
-    Ok(ServiceResponse::new(req, resp))
-}
-
-/// The request's principal, set by the guard.
-pub fn principal_of(req: &HttpRequest) -> Option<Principal> {
-    req.extensions().get::<Principal>().cloned()
 }
 
 // ------------------------------------------------------------- handlers
@@ -338,7 +99,7 @@ fn whoami(p: &Principal, csrf: Option<&str>) -> Value {
 }
 
 pub async fn login(req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
-    let api = state(&req)?;
+    let api = guard_state(&req)?;
     let json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -350,14 +111,14 @@ pub async fn login(req: HttpRequest, body: web::Payload) -> Result<HttpResponse,
     let now_ms = api.clock.now_ms();
     let address = crate::http::client_addr::client_ip(req.headers(), req.peer_addr(), api.forwarded)
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    api.by_address.take(&address, now_ms).map_err(AuthError::TooMany)?;
+    api.login_by_address.take(&address, now_ms).map_err(AuthError::TooMany)?;
     let body: LoginBody = read_json(body).await?;
     let name = crate::services::auth::user_name(&body.username).unwrap_or_default();
-    api.by_name.check(&name, now_ms).map_err(AuthError::TooMany)?;
-    let store = Arc::clone(&api.store);
+    api.login_by_name.check(&name, now_ms).map_err(AuthError::TooMany)?;
+    let store = Arc::clone(&api.users);
     let lookup = name.clone();
     let password = body.password;
-    let user: Option<User> = blocking(move || -> Result<Option<User>, StorageError> {
+    let user: Option<User> = guard_blocking(move || -> Result<Option<User>, StorageError> {
         let found = store.credentials(&lookup)?;
         // An unknown name costs a hash too, so timing does not tell names.
         let hash = found.as_ref().map_or_else(|| secrets::decoy_hash().to_owned(), |(_, h)| h.clone());
@@ -366,14 +127,14 @@ pub async fn login(req: HttpRequest, body: web::Payload) -> Result<HttpResponse,
     })
     .await?;
     let Some(user) = user else {
-        let _ = api.by_name.take(&name, now_ms);
+        let _ = api.login_by_name.take(&name, now_ms);
         return Err(AuthError::BadCredentials.into());
     };
     let token = secrets::new_token().map_err(UserError::from)?;
     let csrf = secrets::new_token().map_err(UserError::from)?;
-    let store = Arc::clone(&api.store);
+    let store = Arc::clone(&api.users);
     let (hash, id, csrf_stored) = (secrets::token_hash(&token), user.id, csrf.clone());
-    blocking(move || store.start_session(id, &hash, &csrf_stored, now_ms)).await?;
+    guard_blocking(move || store.start_session(id, &hash, &csrf_stored, now_ms)).await?;
     let principal = Principal {
         role: user.role,
         sites: user.sites.clone(),
@@ -387,10 +148,10 @@ pub async fn login(req: HttpRequest, body: web::Payload) -> Result<HttpResponse,
 }
 
 pub async fn logout(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let api = state(&req)?;
+    let api = guard_state(&req)?;
     if let Some(Principal { via: Via::Session { token_hash, .. }, .. }) = principal_of(&req) {
-        let store = Arc::clone(&api.store);
-        blocking(move || store.end_session(&token_hash)).await?;
+        let store = Arc::clone(&api.users);
+        guard_blocking(move || store.end_session(&token_hash)).await?;
     }
     Ok(HttpResponse::NoContent().insert_header((header::SET_COOKIE, set_cookie("", 0))).finish())
 }
@@ -405,9 +166,9 @@ pub async fn me(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 pub async fn list_users(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let api = state(&req)?;
-    let store = Arc::clone(&api.store);
-    let users = blocking(move || store.list_users()).await?;
+    let api = guard_state(&req)?;
+    let store = Arc::clone(&api.users);
+    let users = guard_blocking(move || store.list_users()).await?;
     Ok(HttpResponse::Ok().json(json!({ "users": users.iter().map(UserView::from).collect::<Vec<_>>() })))
 }
 
@@ -422,14 +183,14 @@ struct NewUserBody {
 }
 
 pub async fn add_user(req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
-    let api = state(&req)?;
+    let api = guard_state(&req)?;
     let body: NewUserBody = read_json(body).await?;
     let name = crate::services::auth::user_name(&body.username)?;
     let (role, sites) =
-        crate::services::auth::role_and_sites(&body.role, body.sites.as_deref(), &|s| api.sites.contains(s))?;
-    let store = Arc::clone(&api.store);
+        crate::services::auth::role_and_sites(&body.role, body.sites.as_deref(), &|s| api.sites.contains_key(s))?;
+    let store = Arc::clone(&api.users);
     let now_ms = api.clock.now_ms();
-    let user = blocking(move || -> Result<User, UserError> {
+    let user = guard_blocking(move || -> Result<User, UserError> {
         let hash = secrets::hash_password(&body.password)?;
         Ok(store.add_user(&name, role, &sites, &hash, false, now_ms)?)
     })
@@ -448,7 +209,7 @@ pub async fn update_user(
     id: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let api = state(&req)?;
+    let api = guard_state(&req)?;
     let id = user_id(&id)?;
     let body: Value = read_json(body).await?;
     let Some(fields) = body.as_object() else {
@@ -457,8 +218,8 @@ pub async fn update_user(
     if let Some(k) = fields.keys().find(|k| !matches!(k.as_str(), "role" | "sites" | "password")) {
         return Err(AuthError::BadRequest(format!("unknown field {k:?}; expected role, sites or password")).into());
     }
-    let store = Arc::clone(&api.store);
-    let current = blocking({
+    let store = Arc::clone(&api.users);
+    let current = guard_blocking({
         let store = Arc::clone(&store);
         move || store.user(id)
     })
@@ -483,7 +244,7 @@ pub async fn update_user(
         };
         // An admin made a manager keeps no sites unless told.
         let sites = if current.role == Role::Admin && !fields.contains_key("sites") { None } else { sites };
-        Some(crate::services::auth::role_and_sites(&role, sites.as_deref(), &|s| api.sites.contains(s))?)
+        Some(crate::services::auth::role_and_sites(&role, sites.as_deref(), &|s| api.sites.contains_key(s))?)
     } else {
         None
     };
@@ -493,7 +254,7 @@ pub async fn update_user(
         Some(_) => return Err(AuthError::BadRequest("password must be a string".into()).into()),
     };
     let now_ms = api.clock.now_ms();
-    let user = blocking(move || -> Result<User, UserError> {
+    let user = guard_blocking(move || -> Result<User, UserError> {
         let hash = password.as_deref().map(secrets::hash_password).transpose()?;
         Ok(store.update_user(id, role_and_sites, hash.as_deref(), now_ms)?)
     })
@@ -502,9 +263,9 @@ pub async fn update_user(
 }
 
 pub async fn remove_user(req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let api = state(&req)?;
+    let api = guard_state(&req)?;
     let id = user_id(&id)?;
-    let store = Arc::clone(&api.store);
-    let user = blocking(move || store.remove_user(id)).await?;
+    let store = Arc::clone(&api.users);
+    let user = guard_blocking(move || store.remove_user(id)).await?;
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }

@@ -15,20 +15,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::clock::Clock;
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::services::auth::{Principal, Role};
-use crate::services::call_notes::NotesStore;
 use crate::services::call_notes::{BUILT_IN, NotesError};
 
 const MAX_BODY_BYTES: usize = 16 * 1024;
-
-pub struct NotesApi {
-    pub store: Arc<dyn NotesStore>,
-    pub clock: Arc<dyn Clock>,
-    /// Configured site ids, for `GET /v1/tags`.
-    pub sites: std::collections::HashSet<String>,
-}
 
 async fn blocking<T: Send + 'static, E: Into<NotesError> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
@@ -43,7 +35,7 @@ async fn blocking<T: Send + 'static, E: Into<NotesError> + Send + 'static>(
 
 /// Who is writing: the guard's principal (every route here is behind it).
 fn author(req: &HttpRequest) -> Result<Principal, NotesError> {
-    crate::http::auth::principal_of(req)
+    crate::http::extract::principal_of(req)
         .ok_or_else(|| NotesError::Internal("the auth guard did not run for this route".into()))
 }
 
@@ -68,7 +60,7 @@ struct TagBody {
 
 pub async fn add_tag(
     req: HttpRequest,
-    api: web::Data<NotesApi>,
+    api: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -76,23 +68,23 @@ pub async fn add_tag(
     let call_id = id("call id", &path)?;
     let body: TagBody = read_json(body, "{\"tag\": \"…\"}").await?;
     let tag = crate::services::call_notes::tag(&body.tag)?;
-    let (store, now_ms) = (Arc::clone(&api.store), api.clock.now_ms());
+    let (store, now_ms) = (Arc::clone(&api.notes), api.clock.now_ms());
     let tags = blocking(move || store.add_tag(call_id, &tag, &who, now_ms)).await?;
     Ok(HttpResponse::Ok().json(json!({ "call_id": call_id, "tags": tags })))
 }
 
-pub async fn remove_tag(api: web::Data<NotesApi>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn remove_tag(api: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (call, tag) = path.into_inner();
     let call_id = id("call id", &call)?;
     let tag = crate::services::call_notes::tag(&tag)?;
-    let store = Arc::clone(&api.store);
+    let store = Arc::clone(&api.notes);
     let tags = blocking(move || store.remove_tag(call_id, &tag)).await?;
     Ok(HttpResponse::Ok().json(json!({ "call_id": call_id, "tags": tags })))
 }
 
-pub async fn list_notes(api: web::Data<NotesApi>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn list_notes(api: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let call_id = id("call id", &path)?;
-    let store = Arc::clone(&api.store);
+    let store = Arc::clone(&api.notes);
     let notes = blocking(move || store.notes(call_id)).await?;
     Ok(HttpResponse::Ok().json(json!({ "notes": notes })))
 }
@@ -105,7 +97,7 @@ struct NoteBody {
 
 pub async fn add_note(
     req: HttpRequest,
-    api: web::Data<NotesApi>,
+    api: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -113,21 +105,21 @@ pub async fn add_note(
     let call_id = id("call id", &path)?;
     let body: NoteBody = read_json(body, "{\"body\": \"…\"}").await?;
     let text = crate::services::call_notes::note(&body.body)?;
-    let (store, now_ms) = (Arc::clone(&api.store), api.clock.now_ms());
+    let (store, now_ms) = (Arc::clone(&api.notes), api.clock.now_ms());
     let note = blocking(move || store.add_note(call_id, &who, &text, now_ms)).await?;
     Ok(HttpResponse::Created().json(note))
 }
 
 pub async fn remove_note(
     req: HttpRequest,
-    api: web::Data<NotesApi>,
+    api: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = author(&req)?;
     let (call, note) = path.into_inner();
     let (call_id, note_id) = (id("call id", &call)?, id("note id", &note)?);
     let (who, any_author) = (principal.name(), principal.role == Role::Admin);
-    let store = Arc::clone(&api.store);
+    let store = Arc::clone(&api.notes);
     blocking(move || store.remove_note(call_id, note_id, &who, any_author)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -138,7 +130,7 @@ struct TagsQuery {
     site: Option<String>,
 }
 
-pub async fn tags_in_use(req: HttpRequest, api: web::Data<NotesApi>) -> Result<HttpResponse, ApiError> {
+pub async fn tags_in_use(req: HttpRequest, api: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let q = web::Query::<TagsQuery>::from_query(req.query_string())
         .map_err(|e| NotesError::BadRequest(format!("query string: {e}")))?;
     let site = q
@@ -146,10 +138,10 @@ pub async fn tags_in_use(req: HttpRequest, api: web::Data<NotesApi>) -> Result<H
         .site
         .filter(|s| !s.is_empty())
         .ok_or_else(|| NotesError::BadRequest("site is required".into()))?;
-    if !api.sites.contains(&site) {
+    if !api.sites.contains_key(&site) {
         return Err(NotesError::UnknownSite(site).into());
     }
-    let store = Arc::clone(&api.store);
+    let store = Arc::clone(&api.notes);
     let tags = blocking(move || store.tags_in_use(&site)).await?;
     Ok(HttpResponse::Ok().json(json!({ "built_in": BUILT_IN, "tags": tags })))
 }
@@ -158,12 +150,12 @@ pub async fn tags_in_use(req: HttpRequest, api: web::Data<NotesApi>) -> Result<H
 /// call detail. Without the notes store (an app built without it) the
 /// answer stays as it is.
 pub async fn add_tags(req: &HttpRequest, body: &mut Value) -> Result<(), NotesError> {
-    let Some(api) = req.app_data::<web::Data<NotesApi>>() else { return Ok(()) };
+    let Some(api) = req.app_data::<web::Data<AppState>>() else { return Ok(()) };
     let ids: Vec<i64> = match body.get("calls").and_then(Value::as_array) {
         Some(calls) => calls.iter().filter_map(|c| c["id"].as_i64()).collect(),
         None => body.get("id").and_then(Value::as_i64).into_iter().collect(),
     };
-    let store = Arc::clone(&api.store);
+    let store = Arc::clone(&api.notes);
     let tags = blocking(move || store.tags_of_calls(&ids)).await?;
     let put = |call: &mut Value| {
         let id = call["id"].as_i64().unwrap_or_default();

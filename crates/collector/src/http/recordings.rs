@@ -2,7 +2,6 @@
 //! with the site's credentials for it (or made, for a demo call) and
 //! streamed on with `Range` support. Roles per `auth::policy`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,34 +9,23 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::http::error::ApiError;
-use crate::services::recordings::RecordingStore;
-use crate::services::recordings::{
-    ByteRange, Credentials, DEMO_SCHEME, RecordingError, Recordings, byte_range, demo_wav,
-};
+use crate::http::state::AppState;
+use crate::services::recordings::{ByteRange, Credentials, DEMO_SCHEME, RecordingError, byte_range, demo_wav};
 
 /// A PBX that has not started sending the file by then is not coming.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub struct RecordingsApi {
-    pub store: Arc<dyn RecordingStore>,
-    /// Each configured site's recording credentials.
-    pub sites: HashMap<String, Recordings>,
-    client: reqwest::Client,
-}
-
-impl RecordingsApi {
-    pub fn new(store: Arc<dyn RecordingStore>, sites: HashMap<String, Recordings>) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            // Credentials are for one host: a redirect elsewhere would take
-            // them along (reqwest drops Authorization across hosts, but a
-            // recording has no reason to move).
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .unwrap_or_default();
-        RecordingsApi { store, sites, client }
-    }
+/// The client recordings are fetched from the PBXs with.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        // Credentials are for one host: a redirect elsewhere would take
+        // them along (reqwest drops Authorization across hosts, but a
+        // recording has no reason to move).
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+        .unwrap_or_default()
 }
 
 /// The type a file's name suggests, for a PBX that sends none.
@@ -54,12 +42,12 @@ fn content_type(url: &str) -> &'static str {
 }
 
 pub async fn recording(
-    api: web::Data<RecordingsApi>,
+    api: web::Data<AppState>,
     id: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id: i64 = id.parse().map_err(|_| RecordingError::BadRequest(format!("call id {:?} is not a number", *id)))?;
-    let store = Arc::clone(&api.store);
+    let store = Arc::clone(&api.recordings);
     let call = web::block(move || store.call(id))
         .await
         .map_err(|e| RecordingError::Internal(format!("the blocking pool failed: {e}")))??
@@ -74,8 +62,8 @@ pub async fn recording(
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))
         .ok_or_else(|| RecordingError::Unavailable { id, reason: "its URL is not an http(s) address".into() })?;
-    let mut request = api.client.get(parsed.clone());
-    match api.sites.get(&call.site).and_then(|r| r.credentials_for(&call.pbx, &parsed)) {
+    let mut request = api.recordings_client.get(parsed.clone());
+    match api.sites.get(&call.site).and_then(|s| s.recordings.credentials_for(&call.pbx, &parsed)) {
         Some(Credentials::Basic { user, password }) => request = request.basic_auth(user, Some(password)),
         Some(Credentials::Bearer(token)) => request = request.bearer_auth(token),
         None => {}

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
-use crate::services::visitor_facts::{Facts, VisitorFacts};
+use crate::http::state::AppState;
+use crate::services::visitor_facts::Facts;
 
 fn place_json(f: &Facts) -> Value {
     if f.country.is_none() && f.region.is_none() && f.city.is_none() {
@@ -25,13 +26,13 @@ fn device_json(f: &Facts) -> Value {
 /// a detail), from the session the call was credited to; `null` for calls
 /// without one and sessions stored without them.
 pub async fn add_facts(req: &HttpRequest, body: &mut Value) -> Result<(), String> {
-    let Some(facts) = req.app_data::<web::Data<Arc<VisitorFacts>>>() else { return Ok(()) };
+    let Some(state) = req.app_data::<web::Data<AppState>>() else { return Ok(()) };
     let session = |call: &Value| call["session_id"].as_str().map(str::to_owned);
     let sessions: Vec<String> = match body.get("calls").and_then(Value::as_array) {
         Some(calls) => calls.iter().filter_map(session).collect(),
         None => session(body).into_iter().collect(),
     };
-    let facts = Arc::clone(facts.get_ref());
+    let facts = Arc::clone(&state.visitor_facts);
     let found = web::block(move || facts.of_sessions(&sessions))
         .await
         .map_err(|e| format!("the blocking pool failed: {e}"))?

@@ -75,10 +75,7 @@ pub async fn visit(
         .map_err(|e| ApiError::internal(format!("no randomness for a session id: {e}")))?;
     let decided = service::reclassify(&visit, u64::try_from(now_ms).unwrap_or(0))?;
     // The place is read from the address here and only the place goes on.
-    let facts = req
-        .app_data::<web::Data<std::sync::Arc<crate::services::visitor_facts::VisitorFacts>>>()
-        .map(|f| f.of_visit(client, &user_agent))
-        .unwrap_or_default();
+    let facts = state.visitor_facts.of_visit(client, &user_agent);
     let sender = Sender { user_agent, client: client.map(Groups::of), facts };
     let response = state.visits.visit(site, visit, decided, sender, new_id).response().await?;
     Ok(HttpResponse::Ok().json(response))
