@@ -4,7 +4,8 @@
 //!   what `Allow` headers, `openapi.json`'s test and the edge read;
 //! - [`state`]: the one app state; [`error`]: the one error type;
 //! - [`extract`]: the admin token, the site in the path, bodies and query
-//!   strings within limits, the hop to a blocking thread;
+//!   strings within limits, the hop to a blocking thread, and the auth
+//!   guard with the principal it finds (a user's session or the token);
 //! - [`cors`] and [`ratelimit`] (with [`client_addr`]: who sent a request);
 //! - [`edge`]: read deadlines, the connection cap, security headers and 405s;
 //! - [`static_files`]: the script tag, the bundle and the `www/` pages;

@@ -17,6 +17,11 @@
 //!   blocking pool (`web::block`), never on the executor; an adapter with an
 //!   async pool (deadpool, sqlx) completes them there by blocking on its
 //!   future, or uses the synchronous client of the same driver.
+//! - [`users::UserStore`], [`call_notes::NotesStore`],
+//!   [`recordings::RecordingStore`]: the dashboard's users and sessions,
+//!   managers' tags and notes, a call's recording URL. Blocking too; the
+//!   SQLite adapters keep a connection of their own each, so the guard's
+//!   session look-ups never wait on the writer.
 //!
 //! ## What a backend decides, and how PostgreSQL can
 //!
