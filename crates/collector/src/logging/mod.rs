@@ -154,12 +154,25 @@ fn parse_format(text: &str, origin: Origin) -> Result<Format, LogError> {
     }
 }
 
+/// Lines written after the process's last [`LogGuard`] is gone are lost; it
+/// writes out what is queued when dropped.
+#[must_use = "the log is written out while the guard lives"]
+pub struct LogGuard(#[allow(dead_code, reason = "held for its Drop")] tracing_appender::non_blocking::WorkerGuard);
+
 /// Installs the process's subscriber: lines on stderr, colours only when it
 /// is a terminal (a file or journald gets plain text). Once per process.
-pub fn init(settings: Settings) -> Result<(), LogError> {
+///
+/// The HTTP workers only format a line and queue it; a thread of its own
+/// writes the queue out in batches, a `write` per batch rather than per
+/// line. A full queue holds the worker up rather than dropping lines.
+pub fn init(settings: Settings) -> Result<LogGuard, LogError> {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("ringsource-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(settings.filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     let installed = match settings.format {
         Format::Text => builder.try_init(),
@@ -167,7 +180,8 @@ pub fn init(settings: Settings) -> Result<(), LogError> {
         // beside them, so a line is read without walking nested objects.
         Format::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
     };
-    installed.map_err(|e| LogError::AlreadySet(e.to_string()))
+    installed.map_err(|e| LogError::AlreadySet(e.to_string()))?;
+    Ok(LogGuard(guard))
 }
 
 #[cfg(test)]

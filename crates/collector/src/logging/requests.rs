@@ -39,7 +39,7 @@ pub async fn middleware(
     let id_text = id.to_str().unwrap_or_default();
     // At the error level, so whichever level the operator set, anything
     // logged while the request runs names the request it belongs to.
-    let span = tracing::error_span!(target: TARGET, "request", request_id = id_text);
+    let span = tracing::error_span!(target: TARGET, "request", request_id = %id_text);
     let method = req.method().clone();
     let answer = next.call(req).instrument(span).await;
     let mut res = match answer {
@@ -109,16 +109,27 @@ fn error_code(res: ServiceResponse<BoxBody>) -> (ServiceResponse<BoxBody>, Optio
 fn line(id: &str, method: &Method, route: Option<&str>, status: StatusCode, started: Instant, code: Option<&str>) {
     // Whole microseconds: `0.412`, not `0.41200000000000003`.
     let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
-    let (method, route, status) = (method.as_str(), route.unwrap_or("-"), status.as_u16());
-    let code = code.unwrap_or("-");
+    let (route, status, code) = (route.unwrap_or("-"), status.as_u16(), code.unwrap_or("-"));
+    // Written as they are (`%`), not quoted and escaped: none of them can
+    // hold a space or a quote (a method is a token, the id was checked, the
+    // route and the code are the collector's own), and a line is written
+    // for every request.
     match status {
-        500.. => {
-            tracing::error!(target: TARGET, request_id = id, method, route, status, latency_ms, code, "request failed")
-        }
-        400..500 => {
-            tracing::warn!(target: TARGET, request_id = id, method, route, status, latency_ms, code, "request refused")
-        }
-        _ => tracing::info!(target: TARGET, request_id = id, method, route, status, latency_ms, "request"),
+        500.. => tracing::error!(
+            target: TARGET,
+            request_id = %id, method = %method, route = %route, status, latency_ms, code = %code,
+            "request failed"
+        ),
+        400..500 => tracing::warn!(
+            target: TARGET,
+            request_id = %id, method = %method, route = %route, status, latency_ms, code = %code,
+            "request refused"
+        ),
+        _ => tracing::info!(
+            target: TARGET,
+            request_id = %id, method = %method, route = %route, status, latency_ms,
+            "request"
+        ),
     }
 }
 
