@@ -11,7 +11,9 @@
 //!
 //! A flag wins over the environment. Lines go to stderr; what a command
 //! prints for the person who ran it (`erase`'s summary, `listening on`)
-//! stays on stdout. Every request is logged once by [`requests`].
+//! stays on stdout. Every request has a line from [`requests`]: at `debug`
+//! when it went well (a line per lease at `info` cost too much), `warn` or
+//! `error` when it did not.
 //!
 //! Caller numbers never appear whole: a log line that names a caller writes
 //! [`crate::privacy::Masked`].
@@ -27,8 +29,8 @@ use tracing_subscriber::filter::LevelFilter;
 
 use self::writer::BufferedStderr;
 
-/// The events written when the operator says nothing: every request, call
-/// event, retention pass, and anything that went wrong.
+/// The events written when the operator says nothing: call events,
+/// retention passes, refused and failed requests, anything that went wrong.
 pub const DEFAULT_FILTER: &str = "info";
 /// Environment variable with the filter directives.
 pub const FILTER_ENV: &str = "RINGSOURCE_LOG";
