@@ -2,12 +2,15 @@
 //! [`FLUSH_EVERY`], or sooner when it fills up, and at once after a warning
 //! or an error.
 //!
-//! A line per request written straight to stderr is a `write` call per
-//! request: 26 % more CPU per lease on the bench machine. Handing each line
-//! to a writer thread (tracing-appender) costs as much again in wake-ups. A
-//! buffer turns a line into a copy under an uncontended lock and a `write`
-//! per 64 KiB; the price is that an info line reaches the file up to
-//! [`FLUSH_EVERY`] late, and that a killed process loses that much.
+//! Measured with a line per lease (`cargo xtask bench collector`'s load,
+//! CPU time of the collector per request, runs interleaved on the 2-core
+//! bench machine): written straight to stderr, a `write` call per line,
+//! 26 % more than without logs; handed to a writer thread
+//! (tracing-appender), 35 to 48 % more, the wake-ups costing more than the
+//! calls saved; through this buffer, 21 %. A line becomes a copy under an
+//! uncontended lock and a `write` per 64 KiB. The price: an info or debug
+//! line reaches the file up to [`FLUSH_EVERY`] late, and a killed process
+//! loses that much.
 
 use std::io::{self, BufWriter, Stderr, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
