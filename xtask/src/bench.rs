@@ -523,8 +523,13 @@ fn wrk_run(wrk: &Path, args: &WrkArgs, url: &str, script: Option<(&Path, &Path)>
         cmd.arg("-s").arg(script).env("RINGSOURCE_BENCH_BODY", body).env("RINGSOURCE_BENCH_UA", BROWSER_UA);
     }
     cmd.arg(url);
-    eprintln!("$ {}", display(&cmd));
-    let out = capture(&mut cmd)?;
+    wrk_report(&mut cmd, url)
+}
+
+/// Runs a prepared wrk command against `url`, echoing it and its report, and reads the report.
+pub(crate) fn wrk_report(cmd: &mut Command, url: &str) -> Result<WrkResult> {
+    eprintln!("$ {}", display(cmd));
+    let out = capture(cmd)?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     print!("{text}");
     if !out.status.success() {

@@ -6,9 +6,12 @@ use ringsource_collector::logging;
 
 fn main() -> std::process::ExitCode {
     let cli = ringsource_collector::cli::Cli::parse();
-    if let Err(e) = logging::Settings::from_env(&cli.log).and_then(logging::init) {
-        eprintln!("ringsource: cannot set up the logs: {e}");
-        return std::process::ExitCode::FAILURE;
-    }
+    let _logs = match logging::Settings::from_env(&cli.log).and_then(logging::init) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("ringsource: cannot set up the logs: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     ringsource_collector::cli::run(cli)
 }

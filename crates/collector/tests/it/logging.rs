@@ -131,7 +131,7 @@ fn json_lines(log: &str) -> Vec<Value> {
 
 #[test]
 fn json_lines_name_the_request_and_mask_the_caller() {
-    let server = serve(&["--log-format", "json"], &[]);
+    let server = serve(&["--log-format", "json", "--log-level", "info,ringsource_collector::requests=debug"], &[]);
     let resp = server.call_event("pbx-delivery-42", GENERIC_KEY);
     assert_eq!(answered_id(&resp), "pbx-delivery-42", "a plain incoming id is kept");
     assert_eq!(resp.status(), 200, "{}", resp.text().unwrap());
@@ -146,7 +146,7 @@ fn json_lines_name_the_request_and_mask_the_caller() {
         found.unwrap_or_else(|| panic!("no request line for {id}:\n{log}")).clone()
     };
     let ok = request("pbx-delivery-42");
-    assert_eq!(ok["level"], "INFO", "{ok}");
+    assert_eq!(ok["level"], "DEBUG", "{ok}");
     assert_eq!(ok["method"], "POST", "{ok}");
     assert_eq!(ok["route"], "/v1/sites/{site}/pbx/{adapter}", "{ok}");
     assert_eq!(ok["status"], 200, "{ok}");
@@ -168,7 +168,7 @@ fn json_lines_name_the_request_and_mask_the_caller() {
 
 #[test]
 fn text_lines_by_default_with_a_fresh_id_unless_the_clients_is_plain() {
-    let server = serve(&[], &[]);
+    let server = serve(&[], &[("RINGSOURCE_LOG", "info,ringsource_collector::requests=debug")]);
     let fresh = answered_id(&server.get("/v1/sites/shop/config", None));
     assert!(is_fresh_id(&fresh), "{fresh}");
     // Not taken: too long, or able to forge a field of the line.
@@ -182,19 +182,19 @@ fn text_lines_by_default_with_a_fresh_id_unless_the_clients_is_plain() {
     assert_eq!(answered_id(&missing), "lb-7");
     assert_eq!(server.get("/nothing-here/12345", Some("lb-8")).status(), 404);
 
-    let log = server.log_with(|l| l.contains("request_id=\"lb-8\""));
-    let line = log.lines().find(|l| l.contains(&format!("request_id=\"{fresh}\""))).unwrap_or_else(|| panic!("{log}"));
-    assert!(line.contains(" INFO "), "{line}");
+    let log = server.log_with(|l| l.contains("request_id=lb-8 "));
+    let line = log.lines().find(|l| l.contains(&format!("request_id={fresh} "))).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains(" DEBUG "), "{line}");
     assert!(line.contains(TARGET), "{line}");
-    assert!(line.contains("method=\"GET\" route=\"/v1/sites/{site}/config\" status=200 latency_ms="), "{line}");
-    let missing = log.lines().find(|l| l.contains("request_id=\"lb-7\"")).unwrap();
+    assert!(line.contains("method=GET route=/v1/sites/{site}/config status=200 latency_ms="), "{line}");
+    let missing = log.lines().find(|l| l.contains("request_id=lb-7 ")).unwrap();
     assert!(missing.contains(" WARN ") && missing.contains("status=404"), "{missing}");
-    assert!(missing.contains("code=\"not_found\""), "{missing}");
+    assert!(missing.contains("code=not_found"), "{missing}");
     // The pattern whose path matched (the preflight's, for OPTIONS only),
     // or none: never the raw path, which could carry a number.
-    assert!(missing.contains("route=\"/v1/sites/{site}/{tail:.*}\""), "{missing}");
-    let unrouted = log.lines().find(|l| l.contains("request_id=\"lb-8\"")).unwrap();
-    assert!(unrouted.contains("route=\"-\""), "{unrouted}");
+    assert!(missing.contains("route=/v1/sites/{site}/{tail:.*} "), "{missing}");
+    let unrouted = log.lines().find(|l| l.contains("request_id=lb-8 ")).unwrap();
+    assert!(unrouted.contains("route=- "), "{unrouted}");
     assert!(!log.contains("12345") && !log.contains("nothing-here"), "{log}");
     assert!(
         !log.contains("route=/admin")
@@ -202,6 +202,19 @@ fn text_lines_by_default_with_a_fresh_id_unless_the_clients_is_plain() {
         "{log}"
     );
     assert!(log.lines().all(|l| serde_json::from_str::<Value>(l).is_err()), "text, not JSON:\n{log}");
+}
+
+#[test]
+fn at_the_default_level_only_refused_requests_have_a_line() {
+    let server = serve(&[], &[]);
+    let ok = answered_id(&server.get("/v1/sites/shop/config", None));
+    let missing = answered_id(&server.get("/v1/sites/nope/config", None));
+    let log = server.log_with(|l| l.contains(&missing));
+    assert!(!log.contains(&ok), "{log}");
+    let line = log.lines().find(|l| l.contains(&missing)).unwrap();
+    assert!(line.contains(" WARN ") && line.contains("status=404") && line.contains("code=unknown_site"), "{line}");
+    // The other events of the default level are there: actix's start.
+    assert!(log.contains(" INFO actix_server::builder: starting "), "{log}");
 }
 
 #[test]
@@ -221,13 +234,15 @@ fn the_operators_level_filters_the_lines() {
 
     // The flag wins over the environment, per target.
     let server = serve(
-        &["--log-level", "warn,ringsource_collector::requests=info", "--log-format", "json"],
+        &["--log-level", "warn,ringsource_collector::requests=debug", "--log-format", "json"],
         &[("RINGSOURCE_LOG", "off"), ("RINGSOURCE_LOG_FORMAT", "xml")],
     );
     let ok = answered_id(&server.get("/v1/sites/shop/config", None));
     let log = server.log_with(|l| l.contains(&ok));
     // actix's own info lines ("starting N workers") are below the warn set for the rest.
-    assert!(json_lines(&log).iter().all(|l| l["level"] != "INFO" || l["target"] == TARGET), "{log}");
+    let lines = json_lines(&log);
+    assert!(lines.iter().all(|l| l["level"] == "WARN" || l["level"] == "ERROR" || l["target"] == TARGET), "{log}");
+    assert!(lines.iter().any(|l| l["level"] == "DEBUG" && l["request_id"] == ok.as_str()), "{log}");
 }
 
 #[test]

@@ -11,10 +11,14 @@
 //!
 //! A flag wins over the environment. Lines go to stderr; what a command
 //! prints for the person who ran it (`erase`'s summary, `listening on`)
-//! stays on stdout. Every request is logged once by [`crate::http::requests`].
+//! stays on stdout. Every request has a line from [`crate::http::requests`]:
+//! at `debug` when it went well (a line per lease at `info` cost too much),
+//! `warn` or `error` when it did not.
 //!
 //! Caller numbers never appear whole: a log line that names a caller writes
 //! [`crate::mask::Masked`].
+
+pub mod writer;
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -22,8 +26,10 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
-/// The events written when the operator says nothing: every request, call
-/// event, retention pass, and anything that went wrong.
+use self::writer::BufferedStderr;
+
+/// The events written when the operator says nothing: call events,
+/// retention passes, refused and failed requests, anything that went wrong.
 pub const DEFAULT_FILTER: &str = "info";
 /// Environment variable with the filter directives.
 pub const FILTER_ENV: &str = "RINGSOURCE_LOG";
@@ -81,6 +87,8 @@ pub enum LogError {
     NotUnicode { var: &'static str },
     #[error("a log subscriber is already installed: {0}")]
     AlreadySet(String),
+    #[error("cannot start the thread that writes the log out: {0}")]
+    NoThread(#[source] std::io::Error),
 }
 
 /// Validated settings: the filter and the format.
@@ -152,12 +160,25 @@ fn parse_format(text: &str, origin: Origin) -> Result<Format, LogError> {
     }
 }
 
-/// Installs the process's subscriber: lines on stderr, colours only when it
-/// is a terminal (a file or journald gets plain text). Once per process.
-pub fn init(settings: Settings) -> Result<(), LogError> {
+/// Writes out the buffered lines when dropped: keep it until the process
+/// ends.
+#[must_use = "buffered lines are written out when the guard is dropped"]
+pub struct LogGuard(BufferedStderr);
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        self.0.flush();
+    }
+}
+
+/// Installs the process's subscriber: lines on stderr through a buffer
+/// ([`writer`]), colours only when stderr is a terminal (a file or journald
+/// gets plain text). Once per process.
+pub fn init(settings: Settings) -> Result<LogGuard, LogError> {
+    let out = BufferedStderr::start().map_err(LogError::NoThread)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(settings.filter)
-        .with_writer(std::io::stderr)
+        .with_writer(out.clone())
         .with_ansi(std::io::stderr().is_terminal());
     let installed = match settings.format {
         Format::Text => builder.try_init(),
@@ -165,7 +186,8 @@ pub fn init(settings: Settings) -> Result<(), LogError> {
         // beside them, so a line is read without walking nested objects.
         Format::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
     };
-    installed.map_err(|e| LogError::AlreadySet(e.to_string()))
+    installed.map_err(|e| LogError::AlreadySet(e.to_string()))?;
+    Ok(LogGuard(out))
 }
 
 #[cfg(test)]
