@@ -85,6 +85,17 @@ impl Site {
     /// [`Site::start`] plus `server_extra` TOML for the `[server]` table
     /// (e.g. `admin_token`).
     pub fn start_with(server_extra: &str, site_extra: &str, script_attrs: &str) -> Site {
+        Site::start_filled(server_extra, site_extra, script_attrs, None)
+    }
+
+    /// [`Site::start_with`] on a database filled first with `days` days of
+    /// `ringsource demo-data` (its calls, recordings, tags, notes and
+    /// users, [`ringsource_collector::demo::DEMO_USERS`]).
+    pub fn start_demo(server_extra: &str, site_extra: &str, days: u32) -> Site {
+        Site::start_filled(server_extra, site_extra, "", Some(days))
+    }
+
+    fn start_filled(server_extra: &str, site_extra: &str, script_attrs: &str, demo_days: Option<u32>) -> Site {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("ringsource.sqlite");
         let www = dir.path().join("www");
@@ -118,6 +129,18 @@ overflow_number = "+7 495 700-00-99"
         );
         let config = Config::from_toml_str(&toml, Path::new("e2e.toml"), &HashMap::<String, String>::new())
             .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(days) = demo_days {
+            let options = ringsource_collector::demo::DemoOptions { site: None, days, seed: 1 };
+            // On a thread of its own: the demo waits for the storage's
+            // answers, which a test's async runtime must not be blocked on.
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    ringsource_collector::demo::fill(&config, &options).unwrap_or_else(|e| panic!("demo data: {e}"))
+                })
+                .join()
+                .expect("demo data")
+            });
+        }
         let server = server::spawn(config, "127.0.0.1:0".parse().expect("addr"), Arc::new(SystemClock))
             .expect("collector starts");
         customer.put("/demo/shop.html", &shop_page(&server.url(""), script_attrs));

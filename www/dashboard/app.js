@@ -1,14 +1,16 @@
 // Ringsource dashboard: a small ES module over the collector's admin API.
-// The admin token lives in sessionStorage (this tab only); every API call
-// sends it as `Authorization: Bearer`, and a 401 returns to the sign-in form.
-// All text from the API is written with textContent (visitor URLs and UTM
-// values are untrusted), never as HTML.
+// A user signs in with their name and password: the collector sets an
+// HttpOnly session cookie (no script here can read it) and answers the
+// session's CSRF token, which every change sends back as X-CSRF-Token; a
+// reloaded page asks /v1/auth/me for it. A 401 returns to the sign-in form.
+// What a role may reach (its `permissions`) decides the views shown; the
+// API refuses the rest itself. All text from the API is written with
+// textContent (visitor URLs and UTM values are untrusted), never as HTML.
 //
 // The URL is the view: `#calls?site=demo&period=last-30-days&channel=Email`.
 // Every filter is written there first and read back by `route()`, so a
 // reload or a shared link opens the same view.
 
-const TOKEN_KEY = "ringsource.dashboard.token";
 const SITE_KEY = "ringsource.dashboard.site";
 const PAGE = 50;
 const COLORS = ["#2f6fdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#0b7285", "#8f6a00", "#5f3dc4"];
@@ -46,12 +48,18 @@ class ApiError extends Error {
   }
 }
 
-function token() { return sessionStorage.getItem(TOKEN_KEY); }
+/** Who is signed in (`/v1/auth/me`) and the session's CSRF token; null before sign-in. */
+const session = { me: null, csrf: null };
+
+/** Whether the signed-in role may do `permission` (as the API's policy names it). */
+function may(permission) { return Boolean(session.me && session.me.permissions.includes(permission)); }
 
 async function api(path, options = {}) {
-  const headers = { Authorization: `Bearer ${token()}`, ...(options.headers || {}) };
-  const resp = await fetch(path, { ...options, headers });
-  if (resp.status === 401) throw new Unauthorized("The collector refused the admin token.");
+  const method = (options.method || "GET").toUpperCase();
+  const headers = { ...(options.headers || {}) };
+  if (!["GET", "HEAD"].includes(method) && session.csrf) headers["X-CSRF-Token"] = session.csrf;
+  const resp = await fetch(path, { ...options, headers, credentials: "same-origin" });
+  if (resp.status === 401) throw new Unauthorized("Your session has ended.");
   const text = await resp.text();
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch { body = text; }
@@ -77,7 +85,10 @@ const formatCache = new Map();
 
 function remember(siteId, body) {
   if (!siteId || !body || typeof body.time_zone !== "string") return;
-  siteInfo.set(siteId, { zone: body.time_zone, currency: body.currency || null, locale: body.locale || undefined });
+  const known = siteInfo.get(siteId);
+  // Only the calls list says whether a site holds demo data.
+  const demo = typeof body.demo_data === "boolean" ? body.demo_data : Boolean(known && known.demo);
+  siteInfo.set(siteId, { zone: body.time_zone, currency: body.currency || null, locale: body.locale || undefined, demo });
   if (siteId === params.site) useSite(siteId);
 }
 
@@ -87,6 +98,7 @@ function useSite(siteId) {
   ways = info;
   formatCache.clear();
   $("#zone").textContent = `${ways.zone}${ways.currency ? ` · ${ways.currency}` : ""}`;
+  $("#demo-banner").hidden = !info.demo;
 }
 
 /** A cached Intl formatter for the site's locale (the browser's when the locale is unusable). */
@@ -241,7 +253,7 @@ async function guard(fn, clear) {
     await fn();
   } catch (e) {
     if (e instanceof Unauthorized) {
-      signOut(`${e.message} Sign in again with the current admin token.`);
+      endSession(`${e.message} Sign in again.`);
       return;
     }
     // What was on screen belongs to other filters (or another site): never
@@ -387,7 +399,17 @@ function lineChart(key, container, xs, series, opts = {}) {
 
 // ---------------------------------------------------------------- views
 
-const VIEWS = ["login", "calls", "sources", "pools", "promo", "money", "exports"];
+const VIEWS = ["login", "calls", "sources", "pools", "promo", "money", "exports", "users"];
+/** What each view needs of a role (the API checks the same). */
+const VIEW_NEEDS = {
+  calls: "read_calls", sources: "read_reports", pools: "read_reports", promo: "look_up_promo",
+  money: "manage_money", exports: "read_exports", users: "manage_users",
+};
+const mayOpen = (view) => may(VIEW_NEEDS[view]);
+const VIEW_NAMES = {
+  calls: "Calls", sources: "Sources", pools: "Pool health", promo: "Promo codes", money: "Cost & revenue",
+  exports: "Exports", users: "Users",
+};
 const PERIOD_VIEWS = ["calls", "sources", "pools"];
 
 function show(view, { detail = false } = {}) {
@@ -395,6 +417,8 @@ function show(view, { detail = false } = {}) {
   const signedIn = view !== "login";
   $("#nav").hidden = !signedIn;
   $("#site-box").hidden = !signedIn;
+  if (!signedIn) $("#demo-banner").hidden = true;
+  for (const a of document.querySelectorAll("#nav a")) a.hidden = signedIn && !mayOpen(a.dataset.view);
   $("#period").hidden = !PERIOD_VIEWS.includes(view);
   document.body.dataset.view = view;
   document.body.classList.toggle("has-detail", detail);
@@ -413,7 +437,9 @@ function updateNav() {
 async function route() {
   const gen = ++routeGen;
   params = readHash();
-  if (!token()) { show("login"); return; }
+  if (!session.me) await loadSession();
+  if (gen !== routeGen) return;
+  if (!session.me) { show("login"); return; }
   if (!params.site) {
     // The site is part of every view's URL; fill it in without a history step.
     params.site = localStorage.getItem(SITE_KEY) || "demo";
@@ -423,16 +449,39 @@ async function route() {
   $("#site").value = params.site;
   useSite(params.site);
   updateNav();
-  const view = params.view === "call" ? "calls" : VIEWS.includes(params.view) && params.view !== "login" ? params.view : "calls";
+  let view = params.view === "call" ? "calls" : VIEWS.includes(params.view) && params.view !== "login" ? params.view : "calls";
+  if (!mayOpen(view)) {
+    // A link to a view this role cannot open: say so, and open one it can.
+    const allowed = VIEWS.find((v) => v !== "login" && mayOpen(v));
+    if (!allowed) return;
+    showStatus(`A ${session.me.role} does not open ${VIEW_NAMES[view]}: here is ${VIEW_NAMES[allowed]}.`);
+    history.replaceState(null, "", hashOf(allowed, shared()));
+    params = readHash();
+    view = allowed;
+  }
   show(view, { detail: params.view === "call" });
+  // Until its figures are in, the view says it is busy (screen readers wait;
+  // so does a test).
+  for (const v of VIEWS) $(`#view-${v}`).removeAttribute("aria-busy");
+  const box = $(`#view-${view}`);
+  box.setAttribute("aria-busy", "true");
+  const current = () => gen === routeGen;
+  try {
+    await fill(view, current);
+  } finally {
+    if (current()) box.removeAttribute("aria-busy");
+  }
+}
+
+/** Writes `view`'s period and figures for the current URL. */
+async function fill(view, current) {
   // Periods, times and amounts are the site's: learn its zone, currency
   // and locale before the first figure is written.
   if (!siteInfo.has(params.site)) {
     await guard(() => learnSite(params.site), () => clearView(view));
-    if (gen !== routeGen || !siteInfo.has(params.site)) return;
+    if (!current() || !siteInfo.has(params.site)) return;
   }
   if (PERIOD_VIEWS.includes(view)) renderPeriod(view);
-  const current = () => gen === routeGen;
   switch (view) {
     case "calls": await guard(() => loadCalls(current), clearCalls); break;
     case "sources": await guard(() => loadSources(current), clearSources); break;
@@ -440,6 +489,7 @@ async function route() {
     case "promo": renderPromoForm(); break;
     case "money": renderMoney(); break;
     case "exports": await guard(() => loadExports(current), clearExports); break;
+    case "users": await guard(() => loadUsers(current), clearUsers); break;
     default: break;
   }
 }
@@ -474,40 +524,80 @@ function renderPeriod(view) {
 
 // ---------------------------------------------------------------- sign in
 
-function signOut(message) {
-  sessionStorage.removeItem(TOKEN_KEY);
+/** The signed-in user, from the session cookie; none when it has ended. */
+async function loadSession() {
+  try {
+    const { body } = await api("/v1/auth/me");
+    setSession(body);
+  } catch (e) {
+    if (!(e instanceof Unauthorized)) showError(e.message || String(e));
+    setSession(null);
+  }
+}
+
+function setSession(me) {
+  session.me = me;
+  session.csrf = me ? me.csrf_token : null;
+  $("#whoami").textContent = me ? `${me.user ? me.user.username : "admin token"} · ${me.role}` : "";
+  $("#my-sites").replaceChildren(...(me && me.sites ? me.sites : []).map((s) => h("option", { value: s })));
+}
+
+/** Back to the sign-in form, the session forgotten (the server already ended it, or will). */
+function endSession(message) {
+  // A view still loading for the last user is dropped when it arrives.
+  routeGen++;
+  setSession(null);
+  siteInfo.clear();
+  // Whoever signs in next at this browser sees nothing of the last user's
+  // callers, notes or figures, not even hidden in the page.
+  for (const v of ["calls", "sources", "pools", "exports"]) clearView(v);
+  clearUsers();
+  for (const id of ["#promo-result", "#promo-attach-result", "#cost-result", "#revenue-result", "#user-result"]) $(id).replaceChildren();
+  $("#cost-csv").value = "";
+  $("#password").value = "";
   $("#login-error").textContent = message || "";
   show("login");
-  $("#token").focus();
+  $("#username").focus();
+}
+
+async function signOut() {
+  try {
+    await api("/v1/auth/logout", { method: "POST" });
+  } catch (e) {
+    if (!(e instanceof Unauthorized) && !(e instanceof ApiError)) console.error(e);
+  }
+  endSession("Signed out.");
 }
 
 async function signIn(ev) {
   ev.preventDefault();
-  const t = $("#token").value.trim();
+  const username = $("#username").value.trim();
+  const password = $("#password").value;
   const s = $("#login-site").value.trim() || localStorage.getItem(SITE_KEY) || "demo";
-  sessionStorage.setItem(TOKEN_KEY, t);
   try {
-    const { body } = await api(`/v1/calls${query({ site: s, limit: 1 })}`);
-    remember(s, body);
+    const resp = await fetch("/v1/auth/login", {
+      method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username, password }),
+    });
+    const body = await resp.json().catch(() => null);
+    if (!resp.ok) {
+      const msg = body && body.error ? body.error.message : `HTTP ${resp.status}`;
+      $("#login-error").textContent = resp.status === 429 ? `${msg}.` : resp.status === 401 ? "Wrong user name or password." : `Sign-in failed: ${msg}`;
+      return;
+    }
+    setSession(body);
   } catch (e) {
-    if (e instanceof Unauthorized) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      $("#login-error").textContent = "That admin token was refused (401). Check server.admin_token or RINGSOURCE_ADMIN_TOKEN.";
-      return;
-    }
-    if (e.code !== "unknown_site") {
-      sessionStorage.removeItem(TOKEN_KEY);
-      $("#login-error").textContent = `Signed-in check failed: ${e.message}`;
-      return;
-    }
-    // The token is right; the calls view says the site is unknown.
+    $("#login-error").textContent = `Sign-in failed: ${e.message || e}`;
+    return;
   }
-  localStorage.setItem(SITE_KEY, s);
-  $("#token").value = "";
+  // A user of some sites opens one of theirs.
+  const site = session.me.sites && !session.me.sites.includes(s) ? session.me.sites[0] : s;
+  localStorage.setItem(SITE_KEY, site);
+  $("#password").value = "";
   $("#login-error").textContent = "";
   const wanted = readHash();
-  if (!location.hash || wanted.view === "login") location.hash = hashOf("calls", { site: s });
-  else if (wanted.site !== s) location.hash = hashOf(wanted.view, { ...wanted, site: s }, wanted.arg);
+  if (!location.hash || wanted.view === "login") location.hash = hashOf("calls", { site });
+  else if (wanted.site !== site) location.hash = hashOf(wanted.view, { ...wanted, site }, wanted.arg);
   else route();
 }
 
@@ -519,8 +609,44 @@ function callFilters() {
   const p = period("calls");
   return {
     site: params.site, from: p.from, to: p.to, channel: params.channel, source: params.source,
-    campaign: params.campaign, status: params.status, target: params.target,
+    campaign: params.campaign, status: params.status, target: params.target, tag: params.tag,
   };
+}
+
+/** The site's tags (built-in first, then those in use), for the tag filters and the tag editor. */
+const tagCache = new Map();
+async function siteTags(siteId) {
+  if (!tagCache.has(siteId)) {
+    const { body } = await api(`/v1/tags${query({ site: siteId })}`);
+    const names = [...body.built_in, ...body.tags.map((t) => t.tag).filter((t) => !body.built_in.includes(t))];
+    tagCache.set(siteId, names);
+  }
+  return tagCache.get(siteId);
+}
+
+/** Fills a tag <select> with the site's tags, keeping `chosen` (even one not in use). */
+async function fillTagSelect(select, siteId, chosen, anyLabel) {
+  const names = may("read_tags") ? await siteTags(siteId) : [];
+  const all = chosen && !names.includes(chosen) ? [...names, chosen] : names;
+  select.replaceChildren(h("option", { value: "" }, anyLabel), ...all.map((t) => h("option", { value: t }, t)));
+  select.value = chosen || "";
+}
+
+function tagChips(tags) {
+  return (tags || []).map((t) => h("span", { class: `tag tag-${["lead", "sale", "spam"].includes(t) ? t : "own"}` }, t));
+}
+
+/** "Khimki, Moscow Oblast" (the country too when it is not the site's usual one). */
+function placeText(p) {
+  if (!p) return "";
+  const where = [p.city, p.region && p.region !== p.city ? p.region : null].filter(Boolean).join(", ");
+  return p.country && p.country !== "RU" ? `${where}${where ? ", " : ""}${p.country}` : where || p.country || "";
+}
+
+/** "phone · Chrome Mobile 127 · Android 10". */
+function deviceText(d, { name = false } = {}) {
+  if (!d) return "";
+  return [d.type, name ? d.name : null, d.browser, d.os].filter(Boolean).join(" · ");
 }
 
 function fillForm(form, keys) {
@@ -550,8 +676,8 @@ function numberRole(c) {
   }
 }
 
-// The calls table. Call tags, once the API has them, are a column here and
-// a filter in #calls-filter.
+// The calls table: tags share the confidence column, the visitor's city
+// and device have their own.
 const CALL_COLUMNS = [
   { label: "Rang", key: "rang", get: (c) => fmtTime(c.ring_at_ms, { short: true }) },
   { label: "Caller", key: "caller", get: (c) => [dash(c.caller), h("span", { class: "sub" }, c.caller_kind)] },
@@ -560,10 +686,11 @@ const CALL_COLUMNS = [
   { label: "Talk", key: "talk", num: true, get: (c) => fmtSecs(c.talk_secs) },
   { label: "Channel / source", key: "source", get: (c) => [c.channel, h("span", { class: "sub" }, c.source)] },
   { label: "Campaign / keyword", key: "campaign", wrap: true, get: (c) => [dash(c.campaign), h("span", { class: "sub" }, c.term || "")] },
-  { label: "Confidence", key: "confidence", get: (c) => badge(c.confidence) },
+  { label: "Visitor from / on", key: "visitor", wrap: true, get: (c) => [placeText(c.place) || "—", h("span", { class: "sub" }, c.device ? c.device.type : "")] },
+  { label: "Confidence / tags", key: "confidence", wrap: true, get: (c) => [badge(c.confidence), h("span", { class: "tags" }, tagChips(c.tags))] },
 ];
 
-const CALL_FILTERS = ["channel", "source", "campaign", "status", "target"];
+const CALL_FILTERS = ["channel", "source", "campaign", "status", "target", "tag"];
 
 async function loadCalls(current) {
   const form = $("#calls-filter");
@@ -575,7 +702,10 @@ async function loadCalls(current) {
   if (!box.dataset.touched) box.open = on > 0 || !matchMedia("(max-width: 760px)").matches;
   const offset = Math.max(0, Number(params.offset) || 0);
   const siteId = params.site;
-  const { body } = await api(`/v1/calls${query({ ...callFilters(), limit: PAGE, offset })}`);
+  const [{ body }] = await Promise.all([
+    api(`/v1/calls${query({ ...callFilters(), limit: PAGE, offset })}`),
+    fillTagSelect(form.elements.tag, siteId, params.tag, "any"),
+  ]);
   if (!current()) return;
   remember(siteId, body);
   calls.rows = body.calls;
@@ -586,7 +716,9 @@ async function loadCalls(current) {
     : "No calls match these filters in this period.";
   $("#calls-prev").disabled = offset === 0;
   $("#calls-next").disabled = last >= body.total;
-  $("#csv-export").href = `/v1/calls.csv${query(callFilters())}`;
+  $("#csv-export").href = `/v1/calls.csv${query({ ...callFilters(), excel: $("#csv-excel").checked ? 1 : null })}`;
+  $("#csv-export").hidden = !may("export_calls");
+  $("#csv-excel").closest("label").hidden = !may("export_calls");
   renderCalls();
   if (params.view === "call") await openCall(params.arg, current);
   else clearDetail(h("p", { class: "muted" }, "Choose a call to see the visitor's path and why it was attributed so."));
@@ -687,10 +819,14 @@ async function openCall(arg, current) {
       h("dt", {}, "Talk"), h("dd", {}, dash(fmtSecs(c.talk_secs))),
       h("dt", {}, "Source"), h("dd", {}, [c.channel, c.source, c.medium, c.campaign, c.term].filter(Boolean).join(" / ")),
       c.promo_code ? [h("dt", {}, "Promo code"), h("dd", {}, c.promo_code)] : "",
-      // The visitor's region and device, and a recording player, go here
-      // once the collector stores them; today only the PBX's link exists.
-      c.recording_url ? [h("dt", {}, "Recording"), h("dd", {}, h("a", { href: c.recording_url, rel: "noreferrer", target: "_blank" }, "Open the PBX's recording"))] : "",
+      h("dt", {}, "Visitor from"), h("dd", { class: "place" }, placeText(c.place) || "—",
+        // DB-IP's licence (CC BY 4.0) asks for this wherever its data shows.
+        c.place ? [" ", h("span", { class: "muted attribution-note" }, "(IP geolocation by ", h("a", { href: "https://db-ip.com", rel: "noreferrer" }, "DB-IP"), ")")] : ""),
+      h("dt", {}, "Device"), h("dd", { class: "device" }, deviceText(c.device, { name: true }) || "—"),
     ),
+    recordingPlayer(c),
+    tagEditor(c),
+    notesBox(c),
     h("h3", {}, "Why it is credited here"),
     h("p", { class: "attribution" }, badge(`${a.confidence || "none"} confidence`, a.confidence || "none"), " ", explain(c)),
     h("details", { class: "note" }, h("summary", {}, "The collector's note"), h("p", {}, `${a.reason || ""} (model: ${a.model || c.model})`)),
@@ -711,6 +847,108 @@ async function openCall(arg, current) {
     v ? visitorPath(v) : h("p", { class: "muted" }, "No website visit behind this call (static number or unattributed)."),
   );
   $("#call-detail").focus({ preventScroll: true });
+}
+
+/** The call's recording, streamed by the collector (which holds the PBX's credentials). */
+function recordingPlayer(c) {
+  if (!c.recording_url || !may("play_recordings")) return "";
+  const src = `/v1/calls/${c.id}/recording`;
+  const audio = h("audio", { controls: true, preload: "metadata", src, "aria-label": `Recording of call #${c.id}` });
+  const note = h("p", { class: "muted recording-note" });
+  audio.addEventListener("error", () => {
+    note.textContent = "The recording could not be loaded from the PBX; the collector's log says why.";
+  });
+  return h("section", { class: "recording" }, h("h3", {}, "Recording"), audio,
+    h("p", { class: "muted" }, h("a", { href: src, download: `call-${c.id}-recording` }, "Download the recording")), note);
+}
+
+/** A manager's tags on the call: chips, removable, and a field to add one. */
+function tagEditor(c) {
+  if (!may("read_tags")) return "";
+  const box = h("section", { class: "tag-editor", "aria-label": "Tags" });
+  const status = h("p", { class: "muted tag-status", role: "status" });
+  const editable = may("tag_calls");
+  const render = (tags) => {
+    c.tags = tags;
+    const row = calls.rows.find((r) => r.id === c.id);
+    if (row) { row.tags = tags; renderCalls(); }
+    const chips = tags.map((t) => h("span", { class: `tag tag-${["lead", "sale", "spam"].includes(t) ? t : "own"}` }, t,
+      editable ? h("button", { type: "button", class: "untag", "aria-label": `Remove tag ${t}`, onclick: () => change("DELETE", t) }, "×") : ""));
+    const quick = editable ? ["lead", "sale", "spam"].filter((t) => !tags.includes(t))
+      .map((t) => h("button", { type: "button", class: "secondary quick-tag", "data-tag": t, onclick: () => change("POST", t) }, `+ ${t}`)) : [];
+    const input = h("input", { name: "tag", list: "tag-names", maxlength: 32, autocomplete: "off", "aria-label": "New tag", placeholder: "own tag, e.g. repeat" });
+    box.replaceChildren(
+      h("h3", {}, "Tags"),
+      h("div", { class: "tags" }, chips.length ? chips : h("span", { class: "muted" }, "No tags yet."), ...quick),
+      editable ? h("form", { class: "add-tag", onsubmit: (e) => { e.preventDefault(); if (input.value.trim()) change("POST", input.value.trim()); } },
+        input, h("button", { type: "submit" }, "Add tag")) : "",
+      status,
+    );
+  };
+  const change = async (method, tag) => {
+    status.textContent = "";
+    try {
+      const path = method === "POST" ? `/v1/calls/${c.id}/tags` : `/v1/calls/${c.id}/tags/${encodeURIComponent(tag)}`;
+      const { body } = await api(path, method === "POST"
+        ? { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify({ tag }) } : { method });
+      tagCache.delete(c.site);
+      render(body.tags);
+      status.textContent = method === "POST" ? `Tagged ${tag}.` : `Tag ${tag} removed.`;
+    } catch (e) {
+      if (e instanceof Unauthorized) { endSession(`${e.message} Sign in again.`); return; }
+      status.textContent = e.message;
+      status.className = "error tag-status";
+    }
+  };
+  render(c.tags || []);
+  siteTags(c.site).then((names) => {
+    $("#tag-names").replaceChildren(...names.map((t) => h("option", { value: t })));
+  }).catch(() => {});
+  return box;
+}
+
+/** The manager's notes on the call, newest last, and a box to write one. */
+function notesBox(c) {
+  if (!may("read_notes")) return "";
+  const list = h("ol", { class: "notes" });
+  const status = h("p", { class: "muted", role: "status" });
+  const box = h("section", { class: "notes-box", "aria-label": "Notes" }, h("h3", {}, "Notes"), list);
+  const me = session.me.user ? session.me.user.username : "admin token";
+  const render = (notes) => {
+    list.replaceChildren(...notes.map((n) => h("li", { "data-note": n.id },
+      h("span", { class: "muted" }, `${n.author}, ${fmtTime(n.at_ms, { short: true })}`),
+      (n.author === me || session.me.role === "admin") && may("write_notes")
+        ? h("button", { type: "button", class: "secondary remove-note", "aria-label": `Remove the note of ${fmtTime(n.at_ms, { short: true })}`, onclick: () => remove(n.id) }, "Remove") : "",
+      h("p", { class: "note-body" }, n.body))));
+    if (!notes.length) list.append(h("li", { class: "muted" }, "No notes yet."));
+  };
+  const load = async () => {
+    const { body } = await api(`/v1/calls/${c.id}/notes`);
+    render(body.notes);
+  };
+  const fail = (e) => {
+    if (e instanceof Unauthorized) { endSession(`${e.message} Sign in again.`); return; }
+    status.textContent = e.message;
+  };
+  const remove = async (id) => {
+    try { await api(`/v1/calls/${c.id}/notes/${id}`, { method: "DELETE" }); await load(); } catch (e) { fail(e); }
+  };
+  if (may("write_notes")) {
+    const text = h("textarea", { name: "note", rows: 3, maxlength: 2000, "aria-label": `A note on call #${c.id}`, placeholder: "What the caller wanted, what was agreed" });
+    box.append(h("form", { class: "add-note", onsubmit: async (e) => {
+      e.preventDefault();
+      if (!text.value.trim()) return;
+      try {
+        await api(`/v1/calls/${c.id}/notes`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ body: text.value }) });
+        text.value = "";
+        status.textContent = "Note saved.";
+        await load();
+      } catch (err) { fail(err); }
+    } }, text, h("button", { type: "submit" }, "Add note")));
+  }
+  box.append(status);
+  load().catch(fail);
+  return box;
 }
 
 function backLink() {
@@ -741,8 +979,9 @@ function visitorPath(v) {
 async function exportCsv(ev) {
   ev.preventDefault();
   await guard(async () => {
-    const r = await fetch(`/v1/calls.csv${query(callFilters())}`, { headers: { Authorization: `Bearer ${token()}` } });
-    if (r.status === 401) throw new Unauthorized("The collector refused the admin token.");
+    const excel = $("#csv-excel").checked;
+    const r = await fetch(`/v1/calls.csv${query({ ...callFilters(), excel: excel ? 1 : null })}`, { credentials: "same-origin" });
+    if (r.status === 401) throw new Unauthorized("Your session has ended.");
     if (!r.ok) throw new Error(`CSV export failed: HTTP ${r.status}`);
     const url = URL.createObjectURL(await r.blob());
     const p = period("calls");
@@ -775,7 +1014,10 @@ async function loadSources(current) {
   form.elements.group_by.value = groupBy;
   const p = period("sources");
   const siteId = params.site;
-  const { body } = await api(`/v1/reports/calls${query({ site: siteId, from: p.from, to: p.to, group_by: groupBy, interval: "day" })}`);
+  const [{ body }] = await Promise.all([
+    api(`/v1/reports/calls${query({ site: siteId, from: p.from, to: p.to, group_by: groupBy, interval: "day", tag: params.tag })}`),
+    fillTagSelect(form.elements.tag, siteId, params.tag, "any call"),
+  ]);
   if (!current()) return;
   remember(siteId, body);
   const groupName = form.elements.group_by.selectedOptions[0].textContent;
@@ -822,6 +1064,7 @@ async function loadSources(current) {
   $("#sources-note").textContent = `${body.model || ""} attribution; counts are sums of credit.` +
     (hasMoney ? " Cost per target call = cost ÷ target calls; ROI = (revenue − cost) ÷ cost. An empty cell: no cost uploaded for it." : "") +
     (groupBy === "term" ? " Cost is uploaded per campaign, not per keyword." : "") +
+    (body.tag ? ` Only calls tagged "${body.tag}"; cost is each group's whole cost.` : "") +
     (body.demo_data ? " This site holds demo data (ringsource demo-data)." : "");
 
   // The chart: the metric per day, stacked by group (the top groups, the rest as "Other").
@@ -972,7 +1215,7 @@ async function lookupPromo(ev) {
       h("h3", {}, "Visitor's path"),
       visitorPath(body.visitor),
     );
-    $("#promo-attach").hidden = false;
+    $("#promo-attach").hidden = !may("attach_promo");
     $("#promo-attach-result").textContent = "";
   });
 }
@@ -1102,6 +1345,89 @@ function endOfSiteDay(day, zone) {
 
 // ---------------------------------------------------------------- exports
 
+// ------------------------------------------------------------------ users
+
+const users = { rows: [], editing: null };
+
+function clearUsers() {
+  $("#users-table").replaceChildren();
+  $("#users-summary").textContent = "";
+}
+
+async function loadUsers(current) {
+  const { body } = await api("/v1/users");
+  if (!current()) return;
+  users.rows = body.users;
+  $("#users-summary").textContent = `${body.users.length} user${body.users.length === 1 ? "" : "s"}. Scripts and automation use the admin token instead.`;
+  const me = session.me.user ? session.me.user.id : null;
+  table($("#users-table"), [
+    { label: "User", key: "name", get: (u) => [u.username, u.demo ? h("span", { class: "sub" }, "demo user") : ""] },
+    { label: "Role", key: "role", get: (u) => u.role },
+    { label: "Sites", key: "sites", wrap: true, get: (u) => (u.sites ? u.sites.join(", ") : "every site") },
+    { label: "Added", key: "added", get: (u) => fmtTime(u.created_at_ms, { short: true }) },
+    { label: "Actions", key: "actions", get: (u) => h("span", { class: "actions" },
+      h("button", { type: "button", class: "secondary edit-user", "data-user": u.username, onclick: () => editUser(u) }, `Change ${u.username}`),
+      u.id === me ? "" : h("button", { type: "button", class: "secondary remove-user", "data-user": u.username, onclick: () => removeUser(u) }, `Remove ${u.username}`)) },
+  ], body.users, { caption: "Dashboard users" });
+  editUser(users.editing ? body.users.find((u) => u.id === users.editing.id) || null : null);
+}
+
+/** Fills the form to change `u`, or empties it to add a user. */
+function editUser(u) {
+  users.editing = u;
+  const f = $("#user-form");
+  $("#user-form-title").textContent = u ? `Change ${u.username}` : "Add a user";
+  f.elements.username.value = u ? u.username : "";
+  f.elements.username.readOnly = Boolean(u);
+  f.elements.role.value = u ? u.role : "manager";
+  f.elements.sites.value = u && u.sites ? u.sites.join(", ") : "";
+  f.elements.password.value = "";
+  f.elements.password.required = !u;
+  f.elements.password.placeholder = u ? "leave empty to keep it" : "";
+  f.querySelector("button[type=submit]").textContent = u ? "Save changes" : "Add user";
+  $("#user-form-cancel").hidden = !u;
+}
+
+async function saveUser(ev) {
+  ev.preventDefault();
+  const f = $("#user-form");
+  const out = $("#user-result");
+  out.replaceChildren();
+  const sitesText = f.elements.sites.value.trim();
+  const sites = sitesText ? sitesText.split(/[\s,]+/).filter(Boolean) : null;
+  const body = { role: f.elements.role.value, sites: f.elements.role.value === "admin" ? null : sites };
+  if (f.elements.password.value) body.password = f.elements.password.value;
+  const editing = users.editing;
+  if (!editing) body.username = f.elements.username.value.trim();
+  await guard(async () => {
+    try {
+      const { body: u } = await api(editing ? `/v1/users/${editing.id}` : "/v1/users", {
+        method: editing ? "PATCH" : "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      users.editing = null;
+      await route();
+      $("#user-result").replaceChildren(h("p", { class: "ok", role: "status" },
+        editing ? `Saved ${u.username} (${u.role}); their sessions ended.` : `Added ${u.username} (${u.role}).`));
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      out.append(h("p", { class: "error", role: "alert" }, e.message));
+    }
+  });
+}
+
+async function removeUser(u) {
+  await guard(async () => {
+    try {
+      await api(`/v1/users/${u.id}`, { method: "DELETE" });
+      await route();
+      showStatus(`Removed ${u.username}.`);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      showError(e.message);
+    }
+  });
+}
+
 const EXPORT_STATUSES = ["pending", "sent", "dead", "skipped"];
 
 function clearExports() {
@@ -1180,7 +1506,12 @@ function init() {
   const periodSelect = $("#period").elements.period;
   periodSelect.replaceChildren(...PERIODS.map(([k, label]) => h("option", { value: k }, label)));
   $("#login-form").addEventListener("submit", signIn);
-  $("#logout").addEventListener("click", () => { signOut("Signed out."); });
+  $("#logout").addEventListener("click", () => { signOut(); });
+  $("#csv-excel").addEventListener("change", () => {
+    $("#csv-export").href = `/v1/calls.csv${query({ ...callFilters(), excel: $("#csv-excel").checked ? 1 : null })}`;
+  });
+  $("#user-form").addEventListener("submit", saveUser);
+  $("#user-form-cancel").addEventListener("click", () => editUser(null));
   $("#site-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const s = $("#site").value.trim();
@@ -1200,7 +1531,7 @@ function init() {
   });
   filterSubmit("#calls-filter", "calls", CALL_FILTERS);
   $("#calls-filters-box summary").addEventListener("click", () => { $("#calls-filters-box").dataset.touched = "1"; });
-  filterSubmit("#sources-filter", "sources", ["group_by", "metric"]);
+  filterSubmit("#sources-filter", "sources", ["group_by", "metric", "tag"]);
   filterSubmit("#exports-filter", "exports", ["status", "kind"]);
   $("#calls-prev").addEventListener("click", () => go("calls", { offset: Math.max(0, (Number(params.offset) || 0) - PAGE) || null }));
   $("#calls-next").addEventListener("click", () => go("calls", { offset: (Number(params.offset) || 0) + PAGE }));

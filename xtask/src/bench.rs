@@ -109,6 +109,8 @@ pub(crate) fn bench_config_named(
 ) -> Result<PathBuf> {
     let dir = root.join("target/bench");
     fs::create_dir_all(&dir)?;
+    // The demo configuration reads each visitor's region in it.
+    crate::geoip::database(root)?;
     let text = fs::read_to_string(root.join(DEMO_CONFIG)).with_context(|| format!("reading {DEMO_CONFIG}"))?;
     let mut config: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {DEMO_CONFIG}"))?;
     let server = config
@@ -521,8 +523,13 @@ fn wrk_run(wrk: &Path, args: &WrkArgs, url: &str, script: Option<(&Path, &Path)>
         cmd.arg("-s").arg(script).env("RINGSOURCE_BENCH_BODY", body).env("RINGSOURCE_BENCH_UA", BROWSER_UA);
     }
     cmd.arg(url);
-    eprintln!("$ {}", display(&cmd));
-    let out = capture(&mut cmd)?;
+    wrk_report(&mut cmd, url)
+}
+
+/// Runs a prepared wrk command against `url`, echoing it and its report, and reads the report.
+pub(crate) fn wrk_report(cmd: &mut Command, url: &str) -> Result<WrkResult> {
+    eprintln!("$ {}", display(cmd));
+    let out = capture(cmd)?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     print!("{text}");
     if !out.status.success() {

@@ -15,9 +15,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::bench::{WrkArgs, WrkResult, bench_config_named, build_collector, median, parse_wrk};
+use crate::bench::{WrkArgs, WrkResult, bench_config_named, build_collector, median, wrk_report};
 use crate::demo::collector_command;
-use crate::util::{Guard, capture, cargo, display, free_port, run, wait_for_port};
+use crate::util::{Guard, capture, cargo, free_port, run, wait_for_port};
 
 /// The two client counts compared.
 const FEW: u32 = 10;
@@ -141,12 +141,6 @@ fn wrk_run(wrk: &Path, args: &WrkArgs, url: &str, script: &Path, clients: u32) -
         .arg(script)
         .env("RINGSOURCE_BENCH_CLIENTS", clients.to_string())
         .arg(url);
-    eprintln!("$ RINGSOURCE_BENCH_CLIENTS={clients} {}", display(&cmd));
-    let out = capture(&mut cmd)?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    print!("{text}");
-    if !out.status.success() {
-        bail!("wrk failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    }
-    parse_wrk(&text).with_context(|| format!("unexpected wrk output for {url}"))
+    // The command's echo names RINGSOURCE_BENCH_CLIENTS among its environment.
+    wrk_report(&mut cmd, url)
 }

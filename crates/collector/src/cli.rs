@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::server;
+
+pub mod users;
 use crate::services::privacy::{self, PrivacyService};
 use crate::storage::sqlite::backup;
 use crate::storage::sqlite::privacy::SqlitePrivacy;
@@ -22,6 +24,8 @@ use crate::storage::sqlite::privacy::SqlitePrivacy;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub log: crate::logging::LogArgs,
 }
 
 const LONG_ABOUT: &str = "\
@@ -29,7 +33,11 @@ Ringsource collector: leases tracking numbers to website visitors and attributes
 phone calls to the advertising source that brought them.
 
 The configuration is one TOML file (see examples/demo/ringsource.toml).
-Relative paths in it resolve against the current directory.";
+Relative paths in it resolve against the current directory.
+
+Logs go to stderr as text lines, or JSON objects with --log-format json;
+--log-level (or $RINGSOURCE_LOG) picks the events, `info` by default. What a
+command prints for you (erase's summary, `listening on`) goes to stdout.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -133,6 +141,15 @@ pub enum Command {
     /// Print the OpenAPI 3.1 document the server serves at /v1/openapi.json
     /// (for client generators and API docs; it needs no configuration).
     Openapi,
+    /// The dashboard's users: `user add NAME --role R [--sites a,b]`,
+    /// `user list`, `user remove NAME`, `user passwd NAME`.
+    User {
+        /// The TOML configuration file (its `[server] database` holds the users).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: users::UserCommand,
+    },
     /// Put a backup in place of the database. Refuses while anything (a
     /// running collector) has the database open: stop it, restore, start it.
     Restore {
@@ -172,13 +189,18 @@ pub fn run(cli: Cli) -> ExitCode {
             match crate::demo::fill(&cfg, &crate::demo::DemoOptions { site, days, seed }) {
                 Ok(s) => {
                     println!(
-                        "demo data for site {:?}: {} sessions, {} calls, {} cost rows, {} deals",
-                        s.site, s.sessions, s.calls, s.cost_rows, s.deals
+                        "demo data for site {:?}: {} sessions, {} calls ({} recorded, {} tagged), {} cost rows, {} deals",
+                        s.site, s.sessions, s.calls, s.recordings, s.tagged, s.cost_rows, s.deals
                     );
+                    if !s.promo_codes.is_empty() {
+                        println!("promo codes callers named (try them in Promo codes): {}", s.promo_codes.join(", "));
+                    }
+                    print_demo_users();
                     ExitCode::SUCCESS
                 }
                 Err(e @ crate::demo::DemoError::NotEmpty { .. }) if if_empty => {
                     println!("no demo data written: {e}");
+                    print_demo_users();
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -216,6 +238,11 @@ pub fn run(cli: Cli) -> ExitCode {
             );
             Ok(())
         }),
+        Command::User { config: Some(config), command } => with_config(&config, |cfg| users::run(cfg, command)),
+        Command::User { config: None, .. } => {
+            eprintln!("ringsource: user needs --config FILE (the configuration whose database holds the users)");
+            ExitCode::FAILURE
+        }
         Command::Serve { config, listen } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -227,11 +254,20 @@ pub fn run(cli: Cli) -> ExitCode {
             match serve(cfg, listen) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("ringsource: {e}");
+                    // An event, so a JSON log stays JSON to its last line.
+                    tracing::error!(error = %e, "the collector stopped");
                     ExitCode::FAILURE
                 }
             }
         }
+    }
+}
+
+/// The demo's users, one per role, to sign in to the dashboard with.
+fn print_demo_users() {
+    println!("dashboard users of the demo (user / password):");
+    for (name, role, password) in crate::demo::DEMO_USERS {
+        println!("  {name:<9} / {password:<18} {}", role.as_str());
     }
 }
 

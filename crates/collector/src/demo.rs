@@ -1,5 +1,14 @@
 //! `ringsource demo-data`: a demo month in a site's SQLite file.
 //!
+//! The story is the demo site's (`www/demo/`): Demo Plumbing Co., a plumber
+//! in Moscow, advertised on Google and Yandex, on Instagram and in an email
+//! newsletter, with a billboard on the Leningradskoye highway. Its visitors
+//! come from Moscow and the towns around it on phones and laptops; those
+//! who get no tracking number see a promo code, which some name when they
+//! call; answered calls are recorded; the manager tags calls (lead, sale,
+//! spam, repeat) and writes notes; and three users show what each role
+//! sees ([`DEMO_USERS`]).
+//!
 //! Visits go through [`crate::services::visits::visit`] (routing, leases, promo codes)
 //! and calls through [`CallsService`] (folding, attribution, credits), on a
 //! simulated clock that walks the days in order, so the numbers a report
@@ -31,14 +40,104 @@ use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::{Config, Site};
 use crate::dates;
 use crate::services::calls::{CallsError, CallsService};
+use crate::storage::call_notes::NotesStore;
 use crate::storage::calls::{CallFilter, CallStore};
 use crate::storage::money::{CostRow, MoneyStore, RevenueError, RevenuePost, RevenueTarget};
 use crate::storage::sqlite::SqliteStorage;
+use crate::storage::sqlite::call_notes::SqliteNotes;
 use crate::storage::sqlite::money::DEMO_PBX;
+use crate::storage::sqlite::users::SqliteUsers;
+use crate::storage::users::UserStore;
 use crate::storage::{PageViewCommand, Storage, StorageError};
 
 /// The user agent of demo sessions.
 pub const DEMO_USER_AGENT: &str = "ringsource demo data";
+
+/// The demo's users, one per role: (name, role, password). The passwords are
+/// public (printed by `ringsource demo-data` and in the README): the demo
+/// listens on 127.0.0.1, and its data is made up.
+pub const DEMO_USERS: [(&str, crate::services::auth::Role, &str); 3] = [
+    ("admin", crate::services::auth::Role::Admin, "plumbing-admin"),
+    ("marketer", crate::services::auth::Role::Marketer, "plumbing-marketer"),
+    ("manager", crate::services::auth::Role::Manager, "plumbing-manager"),
+];
+
+/// The demo's pages: (path, title).
+const PAGES: [(&str, &str); 3] = [
+    ("/services/", "Services and prices — Demo Plumbing Co."),
+    ("/emergency/", "Emergency plumber 24/7 — Demo Plumbing Co."),
+    ("/contacts/", "Contacts — Demo Plumbing Co."),
+];
+const HOME_TITLE: &str = "Emergency plumbing in Moscow — Demo Plumbing Co.";
+const HOST: &str = "plumbing.example";
+
+/// Where the demo's visitors are (country, region and city as DB-IP
+/// writes them), by weight: mostly Moscow and the towns around it.
+const PLACES: &[(u64, &str, &str, &str)] = &[
+    (46, "RU", "Moscow", "Moscow"),
+    (8, "RU", "Moscow Oblast", "Khimki"),
+    (7, "RU", "Moscow Oblast", "Balashikha"),
+    (6, "RU", "Moscow Oblast", "Podolsk"),
+    (6, "RU", "Moscow Oblast", "Mytishchi"),
+    (5, "RU", "Moscow Oblast", "Lyubertsy"),
+    (5, "RU", "Moscow Oblast", "Krasnogorsk"),
+    (4, "RU", "Moscow Oblast", "Zelenograd"),
+    (3, "RU", "Tver Oblast", "Tver"),
+    (3, "RU", "St.-Petersburg", "St Petersburg"),
+    (2, "RU", "Kaluga Oblast", "Obninsk"),
+];
+
+/// What the demo's visitors browse on, by weight: real User-Agents (see
+/// tests/it/data/user_agents.tsv for their sources), read by the same
+/// parser as real visits.
+const DEVICES: &[(u64, &str)] = &[
+    (
+        22,
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/127.0.6533.103 Mobile Safari/537.36",
+    ),
+    (
+        18,
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/127.0.6533.107 Mobile/15E148 Safari/604.1",
+    ),
+    (
+        12,
+        "Mozilla/5.0 (Linux; arm_64; Android 11; RMX3263) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.233 YaBrowser/24.6.0.233.00 SA/3 Mobile Safari/537.36",
+    ),
+    (
+        8,
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 YaBrowser/24.10.3.675.10 YaApp_iOS/2410.3 YaApp_iOS_Browser/2410.3 Safari/604.1 SA/3",
+    ),
+    (
+        14,
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/127.0.0.0 Safari/537.36",
+    ),
+    (
+        10,
+        "Mozilla/5.0 (Windows 10; Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.234 YaBrowser/24.7.3.1250 Safari/537.36",
+    ),
+    (
+        6,
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/127.0.0.0 Safari/537.36",
+    ),
+    (4, "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:129.0) Gecko/20100101 Firefox/129.0"),
+    (
+        4,
+        "Mozilla/5.0 (iPad; CPU OS 15_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/100.0.4896.85 Mobile/15E148 Safari/604.1",
+    ),
+    (2, "Mozilla/5.0 (Android 14; Mobile; rv:129.0) Gecko/129.0 Firefox/129.0"),
+];
+
+/// What the manager writes on calls.
+const NOTES: &[&str] = &[
+    "Leaking pipe under the kitchen sink. Master sent for 15:00, quoted 3 500 ₽.",
+    "Blocked drain in the bathroom, wants someone tonight. Booked for 19:30.",
+    "Asked for a price to replace a mixer tap; will call back after talking to the landlord.",
+    "Boiler service every year: sent the contract by email.",
+    "Caller named the promo code from the site; checked it against the visit.",
+    "Wrong number: was looking for the water utility.",
+    "Returning customer, second job this month: radiator valve.",
+    "Wants the whole bathroom re-plumbed; site visit on Saturday for an estimate.",
+];
 const DAY_MS: i64 = 86_400_000;
 const MINUTE_MS: i64 = 60_000;
 /// What a billboard or another offline source costs a day, for the static
@@ -63,6 +162,12 @@ pub struct DemoSummary {
     pub calls: u32,
     pub cost_rows: u32,
     pub deals: u32,
+    /// Calls with a recording.
+    pub recordings: u32,
+    /// Calls the manager tagged.
+    pub tagged: u32,
+    /// Promo codes callers named, for the promo look-up (a few).
+    pub promo_codes: Vec<String>,
 }
 
 /// Why demo data could not be written.
@@ -84,6 +189,46 @@ pub enum DemoError {
     Calls(#[from] CallsError),
     #[error(transparent)]
     Revenue(#[from] RevenueError),
+    #[error("the demo's tags and notes: {0}")]
+    Notes(#[from] crate::storage::call_notes::NotesStoreError),
+    #[error("the demo's users: {0}")]
+    Users(#[from] crate::services::auth::UserError),
+}
+
+/// What a demo visit was shown.
+#[derive(Debug, Clone)]
+struct Shown {
+    session: String,
+    number: Option<PhoneNumber>,
+    kind: NumberKind,
+    promo_code: Option<String>,
+}
+
+/// One of `items` by weight.
+fn weighted<'a, T>(rng: &mut Rng, items: &'a [(u64, T)]) -> &'a T {
+    let total: u64 = items.iter().map(|(w, _)| w).sum();
+    let mut pick = rng.below(total.max(1));
+    for (w, item) in items {
+        if pick < *w {
+            return item;
+        }
+        pick -= w;
+    }
+    &items[items.len() - 1].1
+}
+
+/// Where a demo visitor is and what they browse on.
+fn demo_facts(rng: &mut Rng) -> crate::services::visitor_facts::Facts {
+    let places: Vec<(u64, (&str, &str, &str))> = PLACES.iter().map(|(w, c, r, city)| (*w, (*c, *r, *city))).collect();
+    let (country, region, city) = *weighted(rng, &places);
+    let place = crate::services::geo::Place {
+        country: Some(country.into()),
+        region: Some(region.into()),
+        city: Some(city.into()),
+    };
+    let ua = *weighted(rng, DEVICES);
+    let device = crate::services::device::DeviceParser::shared().and_then(|p| p.device(ua));
+    crate::services::visitor_facts::facts(Some(place), device)
 }
 
 /// SplitMix64: small, seedable, and good enough for fake traffic.
@@ -120,39 +265,40 @@ struct Traffic {
 
 /// Mostly paid search (the pool's business), with the channels a real site
 /// also sees; the static-number sources of the demo config are among them.
+/// The campaigns are the demo site's own links (`www/demo/index.html`).
 const TRAFFIC: &[Traffic] = &[
     Traffic {
         weight: 30,
-        query: "utm_source=google&utm_medium=cpc&utm_campaign=brand",
+        query: "utm_source=google&utm_medium=cpc&utm_campaign=plumbing",
         referrer: Some("www.google.com"),
-        terms: &["shop moscow", "shop delivery", "shop official"],
+        terms: &["emergency plumber", "plumber near me", "burst pipe repair"],
         call_percent: 30,
     },
     Traffic {
         weight: 20,
-        query: "utm_source=google&utm_medium=cpc&utm_campaign=generic",
+        query: "utm_source=google&utm_medium=cpc&utm_campaign=brand",
         referrer: Some("www.google.com"),
-        terms: &["buy sofa", "sofa price", "corner sofa"],
+        terms: &["demo plumbing", "demo plumbing moscow", "demo plumbing reviews"],
         call_percent: 22,
     },
     Traffic {
         weight: 15,
-        query: "utm_source=yandex&utm_medium=cpc&utm_campaign=search",
+        query: "utm_source=yandex&utm_medium=cpc&utm_campaign=moscow-plumbing",
         referrer: Some("yandex.ru"),
-        terms: &["купить диван", "диван недорого"],
+        terms: &["сантехник на дом", "вызов сантехника"],
         call_percent: 25,
     },
     Traffic { weight: 15, query: "", referrer: Some("www.google.com"), terms: &[], call_percent: 12 },
     Traffic {
         weight: 8,
-        query: "utm_source=instagram&utm_medium=social&utm_campaign=stories",
+        query: "utm_source=instagram&utm_medium=social&utm_campaign=spring-stories",
         referrer: Some("l.instagram.com"),
         terms: &[],
         call_percent: 15,
     },
     Traffic {
         weight: 5,
-        query: "utm_source=newsletter&utm_medium=email&utm_campaign=spring",
+        query: "utm_source=newsletter&utm_medium=email&utm_campaign=april-offer",
         referrer: None,
         terms: &[],
         call_percent: 20,
@@ -162,10 +308,10 @@ const TRAFFIC: &[Traffic] = &[
 
 /// Daily spend per paid source (min, spread), in the site's currency.
 const SPEND: &[(&str, &str, &str, u64, u64)] = &[
+    ("google", "cpc", "plumbing", 4000, 3000),
     ("google", "cpc", "brand", 1500, 1000),
-    ("google", "cpc", "generic", 4000, 3000),
-    ("yandex", "cpc", "search", 2500, 2000),
-    ("instagram", "social", "stories", 800, 700),
+    ("yandex", "cpc", "moscow-plumbing", 2500, 2000),
+    ("instagram", "social", "spring-stories", 800, 700),
 ];
 
 enum Action {
@@ -292,43 +438,70 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
     // Stable: a visit's page views and call come after it at equal times.
     schedule.sort_by_key(|(at, _)| *at);
 
-    let mut numbers: Vec<Option<(String, Option<PhoneNumber>, NumberKind)>> = vec![None; visits.len()];
-    let mut summary = DemoSummary { site: site.id.clone(), sessions: 0, calls: 0, cost_rows: 0, deals: 0 };
+    let mut numbers: Vec<Option<Shown>> = vec![None; visits.len()];
+    let mut summary = DemoSummary {
+        site: site.id.clone(),
+        sessions: 0,
+        calls: 0,
+        cost_rows: 0,
+        deals: 0,
+        recordings: 0,
+        tagged: 0,
+        promo_codes: Vec::new(),
+    };
     let mut deals: Vec<(i64, u64, i64)> = Vec::new();
+    // Places, devices, promo codes named, tags and notes draw from their
+    // own sequence, so the month's traffic is the one `pool_demand` plans.
+    let mut story = Rng(options.seed ^ 0x5E_ED0F_F0C7);
+    let mut made: Vec<MadeCall> = Vec::new();
     for (at_ms, action) in schedule {
         clock.set_ms(at_ms);
         match action {
             Action::Visit { visit } => {
-                numbers[visit] = Some(run_visit(storage.as_ref(), &shared_site, &visits[visit], clock.clone())?);
+                let facts = demo_facts(&mut story);
+                numbers[visit] = Some(run_visit(storage.as_ref(), &shared_site, &visits[visit], facts, clock.clone())?);
                 summary.sessions += 1;
             }
             Action::Heartbeat { visit } => {
-                if let Some((session, _, NumberKind::Lease)) = &numbers[visit] {
+                if let Some(Shown { session, kind: NumberKind::Lease, .. }) = &numbers[visit] {
                     storage.heartbeat(Arc::clone(&shared_site), session.clone(), None, clock.clone()).wait()?;
                 }
             }
             Action::PageView { visit, path } => {
-                if let Some((session, ..)) = &numbers[visit] {
-                    let url = format!("https://demo.example{path}");
+                if let Some(Shown { session, .. }) = &numbers[visit] {
+                    let url = format!("https://{HOST}{path}");
+                    let title = PAGES.iter().find(|(p, _)| *p == path).map_or(HOME_TITLE, |(_, t)| t);
                     let view = PageViewCommand {
                         site: Arc::clone(&shared_site),
                         session_id: session.clone(),
                         url,
-                        title: Some("Demo shop".to_owned()),
+                        title: Some(title.to_owned()),
                     };
                     storage.page_view(view, clock.clone()).wait()?;
                 }
             }
             Action::Call { visit, caller, talk, status, deal } => {
-                let Some((_, number, kind)) = &numbers[visit] else { continue };
+                let Some(shown) = &numbers[visit] else { continue };
                 // A visitor left on the original number calls it: the call
                 // is stored unattributed, as a real one would be.
-                let dialled = match (kind, number) {
+                let dialled = match (&shown.kind, &shown.number) {
                     (NumberKind::Lease | NumberKind::Static, Some(n)) => n.clone(),
                     _ => site.originals[0].clone(),
                 };
                 let id = record_call(&service, site, &dialled, &caller, at_ms, talk, status)?;
                 summary.calls += 1;
+                summary.recordings += u32::from(talk.is_some());
+                // Most callers who saw a code name it, and the manager
+                // attaches it to the call.
+                if let Some(code) = shown.promo_code.as_deref().filter(|_| story.chance(70))
+                    && let Ok(code) = ringsource_core::promo::PromoCode::parse(code)
+                {
+                    service.attach_promo(id, &code)?;
+                    if summary.promo_codes.len() < 5 {
+                        summary.promo_codes.push(code.to_string());
+                    }
+                }
+                made.push(MadeCall { id, talk, deal: deal.is_some(), caller: caller.clone() });
                 if let Some(amount) = deal {
                     deals.push((id, amount, at_ms));
                 }
@@ -336,12 +509,16 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
             Action::Offline { number, caller, talk, deal } => {
                 let id = record_call(&service, site, &number, &caller, at_ms, Some(talk), CallStatus::Answered)?;
                 summary.calls += 1;
+                summary.recordings += 1;
+                made.push(MadeCall { id, talk: Some(talk), deal: deal.is_some(), caller: caller.clone() });
                 if let Some(amount) = deal {
                     deals.push((id, amount, at_ms));
                 }
             }
         }
     }
+    summary.tagged = tag_calls(&config.server.database, &made, &mut story, clock.now_ms())?;
+    add_users(&config.server.database, clock.now_ms())?;
 
     // Deals close a few days after the call; the CRM posts them back.
     for (n, (call_id, amount, at_ms)) in deals.into_iter().enumerate() {
@@ -429,7 +606,7 @@ fn plan(site: &Site, days: &[Date], rng: &mut Rng) -> Result<Plan, DemoError> {
             let session_id = rng.hex(16);
             schedule.push((at_ms, Action::Visit { visit: index }));
             let mut last_page_ms = 0;
-            for (k, path) in ["/catalog/", "/catalog/sofas/", "/contacts/"].into_iter().enumerate() {
+            for (k, (path, _)) in PAGES.into_iter().enumerate() {
                 if rng.chance(60) {
                     let offset = (i64::try_from(k).unwrap_or(0) + 1) * MINUTE_MS;
                     last_page_ms = offset;
@@ -487,7 +664,7 @@ fn classified(v: &PlannedVisit) -> (Touch, String) {
         _ => t.query.to_owned(),
     };
     let referrer = t.referrer.map(|host| UrlParts { host, path: "/", query: "" });
-    let visit = Visit::new(UrlParts { host: "demo.example", path: "/", query: &query }, referrer, "");
+    let visit = Visit::new(UrlParts { host: HOST, path: "/", query: &query }, referrer, "");
     (touch::classify(&visit, u64::try_from(v.at_ms).unwrap_or(0)), query)
 }
 
@@ -495,18 +672,18 @@ fn run_visit(
     storage: &SqliteStorage,
     site: &Arc<Site>,
     v: &PlannedVisit,
+    facts: crate::services::visitor_facts::Facts,
     clock: Arc<dyn Clock>,
-) -> Result<(String, Option<PhoneNumber>, NumberKind), StorageError> {
+) -> Result<Shown, StorageError> {
     let (touch, query) = classified(v);
-    let url =
-        if query.is_empty() { "https://demo.example/".to_owned() } else { format!("https://demo.example/?{query}") };
+    let url = if query.is_empty() { format!("https://{HOST}/") } else { format!("https://{HOST}/?{query}") };
     let request = VisitRequest {
         session_id: None,
         client_id: Some(v.client_id.clone()),
         ym_uid: None,
         touch,
         first_touch: None,
-        page: Page { url, title: Some("Demo shop".to_owned()) },
+        page: Page { url, title: Some(HOME_TITLE.to_owned()) },
         referrer: None,
         reveal: true,
         consent: true,
@@ -516,12 +693,71 @@ fn run_visit(
         Arc::clone(site),
         request,
         None,
-        crate::services::visits::Sender { user_agent: DEMO_USER_AGENT.to_owned(), client: None },
+        crate::services::visits::Sender { user_agent: DEMO_USER_AGENT.to_owned(), client: None, facts },
         v.session_id.clone(),
         clock,
     )
     .wait()?;
-    Ok((answer.session_id.unwrap_or_else(|| v.session_id.clone()), answer.number, answer.kind))
+    Ok(Shown {
+        session: answer.session_id.unwrap_or_else(|| v.session_id.clone()),
+        number: answer.number,
+        kind: answer.kind,
+        promo_code: answer.promo_code,
+    })
+}
+
+/// A demo call, for the manager's tags and notes.
+struct MadeCall {
+    id: i64,
+    talk: Option<u32>,
+    deal: bool,
+    caller: String,
+}
+
+/// The manager's tags and notes on the month's calls: sales and leads,
+/// short calls taken for spam, callers who rang before; a note on some.
+/// Returns how many calls were tagged.
+fn tag_calls(db: &std::path::Path, calls: &[MadeCall], rng: &mut Rng, now_ms: i64) -> Result<u32, DemoError> {
+    let notes = SqliteNotes::open(db)?;
+    let mut callers = std::collections::HashSet::new();
+    let mut tagged = 0;
+    for c in calls {
+        let mut tags = Vec::new();
+        if c.deal {
+            tags.extend(["sale", "lead"]);
+        } else if c.talk.is_some_and(|t| t >= 60) && rng.chance(40) {
+            tags.push("lead");
+        } else if c.talk.is_some_and(|t| t < 30) && rng.chance(35) {
+            tags.push("spam");
+        }
+        if !callers.insert(c.caller.clone()) {
+            tags.push("repeat");
+        }
+        for tag in &tags {
+            notes.add_tag(c.id, tag, "manager", now_ms)?;
+        }
+        tagged += u32::from(!tags.is_empty());
+        if !tags.is_empty() && rng.chance(30) {
+            let note = NOTES[rng.below(NOTES.len() as u64) as usize];
+            notes.add_note(c.id, "manager", note, now_ms)?;
+        }
+    }
+    Ok(tagged)
+}
+
+/// The demo's users ([`DEMO_USERS`]), unless there are users of those names.
+fn add_users(db: &std::path::Path, now_ms: i64) -> Result<(), DemoError> {
+    let store = SqliteUsers::open(db)?;
+    for (name, role, password) in DEMO_USERS {
+        if store.user_by_name(name)?.is_none() {
+            let hash = crate::services::auth::secrets::hash_password(password)
+                .map_err(crate::services::auth::UserError::from)?;
+            store
+                .add_user(name, role, &crate::services::auth::Sites::All, &hash, true, now_ms)
+                .map_err(crate::services::auth::UserError::from)?;
+        }
+    }
+    Ok(())
 }
 
 /// One finished call, as the PBX's end report. Returns the call id.
@@ -550,7 +786,10 @@ fn record_call(
         duration_secs: Some(u32::try_from((ended - ring) / 1000).unwrap_or(u32::MAX)),
         talk_secs: talk,
         status,
-        recording_url: None,
+        // Answered calls are recorded; the collector makes the audio.
+        recording_url: talk.map(|_| {
+            format!("{}{ring_ms}-{}", crate::services::recordings::DEMO_SCHEME, caller.trim_start_matches('+'))
+        }),
     };
     Ok(service.record(&site.id, &event)?.call_id)
 }

@@ -4,8 +4,9 @@
 //! cycle or an upward import):
 //!
 //! - app: [`server`] (puts storage, services and the HTTP edge together and
-//!   runs them), [`cli`] (the `ringsource` command line), [`demo`] (a seeded
-//!   demo month through the services);
+//!   runs them), [`cli`] (the `ringsource` command line, with dashboard
+//!   users), [`demo`] (a seeded demo month through the services),
+//!   [`logging`] (the log subscriber the binary installs);
 //! - [`http`]: everything about the web edge, once: the app state, the error
 //!   type, the extractors, CORS, rate limits, the edge's deadlines and
 //!   headers, static files, the one route list, and a module of handlers per
@@ -30,6 +31,7 @@ pub mod demo;
 pub mod env;
 pub mod exports;
 pub mod http;
+pub mod logging;
 pub mod mask;
 pub mod outage;
 pub mod pbx;

@@ -3,6 +3,9 @@
 //! [`SUMMARY_INTERVAL`] with how many more there were and the latest,
 //! instead of a line for every request that met the same outage. A quiet
 //! interval ends the summary; the next error is printed in full again.
+//! These are `error` events of this module's target; the refused requests
+//! also have their own lines ([`crate::http::requests`]), with the error's
+//! code but not its text.
 
 use std::fmt::Display;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -34,7 +37,7 @@ pub fn server_error(what: &dyn Display) {
     }
     window.open = true;
     drop(window);
-    eprintln!("ringsource: {what}");
+    tracing::error!("{what}");
     SUMMARIES.get_or_init(|| {
         // One thread for the process; it sleeps between summaries.
         let spawned = std::thread::Builder::new().name("ringsource-outage".into()).spawn(|| {
@@ -44,7 +47,7 @@ pub fn server_error(what: &dyn Display) {
             }
         });
         if let Err(e) = spawned {
-            eprintln!("ringsource: repeated server errors will not be summarised: {e}");
+            tracing::error!(error = %e, "repeated server errors will not be summarised: no thread");
         }
     });
 }
@@ -58,8 +61,9 @@ fn summarise() {
     let (more, latest) = (window.more, std::mem::take(&mut window.latest));
     window.more = 0;
     drop(window);
-    eprintln!(
-        "ringsource: {more} more server error{} in the last {} s; the latest: {latest}",
+    tracing::error!(
+        more,
+        "{more} more server error{} in the last {} s; the latest: {latest}",
         if more == 1 { "" } else { "s" },
         SUMMARY_INTERVAL.as_secs()
     );

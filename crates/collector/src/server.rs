@@ -18,8 +18,12 @@ use crate::services::exports::ExportsService;
 use crate::services::money::MoneyService;
 use crate::services::pools::PoolsService;
 use crate::services::privacy::PrivacyService;
+use crate::services::visitor_facts::VisitorFacts;
 use crate::services::visits::VisitsService;
+use crate::storage::sqlite::call_notes::SqliteNotes;
 use crate::storage::sqlite::privacy::SqlitePrivacy;
+use crate::storage::sqlite::recordings::SqliteRecordings;
+use crate::storage::sqlite::users::SqliteUsers;
 use crate::storage::sqlite::{SqliteOptions, SqliteStorage};
 use crate::storage::{Storage, StorageError};
 
@@ -34,6 +38,8 @@ pub enum StartError {
     Run(#[source] std::io::Error),
     #[error("the server thread ended before it was bound")]
     ThreadGone,
+    #[error(transparent)]
+    VisitorFacts(#[from] crate::services::visitor_facts::VisitorFactsError),
 }
 
 /// A bound, not yet awaited server.
@@ -93,11 +99,23 @@ pub fn bind_with(
         visit_limiter: RateLimiter::new(Bucket::visits(&config.server.rate_limit)),
         session_limiter: RateLimiter::new(Bucket::session(&config.server.rate_limit)),
         forwarded: config.server.trust_forwarded_for.then_some(config.server.forwarded_header),
+        users: Arc::new(SqliteUsers::open(&config.server.database)?),
+        login_by_address: crate::http::auth::login_by_address(),
+        login_by_name: crate::http::auth::login_by_name(),
+        notes: Arc::new(SqliteNotes::open(&config.server.database)?),
+        recordings: Arc::new(SqliteRecordings::open(&config.server.database)?),
+        recordings_client: crate::http::recordings::client(),
+        visitor_facts: Arc::new(VisitorFacts::open(&config.server.database, config.server.geoip_database.as_deref())?),
     });
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
     let app = move || {
         App::new()
+            // Inside the edge: users and roles are checked on requests the
+            // edge has let in, and the edge's headers go on every refusal.
+            .wrap(actix_web::middleware::from_fn(crate::http::extract::guard))
             .wrap(actix_web::middleware::from_fn(crate::http::edge::guard))
+            // Outermost: the guard's own answers get a request id and a line too.
+            .wrap(actix_web::middleware::from_fn(crate::http::requests::middleware))
             .app_data(state.clone())
             .configure(crate::http::routes::register)
             .configure(|cfg| static_files::configure(&dirs, cfg))

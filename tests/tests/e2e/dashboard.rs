@@ -20,6 +20,9 @@ use serde_json::{Value, json};
 use crate::dashboard_views::{LAPTOP, PHONE, TABLETS, Viewport, axe_scan, fits, screenshot, set_viewport};
 
 const ADMIN_TOKEN: &str = "dashboard-e2e-admin-token-0123";
+/// The dashboard user this test signs in as (an admin, added with the token).
+const USER: &str = "olga";
+const PASSWORD: &str = "olga's e2e password";
 const KAMAILIO_TOKEN: &str = "dashboard-e2e-kamailio-token-01";
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -52,13 +55,13 @@ pub async fn js(browser: &Browser, script: &str) -> Value {
     browser.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
 }
 
-fn text(v: &Value) -> String {
+pub fn text(v: &Value) -> String {
     // Intl writes no-break spaces (U+00A0, U+202F) in ru-RU numbers.
     v.as_str().unwrap_or_default().replace(['\u{a0}', '\u{202f}'], " ")
 }
 
 /// Runs `fetch(path, init)` in the page and returns `{ status, body }`.
-async fn fetch(browser: &Browser, path: &str, init: Value) -> Value {
+pub async fn fetch(browser: &Browser, path: &str, init: Value) -> Value {
     browser
         .client
         .execute_async(
@@ -101,15 +104,15 @@ async fn rows(browser: &Browser, table: &str) -> u64 {
 }
 
 /// Goes to a dashboard URL in the same page (a hash change, as links do).
-async fn hash(browser: &Browser, hash: &str) {
+pub async fn hash(browser: &Browser, hash: &str) {
     js(browser, &format!("location.hash = {}; return true", json!(hash))).await;
 }
 
-async fn click(browser: &Browser, css: &str) {
+pub async fn click(browser: &Browser, css: &str) {
     browser.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.expect("click");
 }
 
-async fn type_into(browser: &Browser, css: &str, keys: &str) {
+pub async fn type_into(browser: &Browser, css: &str, keys: &str) {
     let el = browser.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
     el.clear().await.expect("clear");
     el.send_keys(keys).await.expect("type");
@@ -190,10 +193,19 @@ async fn seed(site: &Site, browser: &Browser) -> Story {
     )
     .await;
     assert!(r["status"].as_u64().is_some_and(|s| (200..300).contains(&s)), "{r}");
+    let user = json!({ "username": USER, "role": "admin", "password": PASSWORD });
+    let r = fetch(
+        browser,
+        "/v1/users",
+        json!({ "method": "POST", "body": user.to_string(),
+        "headers": { "Authorization": format!("Bearer {ADMIN_TOKEN}"), "Content-Type": "application/json" } }),
+    )
+    .await;
+    assert_eq!(r["status"], 201, "{r}");
     Story { code, sofa_call: call_id(browser, "sofa-call@e2e").await, bed_call: call_id(browser, "bed-call@e2e").await }
 }
 
-fn check_vendor() {
+pub fn check_vendor() {
     let dashboard = ringsource_tests::dashboard_dir();
     assert!(
         dashboard.join("vendor/uPlot.iife.min.js").exists(),
@@ -203,7 +215,7 @@ fn check_vendor() {
 }
 
 /// Collects what the content security policy blocks in this document from now on.
-async fn watch_policy(browser: &Browser) {
+pub async fn watch_policy(browser: &Browser) {
     js(
         browser,
         "window.cspViolations = []; document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI)); return true",
@@ -212,7 +224,7 @@ async fn watch_policy(browser: &Browser) {
 }
 
 /// Nothing was blocked since [`watch_policy`] in this document.
-async fn assert_policy_kept(browser: &Browser) {
+pub async fn assert_policy_kept(browser: &Browser) {
     let blocked = js(browser, "return window.cspViolations").await;
     assert_eq!(blocked, json!([]), "the content security policy blocked part of the dashboard");
 }
@@ -239,14 +251,23 @@ async fn sign_in(site: &Site, browser: &Browser) {
     .await;
     assert_eq!(loaded, json!(true), "the dashboard's scripts and style sheets loaded under its policy");
     watch_policy(browser).await;
-    type_into(browser, "#token", "not-the-admin-token-at-all").await;
+    type_into(browser, "#username", USER).await;
+    type_into(browser, "#password", "not the password at all").await;
     type_into(browser, "#login-site", "shop").await;
     click(browser, "#login-form button").await;
-    browser.wait_for("document.querySelector('#login-error').textContent.includes('refused')", WAIT).await;
-    type_into(browser, "#token", ADMIN_TOKEN).await;
+    browser
+        .wait_for("document.querySelector('#login-error').textContent.includes('Wrong user name or password')", WAIT)
+        .await;
+    type_into(browser, "#password", PASSWORD).await;
     click(browser, "#login-form button").await;
     browser.wait_for("document.querySelectorAll('#calls-table tbody tr').length === 3", WAIT).await;
-    assert_eq!(js(browser, "return sessionStorage.getItem('ringsource.dashboard.token')").await, ADMIN_TOKEN);
+    // The session is a cookie no script reads; nothing is kept in storage.
+    let kept = js(
+        browser,
+        "return [document.cookie, sessionStorage.length, localStorage.getItem('ringsource.dashboard.site')]",
+    )
+    .await;
+    assert_eq!(kept, json!(["", 0, "shop"]));
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -298,7 +319,7 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
         .client
         .execute_async(
             "const done = arguments[0];
-             fetch('/v1/calls.csv?site=shop', { headers: { Authorization: 'Bearer ' + sessionStorage.getItem('ringsource.dashboard.token') } })
+             fetch('/v1/calls.csv?site=shop', { credentials: 'same-origin' })
                .then(r => r.arrayBuffer()).then(b => done([...new Uint8Array(b.slice(0, 3))]));",
             vec![],
         )
@@ -625,8 +646,18 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
 
     assert_policy_kept(&browser).await;
 
-    // A token that stops working sends the manager back to sign in.
-    js(&browser, "sessionStorage.setItem('ringsource.dashboard.token', 'revoked-token-0123456789'); location.hash = '#sources?site=shop'; return true").await;
+    // A session that ends (the admin changed the password) sends the user
+    // back to sign in.
+    let me = js(&browser, "return fetch('/v1/auth/me').then(r => r.json()).then(b => b.user.id)").await;
+    let r = fetch(
+        &browser,
+        &format!("/v1/users/{me}"),
+        json!({ "method": "PATCH", "body": json!({ "password": "a brand new password" }).to_string(),
+        "headers": { "Authorization": format!("Bearer {ADMIN_TOKEN}"), "Content-Type": "application/json" } }),
+    )
+    .await;
+    assert_eq!(r["status"], 200, "{r}");
+    js(&browser, "location.hash = '#sources?site=shop'; return true").await;
     browser.wait_for("!document.querySelector('#view-login').hidden && document.querySelector('#login-error').textContent.includes('Sign in again')", WAIT).await;
     browser.close().await;
 }
@@ -636,7 +667,7 @@ async fn a_manager_and_a_marketer_use_every_view_on_a_laptop_and_a_phone() {
 /// tables), and no serious or critical accessibility violation. What is
 /// wrong is added to `problems`, asserted empty at the end, so one run
 /// names every view's.
-async fn check_view(browser: &Browser, size: Viewport, name: &str, problems: &mut Vec<String>) {
+pub async fn check_view(browser: &Browser, size: Viewport, name: &str, problems: &mut Vec<String>) {
     js(browser, "window.scrollTo(0, 0); return true").await;
     screenshot(browser, size, name).await;
     problems.extend(fits(browser, size, name).await);

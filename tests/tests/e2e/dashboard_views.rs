@@ -86,7 +86,12 @@ const page = { scroll_width: document.documentElement.scrollWidth, inner_width: 
 const sticking_out = [...document.querySelectorAll('body *')].filter(visible)
   .filter(e => box(e).right > innerWidth + 1 && !e.closest('.pane, .card')).slice(0, 5).map(named);
 const scrolled = [...document.querySelectorAll('.pane, .card, .chart, table')].filter(visible)
-  .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => named(e) + ' ' + e.scrollWidth + '>' + e.clientWidth);
+  .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => {
+    // The innermost thing that sticks out, to say what is too wide.
+    const edge = box(e).left + e.clientLeft + e.clientWidth - parseFloat(getComputedStyle(e).paddingRight);
+    const wide = [...e.querySelectorAll('*')].filter(visible).filter(c => box(c).right > edge + 1).pop();
+    return named(e) + ' ' + e.scrollWidth + '>' + e.clientWidth + (wide ? ' (' + named(wide) + ': ' + (wide.textContent || '').trim().slice(0, 40) + ')' : '');
+  });
 const logout = document.querySelector('#logout');
 const signed_in = visible(logout);
 const out = box(logout);

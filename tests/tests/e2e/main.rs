@@ -2,6 +2,7 @@
 //! bundle, headless Chromium over WebDriver, and Kamailio with sipp.
 
 mod dashboard;
+mod dashboard_roles;
 mod dashboard_views;
 mod script_tag;
 mod sip_call;

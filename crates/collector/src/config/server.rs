@@ -54,6 +54,10 @@ pub struct RawServer {
     /// first this long after it starts).
     #[serde(default = "default_retention_interval_secs")]
     pub retention_interval_secs: u64,
+    /// An IP database in the MaxMind DB format (GeoLite2-City, DB-IP
+    /// IP-to-City Lite): each new visitor's region and city are read in it.
+    #[serde(default)]
+    pub geoip_database: Option<PathBuf>,
 }
 
 /// The header a trusted reverse proxy appends the client's address to.
@@ -157,6 +161,7 @@ pub struct ServerConfig {
     pub wal_preallocate_bytes: u64,
     pub workers: usize,
     pub retention_interval_secs: u64,
+    pub geoip_database: Option<PathBuf>,
 }
 
 impl RawServer {
@@ -214,6 +219,7 @@ impl RawServer {
             wal_preallocate_bytes: u64::from(raw.wal_preallocate_mib) << 20,
             workers: raw.workers.unwrap_or_else(default_workers),
             retention_interval_secs: raw.retention_interval_secs,
+            geoip_database: raw.geoip_database,
         })
     }
 }

@@ -83,6 +83,9 @@ pub struct RawSite {
     /// `[sites.retention]`: how long personal data is kept.
     #[serde(default)]
     pub retention: Retention,
+    /// `[sites.recordings.<adapter>]`: credentials for the PBX's recordings.
+    #[serde(default)]
+    pub recordings: crate::pbx::recordings::RawRecordings,
 }
 
 fn default_time_zone() -> String {
@@ -299,6 +302,8 @@ pub struct Site {
     pub exports: Exports,
     /// How long personal data is kept.
     pub retention: Retention,
+    /// Credentials the collector fetches the PBXs' recordings with.
+    pub recordings: crate::pbx::recordings::Recordings,
     /// Where national numbers from a PBX are read ("8 495 …", "74951234567").
     pub region: Option<Region>,
     /// Built from the static numbers' and pools' rules, same indices.
@@ -683,6 +688,13 @@ pub(super) fn validate_site(
     });
 
     validate_retention(&raw.retention, raw.uniqueness_window_days, &format!("{path}.retention"), issues);
+    let recordings = crate::pbx::recordings::Recordings::from_raw(&raw.id, raw.recordings, &|name| env.var(name))
+        .unwrap_or_else(|found| {
+            for (field, reason) in found {
+                issues.push(format!("{path}.{field}"), reason);
+            }
+            crate::pbx::recordings::Recordings::default()
+        });
 
     if issues.list.len() != before {
         return None;
@@ -713,6 +725,7 @@ pub(super) fn validate_site(
         pbx,
         exports,
         retention: raw.retention,
+        recordings,
         region,
         routing,
     })

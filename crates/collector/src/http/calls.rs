@@ -28,6 +28,7 @@ use crate::http::error::ApiError;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{Admin, blocking, query, time_bound};
 use crate::http::state::AppState;
+use crate::http::visitor_facts::{Device, Place};
 use crate::services::calls::{
     CallDetail, CallFilter, CallSummary, CallsError, GroupBy, PromoLookup, ReportQuery, ReportRow, StatusFilter,
 };
@@ -80,6 +81,13 @@ struct ListQuery {
     /// Only target (true) or non-target (false) calls.
     #[param(value_type = Option<bool>)]
     target: Option<String>,
+    /// A call tag: only calls with it (case and spaces folded as tags are stored).
+    tag: Option<String>,
+    /// CSV only: 1 writes `;` between cells, for Excel where a comma writes
+    /// decimals (read by [`excel`]).
+    #[serde(rename = "excel")]
+    #[param(value_type = Option<bool>)]
+    _excel: Option<String>,
     /// Page size: 1-1000, default 50 (CSV: 1-100000, default 10000).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100000)]
     limit: Option<String>,
@@ -98,7 +106,7 @@ fn status_filter() -> Schema {
 /// `GET /v1/calls`: one page of calls.
 #[derive(Debug, Serialize, ToSchema)]
 struct CallList<'a> {
-    calls: Vec<CallSummary>,
+    calls: Vec<ListedCall>,
     /// How many calls match the filter.
     total: u64,
     limit: u32,
@@ -109,6 +117,9 @@ struct CallList<'a> {
     /// The site's currency and locale, for writing amounts (null across sites).
     currency: Option<&'a str>,
     locale: Option<&'a str>,
+    /// The site holds rows written by `ringsource demo-data` (false across
+    /// sites): the dashboard says so on every page.
+    demo_data: bool,
 }
 
 impl ListQuery {
@@ -145,6 +156,7 @@ impl ListQuery {
             campaign: nonempty(self.campaign),
             status,
             target,
+            tag: tag_filter(self.tag)?,
             limit,
             offset: self.offset.as_deref().map(|o| number::<u32>("offset", o)).transpose()?.unwrap_or(0),
         })
@@ -182,16 +194,26 @@ fn list_filter(
     )
 )]
 pub async fn list(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if excel(&req)? {
+        return Err(ApiError::bad_request("excel= is for /v1/calls.csv"));
+    }
     let (filter, site) = list_filter(&state, &req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let (limit, offset) = (filter.limit, filter.offset);
     let service = Arc::clone(&state.calls);
-    let (calls, total) = blocking(move || service.list(&filter)).await?;
+    let demo_site = site.as_ref().map(|s| s.id.clone());
+    let ((calls, total), demo_data) = blocking(move || {
+        let demo = demo_site.map(|s| service.has_demo_data(&s)).transpose()?.unwrap_or(false);
+        Ok::<_, ApiError>((service.list(&filter)?, demo))
+    })
+    .await?;
     // The zone the dashboard shows the times in, and the currency and
     // locale it writes amounts in (null across sites).
     let time_zone = site.as_ref().map(|s| s.time_zone_name());
     let currency = site.as_ref().and_then(|s| s.currency.as_deref());
     let locale = site.as_ref().and_then(|s| s.locale.as_deref());
-    Ok(HttpResponse::Ok().json(CallList { calls, total, limit, offset, time_zone, currency, locale }))
+    let extras = extras(&state, calls.iter().map(|c| (c.id, c.session_id.clone())).collect()).await?;
+    let calls = calls.into_iter().zip(extras).map(|(call, extras)| ListedCall { call, extras }).collect();
+    Ok(HttpResponse::Ok().json(CallList { calls, total, limit, offset, time_zone, currency, locale, demo_data }))
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -297,11 +319,15 @@ fn csv_record(c: &CallSummary, zone: &TimeZone) -> [String; 26] {
 )]
 pub async fn csv_export(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (filter, _) = list_filter(&state, &req, CSV_DEFAULT_LIMIT, CSV_MAX_LIMIT)?;
+    // Excel splits a CSV on its locale's list separator, which is `;`
+    // wherever a comma writes decimals (Russia, most of Europe): there a
+    // comma-separated file opens as one column. `excel=1` writes `;`.
+    let delimiter = if excel(&req)? { b';' } else { b',' };
     let service = Arc::clone(&state.calls);
     let (calls, total) = blocking(move || service.list(&filter)).await?;
     // A UTF-8 byte order mark first: without it Excel reads the file in the
     // machine's legacy code page and garbles Cyrillic keywords and titles.
-    let mut out = csv::Writer::from_writer(UTF8_BOM.to_vec());
+    let mut out = csv::WriterBuilder::new().delimiter(delimiter).from_writer(UTF8_BOM.to_vec());
     let csv_err = |e: csv::Error| ApiError::internal(format!("writing CSV: {e}"));
     out.write_record(CSV_HEADER).map_err(csv_err)?;
     for c in &calls {
@@ -327,7 +353,7 @@ pub async fn csv_export(_: Admin, state: web::Data<AppState>, req: HttpRequest) 
     security(("adminToken" = [])),
     params(("id" = i64, Path, description = "Call id.")),
     responses(
-        (status = 200, description = "The call", body = CallDetail),
+        (status = 200, description = "The call", body = CallAnswer),
         (status = 400, description = "Bad id", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
         (status = 404, description = "Unknown call", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_call"])))),
     )
@@ -335,7 +361,80 @@ pub async fn csv_export(_: Admin, state: web::Data<AppState>, req: HttpRequest) 
 pub async fn get_call(_: Admin, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = call_id(&id)?;
     let service = Arc::clone(&state.calls);
-    Ok(HttpResponse::Ok().json(blocking(move || service.get(id)).await?))
+    let detail = blocking(move || service.get(id)).await?;
+    let key = (detail.call.id, detail.call.session_id.clone());
+    let extras = extras(&state, vec![key]).await?.pop().unwrap_or_default();
+    Ok(HttpResponse::Ok().json(CallAnswer { detail, extras }))
+}
+
+/// What the calls API adds to a stored call: a manager's tags, and where
+/// and on what the visitor came.
+#[derive(Debug, Default, Serialize, ToSchema)]
+struct CallExtras {
+    /// The call's tags (`POST /v1/calls/{id}/tags`), sorted.
+    tags: Vec<String>,
+    /// `null` for a call without a session, or a session without it.
+    place: Option<Place>,
+    /// `null` for a call without a session, or a session without it.
+    device: Option<Device>,
+}
+
+/// One call of `GET /v1/calls`.
+#[derive(Debug, Serialize, ToSchema)]
+struct ListedCall {
+    #[serde(flatten)]
+    call: CallSummary,
+    #[serde(flatten)]
+    extras: CallExtras,
+}
+
+/// `GET /v1/calls/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+struct CallAnswer {
+    #[serde(flatten)]
+    detail: CallDetail,
+    #[serde(flatten)]
+    extras: CallExtras,
+}
+
+/// The extras of calls given as (id, credited session), in their order,
+/// read in one hop to the blocking pool.
+async fn extras(state: &AppState, keys: Vec<(i64, Option<String>)>) -> Result<Vec<CallExtras>, ApiError> {
+    let (notes, facts) = (Arc::clone(&state.notes), Arc::clone(&state.visitor_facts));
+    blocking(move || {
+        let ids: Vec<i64> = keys.iter().map(|(id, _)| *id).collect();
+        let sessions: Vec<String> = keys.iter().filter_map(|(_, s)| s.clone()).collect();
+        let mut tags = notes.tags_of_calls(&ids)?;
+        let found = facts.of_sessions(&sessions)?;
+        let extras = keys.into_iter().map(|(id, session)| {
+            let f = session.and_then(|s| found.get(&s));
+            CallExtras {
+                tags: tags.remove(&id).unwrap_or_default(),
+                place: f.and_then(Place::of),
+                device: f.and_then(Device::of),
+            }
+        });
+        Ok::<_, ApiError>(extras.collect())
+    })
+    .await
+}
+
+/// `excel=1|true|0|false` (absent: false).
+fn excel(req: &HttpRequest) -> Result<bool, ApiError> {
+    let q = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
+    match q.iter().find(|(k, _)| k == "excel").map(|(_, v)| v.as_str()) {
+        None | Some("" | "0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(v) => Err(ApiError::bad_request(format!("excel={v:?}: expected 1 or 0"))),
+    }
+}
+
+/// `tag=`: a call tag, folded as tags are stored.
+fn tag_filter(tag: Option<String>) -> Result<Option<String>, ApiError> {
+    tag.filter(|t| !t.trim().is_empty())
+        .map(|t| crate::services::call_notes::tag(&t).map_err(|e| ApiError::bad_request(format!("tag={t:?}: {e}"))))
+        .transpose()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -409,6 +508,7 @@ struct ReportParams {
     /// Only day.
     #[param(schema_with = day)]
     interval: Option<String>,
+    tag: Option<String>,
 }
 
 fn group_by() -> Schema {
@@ -440,6 +540,8 @@ struct CallsReport {
     locale: Option<String>,
     from_ms: i64,
     to_ms: i64,
+    /// The `tag=` filter as tags are stored; `null` without it.
+    tag: Option<String>,
     rows: Vec<ReportRow>,
     totals: ReportTotals,
     /// The site holds rows written by `ringsource demo-data`.
@@ -506,7 +608,8 @@ pub async fn report(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> R
     let model = site_config.attribution_model;
     let time_zone = site_config.time_zone_name().to_owned();
     let (currency, locale) = (site_config.currency.clone(), site_config.locale.clone());
-    let query = ReportQuery { site: site_config, from_ms, to_ms, group_by };
+    let tag = tag_filter(p.tag)?;
+    let query = ReportQuery { site: site_config, from_ms, to_ms, group_by, tag: tag.clone() };
     let service = Arc::clone(&state.calls);
     let demo_site = site.clone();
     let (rows, demo_data) =
@@ -546,6 +649,7 @@ pub async fn report(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> R
         locale,
         from_ms,
         to_ms,
+        tag,
         rows,
         totals,
         demo_data,

@@ -397,8 +397,9 @@ fn body_timeout() -> HttpResponse {
 /// The dashboard's policy: its own scripts, styles and API only. uPlot draws
 /// on a canvas and sets styles through the DOM, which a policy does not
 /// govern; the CSV download is a `blob:` link, which it does not either.
+/// Call recordings play from the collector's own API (`media-src 'self'`).
 pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-     connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+     media-src 'self'; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 /// The API's policy: a JSON answer opened in a browser loads nothing and
 /// is framed by no page.
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";

@@ -13,10 +13,16 @@ use serde_json::{Map, Value, json};
 
 use crate::http::fields::FieldError;
 use crate::pbx::{AuthFailure, PbxError};
+use crate::services::auth::AuthError;
+use crate::services::auth::secrets::SecretError;
+use crate::services::auth::{UserError, UserStoreError};
+use crate::services::call_notes::NotesError;
+use crate::services::call_notes::{NoteError, NotesStoreError};
 use crate::services::calls::{CallsError, RecordError, SinkError};
 use crate::services::exports::RetryError;
 use crate::services::money::RevenueError;
 use crate::services::privacy::PrivacyError;
+use crate::services::recordings::RecordingError;
 use crate::services::{PageUrlError, StorageError};
 
 /// One bad field of one uploaded row.
@@ -301,6 +307,99 @@ impl From<SinkError> for ApiError {
             SinkError::Conflict(m) => {
                 Self::conflict("conflict", format!("the call conflicts with what is stored: {m}"))
             }
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        let message = e.to_string();
+        match e {
+            UserError::Unknown(_) => Self::not_found("unknown_user", message),
+            UserError::Taken(_) => Self::conflict("user_exists", message),
+            UserError::LastAdmin => Self::conflict("last_admin", message),
+            UserError::Storage(s) => Self::storage(&s),
+            UserError::Secret(SecretError::NoRandomness(_) | SecretError::Hash(_)) => Self::internal(message),
+            _ => Self::new(StatusCode::BAD_REQUEST, "bad_request", message),
+        }
+    }
+}
+
+impl From<UserStoreError> for ApiError {
+    fn from(e: UserStoreError) -> Self {
+        UserError::from(e).into()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let message = e.to_string();
+        let forbidden = |code| Self::new(StatusCode::FORBIDDEN, code, message.clone());
+        match e {
+            AuthError::Unauthenticated | AuthError::BadToken => {
+                let mut e = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+                e.hint = Some(Hint::Bearer);
+                e
+            }
+            AuthError::BadCredentials => Self::new(StatusCode::UNAUTHORIZED, "bad_credentials", message),
+            AuthError::TooMany(secs) => {
+                let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message);
+                e.hint = Some(Hint::RetryAfter(secs));
+                e
+            }
+            AuthError::Csrf => forbidden("csrf_token"),
+            AuthError::Forbidden { .. } => forbidden("forbidden"),
+            AuthError::SiteForbidden { .. } => forbidden("site_forbidden"),
+            AuthError::SiteRequired { .. } => forbidden("site_required"),
+            AuthError::BadRequest(_) => Self::new(StatusCode::BAD_REQUEST, "bad_request", message),
+            AuthError::User(u) => u.into(),
+            AuthError::Storage(s) => Self::storage(&s),
+            AuthError::Internal(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message),
+        }
+    }
+}
+
+impl From<NoteError> for ApiError {
+    fn from(e: NoteError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+    }
+}
+
+impl From<NotesStoreError> for ApiError {
+    fn from(e: NotesStoreError) -> Self {
+        let message = e.to_string();
+        match e {
+            NotesStoreError::Note(n) => n.into(),
+            NotesStoreError::UnknownCall(_) => Self::not_found("unknown_call", message),
+            NotesStoreError::UnknownNote { .. } => Self::not_found("unknown_note", message),
+            NotesStoreError::NotAuthor { .. } => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            NotesStoreError::Storage(s) => Self::storage(&s),
+        }
+    }
+}
+
+impl From<NotesError> for ApiError {
+    fn from(e: NotesError) -> Self {
+        let message = e.to_string();
+        match e {
+            NotesError::BadRequest(_) => Self::new(StatusCode::BAD_REQUEST, "bad_request", message),
+            NotesError::UnknownSite(_) => Self::not_found("unknown_site", message),
+            NotesError::Store(s) => s.into(),
+            NotesError::Internal(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message),
+        }
+    }
+}
+
+impl From<RecordingError> for ApiError {
+    fn from(e: RecordingError) -> Self {
+        let message = e.to_string();
+        match e {
+            RecordingError::BadRequest(_) => Self::new(StatusCode::BAD_REQUEST, "bad_request", message),
+            RecordingError::UnknownCall(_) => Self::not_found("unknown_call", message),
+            RecordingError::NoRecording(_) => Self::not_found("no_recording", message),
+            RecordingError::Unavailable { .. } => Self::new(StatusCode::BAD_GATEWAY, "recording_unavailable", message),
+            RecordingError::Storage(s) => Self::storage(&s),
+            RecordingError::Internal(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message),
         }
     }
 }

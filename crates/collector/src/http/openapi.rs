@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, Type};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, HeaderBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, ToSchema};
 
@@ -30,8 +30,13 @@ use crate::http::error::{ErrorBody, ErrorObject};
 /// The extension an error response lists its codes in.
 pub const ERROR_CODES: &str = "x-error-codes";
 
-/// The security scheme of the admin API.
+/// The security scheme of the admin API's token.
 pub const ADMIN_TOKEN: &str = "adminToken";
+/// The security scheme of a signed-in dashboard user.
+pub const SESSION_COOKIE: &str = "sessionCookie";
+
+/// What the auth guard answers with 403 on any admin route.
+const GUARD_REFUSALS: [&str; 4] = ["forbidden", "csrf_token", "site_forbidden", "site_required"];
 
 /// Codes answered outside any one operation: a path the API does not have,
 /// and a method a path does not list.
@@ -65,18 +70,35 @@ pub fn document(operations: OpenApi) -> OpenApi {
     doc
 }
 
-/// The admin API's bearer token.
+/// Who may use the admin API: the bearer token, or a signed-in user's
+/// session cookie (which every operation of the token also takes).
 struct AdminToken;
 
 impl Modify for AdminToken {
     fn modify(&self, openapi: &mut OpenApi) {
-        let mut scheme = Http::new(HttpAuthScheme::Bearer);
-        scheme.description = Some(
-            "server.admin_token (or RINGSOURCE_ADMIN_TOKEN). Without a configured token the admin API answers 401."
+        let mut token = Http::new(HttpAuthScheme::Bearer);
+        token.description = Some(
+            "server.admin_token (or RINGSOURCE_ADMIN_TOKEN): an admin of every site. Without a configured token or users the admin API answers 401."
                 .to_owned(),
         );
-        openapi.components.get_or_insert_default().add_security_scheme(ADMIN_TOKEN, SecurityScheme::Http(scheme));
+        let cookie = ApiKey::Cookie(ApiKeyValue::with_description(
+            crate::http::extract::COOKIE,
+            "The session of POST /v1/auth/login. What the user's role may do is in GET /v1/auth/me; every request that changes something also sends the session's token in X-CSRF-Token.",
+        ));
+        let components = openapi.components.get_or_insert_default();
+        components.add_security_scheme(ADMIN_TOKEN, SecurityScheme::Http(token));
+        components.add_security_scheme(SESSION_COOKIE, SecurityScheme::ApiKey(cookie));
+        for op in operations(openapi) {
+            if op.security.iter().flatten().any(|s| names(s, ADMIN_TOKEN)) {
+                op.security.get_or_insert_default().push(SecurityRequirement::new::<_, _, &str>(SESSION_COOKIE, []));
+            }
+        }
     }
+}
+
+/// Whether a requirement names the scheme `name`.
+fn names(requirement: &SecurityRequirement, name: &str) -> bool {
+    serde_json::to_value(requirement).is_ok_and(|v| v.get(name).is_some())
 }
 
 fn error_response(description: &str, codes: &[&str]) -> Response {
@@ -115,23 +137,28 @@ struct CommonAnswers;
 impl Modify for CommonAnswers {
     fn modify(&self, openapi: &mut OpenApi) {
         for op in operations(openapi) {
-            let admin = op
-                .security
-                .iter()
-                .flatten()
-                .any(|s| serde_json::to_value(s).is_ok_and(|v| v.get(ADMIN_TOKEN).is_some()));
+            let admin = op.security.iter().flatten().any(|s| names(s, ADMIN_TOKEN));
             let responses = &mut op.responses.responses;
             // An operation that refuses nothing (the document itself) reads
             // nothing that can fail either.
             let fallible = responses.keys().any(|status| status.starts_with('4'));
             if admin && !responses.contains_key("401") {
-                let mut answer =
-                    error_response("Missing or wrong admin token (or no admin token configured)", &["unauthorized"]);
+                let mut answer = error_response(
+                    "Not signed in, or a missing or wrong admin token (or neither a token nor users configured)",
+                    &["unauthorized"],
+                );
                 answer.headers.insert(
                     "WWW-Authenticate".to_owned(),
                     RefOr::T(HeaderBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String))).build()),
                 );
                 responses.insert("401".to_owned(), RefOr::T(answer));
+            }
+            if admin && !responses.contains_key("403") {
+                let answer = error_response(
+                    "The user's role may not do this, the site is not theirs, or the session's X-CSRF-Token is missing",
+                    &GUARD_REFUSALS,
+                );
+                responses.insert("403".to_owned(), RefOr::T(answer));
             }
             if op.request_body.is_some() && !responses.contains_key("408") {
                 let answer = error_response(

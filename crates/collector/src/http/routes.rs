@@ -9,7 +9,7 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError, web};
 
 use crate::http::error::ApiError;
-use crate::http::{calls, cors, exports, money, pbx, pools, privacy, visits};
+use crate::http::{auth, call_notes, calls, cors, exports, money, pbx, pools, privacy, recordings, visits};
 
 /// Who calls a route, which decides what wraps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,8 @@ macro_rules! routes {
     };
     (@name get) => { "GET" };
     (@name post) => { "POST" };
+    (@name patch) => { "PATCH" };
+    (@name delete) => { "DELETE" };
 }
 
 routes! {
@@ -75,6 +77,13 @@ routes! {
     Admin   get  "/v1/calls.csv"              => calls::csv_export;
     Admin   get  "/v1/calls/{id}"             => calls::get_call;
     Admin   post "/v1/calls/{id}/promo"       => calls::attach_promo;
+    Admin   get  "/v1/calls/{id}/recording"   => recordings::recording;
+    Admin   post "/v1/calls/{id}/tags"        => call_notes::add_tag;
+    Admin   delete "/v1/calls/{id}/tags/{tag}" => call_notes::remove_tag;
+    Admin   get  "/v1/calls/{id}/notes"       => call_notes::list_notes;
+    Admin   post "/v1/calls/{id}/notes"       => call_notes::add_note;
+    Admin   delete "/v1/calls/{id}/notes/{note}" => call_notes::remove_note;
+    Admin   get  "/v1/tags"                   => call_notes::tags_in_use;
     Admin   get  "/v1/reports/calls"          => calls::report;
     Admin   get  "/v1/reports/pools"          => pools::report;
     Admin   get  "/v1/promo/{code}"           => calls::promo_lookup;
@@ -84,6 +93,13 @@ routes! {
     Admin   post "/v1/exports/{id}/retry"     => exports::retry;
     Admin   post "/v1/privacy/erase"          => privacy::erase;
     Admin   post "/v1/privacy/export"         => privacy::export;
+    Public  post "/v1/auth/login"             => auth::login;
+    Public  post "/v1/auth/logout"            => auth::logout;
+    Public  get  "/v1/auth/me"                => auth::me;
+    Admin   get  "/v1/users"                  => auth::list_users;
+    Admin   post "/v1/users"                  => auth::add_user;
+    Admin   patch "/v1/users/{id}"            => auth::update_user;
+    Admin   delete "/v1/users/{id}"           => auth::remove_user;
 }
 
 /// The paths that also answer a CORS preflight (`OPTIONS`): the browser's.
@@ -212,7 +228,8 @@ pub fn allowed_methods(path: &str) -> Option<String> {
 mod tests {
     use std::collections::BTreeSet;
 
-    use super::{ROUTES, allowed_methods, matches, openapi_json};
+    use super::{ROUTES, Route, allowed_methods, matches, openapi_json};
+    use crate::services::auth::policy;
 
     #[test]
     fn the_document_lists_exactly_the_route_list() {
@@ -228,6 +245,30 @@ mod tests {
         let routed: BTreeSet<(String, String)> =
             ROUTES.iter().map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
         assert_eq!(documented, routed, "an annotation names another method or path than its route");
+    }
+
+    /// Every rule names a route the API registers, and every admin route
+    /// has a rule (the visitor, PBX and public routes need none).
+    #[test]
+    fn every_admin_route_has_a_rule() {
+        let public = |p: &str| p.starts_with("/v1/sites/") || p == "/v1/openapi.json" || p == "/v1/auth/login";
+        for Route { method, path: pattern, .. } in ROUTES {
+            if public(pattern) {
+                continue;
+            }
+            assert!(
+                policy::RULES.iter().any(|r| r.method == *method && r.pattern == *pattern),
+                "{method} {pattern} has no rule"
+            );
+        }
+        for r in policy::RULES {
+            assert!(
+                ROUTES.iter().any(|route| route.method == r.method && route.path == r.pattern),
+                "rule {} {} names no route",
+                r.method,
+                r.pattern
+            );
+        }
     }
 
     #[test]

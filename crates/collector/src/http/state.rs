@@ -8,11 +8,16 @@ use crate::clock::Clock;
 use crate::config::{ForwardedHeader, Site};
 use crate::http::error::ApiError;
 use crate::http::ratelimit::RateLimiter;
+use crate::services::auth::UserStore;
+use crate::services::auth::throttle::Throttle;
+use crate::services::call_notes::NotesStore;
 use crate::services::calls::{CallSink, CallsService};
 use crate::services::exports::ExportsService;
 use crate::services::money::MoneyService;
 use crate::services::pools::PoolsService;
 use crate::services::privacy::PrivacyService;
+use crate::services::recordings::RecordingStore;
+use crate::services::visitor_facts::VisitorFacts;
 use crate::services::visits::VisitsService;
 
 pub struct AppState {
@@ -35,6 +40,19 @@ pub struct AppState {
     /// The header a trusted proxy appends the client to; `None` trusts no
     /// forwarded header (see [`crate::http::client_addr`]).
     pub forwarded: Option<ForwardedHeader>,
+    /// Dashboard users and their sessions (the guard and the users API).
+    pub users: Arc<dyn UserStore>,
+    /// Sign-in attempts per client address and per user name.
+    pub login_by_address: Throttle,
+    pub login_by_name: Throttle,
+    /// Managers' tags and notes on calls.
+    pub notes: Arc<dyn NotesStore>,
+    /// What the recording route reads of a call, and the client it fetches
+    /// recordings from the PBXs with.
+    pub recordings: Arc<dyn RecordingStore>,
+    pub recordings_client: reqwest::Client,
+    /// A new visitor's place and device, and the stored ones for the calls API.
+    pub visitor_facts: Arc<VisitorFacts>,
 }
 
 impl AppState {

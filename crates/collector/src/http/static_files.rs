@@ -258,7 +258,7 @@ impl Bundle {
 /// One line per bundle version, so an operator sees which build is served.
 fn log_version(version: &Version) {
     let names: Vec<&str> = version.files.iter().map(|(n, _)| n.as_str()).collect();
-    eprintln!("ringsource: serving the bundle {}", names.join(", "));
+    tracing::info!(files = %names.join(", "), "serving the bundle");
 }
 
 /// Registers the static routes on an app or scope.

@@ -108,7 +108,9 @@ pub async fn visit(
     let new_id = crate::session_id::new(now_ms)
         .map_err(|e| ApiError::internal(format!("no randomness for a session id: {e}")))?;
     let decided = service::reclassify(&visit, u64::try_from(now_ms).unwrap_or(0))?;
-    let sender = Sender { user_agent, client: client.map(Groups::of) };
+    // The place is read from the address here and only the place goes on.
+    let facts = state.visitor_facts.of_visit(client, &user_agent);
+    let sender = Sender { user_agent, client: client.map(Groups::of), facts };
     let response = state.visits.visit(site, visit, decided, sender, new_id).response().await?;
     Ok(HttpResponse::Ok().json(response))
 }

@@ -35,6 +35,7 @@ pub mod freeswitch;
 pub mod generic;
 pub mod kamailio;
 pub mod mango;
+pub mod recordings;
 pub mod settings;
 pub mod twilio;
 pub mod zadarma;

@@ -134,9 +134,9 @@ impl PrivacyService {
             .map(|site| {
                 let result = self.apply_retention(site);
                 match &result {
-                    Ok(report) if !report.is_empty() => eprintln!("ringsource: {}", retention_line(report)),
-                    Ok(_) => {}
-                    Err(e) => eprintln!("ringsource: retention: site {site:?}: {e}"),
+                    Ok(report) if !report.is_empty() => tracing::info!(site, "{}", retention_line(report)),
+                    Ok(_) => tracing::debug!(site, "retention: nothing was due"),
+                    Err(e) => tracing::error!(site, error = %e, "retention pass failed"),
                 }
                 result
             })
@@ -194,7 +194,7 @@ pub fn start(service: Arc<PrivacyService>, every: Duration) {
             tokio::time::sleep(every).await;
             let s = Arc::clone(&service);
             if let Err(e) = tokio::task::spawn_blocking(move || s.retention_pass()).await {
-                eprintln!("ringsource: retention: the blocking pool failed: {e}");
+                tracing::error!(error = %e, "retention: the blocking pool failed");
             }
         }
     });

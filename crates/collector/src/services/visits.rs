@@ -126,6 +126,9 @@ pub struct Sender {
     /// The address groups it came from; `None` when it did not come over the
     /// network (demo data).
     pub client: Option<Groups>,
+    /// Where it was and what it came on, read from its address (which goes
+    /// no further) and its User-Agent.
+    pub facts: crate::services::visitor_facts::Facts,
 }
 
 /// Starts or continues the visit; storage answers with the number to show.
@@ -142,7 +145,7 @@ pub fn visit(
     if let Some(touch) = &decided {
         visit.touch = touch.clone();
     }
-    let Sender { user_agent, client } = sender;
+    let Sender { user_agent, client, facts } = sender;
     let is_bot = bots::is_bot(&user_agent);
     let want = want(&site, &visit, is_bot);
     let heartbeat_secs = match want {
@@ -164,6 +167,7 @@ pub fn visit(
         is_bot,
         client,
         want,
+        facts,
     };
     Visiting { outcome: storage.visit(cmd, clock), heartbeat_secs, config, decided }
 }

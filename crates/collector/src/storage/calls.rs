@@ -65,6 +65,8 @@ pub struct CallFilter {
     pub campaign: Option<String>,
     pub status: Option<StatusFilter>,
     pub target: Option<bool>,
+    /// Only calls a manager tagged so (`call_notes::tag` form).
+    pub tag: Option<String>,
     pub limit: u32,
     pub offset: u32,
 }
@@ -260,6 +262,8 @@ pub struct ReportQuery {
     pub from_ms: i64,
     pub to_ms: i64,
     pub group_by: GroupBy,
+    /// Only calls a manager tagged so; cost stays the groups' whole cost.
+    pub tag: Option<String>,
 }
 
 /// One group on one day. Counts are credit sums: fractional under the

@@ -17,6 +17,11 @@
 //!   blocking pool (`web::block`), never on the executor; an adapter with an
 //!   async pool (deadpool, sqlx) completes them there by blocking on its
 //!   future, or uses the synchronous client of the same driver.
+//! - [`users::UserStore`], [`call_notes::NotesStore`],
+//!   [`recordings::RecordingStore`]: the dashboard's users and sessions,
+//!   managers' tags and notes, a call's recording URL. Blocking too; the
+//!   SQLite adapters keep a connection of their own each, so the guard's
+//!   session look-ups never wait on the writer.
 //!
 //! ## What a backend decides, and how PostgreSQL can
 //!
@@ -57,11 +62,14 @@
 //! - **Errors.** [`StorageError`] carries the backend's own error as a boxed
 //!   source ([`BackendError`]); no backend type appears in the port.
 
+pub mod call_notes;
 pub mod calls;
 pub mod money;
 pub mod pools;
 pub mod privacy;
+pub mod recordings;
 pub mod sqlite;
+pub mod users;
 
 use ringsource_core::lease::{ExhaustionPolicy, Groups};
 use ringsource_core::phone::PhoneNumber;
@@ -175,6 +183,8 @@ pub struct VisitCommand {
     /// are kept per group.
     pub client: Option<Groups>,
     pub want: Want,
+    /// Where the visitor was and what they came on, stored with a new session.
+    pub facts: Facts,
 }
 
 /// A page view of a running session.
@@ -254,4 +264,18 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Pending<Renewal>;
     /// Records a page view; `false` when the session is unknown.
     fn page_view(&self, view: PageViewCommand, clock: Arc<dyn Clock>) -> Pending<bool>;
+}
+
+/// Where a visitor was and what they came on, stored with their session
+/// (never the address they came from).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub country: Option<String>,
+    pub region: Option<String>,
+    pub city: Option<String>,
+    /// `desktop`, `phone`, `tablet`, `bot` or `other`.
+    pub device_type: Option<String>,
+    pub device: Option<String>,
+    pub browser: Option<String>,
+    pub os: Option<String>,
 }

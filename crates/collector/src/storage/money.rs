@@ -216,3 +216,7 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// A dead row back to pending, due now, with its attempts reset.
     fn retry_export(&self, id: i64, clock: &dyn Clock) -> Result<OutboxRow, RetryError>;
 }
+
+/// The PBX name of calls written by `ringsource demo-data`: they are never
+/// exported, so demo calls cannot reach a real GA4 property or CRM.
+pub const DEMO_PBX: &str = "demo";

@@ -26,13 +26,17 @@ use leases::LeaseBook;
 use writer::Job;
 
 pub mod backup;
+pub mod call_notes;
 mod calls;
 mod checkpoint;
 mod leases;
 pub mod money;
 mod pools;
 pub mod privacy;
+pub mod recordings;
 mod tally;
+pub mod users;
+pub mod visitor_facts;
 mod visits;
 mod wal;
 mod writer;
@@ -47,6 +51,7 @@ const SCHEMA_V7: &str = include_str!("sqlite/schema/v7.sql");
 const SCHEMA_V8: &str = include_str!("sqlite/schema/v8.sql");
 const SCHEMA_V9: &str = include_str!("sqlite/schema/v9.sql");
 const SCHEMA_V10: &str = include_str!("sqlite/schema/v10.sql");
+const SCHEMA_V11: &str = include_str!("sqlite/schema/v11.sql");
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -62,6 +67,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V8),
         M::up(SCHEMA_V9),
         M::up(SCHEMA_V10),
+        M::up(SCHEMA_V11),
     ])
 }
 
@@ -71,6 +77,22 @@ fn migrations() -> Migrations<'static> {
 /// themselves.
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     migrations().to_latest(conn).map_err(|e| StorageError::Migrate(Box::new(e)))
+}
+
+/// A connection of its own to the collector's database at `path`, created
+/// and migrated if need be, set up as the writer's is (WAL, busy timeout,
+/// foreign keys off), with no WAL written out ahead. For the modules that
+/// keep their SQL beside them (users and sessions, call tags and notes,
+/// visitor facts, recordings): SQLite lets one writer in at a time whoever
+/// holds the connection, and their writes are small.
+pub fn side_connection(path: &Path) -> Result<Connection, StorageError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
+    }
+    let mut conn = connect(path, SqliteOptions { wal_preallocate_bytes: 0, ..SqliteOptions::default() })?;
+    migrate(&mut conn)?;
+    Ok(conn)
 }
 
 /// Wraps a rusqlite error with what was being done.
@@ -407,20 +429,22 @@ mod tests {
         assert_eq!(sites(&storage.inner.lock().unwrap().conn), ["one", "two"]);
     }
 
-    /// Version 10 spells the lease end reasons with hyphens, as every other
-    /// stored value: a version 9 file's rows are rewritten, the open-lease
+    /// Version 11 spells the lease end reasons with hyphens, as every other
+    /// stored value: a version 10 file's rows are rewritten, the open-lease
     /// index survives the rebuild, and the old spelling is refused after.
     #[test]
-    fn version_10_spells_lease_ends_with_hyphens() {
+    fn version_11_spells_lease_ends_with_hyphens() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v9.sqlite");
+        let path = dir.path().join("v10.sqlite");
         let mut conn = Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
-        migrations().to_version(&mut conn, 9).unwrap();
+        migrations().to_version(&mut conn, 10).unwrap();
         conn.execute_batch(
             "INSERT INTO sites VALUES ('s', 0);
              INSERT INTO numbers (number, site_id, kind, pool_id) VALUES ('+15550001', 's', 'pool', 'p');
-             INSERT INTO sessions VALUES ('a', 's', NULL, NULL, 'ua', 0, 1, 1, NULL), ('b', 's', NULL, NULL, 'ua', 0, 2, 2, NULL);
+             INSERT INTO sessions (id, site_id, client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms,
+                                   asked_pools)
+                 VALUES ('a', 's', NULL, NULL, 'ua', 0, 1, 1, NULL), ('b', 's', NULL, NULL, 'ua', 0, 2, 2, NULL);
              INSERT INTO leases (id, site_id, pool_id, number, session_id, started_at_ms, expires_at_ms,
                                  hold_secs, ended_at_ms, end_reason)
                  VALUES (1, 's', 'p', '+15550001', 'a', 1, 5, 4, 2, 'taken_over'),
@@ -570,7 +594,13 @@ mod tests {
         assert!(refused(stranger).contains("FOREIGN KEY"));
         // The rebuilt sessions table is still the parent: a session with leases cannot go.
         assert!(refused("DELETE FROM sessions WHERE id = 'a'").contains("FOREIGN KEY"));
-        assert!(refused("INSERT INTO sessions VALUES ('a', 's', NULL, NULL, 'ua', 0, 3, 3)").contains("UNIQUE"));
+        assert!(
+            refused(
+                "INSERT INTO sessions (id, site_id, client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms)
+                 VALUES ('a', 's', NULL, NULL, 'ua', 0, 3, 3)"
+            )
+            .contains("UNIQUE")
+        );
     }
 
     /// Version 9 counts pool refusals and first asks per minute: a version 8
@@ -610,7 +640,7 @@ mod tests {
 
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 10, "the latest version");
+        assert_eq!(version, 11, "the latest version, through 9");
         assert!(conn.prepare("SELECT * FROM pool_events").is_err(), "pool_events is gone");
         type Row = (String, i64, String, String, String, String, i64, i64, i64);
         let refusals: Vec<Row> = conn
@@ -671,5 +701,81 @@ mod tests {
         assert!(refused(&refusal("exhausted", "lost")).contains("CHECK"));
         conn.execute(&refusal("over-share", "original"), []).unwrap();
         assert!(refused(&refusal("over-share", "original")).contains("UNIQUE"));
+        // And on through 10: the sessions have no place or device yet.
+        let places: i64 = conn
+            .query_row("SELECT count(*) FROM sessions WHERE country IS NULL AND device_type IS NULL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(places, 4);
+    }
+
+    /// Version 10 adds dashboard users, call tags and notes, and the
+    /// visitor's place and device to sessions: a version 9 file keeps its
+    /// sessions (with the pools they asked) and its per-minute counts, its
+    /// sessions have no place until a new visit, and the new tables refuse
+    /// what they should.
+    #[test]
+    fn version_10_keeps_a_version_9_files_sessions_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v9.sqlite");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrations().to_version(&mut conn, 9).unwrap();
+            conn.execute_batch(
+                "INSERT INTO sites VALUES ('s', 0);
+                 INSERT INTO sessions (id, site_id, client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms,
+                                       asked_pools)
+                     VALUES ('a', 's', 'ga1', NULL, 'ua', 0, 1, 5, 'p q'), ('b', 's', NULL, NULL, 'ua', 1, 2, 2, NULL);
+                 INSERT INTO pool_exhaustions VALUES ('s', 'p', 60000, 'over-share', 'overflow', 'overflow',
+                                                      '+15550099', 7, 60001, 119999);
+                 INSERT INTO pool_first_asks VALUES ('s', 'p', 0, 3);",
+            )
+            .unwrap();
+        }
+        drop(SqliteStorage::open(&path).unwrap());
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 11, "the latest version, through 10");
+        type Session = (String, Option<String>, i64, Option<String>, Option<String>, Option<String>);
+        let sessions: Vec<Session> = conn
+            .prepare("SELECT id, client_id, last_seen_ms, asked_pools, region, browser FROM sessions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            sessions,
+            [
+                ("a".to_owned(), Some("ga1".to_owned()), 5, Some("p q".to_owned()), None, None),
+                ("b".to_owned(), None, 2, None, None, None)
+            ]
+        );
+        let counts: (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT events FROM pool_exhaustions WHERE reason = 'over-share'),
+                        (SELECT sessions FROM pool_first_asks)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(counts, (7, 3));
+
+        let refused = |sql: &str| conn.execute(sql, []).unwrap_err().to_string();
+        let user = |name: &str, role: &str| {
+            format!(
+                "INSERT INTO users (username, role, all_sites, password_hash, created_at_ms, updated_at_ms)
+                 VALUES ('{name}', '{role}', 1, '$argon2id$', 1, 1)"
+            )
+        };
+        assert!(refused(&user("olga", "owner")).contains("CHECK"));
+        conn.execute(&user("olga", "manager"), []).unwrap();
+        assert!(refused(&user("olga", "marketer")).contains("UNIQUE"));
+        // A tag belongs to a call that exists (foreign keys are on here, not
+        // on the collector's connection), and a call has a tag once.
+        assert!(refused("INSERT INTO call_tags VALUES (1, 'lead', 'olga', 1)").contains("FOREIGN KEY"));
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        conn.execute("INSERT INTO call_tags VALUES (1, 'lead', 'olga', 1)", []).unwrap();
+        assert!(refused("INSERT INTO call_tags VALUES (1, 'lead', 'olga', 2)").contains("UNIQUE"));
     }
 }

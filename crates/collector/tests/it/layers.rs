@@ -17,7 +17,7 @@
 //! | 3 storage | storage, storage::* |
 //! | 4 services | services, services::* |
 //! | 5 http | http, http::* |
-//! | 6 app | server, cli, demo |
+//! | 6 app | server, cli, demo, logging |
 //!
 //! An import may go to the same layer or below, never from `http` to
 //! `storage`. Run it alone: `cargo test -p ringsource-collector --test it layers`.
@@ -34,7 +34,7 @@ fn layer(part: &str) -> Option<(u8, &'static str)> {
         "storage" => (3, "storage"),
         "services" => (4, "services"),
         "http" => (5, "http"),
-        "server" | "cli" | "demo" => (6, "app"),
+        "server" | "cli" | "demo" | "logging" => (6, "app"),
         _ => return None,
     })
 }

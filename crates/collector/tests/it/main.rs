@@ -4,7 +4,9 @@
 
 mod common;
 mod pbx_support;
+mod people;
 
+mod call_notes;
 mod calls;
 mod client_limits;
 mod config_check;
@@ -19,6 +21,7 @@ mod layers;
 mod lease_clock;
 mod lease_concurrency;
 mod lease_writer;
+mod logging;
 mod money;
 mod openapi_conformance;
 mod openapi_responses;
@@ -35,10 +38,13 @@ mod pool_drain;
 mod pools_report;
 mod power_cut;
 mod privacy;
+mod recordings;
 mod report_days;
 mod site_display;
 mod slow_clients;
 mod slowloris;
 mod small_disk;
 mod static_serving;
+mod users;
 mod visit_reclassify;
+mod visitor_facts;

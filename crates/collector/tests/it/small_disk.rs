@@ -154,16 +154,24 @@ fn a_full_disk_is_logged_once_and_summarised_not_per_request() {
         assert_eq!(body["error"]["code"], "storage_error", "{body}");
     }
     std::thread::sleep(SUMMARY_INTERVAL + Duration::from_secs(2));
-    // What the outage added to the log meanwhile: summaries, each counting
-    // the refused visits (and the checkpoint's retries), not a line apiece.
-    let log = server.log()[before.len()..].to_owned();
+    // What the outage added to the log meanwhile: a line per refused visit
+    // with its code (ringsource_collector::requests), and of the errors
+    // themselves only summaries, each counting the refused visits (and the
+    // checkpoint's retries), not the error apiece.
+    let added = server.log()[before.len()..].to_owned();
+    let (requests, log): (Vec<&str>, Vec<&str>) =
+        added.lines().partition(|l| l.contains(ringsource_collector::http::requests::TARGET));
+    assert_eq!(requests.len(), failed as usize, "{added}");
+    assert!(requests.iter().all(|l| l.contains(" ERROR ") && l.contains("code=storage_error")), "{added}");
     let counted: u64 = log
-        .lines()
+        .iter()
         .map(|l| {
-            let summary = l.strip_prefix("ringsource: ").and_then(|l| l.split_once(" more server error"));
-            summary.unwrap_or_else(|| panic!("not a summary: {l:?} in {log}")).0.parse::<u64>().unwrap()
+            let summary =
+                l.split_once("ringsource_collector::outage: ").and_then(|(_, l)| l.split_once(" more server error"));
+            summary.unwrap_or_else(|| panic!("not a summary: {l:?} in {added}")).0.parse::<u64>().unwrap()
         })
         .sum();
+    let log = log.join("\n");
     assert!((1..=2).contains(&log.lines().count()), "{log}");
     assert!(counted >= failed, "{counted} errors counted: {log}");
     eprintln!("small_disk: {tries} visits stored after the disk filled; {failed} refused, logged as:\n{log}");

@@ -53,7 +53,7 @@ impl Worker {
         let client = match reqwest::Client::builder().user_agent(USER_AGENT).build() {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("ringsource: exports are off, no HTTP client: {e}");
+                tracing::error!(error = %e, "exports are off: no HTTP client");
                 return;
             }
         };
@@ -115,10 +115,12 @@ impl Worker {
 
     async fn attempt(&self, client: &reqwest::Client, row: &Claimed) -> Finish {
         let Some(site) = self.sites.get(&row.site) else {
-            return Finish::Dead { error: format!("site {:?} is no longer configured", row.site) };
+            let finish = Finish::Dead { error: format!("site {:?} is no longer configured", row.site) };
+            log_finish(row, &finish, self.clock.now_ms());
+            return finish;
         };
         let policy = site.exports.retry;
-        match send(client, &site.exports, row, self.clock.now_ms()).await {
+        let finish = match send(client, &site.exports, row, self.clock.now_ms()).await {
             Attempt::Delivered => Finish::Sent,
             Attempt::Refused(error) => Finish::Dead { error },
             Attempt::Failed(error) if row.attempts >= policy.max_attempts => {
@@ -127,6 +129,24 @@ impl Worker {
             Attempt::Failed(error) => {
                 Finish::Retry { at_ms: self.clock.now_ms() + policy.backoff_ms(row.attempts), error }
             }
+        };
+        log_finish(row, &finish, self.clock.now_ms());
+        finish
+    }
+}
+
+/// Where a row stands after an attempt; why it failed is logged by [`send`]
+/// and kept in the row.
+fn log_finish(row: &Claimed, finish: &Finish, now_ms: i64) {
+    let (site, export, kind, attempts) = (row.site.as_str(), row.id, row.kind.as_str(), row.attempts);
+    match finish {
+        Finish::Sent => tracing::debug!(site, export, kind, attempts, "export delivered"),
+        Finish::Retry { at_ms, .. } => {
+            let retry_in_s = (at_ms - now_ms).max(0) / 1000;
+            tracing::info!(site, export, kind, attempts, retry_in_s, "export will be retried");
+        }
+        Finish::Dead { .. } => {
+            tracing::warn!(site, export, kind, attempts, "export given up: it waits in the dead letter for a retry");
         }
     }
 }
@@ -157,10 +177,14 @@ async fn send(client: &reqwest::Client, exports: &Exports, row: &Claimed, now_ms
     };
     let response =
         request.header("content-type", "application/json").timeout(timeout).body(row.body.clone()).send().await;
+    let (site, export, kind) = (row.site.as_str(), row.id, row.kind.as_str());
     match response {
         Ok(r) if r.status().is_success() => Attempt::Delivered,
         Ok(r) => {
             let status = r.status();
+            // Not the answer's text, which the outbox row keeps: a receiver
+            // may echo the payload, and the payload names the caller.
+            tracing::warn!(site, export, kind, status = status.as_u16(), "export answered with an error");
             let text: String = r.text().await.unwrap_or_default().chars().take(200).collect();
             let error = format!("HTTP {status}: {text}");
             // 408, 425 and 429 are "later"; any other 4xx will not change by
@@ -172,7 +196,15 @@ async fn send(client: &reqwest::Client, exports: &Exports, row: &Claimed, now_ms
                 Attempt::Failed(error)
             }
         }
-        Err(e) if e.is_timeout() => Attempt::Failed(format!("no answer within {} s", timeout.as_secs())),
-        Err(e) => Attempt::Failed(format!("cannot deliver: {e}")),
+        Err(e) if e.is_timeout() => {
+            tracing::warn!(site, export, kind, timeout_s = timeout.as_secs(), "export not answered in time");
+            Attempt::Failed(format!("no answer within {} s", timeout.as_secs()))
+        }
+        Err(e) => {
+            let error = format!("cannot deliver: {e}");
+            // GA4's address carries its API secret in the query.
+            tracing::warn!(site, export, kind, error = %e.without_url(), "export not delivered");
+            Attempt::Failed(error)
+        }
     }
 }

@@ -85,9 +85,11 @@ pub(super) fn promo_code_for(
             return Ok(Some(code.into()));
         }
     }
-    eprintln!(
-        "ringsource: site {:?} found no free promo code in {PROMO_ATTEMPTS} attempts; raise promo.length",
-        site.id
+    tracing::warn!(
+        site = site.id.as_str(),
+        length = promo.length,
+        attempts = PROMO_ATTEMPTS,
+        "no free promo code found; raise the site's promo.length"
     );
     Ok(None)
 }
@@ -834,6 +836,9 @@ impl CallStore for SqliteStorage {
         if let Some(t) = f.target {
             add("c.is_target = ?", Box::new(t));
         }
+        if let Some(tag) = &f.tag {
+            add("EXISTS (SELECT 1 FROM call_tags t WHERE t.call_id = c.id AND t.tag = ?)", Box::new(tag.clone()));
+        }
         let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
         self.read(|tx| {
             let total: i64 = tx
@@ -891,6 +896,7 @@ impl CallStore for SqliteStorage {
              JOIN call_credits cr ON cr.call_id = c.id
              LEFT JOIN (SELECT call_id, SUM({amount}) AS amount FROM revenue GROUP BY call_id) rv ON rv.call_id = c.id
              WHERE c.site_id = ?1 AND c.ring_at_ms >= ?2 AND c.ring_at_ms < ?3
+               AND (?5 IS NULL OR EXISTS (SELECT 1 FROM call_tags t WHERE t.call_id = c.id AND t.tag = ?5))
              GROUP BY d.day, grp ORDER BY d.day, grp"
         );
         let with_cost = q.group_by != GroupBy::Term;
@@ -898,7 +904,7 @@ impl CallStore for SqliteStorage {
             let rows: Vec<ReportRow> = tx
                 .prepare(&query)
                 .and_then(|mut st| {
-                    st.query_map(params![q.site.id, q.from_ms, q.to_ms, days_json], |r| {
+                    st.query_map(params![q.site.id, q.from_ms, q.to_ms, days_json, q.tag], |r| {
                         Ok(ReportRow {
                             day: r.get(0)?,
                             group: r.get(1)?,

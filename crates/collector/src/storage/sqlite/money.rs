@@ -13,9 +13,7 @@ use crate::storage::money::{
     RevenueError, RevenuePost, RevenueRecorded, RevenueTarget,
 };
 
-/// The PBX name of calls written by `ringsource demo-data`: they are never
-/// exported, so demo calls cannot reach a real GA4 property or CRM.
-pub const DEMO_PBX: &str = "demo";
+pub use crate::storage::money::DEMO_PBX;
 
 impl MoneyStore for SqliteStorage {
     fn upsert_costs(&self, rows: &[CostRow], demo: bool, clock: &dyn Clock) -> Result<usize, StorageError> {

@@ -538,6 +538,9 @@ impl PrivacyStore for SqlitePrivacy {
         erased.pending_exports = u64::try_from(pending).unwrap_or(0);
         erased.exports = del("outbox", "removing the caller's exports")?;
         del("call_credits", "removing the caller's credits")?;
+        // A manager's notes may name the caller; tags go with their call.
+        del("call_notes", "removing the notes on the caller's calls")?;
+        del("call_tags", "removing the tags of the caller's calls")?;
         del("call_candidates", "removing the caller's candidates")?;
         erased.call_events = del("call_events", "removing the caller's call events")?;
         erased.calls = tx

@@ -182,11 +182,28 @@ fn upsert_session(tx: &Transaction<'_>, cmd: &VisitCommand, now_ms: i64) -> Resu
     };
     tx.prepare_cached(
         "INSERT INTO sessions (id, site_id, client_id, ym_uid, user_agent, is_bot, created_at_ms, last_seen_ms,
-            asked_pools)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                               asked_pools, country, region, city, device_type, device, browser, os)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )
     .and_then(|mut st| {
-        st.execute(params![id, cmd.site.id, cmd.client_id, cmd.ym_uid, cmd.user_agent, cmd.is_bot, now_ms, wanted_pool])
+        let f = &cmd.facts;
+        st.execute(params![
+            id,
+            cmd.site.id,
+            cmd.client_id,
+            cmd.ym_uid,
+            cmd.user_agent,
+            cmd.is_bot,
+            now_ms,
+            wanted_pool,
+            f.country,
+            f.region,
+            f.city,
+            f.device_type,
+            f.device,
+            f.browser,
+            f.os
+        ])
     })
     .map_err(sql("creating a session"))?;
     Ok(Session { id, client_id: cmd.client_id.clone(), is_new: true, first_ask: wanted_pool.is_some() })

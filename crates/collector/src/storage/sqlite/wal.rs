@@ -102,8 +102,12 @@ pub(super) fn preallocate(db: &Path, bytes: u64) -> io::Result<Preallocated> {
     let free = free_bytes(db)?;
     let fit = fitted(bytes, free);
     if fit != bytes {
-        eprintln!(
-            "ringsource: {} MiB of write-ahead log asked, {} MiB free on the disk of {}: {}",
+        tracing::warn!(
+            database = %db.display(),
+            asked_mib = bytes >> 20,
+            free_mib = free >> 20,
+            written_mib = fit >> 20,
+            "{} MiB of write-ahead log asked, {} MiB free on the disk of {}: {}",
             bytes >> 20,
             free >> 20,
             db.display(),
@@ -130,7 +134,11 @@ pub(super) fn preallocate(db: &Path, bytes: u64) -> io::Result<Preallocated> {
     let outcome = match written {
         // The disk filled up meanwhile: SQLite grows the WAL instead.
         Err(e) if e.kind() == io::ErrorKind::StorageFull => {
-            eprintln!("ringsource: the disk filled up while writing out the WAL ({e}); the WAL grows as it is written");
+            tracing::warn!(
+                database = %db.display(),
+                error = %e,
+                "the disk filled up while writing out the WAL; the WAL grows as it is written"
+            );
             Preallocated::None
         }
         other => other?,

@@ -137,7 +137,10 @@ pub fn check(method: &str, path: &str, status: u16, content_type: Option<&str>, 
         };
     };
     let media = media_type(content_type).unwrap_or_default();
-    let Some(listed) = content.get(&media) else {
+    // A key may be a media range (`audio/*`): the exact type first, then
+    // its range, then anything.
+    let range = media.split_once('/').map(|(kind, _)| format!("{kind}/*")).unwrap_or_default();
+    let Some(listed) = content.get(&media).or_else(|| content.get(&range)).or_else(|| content.get("*/*")) else {
         let listed: Vec<&String> = content.keys().collect();
         return Err(format!(
             "content type {content_type:?} is not documented for status {status} (documented: {listed:?})"
