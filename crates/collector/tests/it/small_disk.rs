@@ -140,10 +140,14 @@ fn a_full_disk_is_logged_once_and_summarised_not_per_request() {
     let filler = disk.fill();
     // Commits go on into the WAL's free frames for a while; once it must
     // grow, and the checkpoint cannot grow the database, every write fails.
-    let mut tries = 0;
-    while server.visit().0 == 200 {
+    // At that edge a checkpoint can still free a frame or two for a commit
+    // (seen on a loaded machine), so the outage starts at three refusals in
+    // a row.
+    let (mut tries, mut refused_in_a_row) = (0, 0);
+    while refused_in_a_row < 3 {
+        refused_in_a_row = if server.visit().0 == 200 { 0 } else { refused_in_a_row + 1 };
         tries += 1;
-        assert!(tries < 500, "{tries} visits stored on a full disk");
+        assert!(tries < 500, "{tries} visits and the disk is not full yet");
     }
     let before = server.log();
     let failed = 30;
@@ -174,7 +178,7 @@ fn a_full_disk_is_logged_once_and_summarised_not_per_request() {
     let log = log.join("\n");
     assert!((1..=2).contains(&log.lines().count()), "{log}");
     assert!(counted >= failed, "{counted} errors counted: {log}");
-    eprintln!("small_disk: {tries} visits stored after the disk filled; {failed} refused, logged as:\n{log}");
+    eprintln!("small_disk: {tries} visits until three in a row were refused; then {failed} refused, logged as:\n{log}");
 
     // Room again: the collector recovers by itself.
     std::fs::remove_file(filler).unwrap();
