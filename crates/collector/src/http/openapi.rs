@@ -59,15 +59,94 @@ request_timeout). Lengths are bytes of UTF-8 unless a description says character
 )]
 pub struct ApiDoc;
 
+/// Who calls an operation, for the answers all of one caller's operations
+/// give ([`CallerAnswers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// The script tag: per-site origins, rate limits, 32 KiB bodies.
+    Browser,
+    /// A PBX's webhook: its own signature, 256 KiB bodies.
+    Pbx,
+    Other,
+}
+
 /// The document of `operations` (the route list's, [`crate::http::routes`]),
-/// with what they all share.
-pub fn document(operations: OpenApi) -> OpenApi {
+/// with what they all share; `audience` says who calls a method and path.
+pub fn document(operations: OpenApi, audience: impl Fn(&str, &str) -> Audience) -> OpenApi {
     let mut doc = <ApiDoc as utoipa::OpenApi>::openapi();
     doc.merge(operations);
-    for part in [&AdminToken as &dyn Modify, &CommonAnswers, &ErrorCodes] {
+    for part in [&CallerAnswers(audience) as &dyn Modify, &AdminToken, &CommonAnswers, &ErrorCodes] {
         part.modify(&mut doc);
     }
     doc
+}
+
+/// The answers every operation of one caller gives, written once; an
+/// operation that answers the status its own way keeps its own.
+struct CallerAnswers<F>(F);
+
+impl<F: Fn(&str, &str) -> Audience> Modify for CallerAnswers<F> {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let methods = [("GET", &mut item.get), ("POST", &mut item.post), ("PATCH", &mut item.patch)];
+            for (method, op) in methods {
+                let Some(op) = op.as_mut() else { continue };
+                let with_body = op.request_body.is_some();
+                let shared: &[(&str, &str, &[&str])] = match ((self.0)(method, path), with_body) {
+                    (Audience::Browser, false) => &BROWSER_ANSWERS[..1],
+                    (Audience::Browser, true) => &BROWSER_ANSWERS,
+                    (Audience::Pbx, true) => &PBX_ANSWERS,
+                    _ => &[],
+                };
+                for (status, description, codes) in shared {
+                    if op.responses.responses.contains_key(*status) {
+                        continue;
+                    }
+                    let mut answer = error_response(description, codes);
+                    if *status == "429" {
+                        answer.headers.insert("Retry-After".to_owned(), RefOr::T(seconds_header()));
+                    }
+                    op.responses.responses.insert((*status).to_owned(), RefOr::T(answer));
+                }
+            }
+        }
+    }
+}
+
+/// What the script tag's routes answer alike (the first for every one, the
+/// rest for those with a body).
+const BROWSER_ANSWERS: [(&str, &str, &[&str]); 3] = [
+    ("403", "The page's origin is not in the site's allowed_origins", &["origin_not_allowed"]),
+    ("413", "Body over 32 KiB", &["payload_too_large"]),
+    (
+        "429",
+        "Rate limited per client (visits have a bucket, heartbeats and page views share another); see Retry-After",
+        &["rate_limited"],
+    ),
+];
+
+/// What the PBX webhooks answer alike.
+const PBX_ANSWERS: [(&str, &str, &[&str]); 5] = [
+    (
+        "400",
+        "Authenticated, but the report is malformed (bad JSON or form, missing call id, unreadable number or time)",
+        &["bad_request"],
+    ),
+    (
+        "401",
+        "Authentication failed: `missing_credentials` (the header or field that carries it is absent; the message names it), `bad_credentials` (it does not match), `stale_timestamp` (generic: more than 300 s from the collector's clock)",
+        &["missing_credentials", "bad_credentials", "stale_timestamp"],
+    ),
+    ("404", "Unknown site, or the PBX is not configured for it", &["unknown_site", "pbx_not_configured"]),
+    ("409", "The event contradicts the call stored under the same PBX call id", &["conflict"]),
+    ("413", "Body larger than 256 KiB", &["payload_too_large"]),
+];
+
+fn seconds_header() -> utoipa::openapi::Header {
+    HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0))))
+        .description(Some("Seconds to wait"))
+        .build()
 }
 
 /// Who may use the admin API: the bearer token, or a signed-in user's

@@ -85,11 +85,7 @@ async fn verified(
     request_body(description = "The PBX's own report, at most 256 KiB.", content(("application/json"), ("application/x-www-form-urlencoded"))),
     responses(
         (status = 200, description = "Verified. `recorded`: the sink stored something new; `duplicate`: seen before (webhook-id replay or a retried event); `ignored`: authentic but not about an incoming call to a tracking number (see `reason`).", body = PbxAnswer<'static>),
-        (status = 400, description = "Authenticated, but the report is malformed (bad JSON or form, missing call id, unreadable number or time)", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
-        (status = 401, description = "Authentication failed: `missing_credentials` (the header or field that carries it is absent; the message names it), `bad_credentials` (it does not match), `stale_timestamp` (generic: more than 300 s from the collector's clock)", body = ErrorBody, extensions(("x-error-codes" = json!(["missing_credentials", "bad_credentials", "stale_timestamp"])))),
         (status = 404, description = "Unknown site (`unknown_site`), adapter (`unknown_adapter`), the adapter has no credentials for this site (`pbx_not_configured`), or Mango posted here (`wrong_route`)", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site", "unknown_adapter", "pbx_not_configured", "wrong_route"])))),
-        (status = 409, description = "The event contradicts the call stored under the same PBX call id", body = ErrorBody, extensions(("x-error-codes" = json!(["conflict"])))),
-        (status = 413, description = "Body larger than 256 KiB", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
     )
 )]
 pub async fn post_event(
@@ -120,11 +116,6 @@ pub async fn post_event(
     request_body(description = "Zadarma's notification form, at most 256 KiB.", content(("application/x-www-form-urlencoded"))),
     responses(
         (status = 200, description = "Verified. `recorded`: the sink stored something new; `duplicate`: seen before (webhook-id replay or a retried event); `ignored`: authentic but not about an incoming call to a tracking number (see `reason`).", body = PbxAnswer<'static>),
-        (status = 400, description = "Authenticated, but the report is malformed (bad JSON or form, missing call id, unreadable number or time)", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
-        (status = 401, description = "Authentication failed: `missing_credentials` (the header or field that carries it is absent; the message names it), `bad_credentials` (it does not match), `stale_timestamp` (generic: more than 300 s from the collector's clock)", body = ErrorBody, extensions(("x-error-codes" = json!(["missing_credentials", "bad_credentials", "stale_timestamp"])))),
-        (status = 404, description = "Unknown site, or Zadarma is not configured for it", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site", "pbx_not_configured"])))),
-        (status = 409, description = "The event contradicts the call stored under the same PBX call id", body = ErrorBody, extensions(("x-error-codes" = json!(["conflict"])))),
-        (status = 413, description = "Body larger than 256 KiB", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
     )
 )]
 pub async fn post_zadarma(
@@ -149,11 +140,6 @@ pub async fn post_zadarma(
     request_body(description = "Form fields `vpbx_api_key`, `sign` and `json`, at most 256 KiB.", content(("application/x-www-form-urlencoded"))),
     responses(
         (status = 200, description = "Verified. `recorded`: the sink stored something new; `duplicate`: seen before (webhook-id replay or a retried event); `ignored`: authentic but not about an incoming call to a tracking number (see `reason`).", body = PbxAnswer<'static>),
-        (status = 400, description = "Authenticated, but the report is malformed (bad JSON or form, missing call id, unreadable number or time)", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
-        (status = 401, description = "Authentication failed: `missing_credentials` (the header or field that carries it is absent; the message names it), `bad_credentials` (it does not match), `stale_timestamp` (generic: more than 300 s from the collector's clock)", body = ErrorBody, extensions(("x-error-codes" = json!(["missing_credentials", "bad_credentials", "stale_timestamp"])))),
-        (status = 404, description = "Unknown site, or Mango is not configured for it", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site", "pbx_not_configured"])))),
-        (status = 409, description = "The event contradicts the call stored under the same PBX call id", body = ErrorBody, extensions(("x-error-codes" = json!(["conflict"])))),
-        (status = 413, description = "Body larger than 256 KiB", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
     )
 )]
 pub async fn post_mango(

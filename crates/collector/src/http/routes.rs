@@ -9,6 +9,7 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError, web};
 
 use crate::http::error::ApiError;
+use crate::http::openapi::Audience;
 use crate::http::{auth, call_notes, calls, cors, exports, money, pbx, pools, privacy, recordings, visits};
 
 /// Who calls a route, which decides what wraps it.
@@ -161,7 +162,12 @@ async fn openapi() -> HttpResponse {
 /// The OpenAPI document of [`ROUTES`], as served (built once).
 pub fn openapi_json() -> &'static str {
     static JSON: LazyLock<String> = LazyLock::new(|| {
-        let doc = crate::http::openapi::document(<Operations as utoipa::OpenApi>::openapi());
+        let audience = |method: &str, path: &str| match ROUTES.iter().find(|r| r.method == method && r.path == path) {
+            Some(Route { caller: Caller::Browser, .. }) => Audience::Browser,
+            Some(Route { caller: Caller::Pbx, .. }) => Audience::Pbx,
+            _ => Audience::Other,
+        };
+        let doc = crate::http::openapi::document(<Operations as utoipa::OpenApi>::openapi(), audience);
         // Built from typed values: it always serialises.
         doc.to_pretty_json().unwrap_or_default()
     });

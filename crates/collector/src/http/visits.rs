@@ -63,7 +63,6 @@ fn unknown_session(id: &str) -> ApiError {
     params(("site" = String, Path, description = "Site id from the configuration.")),
     responses(
         (status = 200, description = "Site configuration", body = SiteConfigPublic),
-        (status = 403, description = "Origin not allowed for this site", body = ErrorBody, extensions(("x-error-codes" = json!(["origin_not_allowed"])))),
         (status = 404, description = "Unknown site", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site"])))),
         (status = 500, description = "The server failed; not caused by the request", body = ErrorBody, extensions(("x-error-codes" = json!(["internal_error"])))),
     )
@@ -83,10 +82,7 @@ pub async fn site_config(SitePath(site): SitePath) -> HttpResponse {
     responses(
         (status = 200, description = "The number to show (or, without the consent the site requires, only its configuration)", body = VisitResponse),
         (status = 400, description = "Bad input (malformed JSON, bad field)", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request", "field_too_long"])))),
-        (status = 403, description = "Origin not allowed for this site", body = ErrorBody, extensions(("x-error-codes" = json!(["origin_not_allowed"])))),
         (status = 404, description = "Unknown site", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site"])))),
-        (status = 413, description = "Body too large", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")), extensions(("x-error-codes" = json!(["rate_limited"])))),
     )
 )]
 pub async fn visit(
@@ -127,11 +123,8 @@ pub async fn visit(
     responses(
         (status = 200, description = "Renewed", body = HeartbeatResponse),
         (status = 400, description = "Bad input (malformed JSON, bad field)", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request"])))),
-        (status = 403, description = "Origin not allowed for this site", body = ErrorBody, extensions(("x-error-codes" = json!(["origin_not_allowed"])))),
         (status = 404, description = "Unknown site or session", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site", "unknown_session"])))),
         (status = 410, description = "The lease is gone (expired or taken over); start a new visit", body = ErrorBody, extensions(("x-error-codes" = json!(["lease_gone"])))),
-        (status = 413, description = "Body too large", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
-        (status = 429, description = "Rate limited (heartbeats and page views share a bucket per client); see Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")), extensions(("x-error-codes" = json!(["rate_limited"])))),
     )
 )]
 pub async fn heartbeat(
@@ -168,10 +161,7 @@ pub async fn heartbeat(
     responses(
         (status = 204, description = "Recorded"),
         (status = 400, description = "Bad input (malformed JSON, bad field)", body = ErrorBody, extensions(("x-error-codes" = json!(["bad_request", "field_too_long"])))),
-        (status = 403, description = "Origin not allowed for this site", body = ErrorBody, extensions(("x-error-codes" = json!(["origin_not_allowed"])))),
         (status = 404, description = "Unknown site or session", body = ErrorBody, extensions(("x-error-codes" = json!(["unknown_site", "unknown_session"])))),
-        (status = 413, description = "Body too large", body = ErrorBody, extensions(("x-error-codes" = json!(["payload_too_large"])))),
-        (status = 429, description = "Rate limited (heartbeats and page views share a bucket per client); see Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")), extensions(("x-error-codes" = json!(["rate_limited"])))),
     )
 )]
 pub async fn page_view(
