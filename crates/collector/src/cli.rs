@@ -349,6 +349,6 @@ fn serve(cfg: Config, listen: Option<SocketAddr>) -> Result<(), server::StartErr
         }
         let _ = out.flush();
         drop(out);
-        bound.server.await.map_err(server::StartError::Run)
+        server::run(bound).await
     })
 }

@@ -40,6 +40,7 @@ mod power_cut;
 mod privacy;
 mod recordings;
 mod report_days;
+mod shutdown;
 mod site_display;
 mod slow_clients;
 mod slowloris;
