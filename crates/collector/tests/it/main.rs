@@ -13,6 +13,7 @@ mod config_check;
 mod csv_injection;
 mod demo_data;
 mod demo_month;
+mod deploy;
 mod edge_headers;
 mod exports;
 mod field_limits;
