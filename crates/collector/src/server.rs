@@ -224,14 +224,13 @@ where
     Ok((server, vec![addr]))
 }
 
-/// Serves until the first stop signal, then stops as the module's
+/// Serves until the first of `signals`, then stops as the module's
 /// documentation says. `Ok` once everything accepted is answered (or its
 /// time was up) and written.
-pub async fn run(bound: Bound) -> Result<(), StartError> {
+pub async fn run(bound: Bound, mut signals: Signals) -> Result<(), StartError> {
     let Bound { server, health, drain, shutdown_timeout, .. } = bound;
     let handle = server.handle();
     let mut server = std::pin::pin!(server);
-    let mut signals = Signals::new().map_err(StartError::Signals)?;
     let first = tokio::select! {
         ended = &mut server => return ended.map_err(StartError::Run),
         name = signals.next() => name,
@@ -274,8 +273,11 @@ pub async fn run(bound: Bound) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The stop signals: SIGTERM (a supervisor) and SIGINT (Ctrl-C).
-struct Signals {
+/// The stop signals: SIGTERM (a supervisor) and SIGINT (Ctrl-C). Listened
+/// for from [`Signals::listen`] on, which must come before the server says
+/// it is listening: until then either signal kills the process at once.
+/// Call it inside the server's runtime.
+pub struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -284,13 +286,14 @@ struct Signals {
 
 impl Signals {
     #[cfg(unix)]
-    fn new() -> std::io::Result<Self> {
+    pub fn listen() -> Result<Self, StartError> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+        let on = |kind| signal(kind).map_err(StartError::Signals);
+        Ok(Self { term: on(SignalKind::terminate())?, int: on(SignalKind::interrupt())? })
     }
 
     #[cfg(not(unix))]
-    fn new() -> std::io::Result<Self> {
+    pub fn listen() -> Result<Self, StartError> {
         Ok(Self {})
     }
 

@@ -311,6 +311,19 @@ fn a_second_signal_stops_at_once() {
     eprintln!("exited {} ms after the second signal", took.as_millis());
 }
 
+/// The signals are listened for before the server says where it listens: a
+/// supervisor that stops it the moment it has started gets the graceful
+/// stop (exit 0), not the default action of SIGTERM.
+#[test]
+fn a_signal_right_after_the_listening_line_stops_gracefully() {
+    for _ in 0..3 {
+        let mut c = serve("drain_secs = 0");
+        c.signal("TERM");
+        let status = c.exit_within(Duration::from_secs(10)).expect("still running 10 s after SIGTERM");
+        assert!(status.success(), "{status:?}\n{}", c.log());
+    }
+}
+
 /// Readiness asks the database through the writer: while another process
 /// holds the write lock, it is 503 with the reason; liveness answers
 /// regardless; once the lock is let go, readiness is 200 again.
