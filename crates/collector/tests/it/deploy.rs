@@ -3,7 +3,8 @@
 //! timeout outlasts the collector's own; the Caddyfile validates, and Caddy
 //! running it in front of two collectors forwards the client's address as
 //! the collector reads it and takes an instance out on its readiness before
-//! that instance closes its listener. A test whose tool is missing says so
+//! that instance closes its listener, and holds requests while a single
+//! collector restarts, so none fails. A test whose tool is missing says so
 //! and passes (`apt-get install systemd caddy` provides them).
 
 use std::collections::HashMap;
@@ -11,8 +12,8 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ringsource_collector::config::Config;
@@ -136,15 +137,24 @@ struct Collector {
 /// requests logged as JSON lines at debug; a visit bucket of one, and
 /// pages of its own origin allowed.
 fn collector(dir: &Path, name: &str) -> Collector {
+    collector_on(dir, name, "127.0.0.1:0", 3)
+}
+
+/// [`collector`] on `listen`, with `drain_secs`; the database and the
+/// configuration are `dir/name`'s, so a second start is a restart.
+fn collector_on(dir: &Path, name: &str, listen: &str, drain_secs: u64) -> Collector {
     let db = dir.join(name).join("ringsource.sqlite");
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
-    let server = "trust_forwarded_for = true\nforwarded_header = \"x-forwarded-for\"\ndrain_secs = 3\n\
-                  [server.rate_limit]\nburst = 1\nper_minute = 1";
+    let server = format!(
+        "trust_forwarded_for = true\nforwarded_header = \"x-forwarded-for\"\ndrain_secs = {drain_secs}\n\
+         [server.rate_limit]\nburst = 1\nper_minute = 1"
+    );
+    let server = server.as_str();
     let config = db.with_file_name("ringsource.toml");
     std::fs::write(&config, site_toml(&db, server, "allow_same_origin = true", "")).unwrap();
     let log = db.with_file_name("stderr.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringsource"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .args(["serve", "--listen", listen, "--config"])
         .arg(&config)
         .env("RINGSOURCE_LOG", "info,ringsource_collector::requests=debug")
         .env("RINGSOURCE_LOG_FORMAT", "json")
@@ -167,53 +177,36 @@ fn at(line: &Value) -> jiff::Timestamp {
     line["timestamp"].as_str().unwrap().parse().unwrap()
 }
 
-#[test]
-fn caddy_forwards_the_client_and_drains_an_instance_on_its_readiness() {
-    let test = "caddy_forwards_the_client_and_drains_an_instance_on_its_readiness";
-    let Some(caddy) = tool("caddy", test) else { return };
-    let dir = tempfile::tempdir().unwrap();
-    // Two collectors on files of their own: what is tested is the proxy, not
-    // shared state (two instances share a database on PostgreSQL only).
-    let mut a = collector(dir.path(), "a");
-    let b = collector(dir.path(), "b");
-
-    // The shipped Caddyfile with this machine's address and upstreams, and
-    // global options that keep Caddy to the test's folder and ports.
+/// Caddy on the shipped Caddyfile, with this machine's address and
+/// `upstreams`, and global options that keep it to the test's folder and
+/// ports; returned once it serves readiness. Its base URL is second.
+fn caddy(dir: &Path, upstreams: &[SocketAddr]) -> (Process, String) {
+    let caddy = tool("caddy", "caddy").expect("checked by the test");
     let shipped = std::fs::read_to_string(deploy_dir().join("caddy/Caddyfile")).unwrap();
     let https = free_port();
     let site = format!("127.0.0.1:{https}");
     assert!(shipped.contains("track.example.com {") && shipped.contains("reverse_proxy 127.0.0.1:8080 {"));
+    let upstreams: Vec<String> = upstreams.iter().map(ToString::to_string).collect();
     let caddyfile = format!(
         "{{\n\tadmin off\n\tskip_install_trust\n\thttp_port {}\n\thttps_port {https}\n}}\n{}",
         free_port(),
         shipped
             .replace("track.example.com {", &format!("{site} {{"))
-            .replace("reverse_proxy 127.0.0.1:8080 {", &format!("reverse_proxy {} {} {{", a.addr, b.addr))
+            .replace("reverse_proxy 127.0.0.1:8080 {", &format!("reverse_proxy {} {{", upstreams.join(" ")))
     );
-    let config = dir.path().join("Caddyfile");
+    let config = dir.join("Caddyfile");
     std::fs::write(&config, caddyfile).unwrap();
-    let caddy_log = dir.path().join("caddy.log");
-    let _caddy = Process(
+    let caddy_log = dir.join("caddy.log");
+    let process = Process(
         Command::new(caddy)
             .args(["run", "--adapter", "caddyfile", "--config"])
             .arg(&config)
-            .envs(caddy_env(dir.path()))
+            .envs(caddy_env(dir))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&caddy_log).unwrap())
             .spawn()
             .unwrap(),
     );
-    // Caddy's own CA signed the certificate; the client does not know it.
-    // Each client connects from an address of its own on the loopback net.
-    let client_from = |last: u8| {
-        reqwest::blocking::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .local_address(std::net::IpAddr::from([127, 0, 0, last]))
-            .user_agent(BROWSER_UA)
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap()
-    };
     let client = client_from(1);
     let base = format!("https://{site}");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -228,6 +221,34 @@ fn caddy_forwards_the_client_and_drains_an_instance_on_its_readiness() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    (process, base)
+}
+
+/// A client of Caddy's from `127.0.0.<last>` (the loopback net is all
+/// local), which takes the certificate of Caddy's own CA.
+fn client_from(last: u8) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+        .user_agent(BROWSER_UA)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn caddy_forwards_the_client_and_drains_an_instance_on_its_readiness() {
+    let test = "caddy_forwards_the_client_and_drains_an_instance_on_its_readiness";
+    if tool("caddy", test).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Two collectors on files of their own: what is tested is the proxy, not
+    // shared state (two instances share a database on PostgreSQL only).
+    let mut a = collector(dir.path(), "a");
+    let b = collector(dir.path(), "b");
+
+    let (_caddy, base) = caddy(dir.path(), &[a.addr, b.addr]);
     let visit = |client: &reqwest::blocking::Client, origin: &str| {
         client
             .post(format!("{base}/v1/sites/shop/visits"))
@@ -259,20 +280,7 @@ fn caddy_forwards_the_client_and_drains_an_instance_on_its_readiness() {
 
     // Requests through Caddy while collector A stops.
     let stop = Arc::new(AtomicBool::new(false));
-    let answers = Arc::new(Mutex::new(Vec::<Result<u16, String>>::new()));
-    let load: Vec<_> = (0..2)
-        .map(|_| {
-            let (client, url, stop, answers) =
-                (client.clone(), format!("{base}/v1/sites/shop/config"), Arc::clone(&stop), Arc::clone(&answers));
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let answer = client.get(&url).send().map(|r| r.status().as_u16()).map_err(|e| e.to_string());
-                    answers.lock().unwrap().push(answer);
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            })
-        })
-        .collect();
+    let threads = load(&base, &stop);
     std::thread::sleep(Duration::from_millis(500));
     let status = Command::new("kill").args(["-TERM", &a.process.0.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -286,14 +294,11 @@ fn caddy_forwards_the_client_and_drains_an_instance_on_its_readiness() {
     };
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
-    for l in load {
-        l.join().unwrap();
-    }
+    let answers: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
     assert!(exit.success(), "{exit:?}");
 
     // No request through Caddy failed while A stopped.
-    let answers = answers.lock().unwrap().clone();
-    let failed: Vec<_> = answers.iter().filter(|a| !matches!(a, Ok(200))).collect();
+    let failed: Vec<_> = answers.iter().filter(|(a, _)| !matches!(a, Ok(200))).collect();
     assert!(answers.len() > 50 && failed.is_empty(), "{} of {} failed: {failed:?}", failed.len(), answers.len());
 
     // A served requests until Caddy's check (every second) saw its 503,
@@ -321,5 +326,65 @@ fn caddy_forwards_the_client_and_drains_an_instance_on_its_readiness() {
     eprintln!(
         "{} requests through Caddy, none failed; A's last request {taken_out:.3} s into its {window:.3} s drain",
         answers.len()
+    );
+}
+
+/// An answer's status (or the error) and how long it took.
+type Answer = (Result<u16, String>, Duration);
+
+/// Load through Caddy's shipped file in two threads until `stop`.
+fn load(base: &str, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<Vec<Answer>>> {
+    (0..2)
+        .map(|_| {
+            let (client, url, stop) = (client_from(1), format!("{base}/v1/sites/shop/config"), Arc::clone(stop));
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let answer = client.get(&url).send().map(|r| r.status().as_u16()).map_err(|e| e.to_string());
+                    answers.push((answer, started.elapsed()));
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                answers
+            })
+        })
+        .collect()
+}
+
+/// One collector behind the shipped Caddyfile, restarted with
+/// `drain_secs = 0` (nothing to drain to): Caddy holds the requests that
+/// find it down (`lb_try_duration`) until it listens again, so none fails;
+/// they wait.
+#[test]
+fn caddy_holds_requests_while_a_single_collector_restarts() {
+    if tool("caddy", "caddy_holds_requests_while_a_single_collector_restarts").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut first = collector_on(dir.path(), "one", &listen, 0);
+    let (_caddy, base) = caddy(dir.path(), &[first.addr]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = load(&base, &stop);
+    std::thread::sleep(Duration::from_millis(500));
+    let restarting = Instant::now();
+    let status = Command::new("kill").args(["-TERM", &first.process.0.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = first.process.0.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let _second = collector_on(dir.path(), "one", &listen, 0);
+    let restarted = restarting.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let answers: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let failed: Vec<_> = answers.iter().filter(|(a, _)| !matches!(a, Ok(200))).collect();
+    let slowest = answers.iter().map(|(_, took)| *took).max().unwrap();
+    assert!(answers.len() > 50 && failed.is_empty(), "{} of {} failed: {failed:?}", failed.len(), answers.len());
+    eprintln!(
+        "{} requests through Caddy, none failed; the collector was down {:.3} s (SIGTERM to listening), \
+         the slowest request took {:.3} s",
+        answers.len(),
+        restarted.as_secs_f64(),
+        slowest.as_secs_f64()
     );
 }
