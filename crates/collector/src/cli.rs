@@ -336,6 +336,9 @@ fn serve(cfg: Config, listen: Option<SocketAddr>) -> Result<(), server::StartErr
     let listen = listen.unwrap_or(cfg.server.listen);
     actix_web::rt::System::new().block_on(async move {
         let bound = server::bind(&cfg, listen, std::sync::Arc::new(crate::clock::SystemClock))?;
+        // Before the line below: a supervisor or test that reads it may stop
+        // the server at once, and that stop must be the graceful one.
+        let signals = server::Signals::listen()?;
         // A closed stdout (`ringsource serve | head -1`, a supervisor that
         // stopped reading) must not take the server down, so write errors
         // are ignored rather than panicking as println! would.
@@ -349,6 +352,6 @@ fn serve(cfg: Config, listen: Option<SocketAddr>) -> Result<(), server::StartErr
         }
         let _ = out.flush();
         drop(out);
-        bound.server.await.map_err(server::StartError::Run)
+        server::run(bound, signals).await
     })
 }

@@ -12,7 +12,7 @@
 //!   headers, static files, the one route list, and a module of handlers per
 //!   feature;
 //! - [`services`]: the workflows: visits, calls and attribution, money,
-//!   exports, pools, privacy;
+//!   exports, pools, privacy, readiness;
 //! - [`storage`]: the persistence port (traits, with the types they take and
 //!   give), with SQL only in its SQLite adapter, [`storage::sqlite`];
 //! - [`pbx`]: the PBX adapters, pure functions from a request to a call

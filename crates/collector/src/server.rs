@@ -1,7 +1,22 @@
-//! Builds the actix-web application and runs it.
+//! Builds the actix-web application and runs it, and stops it gracefully.
+//!
+//! A stop ([`run`]) on the first SIGTERM or SIGINT:
+//! 1. readiness (`GET /v1/ready`) answers 503 for `server.drain_secs`,
+//!    while everything else is served as before: a load balancer that
+//!    probes readiness stops sending new requests meanwhile;
+//! 2. the listener closes (new connections are refused), idle keep-alive
+//!    connections are closed, and the requests in flight have
+//!    `server.shutdown_timeout_secs` to finish (actix-server's graceful
+//!    stop; their connections are dropped after it);
+//! 3. the storage writes out what it has queued ([`Health::flushed`]);
+//! 4. [`run`] returns, and the binary flushes its log buffer and exits 0.
+//!
+//! A second signal at any point ends [`run`] at once with
+//! [`StartError::SecondSignal`]: nothing more is waited for.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
 use actix_web::dev::AppConfig;
@@ -15,6 +30,7 @@ use crate::http::state::AppState;
 use crate::http::static_files::{self, StaticDirs};
 use crate::services::calls::{CallSink, CallsService};
 use crate::services::exports::ExportsService;
+use crate::services::health::Health;
 use crate::services::money::MoneyService;
 use crate::services::pools::PoolsService;
 use crate::services::privacy::PrivacyService;
@@ -40,6 +56,10 @@ pub enum StartError {
     ThreadGone,
     #[error(transparent)]
     VisitorFacts(#[from] crate::services::visitor_facts::VisitorFactsError),
+    #[error("cannot listen for stop signals: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("a second {0}: stopped at once, without finishing the requests in flight")]
+    SecondSignal(&'static str),
 }
 
 /// A bound, not yet awaited server.
@@ -47,6 +67,12 @@ pub struct Bound {
     pub server: actix_web::dev::Server,
     /// The addresses actually bound (port 0 resolved).
     pub addrs: Vec<SocketAddr>,
+    /// Readiness, drained by [`run`] when a stop signal comes.
+    pub health: Arc<Health>,
+    /// `server.drain_secs`.
+    pub drain: Duration,
+    /// `server.shutdown_timeout_secs` (also given to actix-server).
+    pub shutdown_timeout: Duration,
 }
 
 /// Opens the database, syncs the configured sites into it and binds the HTTP
@@ -64,6 +90,7 @@ pub fn bind_with(
 ) -> Result<Bound, StartError> {
     let storage = Arc::new(SqliteStorage::open_with(&config.server.database, SqliteOptions::of(&config.server))?);
     storage.sync_sites(&config.sites, clock.as_ref())?;
+    let health = Arc::new(Health::new(storage.clone()));
     let sites = Arc::new(config.site_map());
     let calls =
         Arc::new(CallsService::new(storage.clone(), &config.sites, Arc::clone(&clock)).with_money(storage.clone()));
@@ -106,6 +133,7 @@ pub fn bind_with(
         recordings: Arc::new(SqliteRecordings::open(&config.server.database)?),
         recordings_client: crate::http::recordings::client(),
         visitor_facts: Arc::new(VisitorFacts::open(&config.server.database, config.server.geoip_database.as_deref())?),
+        health: Arc::clone(&health),
     });
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };
     let app = move || {
@@ -121,13 +149,20 @@ pub fn bind_with(
             .configure(|cfg| static_files::configure(&dirs, cfg))
             .default_service(web::to(crate::http::routes::not_found))
     };
-    serve(app, listen, config.server.workers)
+    let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
+    let (server, addrs) = serve(app, listen, config.server.workers, shutdown_timeout)?;
+    Ok(Bound { server, addrs, health, drain: Duration::from_secs(config.server.drain_secs), shutdown_timeout })
 }
 
 /// Runs `app` on `listen` as actix-web's `HttpServer` would, but with each
 /// connection's stream behind the edge's head deadline and the connection
 /// cap (see [`crate::http::edge`]).
-fn serve<F, I, S, B>(app: F, listen: SocketAddr, workers: usize) -> Result<Bound, StartError>
+fn serve<F, I, S, B>(
+    app: F,
+    listen: SocketAddr,
+    workers: usize,
+    shutdown_timeout: Duration,
+) -> Result<(actix_web::dev::Server, Vec<SocketAddr>), StartError>
 where
     F: Fn() -> I + Send + Clone + 'static,
     I: IntoServiceFactory<S, actix_http::Request>,
@@ -145,7 +180,13 @@ where
     let cap = edge::max_connections();
     let per_worker = cap.div_ceil(workers.max(1)).max(1);
     let gate = edge::Gate::new(cap);
-    let builder = actix_server::Server::build().workers(workers).max_concurrent_connections(per_worker);
+    let builder = actix_server::Server::build()
+        .workers(workers)
+        .max_concurrent_connections(per_worker)
+        // Signals are [`run`]'s: actix's own would stop at once on SIGINT
+        // and without the drain on SIGTERM.
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout.as_secs());
     let shutdown = builder.graceful_shutdown_signal();
     let server = builder
         .listen("ringsource", listener, move || {
@@ -180,7 +221,96 @@ where
         })
         .map_err(bind_err)?
         .run();
-    Ok(Bound { server, addrs: vec![addr] })
+    Ok((server, vec![addr]))
+}
+
+/// Serves until the first of `signals`, then stops as the module's
+/// documentation says. `Ok` once everything accepted is answered (or its
+/// time was up) and written.
+pub async fn run(bound: Bound, mut signals: Signals) -> Result<(), StartError> {
+    let Bound { server, health, drain, shutdown_timeout, .. } = bound;
+    let handle = server.handle();
+    let mut server = std::pin::pin!(server);
+    let first = tokio::select! {
+        ended = &mut server => return ended.map_err(StartError::Run),
+        name = signals.next() => name,
+    };
+    health.drain();
+    tracing::info!(
+        signal = first,
+        drain_secs = drain.as_secs(),
+        "stopping: readiness answers 503 while load balancers drain this instance"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(drain) => {}
+        name = signals.next() => return Err(StartError::SecondSignal(name)),
+        ended = &mut server => return ended.map_err(StartError::Run),
+    }
+    tracing::info!(
+        shutdown_timeout_secs = shutdown_timeout.as_secs(),
+        "stopping: the listener is closed; finishing the requests in flight"
+    );
+    let closing = Instant::now();
+    // Sent now; the server's own future ends once its workers have stopped.
+    drop(handle.stop(true));
+    tokio::select! {
+        ended = &mut server => ended.map_err(StartError::Run)?,
+        name = signals.next() => return Err(StartError::SecondSignal(name)),
+    }
+    let requests_ms = closing.elapsed().as_millis();
+    let flushing = Instant::now();
+    let flushed = tokio::select! {
+        flushed = health.flushed(shutdown_timeout) => flushed,
+        name = signals.next() => return Err(StartError::SecondSignal(name)),
+    };
+    let write_ms = flushing.elapsed().as_millis();
+    match flushed {
+        Ok(()) => tracing::info!(requests_ms, write_ms, "stopped"),
+        // Everything a client was told is done was committed before it was
+        // told; what is lost here was never answered.
+        Err(e) => tracing::error!(requests_ms, error = %e, "stopped without writing out the storage's queue"),
+    }
+    Ok(())
+}
+
+/// The stop signals: SIGTERM (a supervisor) and SIGINT (Ctrl-C). Listened
+/// for from [`Signals::listen`] on, which must come before the server says
+/// it is listening: until then either signal kills the process at once.
+/// Call it inside the server's runtime.
+pub struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    pub fn listen() -> Result<Self, StartError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let on = |kind| signal(kind).map_err(StartError::Signals);
+        Ok(Self { term: on(SignalKind::terminate())?, int: on(SignalKind::interrupt())? })
+    }
+
+    #[cfg(not(unix))]
+    pub fn listen() -> Result<Self, StartError> {
+        Ok(Self {})
+    }
+
+    /// The next signal's name.
+    #[cfg(unix)]
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }
 
 /// A server running on its own thread (tests, tools).

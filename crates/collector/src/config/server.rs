@@ -58,6 +58,15 @@ pub struct RawServer {
     /// IP-to-City Lite): each new visitor's region and city are read in it.
     #[serde(default)]
     pub geoip_database: Option<PathBuf>,
+    /// Seconds between the first stop signal and closing the listener:
+    /// readiness answers 503 meanwhile, so a load balancer stops sending
+    /// new requests before connections are refused. 0 stops at once.
+    #[serde(default = "default_drain_secs")]
+    pub drain_secs: u64,
+    /// Seconds the requests in flight when the listener closes have to
+    /// finish; past it their connections are dropped.
+    #[serde(default = "default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
 }
 
 /// The header a trusted reverse proxy appends the client's address to.
@@ -137,6 +146,21 @@ fn default_workers() -> usize {
 fn default_retention_interval_secs() -> u64 {
     3600
 }
+/// A load balancer that probes every 1–2 s and takes an instance out after
+/// two or three failed probes (nginx's, HAProxy's and the cloud balancers'
+/// usual settings) has stopped sending within this.
+fn default_drain_secs() -> u64 {
+    5
+}
+/// A visit's body may take 10 s plus a second per KiB received at the
+/// edge (`http::edge::BODY_TIMEOUT`): 20 s lets the slowest visit the edge
+/// allows finish, and every ordinary request has long finished.
+fn default_shutdown_timeout_secs() -> u64 {
+    20
+}
+/// Longer than this is a typo (minutes taken for seconds), and a supervisor
+/// would kill the process first anyway.
+const MAX_SHUTDOWN_SECS: u64 = 600;
 fn default_database() -> PathBuf {
     PathBuf::from("ringsource.sqlite")
 }
@@ -162,6 +186,8 @@ pub struct ServerConfig {
     pub workers: usize,
     pub retention_interval_secs: u64,
     pub geoip_database: Option<PathBuf>,
+    pub drain_secs: u64,
+    pub shutdown_timeout_secs: u64,
 }
 
 impl RawServer {
@@ -195,6 +221,12 @@ impl RawServer {
         if raw.retention_interval_secs == 0 {
             issues.push("server.retention_interval_secs", "must be at least 1");
         }
+        if raw.drain_secs > MAX_SHUTDOWN_SECS {
+            issues.push("server.drain_secs", format!("must be 0 to {MAX_SHUTDOWN_SECS} seconds"));
+        }
+        if raw.shutdown_timeout_secs == 0 || raw.shutdown_timeout_secs > MAX_SHUTDOWN_SECS {
+            issues.push("server.shutdown_timeout_secs", format!("must be 1 to {MAX_SHUTDOWN_SECS} seconds"));
+        }
         let rl = raw.rate_limit;
         if [rl.burst, rl.per_minute, rl.session_burst, rl.session_per_minute].contains(&0) {
             issues.push(
@@ -220,6 +252,8 @@ impl RawServer {
             workers: raw.workers.unwrap_or_else(default_workers),
             retention_interval_secs: raw.retention_interval_secs,
             geoip_database: raw.geoip_database,
+            drain_secs: raw.drain_secs,
+            shutdown_timeout_secs: raw.shutdown_timeout_secs,
         })
     }
 }

@@ -12,7 +12,8 @@
 //! - a module of handlers per feature: [`visits`] (the browser's routes),
 //!   [`pbx`], [`calls`], [`money`], [`exports`], [`pools`], [`privacy`],
 //!   [`call_notes`], [`recordings`], [`visitor_facts`] (the admin API),
-//!   [`auth`] (sign-in, users, and the guard of the admin API);
+//!   [`auth`] (sign-in, users, and the guard of the admin API), [`health`]
+//!   (liveness and readiness for a load balancer);
 //! - [`requests`]: a request id and a log line per request. Handlers parse and answer; the work is the services'.
 
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod exports;
 pub mod extract;
 pub mod fields;
+pub mod health;
 pub mod money;
 pub mod openapi;
 pub mod pbx;

@@ -17,6 +17,9 @@
 //! line, 34.5 µs (+6 %: the id, the span, this middleware). Refusals (4xx)
 //! are warnings and failures (5xx) errors, so the default level shows them;
 //! the rest is `RINGSOURCE_LOG=info,ringsource_collector::requests=debug`.
+//! A readiness probe's 503 (`not_ready`) is at `debug` too: a balancer asks
+//! every second or two, and the change it reports is logged once by
+//! [`crate::services::health`].
 
 use std::time::Instant;
 
@@ -123,6 +126,11 @@ fn line(id: &str, method: &Method, route: Option<&str>, status: StatusCode, star
     // route and the code are the collector's own), and a line is written
     // for every request.
     match status {
+        _ if code == crate::http::health::NOT_READY => tracing::debug!(
+            target: TARGET,
+            request_id = %id, method = %method, route = %route, status, latency_ms, code = %code,
+            "not ready"
+        ),
         500.. => tracing::error!(
             target: TARGET,
             request_id = %id, method = %method, route = %route, status, latency_ms, code = %code,

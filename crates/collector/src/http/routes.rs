@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError, web};
 
 use crate::http::error::ApiError;
 use crate::http::openapi::Audience;
-use crate::http::{auth, call_notes, calls, cors, exports, money, pbx, pools, privacy, recordings, visits};
+use crate::http::{auth, call_notes, calls, cors, exports, health, money, pbx, pools, privacy, recordings, visits};
 
 /// Who calls a route, which decides what wraps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +74,8 @@ routes! {
     Pbx     post "/v1/sites/{site}/pbx/mango/events/{event}" => pbx::post_mango;
     Pbx     post "/v1/sites/{site}/pbx/{adapter}" => pbx::post_event;
     Public  get  "/v1/openapi.json"           => openapi;
+    Public  get  "/v1/health"                 => health::health;
+    Public  get  "/v1/ready"                  => health::ready;
     Admin   get  "/v1/calls"                  => calls::list;
     Admin   get  "/v1/calls.csv"              => calls::csv_export;
     Admin   get  "/v1/calls/{id}"             => calls::get_call;
@@ -257,7 +259,10 @@ mod tests {
     /// has a rule (the visitor, PBX and public routes need none).
     #[test]
     fn every_admin_route_has_a_rule() {
-        let public = |p: &str| p.starts_with("/v1/sites/") || p == "/v1/openapi.json" || p == "/v1/auth/login";
+        let public = |p: &str| {
+            p.starts_with("/v1/sites/")
+                || ["/v1/openapi.json", "/v1/auth/login", "/v1/health", "/v1/ready"].contains(&p)
+        };
         for Route { method, path: pattern, .. } in ROUTES {
             if public(pattern) {
                 continue;

@@ -13,6 +13,7 @@ use crate::services::auth::throttle::Throttle;
 use crate::services::call_notes::NotesStore;
 use crate::services::calls::{CallSink, CallsService};
 use crate::services::exports::ExportsService;
+use crate::services::health::Health;
 use crate::services::money::MoneyService;
 use crate::services::pools::PoolsService;
 use crate::services::privacy::PrivacyService;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub recordings_client: reqwest::Client,
     /// A new visitor's place and device, and the stored ones for the calls API.
     pub visitor_facts: Arc<VisitorFacts>,
+    /// Readiness, and whether the server is stopping (see [`crate::server`]).
+    pub health: Arc<Health>,
 }
 
 impl AppState {

@@ -6,7 +6,8 @@
 //! export of a caller's data), [`auth`] (dashboard users, roles, sessions and
 //! what each role may see), [`call_notes`] (managers' tags and notes),
 //! [`recordings`] (call recordings streamed from the PBX), and the facts of
-//! a visitor ([`visitor_facts`], from [`geo`] and [`device`]). They take and give the port's types, which
+//! a visitor ([`visitor_facts`], from [`geo`] and [`device`]), and the
+//! instance's readiness ([`health`]). They take and give the port's types, which
 //! they re-export for the layers above.
 
 pub mod auth;
@@ -15,6 +16,7 @@ pub mod calls;
 pub mod device;
 pub mod exports;
 pub mod geo;
+pub mod health;
 pub mod money;
 pub mod pools;
 pub mod privacy;

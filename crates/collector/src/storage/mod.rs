@@ -264,6 +264,13 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Pending<Renewal>;
     /// Records a page view; `false` when the session is unknown.
     fn page_view(&self, view: PageViewCommand, clock: Arc<dyn Clock>) -> Pending<bool>;
+    /// Answers once the backend has run a trivial query on the path its
+    /// writes take, after every write queued before it: what readiness
+    /// asks (is the database there, is whatever writes to it alive), and
+    /// what a stopping server waits for before it exits (everything
+    /// accepted is written). SQLite: a job on the writer's queue, in a
+    /// `BEGIN IMMEDIATE` of its own batch, so it also needs the write lock.
+    fn ping(&self) -> Pending<()>;
 }
 
 /// Where a visitor was and what they came on, stored with their session

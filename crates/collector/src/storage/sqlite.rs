@@ -389,6 +389,12 @@ impl Storage for SqliteStorage {
         self.send(Job::PageView { view, clock, answer });
         pending
     }
+
+    fn ping(&self) -> Pending<()> {
+        let (answer, pending) = Pending::channel();
+        self.send(Job::Ping { answer });
+        pending
+    }
 }
 
 #[cfg(test)]

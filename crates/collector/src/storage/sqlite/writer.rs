@@ -47,18 +47,28 @@ pub(super) enum Job {
         clock: Arc<dyn Clock>,
         answer: Answer<bool>,
     },
+    /// `SELECT 1` in the queue's order: answered once everything queued
+    /// before it is committed (readiness, and the last wait of a stop).
+    Ping {
+        answer: Answer<()>,
+    },
 }
 
 enum Done {
     Visit(VisitOutcome),
     Heartbeat(Renewal),
     PageView(bool),
+    Ping,
 }
 
 impl Job {
-    fn clock(&self) -> &dyn Clock {
+    /// The clock the job's times are read from; a ping reads none.
+    fn clock(&self) -> Option<&dyn Clock> {
         match self {
-            Job::Visit { clock, .. } | Job::Heartbeat { clock, .. } | Job::PageView { clock, .. } => clock.as_ref(),
+            Job::Visit { clock, .. } | Job::Heartbeat { clock, .. } | Job::PageView { clock, .. } => {
+                Some(clock.as_ref())
+            }
+            Job::Ping { .. } => None,
         }
     }
 
@@ -69,6 +79,10 @@ impl Job {
                 Done::Heartbeat(visits::heartbeat(tx, book, site, session_id, *client, now_ms)?)
             }
             Job::PageView { view, .. } => Done::PageView(visits::page_view(tx, book, view, now_ms)?),
+            Job::Ping { .. } => {
+                tx.query_row("SELECT 1", [], |_| Ok(())).map_err(sql("answering a ping"))?;
+                Done::Ping
+            }
         })
     }
 
@@ -86,6 +100,9 @@ impl Job {
             Job::PageView { answer, .. } => {
                 let _ =
                     answer.send(result.and_then(|d| if let Done::PageView(b) = d { Ok(b) } else { Err(mismatch()) }));
+            }
+            Job::Ping { answer } => {
+                let _ = answer.send(result.and_then(|d| if let Done::Ping = d { Ok(()) } else { Err(mismatch()) }));
             }
         }
     }
@@ -153,7 +170,7 @@ fn transaction(inner: &mut Inner, jobs: &[Job]) -> Result<Vec<Done>, StorageErro
         book.check_outside_writes(&tx)?;
         let mut done = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let now_ms = super::tick(last_now_ms, job.clock());
+            let now_ms = job.clock().map_or(*last_now_ms, |clock| super::tick(last_now_ms, clock));
             done.push(job.run(&tx, book, now_ms)?);
         }
         book.tally.write(&tx)?;
