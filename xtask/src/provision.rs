@@ -107,6 +107,9 @@ pub fn provision(root: &Path, choice: ToolchainChoice, needs: Needs) -> Result<T
         (PathBuf::from("/usr/bin/chromium"), PathBuf::from("/usr/bin/chromedriver"))
     };
     let sip = if needs.sip { Some(sip_tools()?) } else { None };
+    if needs.sip {
+        deploy_tools()?;
+    }
     Ok(Tools { wasm, wasm_bindgen, wasm_bindgen_test_runner, wasm_opt, chromium, chromedriver, sip })
 }
 
@@ -311,6 +314,40 @@ fn sip_tools() -> Result<(PathBuf, PathBuf)> {
     });
     report("sipp", how, &sipp, &sipp_version.unwrap_or_default());
     Ok((kamailio, sipp))
+}
+
+/// Caddy and `systemd-analyze`, which the collector's `deploy` tests run the
+/// shipped Caddyfile and systemd units with. Without root those tests skip
+/// with a line that says so, rather than stopping the whole run.
+fn deploy_tools() -> Result<()> {
+    const TOOLS: [(&str, &str, &str); 2] =
+        [("caddy", "/usr/bin/caddy", "version"), ("systemd-analyze", "/usr/bin/systemd-analyze", "--version")];
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(_, path, _)| !Path::new(path).exists())
+        .map(|(tool, _, _)| if *tool == "caddy" { "caddy" } else { "systemd" })
+        .collect();
+    let mut how = "found";
+    if !missing.is_empty() {
+        if !can_apt_install() {
+            println!(
+                "note: the deploy tests will skip without {}; as root: apt-get install -y {}",
+                missing.join(" and "),
+                missing.join(" ")
+            );
+            return Ok(());
+        }
+        apt_install(&missing)?;
+        how = "installed";
+    }
+    for (tool, path, flag) in TOOLS {
+        let path = Path::new(path);
+        if !path.exists() {
+            bail!("{tool} is still missing after `apt-get install -y {}`", missing.join(" "));
+        }
+        report(tool, how, path, &version_line(path, &[flag]).unwrap_or_default());
+    }
+    Ok(())
 }
 
 /// Whether `apt_install` can work here: root on a machine with apt-get.
