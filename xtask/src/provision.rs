@@ -109,6 +109,7 @@ pub fn provision(root: &Path, choice: ToolchainChoice, needs: Needs) -> Result<T
     let sip = if needs.sip { Some(sip_tools()?) } else { None };
     if needs.sip {
         deploy_tools()?;
+        postgres_server()?;
     }
     Ok(Tools { wasm, wasm_bindgen, wasm_bindgen_test_runner, wasm_opt, chromium, chromedriver, sip })
 }
@@ -347,6 +348,28 @@ fn deploy_tools() -> Result<()> {
         }
         report(tool, how, path, &version_line(path, &[flag]).unwrap_or_default());
     }
+    Ok(())
+}
+
+/// PostgreSQL's server binaries, with which the collector's tests start a
+/// private cluster of their own (no system service is used). Without root
+/// the PostgreSQL variants of the tests skip with a line that says so.
+fn postgres_server() -> Result<()> {
+    const PACKAGE: &str = "postgresql-15";
+    let initdb = Path::new("/usr/lib/postgresql/15/bin/initdb");
+    let mut how = "found";
+    if !initdb.exists() {
+        if !can_apt_install() {
+            println!("note: the PostgreSQL tests will skip without its server; as root: apt-get install -y {PACKAGE}");
+            return Ok(());
+        }
+        apt_install(&[PACKAGE])?;
+        how = "installed";
+    }
+    if !initdb.exists() {
+        bail!("{} is still missing after `apt-get install -y {PACKAGE}`", initdb.display());
+    }
+    report("postgresql", how, initdb, &version_line(initdb, &["--version"]).unwrap_or_default());
     Ok(())
 }
 
