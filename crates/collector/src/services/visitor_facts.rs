@@ -36,7 +36,9 @@ pub enum VisitorFactsError {
 /// What the visit handler asks for each new visit.
 pub struct VisitorFacts {
     geo: Option<Geo>,
-    store: SqliteVisitorFacts,
+    /// `None` on PostgreSQL, which does not read stored facts yet (the calls
+    /// API that shows them is not served there).
+    store: Option<SqliteVisitorFacts>,
 }
 
 impl VisitorFacts {
@@ -45,7 +47,14 @@ impl VisitorFacts {
         let geo = geoip.map(Geo::open).transpose()?;
         // Compiled now rather than on the first visit, which would wait for it.
         let _ = DeviceParser::shared();
-        Ok(Self { geo, store: SqliteVisitorFacts::open(database)? })
+        Ok(Self { geo, store: Some(SqliteVisitorFacts::open(database)?) })
+    }
+
+    /// Facts of new visits only, with nothing stored to read back.
+    pub fn without_store(geoip: Option<&Path>) -> Result<Self, VisitorFactsError> {
+        let geo = geoip.map(Geo::open).transpose()?;
+        let _ = DeviceParser::shared();
+        Ok(Self { geo, store: None })
     }
 
     /// The facts of a visit from `ip` with `user_agent`.
@@ -61,6 +70,9 @@ impl VisitorFacts {
 
     /// The stored facts of each of `sessions` that has any.
     pub fn of_sessions(&self, sessions: &[String]) -> Result<HashMap<String, Facts>, StorageError> {
-        self.store.of_sessions(sessions)
+        match &self.store {
+            Some(store) => store.of_sessions(sessions),
+            None => Err(StorageError::NotOnPostgres { feature: "stored visitor facts" }),
+        }
     }
 }
