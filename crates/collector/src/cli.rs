@@ -186,6 +186,10 @@ pub fn run(cli: Cli) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            if cfg.server.postgres.is_some() {
+                eprintln!("ringsource: demo-data writes a SQLite database only; point server.database at a file");
+                return ExitCode::FAILURE;
+            }
             match crate::demo::fill(&cfg, &crate::demo::DemoOptions { site, days, seed }) {
                 Ok(s) => {
                     println!(
@@ -273,6 +277,8 @@ fn print_demo_users() {
 
 /// Loads the configuration and runs `f`; either's error goes to stderr
 /// with a failing exit code.
+/// The commands other than `serve` work on the SQLite file: on a PostgreSQL
+/// configuration they say so instead of creating a file named like the URL.
 fn with_config(path: &Path, f: impl FnOnce(&Config) -> Result<(), String>) -> ExitCode {
     let cfg = match Config::load(path) {
         Ok(c) => c,
@@ -281,6 +287,15 @@ fn with_config(path: &Path, f: impl FnOnce(&Config) -> Result<(), String>) -> Ex
             return ExitCode::FAILURE;
         }
     };
+    if let Some(pg) = &cfg.server.postgres {
+        eprintln!(
+            "ringsource: this command works on a SQLite database only, and {} names PostgreSQL ({}); \
+             use pg_dump for backups (see docs/postgres.md)",
+            path.display(),
+            pg.shown
+        );
+        return ExitCode::FAILURE;
+    }
     match f(&cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

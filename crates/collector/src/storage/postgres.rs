@@ -162,6 +162,17 @@ impl PostgresStorage {
             .enable_all()
             .build()
             .map_err(StorageError::Thread)?;
+        match Self::connect(settings, &runtime) {
+            Ok(shared) => Ok(Self { shared: Arc::new(shared), runtime: Some(runtime) }),
+            Err(e) => {
+                // The caller may be on an executor thread (see Drop).
+                runtime.shutdown_background();
+                Err(e)
+            }
+        }
+    }
+
+    fn connect(settings: &PostgresSettings, runtime: &tokio::runtime::Runtime) -> Result<Shared, StorageError> {
         let tls = tls(settings)?;
         let mut connect = settings.connect.clone();
         if connect.get_connect_timeout().is_none() {
@@ -171,7 +182,7 @@ impl PostgresStorage {
         let target = settings.shown.clone();
         let migrate_tls = tls.clone();
         let migrate_config = connect.clone();
-        wait_on(&runtime, async move {
+        wait_on(runtime, async move {
             let (mut client, connection) = migrate_config
                 .connect(migrate_tls)
                 .await
@@ -190,8 +201,7 @@ impl PostgresStorage {
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(|e| StorageError::Open { path: settings.shown.clone(), source: Box::new(e) })?;
-        let shared = Arc::new(Shared { pool, last_now_ms: AtomicI64::new(i64::MIN), fair: Mutex::default() });
-        Ok(Self { shared, runtime: Some(runtime) })
+        Ok(Shared { pool, last_now_ms: AtomicI64::new(i64::MIN), fair: Mutex::default() })
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {

@@ -36,6 +36,7 @@ mod pbx_twilio;
 mod pbx_zadarma;
 mod pool_drain;
 mod pools_report;
+mod postgres_backend;
 mod power_cut;
 mod privacy;
 mod recordings;

@@ -1,0 +1,134 @@
+//! Choosing PostgreSQL: `server.database = "postgres://…"` (or
+//! `RINGSOURCE_DATABASE_URL`), what a wrong URL or an unreachable server is
+//! told, the refusal to start a backend that does not serve every feature
+//! yet, and, under the experimental switch, the 501 answers of the routes it
+//! does not serve.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use ringsource_collector::clock::SystemClock;
+use ringsource_collector::config::Config;
+use ringsource_collector::server;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const TOKEN: &str = "an-admin-token-of-length";
+
+fn config_with(database: &str, env: &[(&str, &str)]) -> Result<Config, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("db.sqlite");
+    let text = site_toml(&file, "", "", "")
+        .replace(&format!("database = \"{}\"", file.display()), &format!("database = \"{database}\""));
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    Config::from_toml_str(&text, Path::new("test.toml"), &env).map_err(|e| e.to_string())
+}
+
+fn start_error(config: Config) -> String {
+    match server::spawn(config, "127.0.0.1:0".parse().unwrap(), Arc::new(SystemClock)) {
+        Ok(_) => panic!("the server started"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_postgres_url_selects_postgresql_and_sqlite_stays_the_default() {
+    let sqlite = config_with("ringsource.sqlite", &[]).unwrap();
+    assert!(sqlite.server.postgres.is_none());
+    let pg = config_with("postgres://ringsource@db.example:5433/calls", &[]).unwrap();
+    let settings = pg.server.postgres.expect("PostgreSQL");
+    assert_eq!(settings.shown, "db.example:5433/calls");
+    assert!(!settings.experimental);
+    // The environment's URL wins over the file, and its password stays out of messages.
+    let from_env = config_with(
+        "ringsource.sqlite",
+        &[
+            ("RINGSOURCE_DATABASE_URL", "postgresql://collector@10.0.0.7/ringsource"),
+            ("RINGSOURCE_DATABASE_PASSWORD", "s3cret-pass"),
+        ],
+    )
+    .unwrap();
+    let settings = from_env.server.postgres.expect("PostgreSQL from the environment");
+    assert_eq!(settings.shown, "10.0.0.7:5432/ringsource");
+    assert_eq!(settings.connect.get_password(), Some(&b"s3cret-pass"[..]));
+    assert!(!format!("{settings:?}").contains("s3cret-pass"), "Debug hides the password");
+}
+
+#[test]
+fn a_bad_database_url_is_a_config_error_that_says_the_form() {
+    for (url, says) in [
+        ("postgres://ringsource@db.example:port/calls", "is not a PostgreSQL URL"),
+        ("postgres:///calls", "names no host"),
+    ] {
+        let err = config_with(url, &[]).unwrap_err();
+        assert!(err.contains("server.database") && err.contains(says), "{url}: {err}");
+        assert!(err.contains("postgres://user@host:port/dbname"), "{err}");
+    }
+    let err =
+        config_with("ringsource.sqlite", &[("RINGSOURCE_DATABASE_URL", "/var/lib/ringsource.sqlite")]).unwrap_err();
+    assert!(err.contains("RINGSOURCE_DATABASE_URL") && err.contains("postgres://"), "{err}");
+}
+
+#[test]
+fn postgresql_is_refused_until_it_serves_everything_unless_asked_for() {
+    let config = config_with("postgres://ringsource@127.0.0.1:1/calls", &[]).unwrap();
+    let err = start_error(config);
+    assert!(err.contains("does not serve every feature yet"), "{err}");
+    assert!(err.contains("PBX call events") && err.contains("dashboard users"), "names what is missing: {err}");
+    assert!(err.contains("RINGSOURCE_EXPERIMENTAL_POSTGRES=1"), "{err}");
+}
+
+#[test]
+fn an_unreachable_database_says_where_and_what_to_check() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgres://ringsource@127.0.0.1:{port}/calls");
+    let config = config_with(&url, &[("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1")]).unwrap();
+    let err = start_error(config);
+    assert!(err.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{port}/calls")), "{err}");
+    assert!(err.contains("listen_addresses") && err.contains("pg_hba.conf"), "says what to check: {err}");
+}
+
+#[test]
+fn the_routes_postgresql_does_not_serve_yet_answer_501() {
+    let Some(h) = start_on(
+        Backend::Postgres,
+        "the_routes_postgresql_does_not_serve_yet_answer_501",
+        &format!("admin_token = \"{TOKEN}\""),
+        "",
+        "",
+    ) else {
+        return;
+    };
+    // The browser's routes work.
+    let v = h.visit(None, paid());
+    assert_eq!(v["kind"], "lease");
+    // Everything else is refused before it reaches a store, and says why.
+    // (A client that does not hold answers to the OpenAPI document, which
+    // describes the API of a backend that serves it all.)
+    let client = reqwest::blocking::Client::new();
+    let auth = format!("Bearer {TOKEN}");
+    for (method, path) in [
+        ("GET", "/v1/calls"),
+        ("GET", "/v1/reports/pools"),
+        ("GET", "/v1/users"),
+        ("POST", "/v1/auth/login"),
+        ("POST", "/v1/sites/shop/pbx/generic"),
+    ] {
+        let req = match method {
+            "GET" => client.get(h.url(path)),
+            _ => client.post(h.url(path)).header("content-type", "application/json").body("{}"),
+        };
+        let resp = req.header("authorization", &auth).send().unwrap();
+        assert_eq!(resp.status(), 501, "{method} {path}");
+        let body: Value = resp.json().unwrap();
+        assert_eq!(body["error"]["code"], "not_on_postgres", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(path), "{body}");
+    }
+    // The document and unknown paths are as on SQLite.
+    assert_eq!(h.client.get(h.url("/v1/openapi.json")).send().unwrap().status(), 200);
+    assert_eq!(h.client.get(h.url("/v1/nothing-here")).send().unwrap().status(), 404);
+    let (status, _) = h.post("/v1/sites/shop/heartbeat", &json!({ "session_id": v["session_id"] }));
+    assert_eq!(status, 200);
+}
