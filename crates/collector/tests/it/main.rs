@@ -23,6 +23,7 @@ mod lease_concurrency;
 mod lease_writer;
 mod logging;
 mod money;
+mod multi_instance;
 mod openapi_conformance;
 mod openapi_responses;
 mod pbx_delivery;

@@ -1,0 +1,357 @@
+//! Two `ringsource serve` processes on one PostgreSQL database, as behind a
+//! load balancer: both start at once on an empty database (the advisory lock
+//! around the migrations), hundreds of parallel visits spread across them
+//! never lease a number to two live sessions (the database is asked), a
+//! lease taken on one instance is renewed and handed over on the other, and
+//! after one is killed with SIGKILL in the middle of the load the other
+//! keeps serving: no request sent to it fails or waits on the dead one's
+//! locks.
+//!
+//! Skipped (loudly) without PostgreSQL, as the other PostgreSQL tests.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{BROWSER_UA, paid, postgres};
+
+/// The `shop` site's pool (overflow when exhausted) and the `take` site's
+/// (take-over-oldest: every visitor gets a number).
+const SHOP_POOL: usize = 20;
+const TAKE_POOL: usize = 5;
+const PHASE1_VISITS: usize = 400;
+const THREADS: usize = 16;
+const PHASE2_VISITS: usize = 640;
+/// Phase 2 kills instance A once this many of its visits were answered.
+const KILL_AFTER: usize = 150;
+
+fn pool_numbers(prefix: &str, n: usize) -> String {
+    (1..=n).map(|i| format!("\"{prefix}{i:02}\"")).collect::<Vec<_>>().join(", ")
+}
+
+fn config(url: &str, dir: &std::path::Path) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+database = "{url}"
+bundle_dir = "{dir}/pkg"
+www_dir = "{dir}/www"
+# Each visitor comes from an address of its own, as through a proxy.
+trust_forwarded_for = true
+workers = 2
+
+[server.rate_limit]
+burst = 1000000
+per_minute = 1000000
+session_burst = 1000000
+session_per_minute = 1000000
+
+[[sites]]
+id = "shop"
+allowed_origins = ["https://shop.example"]
+region = "RU"
+originals = ["8 (495) 123-45-67"]
+overflow_number = "+7 495 700-00-99"
+
+[[sites.pools]]
+id = "paid"
+numbers = [{shop}]
+rules = [{{ channel = "Paid Search" }}]
+hold_secs = 600
+heartbeat_secs = 60
+
+[[sites]]
+id = "take"
+allowed_origins = ["https://take.example"]
+region = "RU"
+originals = ["8 (495) 223-45-67"]
+
+[[sites.pools]]
+id = "paid"
+numbers = [{take}]
+rules = [{{ channel = "Paid Search" }}]
+on_exhaustion = "take-over-oldest"
+"#,
+        dir = dir.display(),
+        shop = pool_numbers("+7 495 701-00-", SHOP_POOL),
+        take = pool_numbers("+7 495 702-00-", TAKE_POOL),
+    )
+}
+
+/// A collector process, killed (SIGKILL) and reaped when dropped.
+struct Instance {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(config: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ringsource"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1")
+        .env("RINGSOURCE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+fn bound(mut child: Child) -> Instance {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("no address: {line:?}"));
+    Instance { addr: addr.to_owned(), child }
+}
+
+/// An address of its own for visitor `i`, spread over providers, networks
+/// and clients, so that no group floods the pools' fair shares.
+fn address(i: usize) -> String {
+    format!("{}.{}.{}.{}", 1 + i % 197, (i / 197) % 256, (i * 7) % 256, 1 + i % 250)
+}
+
+/// What one request was answered: the instance, the status, the body, and
+/// how long it took.
+#[derive(Debug, Clone)]
+struct Answer {
+    instance: usize,
+    status: Option<u16>,
+    body: Value,
+    took: Duration,
+}
+
+fn post(client: &reqwest::blocking::Client, addr: &str, path: &str, ip: &str, body: &Value) -> (Option<u16>, Value) {
+    let sent = client
+        .post(format!("http://{addr}{path}"))
+        .header("content-type", "text/plain")
+        .header("user-agent", BROWSER_UA)
+        .header("x-forwarded-for", ip)
+        .body(body.to_string())
+        .send();
+    match sent {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            (Some(status), resp.json().unwrap_or(Value::Null))
+        }
+        Err(_) => (None, Value::Null),
+    }
+}
+
+fn visit(site: &str, session: Option<&str>, client_id: &str) -> Value {
+    let mut body = json!({
+        "touch": paid(),
+        "page": { "url": format!("https://{site}.example/"), "title": "Shop" },
+        "client_id": client_id,
+    });
+    if let Some(s) = session {
+        body["session_id"] = json!(s);
+    }
+    body
+}
+
+fn scalar(url: &str, sql: &str) -> i64 {
+    let rows = postgres::query(url, sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    rows[0][0].as_deref().map_or(0, |v| v.parse().unwrap())
+}
+
+/// The invariant, asked of the database: no number has two open leases,
+/// and no two leases of a number overlap in time.
+fn assert_no_double_lease(url: &str) {
+    let open_twice = scalar(
+        url,
+        "SELECT COUNT(*) FROM (SELECT number FROM leases WHERE ended_at_ms IS NULL GROUP BY number
+         HAVING COUNT(*) > 1) AS d",
+    );
+    assert_eq!(open_twice, 0, "a number has two open leases");
+    let overlaps = scalar(
+        url,
+        "SELECT COUNT(*) FROM leases a JOIN leases b ON a.number = b.number AND a.id < b.id
+         WHERE a.started_at_ms < COALESCE(b.ended_at_ms, b.expires_at_ms)
+           AND b.started_at_ms < COALESCE(a.ended_at_ms, a.expires_at_ms)",
+    );
+    assert_eq!(overlaps, 0, "two leases of one number overlap in time");
+}
+
+fn p99(mut took: Vec<Duration>) -> Duration {
+    took.sort_unstable();
+    took.get(took.len().saturating_sub(1).min(took.len() * 99 / 100)).copied().unwrap_or_default()
+}
+
+#[test]
+fn two_instances_share_one_database_and_survive_a_kill() {
+    let Some(url) = postgres::database("two_instances_share_one_database_and_survive_a_kill") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for static_dir in ["pkg", "www/demo", "www/bench", "www/dashboard"] {
+        std::fs::create_dir_all(dir.path().join(static_dir)).unwrap();
+    }
+    let cfg = dir.path().join("ringsource.toml");
+    std::fs::write(&cfg, config(&url, dir.path())).unwrap();
+
+    // Phase 0: both at once on an empty database.
+    let (a, b) = (spawn(&cfg), spawn(&cfg));
+    let instances = [bound(a), bound(b)];
+    assert_eq!(scalar(&url, "SELECT COUNT(*) FROM refinery_schema_history"), 1, "the schema migrated once");
+    assert_eq!(scalar(&url, "SELECT COUNT(*) FROM numbers WHERE kind = 'pool'"), (SHOP_POOL + TAKE_POOL) as i64);
+    let addrs: Vec<String> = instances.iter().map(|i| i.addr.clone()).collect();
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+
+    // Phase 1: hundreds of parallel visits, each visitor to one instance.
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let journal = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            let (next, journal, client, addrs) = (Arc::clone(&next), Arc::clone(&journal), &client, &addrs);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= PHASE1_VISITS {
+                        break;
+                    }
+                    let (status, body) = post(
+                        client,
+                        &addrs[i % 2],
+                        "/v1/sites/shop/visits",
+                        &address(i),
+                        &visit("shop", None, &format!("GA1.1.{i}.1")),
+                    );
+                    journal.lock().unwrap().push((i, status, body));
+                }
+            });
+        }
+    });
+    let phase1 = started.elapsed();
+    let journal = Arc::try_unwrap(journal).unwrap().into_inner().unwrap();
+    assert!(journal.iter().all(|(_, status, _)| *status == Some(200)), "every visit answered 200");
+    let leased: Vec<&(usize, Option<u16>, Value)> =
+        journal.iter().filter(|(_, _, b)| b["kind"] == "lease" && b["overflow"] == false).collect();
+    let mut numbers: Vec<&str> = leased.iter().map(|(_, _, b)| b["number"].as_str().unwrap()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(leased.len(), SHOP_POOL, "as many visitors got a pool number as the pool has");
+    assert_eq!(numbers.len(), SHOP_POOL, "and no number went to two of them");
+    let overflow = journal.iter().filter(|(_, _, b)| b["overflow"] == true).count();
+    assert_eq!(overflow, PHASE1_VISITS - SHOP_POOL, "everyone else saw the overflow number");
+    assert!(leased.iter().any(|(i, _, _)| i % 2 == 0) && leased.iter().any(|(i, _, _)| i % 2 == 1), "both leased");
+    assert_no_double_lease(&url);
+    assert_eq!(scalar(&url, "SELECT COUNT(*) FROM leases WHERE site_id = 'shop' AND ended_at_ms IS NULL"), 20);
+    assert_eq!(
+        scalar(&url, "SELECT SUM(events) FROM pool_exhaustions WHERE site_id = 'shop'"),
+        (PHASE1_VISITS - SHOP_POOL) as i64,
+        "both instances' refusals add up"
+    );
+
+    // A lease taken on one instance is renewed on the other, and handed
+    // over there to the same visitor's new session.
+    for (i, _, answer) in leased.iter().take(5) {
+        let other = &addrs[(i + 1) % 2];
+        let (status, beat) = post(
+            &client,
+            other,
+            "/v1/sites/shop/heartbeat",
+            &address(*i),
+            &json!({ "session_id": answer["session_id"] }),
+        );
+        assert_eq!(status, Some(200), "{beat}");
+        assert_eq!(beat["number"], answer["number"]);
+        let (status, again) =
+            post(&client, other, "/v1/sites/shop/visits", &address(*i), &visit("shop", None, &format!("GA1.1.{i}.1")));
+        assert_eq!(status, Some(200));
+        assert_ne!(again["session_id"], answer["session_id"], "a new session");
+        assert_eq!(again["number"], answer["number"], "the returning visitor keeps their number");
+    }
+    assert_eq!(scalar(&url, "SELECT COUNT(*) FROM leases WHERE end_reason = 'handed-over'"), 5);
+    assert_no_double_lease(&url);
+
+    // Phase 2: take-over-oldest under load on both; A is killed mid-load.
+    let mut instances = instances;
+    let a_pid = instances[0].child.id();
+    let killed = Arc::new(AtomicBool::new(false));
+    let a_answered = Arc::new(AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
+    let answers: Arc<Mutex<Vec<Answer>>> = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let kill_at = std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            let (next, answers, client, addrs) = (Arc::clone(&next), Arc::clone(&answers), &client, &addrs);
+            let (killed, a_answered) = (Arc::clone(&killed), Arc::clone(&a_answered));
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= PHASE2_VISITS {
+                        break;
+                    }
+                    let body = visit("take", None, &format!("GA1.2.{i}.1"));
+                    // A load balancer: A while it is up, then B; a failed
+                    // request to A is sent once more, to B.
+                    let mut target = if killed.load(Ordering::Relaxed) { 1 } else { i % 2 };
+                    loop {
+                        let sent = Instant::now();
+                        let (status, body) = post(client, &addrs[target], "/v1/sites/take/visits", &address(i), &body);
+                        let answer = Answer { instance: target, status, body, took: sent.elapsed() };
+                        let failed = answer.status != Some(200);
+                        if target == 0 && !failed {
+                            a_answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        answers.lock().unwrap().push(answer);
+                        if failed && target == 0 {
+                            target = 1;
+                            continue;
+                        }
+                        break;
+                    }
+                }
+            });
+        }
+        // The killer: SIGKILL to A once it has answered enough, while every
+        // thread is still sending.
+        while a_answered.load(Ordering::Relaxed) < KILL_AFTER {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        instances[0].child.kill().unwrap();
+        let _ = instances[0].child.wait();
+        killed.store(true, Ordering::Relaxed);
+        started.elapsed()
+    });
+    let phase2 = started.elapsed();
+    let answers = Arc::try_unwrap(answers).unwrap().into_inner().unwrap();
+    let on_b: Vec<&Answer> = answers.iter().filter(|a| a.instance == 1).collect();
+    let failed_on_a = answers.iter().filter(|a| a.instance == 0 && a.status != Some(200)).count();
+    let failed_on_b: Vec<&Answer> = on_b.iter().copied().filter(|a| a.status != Some(200)).collect();
+    let b_p99 = p99(on_b.iter().map(|a| a.took).collect());
+    let b_max = on_b.iter().map(|a| a.took).max().unwrap_or_default();
+    eprintln!(
+        "multi_instance: phase 1 {PHASE1_VISITS} visits over 2 instances in {phase1:?}; phase 2 {PHASE2_VISITS} \
+         visits in {phase2:?}, A (pid {a_pid}) killed at {kill_at:?} after {} answers; requests failed on A: \
+         {failed_on_a}, on B: {}; B's p99 {b_p99:?}, max {b_max:?}",
+        KILL_AFTER,
+        failed_on_b.len()
+    );
+    assert!(failed_on_b.is_empty(), "no request to the surviving instance fails: {failed_on_b:?}");
+    assert!(b_max < Duration::from_secs(2), "nothing waits on the dead instance's locks: {b_max:?}");
+    let served: Vec<&Answer> = answers.iter().filter(|a| a.status == Some(200)).collect();
+    assert_eq!(served.len(), PHASE2_VISITS, "every visitor was served, by A or else by B");
+    assert!(served.iter().all(|a| a.body["kind"] == "lease"), "take-over-oldest gives every visitor a number");
+    assert!(served.iter().any(|a| a.instance == 0) && on_b.len() > PHASE2_VISITS / 2, "both served, B more");
+
+    // B goes on as before, and the database holds the invariant over both runs.
+    let (status, last) =
+        post(&client, &addrs[1], "/v1/sites/take/visits", "203.0.113.9", &visit("take", None, "GA1.3"));
+    assert_eq!(status, Some(200));
+    assert_eq!(last["kind"], "lease");
+    assert_no_double_lease(&url);
+    assert!(scalar(&url, "SELECT COUNT(*) FROM leases WHERE site_id = 'take' AND ended_at_ms IS NULL") <= 5);
+    let takeovers = scalar(&url, "SELECT COUNT(*) FROM leases WHERE site_id = 'take' AND end_reason = 'taken-over'");
+    assert!(takeovers >= (PHASE2_VISITS - TAKE_POOL) as i64, "{takeovers} take-overs");
+}
