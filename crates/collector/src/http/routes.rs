@@ -212,7 +212,7 @@ pub async fn browser_only(
         format!(
             "{path} is not served on the experimental PostgreSQL backend yet; it serves only the browser's \
              routes (missing: {})",
-            crate::storage::postgres::missing::MISSING
+            crate::services::NOT_ON_POSTGRES
         ),
     );
     Ok(req.into_response(refusal.error_response()))
