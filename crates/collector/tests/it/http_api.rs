@@ -426,3 +426,46 @@ fn the_harness_finds_rows_that_name_a_missing_parent() {
     assert_eq!((orphans[0].0.as_str(), orphans[0].2.as_str()), ("page_views", "sessions"));
     conn.execute("DELETE FROM page_views WHERE session_id = 'nobody'", []).unwrap();
 }
+
+crate::on_both_backends! {
+    promo_codes_are_unique_among_live_codes_under_load => promo_codes_under_load;
+}
+
+/// Promo-code visits from 8 threads at once on a site with 4-digit codes:
+/// draws collide often, and each collision is drawn again, so every session
+/// gets a code no other live session has; a session keeps its code.
+fn promo_codes_under_load(backend: Backend) {
+    let Some(h) = start_on(
+        backend,
+        "promo_codes_under_load",
+        "[server.rate_limit]\nburst = 100000\nper_minute = 100000",
+        "promo = { fallback = true, length = 4 }",
+        "",
+    ) else {
+        return;
+    };
+    let h = std::sync::Arc::new(h);
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let h = std::sync::Arc::clone(&h);
+            std::thread::spawn(move || {
+                (0..25).map(|_| h.visit(None, touch("Referral", "blog.example", "referral"))).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<Value> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let h = std::sync::Arc::try_unwrap(h).unwrap_or_else(|_| panic!("threads still hold the harness"));
+    assert!(answers.iter().all(|a| a["kind"] == "promo"), "every visitor got a code");
+    let mut codes: Vec<&str> = answers.iter().map(|a| a["promo_code"].as_str().unwrap()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    assert_eq!(codes.len(), 200, "no code went to two sessions");
+    let twice = h.scalar(
+        "SELECT COUNT(*) FROM (SELECT site_id, code FROM promo_codes WHERE CAST(retired AS INTEGER) = 0
+         GROUP BY site_id, code HAVING COUNT(*) > 1) AS d",
+    );
+    assert_eq!(twice, 0, "no two live codes are equal");
+    let first = &answers[0];
+    let again = h.visit(first["session_id"].as_str(), touch("Referral", "blog.example", "referral"));
+    assert_eq!(again["promo_code"], first["promo_code"], "a session keeps its code");
+}
