@@ -61,6 +61,20 @@ fn pool_error(doing: &'static str) -> impl FnOnce(deadpool_postgres::PoolError) 
     move |source| StorageError::Sql { doing, source: Box::new(source) }
 }
 
+/// An error with its causes, for a message that names the real reason (the
+/// driver says "error performing TLS handshake"; its cause says which
+/// certificate was refused and why).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// Whether running the transaction again may succeed: it lost a deadlock,
 /// or a race on a unique key (two instances creating one session id).
 fn retryable(e: &StorageError) -> bool {
@@ -186,7 +200,7 @@ impl PostgresStorage {
             let (mut client, connection) = migrate_config
                 .connect(migrate_tls)
                 .await
-                .map_err(|source| StorageError::Connect { target, source: Box::new(source) })?;
+                .map_err(|e| StorageError::Connect { target, source: with_causes(&e).into() })?;
             let driver = tokio::spawn(connection);
             let result = migrate(&mut client).await;
             drop(client);

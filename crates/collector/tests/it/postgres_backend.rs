@@ -132,3 +132,41 @@ fn the_routes_postgresql_does_not_serve_yet_answer_501() {
     let (status, _) = h.post("/v1/sites/shop/heartbeat", &json!({ "session_id": v["session_id"] }));
     assert_eq!(status, 200);
 }
+
+/// `sslmode=require` with `server.database_ca_file`: the collector connects
+/// over TLS (rustls, ring), the server's view of its connections says so,
+/// and the browser's routes work over them. Without the CA, the system's
+/// CAs do not know the server's certificate and the start fails saying so.
+#[test]
+fn tls_to_the_database_verifies_the_server_with_the_configured_ca() {
+    let Some((url, ca)) = postgres::tls_database("tls_to_the_database") else { return };
+    let experimental = [("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1")];
+    let refused = start_error(config_with(&url, &experimental).unwrap());
+    assert!(refused.contains("cannot reach PostgreSQL") && refused.contains("certificate"), "{refused}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("db.sqlite");
+    let text = site_toml(&file, &format!("database_ca_file = \"{}\"", ca.display()), "", "")
+        .replace(&format!("database = \"{}\"", file.display()), &format!("database = \"{url}\""));
+    let env: HashMap<String, String> = experimental.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let config = Config::from_toml_str(&text, Path::new("test.toml"), &env).unwrap();
+    let server = server::spawn(config, "127.0.0.1:0".parse().unwrap(), Arc::new(SystemClock)).unwrap();
+    let resp = reqwest::blocking::Client::new()
+        .post(server.url("/v1/sites/shop/visits"))
+        .header("content-type", "text/plain")
+        .header("user-agent", BROWSER_UA)
+        .body(visit_body(None, paid()).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().unwrap()["kind"], "lease");
+    let plain = url.replace("sslmode=require", "sslmode=disable");
+    let rows = postgres::query(
+        &plain,
+        "SELECT ssl, COUNT(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
+         WHERE application_name = 'ringsource' GROUP BY ssl",
+    )
+    .unwrap();
+    assert_eq!(rows.len(), 1, "every connection of the collector is alike: {rows:?}");
+    assert_eq!(rows[0][0].as_deref(), Some("t"), "and over TLS: {rows:?}");
+}

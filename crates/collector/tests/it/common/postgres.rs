@@ -28,6 +28,9 @@ const BIN_VAR: &str = "RINGSOURCE_POSTGRES_BIN";
 struct Server {
     /// `postgres://user@127.0.0.1:port` (or the variable's URL)
     base: String,
+    /// The CA of the server's certificate, on the cluster started here,
+    /// which also accepts TLS (tests ask for it with `sslmode=require`).
+    ca: Option<PathBuf>,
     /// The shell that owns the postmaster; its stdin is the lifeline.
     _keeper: Option<Mutex<Child>>,
 }
@@ -86,6 +89,7 @@ fn start_cluster(bin: &Path) -> Server {
             vec![program]
         }
     };
+    let ca = make_certificates(&dir);
     if root {
         let status = Command::new("chown").args(["-R", &format!("{account}:"), &dir.display().to_string()]).status();
         assert!(status.is_ok_and(|s| s.success()), "cannot give {} to {account}", dir.display());
@@ -130,6 +134,12 @@ fn start_cluster(bin: &Path) -> Server {
             "max_connections=400",
             "-c",
             "shared_buffers=64MB",
+            "-c",
+            "ssl=on",
+            "-c",
+            &format!("ssl_cert_file={}", dir.join("server.pem").display()),
+            "-c",
+            &format!("ssl_key_file={}", dir.join("server.key").display()),
         ]
         .map(str::to_owned),
     );
@@ -160,14 +170,56 @@ fn start_cluster(bin: &Path) -> Server {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Server { base, _keeper: Some(Mutex::new(keeper)) }
+    Server { base, ca: Some(ca), _keeper: Some(Mutex::new(keeper)) }
+}
+
+/// A CA and a server certificate it signed for 127.0.0.1 and localhost, in
+/// `dir` (the server's key readable by its owner only, as PostgreSQL
+/// demands); the CA's file.
+fn make_certificates(dir: &Path) -> PathBuf {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("running openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ringsource test CA"],
+    ]
+    .concat());
+    run(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    dir.join("ca.pem")
 }
 
 fn server() -> Option<&'static Server> {
     SERVER
         .get_or_init(|| {
             if let Ok(url) = std::env::var(URL_VAR) {
-                return Some(Server { base: url, _keeper: None });
+                return Some(Server { base: url, ca: None, _keeper: None });
             }
             binaries().map(|bin| start_cluster(&bin))
         })
@@ -193,7 +245,23 @@ pub fn database(test: &str) -> Option<String> {
     }
     query(url.as_str(), &format!("CREATE DATABASE {name}")).unwrap();
     url.set_path(&format!("/{name}"));
+    // Plain connections, as to a server without TLS (see [`tls_database`]).
+    if url.query().is_none() {
+        url.set_query(Some("sslmode=disable"));
+    }
     Some(url.to_string())
+}
+
+/// A fresh database that the cluster started here serves over TLS, as a URL
+/// that requires it, and the CA file to verify the server with; `None` on a
+/// server from [`URL_VAR`], whose certificates these tests do not know.
+pub fn tls_database(test: &str) -> Option<(String, PathBuf)> {
+    let url = database(test)?;
+    let Some(ca) = server()?.ca.clone() else {
+        eprintln!("SKIPPED {test}: TLS is tested on the cluster the tests start, not on {URL_VAR}");
+        return None;
+    };
+    Some((url.replace("sslmode=disable", "sslmode=require"), ca))
 }
 
 /// Runs `sql` on `url` and gives every row as text (NULL as `None`).
