@@ -84,10 +84,9 @@ struct Stores {
     notes: Arc<dyn NotesStore>,
     recordings: Arc<dyn RecordingStore>,
     visitor_facts: VisitorFacts,
-    /// The backend serves only the browser's routes (experimental
-    /// PostgreSQL): the others answer 501, and the outbox worker and the
-    /// retention loop do not run.
-    browser_only: bool,
+    /// The backend does not serve every route (experimental PostgreSQL):
+    /// those it does not answer 501, and the retention loop does not run.
+    partial: bool,
 }
 
 impl Stores {
@@ -107,35 +106,35 @@ impl Stores {
             notes: Arc::new(SqliteNotes::open(db)?),
             recordings: Arc::new(SqliteRecordings::open(db)?),
             visitor_facts: VisitorFacts::open(db, config.server.geoip_database.as_deref())?,
-            browser_only: false,
+            partial: false,
         })
     }
 
-    /// PostgreSQL serves the browser's writes only so far: it is refused
-    /// unless the operator asked for it by its experimental switch.
+    /// PostgreSQL does not serve every feature yet: it is refused unless the
+    /// operator asked for it by its experimental switch.
     fn postgres(config: &Config, settings: &PostgresSettings) -> Result<Self, StartError> {
         if !settings.experimental {
             return Err(StartError::PostgresIncomplete);
         }
         tracing::warn!(
             database = settings.shown.as_str(),
-            "experimental PostgreSQL backend: only visits, heartbeats and page views are served; {} answer 501",
+            "experimental PostgreSQL backend: {} answer 501",
             crate::storage::postgres::missing::MISSING
         );
         let storage = Arc::new(PostgresStorage::open(settings)?);
         let missing = Arc::new(NotYet);
         Ok(Self {
-            storage,
-            calls: missing.clone(),
-            money: missing.clone(),
-            outbox: missing.clone(),
+            storage: storage.clone(),
+            calls: storage.clone(),
+            money: storage.clone(),
+            outbox: storage.clone(),
             pools: missing.clone(),
             privacy: missing.clone(),
-            users: missing.clone(),
-            notes: missing.clone(),
-            recordings: missing,
-            visitor_facts: VisitorFacts::without_store(config.server.geoip_database.as_deref())?,
-            browser_only: true,
+            users: missing,
+            notes: storage.clone(),
+            recordings: storage.clone(),
+            visitor_facts: VisitorFacts::on_postgres(storage, config.server.geoip_database.as_deref())?,
+            partial: true,
         })
     }
 }
@@ -157,19 +156,19 @@ pub fn bind_with(
         CallsService::new(stores.calls.clone(), &config.sites, Arc::clone(&clock)).with_money(stores.money.clone()),
     );
     let privacy = Arc::new(PrivacyService::new(stores.privacy.clone(), &config.sites, Arc::clone(&clock)));
-    if !stores.browser_only {
-        // Delivers the outbox on this runtime; it stops with the server's system.
-        crate::services::exports::worker::start(crate::services::exports::worker::Worker {
-            store: stores.outbox.clone(),
-            sites: sites.as_ref().clone(),
-            clock: Arc::clone(&clock),
-        });
+    // Delivers the outbox on this runtime; it stops with the server's system.
+    crate::services::exports::worker::start(crate::services::exports::worker::Worker {
+        store: stores.outbox.clone(),
+        sites: sites.as_ref().clone(),
+        clock: Arc::clone(&clock),
+    });
+    if !stores.partial {
         crate::services::privacy::start(
             Arc::clone(&privacy),
             std::time::Duration::from_secs(config.server.retention_interval_secs),
         );
     }
-    let browser_only = stores.browser_only;
+    let partial = stores.partial;
     let state = web::Data::new(AppState {
         sites,
         clock: Arc::clone(&clock),
@@ -202,8 +201,8 @@ pub fn bind_with(
             // Outside the user guard, which reads users: what the backend
             // does not serve is refused before anything reaches its store.
             .wrap(actix_web::middleware::Condition::new(
-                browser_only,
-                actix_web::middleware::from_fn(crate::http::routes::browser_only),
+                partial,
+                actix_web::middleware::from_fn(crate::http::routes::not_on_postgres),
             ))
             .wrap(actix_web::middleware::from_fn(crate::http::edge::guard))
             // Outermost: the guard's own answers get a request id and a line too.

@@ -192,26 +192,23 @@ pub fn method_not_allowed(method: &str, path: &str, allow: &str) -> HttpResponse
     resp
 }
 
-/// On a backend that serves only the browser's routes (PostgreSQL so far,
-/// behind `RINGSOURCE_EXPERIMENTAL_POSTGRES`): every other route of the API
-/// answers 501 with what is missing, before a guard or handler reaches a
-/// store. The OpenAPI document, static files and unknown paths pass.
-pub async fn browser_only(
+/// On a backend that does not serve every route yet (PostgreSQL, behind
+/// `RINGSOURCE_EXPERIMENTAL_POSTGRES`): the routes that need what it lacks
+/// answer 501 with what is missing, before a guard or handler reaches a
+/// store.
+pub async fn not_on_postgres(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let path = req.path();
-    let served = |r: &&Route| r.caller == Caller::Browser || r.path == "/v1/openapi.json";
-    let api = ROUTES.iter().filter(|r| matches(r.path, path)).collect::<Vec<_>>();
-    if api.is_empty() || api.iter().any(served) {
+    if !crate::services::ROUTES_NOT_ON_POSTGRES.iter().any(|pattern| matches(pattern, path)) {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let refusal = ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
         "not_on_postgres",
         format!(
-            "{path} is not served on the experimental PostgreSQL backend yet; it serves only the browser's \
-             routes (missing: {})",
+            "{path} is not served on the experimental PostgreSQL backend yet (missing: {})",
             crate::services::NOT_ON_POSTGRES
         ),
     );

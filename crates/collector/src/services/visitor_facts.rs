@@ -7,11 +7,13 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::services::device::{Device, DeviceParser};
 use crate::services::geo::{Geo, GeoError, Place};
 pub use crate::storage::Facts;
 use crate::storage::StorageError;
+use crate::storage::postgres::PostgresStorage;
 use crate::storage::sqlite::visitor_facts::SqliteVisitorFacts;
 
 /// The facts of a new session from what was found of its place and device.
@@ -36,9 +38,13 @@ pub enum VisitorFactsError {
 /// What the visit handler asks for each new visit.
 pub struct VisitorFacts {
     geo: Option<Geo>,
-    /// `None` on PostgreSQL, which does not read stored facts yet (the calls
-    /// API that shows them is not served there).
-    store: Option<SqliteVisitorFacts>,
+    store: FactsStore,
+}
+
+/// Where the stored facts are read.
+enum FactsStore {
+    Sqlite(SqliteVisitorFacts),
+    Postgres(Arc<PostgresStorage>),
 }
 
 impl VisitorFacts {
@@ -47,14 +53,14 @@ impl VisitorFacts {
         let geo = geoip.map(Geo::open).transpose()?;
         // Compiled now rather than on the first visit, which would wait for it.
         let _ = DeviceParser::shared();
-        Ok(Self { geo, store: Some(SqliteVisitorFacts::open(database)?) })
+        Ok(Self { geo, store: FactsStore::Sqlite(SqliteVisitorFacts::open(database)?) })
     }
 
-    /// Facts of new visits only, with nothing stored to read back.
-    pub fn without_store(geoip: Option<&Path>) -> Result<Self, VisitorFactsError> {
+    /// With the stored facts read from PostgreSQL.
+    pub fn on_postgres(storage: Arc<PostgresStorage>, geoip: Option<&Path>) -> Result<Self, VisitorFactsError> {
         let geo = geoip.map(Geo::open).transpose()?;
         let _ = DeviceParser::shared();
-        Ok(Self { geo, store: None })
+        Ok(Self { geo, store: FactsStore::Postgres(storage) })
     }
 
     /// The facts of a visit from `ip` with `user_agent`.
@@ -71,8 +77,8 @@ impl VisitorFacts {
     /// The stored facts of each of `sessions` that has any.
     pub fn of_sessions(&self, sessions: &[String]) -> Result<HashMap<String, Facts>, StorageError> {
         match &self.store {
-            Some(store) => store.of_sessions(sessions),
-            None => Err(StorageError::NotOnPostgres { feature: "stored visitor facts" }),
+            FactsStore::Sqlite(store) => store.of_sessions(sessions),
+            FactsStore::Postgres(store) => store.visitor_facts(sessions),
         }
     }
 }

@@ -31,8 +31,11 @@ use crate::clock::Clock;
 use crate::config::Site;
 use crate::config::server::PostgresSettings;
 
+mod calls;
 mod leases;
 pub mod missing;
+mod money;
+mod notes;
 mod visits;
 
 mod embedded {
@@ -422,4 +425,118 @@ async fn recredit_static_calls(tx: &deadpool_postgres::Transaction<'_>, site: &S
         .map_err(pg("crediting a static number's calls"))?;
     }
     Ok(())
+}
+
+// ------------------------------------------------ the blocking side of the port
+
+type Params<'a> = [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
+/// The statements of one transaction, run from a blocking thread (the
+/// server's blocking pool, a plain thread): each waits on the adapter's
+/// runtime. The port's admin and PBX stores are blocking, and the calls
+/// workflow reads its facts synchronously.
+pub(crate) struct Blocking<'a, 'c> {
+    rt: &'a tokio::runtime::Handle,
+    tx: &'a deadpool_postgres::Transaction<'c>,
+}
+
+impl Blocking<'_, '_> {
+    fn query(
+        &self,
+        doing: &'static str,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Vec<tokio_postgres::Row>, StorageError> {
+        self.rt.block_on(async {
+            let st = self.tx.prepare_cached(sql).await.map_err(pg(doing))?;
+            self.tx.query(&st, params).await.map_err(pg(doing))
+        })
+    }
+
+    fn query_opt(
+        &self,
+        doing: &'static str,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Option<tokio_postgres::Row>, StorageError> {
+        Ok(self.query(doing, sql, params)?.into_iter().next())
+    }
+
+    fn query_one(
+        &self,
+        doing: &'static str,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<tokio_postgres::Row, StorageError> {
+        self.query_opt(doing, sql, params)?.ok_or_else(|| StorageError::Corrupt(format!("no row while {doing}")))
+    }
+
+    fn execute(&self, doing: &'static str, sql: &str, params: &Params<'_>) -> Result<u64, StorageError> {
+        self.rt.block_on(async {
+            let st = self.tx.prepare_cached(sql).await.map_err(pg(doing))?;
+            self.tx.execute(&st, params).await.map_err(pg(doing))
+        })
+    }
+}
+
+/// The [`StorageError`] inside an error of a store, for the retry test.
+pub(crate) trait HasStorageError {
+    fn storage(&self) -> Option<&StorageError>;
+}
+
+impl HasStorageError for StorageError {
+    fn storage(&self) -> Option<&StorageError> {
+        Some(self)
+    }
+}
+
+impl PostgresStorage {
+    /// Runs `body` in a transaction that commits durably (what it writes,
+    /// someone is told is done), waiting on this thread; again if it lost a
+    /// deadlock or a race on a unique key. Not for the adapter's own
+    /// runtime threads.
+    fn write<T, E>(&self, clock: &dyn Clock, body: impl Fn(&Blocking<'_, '_>, i64) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StorageError> + HasStorageError,
+    {
+        let rt = self.runtime().handle();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = (|| {
+                let mut client =
+                    rt.block_on(self.shared.pool.get()).map_err(pool_error("taking a database connection"))?;
+                let tx = rt.block_on(client.transaction()).map_err(pg("beginning a transaction"))?;
+                let now_ms = self.shared.now(clock);
+                let value = body(&Blocking { rt, tx: &tx }, now_ms)?;
+                rt.block_on(tx.commit()).map_err(pg("committing"))?;
+                Ok(value)
+            })();
+            match result {
+                Err(e) if attempt < ATTEMPTS && HasStorageError::storage(&e).is_some_and(retryable) => {
+                    tracing::debug!(attempt, "a database transaction lost a race; running it again");
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// A read in one snapshot (`REPEATABLE READ, READ ONLY`), waiting on
+    /// this thread.
+    fn read<T>(&self, body: impl FnOnce(&Blocking<'_, '_>) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let rt = self.runtime().handle();
+        let mut client = rt.block_on(self.shared.pool.get()).map_err(pool_error("taking a database connection"))?;
+        let tx = rt
+            .block_on(
+                client
+                    .build_transaction()
+                    .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start(),
+            )
+            .map_err(pg("beginning a read"))?;
+        let value = body(&Blocking { rt, tx: &tx })?;
+        rt.block_on(tx.commit()).map_err(pg("ending a read"))?;
+        Ok(value)
+    }
 }
