@@ -5,7 +5,7 @@
 //! lease taken on one instance is renewed and handed over on the other, and
 //! after one is killed with SIGKILL in the middle of the load the other
 //! keeps serving: no request sent to it fails or waits on the dead one's
-//! locks.
+//! locks. A PBX delivery posted to both at once is stored once.
 //!
 //! Skipped (loudly) without PostgreSQL, as the other PostgreSQL tests.
 
@@ -28,6 +28,8 @@ const THREADS: usize = 16;
 const PHASE2_VISITS: usize = 640;
 /// Phase 2 kills instance A once this many of its visits were answered.
 const KILL_AFTER: usize = 150;
+/// Calls whose end event is posted to both instances at once.
+const PBX_CALLS: usize = 100;
 
 fn pool_numbers(prefix: &str, n: usize) -> String {
     (1..=n).map(|i| format!("\"{prefix}{i:02}\"")).collect::<Vec<_>>().join(", ")
@@ -57,6 +59,7 @@ allowed_origins = ["https://shop.example"]
 region = "RU"
 originals = ["8 (495) 123-45-67"]
 overflow_number = "+7 495 700-00-99"
+pbx_secrets = {{ generic = "{generic}" }}
 
 [[sites.pools]]
 id = "paid"
@@ -80,6 +83,7 @@ on_exhaustion = "take-over-oldest"
         dir = dir.display(),
         shop = pool_numbers("+7 495 701-00-", SHOP_POOL),
         take = pool_numbers("+7 495 702-00-", TAKE_POOL),
+        generic = crate::pbx_support::GENERIC_SECRET,
     )
 }
 
@@ -144,6 +148,35 @@ fn post(client: &reqwest::blocking::Client, addr: &str, path: &str, ip: &str, bo
             let status = resp.status().as_u16();
             (Some(status), resp.json().unwrap_or(Value::Null))
         }
+        Err(_) => (None, Value::Null),
+    }
+}
+
+/// Posts a generic PBX end event of call `call_id` (from a caller of its
+/// own, `caller`) as delivery `webhook_id`, signed as the PBX would at
+/// `now_secs`.
+fn pbx_end(
+    client: &reqwest::blocking::Client,
+    addr: &str,
+    (call_id, caller): (&str, usize),
+    webhook_id: &str,
+    now_secs: i64,
+) -> (Option<u16>, Value) {
+    let body = json!({
+        "call_id": call_id, "from": format!("+7916{caller:07}"), "to": "+74957010001",
+        "started_at": "2024-05-01T06:59:00Z", "answered_at": "2024-05-01T06:59:10Z",
+        "ended_at": "2024-05-01T07:00:00Z", "status": "answered", "phase": "end"
+    })
+    .to_string();
+    let mut req = client
+        .post(format!("http://{addr}/v1/sites/shop/pbx/generic"))
+        .header("content-type", "application/json")
+        .body(body.clone());
+    for (k, v) in crate::pbx_support::generic_headers(webhook_id, now_secs, &body, crate::pbx_support::GENERIC_KEY) {
+        req = req.header(k, v);
+    }
+    match req.send() {
+        Ok(resp) => (Some(resp.status().as_u16()), resp.json().unwrap_or(Value::Null)),
         Err(_) => (None, Value::Null),
     }
 }
@@ -274,6 +307,48 @@ fn two_instances_share_one_database_and_survive_a_kill() {
     assert_eq!(scalar(&url, "SELECT COUNT(*) FROM leases WHERE end_reason = 'handed-over'"), 5);
     assert_no_double_lease(&url);
 
+    // PBX deliveries across instances: each call's end event is posted to
+    // both at the same moment with the same webhook id, as a PBX retrying
+    // through a load balancer would. One stores it, the other answers
+    // "duplicate"; the database holds each call and event once.
+    let now_secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let pairs: Vec<(Value, Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..PBX_CALLS)
+            .map(|n| {
+                let (client, addrs) = (&client, &addrs);
+                s.spawn(move || {
+                    let (call, webhook) = (format!("mi-{n}"), format!("msg_mi_{n}"));
+                    let send = |addr: &str| {
+                        let (status, body) = pbx_end(client, addr, (&call, n), &webhook, now_secs);
+                        assert_eq!(status, Some(200), "{body}");
+                        body
+                    };
+                    std::thread::scope(|s| {
+                        let a = s.spawn(|| send(&addrs[0]));
+                        let b = send(&addrs[1]);
+                        (a.join().unwrap(), b)
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (a, b) in &pairs {
+        let mut outcomes = [a["outcome"].as_str().unwrap(), b["outcome"].as_str().unwrap()];
+        outcomes.sort_unstable();
+        assert_eq!(outcomes, ["duplicate", "recorded"], "one stores, one is the duplicate: {a} {b}");
+    }
+    let recorded_by_a = pairs.iter().filter(|(a, _)| a["outcome"] == "recorded").count();
+    assert_eq!(scalar(&url, "SELECT COUNT(*) FROM calls WHERE pbx_call_id LIKE 'mi-%'"), PBX_CALLS as i64);
+    assert_eq!(
+        scalar(
+            &url,
+            "SELECT COUNT(*) FROM call_events e JOIN calls c ON c.id = e.call_id WHERE c.pbx_call_id LIKE 'mi-%'"
+        ),
+        PBX_CALLS as i64
+    );
+    assert_eq!(scalar(&url, "SELECT COUNT(*) FROM pbx_deliveries WHERE delivery_id LIKE 'msg_mi_%'"), PBX_CALLS as i64);
+
     // Phase 2: take-over-oldest under load on both; A is killed mid-load.
     let mut instances = instances;
     let a_pid = instances[0].child.id();
@@ -281,11 +356,13 @@ fn two_instances_share_one_database_and_survive_a_kill() {
     let a_answered = Arc::new(AtomicUsize::new(0));
     let next = Arc::new(AtomicUsize::new(0));
     let answers: Arc<Mutex<Vec<Answer>>> = Arc::new(Mutex::new(Vec::new()));
+    type PbxAnswer = (usize, String, Option<u16>, Value);
+    let calls: Arc<Mutex<Vec<PbxAnswer>>> = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let kill_at = std::thread::scope(|s| {
         for _ in 0..THREADS {
             let (next, answers, client, addrs) = (Arc::clone(&next), Arc::clone(&answers), &client, &addrs);
-            let (killed, a_answered) = (Arc::clone(&killed), Arc::clone(&a_answered));
+            let (killed, a_answered, calls) = (Arc::clone(&killed), Arc::clone(&a_answered), Arc::clone(&calls));
             s.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -311,6 +388,21 @@ fn two_instances_share_one_database_and_survive_a_kill() {
                         }
                         break;
                     }
+                    // Every fourth visitor calls: the PBX posts the end
+                    // event, and sends it again elsewhere if unanswered.
+                    if i % 4 == 0 {
+                        let (call, webhook) = (format!("kill-{i}"), format!("msg_kill_{i}"));
+                        let mut target = if killed.load(Ordering::Relaxed) { 1 } else { i % 2 };
+                        loop {
+                            let (status, body) = pbx_end(client, &addrs[target], (&call, 1000 + i), &webhook, now_secs);
+                            calls.lock().unwrap().push((target, call.clone(), status, body));
+                            if status != Some(200) && target == 0 {
+                                target = 1;
+                                continue;
+                            }
+                            break;
+                        }
+                    }
                 }
             });
         }
@@ -332,6 +424,11 @@ fn two_instances_share_one_database_and_survive_a_kill() {
     let b_p99 = p99(on_b.iter().map(|a| a.took).collect());
     let b_max = on_b.iter().map(|a| a.took).max().unwrap_or_default();
     eprintln!(
+        "multi_instance: {PBX_CALLS} PBX deliveries posted to both instances at once: each stored once, \
+         {recorded_by_a} by A and {} by B",
+        PBX_CALLS - recorded_by_a
+    );
+    eprintln!(
         "multi_instance: phase 1 {PHASE1_VISITS} visits over 2 instances in {phase1:?}; phase 2 {PHASE2_VISITS} \
          visits in {phase2:?}, A (pid {a_pid}) killed at {kill_at:?} after {} answers; requests failed on A: \
          {failed_on_a}, on B: {}; B's p99 {b_p99:?}, max {b_max:?}",
@@ -344,6 +441,28 @@ fn two_instances_share_one_database_and_survive_a_kill() {
     assert_eq!(served.len(), PHASE2_VISITS, "every visitor was served, by A or else by B");
     assert!(served.iter().all(|a| a.body["kind"] == "lease"), "take-over-oldest gives every visitor a number");
     assert!(served.iter().any(|a| a.instance == 0) && on_b.len() > PHASE2_VISITS / 2, "both served, B more");
+
+    // No acknowledged call is lost: every PBX post answered 200 by either
+    // instance, before or after the kill, is stored; none sent to B failed.
+    let calls = Arc::try_unwrap(calls).unwrap().into_inner().unwrap();
+    let pbx_failed_on_b = calls.iter().filter(|(target, _, status, _)| *target == 1 && *status != Some(200)).count();
+    assert_eq!(pbx_failed_on_b, 0, "no PBX post to the surviving instance fails");
+    let acked: std::collections::BTreeSet<&str> =
+        calls.iter().filter(|(_, _, status, _)| *status == Some(200)).map(|(_, call, _, _)| call.as_str()).collect();
+    assert_eq!(acked.len(), PHASE2_VISITS / 4, "every call was acknowledged, by A or else by B");
+    let stored = scalar(
+        &url,
+        "SELECT COUNT(DISTINCT c.pbx_call_id) FROM calls c JOIN call_events e ON e.call_id = c.id
+         WHERE c.pbx_call_id LIKE 'kill-%'",
+    );
+    assert_eq!(stored, acked.len() as i64, "no acknowledged call is lost");
+    eprintln!(
+        "multi_instance: {} PBX posts during phase 2, {} acknowledged calls, {} stored; PBX posts failed on A: {}",
+        calls.len(),
+        acked.len(),
+        stored,
+        calls.iter().filter(|(target, _, status, _)| *target == 0 && *status != Some(200)).count()
+    );
 
     // B goes on as before, and the database holds the invariant over both runs.
     let (status, last) =
