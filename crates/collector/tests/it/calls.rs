@@ -11,9 +11,6 @@ use ringsource_collector::clock::ManualClock;
 use ringsource_collector::config::Config;
 use ringsource_collector::services::calls::CallsService;
 use ringsource_collector::services::calls::{CallSink, RecordOutcome};
-use ringsource_collector::storage::calls::CallStore;
-use ringsource_collector::storage::postgres::PostgresStorage;
-use ringsource_collector::storage::sqlite::SqliteStorage;
 use ringsource_core::call::{CallEvent, CallPhase, CallStatus};
 use ringsource_core::phone::PhoneNumber;
 use serde_json::{Value, json};
@@ -39,18 +36,7 @@ fn start_calls(backend: Backend, test: &str, site_extra: &str) -> Option<Calls> 
     let h = start_with_clock_on(backend, test, SERVER, site_extra, POOL_SETTINGS, clock.clone())?;
     let text = site_toml(&h.db, SERVER, site_extra, POOL_SETTINGS);
     let config = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new()).unwrap();
-    let store: Arc<dyn CallStore> = match &h.pg {
-        None => Arc::new(SqliteStorage::open(&h.db).unwrap()),
-        Some(url) => {
-            let pg = Config::from_toml_str(
-                &text.replace(&format!("database = \"{}\"", h.db.display()), &format!("database = \"{url}\"")),
-                Path::new("test.toml"),
-                &HashMap::<String, String>::new(),
-            )
-            .unwrap();
-            Arc::new(PostgresStorage::open(pg.server.postgres.as_ref().unwrap()).unwrap())
-        }
-    };
+    let store = h.call_store();
     let sink = CallsService::new(store, &config.sites, clock.clone());
     Some(Calls { h, clock, sink })
 }

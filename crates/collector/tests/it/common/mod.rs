@@ -213,6 +213,22 @@ impl Drop for Harness {
 }
 
 impl Harness {
+    /// The storage of the test's database, opened a second time beside the
+    /// server's (on its backend), as the calls store of a `CallsService`
+    /// that stands in for the server's PBX routes.
+    pub fn call_store(&self) -> Arc<dyn ringsource_collector::storage::calls::CallStore> {
+        match &self.pg {
+            None => Arc::new(ringsource_collector::storage::sqlite::SqliteStorage::open(&self.db).unwrap()),
+            Some(url) => {
+                let text = format!("[server]\ndatabase = \"{url}\"\n");
+                let config =
+                    Config::from_toml_str(&text, Path::new("store.toml"), &HashMap::<String, String>::new()).unwrap();
+                let settings = config.server.postgres.as_ref().unwrap();
+                Arc::new(ringsource_collector::storage::postgres::PostgresStorage::open(settings).unwrap())
+            }
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         self.server.url(path)
     }
