@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::server;
 
+pub mod migrate;
 pub mod users;
 use crate::services::privacy::{self, PrivacyService};
 use crate::storage::sqlite::backup;
@@ -150,6 +151,15 @@ pub enum Command {
         #[command(subcommand)]
         command: users::UserCommand,
     },
+    /// Copy a SQLite database into PostgreSQL: `migrate --from sqlite:FILE
+    /// --to postgres://user@host:port/dbname`.
+    ///
+    /// Runs PostgreSQL's migrations on the target, copies every table in one
+    /// transaction, verifies row counts and a checksum of every table on
+    /// both sides, and commits only if all match. Refuses a target that
+    /// holds collector data (unless --replace) and a SQLite file that is not
+    /// at this version's schema. Stop the collector before, and back up.
+    Migrate(migrate::MigrateArgs),
     /// Put a backup in place of the database. Refuses while anything (a
     /// running collector) has the database open: stop it, restore, start it.
     Restore {
@@ -247,6 +257,7 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("ringsource: user needs --config FILE (the configuration whose database holds the users)");
             ExitCode::FAILURE
         }
+        Command::Migrate(args) => migrate::run(args),
         Command::Serve { config, listen } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,

@@ -265,6 +265,32 @@ pub fn is_postgres_url(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
 }
 
+/// PostgreSQL's settings for a URL given on the command line (`ringsource
+/// migrate --to`), read as `server.database` is: the password may come from
+/// [`DATABASE_PASSWORD_ENV`], and `ca_file` plays `server.database_ca_file`.
+/// [`DATABASE_URL_ENV`] does not override it. The error names what is wrong
+/// and the form expected.
+pub fn postgres_from_url(url: &str, ca_file: Option<PathBuf>, env: &dyn Env) -> Result<PostgresSettings, String> {
+    /// The environment without [`DATABASE_URL_ENV`]: the URL given wins.
+    struct Given<'a>(&'a dyn Env);
+    impl Env for Given<'_> {
+        fn var(&self, name: &str) -> Option<String> {
+            if name == DATABASE_URL_ENV { None } else { self.0.var(name) }
+        }
+    }
+    if !is_postgres_url(url) {
+        return Err("must be a postgres://user@host:port/dbname URL".to_owned());
+    }
+    let mut raw = RawServer::default_shape();
+    raw.database = PathBuf::from(url);
+    raw.database_ca_file = ca_file;
+    let mut issues = super::Issues::new(std::path::Path::new(""));
+    match postgres_settings(&raw, &Given(env), &mut issues) {
+        Some(settings) if issues.list.is_empty() => Ok(settings),
+        _ => Err(issues.list.into_iter().map(|i| i.reason).collect::<Vec<_>>().join("; ")),
+    }
+}
+
 /// PostgreSQL's settings when the database is a `postgres://` URL (from
 /// [`DATABASE_URL_ENV`] first), with problems pushed to `issues`.
 fn postgres_settings(raw: &RawServer, env: &dyn Env, issues: &mut Issues<'_>) -> Option<PostgresSettings> {

@@ -49,7 +49,7 @@ const POOL_SIZE: usize = 16;
 
 /// The key of the advisory lock that instances take to migrate the schema
 /// and to sync the sites, one at a time ("rngsrc" in ASCII).
-const SCHEMA_LOCK: i64 = 0x726e_6773_7263;
+pub(crate) const SCHEMA_LOCK: i64 = 0x726e_6773_7263;
 
 /// How often a transaction that lost a deadlock or a race on a unique key
 /// is run again before its error is the answer.
@@ -67,7 +67,7 @@ fn pool_error(doing: &'static str) -> impl FnOnce(deadpool_postgres::PoolError) 
 /// An error with its causes, for a message that names the real reason (the
 /// driver says "error performing TLS handshake"; its cause says which
 /// certificate was refused and why).
-fn with_causes(e: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -141,7 +141,7 @@ impl Drop for PostgresStorage {
 }
 
 /// The TLS connector: the CA file's certificates, or the system's CAs.
-fn tls(settings: &PostgresSettings) -> Result<MakeRustlsConnect, StorageError> {
+pub(crate) fn tls(settings: &PostgresSettings) -> Result<MakeRustlsConnect, StorageError> {
     let open = |why: String| StorageError::Open { path: settings.shown.clone(), source: why.into() };
     let mut roots = rustls::RootCertStore::empty();
     match &settings.ca_file {
@@ -191,11 +191,7 @@ impl PostgresStorage {
 
     fn connect(settings: &PostgresSettings, runtime: &tokio::runtime::Runtime) -> Result<Shared, StorageError> {
         let tls = tls(settings)?;
-        let mut connect = settings.connect.clone();
-        if connect.get_connect_timeout().is_none() {
-            connect.connect_timeout(Duration::from_secs(5));
-        }
-        connect.application_name("ringsource");
+        let connect = client_config(settings);
         let target = settings.shown.clone();
         let migrate_tls = tls.clone();
         let migrate_config = connect.clone();
@@ -246,6 +242,17 @@ impl PostgresStorage {
     }
 }
 
+/// The driver's configuration for `settings`: the URL's, with a connect
+/// timeout of 5 s unless the URL sets one, and the application name.
+pub(crate) fn client_config(settings: &PostgresSettings) -> tokio_postgres::Config {
+    let mut connect = settings.connect.clone();
+    if connect.get_connect_timeout().is_none() {
+        connect.connect_timeout(Duration::from_secs(5));
+    }
+    connect.application_name("ringsource");
+    connect
+}
+
 /// Runs `work` on `runtime` and blocks this thread until it is done. The
 /// callers (server start) may be on another runtime's executor thread, where
 /// tokio refuses `block_on` and blocking receives; a std channel blocks any
@@ -263,7 +270,7 @@ fn wait_on<T: Send + 'static>(
 
 /// Applies the embedded migrations, one instance at a time: refinery takes
 /// no lock of its own, and two collectors starting together would both try.
-async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), StorageError> {
+pub(crate) async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), StorageError> {
     client.execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK]).await.map_err(pg("waiting for the schema lock"))?;
     let result = embedded::migrations::runner().run_async(client).await.map(drop);
     let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK]).await;

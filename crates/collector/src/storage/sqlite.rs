@@ -71,6 +71,17 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
+/// The schema version this build migrates SQLite files to (their `PRAGMA
+/// user_version` once the collector has opened them): what `ringsource
+/// migrate` requires of the file it copies.
+pub fn latest_schema_version() -> Result<i64, StorageError> {
+    let mut conn = Connection::open_in_memory().map_err(sql("opening an in-memory database"))?;
+    // Silently: rusqlite_migration logs "Database migrated", which would read
+    // as if the operator's file had been changed.
+    tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || migrate(&mut conn))?;
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql("reading the schema version"))
+}
+
 /// Migrates to the latest schema. Foreign keys are off on the collector's
 /// connection (see [`connect`]), as SQLite also requires for rebuilding a
 /// table that others refer to; migrations that rebuild one check the keys
