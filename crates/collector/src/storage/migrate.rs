@@ -96,6 +96,9 @@ pub enum MigrateError {
     Cycle(Vec<String>),
 }
 
+/// A SQLite table not copied, and why.
+type LeftBehind = (String, String);
+
 /// What [`migrate`] was asked to do.
 pub struct Options {
     /// Empty the target's tables first instead of refusing a target that
@@ -136,7 +139,7 @@ impl TableReport {
 #[derive(Debug)]
 pub struct Report {
     pub tables: Vec<TableReport>,
-    pub left_behind: Vec<(String, String)>,
+    pub left_behind: Vec<LeftBehind>,
     pub committed: bool,
     /// Whether the target held data that `--replace` deleted.
     pub replaced: bool,
@@ -456,7 +459,7 @@ fn plan(
     sqlite: BTreeMap<String, Vec<(String, bool)>>,
     mut postgres: BTreeMap<String, Vec<Column>>,
     keys: &[(String, String)],
-) -> Result<(Vec<Table>, Vec<(String, String)>), MigrateError> {
+) -> Result<(Vec<Table>, Vec<LeftBehind>), MigrateError> {
     let mut left_behind = Vec::new();
     let mut tables = BTreeMap::new();
     for (name, sqlite_columns) in sqlite {

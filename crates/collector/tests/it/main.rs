@@ -22,6 +22,7 @@ mod lease_clock;
 mod lease_concurrency;
 mod lease_writer;
 mod logging;
+mod migrate;
 mod money;
 mod multi_instance;
 mod openapi_conformance;
