@@ -1,6 +1,7 @@
 //! `ringsource migrate --from sqlite:FILE --to postgres://…`: moves a
-//! deployment's SQLite database into PostgreSQL (storage::migrate), with
-//! progress on stderr and a per-table summary on stdout.
+//! deployment's SQLite database into PostgreSQL (the copy and its check are
+//! `storage::sqlite::to_postgres`), with progress on stderr and a per-table
+//! summary on stdout.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use crate::config::ProcessEnv;
 use crate::config::server::{DATABASE_PASSWORD_ENV, postgres_from_url};
-use crate::storage::migrate::{self, Options, Progress, Report};
+use crate::storage::sqlite::to_postgres::{self as migrate, Options, Progress, Report};
 
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {

@@ -65,7 +65,6 @@
 pub mod call_notes;
 pub mod calls;
 pub(crate) mod demand;
-pub mod migrate;
 pub mod money;
 pub mod pools;
 pub mod postgres;

@@ -35,6 +35,7 @@ mod pools;
 pub mod privacy;
 pub mod recordings;
 mod tally;
+pub mod to_postgres;
 pub mod users;
 pub mod visitor_facts;
 mod visits;

@@ -31,9 +31,9 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutRow, BinaryCopyOutStream};
 use tokio_postgres::types::{ToSql, Type};
 
-use super::StorageError;
-use super::postgres::{SCHEMA_LOCK, client_config, migrate as migrate_schema, tls, with_causes};
 use crate::config::server::PostgresSettings;
+use crate::storage::StorageError;
+use crate::storage::postgres::{SCHEMA_LOCK, client_config, migrate as migrate_schema, tls, with_causes};
 
 /// SQLite tables that are deliberately left behind, with the reason. A table
 /// of the file that is neither here nor in PostgreSQL's schema stops the
@@ -78,7 +78,7 @@ pub enum MigrateError {
     TargetNotEmpty { target: String, tables: Vec<String> },
     #[error(
         "the SQLite table {table} has no table in PostgreSQL's schema and is not listed as left \
-         behind (storage::migrate::NOT_COPIED); nothing was copied"
+         behind (storage::sqlite::to_postgres::NOT_COPIED); nothing was copied"
     )]
     UnplannedTable { table: String },
     #[error("the PostgreSQL table {table} has no table in the SQLite file to be copied from; nothing was copied")]
@@ -366,7 +366,7 @@ fn open_source(path: &Path) -> Result<rusqlite::Connection, MigrateError> {
     conn.busy_timeout(Duration::from_secs(10)).map_err(open)?;
     conn.execute_batch("BEGIN").map_err(open)?;
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(open)?;
-    let latest = super::sqlite::latest_schema_version()?;
+    let latest = super::latest_schema_version()?;
     let path = path.to_owned();
     match found {
         0 => Err(MigrateError::NotRingsource { path }),
