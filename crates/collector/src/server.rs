@@ -128,7 +128,7 @@ impl Stores {
             calls: storage.clone(),
             money: storage.clone(),
             outbox: storage.clone(),
-            pools: missing.clone(),
+            pools: storage.clone(),
             privacy: missing.clone(),
             users: missing,
             notes: storage.clone(),

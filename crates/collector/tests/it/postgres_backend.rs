@@ -76,7 +76,7 @@ fn postgresql_is_refused_until_it_serves_everything_unless_asked_for() {
     let config = config_with("postgres://ringsource@127.0.0.1:1/calls", &[]).unwrap();
     let err = start_error(config);
     assert!(err.contains("does not serve every feature yet"), "{err}");
-    assert!(err.contains("pools report") && err.contains("dashboard users"), "names what is missing: {err}");
+    assert!(err.contains("erasure") && err.contains("dashboard users"), "names what is missing: {err}");
     assert!(err.contains("RINGSOURCE_EXPERIMENTAL_POSTGRES=1"), "{err}");
 }
 
@@ -111,9 +111,7 @@ fn the_routes_postgresql_does_not_serve_yet_answer_501() {
     // describes the API of a backend that serves it all.)
     let client = reqwest::blocking::Client::new();
     let auth = format!("Bearer {TOKEN}");
-    for (method, path) in
-        [("GET", "/v1/reports/pools"), ("GET", "/v1/users"), ("POST", "/v1/auth/login"), ("POST", "/v1/privacy/erase")]
-    {
+    for (method, path) in [("GET", "/v1/users"), ("POST", "/v1/auth/login"), ("POST", "/v1/privacy/erase")] {
         let req = match method {
             "GET" => client.get(h.url(path)),
             _ => client.post(h.url(path)).header("content-type", "application/json").body("{}"),

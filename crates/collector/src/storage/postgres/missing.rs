@@ -1,5 +1,5 @@
 //! The stores the PostgreSQL adapter does not have yet (docs/postgres.md
-//! lists them): the pools report, privacy, and dashboard users. The server
+//! lists them): privacy, and dashboard users. The server
 //! refuses to start on PostgreSQL while any is missing, unless
 //! `RINGSOURCE_EXPERIMENTAL_POSTGRES=1`; then the routes that need them
 //! answer 501 before a handler runs (`http::routes::not_on_postgres`), and
@@ -10,18 +10,16 @@
 
 use crate::clock::Clock;
 use crate::storage::StorageError;
-use crate::storage::pools::{PoolActivity, PoolReportStore};
 use crate::storage::privacy::{Erased, PrivacyStore, RetentionCutoffs, RetentionReport, Subject, SubjectExport};
 use crate::storage::users::{FoundSession, Role, Sites, User, UserStore, UserStoreError};
 
 /// What the PostgreSQL adapter does not serve yet, as the start-up refusal
 /// and the 501 answers name it.
-pub const MISSING: &str = "the pools report, retention, erasure and subject export, and dashboard users and sign-in";
+pub const MISSING: &str = "retention, erasure and subject export, and dashboard users and sign-in";
 
 /// The routes that need what is missing ([`MISSING`]), as `http::routes`
 /// lists them.
 pub const MISSING_ROUTES: &[&str] = &[
-    "/v1/reports/pools",
     "/v1/privacy/erase",
     "/v1/privacy/export",
     "/v1/auth/login",
@@ -36,12 +34,6 @@ pub struct NotYet;
 
 fn not_yet(feature: &'static str) -> StorageError {
     StorageError::NotOnPostgres { feature }
-}
-
-impl PoolReportStore for NotYet {
-    fn pool_activity(&self, _: &str, _: i64, _: i64, _: i64, _: i64) -> Result<PoolActivity, StorageError> {
-        Err(not_yet("the pools report"))
-    }
 }
 
 impl PrivacyStore for NotYet {
