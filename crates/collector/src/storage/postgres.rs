@@ -37,6 +37,8 @@ pub mod missing;
 mod money;
 mod notes;
 mod pools;
+mod privacy;
+mod users;
 mod visits;
 
 mod embedded {

@@ -1,8 +1,7 @@
 //! Choosing PostgreSQL: `server.database = "postgres://…"` (or
 //! `RINGSOURCE_DATABASE_URL`), what a wrong URL or an unreachable server is
 //! told, the refusal to start a backend that does not serve every feature
-//! yet, and, under the experimental switch, the 501 answers of the routes it
-//! does not serve; TLS to the database.
+//! yet unless asked for by the experimental switch; TLS to the database.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -75,8 +74,8 @@ fn a_bad_database_url_is_a_config_error_that_says_the_form() {
 fn postgresql_is_refused_until_it_serves_everything_unless_asked_for() {
     let config = config_with("postgres://ringsource@127.0.0.1:1/calls", &[]).unwrap();
     let err = start_error(config);
-    assert!(err.contains("does not serve every feature yet"), "{err}");
-    assert!(err.contains("erasure") && err.contains("dashboard users"), "names what is missing: {err}");
+    assert!(err.contains("not complete yet"), "{err}");
+    assert!(err.contains("command-line tools") && err.contains("ringsource migrate"), "names what is missing: {err}");
     assert!(err.contains("RINGSOURCE_EXPERIMENTAL_POSTGRES=1"), "{err}");
 }
 
@@ -88,45 +87,6 @@ fn an_unreachable_database_says_where_and_what_to_check() {
     let err = start_error(config);
     assert!(err.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{port}/calls")), "{err}");
     assert!(err.contains("listen_addresses") && err.contains("pg_hba.conf"), "says what to check: {err}");
-}
-
-#[test]
-fn the_routes_postgresql_does_not_serve_yet_answer_501() {
-    let Some(h) = start_on(
-        Backend::Postgres,
-        "the_routes_postgresql_does_not_serve_yet_answer_501",
-        &format!("admin_token = \"{TOKEN}\""),
-        "",
-        "",
-    ) else {
-        return;
-    };
-    // The browser's routes work, and the calls API.
-    let v = h.visit(None, paid());
-    assert_eq!(v["kind"], "lease");
-    let calls = h.client.get(h.url("/v1/calls")).bearer_auth(TOKEN).send().unwrap();
-    assert_eq!(calls.status(), 200);
-    // Everything else is refused before it reaches a store, and says why.
-    // (A client that does not hold answers to the OpenAPI document, which
-    // describes the API of a backend that serves it all.)
-    let client = reqwest::blocking::Client::new();
-    let auth = format!("Bearer {TOKEN}");
-    for (method, path) in [("GET", "/v1/users"), ("POST", "/v1/auth/login"), ("POST", "/v1/privacy/erase")] {
-        let req = match method {
-            "GET" => client.get(h.url(path)),
-            _ => client.post(h.url(path)).header("content-type", "application/json").body("{}"),
-        };
-        let resp = req.header("authorization", &auth).send().unwrap();
-        assert_eq!(resp.status(), 501, "{method} {path}");
-        let body: Value = resp.json().unwrap();
-        assert_eq!(body["error"]["code"], "not_on_postgres", "{body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains(path), "{body}");
-    }
-    // The document and unknown paths are as on SQLite.
-    assert_eq!(h.client.get(h.url("/v1/openapi.json")).send().unwrap().status(), 200);
-    assert_eq!(h.client.get(h.url("/v1/nothing-here")).send().unwrap().status(), 404);
-    let (status, _) = h.post("/v1/sites/shop/heartbeat", &json!({ "session_id": v["session_id"] }));
-    assert_eq!(status, 200);
 }
 
 /// `sslmode=require` with `server.database_ca_file`: the collector connects
