@@ -7,14 +7,15 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use ringsource_collector::clock::ManualClock;
 use ringsource_collector::clock::SystemClock;
 use ringsource_collector::config::Config;
 use ringsource_collector::server;
-use serde_json::{Value, json};
+use ringsource_collector::storage::postgres::PostgresStorage;
+use ringsource_collector::storage::privacy::{PrivacyStore, RetentionCutoffs};
+use serde_json::Value;
 
 use crate::common::*;
-
-const TOKEN: &str = "an-admin-token-of-length";
 
 fn config_with(database: &str, env: &[(&str, &str)]) -> Result<Config, String> {
     let dir = tempfile::tempdir().unwrap();
@@ -125,4 +126,49 @@ fn tls_to_the_database_verifies_the_server_with_the_configured_ca() {
     .unwrap();
     assert_eq!(rows.len(), 1, "every connection of the collector is alike: {rows:?}");
     assert_eq!(rows[0][0].as_deref(), Some("t"), "and over TLS: {rows:?}");
+}
+
+/// A retention pass on PostgreSQL removes a session last seen before the
+/// cutoff with every row that names it (children first, as the database's
+/// foreign keys demand), counts what it removed, and leaves a session seen
+/// since; its leases' numbers are free again.
+#[test]
+fn retention_on_postgresql_removes_old_sessions_and_their_rows() {
+    const T0: i64 = 1_800_000_000_000;
+    let clock = Arc::new(ManualClock::new(T0));
+    let test = "retention_on_postgresql";
+    let Some(h) =
+        start_with_clock_on(Backend::Postgres, test, "", "", "hold_secs = 60\nheartbeat_secs = 10", clock.clone())
+    else {
+        return;
+    };
+    let old = h.visit(None, paid());
+    let old = old["session_id"].as_str().unwrap().to_owned();
+    clock.set_ms(T0 + 3_600_000);
+    let recent = h.visit(None, paid());
+    let recent = recent["session_id"].as_str().unwrap().to_owned();
+    let cut = T0 + 1_800_000;
+    let store =
+        PostgresStorage::open(config_with(h.pg.as_deref().unwrap(), &[]).unwrap().server.postgres.as_ref().unwrap())
+            .unwrap();
+    let cutoffs = RetentionCutoffs {
+        site: "shop".to_owned(),
+        sessions_before_ms: cut,
+        session_rows_before_ms: cut,
+        page_views_before_ms: cut,
+        user_agents_before_ms: cut,
+        callers_before_ms: None,
+        exports_before_ms: cut,
+    };
+    let report = store.apply_retention(&cutoffs, clock.as_ref()).unwrap();
+    assert_eq!((report.sessions, report.touches, report.page_views, report.leases), (1, 1, 1, 1), "{report:?}");
+    for (table, column) in
+        [("sessions", "id"), ("touches", "session_id"), ("page_views", "session_id"), ("leases", "session_id")]
+    {
+        assert_eq!(h.scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {column} = '{old}'")), 0, "{table}");
+        assert_eq!(h.scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {column} = '{recent}'")), 1, "{table}");
+    }
+    // Run again: nothing more is due.
+    let again = store.apply_retention(&cutoffs, clock.as_ref()).unwrap();
+    assert_eq!((again.sessions, again.leases), (0, 0), "{again:?}");
 }
