@@ -76,7 +76,7 @@ fn postgresql_is_refused_until_it_serves_everything_unless_asked_for() {
     let config = config_with("postgres://ringsource@127.0.0.1:1/calls", &[]).unwrap();
     let err = start_error(config);
     assert!(err.contains("not complete yet"), "{err}");
-    assert!(err.contains("command-line tools") && err.contains("ringsource migrate"), "names what is missing: {err}");
+    assert!(err.contains("demo-data") && err.contains("ringsource migrate"), "names what is missing: {err}");
     assert!(err.contains("RINGSOURCE_EXPERIMENTAL_POSTGRES=1"), "{err}");
 }
 

@@ -218,13 +218,21 @@ fn the_login_rate_limit_stops_guessing_on(backend: Backend) {
     assert!(statuses.iter().filter(|s| **s == 429).count() >= 5 && statuses[19] == 429, "{statuses:?}");
 }
 
-#[test]
-fn users_from_the_command_line() {
-    let h = start_people("", "");
+crate::on_both_backends! {
+    users_from_the_command_line => users_from_the_command_line_on;
+}
+
+fn users_from_the_command_line_on(backend: Backend) {
+    let Some(h) = start_people_on(backend, "users_from_the_command_line", "", "") else { return };
     let config = h.db.parent().unwrap().join("cli.toml");
-    std::fs::write(&config, site_toml(&h.db, &format!("admin_token = \"{TOKEN}\""), "", "")).unwrap();
+    let mut text = site_toml(&h.db, &format!("admin_token = \"{TOKEN}\""), "", "");
+    if let Some(url) = &h.pg {
+        text = text.replace(&format!("database = \"{}\"", h.db.display()), &format!("database = \"{url}\""));
+    }
+    std::fs::write(&config, text).unwrap();
     let ringsource = |args: &[&str], stdin: Option<&str>| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringsource"))
+            .env("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1")
             .arg("user")
             .args(args)
             .arg("--config")

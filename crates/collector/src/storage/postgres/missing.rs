@@ -1,10 +1,9 @@
 //! What the PostgreSQL backend does not have yet (docs/postgres.md): every
-//! store of the port is there, but the command-line tools that work on the
-//! database, the migration from SQLite, and a run of the whole integration
-//! suite on PostgreSQL are not. The server refuses to start on PostgreSQL
+//! store of the port is there, but the demo data, the migration from
+//! SQLite, and a run of the whole integration suite on PostgreSQL are not. The server refuses to start on PostgreSQL
 //! until they are, unless `RINGSOURCE_EXPERIMENTAL_POSTGRES=1`.
 
 /// What the PostgreSQL backend does not have yet, as the start-up refusal
 /// names it.
-pub const MISSING: &str = "the command-line tools on the database (user, retention, erase, export, backup, \
-     restore, demo-data), `ringsource migrate` from SQLite, and the whole integration suite run on PostgreSQL";
+pub const MISSING: &str = "`ringsource demo-data` and `ringsource migrate` from SQLite, and the whole integration \
+     suite run on PostgreSQL";
