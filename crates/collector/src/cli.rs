@@ -223,12 +223,14 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Retention { config, site } => with_config(&config, |cfg| retention(cfg, site.as_deref())),
-        Command::Erase { config, site, phone } => with_config(&config, |cfg| erase(cfg, &site, &phone)),
-        Command::Export { config, site, phone, output } => {
-            with_config(&config, |cfg| export(cfg, site.as_deref(), &phone, output.as_deref()))
+        Command::Retention { config, site } => {
+            with_config(&config, Backends::Both, |cfg| retention(cfg, site.as_deref()))
         }
-        Command::Backup { config, file } => with_config(&config, |cfg| {
+        Command::Erase { config, site, phone } => with_config(&config, Backends::Both, |cfg| erase(cfg, &site, &phone)),
+        Command::Export { config, site, phone, output } => {
+            with_config(&config, Backends::Both, |cfg| export(cfg, site.as_deref(), &phone, output.as_deref()))
+        }
+        Command::Backup { config, file } => with_config(&config, Backends::Sqlite, |cfg| {
             let db = &cfg.server.database;
             let copied = backup::backup(db, &file).map_err(|e| e.to_string())?;
             println!(
@@ -240,7 +242,7 @@ pub fn run(cli: Cli) -> ExitCode {
             );
             Ok(())
         }),
-        Command::Restore { config, file } => with_config(&config, |cfg| {
+        Command::Restore { config, file } => with_config(&config, Backends::Sqlite, |cfg| {
             let db = &cfg.server.database;
             let copied = backup::restore(&file, db).map_err(|e| e.to_string())?;
             println!(
@@ -252,7 +254,9 @@ pub fn run(cli: Cli) -> ExitCode {
             );
             Ok(())
         }),
-        Command::User { config: Some(config), command } => with_config(&config, |cfg| users::run(cfg, command)),
+        Command::User { config: Some(config), command } => {
+            with_config(&config, Backends::Both, |cfg| users::run(cfg, command))
+        }
         Command::User { config: None, .. } => {
             eprintln!("ringsource: user needs --config FILE (the configuration whose database holds the users)");
             ExitCode::FAILURE
@@ -288,9 +292,16 @@ fn print_demo_users() {
 
 /// Loads the configuration and runs `f`; either's error goes to stderr
 /// with a failing exit code.
-/// The commands other than `serve` work on the SQLite file: on a PostgreSQL
-/// configuration they say so instead of creating a file named like the URL.
-fn with_config(path: &Path, f: impl FnOnce(&Config) -> Result<(), String>) -> ExitCode {
+/// Which databases a command works on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backends {
+    /// The SQLite file only (its backup and restore; PostgreSQL has pg_dump).
+    Sqlite,
+    /// Either; PostgreSQL behind its experimental switch, as for `serve`.
+    Both,
+}
+
+fn with_config(path: &Path, backends: Backends, f: impl FnOnce(&Config) -> Result<(), String>) -> ExitCode {
     let cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -299,13 +310,20 @@ fn with_config(path: &Path, f: impl FnOnce(&Config) -> Result<(), String>) -> Ex
         }
     };
     if let Some(pg) = &cfg.server.postgres {
-        eprintln!(
-            "ringsource: this command works on a SQLite database only, and {} names PostgreSQL ({}); \
-             use pg_dump for backups (see docs/postgres.md)",
-            path.display(),
-            pg.shown
-        );
-        return ExitCode::FAILURE;
+        let refusal = match backends {
+            Backends::Sqlite => Some(format!(
+                "this command works on a SQLite database only, and {} names PostgreSQL ({}); use pg_dump and \
+                 pg_restore there",
+                path.display(),
+                pg.shown
+            )),
+            Backends::Both if !pg.experimental => Some(server::StartError::PostgresIncomplete.to_string()),
+            Backends::Both => None,
+        };
+        if let Some(refusal) = refusal {
+            eprintln!("ringsource: {refusal}");
+            return ExitCode::FAILURE;
+        }
     }
     match f(&cfg) {
         Ok(()) => ExitCode::SUCCESS,
@@ -317,8 +335,11 @@ fn with_config(path: &Path, f: impl FnOnce(&Config) -> Result<(), String>) -> Ex
 }
 
 fn privacy_service(cfg: &Config) -> Result<PrivacyService, String> {
-    let store = SqlitePrivacy::open(&cfg.server.database).map_err(|e| e.to_string())?;
-    Ok(PrivacyService::new(Arc::new(store), &cfg.sites, Arc::new(SystemClock)))
+    let store: Arc<dyn crate::storage::privacy::PrivacyStore> = match &cfg.server.postgres {
+        Some(pg) => Arc::new(crate::storage::postgres::PostgresStorage::open(pg).map_err(|e| e.to_string())?),
+        None => Arc::new(SqlitePrivacy::open(&cfg.server.database).map_err(|e| e.to_string())?),
+    };
+    Ok(PrivacyService::new(store, &cfg.sites, Arc::new(SystemClock)))
 }
 
 fn retention(cfg: &Config, site: Option<&str>) -> Result<(), String> {

@@ -26,7 +26,6 @@ use crate::storage::calls::CallStore;
 use crate::storage::money::{MoneyStore, OutboxStore};
 use crate::storage::pools::PoolReportStore;
 use crate::storage::postgres::PostgresStorage;
-use crate::storage::postgres::missing::NotYet;
 use crate::storage::privacy::PrivacyStore;
 use crate::storage::recordings::RecordingStore;
 use crate::storage::sqlite::call_notes::SqliteNotes;
@@ -51,9 +50,8 @@ pub enum StartError {
     #[error(transparent)]
     VisitorFacts(#[from] crate::services::visitor_facts::VisitorFactsError),
     #[error(
-        "the PostgreSQL backend does not serve every feature yet (missing: {}); keep server.database on a \
-         SQLite file, or set RINGSOURCE_EXPERIMENTAL_POSTGRES=1 to try it with only the browser's routes \
-         (see docs/postgres.md)",
+        "the PostgreSQL backend is not complete yet (missing: {}); keep server.database on a SQLite file, \
+         or set RINGSOURCE_EXPERIMENTAL_POSTGRES=1 to run on it anyway (see docs/postgres.md)",
         crate::storage::postgres::missing::MISSING
     )]
     PostgresIncomplete,
@@ -84,9 +82,6 @@ struct Stores {
     notes: Arc<dyn NotesStore>,
     recordings: Arc<dyn RecordingStore>,
     visitor_facts: VisitorFacts,
-    /// The backend does not serve every route (experimental PostgreSQL):
-    /// those it does not answer 501, and the retention loop does not run.
-    partial: bool,
 }
 
 impl Stores {
@@ -106,7 +101,6 @@ impl Stores {
             notes: Arc::new(SqliteNotes::open(db)?),
             recordings: Arc::new(SqliteRecordings::open(db)?),
             visitor_facts: VisitorFacts::open(db, config.server.geoip_database.as_deref())?,
-            partial: false,
         })
     }
 
@@ -118,23 +112,21 @@ impl Stores {
         }
         tracing::warn!(
             database = settings.shown.as_str(),
-            "experimental PostgreSQL backend: {} answer 501",
+            "experimental PostgreSQL backend; not there yet: {}",
             crate::storage::postgres::missing::MISSING
         );
         let storage = Arc::new(PostgresStorage::open(settings)?);
-        let missing = Arc::new(NotYet);
         Ok(Self {
             storage: storage.clone(),
             calls: storage.clone(),
             money: storage.clone(),
             outbox: storage.clone(),
-            pools: missing.clone(),
-            privacy: missing.clone(),
-            users: missing,
+            pools: storage.clone(),
+            privacy: storage.clone(),
+            users: storage.clone(),
             notes: storage.clone(),
             recordings: storage.clone(),
             visitor_facts: VisitorFacts::on_postgres(storage, config.server.geoip_database.as_deref())?,
-            partial: true,
         })
     }
 }
@@ -162,13 +154,10 @@ pub fn bind_with(
         sites: sites.as_ref().clone(),
         clock: Arc::clone(&clock),
     });
-    if !stores.partial {
-        crate::services::privacy::start(
-            Arc::clone(&privacy),
-            std::time::Duration::from_secs(config.server.retention_interval_secs),
-        );
-    }
-    let partial = stores.partial;
+    crate::services::privacy::start(
+        Arc::clone(&privacy),
+        std::time::Duration::from_secs(config.server.retention_interval_secs),
+    );
     let state = web::Data::new(AppState {
         sites,
         clock: Arc::clone(&clock),
@@ -198,12 +187,6 @@ pub fn bind_with(
             // Inside the edge: users and roles are checked on requests the
             // edge has let in, and the edge's headers go on every refusal.
             .wrap(actix_web::middleware::from_fn(crate::http::extract::guard))
-            // Outside the user guard, which reads users: what the backend
-            // does not serve is refused before anything reaches its store.
-            .wrap(actix_web::middleware::Condition::new(
-                partial,
-                actix_web::middleware::from_fn(crate::http::routes::not_on_postgres),
-            ))
             .wrap(actix_web::middleware::from_fn(crate::http::edge::guard))
             // Outermost: the guard's own answers get a request id and a line too.
             .wrap(actix_web::middleware::from_fn(crate::http::requests::middleware))

@@ -192,29 +192,6 @@ pub fn method_not_allowed(method: &str, path: &str, allow: &str) -> HttpResponse
     resp
 }
 
-/// On a backend that does not serve every route yet (PostgreSQL, behind
-/// `RINGSOURCE_EXPERIMENTAL_POSTGRES`): the routes that need what it lacks
-/// answer 501 with what is missing, before a guard or handler reaches a
-/// store.
-pub async fn not_on_postgres(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
-) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let path = req.path();
-    if !crate::services::ROUTES_NOT_ON_POSTGRES.iter().any(|pattern| matches(pattern, path)) {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    }
-    let refusal = ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_on_postgres",
-        format!(
-            "{path} is not served on the experimental PostgreSQL backend yet (missing: {})",
-            crate::services::NOT_ON_POSTGRES
-        ),
-    );
-    Ok(req.into_response(refusal.error_response()))
-}
-
 /// Whether `path` is one that `pattern` (`/v1/calls/{id}`) names.
 fn matches(pattern: &str, path: &str) -> bool {
     let (mut want, mut got) = (pattern.split('/'), path.split('/'));

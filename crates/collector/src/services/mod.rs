@@ -23,7 +23,4 @@ pub mod visitor_facts;
 pub mod visits;
 
 pub use crate::storage::StorageError;
-/// What the PostgreSQL backend does not serve yet, for the HTTP edge's 501
-/// answers (see `http::routes::browser_only`).
-pub use crate::storage::postgres::missing::{MISSING as NOT_ON_POSTGRES, MISSING_ROUTES as ROUTES_NOT_ON_POSTGRES};
 pub use visits::PageUrlError;

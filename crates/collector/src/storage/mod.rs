@@ -1,7 +1,7 @@
 //! The storage port: the traits the services persist through, with the
 //! types they take and give, and no backend's types. SQL lives only behind
 //! it, in the SQLite adapter [`sqlite`] and the PostgreSQL adapter
-//! [`postgres`] (issue #17), which so far implements [`Storage`] only.
+//! [`postgres`] (issue #17).
 //!
 //! ## The traits
 //!
@@ -123,8 +123,6 @@ pub enum StorageError {
          password is in RINGSOURCE_DATABASE_PASSWORD or the URL)"
     )]
     Connect { target: String, source: BackendError },
-    #[error("{feature} is not available on PostgreSQL yet (see docs/postgres.md)")]
-    NotOnPostgres { feature: &'static str },
 }
 
 /// A storage answer on its way: await it on the executor, or [`Pending::wait`]

@@ -36,6 +36,9 @@ mod leases;
 pub mod missing;
 mod money;
 mod notes;
+mod pools;
+mod privacy;
+mod users;
 mod visits;
 
 mod embedded {
@@ -57,7 +60,34 @@ const ATTEMPTS: u32 = 5;
 
 /// Wraps a tokio-postgres error with what was being done.
 fn pg(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StorageError {
-    move |source| StorageError::Sql { doing, source: Box::new(source) }
+    move |source| StorageError::Sql { doing, source: Box::new(PgError(source)) }
+}
+
+/// The driver's error, shown with the server's message: tokio-postgres
+/// says only "db error" and keeps what PostgreSQL said (the message, its
+/// detail, the SQLSTATE) in its source.
+#[derive(Debug)]
+struct PgError(tokio_postgres::Error);
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => {
+                write!(f, "{} ({}): {}", db.severity(), db.code().code(), db.message())?;
+                if let Some(detail) = db.detail() {
+                    write!(f, "; {detail}")?;
+                }
+                Ok(())
+            }
+            None => write!(f, "{}", with_causes(&self.0)),
+        }
+    }
+}
+
+impl std::error::Error for PgError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 fn pool_error(doing: &'static str) -> impl FnOnce(deadpool_postgres::PoolError) -> StorageError {
@@ -82,7 +112,7 @@ pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
 /// or a race on a unique key (two instances creating one session id).
 fn retryable(e: &StorageError) -> bool {
     let StorageError::Sql { source, .. } = e else { return false };
-    let Some(code) = source.downcast_ref::<tokio_postgres::Error>().and_then(tokio_postgres::Error::code) else {
+    let Some(code) = source.downcast_ref::<PgError>().and_then(|e| e.0.code()) else {
         return false;
     };
     [SqlState::T_R_DEADLOCK_DETECTED, SqlState::T_R_SERIALIZATION_FAILURE, SqlState::UNIQUE_VIOLATION].contains(code)

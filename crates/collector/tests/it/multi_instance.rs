@@ -5,7 +5,9 @@
 //! lease taken on one instance is renewed and handed over on the other, and
 //! after one is killed with SIGKILL in the middle of the load the other
 //! keeps serving: no request sent to it fails or waits on the dead one's
-//! locks. A PBX delivery posted to both at once is stored once.
+//! locks. A PBX delivery posted to both at once is stored once, no call
+//! acknowledged by either is lost, and the two outbox workers never deliver
+//! one webhook id at once.
 //!
 //! Skipped (loudly) without PostgreSQL, as the other PostgreSQL tests.
 
@@ -30,12 +32,82 @@ const PHASE2_VISITS: usize = 640;
 const KILL_AFTER: usize = 150;
 /// Calls whose end event is posted to both instances at once.
 const PBX_CALLS: usize = 100;
+const CRM_SECRET: &str = "whsec_Y3JtLXdlYmhvb2stc2VjcmV0LWtleS0zMg==";
+
+/// One delivery the CRM receiver got: its webhook id, when it arrived and
+/// when it was answered, and the answer.
+#[derive(Debug, Clone)]
+struct Delivery {
+    webhook_id: String,
+    arrived: Instant,
+    answered: Instant,
+    status: u16,
+}
+
+/// A CRM receiver that takes deliveries concurrently (a thread per
+/// connection) and answers each after a pause, so that two deliveries of
+/// one webhook id at once would overlap; the first attempt of every fifth
+/// webhook id is answered 500.
+fn crm_receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<Delivery>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log: Arc<Mutex<Vec<Delivery>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (log2, seen2) = (Arc::clone(&log), Arc::clone(&seen));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (log, seen) = (Arc::clone(&log2), Arc::clone(&seen2));
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let arrived = Instant::now();
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reader = BufReader::new(&mut stream);
+                let (mut id, mut len) = (String::new(), 0usize);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':') {
+                        match k.trim().to_ascii_lowercase().as_str() {
+                            "webhook-id" => id = v.trim().to_owned(),
+                            "content-length" => len = v.trim().parse().unwrap_or(0),
+                            _ => {}
+                        }
+                    }
+                }
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let status = {
+                    let mut seen = seen.lock().unwrap();
+                    let first = !seen.contains(&id);
+                    if first {
+                        seen.push(id.clone());
+                    }
+                    if first && seen.len() % 5 == 0 { 500 } else { 200 }
+                };
+                std::thread::sleep(Duration::from_millis(30));
+                let text = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                let _ = stream.write_all(text.as_bytes());
+                log.lock().unwrap().push(Delivery { webhook_id: id, arrived, answered: Instant::now(), status });
+            });
+        }
+    });
+    (addr, log)
+}
 
 fn pool_numbers(prefix: &str, n: usize) -> String {
     (1..=n).map(|i| format!("\"{prefix}{i:02}\"")).collect::<Vec<_>>().join(", ")
 }
 
-fn config(url: &str, dir: &std::path::Path) -> String {
+fn config(url: &str, dir: &std::path::Path, crm: std::net::SocketAddr) -> String {
     format!(
         r#"
 [server]
@@ -60,6 +132,7 @@ region = "RU"
 originals = ["8 (495) 123-45-67"]
 overflow_number = "+7 495 700-00-99"
 pbx_secrets = {{ generic = "{generic}" }}
+exports = {{ max_attempts = 8, backoff_base_ms = 40, timeout_secs = 2, crm = {{ url = "http://{crm}/crm", secret = "{crm_secret}", scenario = "lead" }} }}
 
 [[sites.pools]]
 id = "paid"
@@ -84,6 +157,7 @@ on_exhaustion = "take-over-oldest"
         shop = pool_numbers("+7 495 701-00-", SHOP_POOL),
         take = pool_numbers("+7 495 702-00-", TAKE_POOL),
         generic = crate::pbx_support::GENERIC_SECRET,
+        crm_secret = CRM_SECRET,
     )
 }
 
@@ -105,7 +179,7 @@ fn spawn(config: &std::path::Path) -> Child {
         .args(["serve", "--config"])
         .arg(config)
         .env("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1")
-        .env("RINGSOURCE_LOG", "warn")
+        .env("RINGSOURCE_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -229,7 +303,8 @@ fn two_instances_share_one_database_and_survive_a_kill() {
         std::fs::create_dir_all(dir.path().join(static_dir)).unwrap();
     }
     let cfg = dir.path().join("ringsource.toml");
-    std::fs::write(&cfg, config(&url, dir.path())).unwrap();
+    let (crm, deliveries) = crm_receiver();
+    std::fs::write(&cfg, config(&url, dir.path(), crm)).unwrap();
 
     // Phase 0: both at once on an empty database.
     let (a, b) = (spawn(&cfg), spawn(&cfg));
@@ -463,6 +538,52 @@ fn two_instances_share_one_database_and_survive_a_kill() {
         stored,
         calls.iter().filter(|(target, _, status, _)| *target == 0 && *status != Some(200)).count()
     );
+
+    // Every ended call's CRM export is delivered (A's claims that died with
+    // it are B's once they run out), never two deliveries of one webhook id
+    // at once, and a refused one again with the same id.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let expected = (PBX_CALLS + PHASE2_VISITS / 4) as i64;
+    while scalar(&url, "SELECT COUNT(*) FROM outbox WHERE kind = 'crm' AND status = 'sent'") < expected {
+        assert!(
+            Instant::now() < deadline,
+            "the outbox was not drained: {:?}",
+            postgres::query(&url, "SELECT status, COUNT(*) FROM outbox GROUP BY status")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(scalar(&url, "SELECT COUNT(*) FROM outbox WHERE kind = 'crm'"), expected, "one export per ended call");
+    let deliveries = deliveries.lock().unwrap().clone();
+    let mut by_id: std::collections::BTreeMap<&str, Vec<&Delivery>> = std::collections::BTreeMap::new();
+    for d in &deliveries {
+        by_id.entry(d.webhook_id.as_str()).or_default().push(d);
+    }
+    let sent: Vec<String> = postgres::query(&url, "SELECT webhook_id FROM outbox WHERE kind = 'crm'")
+        .unwrap()
+        .into_iter()
+        .map(|r| r[0].clone().unwrap())
+        .collect();
+    let mut twice_at_once = 0;
+    let mut accepted_twice = 0;
+    for id in &sent {
+        let mut got = by_id.get(id.as_str()).cloned().unwrap_or_default();
+        assert!(got.iter().any(|d| d.status == 200), "{id} was delivered: {got:?}");
+        got.sort_by_key(|d| d.arrived);
+        twice_at_once += got.windows(2).filter(|w| w[1].arrived < w[0].answered).count();
+        accepted_twice += usize::from(got.iter().filter(|d| d.status == 200).count() > 1);
+    }
+    let refused_first = by_id.values().filter(|got| got.first().is_some_and(|d| d.status == 500)).count();
+    eprintln!(
+        "multi_instance: {} CRM exports delivered in {} attempts; {refused_first} refused once and sent again with \
+         their webhook id; delivered twice at once: {twice_at_once}; accepted twice: {accepted_twice}",
+        sent.len(),
+        deliveries.len()
+    );
+    assert_eq!(twice_at_once, 0, "no webhook id is delivered twice at once");
+    assert!(refused_first > 0, "the receiver refused some first attempts");
+    // At least once: the one delivery A had in flight when it was killed
+    // may be accepted and then sent again by B.
+    assert!(accepted_twice <= 1, "{accepted_twice} webhook ids accepted twice");
 
     // B goes on as before, and the database holds the invariant over both runs.
     let (status, last) =

@@ -20,7 +20,14 @@ pbx_secrets = { kamailio = "kamailio-token-for-people-01" }
 "#;
 
 pub fn start_people(server_extra: &str, site_extra: &str) -> Harness {
-    start(
+    start_people_on(Backend::Sqlite, "start_people", server_extra, site_extra).expect("SQLite is always there")
+}
+
+/// [`start_people`] on `backend`; `None` without PostgreSQL (see [`start_on`]).
+pub fn start_people_on(backend: Backend, test: &str, server_extra: &str, site_extra: &str) -> Option<Harness> {
+    start_on(
+        backend,
+        test,
         &format!("admin_token = \"{TOKEN}\"\n{server_extra}"),
         &format!("pbx_secrets = {{ kamailio = \"{KAMAILIO}\" }}\n{site_extra}"),
         OTHER_SITE,

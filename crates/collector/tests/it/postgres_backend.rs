@@ -1,21 +1,21 @@
 //! Choosing PostgreSQL: `server.database = "postgres://…"` (or
 //! `RINGSOURCE_DATABASE_URL`), what a wrong URL or an unreachable server is
 //! told, the refusal to start a backend that does not serve every feature
-//! yet, and, under the experimental switch, the 501 answers of the routes it
-//! does not serve; TLS to the database.
+//! yet unless asked for by the experimental switch; TLS to the database.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use ringsource_collector::clock::ManualClock;
 use ringsource_collector::clock::SystemClock;
 use ringsource_collector::config::Config;
 use ringsource_collector::server;
-use serde_json::{Value, json};
+use ringsource_collector::storage::postgres::PostgresStorage;
+use ringsource_collector::storage::privacy::{PrivacyStore, RetentionCutoffs};
+use serde_json::Value;
 
 use crate::common::*;
-
-const TOKEN: &str = "an-admin-token-of-length";
 
 fn config_with(database: &str, env: &[(&str, &str)]) -> Result<Config, String> {
     let dir = tempfile::tempdir().unwrap();
@@ -75,8 +75,8 @@ fn a_bad_database_url_is_a_config_error_that_says_the_form() {
 fn postgresql_is_refused_until_it_serves_everything_unless_asked_for() {
     let config = config_with("postgres://ringsource@127.0.0.1:1/calls", &[]).unwrap();
     let err = start_error(config);
-    assert!(err.contains("does not serve every feature yet"), "{err}");
-    assert!(err.contains("pools report") && err.contains("dashboard users"), "names what is missing: {err}");
+    assert!(err.contains("not complete yet"), "{err}");
+    assert!(err.contains("demo-data") && err.contains("integration suite"), "names what is missing: {err}");
     assert!(err.contains("RINGSOURCE_EXPERIMENTAL_POSTGRES=1"), "{err}");
 }
 
@@ -88,47 +88,6 @@ fn an_unreachable_database_says_where_and_what_to_check() {
     let err = start_error(config);
     assert!(err.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{port}/calls")), "{err}");
     assert!(err.contains("listen_addresses") && err.contains("pg_hba.conf"), "says what to check: {err}");
-}
-
-#[test]
-fn the_routes_postgresql_does_not_serve_yet_answer_501() {
-    let Some(h) = start_on(
-        Backend::Postgres,
-        "the_routes_postgresql_does_not_serve_yet_answer_501",
-        &format!("admin_token = \"{TOKEN}\""),
-        "",
-        "",
-    ) else {
-        return;
-    };
-    // The browser's routes work, and the calls API.
-    let v = h.visit(None, paid());
-    assert_eq!(v["kind"], "lease");
-    let calls = h.client.get(h.url("/v1/calls")).bearer_auth(TOKEN).send().unwrap();
-    assert_eq!(calls.status(), 200);
-    // Everything else is refused before it reaches a store, and says why.
-    // (A client that does not hold answers to the OpenAPI document, which
-    // describes the API of a backend that serves it all.)
-    let client = reqwest::blocking::Client::new();
-    let auth = format!("Bearer {TOKEN}");
-    for (method, path) in
-        [("GET", "/v1/reports/pools"), ("GET", "/v1/users"), ("POST", "/v1/auth/login"), ("POST", "/v1/privacy/erase")]
-    {
-        let req = match method {
-            "GET" => client.get(h.url(path)),
-            _ => client.post(h.url(path)).header("content-type", "application/json").body("{}"),
-        };
-        let resp = req.header("authorization", &auth).send().unwrap();
-        assert_eq!(resp.status(), 501, "{method} {path}");
-        let body: Value = resp.json().unwrap();
-        assert_eq!(body["error"]["code"], "not_on_postgres", "{body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains(path), "{body}");
-    }
-    // The document and unknown paths are as on SQLite.
-    assert_eq!(h.client.get(h.url("/v1/openapi.json")).send().unwrap().status(), 200);
-    assert_eq!(h.client.get(h.url("/v1/nothing-here")).send().unwrap().status(), 404);
-    let (status, _) = h.post("/v1/sites/shop/heartbeat", &json!({ "session_id": v["session_id"] }));
-    assert_eq!(status, 200);
 }
 
 /// `sslmode=require` with `server.database_ca_file`: the collector connects
@@ -167,4 +126,49 @@ fn tls_to_the_database_verifies_the_server_with_the_configured_ca() {
     .unwrap();
     assert_eq!(rows.len(), 1, "every connection of the collector is alike: {rows:?}");
     assert_eq!(rows[0][0].as_deref(), Some("t"), "and over TLS: {rows:?}");
+}
+
+/// A retention pass on PostgreSQL removes a session last seen before the
+/// cutoff with every row that names it (children first, as the database's
+/// foreign keys demand), counts what it removed, and leaves a session seen
+/// since; its leases' numbers are free again.
+#[test]
+fn retention_on_postgresql_removes_old_sessions_and_their_rows() {
+    const T0: i64 = 1_800_000_000_000;
+    let clock = Arc::new(ManualClock::new(T0));
+    let test = "retention_on_postgresql";
+    let Some(h) =
+        start_with_clock_on(Backend::Postgres, test, "", "", "hold_secs = 60\nheartbeat_secs = 10", clock.clone())
+    else {
+        return;
+    };
+    let old = h.visit(None, paid());
+    let old = old["session_id"].as_str().unwrap().to_owned();
+    clock.set_ms(T0 + 3_600_000);
+    let recent = h.visit(None, paid());
+    let recent = recent["session_id"].as_str().unwrap().to_owned();
+    let cut = T0 + 1_800_000;
+    let store =
+        PostgresStorage::open(config_with(h.pg.as_deref().unwrap(), &[]).unwrap().server.postgres.as_ref().unwrap())
+            .unwrap();
+    let cutoffs = RetentionCutoffs {
+        site: "shop".to_owned(),
+        sessions_before_ms: cut,
+        session_rows_before_ms: cut,
+        page_views_before_ms: cut,
+        user_agents_before_ms: cut,
+        callers_before_ms: None,
+        exports_before_ms: cut,
+    };
+    let report = store.apply_retention(&cutoffs, clock.as_ref()).unwrap();
+    assert_eq!((report.sessions, report.touches, report.page_views, report.leases), (1, 1, 1, 1), "{report:?}");
+    for (table, column) in
+        [("sessions", "id"), ("touches", "session_id"), ("page_views", "session_id"), ("leases", "session_id")]
+    {
+        assert_eq!(h.scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {column} = '{old}'")), 0, "{table}");
+        assert_eq!(h.scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {column} = '{recent}'")), 1, "{table}");
+    }
+    // Run again: nothing more is due.
+    let again = store.apply_retention(&cutoffs, clock.as_ref()).unwrap();
+    assert_eq!((again.sessions, again.leases), (0, 0), "{again:?}");
 }

@@ -277,9 +277,14 @@ impl CallFacts for TxFacts<'_, '_, '_> {
     }
 
     fn save_caller_kind(&mut self, call_id: i64, kind: CallerKind) -> Result<(), StorageError> {
+        // Written only when it changes: the workflow saves the kind of every
+        // call of the caller on each event, and an UPDATE that finds the row
+        // as it should be neither waits for nor locks another instance's
+        // call (two calls of one caller recorded at once would otherwise
+        // lock each other's rows, in opposite orders).
         self.db.execute(
             "saving a caller kind",
-            "UPDATE calls SET caller_kind = $2 WHERE id = $1",
+            "UPDATE calls SET caller_kind = $2 WHERE id = $1 AND caller_kind <> $2",
             &[&call_id, &kind.as_str()],
         )?;
         Ok(())
