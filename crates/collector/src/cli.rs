@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::server;
 
+pub mod migrate;
 pub mod users;
 use crate::services::privacy::{self, PrivacyService};
 use crate::storage::sqlite::backup;
@@ -150,6 +151,15 @@ pub enum Command {
         #[command(subcommand)]
         command: users::UserCommand,
     },
+    /// Copy a SQLite database into PostgreSQL: `migrate --from sqlite:FILE
+    /// --to postgres://user@host:port/dbname`.
+    ///
+    /// Runs PostgreSQL's migrations on the target, copies every table in one
+    /// transaction, verifies row counts and a checksum of every table on
+    /// both sides, and commits only if all match. Refuses a target that
+    /// holds collector data (unless --replace) and a SQLite file that is not
+    /// at this version's schema. Stop the collector before, and back up.
+    Migrate(migrate::MigrateArgs),
     /// Put a backup in place of the database. Refuses while anything (a
     /// running collector) has the database open: stop it, restore, start it.
     Restore {
@@ -186,6 +196,10 @@ pub fn run(cli: Cli) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            if cfg.server.postgres.is_some() {
+                eprintln!("ringsource: demo-data writes a SQLite database only; point server.database at a file");
+                return ExitCode::FAILURE;
+            }
             match crate::demo::fill(&cfg, &crate::demo::DemoOptions { site, days, seed }) {
                 Ok(s) => {
                     println!(
@@ -209,12 +223,14 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Retention { config, site } => with_config(&config, |cfg| retention(cfg, site.as_deref())),
-        Command::Erase { config, site, phone } => with_config(&config, |cfg| erase(cfg, &site, &phone)),
-        Command::Export { config, site, phone, output } => {
-            with_config(&config, |cfg| export(cfg, site.as_deref(), &phone, output.as_deref()))
+        Command::Retention { config, site } => {
+            with_config(&config, Backends::Both, |cfg| retention(cfg, site.as_deref()))
         }
-        Command::Backup { config, file } => with_config(&config, |cfg| {
+        Command::Erase { config, site, phone } => with_config(&config, Backends::Both, |cfg| erase(cfg, &site, &phone)),
+        Command::Export { config, site, phone, output } => {
+            with_config(&config, Backends::Both, |cfg| export(cfg, site.as_deref(), &phone, output.as_deref()))
+        }
+        Command::Backup { config, file } => with_config(&config, Backends::Sqlite, |cfg| {
             let db = &cfg.server.database;
             let copied = backup::backup(db, &file).map_err(|e| e.to_string())?;
             println!(
@@ -226,7 +242,7 @@ pub fn run(cli: Cli) -> ExitCode {
             );
             Ok(())
         }),
-        Command::Restore { config, file } => with_config(&config, |cfg| {
+        Command::Restore { config, file } => with_config(&config, Backends::Sqlite, |cfg| {
             let db = &cfg.server.database;
             let copied = backup::restore(&file, db).map_err(|e| e.to_string())?;
             println!(
@@ -238,11 +254,14 @@ pub fn run(cli: Cli) -> ExitCode {
             );
             Ok(())
         }),
-        Command::User { config: Some(config), command } => with_config(&config, |cfg| users::run(cfg, command)),
+        Command::User { config: Some(config), command } => {
+            with_config(&config, Backends::Both, |cfg| users::run(cfg, command))
+        }
         Command::User { config: None, .. } => {
             eprintln!("ringsource: user needs --config FILE (the configuration whose database holds the users)");
             ExitCode::FAILURE
         }
+        Command::Migrate(args) => migrate::run(args),
         Command::Serve { config, listen } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -273,7 +292,16 @@ fn print_demo_users() {
 
 /// Loads the configuration and runs `f`; either's error goes to stderr
 /// with a failing exit code.
-fn with_config(path: &Path, f: impl FnOnce(&Config) -> Result<(), String>) -> ExitCode {
+/// Which databases a command works on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backends {
+    /// The SQLite file only (its backup and restore; PostgreSQL has pg_dump).
+    Sqlite,
+    /// Either; PostgreSQL behind its experimental switch, as for `serve`.
+    Both,
+}
+
+fn with_config(path: &Path, backends: Backends, f: impl FnOnce(&Config) -> Result<(), String>) -> ExitCode {
     let cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -281,6 +309,22 @@ fn with_config(path: &Path, f: impl FnOnce(&Config) -> Result<(), String>) -> Ex
             return ExitCode::FAILURE;
         }
     };
+    if let Some(pg) = &cfg.server.postgres {
+        let refusal = match backends {
+            Backends::Sqlite => Some(format!(
+                "this command works on a SQLite database only, and {} names PostgreSQL ({}); use pg_dump and \
+                 pg_restore there",
+                path.display(),
+                pg.shown
+            )),
+            Backends::Both if !pg.experimental => Some(server::StartError::PostgresIncomplete.to_string()),
+            Backends::Both => None,
+        };
+        if let Some(refusal) = refusal {
+            eprintln!("ringsource: {refusal}");
+            return ExitCode::FAILURE;
+        }
+    }
     match f(&cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -291,8 +335,11 @@ fn with_config(path: &Path, f: impl FnOnce(&Config) -> Result<(), String>) -> Ex
 }
 
 fn privacy_service(cfg: &Config) -> Result<PrivacyService, String> {
-    let store = SqlitePrivacy::open(&cfg.server.database).map_err(|e| e.to_string())?;
-    Ok(PrivacyService::new(Arc::new(store), &cfg.sites, Arc::new(SystemClock)))
+    let store: Arc<dyn crate::storage::privacy::PrivacyStore> = match &cfg.server.postgres {
+        Some(pg) => Arc::new(crate::storage::postgres::PostgresStorage::open(pg).map_err(|e| e.to_string())?),
+        None => Arc::new(SqlitePrivacy::open(&cfg.server.database).map_err(|e| e.to_string())?),
+    };
+    Ok(PrivacyService::new(store, &cfg.sites, Arc::new(SystemClock)))
 }
 
 fn retention(cfg: &Config, site: Option<&str>) -> Result<(), String> {

@@ -13,7 +13,6 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::services::auth::{Sites, User, UserError, secrets};
 use crate::storage::sqlite::users::SqliteUsers;
-use crate::storage::users::UserStore;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -63,7 +62,10 @@ fn describe(u: &User) -> String {
 
 /// Runs one user command against `cfg`'s database.
 pub fn run(cfg: &Config, command: UserCommand) -> Result<(), String> {
-    let store = Arc::new(SqliteUsers::open(&cfg.server.database).map_err(|e| e.to_string())?);
+    let store: Arc<dyn crate::storage::users::UserStore> = match &cfg.server.postgres {
+        Some(pg) => Arc::new(crate::storage::postgres::PostgresStorage::open(pg).map_err(|e| e.to_string())?),
+        None => Arc::new(SqliteUsers::open(&cfg.server.database).map_err(|e| e.to_string())?),
+    };
     let now_ms = SystemClock.now_ms();
     let known = |s: &str| cfg.sites.iter().any(|site| site.id == s);
     let find = |name: &str| -> Result<User, String> {

@@ -11,6 +11,16 @@ use super::{Env, Issues};
 /// The environment variable that overrides `[server] admin_token`.
 pub const ADMIN_TOKEN_ENV: &str = "RINGSOURCE_ADMIN_TOKEN";
 
+/// The environment variable that names the database instead of `[server]
+/// database`: a `postgres://` URL (whose password may stay out of both).
+pub const DATABASE_URL_ENV: &str = "RINGSOURCE_DATABASE_URL";
+/// The environment variable with the PostgreSQL password, which then need
+/// not be in the URL.
+pub const DATABASE_PASSWORD_ENV: &str = "RINGSOURCE_DATABASE_PASSWORD";
+/// Set to `1`: the collector starts on PostgreSQL although the adapter does
+/// not serve every feature yet (see [`PostgresSettings::experimental`]).
+pub const EXPERIMENTAL_POSTGRES_ENV: &str = "RINGSOURCE_EXPERIMENTAL_POSTGRES";
+
 /// The write-ahead log written out when the collector starts, by default:
 /// four seconds of WAL at the heaviest load measured (about 15 MB/s), and
 /// little for any disk to spare.
@@ -22,8 +32,14 @@ pub const DEFAULT_WAL_PREALLOCATE_MIB: u32 = 64;
 pub struct RawServer {
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// A SQLite file, or a `postgres://user@host:port/dbname` URL.
     #[serde(default = "default_database")]
     pub database: PathBuf,
+    /// PEM file of the CA that signed the PostgreSQL server's certificate,
+    /// when the URL asks for TLS (`sslmode=require`); without it the
+    /// system's CAs are trusted.
+    #[serde(default)]
+    pub database_ca_file: Option<PathBuf>,
     #[serde(default = "default_bundle_dir")]
     pub bundle_dir: PathBuf,
     #[serde(default = "default_www_dir")]
@@ -171,11 +187,29 @@ fn default_www_dir() -> PathBuf {
     PathBuf::from("www")
 }
 
+/// PostgreSQL as the database, from `server.database` or
+/// [`DATABASE_URL_ENV`].
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    /// The parsed URL with the password from the environment; its `Debug`
+    /// does not show the password.
+    pub connect: tokio_postgres::Config,
+    /// Where the database is, for messages: `host:port/dbname`.
+    pub shown: String,
+    pub ca_file: Option<PathBuf>,
+    /// [`EXPERIMENTAL_POSTGRES_ENV`] is set: start although the adapter
+    /// serves only the browser's routes so far (docs/postgres.md).
+    pub experimental: bool,
+}
+
 /// Validated `[server]` section.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// The SQLite file (meaningless when [`Self::postgres`] is set).
     pub database: PathBuf,
+    /// Set when the database is PostgreSQL.
+    pub postgres: Option<PostgresSettings>,
     pub bundle_dir: PathBuf,
     pub www_dir: PathBuf,
     pub admin_token: Option<String>,
@@ -234,6 +268,7 @@ impl RawServer {
                 "burst, per_minute, session_burst and session_per_minute must be at least 1",
             );
         }
+        let postgres = postgres_settings(&raw, env, issues);
         let admin_token = env.var(ADMIN_TOKEN_ENV).or(raw.admin_token);
         if admin_token.as_deref().is_some_and(|t| t.len() < 16) {
             issues.push("server.admin_token", format!("must be at least 16 characters (or set {ADMIN_TOKEN_ENV})"));
@@ -242,6 +277,7 @@ impl RawServer {
         Some(ServerConfig {
             listen,
             database: raw.database,
+            postgres,
             bundle_dir: raw.bundle_dir,
             www_dir: raw.www_dir,
             admin_token,
@@ -256,4 +292,82 @@ impl RawServer {
             shutdown_timeout_secs: raw.shutdown_timeout_secs,
         })
     }
+}
+
+/// Whether `database` names PostgreSQL rather than a SQLite file.
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// PostgreSQL's settings for a URL given on the command line (`ringsource
+/// migrate --to`), read as `server.database` is: the password may come from
+/// [`DATABASE_PASSWORD_ENV`], and `ca_file` plays `server.database_ca_file`.
+/// [`DATABASE_URL_ENV`] does not override it. The error names what is wrong
+/// and the form expected.
+pub fn postgres_from_url(url: &str, ca_file: Option<PathBuf>, env: &dyn Env) -> Result<PostgresSettings, String> {
+    /// The environment without [`DATABASE_URL_ENV`]: the URL given wins.
+    struct Given<'a>(&'a dyn Env);
+    impl Env for Given<'_> {
+        fn var(&self, name: &str) -> Option<String> {
+            if name == DATABASE_URL_ENV { None } else { self.0.var(name) }
+        }
+    }
+    if !is_postgres_url(url) {
+        return Err("must be a postgres://user@host:port/dbname URL".to_owned());
+    }
+    let mut raw = RawServer::default_shape();
+    raw.database = PathBuf::from(url);
+    raw.database_ca_file = ca_file;
+    let mut issues = super::Issues::new(std::path::Path::new(""));
+    match postgres_settings(&raw, &Given(env), &mut issues) {
+        Some(settings) if issues.list.is_empty() => Ok(settings),
+        _ => Err(issues.list.into_iter().map(|i| i.reason).collect::<Vec<_>>().join("; ")),
+    }
+}
+
+/// PostgreSQL's settings when the database is a `postgres://` URL (from
+/// [`DATABASE_URL_ENV`] first), with problems pushed to `issues`.
+fn postgres_settings(raw: &RawServer, env: &dyn Env, issues: &mut Issues<'_>) -> Option<PostgresSettings> {
+    let (field, url) = match env.var(DATABASE_URL_ENV) {
+        Some(url) => (DATABASE_URL_ENV, url),
+        None => ("server.database", raw.database.to_str()?.to_owned()),
+    };
+    if !is_postgres_url(&url) {
+        if field == DATABASE_URL_ENV {
+            issues.push(field, "must be a postgres:// URL (a SQLite file goes in server.database)");
+        }
+        return None;
+    }
+    let mut connect: tokio_postgres::Config = match url.parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // The parser's message never repeats the URL, so no password leaks here.
+            issues.push(field, format!("is not a PostgreSQL URL ({e}); the form is postgres://user@host:port/dbname"));
+            return None;
+        }
+    };
+    if connect.get_hosts().is_empty() {
+        issues.push(field, "names no host: postgres://user@host:port/dbname");
+        return None;
+    }
+    if connect.get_user().is_none() {
+        issues.push(field, "names no user: postgres://user@host:port/dbname");
+        return None;
+    }
+    if let Some(password) = env.var(DATABASE_PASSWORD_ENV) {
+        connect.password(password);
+    }
+    let host = match &connect.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    let port = connect.get_ports().first().copied().unwrap_or(5432);
+    let dbname = connect.get_dbname().or(connect.get_user()).unwrap_or_default().to_owned();
+    let experimental = env.var(EXPERIMENTAL_POSTGRES_ENV).is_some_and(|v| v == "1");
+    Some(PostgresSettings {
+        connect,
+        shown: format!("{host}:{port}/{dbname}"),
+        ca_file: raw.database_ca_file.clone(),
+        experimental,
+    })
 }

@@ -7,11 +7,13 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::services::device::{Device, DeviceParser};
 use crate::services::geo::{Geo, GeoError, Place};
 pub use crate::storage::Facts;
 use crate::storage::StorageError;
+use crate::storage::postgres::PostgresStorage;
 use crate::storage::sqlite::visitor_facts::SqliteVisitorFacts;
 
 /// The facts of a new session from what was found of its place and device.
@@ -36,7 +38,13 @@ pub enum VisitorFactsError {
 /// What the visit handler asks for each new visit.
 pub struct VisitorFacts {
     geo: Option<Geo>,
-    store: SqliteVisitorFacts,
+    store: FactsStore,
+}
+
+/// Where the stored facts are read.
+enum FactsStore {
+    Sqlite(SqliteVisitorFacts),
+    Postgres(Arc<PostgresStorage>),
 }
 
 impl VisitorFacts {
@@ -45,7 +53,14 @@ impl VisitorFacts {
         let geo = geoip.map(Geo::open).transpose()?;
         // Compiled now rather than on the first visit, which would wait for it.
         let _ = DeviceParser::shared();
-        Ok(Self { geo, store: SqliteVisitorFacts::open(database)? })
+        Ok(Self { geo, store: FactsStore::Sqlite(SqliteVisitorFacts::open(database)?) })
+    }
+
+    /// With the stored facts read from PostgreSQL.
+    pub fn on_postgres(storage: Arc<PostgresStorage>, geoip: Option<&Path>) -> Result<Self, VisitorFactsError> {
+        let geo = geoip.map(Geo::open).transpose()?;
+        let _ = DeviceParser::shared();
+        Ok(Self { geo, store: FactsStore::Postgres(storage) })
     }
 
     /// The facts of a visit from `ip` with `user_agent`.
@@ -61,6 +76,9 @@ impl VisitorFacts {
 
     /// The stored facts of each of `sessions` that has any.
     pub fn of_sessions(&self, sessions: &[String]) -> Result<HashMap<String, Facts>, StorageError> {
-        self.store.of_sessions(sessions)
+        match &self.store {
+            FactsStore::Sqlite(store) => store.of_sessions(sessions),
+            FactsStore::Postgres(store) => store.visitor_facts(sessions),
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The storage port: the traits the services persist through, with the
 //! types they take and give, and no backend's types. SQL lives only behind
-//! it, in the SQLite adapter [`sqlite`]; a PostgreSQL adapter (issue #17)
-//! implements the same traits.
+//! it, in the SQLite adapter [`sqlite`] and the PostgreSQL adapter
+//! [`postgres`] (issue #17).
 //!
 //! ## The traits
 //!
@@ -64,8 +64,10 @@
 
 pub mod call_notes;
 pub mod calls;
+pub(crate) mod demand;
 pub mod money;
 pub mod pools;
+pub mod postgres;
 pub mod privacy;
 pub mod recordings;
 pub mod sqlite;
@@ -115,6 +117,12 @@ pub enum StorageError {
     Thread(std::io::Error),
     #[error("the database writer thread has stopped")]
     WriterGone,
+    #[error(
+        "cannot reach PostgreSQL at {target}: {source} (check that the server runs and listens there \
+         (listen_addresses, port), that pg_hba.conf lets this user in from this host, and that the \
+         password is in RINGSOURCE_DATABASE_PASSWORD or the URL)"
+    )]
+    Connect { target: String, source: BackendError },
 }
 
 /// A storage answer on its way: await it on the executor, or [`Pending::wait`]

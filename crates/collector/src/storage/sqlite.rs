@@ -35,6 +35,7 @@ mod pools;
 pub mod privacy;
 pub mod recordings;
 mod tally;
+pub mod to_postgres;
 pub mod users;
 pub mod visitor_facts;
 mod visits;
@@ -69,6 +70,17 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V10),
         M::up(SCHEMA_V11),
     ])
+}
+
+/// The schema version this build migrates SQLite files to (their `PRAGMA
+/// user_version` once the collector has opened them): what `ringsource
+/// migrate` requires of the file it copies.
+pub fn latest_schema_version() -> Result<i64, StorageError> {
+    let mut conn = Connection::open_in_memory().map_err(sql("opening an in-memory database"))?;
+    // Silently: rusqlite_migration logs "Database migrated", which would read
+    // as if the operator's file had been changed.
+    tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || migrate(&mut conn))?;
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql("reading the schema version"))
 }
 
 /// Migrates to the latest schema. Foreign keys are off on the collector's

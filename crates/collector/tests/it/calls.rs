@@ -1,6 +1,6 @@
 //! Calls end to end: leases taken through the real visits API on a simulated
 //! clock, call events fed through the storage-backed `CallSink`, and the
-//! admin calls API read over HTTP from the same SQLite file.
+//! admin calls API read over HTTP from the same database, on both backends.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,7 +11,6 @@ use ringsource_collector::clock::ManualClock;
 use ringsource_collector::config::Config;
 use ringsource_collector::services::calls::CallsService;
 use ringsource_collector::services::calls::{CallSink, RecordOutcome};
-use ringsource_collector::storage::sqlite::SqliteStorage;
 use ringsource_core::call::{CallEvent, CallPhase, CallStatus};
 use ringsource_core::phone::PhoneNumber;
 use serde_json::{Value, json};
@@ -30,16 +29,16 @@ struct Calls {
     sink: CallsService,
 }
 
-/// The real server plus a `CallsService` on the same SQLite file, standing
-/// in for the PBX adapters that feed the server's own.
-fn start_calls(site_extra: &str) -> Calls {
+/// The real server plus a `CallsService` on the same database, standing in
+/// for the PBX adapters that feed the server's own.
+fn start_calls(backend: Backend, test: &str, site_extra: &str) -> Option<Calls> {
     let clock = Arc::new(ManualClock::new(T0));
-    let h = start_with_clock(SERVER, site_extra, POOL_SETTINGS, clock.clone());
+    let h = start_with_clock_on(backend, test, SERVER, site_extra, POOL_SETTINGS, clock.clone())?;
     let text = site_toml(&h.db, SERVER, site_extra, POOL_SETTINGS);
     let config = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new()).unwrap();
-    let storage = SqliteStorage::open(&h.db).unwrap();
-    let sink = CallsService::new(Arc::new(storage), &config.sites, clock.clone());
-    Calls { h, clock, sink }
+    let store = h.call_store();
+    let sink = CallsService::new(store, &config.sites, clock.clone());
+    Some(Calls { h, clock, sink })
 }
 
 fn at(clock: &ManualClock, secs: i64) {
@@ -123,9 +122,21 @@ fn session(v: &Value) -> String {
     v["session_id"].as_str().unwrap().to_owned()
 }
 
-#[test]
-fn grace_window_counts_a_late_caller_and_not_a_later_one() {
-    let c = start_calls("");
+crate::on_both_backends! {
+    grace_window_counts_a_late_caller_and_not_a_later_one => grace_window_counts_a_late_caller_and_not_a_later_one_on;
+    a_number_reused_after_cooldown_goes_to_the_second_session => a_number_reused_after_cooldown_goes_to_the_second_session_on;
+    repeat_callers_and_the_caller_history_heuristic => repeat_callers_and_the_caller_history_heuristic_on;
+    a_static_number_maps_to_its_source => a_static_number_maps_to_its_source_on;
+    promo_codes_are_issued_looked_up_and_win_over_everything => promo_codes_are_issued_looked_up_and_win_over_everything_on;
+    out_of_order_and_duplicate_events_make_one_correct_call => out_of_order_and_duplicate_events_make_one_correct_call_on;
+    missed_calls_keep_the_pbx_status_and_unknown_numbers_are_stored => missed_calls_keep_the_pbx_status_and_unknown_numbers_are_stored_on;
+    linear_model_splits_credit_in_the_report => linear_model_splits_credit_in_the_report_on;
+    csv_export_has_a_header_and_one_row_per_call => csv_export_has_a_header_and_one_row_per_call_on;
+    the_calls_api_needs_the_admin_token => the_calls_api_needs_the_admin_token_on;
+}
+
+fn grace_window_counts_a_late_caller_and_not_a_later_one_on(backend: Backend) {
+    let Some(c) = start_calls(backend, "grace_window_counts_a_late_caller_and_not_a_later_one", "") else { return };
     let a = c.h.visit(None, paid());
     assert_eq!(a["number"], POOL[0]);
     // The lease expires at 60 s; grace is 120 s.
@@ -161,9 +172,8 @@ fn grace_window_counts_a_late_caller_and_not_a_later_one() {
     );
 }
 
-#[test]
-fn a_number_reused_after_cooldown_goes_to_the_second_session() {
-    let c = start_calls("");
+fn a_number_reused_after_cooldown_goes_to_the_second_session_on(backend: Backend) {
+    let Some(c) = start_calls(backend, "a_number_reused_after_cooldown_goes_to_the_second_session", "") else { return };
     let a = c.h.visit(None, paid());
     let b = c.h.visit(None, paid());
     let d = c.h.visit(None, paid());
@@ -181,9 +191,12 @@ fn a_number_reused_after_cooldown_goes_to_the_second_session() {
     assert_eq!(c.call("first")["session_id"], session(&a));
 }
 
-#[test]
-fn repeat_callers_and_the_caller_history_heuristic() {
-    let c = start_calls("uniqueness_window_days = 10");
+fn repeat_callers_and_the_caller_history_heuristic_on(backend: Backend) {
+    let Some(c) =
+        start_calls(backend, "repeat_callers_and_the_caller_history_heuristic", "uniqueness_window_days = 10")
+    else {
+        return;
+    };
     let a = c.h.visit(None, paid());
     c.record(start_ev("c1", POOL[0], 10));
     // Two days later the same caller dials the site's own number.
@@ -214,9 +227,8 @@ fn repeat_callers_and_the_caller_history_heuristic() {
     assert_eq!(c.call("c1")["caller_kind"], "repeat");
 }
 
-#[test]
-fn a_static_number_maps_to_its_source() {
-    let c = start_calls("");
+fn a_static_number_maps_to_its_source_on(backend: Backend) {
+    let Some(c) = start_calls(backend, "a_static_number_maps_to_its_source", "") else { return };
     c.record(answered_end("bb", BILLBOARD, 50, 40));
     let call = c.call("bb");
     assert_eq!(call["number_kind"], "static");
@@ -230,9 +242,14 @@ fn a_static_number_maps_to_its_source() {
     assert_eq!(call["target"], true);
 }
 
-#[test]
-fn promo_codes_are_issued_looked_up_and_win_over_everything() {
-    let c = start_calls("promo = { fallback = true, length = 6 }");
+fn promo_codes_are_issued_looked_up_and_win_over_everything_on(backend: Backend) {
+    let Some(c) = start_calls(
+        backend,
+        "promo_codes_are_issued_looked_up_and_win_over_everything",
+        "promo = { fallback = true, length = 6 }",
+    ) else {
+        return;
+    };
     let mut referral = touch("Referral", "blog.example", "referral");
     referral["term"] = json!("best shop");
     let v = c.h.visit(None, referral);
@@ -303,9 +320,8 @@ fn promo_codes_are_issued_looked_up_and_win_over_everything() {
     assert_eq!(post(format!("/v1/calls/{id}/promo"), json!({ "kode": code })).0, 400);
 }
 
-#[test]
-fn out_of_order_and_duplicate_events_make_one_correct_call() {
-    let c = start_calls("");
+fn out_of_order_and_duplicate_events_make_one_correct_call_on(backend: Backend) {
+    let Some(c) = start_calls(backend, "out_of_order_and_duplicate_events_make_one_correct_call", "") else { return };
     let a = c.h.visit(None, paid());
     let end = answered_end("ooo", POOL[0], 30, 45);
     // The end report arrives first, without a start time.
@@ -337,9 +353,14 @@ fn out_of_order_and_duplicate_events_make_one_correct_call() {
     assert_eq!(report["totals"]["target_calls"], 1.0);
 }
 
-#[test]
-fn missed_calls_keep_the_pbx_status_and_unknown_numbers_are_stored() {
-    let c = start_calls("target_call_secs = 60");
+fn missed_calls_keep_the_pbx_status_and_unknown_numbers_are_stored_on(backend: Backend) {
+    let Some(c) = start_calls(
+        backend,
+        "missed_calls_keep_the_pbx_status_and_unknown_numbers_are_stored",
+        "target_call_secs = 60",
+    ) else {
+        return;
+    };
     c.h.visit(None, paid());
     c.record(CallEvent { ended_at_ms: Some(ms(40)), ..event("busy", CallPhase::End, CallStatus::Busy, POOL[0], 10) });
     c.record(answered_end("short", POOL[0], 50, 59));
@@ -369,9 +390,11 @@ fn missed_calls_keep_the_pbx_status_and_unknown_numbers_are_stored() {
     assert_eq!(report["totals"]["calls"], 3.0);
 }
 
-#[test]
-fn linear_model_splits_credit_in_the_report() {
-    let c = start_calls("attribution_model = \"linear\"");
+fn linear_model_splits_credit_in_the_report_on(backend: Backend) {
+    let Some(c) = start_calls(backend, "linear_model_splits_credit_in_the_report", "attribution_model = \"linear\"")
+    else {
+        return;
+    };
     // A visitor who first came from organic search, then from an ad.
     let mut body = visit_body(None, paid());
     body["client_id"] = json!("111.222");
@@ -433,9 +456,8 @@ fn linear_model_splits_credit_in_the_report() {
     assert_eq!(c.get("/v1/reports/calls?site=shop&from=2027-02-30").0, 400);
 }
 
-#[test]
-fn csv_export_has_a_header_and_one_row_per_call() {
-    let c = start_calls("");
+fn csv_export_has_a_header_and_one_row_per_call_on(backend: Backend) {
+    let Some(c) = start_calls(backend, "csv_export_has_a_header_and_one_row_per_call", "") else { return };
     let a = c.h.visit(None, paid());
     c.record(answered_end("x1", POOL[0], 10, 40));
     c.record(start_ev("x2, \"quoted\"", BILLBOARD, 20));
@@ -463,9 +485,8 @@ fn csv_export_has_a_header_and_one_row_per_call() {
     assert_eq!(resp.text().unwrap().lines().count(), 2, "header + one call");
 }
 
-#[test]
-fn the_calls_api_needs_the_admin_token() {
-    let c = start_calls("");
+fn the_calls_api_needs_the_admin_token_on(backend: Backend) {
+    let Some(c) = start_calls(backend, "the_calls_api_needs_the_admin_token", "") else { return };
     for path in ["/v1/calls", "/v1/calls.csv", "/v1/calls/1", "/v1/reports/calls?site=shop", "/v1/promo/3333?site=shop"]
     {
         for auth in [None, Some("Bearer wrong-token-wrong-token"), Some(TOKEN)] {

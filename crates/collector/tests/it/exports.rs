@@ -17,7 +17,6 @@ use ringsource_collector::config::Config;
 use ringsource_collector::pbx::generic::{decode_secret, sign};
 use ringsource_collector::services::calls::CallsService;
 use ringsource_collector::services::exports::validate_ga4;
-use ringsource_collector::storage::sqlite::SqliteStorage;
 use ringsource_core::call::{CallEvent, CallPhase, CallStatus};
 use ringsource_core::phone::PhoneNumber;
 use serde_json::{Value, json};
@@ -118,7 +117,7 @@ struct Exports {
 }
 
 /// The server with CRM (scenario `lead`) and GA4 exports to `addr`.
-fn start_exports(addr: SocketAddr, max_attempts: u32, ga4: bool) -> Exports {
+fn start_exports(backend: Backend, test: &str, addr: SocketAddr, max_attempts: u32, ga4: bool) -> Option<Exports> {
     let ga4 = if ga4 {
         format!(
             r#", ga4 = {{ measurement_id = "G-TEST123", api_secret = "mp-secret", endpoint = "http://{addr}/mp/collect" }}"#
@@ -129,11 +128,11 @@ fn start_exports(addr: SocketAddr, max_attempts: u32, ga4: bool) -> Exports {
     let site_extra = format!(
         r#"exports = {{ max_attempts = {max_attempts}, backoff_base_ms = 40, timeout_secs = 2, crm = {{ url = "http://{addr}/crm", secret = "{CRM_SECRET}", scenario = "lead" }}{ga4} }}"#
     );
-    let h = start(SERVER, &site_extra, "");
+    let h = start_on(backend, test, SERVER, &site_extra, "")?;
     let text = site_toml(&h.db, SERVER, &site_extra, "");
     let config = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new()).unwrap();
-    let sink = CallsService::new(Arc::new(SqliteStorage::open(&h.db).unwrap()), &config.sites, Arc::new(SystemClock));
-    Exports { h, sink }
+    let sink = CallsService::new(h.call_store(), &config.sites, Arc::new(SystemClock));
+    Some(Exports { h, sink })
 }
 
 fn now_ms() -> u64 {
@@ -208,10 +207,19 @@ fn assert_signed(r: &Received) {
     assert_eq!(r.headers["webhook-signature"], sign(key.expose(), id, ts, r.body.as_bytes()), "signature of {id}");
 }
 
-#[test]
-fn an_ended_call_goes_to_ga4_and_the_crm_once_each() {
+crate::on_both_backends! {
+    an_ended_call_goes_to_ga4_and_the_crm_once_each => an_ended_call_goes_to_ga4_and_the_crm_once_each_on;
+    a_call_without_client_id_skips_ga4_with_the_reason => a_call_without_client_id_skips_ga4_with_the_reason_on;
+    a_receiver_that_was_down_gets_each_export_once_it_is_up => a_receiver_that_was_down_gets_each_export_once_it_is_up_on;
+    exports_that_keep_failing_go_to_the_dead_letter_and_can_be_retried => exports_that_keep_failing_go_to_the_dead_letter_and_can_be_retried_on;
+    a_receiver_that_refuses_the_body_dead_letters_it_at_once => a_receiver_that_refuses_the_body_dead_letters_it_at_once_on;
+}
+
+fn an_ended_call_goes_to_ga4_and_the_crm_once_each_on(backend: Backend) {
     let (receiver, addr) = Receiver::start(&[], 200);
-    let x = start_exports(addr, 5, true);
+    let Some(x) = start_exports(backend, "an_ended_call_goes_to_ga4_and_the_crm_once_each", addr, 5, true) else {
+        return;
+    };
     let mut body = visit_body(None, paid());
     body["client_id"] = json!("555.666");
     let (status, v) = x.h.post("/v1/sites/shop/visits", &body);
@@ -263,10 +271,11 @@ fn an_ended_call_goes_to_ga4_and_the_crm_once_each() {
     assert!(body["timestamp_micros"].as_i64().unwrap() > 1_700_000_000_000_000);
 }
 
-#[test]
-fn a_call_without_client_id_skips_ga4_with_the_reason() {
+fn a_call_without_client_id_skips_ga4_with_the_reason_on(backend: Backend) {
     let (receiver, addr) = Receiver::start(&[], 200);
-    let x = start_exports(addr, 5, true);
+    let Some(x) = start_exports(backend, "a_call_without_client_id_skips_ga4_with_the_reason", addr, 5, true) else {
+        return;
+    };
     // A static number's call: no visit, so no client id.
     x.record(event("s1", CallPhase::End, CallStatus::NoAnswer, INSTAGRAM, None));
     let rows = x.wait_for("crm sent", |rows| rows.iter().any(|r| r["kind"] == "crm" && r["status"] == "sent"));
@@ -279,11 +288,13 @@ fn a_call_without_client_id_skips_ga4_with_the_reason() {
     assert_eq!((&crm["data"]["call"]["missed"], &crm["data"]["visitor"]), (&json!(true), &Value::Null));
 }
 
-#[test]
-fn a_receiver_that_was_down_gets_each_export_once_it_is_up() {
+fn a_receiver_that_was_down_gets_each_export_once_it_is_up_on(backend: Backend) {
     // 503 twice, then OK: three deliveries of one webhook-id, one accepted.
     let (receiver, addr) = Receiver::start(&[503, 503], 200);
-    let x = start_exports(addr, 5, false);
+    let Some(x) = start_exports(backend, "a_receiver_that_was_down_gets_each_export_once_it_is_up", addr, 5, false)
+    else {
+        return;
+    };
     let ids: Vec<i64> = (0..3)
         .map(|i| x.record(event(&format!("d{i}"), CallPhase::End, CallStatus::Answered, INSTAGRAM, Some(40))))
         .collect();
@@ -313,7 +324,10 @@ fn a_receiver_that_was_down_gets_each_export_once_it_is_up() {
     // Not listening at all: the attempts fail until the receiver appears.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let late = Receiver::new(&[], 200);
-    let y = start_exports(port, 30, false);
+    let Some(y) = start_exports(backend, "a_receiver_that_was_down_gets_each_export_once_it_is_up", port, 30, false)
+    else {
+        return;
+    };
     y.record(event("e1", CallPhase::End, CallStatus::Answered, INSTAGRAM, Some(40)));
     let rows =
         y.wait_for("two failed attempts", |rows| rows.first().is_some_and(|r| r["attempts"].as_u64() >= Some(2)));
@@ -326,10 +340,13 @@ fn a_receiver_that_was_down_gets_each_export_once_it_is_up() {
     assert_eq!(got[0].headers["webhook-id"], rows[0]["webhook_id"].as_str().unwrap());
 }
 
-#[test]
-fn exports_that_keep_failing_go_to_the_dead_letter_and_can_be_retried() {
+fn exports_that_keep_failing_go_to_the_dead_letter_and_can_be_retried_on(backend: Backend) {
     let (receiver, addr) = Receiver::start(&[], 503);
-    let x = start_exports(addr, 3, false);
+    let Some(x) =
+        start_exports(backend, "exports_that_keep_failing_go_to_the_dead_letter_and_can_be_retried", addr, 3, false)
+    else {
+        return;
+    };
     x.record(event("f1", CallPhase::End, CallStatus::Answered, INSTAGRAM, Some(40)));
     let rows = x.wait_for("dead", |rows| rows.first().is_some_and(|r| r["status"] == "dead"));
     let dead = &rows[0];
@@ -359,10 +376,12 @@ fn exports_that_keep_failing_go_to_the_dead_letter_and_can_be_retried() {
     assert_eq!(x.h.client.get(x.h.url("/v1/exports")).send().unwrap().status().as_u16(), 401);
 }
 
-#[test]
-fn a_receiver_that_refuses_the_body_dead_letters_it_at_once() {
+fn a_receiver_that_refuses_the_body_dead_letters_it_at_once_on(backend: Backend) {
     let (receiver, addr) = Receiver::start(&[], 400);
-    let x = start_exports(addr, 5, false);
+    let Some(x) = start_exports(backend, "a_receiver_that_refuses_the_body_dead_letters_it_at_once", addr, 5, false)
+    else {
+        return;
+    };
     x.record(event("r1", CallPhase::End, CallStatus::Answered, INSTAGRAM, Some(40)));
     let rows = x.wait_for("dead", |rows| rows.first().is_some_and(|r| r["status"] == "dead"));
     assert_eq!(rows[0]["attempts"], 1, "resending the same bytes cannot help");

@@ -1,4 +1,5 @@
-//! The `/v1/` API over real HTTP against a fresh database.
+//! The `/v1/` API over real HTTP against a fresh database (the browser's
+//! routes on both backends).
 
 use crate::common::*;
 use serde_json::{Value, json};
@@ -32,9 +33,28 @@ fn site_config_is_public_and_normalised() {
     assert_eq!(err["error"]["code"], "unknown_site");
 }
 
-#[test]
-fn the_visit_answer_carries_the_site_config() {
-    let h = start("", "show_number = { selector = \"#show\", label = \"Show\" }", "");
+crate::on_both_backends! {
+    the_visit_answer_carries_the_site_config => the_visit_answer_carries_the_site_config_on;
+    without_consent_a_site_that_requires_it_stores_nothing => without_consent_a_site_that_requires_it_stores_nothing_on;
+    paid_search_gets_a_lease_and_keeps_it => paid_search_gets_a_lease_and_keeps_it_on;
+    returning_visitor_by_client_id_gets_the_same_number => returning_visitor_by_client_id_gets_the_same_number_on;
+    static_and_original_routes => static_and_original_routes_on;
+    crawlers_never_take_a_pool_number => crawlers_never_take_a_pool_number_on;
+    show_number_button_leases_only_on_reveal => show_number_button_leases_only_on_reveal_on;
+    heartbeat_renews_and_reports_a_gone_lease => heartbeat_renews_and_reports_a_gone_lease_on;
+    page_views_are_recorded => page_views_are_recorded_on;
+}
+
+fn the_visit_answer_carries_the_site_config_on(backend: Backend) {
+    let Some(h) = start_on(
+        backend,
+        "the_visit_answer_carries_the_site_config",
+        "",
+        "show_number = { selector = \"#show\", label = \"Show\" }",
+        "",
+    ) else {
+        return;
+    };
     let config: Value = h.client.get(h.url("/v1/sites/shop/config")).send().unwrap().json().unwrap();
     let answer = h.visit(None, paid());
     // One round trip: the page learns its originals, consent and show-number with its number.
@@ -51,16 +71,18 @@ fn the_visit_answer_carries_the_site_config() {
     assert_eq!(revealed["session_id"], session.as_str());
 }
 
-#[test]
-fn without_consent_a_site_that_requires_it_stores_nothing() {
-    let h = start("", "consent_required = true", "");
+fn without_consent_a_site_that_requires_it_stores_nothing_on(backend: Backend) {
+    let Some(h) =
+        start_on(backend, "without_consent_a_site_that_requires_it_stores_nothing", "", "consent_required = true", "")
+    else {
+        return;
+    };
     let answer = h.visit(None, paid());
     assert_eq!(answer["kind"], "original", "{answer}");
     assert!(answer.get("session_id").is_none(), "no session without consent: {answer}");
     assert_eq!(answer["site"]["consent_required"], true);
-    let conn = h.db();
     for table in ["sessions", "touches", "page_views", "leases"] {
-        let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap();
+        let n = h.scalar(&format!("SELECT COUNT(*) FROM {table}"));
         assert_eq!(n, 0, "{table} must stay empty before consent");
     }
 
@@ -72,9 +94,8 @@ fn without_consent_a_site_that_requires_it_stores_nothing() {
     assert!(consented["session_id"].is_string());
 }
 
-#[test]
-fn paid_search_gets_a_lease_and_keeps_it() {
-    let h = start("", "", "");
+fn paid_search_gets_a_lease_and_keeps_it_on(backend: Backend) {
+    let Some(h) = start_on(backend, "paid_search_gets_a_lease_and_keeps_it", "", "", "") else { return };
     let first = h.visit(None, paid());
     assert_eq!(first["kind"], "lease");
     assert_eq!(first["overflow"], false);
@@ -100,20 +121,14 @@ fn paid_search_gets_a_lease_and_keeps_it() {
     assert_eq!(numbers.len(), 3, "three visitors, three numbers");
 
     // The DB recorded sessions, touches and the landing page views.
-    let conn = h.db();
-    let sessions: i64 = conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0)).unwrap();
-    assert_eq!(sessions, 3);
-    let first_touches: i64 =
-        conn.query_row("SELECT COUNT(*) FROM touches WHERE role = 'first'", [], |r| r.get(0)).unwrap();
-    assert_eq!(first_touches, 3);
-    let views: i64 = conn.query_row("SELECT COUNT(*) FROM page_views", [], |r| r.get(0)).unwrap();
-    assert_eq!(views, 4);
-    assert_no_number_leased_twice(&conn);
+    assert_eq!(h.scalar("SELECT COUNT(*) FROM sessions"), 3);
+    assert_eq!(h.scalar("SELECT COUNT(*) FROM touches WHERE role = 'first'"), 3);
+    assert_eq!(h.scalar("SELECT COUNT(*) FROM page_views"), 4);
+    h.assert_no_number_leased_twice();
 }
 
-#[test]
-fn returning_visitor_by_client_id_gets_the_same_number() {
-    let h = start("", "", "");
+fn returning_visitor_by_client_id_gets_the_same_number_on(backend: Backend) {
+    let Some(h) = start_on(backend, "returning_visitor_by_client_id_gets_the_same_number", "", "", "") else { return };
     let mut body = visit_body(None, paid());
     body["client_id"] = json!("GA1.1.123.456");
     let (_, first) = h.post("/v1/sites/shop/visits", &body);
@@ -121,16 +136,13 @@ fn returning_visitor_by_client_id_gets_the_same_number() {
     let (_, second) = h.post("/v1/sites/shop/visits", &body);
     assert_ne!(first["session_id"], second["session_id"]);
     assert_eq!(first["number"], second["number"]);
-    let conn = h.db();
-    let reason: String =
-        conn.query_row("SELECT end_reason FROM leases WHERE ended_at_ms IS NOT NULL", [], |r| r.get(0)).unwrap();
-    assert_eq!(reason, "handed-over");
-    assert_no_number_leased_twice(&conn);
+    let reasons = h.rows("SELECT end_reason FROM leases WHERE ended_at_ms IS NOT NULL");
+    assert_eq!(reasons, [[Some("handed-over".to_owned())]]);
+    h.assert_no_number_leased_twice();
 }
 
-#[test]
-fn static_and_original_routes() {
-    let h = start("", "", "");
+fn static_and_original_routes_on(backend: Backend) {
+    let Some(h) = start_on(backend, "static_and_original_routes", "", "", "") else { return };
     let insta = h.visit(None, touch("Organic Social", "instagram", "social"));
     assert_eq!(insta["kind"], "static");
     assert_eq!(insta["number"], "+74957000011");
@@ -140,13 +152,12 @@ fn static_and_original_routes() {
     let direct = h.visit(None, touch("Direct", "(direct)", "(none)"));
     assert_eq!(direct["kind"], "original");
     assert!(direct.get("number").is_none());
-    let leases: i64 = h.db().query_row("SELECT COUNT(*) FROM leases", [], |r| r.get(0)).unwrap();
+    let leases = h.scalar("SELECT COUNT(*) FROM leases");
     assert_eq!(leases, 0, "static and original visits take no pool number");
 }
 
-#[test]
-fn crawlers_never_take_a_pool_number() {
-    let h = start("", "", "");
+fn crawlers_never_take_a_pool_number_on(backend: Backend) {
+    let Some(h) = start_on(backend, "crawlers_never_take_a_pool_number", "", "", "") else { return };
     for ua in [
         "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
         "Mozilla/5.0 (compatible; YandexBot/3.0)",
@@ -162,16 +173,21 @@ fn crawlers_never_take_a_pool_number() {
         &[("user-agent", "Googlebot")],
     );
     assert_eq!(body["kind"], "static");
-    let conn = h.db();
-    let leases: i64 = conn.query_row("SELECT COUNT(*) FROM leases", [], |r| r.get(0)).unwrap();
-    assert_eq!(leases, 0);
-    let bots: i64 = conn.query_row("SELECT COUNT(*) FROM sessions WHERE is_bot = 1", [], |r| r.get(0)).unwrap();
-    assert_eq!(bots, 3);
+    assert_eq!(h.scalar("SELECT COUNT(*) FROM leases"), 0);
+    // A flag is 0/1 in SQLite and a boolean in PostgreSQL; both cast to 1.
+    assert_eq!(h.scalar("SELECT COUNT(*) FROM sessions WHERE CAST(is_bot AS INTEGER) = 1"), 3);
 }
 
-#[test]
-fn show_number_button_leases_only_on_reveal() {
-    let h = start("", "show_number = { selector = \"#show\", label = \"Show number\" }", "");
+fn show_number_button_leases_only_on_reveal_on(backend: Backend) {
+    let Some(h) = start_on(
+        backend,
+        "show_number_button_leases_only_on_reveal",
+        "",
+        "show_number = { selector = \"#show\", label = \"Show number\" }",
+        "",
+    ) else {
+        return;
+    };
     let hidden = h.visit(None, paid());
     assert_eq!(hidden["kind"], "original");
     let session = hidden["session_id"].as_str().unwrap();
@@ -183,9 +199,8 @@ fn show_number_button_leases_only_on_reveal() {
     assert_eq!(shown["session_id"], session);
 }
 
-#[test]
-fn heartbeat_renews_and_reports_a_gone_lease() {
-    let h = start("", "", "");
+fn heartbeat_renews_and_reports_a_gone_lease_on(backend: Backend) {
+    let Some(h) = start_on(backend, "heartbeat_renews_and_reports_a_gone_lease", "", "", "") else { return };
     let v = h.visit(None, paid());
     let session = v["session_id"].as_str().unwrap();
     let (status, beat) = h.post("/v1/sites/shop/heartbeat", &json!({ "session_id": session }));
@@ -204,9 +219,8 @@ fn heartbeat_renews_and_reports_a_gone_lease() {
     assert_eq!(err["error"]["code"], "unknown_session");
 }
 
-#[test]
-fn page_views_are_recorded() {
-    let h = start("", "", "");
+fn page_views_are_recorded_on(backend: Backend) {
+    let Some(h) = start_on(backend, "page_views_are_recorded", "", "", "") else { return };
     let v = h.visit(None, paid());
     let session = v["session_id"].as_str().unwrap();
     let (status, body) = h.post(
@@ -214,13 +228,10 @@ fn page_views_are_recorded() {
         &json!({ "session_id": session, "url": "https://shop.example/contacts", "title": "Contacts" }),
     );
     assert_eq!(status, 204, "{body}");
-    let (url, title): (String, String) = h
-        .db()
-        .query_row("SELECT url, title FROM page_views WHERE session_id = ?1 ORDER BY id DESC LIMIT 1", [session], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!((url.as_str(), title.as_str()), ("https://shop.example/contacts", "Contacts"));
+    assert!(session.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{session}");
+    let latest =
+        h.rows(&format!("SELECT url, title FROM page_views WHERE session_id = '{session}' ORDER BY id DESC LIMIT 1"));
+    assert_eq!(latest, [[Some("https://shop.example/contacts".to_owned()), Some("Contacts".to_owned())]]);
     let (status, _) =
         h.post("/v1/sites/shop/pageviews", &json!({ "session_id": "unknown-session", "url": "https://x/" }));
     assert_eq!(status, 404);
@@ -414,4 +425,47 @@ fn the_harness_finds_rows_that_name_a_missing_parent() {
     assert_eq!(orphans.len(), 1, "{orphans:?}");
     assert_eq!((orphans[0].0.as_str(), orphans[0].2.as_str()), ("page_views", "sessions"));
     conn.execute("DELETE FROM page_views WHERE session_id = 'nobody'", []).unwrap();
+}
+
+crate::on_both_backends! {
+    promo_codes_are_unique_among_live_codes_under_load => promo_codes_under_load;
+}
+
+/// Promo-code visits from 8 threads at once on a site with 4-digit codes:
+/// draws collide often, and each collision is drawn again, so every session
+/// gets a code no other live session has; a session keeps its code.
+fn promo_codes_under_load(backend: Backend) {
+    let Some(h) = start_on(
+        backend,
+        "promo_codes_under_load",
+        "[server.rate_limit]\nburst = 100000\nper_minute = 100000",
+        "promo = { fallback = true, length = 4 }",
+        "",
+    ) else {
+        return;
+    };
+    let h = std::sync::Arc::new(h);
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let h = std::sync::Arc::clone(&h);
+            std::thread::spawn(move || {
+                (0..25).map(|_| h.visit(None, touch("Referral", "blog.example", "referral"))).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<Value> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let h = std::sync::Arc::try_unwrap(h).unwrap_or_else(|_| panic!("threads still hold the harness"));
+    assert!(answers.iter().all(|a| a["kind"] == "promo"), "every visitor got a code");
+    let mut codes: Vec<&str> = answers.iter().map(|a| a["promo_code"].as_str().unwrap()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    assert_eq!(codes.len(), 200, "no code went to two sessions");
+    let twice = h.scalar(
+        "SELECT COUNT(*) FROM (SELECT site_id, code FROM promo_codes WHERE CAST(retired AS INTEGER) = 0
+         GROUP BY site_id, code HAVING COUNT(*) > 1) AS d",
+    );
+    assert_eq!(twice, 0, "no two live codes are equal");
+    let first = &answers[0];
+    let again = h.visit(first["session_id"].as_str(), touch("Referral", "blog.example", "referral"));
+    assert_eq!(again["promo_code"], first["promo_code"], "a session keeps its code");
 }

@@ -1,5 +1,5 @@
 //! Hold, renewal, expiry, cooldown and reuse order, on a simulated clock
-//! driving the real server.
+//! driving the real server, on both backends.
 
 use std::sync::Arc;
 
@@ -10,15 +10,22 @@ use serde_json::json;
 const T0: i64 = 1_800_000_000_000;
 
 /// Pool of 3 with hold 60 s, heartbeat 10 s, cooldown 120 s, policy original.
-fn start_clocked() -> (Harness, Arc<ManualClock>) {
+fn start_clocked(backend: Backend, test: &str) -> Option<(Harness, Arc<ManualClock>)> {
     let clock = Arc::new(ManualClock::new(T0));
-    let h = start_with_clock(
+    let h = start_with_clock_on(
+        backend,
+        test,
         "",
         "",
         "hold_secs = 60\nheartbeat_secs = 10\ncooldown_secs = 120\non_exhaustion = \"original\"",
         clock.clone(),
-    );
-    (h, clock)
+    )?;
+    Some((h, clock))
+}
+
+crate::on_both_backends! {
+    hold_renew_expire_cool_down_and_return => hold_renew_expire;
+    reuse_prefers_the_number_whose_cooldown_ended_longest_ago => reuse_order;
 }
 
 fn at(clock: &ManualClock, secs: i64) {
@@ -29,9 +36,8 @@ fn session(v: &serde_json::Value) -> String {
     v["session_id"].as_str().unwrap().to_owned()
 }
 
-#[test]
-fn hold_renew_expire_cool_down_and_return() {
-    let (h, clock) = start_clocked();
+fn hold_renew_expire(backend: Backend) {
+    let Some((h, clock)) = start_clocked(backend, "hold_renew_expire") else { return };
     let a = h.visit(None, paid());
     let b = h.visit(None, paid());
     let c = h.visit(None, paid());
@@ -75,25 +81,18 @@ fn hold_renew_expire_cool_down_and_return() {
     assert_eq!(d["number"], POOL[2]);
 
     // Every refusal was an exhaustion recorded with the policy.
-    let conn = h.db();
-    let events: i64 = conn
-        .query_row(
-            "SELECT SUM(events) FROM pool_exhaustions
-             WHERE reason = 'exhausted' AND policy = 'original' AND outcome = 'original'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let events = h.scalar(
+        "SELECT SUM(events) FROM pool_exhaustions
+         WHERE reason = 'exhausted' AND policy = 'original' AND outcome = 'original'",
+    );
     assert_eq!(events, 3);
-    let expired: i64 =
-        conn.query_row("SELECT COUNT(*) FROM leases WHERE end_reason = 'expired'", [], |r| r.get(0)).unwrap();
+    let expired = h.scalar("SELECT COUNT(*) FROM leases WHERE end_reason = 'expired'");
     assert!(expired >= 3, "A (at 110), B (at 60), C (at 60) expired");
-    assert_no_number_leased_twice(&conn);
+    h.assert_no_number_leased_twice();
 }
 
-#[test]
-fn reuse_prefers_the_number_whose_cooldown_ended_longest_ago() {
-    let (h, clock) = start_clocked();
+fn reuse_order(backend: Backend) {
+    let Some((h, clock)) = start_clocked(backend, "reuse_order") else { return };
     let a = h.visit(None, paid()); // POOL[0]
     let b = h.visit(None, paid()); // POOL[1]
     let c = h.visit(None, paid()); // POOL[2]
@@ -109,5 +108,5 @@ fn reuse_prefers_the_number_whose_cooldown_ended_longest_ago() {
     at(&clock, 300);
     let order: Vec<_> = (0..3).map(|_| h.visit(None, paid())["number"].as_str().unwrap().to_owned()).collect();
     assert_eq!(order, vec![POOL[2], POOL[1], POOL[0]]);
-    assert_no_number_leased_twice(&h.db());
+    h.assert_no_number_leased_twice();
 }

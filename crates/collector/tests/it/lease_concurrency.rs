@@ -1,6 +1,7 @@
 //! Hundreds of parallel visits on a pool of 3 numbers, once per exhaustion
-//! policy. The database must show that no number was ever held by two live
-//! sessions, and every exhaustion must be recorded with the policy applied.
+//! policy, on both backends. The database must show that no number was ever
+//! held by two live sessions, and every exhaustion must be recorded with the
+//! policy applied.
 
 use std::sync::Arc;
 
@@ -11,9 +12,14 @@ const THREADS: usize = 8;
 const PER_THREAD: usize = 40;
 const TOTAL: usize = THREADS * PER_THREAD;
 
-fn hammer(policy: &str) -> (Harness, Vec<Value>) {
-    let h =
-        start("[server.rate_limit]\nburst = 100000\nper_minute = 100000", "", &format!("on_exhaustion = \"{policy}\""));
+fn hammer(backend: Backend, policy: &str) -> Option<(Harness, Vec<Value>)> {
+    let h = start_on(
+        backend,
+        &format!("lease_concurrency {policy}"),
+        "[server.rate_limit]\nburst = 100000\nper_minute = 100000",
+        "",
+        &format!("on_exhaustion = \"{policy}\""),
+    )?;
     let h = Arc::new(h);
     let threads: Vec<_> = (0..THREADS)
         .map(|_| {
@@ -24,19 +30,17 @@ fn hammer(policy: &str) -> (Harness, Vec<Value>) {
     let answers: Vec<Value> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
     let h = Arc::try_unwrap(h).unwrap_or_else(|_| panic!("threads still hold the harness"));
     assert_eq!(answers.len(), TOTAL);
-    (h, answers)
+    Some((h, answers))
 }
 
 /// Every exhaustion as (policy, outcome), from the counts per minute.
 fn events(h: &Harness) -> Vec<(String, String)> {
-    let conn = h.db();
-    let mut st = conn
-        .prepare("SELECT policy, outcome, events FROM pool_exhaustions WHERE pool_id = 'paid' AND reason = 'exhausted'")
-        .unwrap();
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)));
-    rows.unwrap()
-        .map(Result::unwrap)
-        .flat_map(|(policy, outcome, n)| std::iter::repeat_n((policy, outcome), n as usize))
+    h.rows("SELECT policy, outcome, events FROM pool_exhaustions WHERE pool_id = 'paid' AND reason = 'exhausted'")
+        .into_iter()
+        .flat_map(|r| {
+            let n: usize = r[2].as_deref().unwrap().parse().unwrap();
+            std::iter::repeat_n((r[0].clone().unwrap(), r[1].clone().unwrap()), n)
+        })
         .collect()
 }
 
@@ -48,9 +52,14 @@ fn real_leases(answers: &[Value]) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn overflow_policy_under_load() {
-    let (h, answers) = hammer("overflow");
+crate::on_both_backends! {
+    overflow_policy_under_load => overflow_policy;
+    original_policy_under_load => original_policy;
+    take_over_policy_under_load => take_over_policy;
+}
+
+fn overflow_policy(backend: Backend) {
+    let Some((h, answers)) = hammer(backend, "overflow") else { return };
     let mut leased = real_leases(&answers);
     leased.sort_unstable();
     assert_eq!(leased, POOL.to_vec(), "each pool number goes to exactly one visitor");
@@ -62,34 +71,30 @@ fn overflow_policy_under_load() {
     let ev = events(&h);
     assert_eq!(ev.len(), TOTAL - 3, "every exhaustion is recorded");
     assert!(ev.iter().all(|(p, o)| p == "overflow" && o == "overflow"));
-    assert_no_number_leased_twice(&h.db());
+    h.assert_no_number_leased_twice();
 }
 
-#[test]
-fn original_policy_under_load() {
-    let (h, answers) = hammer("original");
+fn original_policy(backend: Backend) {
+    let Some((h, answers)) = hammer(backend, "original") else { return };
     assert_eq!(real_leases(&answers).len(), 3);
     let originals = answers.iter().filter(|a| a["kind"] == "original").count();
     assert_eq!(originals, TOTAL - 3);
     let ev = events(&h);
     assert_eq!(ev.len(), TOTAL - 3);
     assert!(ev.iter().all(|(p, o)| p == "original" && o == "original"));
-    assert_no_number_leased_twice(&h.db());
+    h.assert_no_number_leased_twice();
 }
 
-#[test]
-fn take_over_policy_under_load() {
-    let (h, answers) = hammer("take-over-oldest");
+fn take_over_policy(backend: Backend) {
+    let Some((h, answers)) = hammer(backend, "take-over-oldest") else { return };
     // Everybody gets a pool number, taking over the least recently renewed lease.
     assert_eq!(real_leases(&answers).len(), TOTAL);
     let ev = events(&h);
     assert_eq!(ev.len(), TOTAL - 3);
     assert!(ev.iter().all(|(p, o)| p == "take-over-oldest" && o == "taken-over"));
-    let conn = h.db();
-    let taken: i64 =
-        conn.query_row("SELECT COUNT(*) FROM leases WHERE end_reason = 'taken-over'", [], |r| r.get(0)).unwrap();
+    let taken = h.scalar("SELECT COUNT(*) FROM leases WHERE end_reason = 'taken-over'");
     assert_eq!(taken as usize, TOTAL - 3);
-    let open: i64 = conn.query_row("SELECT COUNT(*) FROM leases WHERE ended_at_ms IS NULL", [], |r| r.get(0)).unwrap();
+    let open = h.scalar("SELECT COUNT(*) FROM leases WHERE ended_at_ms IS NULL");
     assert_eq!(open, 3);
-    assert_no_number_leased_twice(&conn);
+    h.assert_no_number_leased_twice();
 }

@@ -10,7 +10,6 @@ use crate::common::*;
 use ringsource_collector::clock::ManualClock;
 use ringsource_collector::config::Config;
 use ringsource_collector::services::calls::CallsService;
-use ringsource_collector::storage::sqlite::SqliteStorage;
 use ringsource_core::call::{CallEvent, CallPhase, CallStatus};
 use ringsource_core::phone::PhoneNumber;
 use serde_json::{Value, json};
@@ -27,13 +26,13 @@ struct Money {
     sink: CallsService,
 }
 
-fn start_money(site_extra: &str) -> Money {
+fn start_money(backend: Backend, test: &str, site_extra: &str) -> Option<Money> {
     let clock = Arc::new(ManualClock::new(T0));
-    let h = start_with_clock(SERVER, site_extra, POOL_SETTINGS, clock.clone());
+    let h = start_with_clock_on(backend, test, SERVER, site_extra, POOL_SETTINGS, clock.clone())?;
     let text = site_toml(&h.db, SERVER, site_extra, POOL_SETTINGS);
     let config = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new()).unwrap();
-    let sink = CallsService::new(Arc::new(SqliteStorage::open(&h.db).unwrap()), &config.sites, clock);
-    Money { h, sink }
+    let sink = CallsService::new(h.call_store(), &config.sites, clock);
+    Some(Money { h, sink })
 }
 
 fn answered(id: &str, from: &str, to: &str, ring_s: i64, talk: u32) -> CallEvent {
@@ -97,9 +96,15 @@ fn campaign_touch(source: &str, campaign: &str) -> Value {
     t
 }
 
-#[test]
-fn costs_and_revenue_make_cost_per_target_call_and_roi() {
-    let m = start_money("");
+crate::on_both_backends! {
+    costs_and_revenue_make_cost_per_target_call_and_roi => costs_and_revenue_make_cost_per_target_call_and_roi_on;
+    uploads_are_refused_whole_with_every_bad_field_named => uploads_are_refused_whole_with_every_bad_field_named_on;
+    linear_attribution_splits_revenue_like_calls => linear_attribution_splits_revenue_like_calls_on;
+    amounts_beyond_the_bound_are_refused_and_sums_stay_finite => amounts_beyond_the_bound_are_refused_and_sums_stay_finite_on;
+}
+
+fn costs_and_revenue_make_cost_per_target_call_and_roi_on(backend: Backend) {
+    let Some(m) = start_money(backend, "costs_and_revenue_make_cost_per_target_call_and_roi", "") else { return };
     let a = m.h.visit(None, campaign_touch("google", "brand"));
     let paid_call = m.call(answered("paid", "+79161112233", a["number"].as_str().unwrap(), 60, 90));
     let insta_call = m.call(answered("insta", "+79994445566", INSTAGRAM, 120, 40));
@@ -198,9 +203,8 @@ fn costs_and_revenue_make_cost_per_target_call_and_roi() {
     assert_eq!(by_term["totals"]["cost"], Value::Null);
 }
 
-#[test]
-fn uploads_are_refused_whole_with_every_bad_field_named() {
-    let m = start_money("");
+fn uploads_are_refused_whole_with_every_bad_field_named_on(backend: Backend) {
+    let Some(m) = start_money(backend, "uploads_are_refused_whole_with_every_bad_field_named", "") else { return };
     let (status, body) = m.post_json(
         "/v1/costs",
         &json!([
@@ -240,9 +244,12 @@ fn uploads_are_refused_whole_with_every_bad_field_named() {
     assert_eq!(resp.status().as_u16(), 401);
 }
 
-#[test]
-fn linear_attribution_splits_revenue_like_calls() {
-    let m = start_money("attribution_model = \"linear\"");
+fn linear_attribution_splits_revenue_like_calls_on(backend: Backend) {
+    let Some(m) =
+        start_money(backend, "linear_attribution_splits_revenue_like_calls", "attribution_model = \"linear\"")
+    else {
+        return;
+    };
     let mut body = visit_body(None, paid());
     body["client_id"] = json!("111.222");
     let mut first = touch("Organic Search", "google", "organic");
@@ -272,9 +279,8 @@ fn linear_attribution_splits_revenue_like_calls() {
 /// Two revenues of 1.5e308 made the report's totals `null` (their sum is
 /// infinite). Amounts are bounded on the way in, and rows stored before the
 /// bound existed are read at the bound, so every sum stays a number.
-#[test]
-fn amounts_beyond_the_bound_are_refused_and_sums_stay_finite() {
-    let m = start_money("");
+fn amounts_beyond_the_bound_are_refused_and_sums_stay_finite_on(backend: Backend) {
+    let Some(m) = start_money(backend, "amounts_beyond_the_bound_are_refused_and_sums_stay_finite", "") else { return };
     let a = m.h.visit(None, campaign_touch("google", "brand"));
     let call = m.call(answered("paid", "+79161112233", a["number"].as_str().unwrap(), 60, 90));
     let bound = ringsource_collector::http::money::MAX_AMOUNT;
@@ -312,22 +318,17 @@ fn amounts_beyond_the_bound_are_refused_and_sums_stay_finite() {
     }
 
     // Rows written before the bound (or by hand) hold amounts it refuses now.
-    let conn = m.h.db();
     for deal in ["old-1", "old-2"] {
-        conn.execute(
+        m.h.rows(&format!(
             "INSERT INTO revenue (site_id, call_id, amount, deal_id, at_ms, received_at_ms)
-             VALUES ('shop', ?1, 1.5e308, ?2, ?3, ?3)",
-            rusqlite::params![call, deal, T0],
-        )
-        .unwrap();
+             VALUES ('shop', {call}, 1.5e308, '{deal}', {T0}, {T0})"
+        ));
     }
     for source in ["google", "bing"] {
-        conn.execute(
+        m.h.rows(&format!(
             "INSERT INTO costs (site_id, day, source, medium, campaign, cost, updated_at_ms)
-             VALUES ('shop', '2027-01-15', ?1, 'cpc', '', 1.5e308, ?2)",
-            rusqlite::params![source, T0],
-        )
-        .unwrap();
+             VALUES ('shop', '2027-01-15', '{source}', 'cpc', '', 1.5e308, {T0})"
+        ));
     }
     for group_by in ["source", "channel", "campaign", "term"] {
         let report = m.report(group_by);

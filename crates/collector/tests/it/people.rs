@@ -20,21 +20,32 @@ pbx_secrets = { kamailio = "kamailio-token-for-people-01" }
 "#;
 
 pub fn start_people(server_extra: &str, site_extra: &str) -> Harness {
-    start(
+    start_people_on(Backend::Sqlite, "start_people", server_extra, site_extra).expect("SQLite is always there")
+}
+
+/// [`start_people`] on `backend`; `None` without PostgreSQL (see [`start_on`]).
+pub fn start_people_on(backend: Backend, test: &str, server_extra: &str, site_extra: &str) -> Option<Harness> {
+    start_on(
+        backend,
+        test,
         &format!("admin_token = \"{TOKEN}\"\n{server_extra}"),
         &format!("pbx_secrets = {{ kamailio = \"{KAMAILIO}\" }}\n{site_extra}"),
         OTHER_SITE,
     )
 }
 
-/// The same on a clock that moves only when the test moves it: the login
-/// throttle refills with time, and a machine slow enough to take seconds
-/// over twenty Argon2 hashes would otherwise refill it mid-test.
-pub fn start_people_clocked(
+/// [`start_people_on`] on a clock that moves only when the test moves it:
+/// the login throttle refills with time, and a machine slow enough to take
+/// seconds over twenty Argon2 hashes would otherwise refill it mid-test.
+pub fn start_people_clocked_on(
+    backend: Backend,
+    test: &str,
     server_extra: &str,
     clock: std::sync::Arc<ringsource_collector::clock::ManualClock>,
-) -> Harness {
-    start_with_clock(
+) -> Option<Harness> {
+    start_with_clock_on(
+        backend,
+        test,
         &format!("admin_token = \"{TOKEN}\"\n{server_extra}"),
         &format!("pbx_secrets = {{ kamailio = \"{KAMAILIO}\" }}"),
         OTHER_SITE,

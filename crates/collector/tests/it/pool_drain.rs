@@ -6,6 +6,9 @@
 //! attacker keeps no more than its share once others want numbers, and the
 //! real visitors get numbers while the attack goes on.
 //!
+//! Every test runs on both backends (on PostgreSQL: one instance, whose
+//! memory holds the fair shares' demand as the SQLite writer's does).
+//!
 //! Run with `--nocapture` to see each attack's figures.
 
 use std::collections::HashSet;
@@ -28,8 +31,10 @@ const CLI_UA: &str = "curl/8.5.0";
 
 /// A 5-number pool with the default hold (15 min), heartbeat (1 min),
 /// cooldown, shares and rate limits, behind a trusted proxy.
-fn start_pool(clock: Arc<ManualClock>) -> Harness {
-    start_with_toml(
+fn start_pool(backend: Backend, test: &str, clock: Arc<ManualClock>) -> Option<Harness> {
+    start_with_toml_on(
+        backend,
+        test,
         |db| {
             format!(
                 r#"
@@ -95,10 +100,10 @@ struct Drain {
 }
 
 impl Drain {
-    fn new() -> Drain {
+    fn new(backend: Backend, test: &str) -> Option<Drain> {
         let clock = Arc::new(ManualClock::new(T0));
-        let h = start_pool(clock.clone());
-        Drain { h, clock, attacker: Vec::new(), attack_visits: 0, rate_limited: 0 }
+        let h = start_pool(backend, test, clock.clone())?;
+        Some(Drain { h, clock, attacker: Vec::new(), attack_visits: 0, rate_limited: 0 })
     }
 
     fn visit(&self, address: &str, user_agent: &str, session: Option<&str>) -> (u16, Value) {
@@ -142,12 +147,10 @@ impl Drain {
 
     /// Pool numbers live now for these sessions, by the database.
     fn held_by(&self, sessions: &HashSet<String>) -> usize {
-        let conn = self.h.db();
-        let mut st =
-            conn.prepare("SELECT session_id FROM leases WHERE ended_at_ms IS NULL AND expires_at_ms > ?1").unwrap();
-        let live: Vec<String> =
-            st.query_map([self.clock.now_ms()], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
-        live.iter().filter(|s| sessions.contains(*s)).count()
+        let now = self.clock.now_ms();
+        let live =
+            self.h.rows(&format!("SELECT session_id FROM leases WHERE ended_at_ms IS NULL AND expires_at_ms > {now}"));
+        live.iter().filter(|r| sessions.contains(r[0].as_deref().unwrap())).count()
     }
 
     fn tick(&self, secs: i64) {
@@ -157,8 +160,8 @@ impl Drain {
 
 /// The attack's opening, then `real.len()` rounds of: the attack, one real
 /// visitor from `real[i]`, a few seconds.
-fn drain(attack: &Attack, real: &[String]) -> (Figures, Drain) {
-    let mut d = Drain::new();
+fn drain(backend: Backend, attack: &Attack, real: &[String]) -> Option<(Figures, Drain)> {
+    let mut d = Drain::new(backend, attack.name)?;
     d.attack(attack, attack.opening);
     let mut attacker_sessions: HashSet<String> = d.attacker.iter().map(|(s, _)| s.clone()).collect();
     let (mut served, mut most) = (0, 0);
@@ -175,14 +178,11 @@ fn drain(attack: &Attack, real: &[String]) -> (Figures, Drain) {
         real_sessions.push(body["session_id"].as_str().unwrap().to_owned());
         most = most.max(d.held_by(&attacker_sessions));
     }
-    let conn = d.h.db();
-    let taken: Vec<String> = conn
-        .prepare("SELECT session_id FROM leases WHERE end_reason = 'taken-over'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let taken: Vec<String> =
+        d.h.rows("SELECT session_id FROM leases WHERE end_reason = 'taken-over'")
+            .into_iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect();
     let figures = Figures {
         real_taken_over: taken.iter().filter(|s| real_sessions.contains(s)).count(),
         attacker_held: d.held_by(&attacker_sessions),
@@ -193,7 +193,7 @@ fn drain(attack: &Attack, real: &[String]) -> (Figures, Drain) {
         rate_limited: d.rate_limited,
     };
     println!(
-        "drain {:<34} attacker holds {} of {POOL_SIZE} at the end (at most {} after a real visit); real visitors served {}/{}; {} attack visits, {} rate limited",
+        "drain {:<34} {backend:?}: attacker holds {} of {POOL_SIZE} at the end (at most {} after a real visit); real visitors served {}/{}; {} attack visits, {} rate limited",
         attack.name,
         figures.attacker_held,
         figures.attacker_held_most,
@@ -202,7 +202,7 @@ fn drain(attack: &Attack, real: &[String]) -> (Figures, Drain) {
         figures.attack_visits,
         figures.rate_limited
     );
-    (figures, d)
+    Some((figures, d))
 }
 
 /// Ten real visitors, each from its own address of one network (the
@@ -240,8 +240,18 @@ fn assert_fair(figures: &Figures, share: usize) {
     assert!(figures.attacker_held <= share, "{figures:?}");
 }
 
-#[test]
-fn one_address_with_a_browser_user_agent() {
+crate::on_both_backends! {
+    one_address_with_a_browser_user_agent => one_address_with_a_browser_user_agent_on;
+    one_address_that_stays_just_under_a_flood => one_address_that_stays_just_under_a_flood_on;
+    a_few_addresses_of_one_network_keep_its_share => a_few_addresses_of_one_network_keep_its_share_on;
+    thousands_of_addresses_of_one_range => thousands_of_addresses_of_one_range_on;
+    thousands_of_ipv6_addresses_of_one_network => thousands_of_ipv6_addresses_of_one_network_on;
+    headless_browsers_and_command_line_clients_get_no_number => headless_browsers_and_command_line_clients_get_no_number_on;
+    real_visitors_keep_their_numbers_from_the_attack => real_visitors_keep_their_numbers_from_the_attack_on;
+    heartbeats_alone_let_a_number_go_after_half_an_hour => heartbeats_alone_let_a_number_go_after_half_an_hour_on;
+}
+
+fn one_address_with_a_browser_user_agent_on(backend: Backend) {
     let attack = Attack {
         name: "one address, browser",
         user_agent: BROWSER_UA,
@@ -249,13 +259,13 @@ fn one_address_with_a_browser_user_agent() {
         opening: 40,
         per_round: 5,
     };
-    let (figures, mut d) = drain(&attack, &real_visitors_of_one_network());
+    let Some((figures, mut d)) = drain(backend, &attack, &real_visitors_of_one_network()) else { return };
     // A flood keeps nothing once real visitors want the numbers.
     assert_fair(&figures, 0);
     // The opening met the rate limit (30 at once), and the pool's refusals
     // are counted per minute, not written per visit.
     assert!(figures.rate_limited > 0, "{figures:?}");
-    let rows: i64 = d.h.db().query_row("SELECT COUNT(*) FROM pool_exhaustions", [], |r| r.get(0)).unwrap();
+    let rows = d.h.scalar("SELECT COUNT(*) FROM pool_exhaustions");
     assert!(rows <= 6, "{rows} rows");
 
     // 26 minutes on, every lease has expired and cooled down: the pool is
@@ -265,16 +275,12 @@ fn one_address_with_a_browser_user_agent() {
     d.attack(&attack, 30);
     let sessions: HashSet<String> = d.attacker.iter().map(|(s, _)| s.clone()).collect();
     assert_eq!(d.held_by(&sessions), CLIENT_SHARE, "{:?}", d.attacker);
-    let refused: i64 =
-        d.h.db()
-            .query_row("SELECT SUM(events) FROM pool_exhaustions WHERE reason = 'over-share'", [], |r| r.get(0))
-            .unwrap();
+    let refused = d.h.scalar("SELECT SUM(events) FROM pool_exhaustions WHERE reason = 'over-share'");
     assert!(refused >= 20, "{refused} refused past the share while numbers were free");
-    assert_no_number_leased_twice(&d.h.db());
+    d.h.assert_no_number_leased_twice();
 }
 
-#[test]
-fn one_address_that_stays_just_under_a_flood() {
+fn one_address_that_stays_just_under_a_flood_on(backend: Backend) {
     // Five visits take the whole pool; five asks of a 5-number pool are no
     // flood, but five numbers are over one client's share.
     let attack = Attack {
@@ -284,11 +290,11 @@ fn one_address_that_stays_just_under_a_flood() {
         opening: 5,
         per_round: 0,
     };
-    let (figures, d) = drain(&attack, &real_visitors_far_apart());
+    let Some((figures, d)) = drain(backend, &attack, &real_visitors_far_apart()) else { return };
     // A client within its share keeps it, as a household would.
     assert_fair(&figures, CLIENT_SHARE);
     assert_eq!(figures.attacker_held, CLIENT_SHARE);
-    assert_no_number_leased_twice(&d.h.db());
+    d.h.assert_no_number_leased_twice();
 }
 
 /// One address of 198.51.100.0/24 per visit.
@@ -296,8 +302,7 @@ fn one_network(n: usize) -> String {
     format!("198.51.100.{}", n % 250 + 1)
 }
 
-#[test]
-fn a_few_addresses_of_one_network_keep_its_share() {
+fn a_few_addresses_of_one_network_keep_its_share_on(backend: Backend) {
     // Five addresses of one /24 take the pool with a visit each and hold it
     // with heartbeats: no flood, but the network is over its share (2 of 5).
     let attack = Attack {
@@ -307,14 +312,13 @@ fn a_few_addresses_of_one_network_keep_its_share() {
         opening: 5,
         per_round: 0,
     };
-    let (figures, d) = drain(&attack, &real_visitors_far_apart());
+    let Some((figures, d)) = drain(backend, &attack, &real_visitors_far_apart()) else { return };
     assert_fair(&figures, NETWORK_SHARE);
     assert_eq!(figures.attacker_held, NETWORK_SHARE);
-    assert_no_number_leased_twice(&d.h.db());
+    d.h.assert_no_number_leased_twice();
 }
 
-#[test]
-fn thousands_of_addresses_of_one_range() {
+fn thousands_of_addresses_of_one_range_on(backend: Backend) {
     let attack = Attack {
         name: "3,000 addresses in 198.18.0.0/15",
         user_agent: BROWSER_UA,
@@ -322,16 +326,15 @@ fn thousands_of_addresses_of_one_range() {
         opening: 1_000,
         per_round: 200,
     };
-    let (figures, d) = drain(&attack, &real_visitors_of_one_network());
+    let Some((figures, d)) = drain(backend, &attack, &real_visitors_of_one_network()) else { return };
     assert_fair(&figures, 0);
     assert_eq!(figures.rate_limited, 0, "one visit per address is never rate limited");
     // The attacker's addresses had the whole pool before anyone else came.
     assert_eq!(figures.attacker_held_most, POOL_SIZE - 1, "{figures:?}");
-    assert_no_number_leased_twice(&d.h.db());
+    d.h.assert_no_number_leased_twice();
 }
 
-#[test]
-fn thousands_of_ipv6_addresses_of_one_network() {
+fn thousands_of_ipv6_addresses_of_one_network_on(backend: Backend) {
     let attack = Attack {
         name: "3,000 /64s in one IPv6 /48",
         user_agent: BROWSER_UA,
@@ -339,13 +342,12 @@ fn thousands_of_ipv6_addresses_of_one_network() {
         opening: 1_000,
         per_round: 200,
     };
-    let (figures, d) = drain(&attack, &real_visitors_far_apart());
+    let Some((figures, d)) = drain(backend, &attack, &real_visitors_far_apart()) else { return };
     assert_fair(&figures, 0);
-    assert_no_number_leased_twice(&d.h.db());
+    d.h.assert_no_number_leased_twice();
 }
 
-#[test]
-fn headless_browsers_and_command_line_clients_get_no_number() {
+fn headless_browsers_and_command_line_clients_get_no_number_on(backend: Backend) {
     for (name, user_agent, address) in [
         ("one address, HeadlessChrome", HEADLESS_UA, one_address as fn(usize) -> String),
         ("one address, curl", CLI_UA, one_address),
@@ -354,20 +356,18 @@ fn headless_browsers_and_command_line_clients_get_no_number() {
         ("600 IPv6 /64s, Go-http-client", "Go-http-client/2.0", one_ipv6_network),
     ] {
         let attack = Attack { name, user_agent, address, opening: 300, per_round: 30 };
-        let (figures, d) = drain(&attack, &real_visitors_of_one_network());
+        let Some((figures, d)) = drain(backend, &attack, &real_visitors_of_one_network()) else { return };
         assert_eq!(figures.attacker_held_most, 0, "{figures:?}");
         assert_fair(&figures, 0);
         // The pool refused only the real visitors it had no number left for.
-        let refusals: i64 =
-            d.h.db().query_row("SELECT COALESCE(SUM(events), 0) FROM pool_exhaustions", [], |r| r.get(0)).unwrap();
+        let refusals = d.h.scalar("SELECT COALESCE(SUM(events), 0) FROM pool_exhaustions");
         assert_eq!(refusals as usize, figures.real_visitors - figures.real_served, "{name}");
     }
 }
 
-#[test]
-fn real_visitors_keep_their_numbers_from_the_attack() {
+fn real_visitors_keep_their_numbers_from_the_attack_on(backend: Backend) {
     // The pool is full of real visitors' numbers; an attack then starts.
-    let d = Drain::new();
+    let Some(d) = Drain::new(backend, "real_visitors_keep_their_numbers_from_the_attack") else { return };
     let mut real = Vec::new();
     for address in real_visitors_far_apart().iter().take(POOL_SIZE) {
         let (_, body) = d.visit(address, BROWSER_UA, None);
@@ -387,9 +387,8 @@ fn real_visitors_keep_their_numbers_from_the_attack() {
     assert!(d.attacker.is_empty(), "the attack got none");
 }
 
-#[test]
-fn heartbeats_alone_let_a_number_go_after_half_an_hour() {
-    let d = Drain::new();
+fn heartbeats_alone_let_a_number_go_after_half_an_hour_on(backend: Backend) {
+    let Some(d) = Drain::new(backend, "heartbeats_alone_let_a_number_go_after_half_an_hour") else { return };
     let (_, v) = d.visit("192.0.2.10", BROWSER_UA, None);
     let session = v["session_id"].as_str().unwrap().to_owned();
     let beat = json!({ "session_id": session });
@@ -435,12 +434,7 @@ fn heartbeats_alone_let_a_number_go_after_half_an_hour() {
     d.tick(10);
     let (_, soon) = d.h.post_with("/v1/sites/shop/heartbeat", &beat, &headers);
     assert_eq!(soon["expires_at_ms"], renewed);
-    let stored: i64 = d
-        .h
-        .db()
-        .query_row("SELECT expires_at_ms FROM leases WHERE session_id = ?1 AND ended_at_ms IS NULL", [&session], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let stored =
+        d.h.scalar(&format!("SELECT expires_at_ms FROM leases WHERE session_id = '{session}' AND ended_at_ms IS NULL"));
     assert_eq!(stored, renewed, "the beat too soon wrote nothing");
 }

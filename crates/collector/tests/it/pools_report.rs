@@ -12,10 +12,17 @@ const T0: i64 = 1_800_000_000_000;
 const HOUR: i64 = 3_600_000;
 const TOKEN: &str = "pools-report-token-0123456789";
 
-fn start_clocked() -> (Harness, Arc<ManualClock>) {
+fn start_clocked(backend: Backend, test: &str) -> Option<(Harness, Arc<ManualClock>)> {
     let clock = Arc::new(ManualClock::new(T0));
-    let h = start_with_clock(&format!("admin_token = \"{TOKEN}\""), "", "hold_secs = 900", clock.clone());
-    (h, clock)
+    let h = start_with_clock_on(
+        backend,
+        test,
+        &format!("admin_token = \"{TOKEN}\""),
+        "",
+        "hold_secs = 900",
+        clock.clone(),
+    )?;
+    Some((h, clock))
 }
 
 fn get(h: &Harness, query: &str, token: Option<&str>) -> (u16, Value) {
@@ -34,9 +41,17 @@ fn report(h: &Harness, query: &str) -> Value {
     body
 }
 
-#[test]
-fn hourly_utilisation_exhaustions_new_sessions_and_recommended_size() {
-    let (h, clock) = start_clocked();
+crate::on_both_backends! {
+    hourly_utilisation_exhaustions_new_sessions_and_recommended_size => hourly_utilisation_exhaustions_new_sessions_and_recommended_size_on;
+    from_is_rounded_down_to_the_hour_and_defaults_cover_a_week => from_is_rounded_down_to_the_hour_and_defaults_cover_a_week_on;
+    admin_token_and_bad_parameters => admin_token_and_bad_parameters_on;
+}
+
+fn hourly_utilisation_exhaustions_new_sessions_and_recommended_size_on(backend: Backend) {
+    let Some((h, clock)) = start_clocked(backend, "hourly_utilisation_exhaustions_new_sessions_and_recommended_size")
+    else {
+        return;
+    };
     // Hour 0: three visitors fill the pool of three, a fourth overflows.
     clock.set_ms(T0 + 10 * 60_000);
     let a = h.visit(None, paid());
@@ -123,9 +138,10 @@ fn hourly_utilisation_exhaustions_new_sessions_and_recommended_size() {
     assert_eq!((&p["recommended_size"], &p["sizing"]["mean_renewed_secs"]), (&1.into(), &0.0.into()));
 }
 
-#[test]
-fn from_is_rounded_down_to_the_hour_and_defaults_cover_a_week() {
-    let (h, clock) = start_clocked();
+fn from_is_rounded_down_to_the_hour_and_defaults_cover_a_week_on(backend: Backend) {
+    let Some((h, clock)) = start_clocked(backend, "from_is_rounded_down_to_the_hour_and_defaults_cover_a_week") else {
+        return;
+    };
     clock.set_ms(T0 + 30 * 60_000);
     h.visit(None, paid());
     let body = report(&h, &format!("?site=shop&from={}&to={}", T0 + 20 * 60_000, T0 + HOUR));
@@ -139,9 +155,8 @@ fn from_is_rounded_down_to_the_hour_and_defaults_cover_a_week() {
     assert_eq!(body["pools"][0]["live_now"], 1);
 }
 
-#[test]
-fn admin_token_and_bad_parameters() {
-    let (h, _clock) = start_clocked();
+fn admin_token_and_bad_parameters_on(backend: Backend) {
+    let Some((h, _clock)) = start_clocked(backend, "admin_token_and_bad_parameters") else { return };
     let (status, body) = get(&h, "?site=shop", None);
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")), "{body}");
     let (status, _) = get(&h, "?site=shop", Some("wrong-token-but-long-enough"));
@@ -187,8 +202,7 @@ fn refusals_are_counted_per_minute_and_sessions_are_new_once() {
     clock.set_ms(T0 + 7 * 60_000 + 30_000);
     assert_eq!(h.visit(Some(&refused[0]), paid())["number"], OVERFLOW);
 
-    let conn = h.db();
-    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM pool_exhaustions", [], |r| r.get(0)).unwrap();
+    let rows = h.scalar("SELECT COUNT(*) FROM pool_exhaustions");
     assert_eq!(rows, 2, "one row per minute, not per visit");
 
     let p = &report(&h, &format!("?site=shop&from={T0}&to={}", T0 + HOUR))["pools"][0];

@@ -17,9 +17,14 @@ const T0: i64 = 1_800_000_000_000;
 
 const PW: &str = "long enough password 1";
 
-#[test]
-fn roles_sites_cookies_and_csrf_over_http() {
-    let h = start_people("", "");
+crate::on_both_backends! {
+    roles_sites_cookies_and_csrf_over_http => roles_sites_cookies_and_csrf_over_http_on;
+    the_login_rate_limit_stops_guessing => the_login_rate_limit_stops_guessing_on;
+    behind_a_proxy_the_login_limit_counts_the_address_the_proxy_saw => behind_a_proxy_the_login_limit_counts_the_address_the_proxy_saw_on;
+}
+
+fn roles_sites_cookies_and_csrf_over_http_on(backend: Backend) {
+    let Some(h) = start_people_on(backend, "roles_sites_cookies_and_csrf_over_http", "", "") else { return };
     let shop_call = kamailio_call(&h, "shop", "users-1@test", POOL[0], json!({}));
     let other_call = kamailio_call(&h, "other", "users-2@test", "+78125550000", json!({}));
     add_user(&h, "Anna", "admin", None, PW);
@@ -34,8 +39,7 @@ fn roles_sites_cookies_and_csrf_over_http() {
     assert_eq!(resp.status(), 401);
 
     // The password is stored as an Argon2id hash, never as itself.
-    let stored: String =
-        h.db().query_row("SELECT password_hash FROM users WHERE username = 'anna'", [], |r| r.get(0)).unwrap();
+    let stored = h.rows("SELECT password_hash FROM users WHERE username = 'anna'")[0][0].clone().unwrap();
     assert!(stored.starts_with("$argon2id$") && !stored.contains(PW), "{stored}");
 
     // Sign-in: a cookie no script can read, sent over HTTPS only and to
@@ -48,14 +52,8 @@ fn roles_sites_cookies_and_csrf_over_http() {
     assert_eq!(anna.me["role"], "admin");
     // Only the token's hash is in the database.
     let token = anna.cookie.split_once('=').unwrap().1;
-    let hashes: Vec<String> = h
-        .db()
-        .prepare("SELECT token_hash FROM user_sessions")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let hashes: Vec<String> =
+        h.rows("SELECT token_hash FROM user_sessions").into_iter().map(|r| r[0].clone().unwrap()).collect();
     assert_eq!(hashes.len(), 1);
     assert!(!hashes[0].contains(token));
     // A form post cannot sign in (no cross-site form sends JSON).
@@ -198,9 +196,9 @@ fn roles_sites_cookies_and_csrf_over_http() {
     assert_eq!(anna.get(&h, "/v1/users").0, 401);
 }
 
-#[test]
-fn the_login_rate_limit_stops_guessing() {
-    let h = start_people_clocked("", Arc::new(ManualClock::new(T0)));
+fn the_login_rate_limit_stops_guessing_on(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let Some(h) = start_people_clocked_on(backend, "the_login_rate_limit_stops_guessing", "", clock) else { return };
     add_user(&h, "mark", "marketer", None, PW);
     add_user(&h, "olga", "manager", None, PW);
     for _ in 0..5 {
@@ -227,13 +225,21 @@ fn the_login_rate_limit_stops_guessing() {
     assert!(statuses[12..].iter().all(|s| *s == 429), "{statuses:?}");
 }
 
-#[test]
-fn users_from_the_command_line() {
-    let h = start_people("", "");
+crate::on_both_backends! {
+    users_from_the_command_line => users_from_the_command_line_on;
+}
+
+fn users_from_the_command_line_on(backend: Backend) {
+    let Some(h) = start_people_on(backend, "users_from_the_command_line", "", "") else { return };
     let config = h.db.parent().unwrap().join("cli.toml");
-    std::fs::write(&config, site_toml(&h.db, &format!("admin_token = \"{TOKEN}\""), "", "")).unwrap();
+    let mut text = site_toml(&h.db, &format!("admin_token = \"{TOKEN}\""), "", "");
+    if let Some(url) = &h.pg {
+        text = text.replace(&format!("database = \"{}\"", h.db.display()), &format!("database = \"{url}\""));
+    }
+    std::fs::write(&config, text).unwrap();
     let ringsource = |args: &[&str], stdin: Option<&str>| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringsource"))
+            .env("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1")
             .arg("user")
             .args(args)
             .arg("--config")
@@ -283,9 +289,10 @@ fn users_from_the_command_line() {
     assert!(!ok && err.contains("no user vera"), "{err}");
 }
 
-#[test]
-fn behind_a_proxy_the_login_limit_counts_the_address_the_proxy_saw() {
-    let h = start_people_clocked("trust_forwarded_for = true", Arc::new(ManualClock::new(T0)));
+fn behind_a_proxy_the_login_limit_counts_the_address_the_proxy_saw_on(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let test = "behind_a_proxy_the_login_limit_counts_the_address_the_proxy_saw";
+    let Some(h) = start_people_clocked_on(backend, test, "trust_forwarded_for = true", clock) else { return };
     let attempt = |forwarded_for: &str, i: usize| {
         h.client
             .post(h.url("/v1/auth/login"))

@@ -1,8 +1,10 @@
-//! Shared test harness: the real app on 127.0.0.1:0 with a fresh SQLite file.
+//! Shared test harness: the real app on 127.0.0.1:0 with a fresh SQLite
+//! file, or a fresh PostgreSQL database ([`Backend`], [`postgres`]).
 #![allow(dead_code, reason = "not every test module uses every helper")]
 
 pub mod http;
 pub mod openapi;
+pub mod postgres;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -69,9 +71,40 @@ pub const POOL: [&str; 3] = ["+74957000001", "+74957000002", "+74957000003"];
 pub const OVERFLOW: &str = "+74957000099";
 pub const ORIGINAL: &str = "+74951234567";
 
+/// Which database a test's server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    /// A database of its own on the tests' PostgreSQL ([`postgres`]), with
+    /// the experimental switch set.
+    Postgres,
+}
+
+/// Runs a test body, written once against a [`Harness`] started by
+/// [`start_on`] and friends, on both backends: `name::sqlite` and
+/// `name::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident => $body:ident;)*) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$body($crate::common::Backend::Sqlite);
+            }
+            #[test]
+            fn postgres() {
+                super::$body($crate::common::Backend::Postgres);
+            }
+        }
+    )*};
+}
+
 pub struct Harness {
     pub server: Spawned,
+    /// The SQLite file (unused on PostgreSQL).
     pub db: PathBuf,
+    /// The PostgreSQL database's URL, on that backend.
+    pub pg: Option<String>,
     pub client: crate::common::http::Client,
     _dir: tempfile::TempDir,
 }
@@ -86,14 +119,53 @@ pub fn start_with_clock(server_extra: &str, site_extra: &str, pool: &str, clock:
 
 /// The app on the configuration `toml` writes for a fresh database path.
 pub fn start_with_toml(toml: impl FnOnce(&Path) -> String, clock: Arc<dyn Clock>) -> Harness {
+    start_with_toml_on(Backend::Sqlite, "start_with_toml", toml, clock).expect("SQLite is always there")
+}
+
+/// [`start`] on `backend`; `None` when the backend is PostgreSQL and there
+/// is none here (the test then passes after a SKIPPED line).
+pub fn start_on(backend: Backend, test: &str, server_extra: &str, site_extra: &str, pool: &str) -> Option<Harness> {
+    start_with_clock_on(backend, test, server_extra, site_extra, pool, Arc::new(SystemClock))
+}
+
+pub fn start_with_clock_on(
+    backend: Backend,
+    test: &str,
+    server_extra: &str,
+    site_extra: &str,
+    pool: &str,
+    clock: Arc<dyn Clock>,
+) -> Option<Harness> {
+    start_with_toml_on(backend, test, |db| site_toml(db, server_extra, site_extra, pool), clock)
+}
+
+/// [`start_with_toml`] on `backend`: on PostgreSQL, `database` names a
+/// fresh database instead of the file `toml` was given.
+pub fn start_with_toml_on(
+    backend: Backend,
+    test: &str,
+    toml: impl FnOnce(&Path) -> String,
+    clock: Arc<dyn Clock>,
+) -> Option<Harness> {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ringsource.sqlite");
-    let text = toml(&db);
-    let config = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut text = toml(&db);
+    let mut env = HashMap::<String, String>::new();
+    let pg = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let url = postgres::database(test)?;
+            let file = format!("database = \"{}\"", db.display());
+            assert!(text.contains(&file), "the test's configuration names its database file");
+            text = text.replace(&file, &format!("database = \"{url}\""));
+            env.insert("RINGSOURCE_EXPERIMENTAL_POSTGRES".to_owned(), "1".to_owned());
+            Some(url)
+        }
+    };
+    let config = Config::from_toml_str(&text, Path::new("test.toml"), &env).unwrap_or_else(|e| panic!("{e}"));
     let server = server::spawn(config, "127.0.0.1:0".parse().unwrap(), clock).unwrap();
     let client = crate::common::http::Client::builder().user_agent(BROWSER_UA).build().unwrap();
-    Harness { server, db, client, _dir: dir }
+    Some(Harness { server, db, pg, client, _dir: dir })
 }
 
 pub fn touch(channel: &str, source: &str, medium: &str) -> Value {
@@ -131,7 +203,8 @@ pub fn orphans(conn: &rusqlite::Connection) -> Vec<(String, i64, String)> {
 /// parent that does not exist.
 impl Drop for Harness {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        // PostgreSQL enforces its foreign keys itself.
+        if std::thread::panicking() || self.pg.is_some() {
             return;
         }
         let orphans = self.orphans();
@@ -140,6 +213,22 @@ impl Drop for Harness {
 }
 
 impl Harness {
+    /// The storage of the test's database, opened a second time beside the
+    /// server's (on its backend), as the calls store of a `CallsService`
+    /// that stands in for the server's PBX routes.
+    pub fn call_store(&self) -> Arc<dyn ringsource_collector::storage::calls::CallStore> {
+        match &self.pg {
+            None => Arc::new(ringsource_collector::storage::sqlite::SqliteStorage::open(&self.db).unwrap()),
+            Some(url) => {
+                let text = format!("[server]\ndatabase = \"{url}\"\n");
+                let config =
+                    Config::from_toml_str(&text, Path::new("store.toml"), &HashMap::<String, String>::new()).unwrap();
+                let settings = config.server.postgres.as_ref().unwrap();
+                Arc::new(ringsource_collector::storage::postgres::PostgresStorage::open(settings).unwrap())
+            }
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         self.server.url(path)
     }
@@ -167,7 +256,58 @@ impl Harness {
     }
 
     pub fn db(&self) -> rusqlite::Connection {
+        assert!(self.pg.is_none(), "a SQLite connection to a test on PostgreSQL: use Harness::rows");
         rusqlite::Connection::open(&self.db).unwrap()
+    }
+
+    /// The rows `sql` reads from the test's database, whichever backend,
+    /// every value as text (`None` for NULL). The SQL must be both's.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        if let Some(url) = &self.pg {
+            return postgres::query(url, sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        }
+        let conn = self.db();
+        let mut st = conn.prepare(sql).unwrap();
+        let n = st.column_count();
+        st.query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => None,
+                        rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
+                        rusqlite::types::ValueRef::Real(v) => Some(v.to_string()),
+                        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                            Some(String::from_utf8_lossy(t).into_owned())
+                        }
+                    })
+                })
+                .collect()
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    /// The one integer `sql` reads (0 for NULL, as `SUM` of no rows).
+    pub fn scalar(&self, sql: &str) -> i64 {
+        let rows = self.rows(sql);
+        assert_eq!(rows.len(), 1, "{sql} reads one row");
+        rows[0][0].as_deref().map_or(0, |v| v.parse().unwrap_or_else(|_| panic!("{sql}: {v} is no integer")))
+    }
+
+    /// [`assert_no_number_leased_twice`] on either backend.
+    pub fn assert_no_number_leased_twice(&self) {
+        let open_dupes = self.scalar(
+            "SELECT COUNT(*) FROM (SELECT number FROM leases WHERE ended_at_ms IS NULL GROUP BY number
+             HAVING COUNT(*) > 1) AS d",
+        );
+        assert_eq!(open_dupes, 0, "a number has two open leases");
+        let overlaps = self.scalar(
+            "SELECT COUNT(*) FROM leases a JOIN leases b ON a.number = b.number AND a.id < b.id
+             WHERE a.started_at_ms < COALESCE(b.ended_at_ms, b.expires_at_ms)
+               AND b.started_at_ms < COALESCE(a.ended_at_ms, a.expires_at_ms)",
+        );
+        assert_eq!(overlaps, 0, "two leases on one number overlap in time");
     }
 
     /// This test's rows whose foreign key names no row (see [`orphans`]).
