@@ -1528,3 +1528,129 @@ pub fn cached_or_run(root: &Path, options: &Options) -> Result<Made> {
     }
     run(root, options)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty database in the collector's schema: its migration files
+    /// applied in order, as `rusqlite_migration` applies them.
+    fn collector_schema(path: &Path) -> rusqlite::Connection {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/collector/src/storage/sqlite/schema");
+        let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter_map(|p| {
+                let n = p.file_stem()?.to_str()?.strip_prefix('v')?.parse().ok()?;
+                Some((n, p))
+            })
+            .collect();
+        files.sort();
+        assert!(files.len() >= 11, "the collector's migrations: {files:?}");
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        for (n, file) in files {
+            conn.execute_batch(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            conn.execute_batch(&format!("PRAGMA user_version = {n}")).unwrap();
+        }
+        conn
+    }
+
+    fn demo_shape(pool_numbers: u32) -> SiteShape {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/ringsource.toml"))
+                .unwrap();
+        let config: toml::Table = toml::from_str(&text).unwrap();
+        let site = config["sites"].as_array().unwrap()[0].as_table().unwrap();
+        let pool = (0..pool_numbers).map(|i| format!("+7495710{i:04}")).collect();
+        site_shape(site, pool).unwrap()
+    }
+
+    #[test]
+    fn a_small_site_loads_into_the_collector_schema_as_the_collector_would_store_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("small.sqlite");
+        drop(collector_schema(&db));
+        // A month, and a pool of one number: busy enough to run out at times.
+        let scale =
+            Scale { sessions: 4_000, calls: 400, days: 30, pool_numbers: 1, seed: 3, end_ms: 1_796_601_600_000 };
+        let shape = demo_shape(scale.pool_numbers);
+        let mut sink: Box<dyn Sink> = Box::new(sink::SqliteSink::open(&db, true).unwrap());
+        let counts = generate(&shape, &scale, sink.as_mut()).unwrap();
+        // Keys checked, the dropped indexes made again as the migrations made them.
+        sink.finish().unwrap();
+
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT count(*) FROM sessions"), counts.sessions as i64);
+        assert_eq!(count("SELECT count(*) FROM calls"), counts.calls as i64);
+        assert!((250..=550).contains(&counts.calls), "about 400 calls: {}", counts.calls);
+        assert!(counts.leases > 0 && counts.promo_codes > 0 && counts.refusals > 0, "{counts:?}");
+
+        // Each call is what core folds from its stored events.
+        let mut st = conn.prepare("SELECT id, status, talk_secs, is_target FROM calls").unwrap();
+        let calls: Vec<(i64, String, Option<i64>, bool)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for (id, status, talk, target) in calls {
+            let events: Vec<CallEvent> = conn
+                .prepare("SELECT event_json FROM call_events WHERE call_id = ?1 ORDER BY id")
+                .unwrap()
+                .query_map([id], |r| r.get::<_, String>(0))
+                .unwrap()
+                .map(|j| serde_json::from_str(&j.unwrap()).unwrap())
+                .collect();
+            let call = Call::fold(&events).unwrap();
+            assert_eq!(call.status.as_str(), status, "call {id}");
+            assert_eq!(call.talk_secs.map(i64::from), talk, "call {id}");
+            assert_eq!(call.is_target(shape.target_call_secs), target, "call {id}");
+        }
+        // Shares of one call add up to one call.
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM (SELECT call_id FROM call_credits GROUP BY call_id HAVING abs(sum(share) - 1) > 1e-9)"
+            ),
+            0
+        );
+        assert_eq!(count("SELECT count(DISTINCT call_id) FROM call_credits"), counts.calls as i64);
+        // A chosen session is the chosen candidate.
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM calls c WHERE session_id IS NOT NULL AND promo_code IS NULL AND NOT EXISTS
+                   (SELECT 1 FROM call_candidates k WHERE k.call_id = c.id AND k.session_id = c.session_id AND k.chosen)"
+            ),
+            0
+        );
+        // A number goes to its next visitor only after its cooldown.
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM leases a JOIN leases b ON b.number = a.number AND b.started_at_ms > a.started_at_ms
+                 WHERE b.started_at_ms < a.expires_at_ms + {}",
+                shape.cooldown_secs * 1000
+            )),
+            0
+        );
+        // High-confidence pool calls rang while their session held the number.
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM calls c WHERE number_kind = 'pool' AND confidence = 'high' AND NOT EXISTS
+                   (SELECT 1 FROM leases l WHERE l.session_id = c.session_id AND l.number = c.dialled
+                      AND l.started_at_ms <= c.ring_at_ms AND c.ring_at_ms < l.expires_at_ms)"
+            ),
+            0
+        );
+        // Retention's defaults hold: no page view older than a month, no
+        // User-Agent older than a week.
+        let end = scale.end_ms;
+        assert_eq!(count(&format!("SELECT count(*) FROM page_views WHERE at_ms < {end} - 31 * 86400000")), 0);
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM sessions WHERE user_agent <> '' AND created_at_ms < {end} - 7 * 86400000"
+            )),
+            0
+        );
+        assert!(count("SELECT count(*) FROM promo_codes WHERE retired = 0") > 0);
+    }
+}
