@@ -210,11 +210,11 @@ fn site_shape(site: &toml::Table, pool: Vec<String>) -> Result<SiteShape> {
     if text(first_pool, "on_exhaustion").as_deref().unwrap_or("overflow") != "overflow" {
         bail!("the generator knows the overflow policy only; the demo pool has another");
     }
-    let promo = site.get("promo").and_then(|p| p.as_table());
-    if !promo.is_some_and(|p| p.get("fallback").and_then(|v| v.as_bool()) == Some(true)) {
-        bail!("the generator gives promo codes as the demo site's fallback does; the demo site has none");
-    }
-    let promo = promo.context("promo")?;
+    let promo = site
+        .get("promo")
+        .and_then(|p| p.as_table())
+        .filter(|p| p.get("fallback").and_then(|v| v.as_bool()) == Some(true))
+        .context("the generator gives promo codes as the demo site's fallback does; the demo site has none")?;
     let model = text(site, "attribution_model").unwrap_or_else(|| "last-touch".into());
     Ok(SiteShape {
         id: text(site, "id").context("site id")?,
@@ -539,7 +539,9 @@ impl Generator<'_> {
     /// The site's numbers, each pool number cooling down after its last lease.
     fn numbers(&mut self) -> Result<()> {
         let shape = self.shape;
-        let mut rows: Vec<(&str, &str, Option<&str>, Option<&str>, i64)> = Vec::new();
+        // (number, kind, pool, label, cooldown until)
+        type NumberRow<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, i64);
+        let mut rows: Vec<NumberRow<'_>> = Vec::new();
         rows.extend(shape.originals.iter().map(|n| (n.as_str(), "original", None, None, 0)));
         rows.push((&shape.overflow, "overflow", None, None, 0));
         rows.extend(shape.statics.iter().map(|s| (s.number.as_str(), "static", None, Some(s.label.as_str()), 0)));
