@@ -1,4 +1,4 @@
-//! `cargo xtask bench web|tag|collector|limiter`.
+//! `cargo xtask bench web|tag|collector|limiter|reports`.
 //!
 //! Numbers on a shared 2-core machine are noisy, so each bench measures its own
 //! baseline in the same run and reports the ratio, never a bare figure.
@@ -66,6 +66,27 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
         rounds: u32,
     },
+    /// The dashboard's default views (calls list, CSV, calls and pools reports, promo look-up,
+    /// call detail) over a year of one large site from `cargo xtask largesite` (made, or
+    /// reused while its scale and seed match), against `GET /v1/openapi.json` as baseline.
+    Reports {
+        #[arg(long, default_value_t = 10_000_000)]
+        sessions: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        calls: u64,
+        #[arg(long, default_value_t = 17)]
+        seed: u64,
+        /// The large site's database (made there if missing or of another scale).
+        #[arg(long, default_value = "target/bench/largesite.sqlite")]
+        out: PathBuf,
+        /// Timed requests per view, after one that warms the cache.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
+        /// Measure this collector binary instead of building this tree's (for before-and-after
+        /// figures; it migrates the database to its own schema on start).
+        #[arg(long)]
+        collector: Option<PathBuf>,
+    },
 }
 
 pub fn bench(root: &Path, choice: ToolchainChoice, what: BenchCmd) -> Result<()> {
@@ -85,6 +106,13 @@ pub fn bench(root: &Path, choice: ToolchainChoice, what: BenchCmd) -> Result<()>
         }
         BenchCmd::Limiter { duration, connections, threads, rounds } => {
             crate::bench_limiter::bench(root, &WrkArgs { duration, connections, threads }, rounds)
+        }
+        BenchCmd::Reports { sessions, calls, seed, out, runs, collector } => {
+            let out = if out.is_absolute() { out } else { root.join(out) };
+            crate::bench_reports::bench(
+                root,
+                &crate::bench_reports::Options { sessions, calls, seed, out, runs, collector },
+            )
         }
     }
 }

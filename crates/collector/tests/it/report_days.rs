@@ -273,6 +273,15 @@ fn moscow_days_cut_at_moscow_midnight_and_static_numbers_meet_their_cost() {
     assert_eq!(totals["cost"], 2200.0);
     assert!((totals["roi"].as_f64().unwrap() - (2000.0 - 2200.0) / 2200.0).abs() < 1e-12, "{totals}");
 
+    // A range in ms inside a day counts the calls inside it alone: the last
+    // second of the 16th holds c3 (c4 rang at its end, excluded), on the
+    // 16th, and no day's cost (no midnight falls inside it).
+    let c3_at = utc("2027-01-16T20:59:59Z");
+    assert_eq!(
+        rows(&s.report("source", &c3_at.to_string(), &(c3_at + 1000).to_string())),
+        [row("2027-01-16", "billboard", (1.0, 1.0, 0.0), 0.0, 0.0, Some(0.0), None)]
+    );
+
     // The 17th alone: the missed c4 and that day's rent.
     assert_eq!(
         rows(&s.report("source", "2027-01-17", "2027-01-17")),

@@ -561,6 +561,35 @@ pub(super) fn detail(tx: &Transaction<'_>, id: i64) -> Result<Option<CallDetail>
     }))
 }
 
+/// One page of the calls list: `filter` is its `WHERE` clause (or empty).
+pub(super) fn list_query(filter: &str, limit: u32, offset: u32) -> String {
+    format!(
+        "SELECT {SUMMARY_COLUMNS} FROM calls c {filter} ORDER BY c.ring_at_ms DESC, c.id DESC LIMIT {limit} OFFSET {offset}"
+    )
+}
+
+/// The calls report's rows by `column` of the credits: site `?1`, the days
+/// as JSON `?2` (`[day, start_ms, end_ms]`, cut to the report's range),
+/// tag `?3` or NULL.
+pub(super) fn report_query(column: &str) -> String {
+    // Each call contributes its credit shares: whole calls under first
+    // and last touch, fractions under linear. Revenue follows the same
+    // shares and lands on the day the call rang.
+    let amount = bounded_amount("amount");
+    format!(
+        "WITH days(day, start_ms, end_ms) AS (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?2))
+         SELECT d.day, COALESCE(cr.{column}, '{NOT_SET}') AS grp,
+            SUM(cr.share), SUM(cr.share * c.is_target), SUM(cr.share * c.is_missed),
+            SUM(cr.share * (c.caller_kind = 'first-time')), SUM(cr.share * COALESCE(rv.amount, 0))
+         FROM calls c JOIN days d ON c.ring_at_ms >= d.start_ms AND c.ring_at_ms < d.end_ms
+         JOIN call_credits cr ON cr.call_id = c.id
+         LEFT JOIN (SELECT call_id, SUM({amount}) AS amount FROM revenue GROUP BY call_id) rv ON rv.call_id = c.id
+         WHERE c.site_id = ?1
+           AND (?3 IS NULL OR EXISTS (SELECT 1 FROM call_tags t WHERE t.call_id = c.id AND t.tag = ?3))
+         GROUP BY d.day, grp ORDER BY d.day, grp"
+    )
+}
+
 /// A stored amount as the reports sum it: within `[0, money::MAX_AMOUNT]`.
 /// The API refuses amounts outside it; rows stored before it did are read
 /// at the bound, so that no sum overflows into infinity (a `null` total).
@@ -848,13 +877,12 @@ impl CallStore for SqliteStorage {
                     |r| r.get(0),
                 )
                 .map_err(sql("counting calls"))?;
-            let query = format!(
-                "SELECT {SUMMARY_COLUMNS} FROM calls c {filter} ORDER BY c.ring_at_ms DESC, c.id DESC LIMIT {} OFFSET {}",
-                f.limit, f.offset
-            );
+            let query = list_query(&filter, f.limit, f.offset);
             let rows = tx
                 .prepare(&query)
-                .and_then(|mut st| st.query_map(params_from_iter(values.iter().map(|v| v.as_ref())), summary)?.collect())
+                .and_then(|mut st| {
+                    st.query_map(params_from_iter(values.iter().map(|v| v.as_ref())), summary)?.collect()
+                })
                 .map_err(sql("listing calls"))?;
             Ok((rows, u64::try_from(total).unwrap_or(0)))
         })
@@ -878,33 +906,25 @@ impl CallStore for SqliteStorage {
             .map_err(|e| StorageError::Corrupt(format!("report range: {e}")))?;
         // The site's local days, each with the instants it spans, go to
         // SQLite as JSON, so a call lands on the day the site's clock showed
-        // when it rang (a DST day is 23 or 25 hours long).
+        // when it rang (a DST day is 23 or 25 hours long). The first and
+        // last are cut to the report's range, so the days alone bound the
+        // calls: with the range as a second bound on `ring_at_ms`, SQLite
+        // searched the index over the whole range once per day: a year of
+        // 100,000 calls took 5.2 s in SQLite, and 0.28 s bounded by the days
+        // (`docs/reports-at-scale.md`).
         let days_json = serde_json::Value::from(
-            days.iter().map(|d| serde_json::json!([d.day, d.start_ms, d.end_ms])).collect::<Vec<_>>(),
+            days.iter()
+                .map(|d| serde_json::json!([d.day, d.start_ms.max(q.from_ms), d.end_ms.min(q.to_ms)]))
+                .collect::<Vec<_>>(),
         )
         .to_string();
-        // Each call contributes its credit shares: whole calls under first
-        // and last touch, fractions under linear. Revenue follows the same
-        // shares and lands on the day the call rang.
-        let amount = bounded_amount("amount");
-        let query = format!(
-            "WITH days(day, start_ms, end_ms) AS (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?4))
-             SELECT d.day, COALESCE(cr.{column}, '{NOT_SET}') AS grp,
-                SUM(cr.share), SUM(cr.share * c.is_target), SUM(cr.share * c.is_missed),
-                SUM(cr.share * (c.caller_kind = 'first-time')), SUM(cr.share * COALESCE(rv.amount, 0))
-             FROM calls c JOIN days d ON c.ring_at_ms >= d.start_ms AND c.ring_at_ms < d.end_ms
-             JOIN call_credits cr ON cr.call_id = c.id
-             LEFT JOIN (SELECT call_id, SUM({amount}) AS amount FROM revenue GROUP BY call_id) rv ON rv.call_id = c.id
-             WHERE c.site_id = ?1 AND c.ring_at_ms >= ?2 AND c.ring_at_ms < ?3
-               AND (?5 IS NULL OR EXISTS (SELECT 1 FROM call_tags t WHERE t.call_id = c.id AND t.tag = ?5))
-             GROUP BY d.day, grp ORDER BY d.day, grp"
-        );
+        let query = report_query(column);
         let with_cost = q.group_by != GroupBy::Term;
         self.read(|tx| {
             let rows: Vec<ReportRow> = tx
                 .prepare(&query)
                 .and_then(|mut st| {
-                    st.query_map(params![q.site.id, q.from_ms, q.to_ms, days_json, q.tag], |r| {
+                    st.query_map(params![q.site.id, days_json, q.tag], |r| {
                         Ok(ReportRow {
                             day: r.get(0)?,
                             group: r.get(1)?,

@@ -7,6 +7,16 @@ use super::{SqliteStorage, sql};
 use crate::storage::StorageError;
 use crate::storage::pools::{ExhaustionView, FirstAsk, LeaseSpan, PoolActivity, PoolReportStore};
 
+/// The leases that overlap `[?2 - ?4, ?3)` on site `?1`: found by
+/// `leases_by_end` (schema version 12), whose expression this repeats.
+pub(super) const LEASES_IN_WINDOW: &str =
+    "SELECT pool_id, number, started_at_ms, COALESCE(ended_at_ms, expires_at_ms) AS until_ms FROM leases
+     WHERE site_id = ?1 AND started_at_ms < ?3 AND COALESCE(ended_at_ms, expires_at_ms) > ?2 - ?4";
+
+/// Site `?1`'s leases live at `?2`, per pool: by the index of open leases.
+pub(super) const LIVE_LEASES: &str = "SELECT pool_id, COUNT(*) FROM leases
+     WHERE site_id = ?1 AND ended_at_ms IS NULL AND expires_at_ms > ?2 GROUP BY pool_id";
+
 impl PoolReportStore for SqliteStorage {
     fn pool_activity(
         &self,
@@ -20,10 +30,7 @@ impl PoolReportStore for SqliteStorage {
         // A deferred transaction: one consistent snapshot, no write lock.
         let tx = inner.conn.transaction().map_err(sql("beginning a read"))?;
         let leases = tx
-            .prepare(
-                "SELECT pool_id, number, started_at_ms, COALESCE(ended_at_ms, expires_at_ms) AS until_ms FROM leases
-                 WHERE site_id = ?1 AND started_at_ms < ?3 AND COALESCE(ended_at_ms, expires_at_ms) > ?2 - ?4",
-            )
+            .prepare(LEASES_IN_WINDOW)
             .and_then(|mut st| {
                 // Leases that ended up to a cooldown before the window still
                 // keep their number busy inside it.
@@ -77,10 +84,7 @@ impl PoolReportStore for SqliteStorage {
             })
             .map_err(sql("reading pool exhaustions"))?;
         let live_now = tx
-            .prepare(
-                "SELECT pool_id, COUNT(*) FROM leases
-                 WHERE site_id = ?1 AND ended_at_ms IS NULL AND expires_at_ms > ?2 GROUP BY pool_id",
-            )
+            .prepare(LIVE_LEASES)
             .and_then(|mut st| {
                 st.query_map(params![site, now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()
             })
