@@ -330,7 +330,7 @@ fn migrate_refuses_old_files_bad_values_and_unknown_tables_and_names_the_fix() {
     let (ok, _, err) = migrate(&from(&old), &url, &[]);
     assert!(!ok);
     assert!(
-        err.contains("schema version 10") && err.contains("copies version 11") && err.contains("ringsource serve"),
+        err.contains("schema version 10") && err.contains("copies version 12") && err.contains("ringsource serve"),
         "{err}"
     );
     // The file is refused before the target is touched.
