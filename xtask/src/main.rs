@@ -15,6 +15,7 @@ mod geoip;
 mod glue;
 mod npm;
 mod order;
+mod postgres;
 mod provision;
 mod table;
 mod test;
