@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::bundle::{Budget, bundle};
@@ -52,6 +52,10 @@ pub enum BenchCmd {
         /// Baseline and lease runs, alternated; the ratio reported is the median round's.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
         rounds: u32,
+        /// `postgres`: on a private PostgreSQL cluster, with one collector and with two on one
+        /// database; `both`: those and SQLite, each round from a fresh database.
+        #[arg(long, value_enum, default_value_t = Database::Sqlite)]
+        database: Database,
     },
     /// The per-client rate limiter with 100,000 clients against 10: alone, and over HTTP
     /// with `wrk` (refused requests, as a flood's are).
@@ -89,6 +93,14 @@ pub enum BenchCmd {
     },
 }
 
+/// Where `bench collector` keeps its leases.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Database {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
 pub fn bench(root: &Path, choice: ToolchainChoice, what: BenchCmd) -> Result<()> {
     match what {
         BenchCmd::Web { timeout_secs } => {
@@ -101,8 +113,13 @@ pub fn bench(root: &Path, choice: ToolchainChoice, what: BenchCmd) -> Result<()>
             bundle(root, &tools, "release", Budget::Warn)?;
             crate::bench_tag::bench(root, &tools, rtt_ms, rounds)
         }
-        BenchCmd::Collector { duration, connections, threads, rounds } => {
-            collector(root, &WrkArgs { duration, connections, threads }, rounds)
+        BenchCmd::Collector { duration, connections, threads, rounds, database } => {
+            let args = WrkArgs { duration, connections, threads };
+            match database {
+                Database::Sqlite => collector(root, &args, rounds),
+                Database::Postgres => backends(root, &args, rounds, &[Setup::PG_ONE, Setup::PG_TWO]),
+                Database::Both => backends(root, &args, rounds, &[Setup::SQLITE, Setup::PG_ONE, Setup::PG_TWO]),
+            }
         }
         BenchCmd::Limiter { duration, connections, threads, rounds } => {
             crate::bench_limiter::bench(root, &WrkArgs { duration, connections, threads }, rounds)
@@ -372,23 +389,32 @@ impl Round {
     }
 }
 
-fn collector(root: &Path, args: &WrkArgs, rounds: u32) -> Result<()> {
+fn wrk_path() -> Result<&'static Path> {
     let wrk = Path::new("/usr/bin/wrk");
     if !wrk.exists() {
         bail!("wrk is missing; run as root: apt-get install -y wrk");
     }
-    build_collector(root)?;
+    Ok(wrk)
+}
+
+/// Builds and starts the actix-web hello world; returns it with its URL.
+fn start_hello(root: &Path) -> Result<(Guard, String)> {
     // The baseline is an example of this crate (dev-dependency on actix-web), built with
     // the same release profile and actix features as the collector.
     run(cargo().current_dir(root).args(["build", "--release", "-p", "xtask", "--example", "hello_baseline"]))?;
-
     let hello_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let mut hello = Guard::spawn(
         "hello_baseline",
         Command::new(root.join("target/release/examples/hello_baseline")).arg(hello_addr.to_string()),
     )?;
     wait_for_port(hello_addr, &mut hello.child, "hello_baseline", Duration::from_secs(30))?;
-    let hello_url = format!("http://{hello_addr}/");
+    Ok((hello, format!("http://{hello_addr}/")))
+}
+
+fn collector(root: &Path, args: &WrkArgs, rounds: u32) -> Result<()> {
+    let wrk = wrk_path()?;
+    build_collector(root)?;
+    let (_hello, hello_url) = start_hello(root)?;
 
     let (_collector, addr) = start_collector(root)?;
     let url = format!("http://{addr}/v1/sites/demo/visits");
@@ -461,6 +487,201 @@ fn collector(root: &Path, args: &WrkArgs, rounds: u32) -> Result<()> {
         bail!("some responses were not 2xx/3xx; the figures above are not valid");
     }
     Ok(())
+}
+
+/// One way of running the collector that `--database postgres|both` measures.
+#[derive(Clone, Copy)]
+struct Setup {
+    label: &'static str,
+    /// Database and config names: `lease_<key>_r<round>`.
+    key: &'static str,
+    postgres: bool,
+    instances: usize,
+}
+
+impl Setup {
+    const SQLITE: Setup = Setup { label: "SQLite, one instance", key: "sqlite", postgres: false, instances: 1 };
+    const PG_ONE: Setup = Setup { label: "PostgreSQL, one instance", key: "pg1", postgres: true, instances: 1 };
+    const PG_TWO: Setup = Setup { label: "PostgreSQL, two instances", key: "pg2", postgres: true, instances: 2 };
+}
+
+/// A setup's lease run in one round: one wrk report per instance, run at the same time.
+struct SetupRun {
+    per_instance: Vec<WrkResult>,
+    before: VisitResponse,
+    after: Vec<VisitResponse>,
+}
+
+impl SetupRun {
+    fn requests_per_sec(&self) -> f64 {
+        self.per_instance.iter().map(|w| w.requests_per_sec).sum()
+    }
+
+    fn worst_p99_ms(&self) -> f64 {
+        self.per_instance.iter().map(|w| parse_duration_ms(&w.latency_p99)).fold(f64::NAN, f64::max)
+    }
+}
+
+/// `bench collector --database postgres|both`: per round the baseline, then each setup on a
+/// database of its own made for that round, so every run starts from an empty lease book
+/// (the sole SQLite bench, above, keeps one database for all rounds).
+fn backends(root: &Path, args: &WrkArgs, rounds: u32, setups: &[Setup]) -> Result<()> {
+    let wrk = wrk_path()?;
+    build_collector(root)?;
+    let (_hello, hello_url) = start_hello(root)?;
+    let cluster = crate::postgres::Cluster::start()?;
+    let settings = cluster.query(
+        "postgres",
+        "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings \
+         WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'max_connections')",
+    )?;
+    let body = visit_body()?;
+    let body_path = root.join("target/bench/visit.json");
+    fs::create_dir_all(root.join("target/bench"))?;
+    fs::write(&body_path, &body)?;
+    let script = root.join("xtask/bench/visits.lua");
+    let half = WrkArgs {
+        duration: args.duration.clone(),
+        connections: (args.connections / 2).max(1),
+        threads: (args.threads / 2).max(1),
+    };
+
+    let mut measured: Vec<(WrkResult, Vec<SetupRun>)> = Vec::new();
+    for round in 1..=rounds {
+        eprintln!("round {round} of {rounds}");
+        let baseline = wrk_run(wrk, args, &hello_url, None)?;
+        let mut runs = Vec::new();
+        for setup in setups {
+            let wrk_args = if setup.instances == 1 { args } else { &half };
+            runs.push(lease_run(root, &cluster, *setup, round, wrk, wrk_args, &body, (&script, &body_path))?);
+        }
+        measured.push((baseline, runs));
+    }
+
+    println!(
+        "\nbench collector --database (wrk -t{} -c{} -d{}, {rounds} rounds; two instances: two wrk -t{} -c{} \
+         at once, one per instance, req/s summed):",
+        args.threads, args.connections, args.duration, half.threads, half.connections
+    );
+    println!("  PostgreSQL {} (private cluster): {settings}", cluster.major);
+    println!(
+        "  {:<6} {:<40} {:>12} {:>10} {:>10} {:>8} {:>7}",
+        "round", "endpoint", "req/s", "avg", "p99", "non-2xx", "ratio"
+    );
+    let row = |round: usize, name: &str, w: &WrkResult, ratio: String| {
+        println!(
+            "  {:<6} {name:<40} {:>12.0} {:>10} {:>10} {:>8} {ratio:>7}",
+            round, w.requests_per_sec, w.latency_avg, w.latency_p99, w.non_2xx
+        );
+        if !w.socket_errors.is_empty() {
+            println!("    socket errors: {}", w.socket_errors);
+        }
+    };
+    for (i, (baseline, runs)) in measured.iter().enumerate() {
+        row(i + 1, "actix-web hello world (baseline)", baseline, String::new());
+        for (setup, run) in setups.iter().zip(runs) {
+            let ratio = format!("{:.3}", run.requests_per_sec() / baseline.requests_per_sec);
+            if let [only] = run.per_instance.as_slice() {
+                row(i + 1, setup.label, only, ratio);
+            } else {
+                for (n, w) in run.per_instance.iter().enumerate() {
+                    row(i + 1, &format!("{}: instance {}", setup.label, n + 1), w, String::new());
+                }
+                println!("  {:<6} {:<40} {:>12.0} {:>39} {ratio:>7}", i + 1, setup.label, run.requests_per_sec(), "");
+            }
+        }
+    }
+    println!("\n  lease / baseline, median of {rounds} rounds (lowest, highest); worst lease p99:");
+    for (s, setup) in setups.iter().enumerate() {
+        let mut ratios: Vec<f64> =
+            measured.iter().map(|(b, runs)| runs[s].requests_per_sec() / b.requests_per_sec).collect();
+        ratios.sort_by(f64::total_cmp);
+        let worst = measured.iter().map(|(_, runs)| runs[s].worst_p99_ms()).fold(f64::NAN, f64::max);
+        println!(
+            "    {:<28} {:.3}  ({:.3}, {:.3})  p99 {worst:.1} ms",
+            setup.label,
+            median(&ratios),
+            ratios[0],
+            ratios[ratios.len() - 1]
+        );
+    }
+    println!("\n  probes (a visit on the fresh database before each run, one to each instance after it):");
+    for (i, (_, runs)) in measured.iter().enumerate() {
+        for (setup, run) in setups.iter().zip(runs) {
+            let after: Vec<String> = run.after.iter().map(describe).collect();
+            println!(
+                "    round {} {}: before {}; after {}",
+                i + 1,
+                setup.label,
+                describe(&run.before),
+                after.join(", ")
+            );
+        }
+    }
+    let failed = measured
+        .iter()
+        .any(|(b, runs)| b.non_2xx > 0 || runs.iter().flat_map(|r| &r.per_instance).any(|w| w.non_2xx > 0));
+    // Error responses are cheap, so a rate made of them would flatter the collector.
+    if failed {
+        bail!("some responses were not 2xx/3xx; the figures above are not valid");
+    }
+    Ok(())
+}
+
+/// Starts `setup`'s collectors on a fresh database, probes, runs wrk against each instance
+/// at once, probes again, and stops them.
+#[allow(clippy::too_many_arguments)]
+fn lease_run(
+    root: &Path,
+    cluster: &crate::postgres::Cluster,
+    setup: Setup,
+    round: u32,
+    wrk: &Path,
+    args: &WrkArgs,
+    body: &str,
+    script: (&Path, &Path),
+) -> Result<SetupRun> {
+    let name = format!("lease_{}_r{round}", setup.key);
+    let database = if setup.postgres { Some(cluster.fresh_database(&name)?) } else { None };
+    let config = bench_config_named(root, &name, |config| {
+        if let Some(url) = &database {
+            let server = config.get_mut("server").and_then(|s| s.as_table_mut()).context("no [server] table")?;
+            server.insert("database".into(), url.clone().into());
+        }
+        Ok(())
+    })?;
+    let mut instances = Vec::new();
+    let mut urls = Vec::new();
+    for _ in 0..setup.instances {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let mut cmd = collector_command(root, &config, &addr.to_string());
+        cmd.stdout(Stdio::null());
+        if setup.postgres {
+            // Every route the bench uses is served by the PostgreSQL stores (docs/postgres.md).
+            cmd.env("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1");
+        }
+        let mut guard = Guard::spawn("collector", &mut cmd)?;
+        wait_for_port(addr, &mut guard.child, "collector", Duration::from_secs(60))?;
+        instances.push(guard);
+        urls.push(format!("http://{addr}/v1/sites/demo/visits"));
+    }
+    // The same request as wrk's: the first proves a fresh pool leases it a number, the
+    // last ones that every instance still answered visits with the pool's numbers (the
+    // overflow number once the pool ran out) and not, say, as crawlers'.
+    let before = probe_visit(&urls[0], body)?;
+    if before.kind != NumberKind::Lease || before.overflow {
+        bail!("{}: the bench visit was not leased a pool number on a fresh database: {before:?}", setup.label);
+    }
+    let per_instance = std::thread::scope(|scope| {
+        let runs: Vec<_> = urls.iter().map(|url| scope.spawn(move || wrk_run(wrk, args, url, Some(script)))).collect();
+        runs.into_iter().map(|r| r.join().expect("wrk thread panicked")).collect::<Result<Vec<_>>>()
+    })?;
+    let after = urls.iter().map(|url| probe_visit(url, body)).collect::<Result<Vec<_>>>()?;
+    if let Some(bad) = after.iter().find(|a| a.kind != NumberKind::Lease) {
+        bail!("{}: after the run the bench visit got no pool decision: {bad:?}", setup.label);
+    }
+    drop(instances);
+    Ok(SetupRun { per_instance, before, after })
 }
 
 /// The middle value of `sorted` (the mean of the middle two for an even count).

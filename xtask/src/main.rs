@@ -17,6 +17,7 @@ mod glue;
 mod largesite;
 mod npm;
 mod order;
+mod postgres;
 mod provision;
 mod table;
 mod test;
