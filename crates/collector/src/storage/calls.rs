@@ -289,6 +289,30 @@ pub struct ReportRow {
     pub roi: Option<f64>,
 }
 
+/// A report's rows with its cost added: cost on a day and group without
+/// calls is a row too, as money spent for nothing is what the report is for.
+/// `costs` is `None` for a grouping that carries no cost (terms).
+pub fn report_with_costs(rows: Vec<ReportRow>, costs: Option<Vec<(String, String, f64)>>) -> Vec<ReportRow> {
+    let mut merged: std::collections::BTreeMap<(String, String), ReportRow> =
+        rows.into_iter().map(|r| ((r.day.clone(), r.group.clone()), r)).collect();
+    for (day, group, cost) in costs.into_iter().flatten() {
+        let row = merged.entry((day.clone(), group.clone())).or_insert_with(|| ReportRow {
+            day,
+            group,
+            calls: 0.0,
+            target_calls: 0.0,
+            missed_calls: 0.0,
+            first_time_callers: 0.0,
+            revenue: 0.0,
+            cost: Some(0.0),
+            cost_per_target_call: None,
+            roi: None,
+        });
+        row.cost = Some(row.cost.unwrap_or(0.0) + cost);
+    }
+    merged.into_values().map(ReportRow::with_ratios).collect()
+}
+
 impl ReportRow {
     /// Fills the ratios from the sums.
     pub fn with_ratios(mut self) -> Self {

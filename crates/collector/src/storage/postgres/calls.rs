@@ -15,7 +15,6 @@
 //!    [`CallFacts`] on the same transaction, and writes the exports of a
 //!    call that just ended.
 
-use std::collections::BTreeMap;
 
 use ringsource_core::attribution::{self, CallerKind, Confidence, DialledKind, Model, Relation, Tenure};
 use ringsource_core::call::{CallEvent, CallStatus};
@@ -35,7 +34,7 @@ use crate::storage::StorageError;
 use crate::storage::calls::{
     AttributionView, CallAttribution, CallDetail, CallFacts, CallFilter, CallState, CallStore, CallSummary,
     CallWorkflow, CandidateView, CreditView, GroupBy, NumberRole, PageViewView, PromoLookup, RecordError, Recorded,
-    ReportQuery, ReportRow, StatusFilter, StoredEvent, TouchView, VisitorPath,
+    ReportQuery, ReportRow, StatusFilter, StoredEvent, TouchView, VisitorPath, report_with_costs,
 };
 
 /// Group labels for calls that have no touch to credit (as SQLite's).
@@ -712,44 +711,23 @@ impl CallStore for PostgresStorage {
                 &query,
                 &[&q.site.id, &q.from_ms, &q.to_ms, &names, &starts, &ends, &q.tag],
             )?;
-            let mut merged: BTreeMap<(String, String), ReportRow> = rows
+            let rows: Vec<ReportRow> = rows
                 .iter()
-                .map(|r| {
-                    let row = ReportRow {
-                        day: r.get(0),
-                        group: r.get(1),
-                        calls: r.get(2),
-                        target_calls: r.get(3),
-                        missed_calls: r.get(4),
-                        first_time_callers: r.get(5),
-                        revenue: r.get(6),
-                        cost: with_cost.then_some(0.0),
-                        cost_per_target_call: None,
-                        roi: None,
-                    };
-                    ((row.day.clone(), row.group.clone()), row)
+                .map(|r| ReportRow {
+                    day: r.get(0),
+                    group: r.get(1),
+                    calls: r.get(2),
+                    target_calls: r.get(3),
+                    missed_calls: r.get(4),
+                    first_time_callers: r.get(5),
+                    revenue: r.get(6),
+                    cost: with_cost.then_some(0.0),
+                    cost_per_target_call: None,
+                    roi: None,
                 })
                 .collect();
-            if with_cost {
-                // Cost without calls is a row too: money spent for nothing
-                // is what the report is for.
-                for (day, group, cost) in costs_by_group(db, q, &days)? {
-                    let row = merged.entry((day.clone(), group.clone())).or_insert_with(|| ReportRow {
-                        day,
-                        group,
-                        calls: 0.0,
-                        target_calls: 0.0,
-                        missed_calls: 0.0,
-                        first_time_callers: 0.0,
-                        revenue: 0.0,
-                        cost: Some(0.0),
-                        cost_per_target_call: None,
-                        roi: None,
-                    });
-                    row.cost = Some(row.cost.unwrap_or(0.0) + cost);
-                }
-            }
-            Ok(merged.into_values().map(ReportRow::with_ratios).collect())
+            let costs = with_cost.then(|| costs_by_group(db, q, &days)).transpose()?;
+            Ok(report_with_costs(rows, costs))
         })
     }
 

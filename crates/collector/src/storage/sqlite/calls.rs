@@ -22,7 +22,7 @@ use crate::storage::StorageError;
 use crate::storage::calls::{
     AttributionView, CallAttribution, CallDetail, CallFacts, CallFilter, CallState, CallStore, CallSummary,
     CallWorkflow, CandidateView, CreditView, GroupBy, NumberRole, PageViewView, PromoLookup, RecordError, Recorded,
-    ReportQuery, ReportRow, StatusFilter, StoredEvent, TouchView, VisitorPath,
+    ReportQuery, ReportRow, StatusFilter, StoredEvent, TouchView, VisitorPath, report_with_costs,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -941,28 +941,8 @@ impl CallStore for SqliteStorage {
                     .collect()
                 })
                 .map_err(sql("building the calls report"))?;
-            let mut merged: std::collections::BTreeMap<(String, String), ReportRow> =
-                rows.into_iter().map(|r| ((r.day.clone(), r.group.clone()), r)).collect();
-            if with_cost {
-                // Cost without calls is a row too: money spent for nothing
-                // is what the report is for.
-                for (day, group, cost) in costs_by_group(tx, q, &days)? {
-                    let row = merged.entry((day.clone(), group.clone())).or_insert_with(|| ReportRow {
-                        day,
-                        group,
-                        calls: 0.0,
-                        target_calls: 0.0,
-                        missed_calls: 0.0,
-                        first_time_callers: 0.0,
-                        revenue: 0.0,
-                        cost: Some(0.0),
-                        cost_per_target_call: None,
-                        roi: None,
-                    });
-                    row.cost = Some(row.cost.unwrap_or(0.0) + cost);
-                }
-            }
-            Ok(merged.into_values().map(ReportRow::with_ratios).collect())
+            let costs = with_cost.then(|| costs_by_group(tx, q, &days)).transpose()?;
+            Ok(report_with_costs(rows, costs))
         })
     }
 
