@@ -220,3 +220,49 @@ pub trait OutboxStore: Send + Sync + 'static {
 /// The PBX name of calls written by `ringsource demo-data`: they are never
 /// exported, so demo calls cannot reach a real GA4 property or CRM.
 pub const DEMO_PBX: &str = "demo";
+
+/// An export a call that just ended makes, as both adapters write it to the
+/// outbox.
+#[derive(Debug)]
+pub struct NewExport {
+    pub kind: ExportKind,
+    pub webhook_id: String,
+    /// The body to send, or JSON `null` for a skipped export.
+    pub payload: String,
+    pub status: ExportStatus,
+    /// Why it was skipped (a GA4 export of a call without a client id), so
+    /// the gap is visible.
+    pub error: Option<String>,
+}
+
+/// The exports of an ended call: none for the demo's calls; a payload the
+/// call cannot make is a `skipped` row with the reason.
+pub fn call_exports(
+    site: &crate::config::Site,
+    detail: &crate::storage::calls::CallDetail,
+    now_ms: i64,
+    workflow: &dyn crate::storage::calls::CallWorkflow,
+) -> Result<Vec<NewExport>, StorageError> {
+    if detail.call.pbx == DEMO_PBX {
+        return Ok(Vec::new());
+    }
+    workflow
+        .exports(site, detail, now_ms)
+        .into_iter()
+        .map(|(kind, built)| {
+            let (payload, status, error) = match built {
+                Ok(body) => (body.to_string(), ExportStatus::Pending, None),
+                Err(reason) => (serde_json::Value::Null.to_string(), ExportStatus::Skipped, Some(reason)),
+            };
+            Ok(NewExport { kind, webhook_id: new_webhook_id()?, payload, status, error })
+        })
+        .collect()
+}
+
+/// A Standard Webhooks id: kept across an export's retries, so a receiver
+/// can drop a repeated delivery.
+fn new_webhook_id() -> Result<String, StorageError> {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).map_err(|e| StorageError::NoRandomness(e.to_string()))?;
+    Ok(format!("msg_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}

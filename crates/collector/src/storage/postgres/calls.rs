@@ -15,7 +15,6 @@
 //!    [`CallFacts`] on the same transaction, and writes the exports of a
 //!    call that just ended.
 
-
 use ringsource_core::attribution::{self, CallerKind, Confidence, DialledKind, Model, Relation, Tenure};
 use ringsource_core::call::{CallEvent, CallStatus};
 use ringsource_core::channel::Channel;

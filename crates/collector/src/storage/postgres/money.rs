@@ -17,7 +17,7 @@ use crate::config::Site;
 use crate::storage::StorageError;
 use crate::storage::money::{
     Claimed, CostRow, DEMO_PBX, ExportKind, ExportStatus, Finish, MoneyStore, OutboxFilter, OutboxRow, OutboxStore,
-    RetryError, RevenueError, RevenuePost, RevenueRecorded, RevenueTarget,
+    RetryError, RevenueError, RevenuePost, RevenueRecorded, RevenueTarget, call_exports,
 };
 
 impl HasStorageError for RevenueError {
@@ -155,12 +155,6 @@ impl MoneyStore for PostgresStorage {
     }
 }
 
-fn new_webhook_id() -> Result<String, StorageError> {
-    let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes).map_err(|e| StorageError::NoRandomness(e.to_string()))?;
-    Ok(format!("msg_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
-}
-
 /// Writes the site's exports of a call that just ended, inside the calls
 /// store's transaction (as SQLite's `enqueue_call_exports`).
 pub(super) fn enqueue_call_exports(
@@ -176,20 +170,13 @@ pub(super) fn enqueue_call_exports(
     let Some(detail) = super::calls::detail(db, call_id)? else {
         return Err(StorageError::Corrupt(format!("call {call_id} vanished inside its own transaction")));
     };
-    if detail.call.pbx == DEMO_PBX {
-        return Ok(());
-    }
-    for (kind, built) in workflow.exports(site, &detail, now_ms) {
-        let (payload, status, error) = match built {
-            Ok(body) => (body.to_string(), ExportStatus::Pending, None),
-            Err(reason) => (serde_json::Value::Null.to_string(), ExportStatus::Skipped, Some(reason)),
-        };
+    for e in call_exports(site, &detail, now_ms, workflow)? {
         db.execute(
             "writing an export to the outbox",
             "INSERT INTO outbox (site_id, kind, call_id, webhook_id, payload, next_attempt_at_ms, last_error,
                 status, created_at_ms, updated_at_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6, $6) ON CONFLICT (call_id, kind) DO NOTHING",
-            &[&site.id, &kind.as_str(), &call_id, &new_webhook_id()?, &payload, &now_ms, &error, &status.as_str()],
+            &[&site.id, &e.kind.as_str(), &call_id, &e.webhook_id, &e.payload, &now_ms, &e.error, &e.status.as_str()],
         )?;
     }
     Ok(())
