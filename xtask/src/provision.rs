@@ -338,13 +338,22 @@ fn deploy_tools() -> Result<()> {
             );
             return Ok(());
         }
-        apt_install(&missing)?;
+        // Peripheral tools: a failed install skips their tests, it does not
+        // stop the run.
+        if let Err(e) = apt_install(&missing) {
+            println!("note: the deploy tests will skip: {e:#}");
+            return Ok(());
+        }
         how = "installed";
     }
     for (tool, path, flag) in TOOLS {
         let path = Path::new(path);
         if !path.exists() {
-            bail!("{tool} is still missing after `apt-get install -y {}`", missing.join(" "));
+            println!(
+                "note: the deploy tests will skip: {tool} is still missing after `apt-get install -y {}`",
+                missing.join(" ")
+            );
+            return Ok(());
         }
         report(tool, how, path, &version_line(path, &[flag]).unwrap_or_default());
     }
@@ -363,11 +372,20 @@ fn postgres_server() -> Result<()> {
             println!("note: the PostgreSQL tests will skip without its server; as root: apt-get install -y {PACKAGE}");
             return Ok(());
         }
-        apt_install(&[PACKAGE])?;
+        // The PostgreSQL variants skip loudly without it; a failed install
+        // says so here rather than stopping every other test.
+        if let Err(e) = apt_install(&[PACKAGE]) {
+            println!("note: the PostgreSQL tests will skip: {e:#}");
+            return Ok(());
+        }
         how = "installed";
     }
     if !initdb.exists() {
-        bail!("{} is still missing after `apt-get install -y {PACKAGE}`", initdb.display());
+        println!(
+            "note: the PostgreSQL tests will skip: {} is still missing after `apt-get install -y {PACKAGE}`",
+            initdb.display()
+        );
+        return Ok(());
     }
     report("postgresql", how, initdb, &version_line(initdb, &["--version"]).unwrap_or_default());
     Ok(())
