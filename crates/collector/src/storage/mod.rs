@@ -281,6 +281,16 @@ pub trait Storage: Send + Sync + 'static {
     fn ping(&self) -> Pending<()>;
 }
 
+/// A session's `asked_pools` (space-separated pool ids) with `pool_id`
+/// added; `None` when it is there already. Both adapters store the list so.
+pub fn asked_with(asked: Option<&str>, pool_id: &str) -> Option<String> {
+    match asked {
+        Some(list) if list.split(' ').any(|p| p == pool_id) => None,
+        Some(list) if !list.is_empty() => Some(format!("{list} {pool_id}")),
+        _ => Some(pool_id.to_owned()),
+    }
+}
+
 /// Where a visitor was and what they came on, stored with their session
 /// (never the address they came from).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -83,6 +83,16 @@ pub struct Subject {
 }
 
 /// What an erasure removed.
+/// What removing sessions took with them, as both adapters count it.
+#[derive(Debug, Default)]
+pub struct SessionRows {
+    pub sessions: u64,
+    pub touches: u64,
+    pub page_views: u64,
+    pub leases: u64,
+    pub promo_codes: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Erased {
     pub calls: u64,
@@ -103,6 +113,18 @@ pub struct Erased {
     /// Sessions of this caller that another caller's call was attributed to
     /// (the same browser, another phone): kept, as that call's attribution.
     pub sessions_kept: Vec<String>,
+}
+
+impl Erased {
+    /// The sessions removed with what they took, and the ones kept.
+    pub fn count_sessions(&mut self, rows: &SessionRows, kept: Vec<String>) {
+        self.sessions = rows.sessions;
+        self.touches = rows.touches;
+        self.page_views = rows.page_views;
+        self.leases = rows.leases;
+        self.promo_codes = rows.promo_codes;
+        self.sessions_kept = kept;
+    }
 }
 
 /// One lease of a number to the person's session.

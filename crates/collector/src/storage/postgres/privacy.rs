@@ -19,7 +19,7 @@ use crate::storage::StorageError;
 use crate::storage::calls::{PageViewView, TouchView};
 use crate::storage::privacy::{
     CallExport, Erased, ExportView, LeaseView, PrivacyStore, PromoCodeView, RetentionCutoffs, RetentionReport,
-    RevenueView, SessionExport, Subject, SubjectExport,
+    RevenueView, SessionExport, SessionRows, Subject, SubjectExport,
 };
 
 /// Rows per write transaction (as SQLite's).
@@ -155,15 +155,6 @@ fn find_due(db: &Blocking<'_, '_>, c: &RetentionCutoffs) -> Result<Due, StorageE
         &[&site, &c.exports_before_ms],
     )?;
     Ok(Due { sessions, leases, promo_codes, page_views, user_agents, callers, exports })
-}
-
-#[derive(Default)]
-struct SessionRows {
-    sessions: u64,
-    touches: u64,
-    page_views: u64,
-    leases: u64,
-    promo_codes: u64,
 }
 
 /// Removes the sessions and every row that names them, inside the caller's
@@ -464,12 +455,7 @@ impl PrivacyStore for PostgresStorage {
             )?;
             let mut rows = SessionRows::default();
             delete_sessions(db, &gone, &mut rows)?;
-            erased.sessions = rows.sessions;
-            erased.touches = rows.touches;
-            erased.page_views = rows.page_views;
-            erased.leases = rows.leases;
-            erased.promo_codes = rows.promo_codes;
-            erased.sessions_kept = kept;
+            erased.count_sessions(&rows, kept);
             Ok(erased)
         })
     }

@@ -216,16 +216,6 @@ struct Session {
     first_ask: bool,
 }
 
-/// `asked` (space-separated pool ids) with `pool_id` added; `None` when it
-/// is there already.
-fn with_pool(asked: Option<&str>, pool_id: &str) -> Option<String> {
-    match asked {
-        Some(list) if list.split(' ').any(|p| p == pool_id) => None,
-        Some(list) if !list.is_empty() => Some(format!("{list} {pool_id}")),
-        _ => Some(pool_id.to_owned()),
-    }
-}
-
 /// Continues the browser's session when it belongs to this site, else starts
 /// one (keeping the browser's id when nobody uses it yet). The row is locked
 /// for the rest of the visit: two visits of one session take turns.
@@ -249,7 +239,7 @@ async fn upsert_session(tx: &Tx<'_>, cmd: &VisitCommand, now_ms: i64) -> Result<
     };
     let id = match (cmd.session_id.as_deref(), stored) {
         (Some(id), Some((site, stored_client_id, asked))) if site == cmd.site.id => {
-            let asked_now = wanted_pool.and_then(|pool| with_pool(asked.as_deref(), pool));
+            let asked_now = wanted_pool.and_then(|pool| crate::storage::asked_with(asked.as_deref(), pool));
             let st = tx
                 .prepare_cached(
                     "UPDATE sessions SET last_seen_ms = $2, client_id = COALESCE($3, client_id),

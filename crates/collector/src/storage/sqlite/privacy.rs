@@ -27,7 +27,7 @@ use crate::storage::StorageError;
 use crate::storage::calls::{PageViewView, TouchView};
 use crate::storage::privacy::{
     CallExport, Erased, ExportView, LeaseView, PrivacyStore, PromoCodeView, RetentionCutoffs, RetentionReport,
-    RevenueView, SessionExport, Subject, SubjectExport,
+    RevenueView, SessionExport, SessionRows, Subject, SubjectExport,
 };
 
 /// Rows per write transaction: a few milliseconds of the write lock each,
@@ -303,15 +303,6 @@ fn delete_sessions(
     Ok(())
 }
 
-#[derive(Default)]
-struct SessionRows {
-    sessions: u64,
-    touches: u64,
-    page_views: u64,
-    leases: u64,
-    promo_codes: u64,
-}
-
 /// The caller written with all but its last two digits hidden, in a call's
 /// events and its CRM export: what the call's own `caller` becomes.
 fn mask_call(tx: &Transaction<'_>, call_id: i64, before_ms: i64) -> Result<bool, StorageError> {
@@ -571,12 +562,7 @@ impl PrivacyStore for SqlitePrivacy {
         let mut rows = SessionRows::default();
         delete_sessions(&tx, &gone, None, &mut rows)?;
         tx.commit().map_err(sql("committing an erasure"))?;
-        erased.sessions = rows.sessions;
-        erased.touches = rows.touches;
-        erased.page_views = rows.page_views;
-        erased.leases = rows.leases;
-        erased.promo_codes = rows.promo_codes;
-        erased.sessions_kept = kept;
+        erased.count_sessions(&rows, kept);
         Ok(erased)
     }
 
