@@ -75,6 +75,14 @@ pub async fn screenshot(browser: &Browser, size: Viewport, name: &str) {
 /// "Sign out" on screen when signed in; charts clear of every table. Returns
 /// what is wrong, in words.
 pub async fn fits(browser: &Browser, size: Viewport, name: &str) -> Vec<String> {
+    // What a person sees is a painted frame: a chart resizes itself to its
+    // box in a ResizeObserver, which runs before the next paint, so the probe
+    // waits for two frames instead of measuring a layout nobody is shown.
+    browser
+        .client
+        .execute_async("const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));", vec![])
+        .await
+        .expect("wait for a frame");
     let found = browser
         .client
         .execute(
