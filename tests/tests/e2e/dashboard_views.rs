@@ -80,7 +80,10 @@ pub async fn fits(browser: &Browser, size: Viewport, name: &str) -> Vec<String> 
     // waits for two frames instead of measuring a layout nobody is shown.
     browser
         .client
-        .execute_async("const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));", vec![])
+        .execute_async(
+            "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+            vec![],
+        )
         .await
         .expect("wait for a frame");
     let found = browser

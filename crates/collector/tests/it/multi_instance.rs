@@ -9,6 +9,13 @@
 //! acknowledged by either is lost, and the two outbox workers never deliver
 //! one webhook id at once.
 //!
+//! Then three instances on fixed ports under mixed load (visits, heartbeats
+//! of live sessions, PBX start/answer/end events), each in turn killed with
+//! SIGKILL and started again on its port while the load goes on, behind a
+//! load balancer modelled as "next instance when this one is dead": no live
+//! instance fails a request, no session loses its number, no number is
+//! leased twice, and every PBX event an instance acknowledged is stored.
+//!
 //! Skipped (loudly) without PostgreSQL, as the other PostgreSQL tests.
 
 use std::io::{BufRead, BufReader};
@@ -594,4 +601,253 @@ fn two_instances_share_one_database_and_survive_a_kill() {
     assert!(scalar(&url, "SELECT COUNT(*) FROM leases WHERE site_id = 'take' AND ended_at_ms IS NULL") <= 5);
     let takeovers = scalar(&url, "SELECT COUNT(*) FROM leases WHERE site_id = 'take' AND end_reason = 'taken-over'");
     assert!(takeovers >= (PHASE2_VISITS - TAKE_POOL) as i64, "{takeovers} take-overs");
+}
+
+/// Three instances, each on a fixed port so that a restarted one comes back
+/// at its address, as behind a load balancer's static upstream list.
+const TRIO: usize = 3;
+const TRIO_VISITORS: usize = 600;
+/// Heartbeats of leased sessions sent after each visit.
+const BEATS: usize = 2;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A generic PBX event of call `call` in `phase`, as delivery `webhook_id`.
+fn pbx_phase(
+    client: &reqwest::blocking::Client,
+    addr: &str,
+    (call, caller): (&str, usize),
+    phase: &str,
+    webhook_id: &str,
+    now_secs: i64,
+) -> Option<(u16, Value)> {
+    let mut event = json!({
+        "call_id": call, "from": format!("+7926{caller:07}"), "to": "+74957010001",
+        "started_at": "2024-05-01T06:59:00Z", "phase": phase,
+    });
+    match phase {
+        "start" => event["status"] = json!("in-progress"),
+        "answer" => {
+            event["status"] = json!("in-progress");
+            event["answered_at"] = json!("2024-05-01T06:59:10Z");
+        }
+        _ => {
+            event["status"] = json!("answered");
+            event["answered_at"] = json!("2024-05-01T06:59:10Z");
+            event["ended_at"] = json!("2024-05-01T07:00:00Z");
+        }
+    }
+    let body = event.to_string();
+    let mut req = client
+        .post(format!("http://{addr}/v1/sites/shop/pbx/generic"))
+        .header("content-type", "application/json")
+        .body(body.clone());
+    for (k, v) in crate::pbx_support::generic_headers(webhook_id, now_secs, &body, crate::pbx_support::GENERIC_KEY) {
+        req = req.header(k, v);
+    }
+    let resp = req.send().ok()?;
+    Some((resp.status().as_u16(), resp.json().unwrap_or(Value::Null)))
+}
+
+/// What the load saw of one instance slot.
+#[derive(Default)]
+struct SlotLog {
+    /// Requests that found the slot's instance dead (refused or cut off),
+    /// each sent on to the next instance.
+    refused: AtomicUsize,
+    /// Requests the slot's instance answered with anything but 200.
+    not_ok: Mutex<Vec<String>>,
+}
+
+#[test]
+fn three_instances_take_kills_and_restarts_under_mixed_load() {
+    let Some(url) = postgres::database("three_instances_take_kills_and_restarts_under_mixed_load") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for static_dir in ["pkg", "www/demo", "www/bench", "www/dashboard"] {
+        std::fs::create_dir_all(dir.path().join(static_dir)).unwrap();
+    }
+    let (crm, _deliveries) = crm_receiver();
+    let base = config(&url, dir.path(), crm);
+    let ports: Vec<u16> = (0..TRIO).map(|_| free_port()).collect();
+    let configs: Vec<std::path::PathBuf> = ports
+        .iter()
+        .enumerate()
+        .map(|(k, port)| {
+            let path = dir.path().join(format!("ringsource-{k}.toml"));
+            let text = base.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""));
+            std::fs::write(&path, text).unwrap();
+            path
+        })
+        .collect();
+    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    // All three at once on an empty database.
+    let spawned: Vec<Child> = configs.iter().map(|c| spawn(c)).collect();
+    let slots: Vec<Mutex<Option<Instance>>> = spawned.into_iter().map(|c| Mutex::new(Some(bound(c)))).collect();
+    assert_eq!(scalar(&url, "SELECT COUNT(*) FROM refinery_schema_history"), 1, "the schema migrated once");
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let now_secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+
+    let logs: Vec<SlotLog> = (0..TRIO).map(|_| SlotLog::default()).collect();
+    let done = AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
+    let acked_events: Mutex<Vec<String>> = Mutex::default();
+    let acked_ends: Mutex<Vec<String>> = Mutex::default();
+    let sessions: Mutex<Vec<(String, String, String)>> = Mutex::default();
+    let beats = AtomicUsize::new(0);
+    let lost_numbers: Mutex<Vec<String>> = Mutex::default();
+    let mut restarts: Vec<(usize, Duration, Duration)> = Vec::new();
+    let started = Instant::now();
+
+    // A load balancer with passive health checks: each request goes to its
+    // slot and, if that instance is dead, on to the next one.
+    let send = |first: usize, what: &str, go: &dyn Fn(&str) -> Option<(u16, Value)>| -> Value {
+        for hop in 0..TRIO * 4 {
+            let k = (first + hop) % TRIO;
+            match go(&addrs[k]) {
+                Some((200, body)) => return body,
+                Some((status, body)) => {
+                    logs[k].not_ok.lock().unwrap().push(format!("{what} on {k}: {status} {body}"));
+                    return body;
+                }
+                None => {
+                    logs[k].refused.fetch_add(1, Ordering::Relaxed);
+                    if hop >= TRIO {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        }
+        panic!("{what}: no instance answered");
+    };
+
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= TRIO_VISITORS {
+                        break;
+                    }
+                    let ip = address(50_000 + i);
+                    let body = visit("shop", None, &format!("GA1.4.{i}.1"));
+                    let answer = send(i, "visit", &|addr| {
+                        let (status, body) = post(&client, addr, "/v1/sites/shop/visits", &ip, &body);
+                        status.map(|s| (s, body))
+                    });
+                    if answer["kind"] == "lease" && answer["overflow"] == false {
+                        let (session, number) = (
+                            answer["session_id"].as_str().unwrap().to_owned(),
+                            answer["number"].as_str().unwrap().to_owned(),
+                        );
+                        sessions.lock().unwrap().push((session, number, ip.clone()));
+                    }
+                    // Every visit is followed by heartbeats of leased
+                    // sessions, earlier ones included, each to the next
+                    // instance in turn: through every kill, a session keeps
+                    // its number whichever instance it reaches.
+                    for beat in 1..=BEATS {
+                        let Some((session, number, ip)) = ({
+                            let sessions = sessions.lock().unwrap();
+                            (!sessions.is_empty()).then(|| sessions[(i * BEATS + beat) % sessions.len()].clone())
+                        }) else {
+                            break;
+                        };
+                        let body = json!({ "session_id": session });
+                        let got = send(i + beat, "heartbeat", &|addr| {
+                            let (status, body) = post(&client, addr, "/v1/sites/shop/heartbeat", &ip, &body);
+                            status.map(|s| (s, body))
+                        });
+                        beats.fetch_add(1, Ordering::Relaxed);
+                        if got["number"] != json!(number) {
+                            lost_numbers.lock().unwrap().push(format!("{session}: {number} then {got}"));
+                        }
+                    }
+                    // Every third visitor calls: start, answer and end, each
+                    // event to the next instance in turn.
+                    if i % 3 == 0 {
+                        let call = format!("trio-{i}");
+                        for (step, phase) in ["start", "answer", "end"].into_iter().enumerate() {
+                            let webhook = format!("msg_trio_{i}_{phase}");
+                            let got = send(i + step, "pbx", &|addr| {
+                                pbx_phase(&client, addr, (&call, 5_000 + i), phase, &webhook, now_secs)
+                            });
+                            if got["outcome"] == "recorded" || got["outcome"] == "duplicate" {
+                                acked_events.lock().unwrap().push(webhook);
+                                if phase == "end" {
+                                    acked_ends.lock().unwrap().push(call.clone());
+                                }
+                            }
+                        }
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        // The fault: each instance in turn is killed with SIGKILL mid-load
+        // and started again on its port a moment later.
+        for k in 0..TRIO {
+            let at = (k + 1) * TRIO_VISITORS / (TRIO + 2);
+            while done.load(Ordering::Relaxed) < at {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let killed_at = started.elapsed();
+            drop(slots[k].lock().unwrap().take());
+            std::thread::sleep(Duration::from_millis(300));
+            let spawned_at = Instant::now();
+            let back = bound(spawn(&configs[k]));
+            assert_eq!(back.addr, addrs[k]);
+            restarts.push((k, killed_at, spawned_at.elapsed()));
+            *slots[k].lock().unwrap() = Some(back);
+        }
+    });
+    let took = started.elapsed();
+
+    let refused: Vec<usize> = logs.iter().map(|l| l.refused.load(Ordering::Relaxed)).collect();
+    let not_ok: Vec<String> = logs.iter().flat_map(|l| l.not_ok.lock().unwrap().clone()).collect();
+    let sessions = sessions.into_inner().unwrap();
+    let acked_events = acked_events.into_inner().unwrap();
+    let acked_ends = acked_ends.into_inner().unwrap();
+    eprintln!(
+        "multi_instance: {TRIO} instances, {TRIO_VISITORS} visitors ({} leased, {} heartbeats, {} PBX events \
+         acknowledged) in {took:?}; each instance killed once and restarted: {}; requests that found an instance \
+         dead and went on to the next: {refused:?}; requests a live instance failed: {}",
+        sessions.len(),
+        beats.load(Ordering::Relaxed),
+        acked_events.len(),
+        restarts
+            .iter()
+            .map(|(k, at, up)| format!("#{k} killed at {at:.1?}, listening again {up:.1?} after its start"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        not_ok.len()
+    );
+    assert!(
+        not_ok.is_empty(),
+        "a live instance failed {} requests, first: {:?}",
+        not_ok.len(),
+        &not_ok[..not_ok.len().min(3)]
+    );
+    assert_eq!(
+        lost_numbers.into_inner().unwrap(),
+        Vec::<String>::new(),
+        "a heartbeat on any instance keeps the session's number"
+    );
+    assert_eq!(sessions.len(), SHOP_POOL, "the pool leased each of its numbers once, and overflowed after");
+    assert_no_double_lease(&url);
+    assert_eq!(acked_events.len(), TRIO_VISITORS.div_ceil(3) * 3, "every PBX event was acknowledged by someone");
+    // No acknowledged event is lost: each delivery id is stored, and each
+    // call whose end was acknowledged is stored as ended.
+    let stored_deliveries = scalar(&url, "SELECT COUNT(*) FROM pbx_deliveries WHERE delivery_id LIKE 'msg_trio_%'");
+    assert_eq!(stored_deliveries, acked_events.len() as i64, "every acknowledged PBX delivery is stored");
+    let ended = scalar(&url, "SELECT COUNT(*) FROM calls WHERE pbx_call_id LIKE 'trio-%' AND ended_at_ms IS NOT NULL");
+    assert_eq!(ended, acked_ends.len() as i64, "every call whose end was acknowledged is stored as ended");
+    // The restarted instances serve as before.
+    for addr in &addrs {
+        let (status, body) =
+            post(&client, addr, "/v1/sites/take/visits", "203.0.113.77", &visit("take", None, "GA1.5"));
+        assert_eq!(status, Some(200), "{body}");
+    }
+    assert_no_double_lease(&url);
 }
