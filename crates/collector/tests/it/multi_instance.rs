@@ -56,6 +56,12 @@ struct Delivery {
 /// one webhook id at once would overlap; the first attempt of every fifth
 /// webhook id is answered 500.
 fn crm_receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<Delivery>>>) {
+    crm_receiver_with(Duration::from_millis(30), 5)
+}
+
+/// [`crm_receiver`] answering after `pause`, refusing the first attempt of
+/// every `refuse_every`th webhook id (0: none).
+fn crm_receiver_with(pause: Duration, refuse_every: usize) -> (std::net::SocketAddr, Arc<Mutex<Vec<Delivery>>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let log: Arc<Mutex<Vec<Delivery>>> = Arc::default();
@@ -98,9 +104,9 @@ fn crm_receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<Delivery>>>) {
                     if first {
                         seen.push(id.clone());
                     }
-                    if first && seen.len() % 5 == 0 { 500 } else { 200 }
+                    if first && refuse_every > 0 && seen.len() % refuse_every == 0 { 500 } else { 200 }
                 };
-                std::thread::sleep(Duration::from_millis(30));
+                std::thread::sleep(pause);
                 let text = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
                 let _ = stream.write_all(text.as_bytes());
                 log.lock().unwrap().push(Delivery { webhook_id: id, arrived, answered: Instant::now(), status });
@@ -850,4 +856,58 @@ fn three_instances_take_kills_and_restarts_under_mixed_load() {
         assert_eq!(status, Some(200), "{body}");
     }
     assert_no_double_lease(&url);
+}
+
+/// A receiver slower than the outbox's claim is long when a batch of rows is
+/// counted together: each delivery takes 1.8 s against a 2 s timeout (a
+/// claim of 7 s). Instance A alone gets the ended calls and starts
+/// delivering; B starts while A is at it. Neither may deliver a webhook id
+/// while the other is delivering it.
+#[test]
+fn a_slow_receiver_never_gets_one_export_from_two_instances_at_once() {
+    let test = "a_slow_receiver_never_gets_one_export_from_two_instances_at_once";
+    let Some(url) = postgres::database(test) else { return };
+    const ENDED: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    for static_dir in ["pkg", "www/demo", "www/bench", "www/dashboard"] {
+        std::fs::create_dir_all(dir.path().join(static_dir)).unwrap();
+    }
+    let cfg = dir.path().join("ringsource.toml");
+    let (crm, deliveries) = crm_receiver_with(Duration::from_millis(1800), 0);
+    std::fs::write(&cfg, config(&url, dir.path(), crm)).unwrap();
+    let a = bound(spawn(&cfg));
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let now_secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    for n in 0..ENDED {
+        let (status, body) =
+            pbx_end(&client, &a.addr, (&format!("slow-{n}"), 7_000 + n), &format!("msg_slow_{n}"), now_secs);
+        assert_eq!(status, Some(200), "{body}");
+    }
+    let _b = bound(spawn(&cfg));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scalar(&url, "SELECT COUNT(*) FROM outbox WHERE kind = 'crm' AND status = 'sent'") < ENDED as i64 {
+        assert!(Instant::now() < deadline, "{:?}", postgres::query(&url, "SELECT status, attempts FROM outbox"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let deliveries = deliveries.lock().unwrap().clone();
+    let mut by_id: std::collections::BTreeMap<&str, Vec<&Delivery>> = std::collections::BTreeMap::new();
+    for d in &deliveries {
+        by_id.entry(d.webhook_id.as_str()).or_default().push(d);
+    }
+    let at_once: Vec<&str> = by_id
+        .iter()
+        .filter(|(_, got)| {
+            let mut got = (*got).clone();
+            got.sort_by_key(|d| d.arrived);
+            got.windows(2).any(|w| w[1].arrived < w[0].answered)
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    eprintln!(
+        "multi_instance: {ENDED} exports to a receiver taking 1.8 s each: {} deliveries, delivered twice at once: {}",
+        deliveries.len(),
+        at_once.len()
+    );
+    assert_eq!(at_once, Vec::<&str>::new(), "webhook ids delivered by two instances at once");
+    assert_eq!(by_id.len(), ENDED, "every export was delivered");
 }

@@ -15,8 +15,12 @@ use crate::clock::Clock;
 use crate::config::Site;
 use crate::storage::money::{Claimed, ExportKind, Finish, OutboxStore};
 
-/// Rows taken per round.
-const BATCH: u32 = 16;
+/// Rows taken per round: one. A claim lasts the request timeout plus a
+/// margin, and rows are sent one after another, so a row claimed with
+/// others could wait past its claim behind slow deliveries, and another
+/// instance (or process on the same file) would then claim it and send it
+/// at the same moment. One claim per row costs one short write per delivery.
+const BATCH: u32 = 1;
 /// The longest the worker sleeps before looking again: new rows are written
 /// by other requests (and other processes on the same file) without telling it.
 const IDLE_POLL: Duration = Duration::from_millis(250);
@@ -96,7 +100,13 @@ impl Worker {
     }
 
     fn claim_ms(&self) -> i64 {
-        let secs = self.sites.values().map(|s| s.exports.retry.timeout_secs).max().unwrap_or(10);
+        let secs = self
+            .sites
+            .values()
+            .filter(|s| !s.exports.is_empty())
+            .map(|s| s.exports.retry.timeout_secs)
+            .max()
+            .unwrap_or(10);
         i64::try_from(secs).unwrap_or(300) * 1000 + 5000
     }
 
