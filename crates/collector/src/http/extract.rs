@@ -111,16 +111,18 @@ pub fn time_bound(zone: &TimeZone, name: &str, text: &str, upper: bool) -> Resul
     crate::dates::time_bound(zone, text, upper).map_err(|e| ApiError::bad_request(format!("{name}={e}")))
 }
 
+/// Runs `f` on the blocking pool; `Err` is the pool's failure, as text.
+async fn hop<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R, String> {
+    // The request's span goes along, so what the work logs names the request.
+    let span = tracing::Span::current();
+    web::block(move || span.in_scope(f)).await.map_err(|e| format!("the blocking pool failed: {e}"))
+}
+
 /// Runs blocking service work off the executor.
 pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
-    // The request's span goes along, so what the work logs names the request.
-    let span = tracing::Span::current();
-    web::block(move || span.in_scope(f))
-        .await
-        .map_err(|e| ApiError::internal(format!("the blocking pool failed: {e}")))?
-        .map_err(Into::into)
+    hop(f).await.map_err(ApiError::internal)?.map_err(Into::into)
 }
 
 // ------------------------------------------- who is asking: the auth guard
@@ -131,12 +133,7 @@ pub const COOKIE: &str = "ringsource_session";
 async fn guard_blocking<T: Send + 'static, E: Into<AuthError> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, AuthError> {
-    // The request's span goes along, so what the work logs names the request.
-    let span = tracing::Span::current();
-    web::block(move || span.in_scope(f))
-        .await
-        .map_err(|e| AuthError::Internal(format!("the blocking pool failed: {e}")))?
-        .map_err(Into::into)
+    hop(f).await.map_err(AuthError::Internal)?.map_err(Into::into)
 }
 
 fn guard_state(req: &HttpRequest) -> Result<web::Data<AppState>, AuthError> {

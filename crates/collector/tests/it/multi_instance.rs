@@ -772,7 +772,7 @@ fn three_instances_take_kills_and_restarts_under_mixed_load() {
                     }
                     // Every third visitor calls: start, answer and end, each
                     // event to the next instance in turn.
-                    if i % 3 == 0 {
+                    if i.is_multiple_of(3) {
                         let call = format!("trio-{i}");
                         for (step, phase) in ["start", "answer", "end"].into_iter().enumerate() {
                             let webhook = format!("msg_trio_{i}_{phase}");
