@@ -2,7 +2,8 @@
 //! load balancer: both start at once on an empty database (the advisory lock
 //! around the migrations), hundreds of parallel visits spread across them
 //! never lease a number to two live sessions (the database is asked), a
-//! lease taken on one instance is renewed and handed over on the other, and
+//! lease taken on one instance is renewed and handed over on the other,
+//! promo codes issued by both at once never repeat, and
 //! after one is killed with SIGKILL in the middle of the load the other
 //! keeps serving: no request sent to it fails or waits on the dead one's
 //! locks. A PBX delivery posted to both at once is stored once, no call
@@ -37,6 +38,8 @@ const THREADS: usize = 16;
 const PHASE2_VISITS: usize = 640;
 /// Phase 2 kills instance A once this many of its visits were answered.
 const KILL_AFTER: usize = 150;
+/// Visitors given a promo code, half by each instance.
+const PROMO_VISITS: usize = 160;
 /// Calls whose end event is posted to both instances at once.
 const PBX_CALLS: usize = 100;
 const CRM_SECRET: &str = "whsec_Y3JtLXdlYmhvb2stc2VjcmV0LWtleS0zMg==";
@@ -165,6 +168,13 @@ id = "paid"
 numbers = [{take}]
 rules = [{{ channel = "Paid Search" }}]
 on_exhaustion = "take-over-oldest"
+
+[[sites]]
+id = "promo"
+allowed_origins = ["https://promo.example"]
+region = "RU"
+originals = ["8 (495) 323-45-67"]
+promo = {{ rules = [{{ channel = "Paid Search" }}], length = 4 }}
 "#,
         dir = dir.display(),
         shop = pool_numbers("+7 495 701-00-", SHOP_POOL),
@@ -394,6 +404,39 @@ fn two_instances_share_one_database_and_survive_a_kill() {
     }
     assert_eq!(scalar(&url, "SELECT COUNT(*) FROM leases WHERE end_reason = 'handed-over'"), 5);
     assert_no_double_lease(&url);
+
+    // Promo codes issued by both instances at once are all different, and
+    // the database holds each once.
+    let codes: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (client, addrs) = (&client, &addrs);
+                s.spawn(move || {
+                    (0..PROMO_VISITS / THREADS)
+                        .map(|n| {
+                            let i = t * 1000 + n;
+                            let (status, body) = post(
+                                client,
+                                &addrs[i % 2],
+                                "/v1/sites/promo/visits",
+                                &address(20_000 + i),
+                                &visit("promo", None, &format!("GA1.6.{i}.1")),
+                            );
+                            assert_eq!((status, &body["kind"]), (Some(200), &json!("promo")), "{body}");
+                            body["promo_code"].as_str().unwrap().to_owned()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let distinct: std::collections::BTreeSet<&String> = codes.iter().collect();
+    assert_eq!(distinct.len(), PROMO_VISITS, "a promo code went to two visitors");
+    assert_eq!(
+        scalar(&url, "SELECT COUNT(DISTINCT code) FROM promo_codes WHERE site_id = 'promo' AND NOT retired"),
+        PROMO_VISITS as i64
+    );
 
     // PBX deliveries across instances: each call's end event is posted to
     // both at the same moment with the same webhook id, as a PBX retrying
