@@ -2,10 +2,10 @@
 //! once the first delivery's event is stored. The retry race is made
 //! reproducible by a sink wrapper that holds the first delivery on its way to
 //! the real, storage-backed sink until the test lets it go (on, or into a
-//! failure); faults inside the store come from a trigger in the database file.
+//! failure); faults inside the store come from a trigger in the database
+//! (each backend's own). Every test runs on both backends: on PostgreSQL the
+//! check for a stored delivery id is made under the call's row lock.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,11 +17,10 @@ use ringsource_collector::server::{self, Spawned};
 use ringsource_collector::services::calls::CallsService;
 use ringsource_collector::services::calls::{CallSink, RecordOutcome, SinkError};
 use ringsource_collector::storage::StorageError;
-use ringsource_collector::storage::sqlite::SqliteStorage;
 use ringsource_core::call::CallEvent;
 use serde_json::json;
 
-use crate::common::{orphans, site_toml};
+use crate::common::{Backend, Harness, call_store_of, site_toml, start_with_sink_on};
 use crate::pbx_support::{NOW_MS, NOW_SECS, Pbx, Reply, all_adapters};
 
 /// What the held first delivery does once let go.
@@ -56,62 +55,70 @@ impl CallSink for GatedSink {
     }
 }
 
+/// The test's collector on a fresh database, and its configuration, which
+/// more collectors on that database are started with.
 struct Collector {
-    server: Spawned,
-    db: PathBuf,
-    client: crate::common::http::Client,
+    app: Harness,
+    config: Config,
+    clock: Arc<ManualClock>,
 }
 
 impl Collector {
     fn pbx(&self) -> Pbx<'_> {
-        Pbx { client: &self.client, origin: self.server.url("") }
+        self.pbx_of(&self.app.server)
     }
 
-    fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.db).unwrap()
+    fn pbx_of<'a>(&'a self, server: &Spawned) -> Pbx<'a> {
+        Pbx { client: &self.app.client, origin: server.url("") }
     }
 
     /// Events stored for the call with this PBX call id.
     fn events_of(&self, pbx_call_id: &str) -> i64 {
-        self.db()
-            .query_row(
-                "SELECT COUNT(*) FROM call_events e JOIN calls c ON c.id = e.call_id WHERE c.pbx_call_id = ?1",
-                [pbx_call_id],
-                |r| r.get(0),
-            )
-            .unwrap()
+        self.app.scalar(&format!(
+            "SELECT COUNT(*) FROM call_events e JOIN calls c ON c.id = e.call_id WHERE c.pbx_call_id = '{pbx_call_id}'"
+        ))
+    }
+
+    /// Calls stored with this PBX call id.
+    fn calls_of(&self, pbx_call_id: &str) -> i64 {
+        self.app.scalar(&format!("SELECT COUNT(*) FROM calls WHERE pbx_call_id = '{pbx_call_id}'"))
+    }
+
+    /// Another collector on the same database, with the server's own sink.
+    fn another(&self) -> Spawned {
+        let clock = Arc::clone(&self.clock) as Arc<dyn Clock>;
+        server::spawn_with(self.config.clone(), "127.0.0.1:0".parse().unwrap(), clock, None).unwrap()
     }
 }
 
-impl Drop for Collector {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            assert_eq!(orphans(&self.db()), []);
-        }
-    }
+/// The real server on a fresh database of `backend`; with `gated`, its PBX
+/// routes go through a gate that holds the first delivery, over the real
+/// sink on the same database. `None` without PostgreSQL.
+fn serve(backend: Backend, test: &str, gated: Option<Gate>) -> Option<Collector> {
+    let clock = Arc::new(ManualClock::new(NOW_MS));
+    let mut config = None;
+    let app = start_with_sink_on(
+        backend,
+        test,
+        |db| site_toml(db, "", &all_adapters(), ""),
+        Arc::clone(&clock) as Arc<dyn Clock>,
+        |c| {
+            config = Some(c.clone());
+            let gate = gated?;
+            let real = CallsService::new(call_store_of(c), &c.sites, Arc::clone(&clock) as Arc<dyn Clock>);
+            Some(Arc::new(GatedSink { real, gate: Mutex::new(Some(gate)) }) as Arc<dyn CallSink>)
+        },
+    )?;
+    Some(Collector { app, config: config.expect("the harness showed the configuration"), clock })
 }
 
-fn config(db: &Path) -> Config {
-    let text = site_toml(db, "", &all_adapters(), "");
-    Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new()).unwrap()
-}
-
-/// The real server on `db`; its PBX routes go through `sink` when given.
-fn serve(db: &Path, clock: &Arc<ManualClock>, sink: Option<Arc<dyn CallSink>>) -> Collector {
-    let clock = Arc::clone(clock) as Arc<dyn Clock>;
-    let server = server::spawn_with(config(db), "127.0.0.1:0".parse().unwrap(), clock, sink).unwrap();
-    Collector { server, db: db.to_owned(), client: crate::common::http::Client::new() }
-}
-
-/// The server with its PBX routes behind a gate that holds the first
-/// delivery; the real sink under the gate stores into the same file.
-fn serve_gated(db: &Path, clock: &Arc<ManualClock>) -> (Collector, Receiver<()>, Sender<Release>) {
+/// [`serve`] behind the gate, with the gate's two ends: the first delivery
+/// has entered, and what it does next.
+fn serve_gated(backend: Backend, test: &str) -> Option<(Collector, Receiver<()>, Sender<Release>)> {
     let (entered_tx, entered) = channel();
     let (release, release_rx) = channel();
-    let storage = Arc::new(SqliteStorage::open(db).unwrap());
-    let real = CallsService::new(storage, &config(db).sites, Arc::clone(clock) as Arc<dyn Clock>);
-    let sink = GatedSink { real, gate: Mutex::new(Some(Gate { entered: entered_tx, release: release_rx })) };
-    (serve(db, clock, Some(Arc::new(sink))), entered, release)
+    let c = serve(backend, test, Some(Gate { entered: entered_tx, release: release_rx }))?;
+    Some((c, entered, release))
 }
 
 fn end_event(call_id: &str) -> String {
@@ -126,7 +133,7 @@ fn end_event(call_id: &str) -> String {
 /// Posts the first delivery on a thread of its own (it is held at the gate)
 /// and waits until the gate has it.
 fn first_delivery_held(c: &Collector, entered: &Receiver<()>, id: &str, body: &str) -> std::thread::JoinHandle<Reply> {
-    let origin = c.server.url("");
+    let origin = c.app.url("");
     let (id, body) = (id.to_owned(), body.to_owned());
     let first = std::thread::spawn(move || {
         let client = crate::common::http::Client::new();
@@ -136,14 +143,22 @@ fn first_delivery_held(c: &Collector, entered: &Receiver<()>, id: &str, body: &s
     first
 }
 
+crate::on_both_backends! {
+    a_retry_racing_a_first_delivery_that_fails_stores_the_call => a_retry_racing_a_first_delivery_that_fails_stores_the_call_on;
+    a_first_delivery_overtaken_by_its_retry_is_the_duplicate => a_first_delivery_overtaken_by_its_retry_is_the_duplicate_on;
+    a_delivery_that_fails_in_the_store_leaves_nothing_and_its_retry_is_stored => a_delivery_that_fails_in_the_store_leaves_nothing_and_its_retry_is_stored_on;
+    delivery_ids_are_shared_by_collectors_on_one_database => delivery_ids_are_shared_by_collectors_on_one_database_on;
+}
+
 /// The race the fault test found: the retry came while the first delivery
 /// was still on its way to the store, was answered "duplicate", and the
 /// first then failed, so the call was acknowledged and never stored.
-#[test]
-fn a_retry_racing_a_first_delivery_that_fails_stores_the_call() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(NOW_MS));
-    let (c, entered, release) = serve_gated(&dir.path().join("db.sqlite"), &clock);
+fn a_retry_racing_a_first_delivery_that_fails_stores_the_call_on(backend: Backend) {
+    let Some((c, entered, release)) =
+        serve_gated(backend, "a_retry_racing_a_first_delivery_that_fails_stores_the_call")
+    else {
+        return;
+    };
     let body = end_event("race-1");
     let first = first_delivery_held(&c, &entered, "msg_race_1", &body);
 
@@ -161,11 +176,11 @@ fn a_retry_racing_a_first_delivery_that_fails_stores_the_call() {
 
 /// The first delivery goes on after the retry stored its event: it is the
 /// one answered "duplicate" now, and the event is stored once.
-#[test]
-fn a_first_delivery_overtaken_by_its_retry_is_the_duplicate() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(NOW_MS));
-    let (c, entered, release) = serve_gated(&dir.path().join("db.sqlite"), &clock);
+fn a_first_delivery_overtaken_by_its_retry_is_the_duplicate_on(backend: Backend) {
+    let Some((c, entered, release)) = serve_gated(backend, "a_first_delivery_overtaken_by_its_retry_is_the_duplicate")
+    else {
+        return;
+    };
     let body = end_event("race-2");
     let first = first_delivery_held(&c, &entered, "msg_race_2", &body);
 
@@ -178,69 +193,76 @@ fn a_first_delivery_overtaken_by_its_retry_is_the_duplicate() {
     assert_eq!(c.events_of("race-2"), 1);
 }
 
-/// A fault inside the store's transaction, after the event and the delivery
-/// id were written: nothing of the delivery stays, so its retry is stored
-/// and not answered "duplicate".
-#[test]
-fn a_delivery_that_fails_in_the_store_leaves_nothing_and_its_retry_is_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(NOW_MS));
-    let c = serve(&dir.path().join("db.sqlite"), &clock, None);
-    c.db()
-        .execute_batch(
+/// A trigger that fails every insert of a delivery id while `fault_armed`
+/// has a row, in each backend's dialect, and the statements that remove it.
+fn fault_trigger(backend: Backend) -> (&'static str, &'static str) {
+    match backend {
+        Backend::Sqlite => (
             "CREATE TABLE fault_armed (x INTEGER);
              INSERT INTO fault_armed VALUES (1);
              CREATE TRIGGER fault AFTER INSERT ON pbx_deliveries WHEN EXISTS (SELECT 1 FROM fault_armed)
              BEGIN SELECT RAISE(ABORT, 'injected fault'); END;",
-        )
-        .unwrap();
+            "DROP TRIGGER fault; DROP TABLE fault_armed;",
+        ),
+        Backend::Postgres => (
+            "CREATE TABLE fault_armed (x INTEGER);
+             INSERT INTO fault_armed VALUES (1);
+             CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF EXISTS (SELECT 1 FROM fault_armed) THEN RAISE EXCEPTION 'injected fault'; END IF;
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER fault AFTER INSERT ON pbx_deliveries FOR EACH ROW EXECUTE FUNCTION fault();",
+            "DROP TRIGGER fault ON pbx_deliveries; DROP FUNCTION fault(); DROP TABLE fault_armed;",
+        ),
+    }
+}
+
+/// A fault inside the store's transaction, after the event and the delivery
+/// id were written: nothing of the delivery stays, so its retry is stored
+/// and not answered "duplicate".
+fn a_delivery_that_fails_in_the_store_leaves_nothing_and_its_retry_is_stored_on(backend: Backend) {
+    let test = "a_delivery_that_fails_in_the_store_leaves_nothing_and_its_retry_is_stored";
+    let Some(c) = serve(backend, test, None) else { return };
+    let (arm, remove) = fault_trigger(backend);
+    c.app.execute(arm);
     let body = end_event("fault-1");
     let failed = c.pbx().generic("msg_fault_1", NOW_SECS, &body);
     assert_eq!(failed.status, 500, "{}", failed.body);
     assert_eq!(c.events_of("fault-1"), 0, "the failed delivery left no event");
-    let calls: i64 = c.db().query_row("SELECT COUNT(*) FROM calls", [], |r| r.get(0)).unwrap();
-    assert_eq!(calls, 0, "nor a call");
+    assert_eq!(c.app.scalar("SELECT COUNT(*) FROM calls"), 0, "nor a call");
 
-    c.db().execute_batch("DELETE FROM fault_armed").unwrap();
+    c.app.execute("DELETE FROM fault_armed");
     let retry = c.pbx().generic("msg_fault_1", NOW_SECS, &body);
     assert_eq!(retry.status, 200, "{}", retry.body);
     assert_eq!(retry.body["outcome"], "recorded");
     assert_eq!(c.events_of("fault-1"), 1);
-    c.db().execute_batch("DROP TRIGGER fault; DROP TABLE fault_armed;").unwrap();
+    c.app.execute(remove);
 }
 
 /// The ids live in the database, not in one process: a second collector on
-/// the same file answers a delivery id the first one stored "duplicate",
-/// even with another body signed under it, and the ids outlive a restart.
-#[test]
-fn delivery_ids_are_shared_by_collectors_on_one_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db.sqlite");
-    let clock = Arc::new(ManualClock::new(NOW_MS));
-    let one = serve(&db, &clock, None);
-    let two = serve(&db, &clock, None);
-    assert_eq!(one.pbx().generic("msg_shared", NOW_SECS, &end_event("shared-1")).body["outcome"], "recorded");
-    let again = two.pbx().generic("msg_shared", NOW_SECS, &end_event("shared-2"));
+/// the same database answers a delivery id the first one stored "duplicate",
+/// even with another body signed under it (whose call is not stored), and
+/// the ids outlive a restart.
+fn delivery_ids_are_shared_by_collectors_on_one_database_on(backend: Backend) {
+    let Some(mut c) = serve(backend, "delivery_ids_are_shared_by_collectors_on_one_database", None) else { return };
+    let two = c.another();
+    assert_eq!(c.pbx().generic("msg_shared", NOW_SECS, &end_event("shared-1")).body["outcome"], "recorded");
+    let again = c.pbx_of(&two).generic("msg_shared", NOW_SECS, &end_event("shared-2"));
     assert_eq!(again.status, 200, "{}", again.body);
     assert_eq!(again.body["outcome"], "duplicate");
-    assert_eq!(two.events_of("shared-2"), 0);
+    assert_eq!(c.events_of("shared-2"), 0);
+    assert_eq!(c.calls_of("shared-2"), 0, "a duplicate delivery leaves no call of its own");
     drop(two);
-    drop(one);
 
-    let restarted = serve(&db, &clock, None);
-    assert_eq!(restarted.pbx().generic("msg_shared", NOW_SECS, &end_event("shared-1")).body["outcome"], "duplicate");
+    // A collector started after the id was stored; the first one stops.
+    c.app.server = c.another();
+    assert_eq!(c.pbx().generic("msg_shared", NOW_SECS, &end_event("shared-1")).body["outcome"], "duplicate");
     // Once the signed timestamp is out of the window, the id is forgotten
     // when the next delivery is stored (a replay is refused as stale by then).
-    clock.set_ms(NOW_MS + 301_000);
-    let later = restarted.pbx().generic("msg_later", NOW_SECS + 301, &end_event("later-1"));
+    c.clock.set_ms(NOW_MS + 301_000);
+    let later = c.pbx().generic("msg_later", NOW_SECS + 301, &end_event("later-1"));
     assert_eq!(later.body["outcome"], "recorded", "{}", later.body);
-    let ids: Vec<String> = restarted
-        .db()
-        .prepare("SELECT delivery_id FROM pbx_deliveries ORDER BY delivery_id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(ids, ["msg_later"]);
+    let ids = c.app.rows("SELECT delivery_id FROM pbx_deliveries ORDER BY delivery_id");
+    assert_eq!(ids, [[Some("msg_later".to_owned())]]);
 }

@@ -1,6 +1,14 @@
 //! The FreeSWITCH mod_json_cdr adapter over HTTP (basic auth). No timestamp
 //! is signed; a re-sent CDR is the same event and folds into the same call.
+//!
+//! The tests whose events reach the sink run on both backends
+//! (`name::sqlite`, `name::postgres`): the sink stores them, and the database
+//! decides what is a duplicate. The credential, bad-body and outbound-leg
+//! tests stay on SQLite: their requests are refused or ignored before the
+//! sink, so no backend has anything to do with them (the harness checks that
+//! nothing was stored).
 
+use crate::common::Backend;
 use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 use serde_json::{Value, json};
@@ -42,9 +50,18 @@ fn post(h: &PbxHarness, content_type: &str, body: String, auth: Option<&str>) ->
     h.post(PATH, content_type, body, &headers)
 }
 
-#[test]
-fn a_json_cdr_with_basic_auth_reaches_the_sink_mapped() {
-    let h = start(&all_adapters());
+crate::on_both_backends! {
+    a_json_cdr_with_basic_auth_reaches_the_sink_mapped => a_json_cdr_with_basic_auth_reaches_the_sink_mapped_on;
+    a_form_posted_cdr_is_read_the_same => a_form_posted_cdr_is_read_the_same_on;
+    hangup_causes_of_missed_calls => hangup_causes_of_missed_calls_on;
+    microsecond_times_are_kept => microsecond_times_are_kept_on;
+    the_sample_cdr_is_one_final_event => the_sample_cdr_is_one_final_event_on;
+}
+
+fn a_json_cdr_with_basic_auth_reaches_the_sink_mapped_on(backend: Backend) {
+    let Some(h) = start_on(backend, "a_json_cdr_with_basic_auth_reaches_the_sink_mapped", &all_adapters()) else {
+        return;
+    };
     let r = post(
         &h,
         "application/json",
@@ -66,9 +83,8 @@ fn a_json_cdr_with_basic_auth_reaches_the_sink_mapped() {
     assert_eq!((e.duration_secs, e.talk_secs), (Some(60), Some(50)));
 }
 
-#[test]
-fn a_form_posted_cdr_is_read_the_same() {
-    let h = start(&all_adapters());
+fn a_form_posted_cdr_is_read_the_same_on(backend: Backend) {
+    let Some(h) = start_on(backend, "a_form_posted_cdr_is_read_the_same", &all_adapters()) else { return };
     let body = form(&[("cdr", &cdr("ORIGINATOR_CANCEL", 0, 0).to_string())]);
     let r = post(&h, "application/x-www-form-urlencoded", body, Some(&basic(FS_USER, FS_PASSWORD)));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -77,9 +93,8 @@ fn a_form_posted_cdr_is_read_the_same() {
     assert_eq!(e.to.e164(), "+74957000003");
 }
 
-#[test]
-fn hangup_causes_of_missed_calls() {
-    let h = start(&all_adapters());
+fn hangup_causes_of_missed_calls_on(backend: Backend) {
+    let Some(h) = start_on(backend, "hangup_causes_of_missed_calls", &all_adapters()) else { return };
     for cause in ["USER_BUSY", "NO_ANSWER", "CALL_REJECTED"] {
         let mut c = cdr(cause, 0, 0);
         c["variables"]["call_uuid"] = json!(cause);
@@ -143,9 +158,8 @@ fn a_bad_body_with_good_credentials_is_400() {
 
 /// mod_json_cdr writes each moment in seconds and in microseconds; the
 /// microseconds are kept to the nearest millisecond.
-#[test]
-fn microsecond_times_are_kept() {
-    let h = start(&all_adapters());
+fn microsecond_times_are_kept_on(backend: Backend) {
+    let Some(h) = start_on(backend, "microsecond_times_are_kept", &all_adapters()) else { return };
     let mut c = cdr("NORMAL_CLEARING", NOW_SECS - 50, 50);
     c["variables"]["start_uepoch"] = json!(format!("{}250113", NOW_SECS - 60));
     c["variables"]["answer_uepoch"] = json!(format!("{}731250", NOW_SECS - 50));
@@ -169,9 +183,8 @@ fn microsecond_times_are_kept() {
     assert_eq!(h.events()[1].answered_at_ms, None);
 }
 
-#[test]
-fn the_sample_cdr_is_one_final_event() {
-    let h = start(&all_adapters());
+fn the_sample_cdr_is_one_final_event_on(backend: Backend) {
+    let Some(h) = start_on(backend, "the_sample_cdr_is_one_final_event", &all_adapters()) else { return };
     let r = post(&h, "application/json", sample("freeswitch/cdr.json"), Some(&basic(FS_USER, FS_PASSWORD)));
     assert_eq!(r.status, 200, "{}", r.body);
     let e = &h.events()[0];

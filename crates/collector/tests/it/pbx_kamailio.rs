@@ -1,6 +1,13 @@
 //! The Kamailio dialog-event adapter over HTTP (bearer token; see
 //! examples/kamailio for the script that posts these).
+//!
+//! The tests whose events reach the sink run on both backends
+//! (`name::sqlite`, `name::postgres`): the sink stores them, and the database
+//! decides what is a duplicate. The token and bad-body tests stay on SQLite:
+//! their requests are refused before the sink, so no backend has anything to
+//! do with them (the harness checks that nothing was stored).
 
+use crate::common::Backend;
 use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 use serde_json::{Value, json};
@@ -16,9 +23,14 @@ fn bearer() -> String {
     format!("Bearer {KAMAILIO_TOKEN}")
 }
 
-#[test]
-fn dialog_events_reach_the_sink_mapped() {
-    let h = start(&all_adapters());
+crate::on_both_backends! {
+    dialog_events_reach_the_sink_mapped => dialog_events_reach_the_sink_mapped_on;
+    failed_dialogs_map_their_sip_code => failed_dialogs_map_their_sip_code_on;
+    fractional_times_are_kept_to_the_millisecond => fractional_times_are_kept_to_the_millisecond_on;
+}
+
+fn dialog_events_reach_the_sink_mapped_on(backend: Backend) {
+    let Some(h) = start_on(backend, "dialog_events_reach_the_sink_mapped", &all_adapters()) else { return };
     let call = "3c26700b5d3f0a1b@127.0.0.1";
     let events = [
         json!({ "event": "end", "call_id": call, "from": "79161234567", "to": "74957000001", "at": NOW_SECS, "started_at": NOW_SECS - 40, "answered_at": NOW_SECS - 30, "sip_code": 200 }),
@@ -45,9 +57,8 @@ fn dialog_events_reach_the_sink_mapped() {
     assert_eq!((got[2].phase, got[2].answered_at_ms), (CallPhase::Answer, ms(NOW_SECS - 30)));
 }
 
-#[test]
-fn failed_dialogs_map_their_sip_code() {
-    let h = start(&all_adapters());
+fn failed_dialogs_map_their_sip_code_on(backend: Backend) {
+    let Some(h) = start_on(backend, "failed_dialogs_map_their_sip_code", &all_adapters()) else { return };
     for code in [486, 487, 480, 503] {
         let e = json!({ "event": "end", "call_id": format!("c{code}"), "to": "74957000001", "at": NOW_SECS, "started_at": NOW_SECS - 20, "sip_code": code });
         assert_eq!(post(&h, &e, Some(&bearer())).status, 200);
@@ -99,9 +110,8 @@ fn a_bad_body_with_a_good_token_is_400() {
 
 /// The shipped script sends $TV(Sn) times, seconds with microseconds; a
 /// dialog variable may also reach the body as a string.
-#[test]
-fn fractional_times_are_kept_to_the_millisecond() {
-    let h = start(&all_adapters());
+fn fractional_times_are_kept_to_the_millisecond_on(backend: Backend) {
+    let Some(h) = start_on(backend, "fractional_times_are_kept_to_the_millisecond", &all_adapters()) else { return };
     for body in [sample("kamailio/end.json"), sample("kamailio/start.json"), sample("kamailio/answer.json")] {
         let r = h.post(PATH, "application/json", body, &[("Authorization", bearer().as_str())]);
         assert_eq!((r.status, r.body["outcome"].as_str()), (200, Some("recorded")), "{}", r.body);

@@ -1,6 +1,13 @@
 //! The Mango Office adapter over HTTP. Mango signs no timestamp; replays
 //! fold into the same call (keyed by entry_id).
+//!
+//! The tests whose events reach the sink run on both backends
+//! (`name::sqlite`, `name::postgres`): the sink stores them, and the database
+//! decides what is a duplicate. The sign, bad-body and route tests stay on
+//! SQLite: their requests are refused before the sink, so no backend has
+//! anything to do with them (the harness checks that nothing was stored).
 
+use crate::common::Backend;
 use crate::pbx_support::*;
 use ringsource_core::call::{CallPhase, CallStatus};
 use serde_json::json;
@@ -28,9 +35,16 @@ fn call_event(state: &str, ts: i64) -> String {
     .to_string()
 }
 
-#[test]
-fn call_states_and_the_summary_reach_the_sink_mapped() {
-    let h = start(&all_adapters());
+crate::on_both_backends! {
+    call_states_and_the_summary_reach_the_sink_mapped => call_states_and_the_summary_reach_the_sink_mapped_on;
+    missed_outgoing_and_other_events => missed_outgoing_and_other_events_on;
+    disconnect_reasons_map_to_missed_statuses => disconnect_reasons_map_to_missed_statuses_on;
+}
+
+fn call_states_and_the_summary_reach_the_sink_mapped_on(backend: Backend) {
+    let Some(h) = start_on(backend, "call_states_and_the_summary_reach_the_sink_mapped", &all_adapters()) else {
+        return;
+    };
     let summary = json!({
         "entry_id": "MTAxNjAyMjQ6Mjk=", "call_direction": 1,
         "from": { "number": "79161234567" }, "to": { "extension": "101", "number": "sip:manager@vpbx.mangosip.ru" },
@@ -69,9 +83,8 @@ fn call_states_and_the_summary_reach_the_sink_mapped() {
     assert_eq!((events[2].phase, events[2].answered_at_ms), (CallPhase::Answer, ms(NOW_SECS - 50)));
 }
 
-#[test]
-fn missed_outgoing_and_other_events() {
-    let h = start(&all_adapters());
+fn missed_outgoing_and_other_events_on(backend: Backend) {
+    let Some(h) = start_on(backend, "missed_outgoing_and_other_events", &all_adapters()) else { return };
     let missed = json!({ "entry_id": "e2", "call_direction": 1, "from": { "number": "79161234567" }, "line_number": "74957000002",
         "create_time": NOW_SECS - 30, "talk_time": 0, "end_time": NOW_SECS, "entry_result": 0 }).to_string();
     assert_eq!(signed(&h, "summary", &missed).status, 200);
@@ -137,9 +150,8 @@ fn the_plain_adapter_route_points_to_the_events_route() {
 
 /// A missed call's summary: `disconnect_reason` says how it was missed;
 /// `entry_result` 1 is answered whatever ended it.
-#[test]
-fn disconnect_reasons_map_to_missed_statuses() {
-    let h = start(&all_adapters());
+fn disconnect_reasons_map_to_missed_statuses_on(backend: Backend) {
+    let Some(h) = start_on(backend, "disconnect_reasons_map_to_missed_statuses", &all_adapters()) else { return };
     let cases = [
         (0, 1110, CallStatus::Canceled),
         (0, 1111, CallStatus::NoAnswer),

@@ -1,6 +1,10 @@
 //! PBX routing and configuration: unknown sites and adapters, adapters
 //! without credentials, JSON errors for wrong methods, and check-config
 //! reporting every missing piece of a PBX's credentials.
+//!
+//! These run on SQLite only: no request here reaches the sink or any other
+//! store (each is refused or answered from the configuration), and the
+//! configuration checks start no server.
 
 use std::collections::HashMap;
 use std::path::Path;

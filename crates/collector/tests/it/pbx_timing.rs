@@ -9,13 +9,15 @@
 //! when it rings, another when it ends. A call must go to the first, whether
 //! its PBX reported every step or only the end, and in whatever order the
 //! reports arrive.
+//!
+//! Each test runs on both backends (`name::sqlite`, `name::postgres`).
 
 use std::sync::Arc;
 
 use ringsource_collector::clock::ManualClock;
 use serde_json::Value;
 
-use crate::common::{self, POOL, paid};
+use crate::common::{self, Backend, POOL, paid};
 use crate::pbx_support::*;
 
 const ADMIN: &str = "admin_token = \"admin-token-for-tests-0123\"";
@@ -38,9 +40,10 @@ struct Line {
 }
 
 impl Line {
-    fn new() -> Line {
+    /// `None` without PostgreSQL (see [`common::start_on`]).
+    fn new(backend: Backend, test: &str) -> Option<Line> {
         let clock = Arc::new(ManualClock::new(NOW_MS));
-        let h = common::start_with_clock(ADMIN, &all_adapters(), POOL_SETTINGS, clock.clone());
+        let h = common::start_with_clock_on(backend, test, ADMIN, &all_adapters(), POOL_SETTINGS, clock.clone())?;
         // Three visitors take the three pool numbers; the first gets the
         // dialled one. All expire at 07:01 and cool down until 07:11.
         let first = h.visit(None, paid());
@@ -53,7 +56,7 @@ impl Line {
         // The reports reach the collector after the call, late and in any order.
         clock.set_ms(END_MS + 5_000);
         let session = |v: &Value| v["session_id"].as_str().unwrap().to_owned();
-        Line { at_ring: session(&first), at_end: session(&later), h, clock }
+        Some(Line { at_ring: session(&first), at_end: session(&later), h, clock })
     }
 
     fn pbx(&self) -> Pbx<'_> {
@@ -106,9 +109,19 @@ fn timing(call: &Value) -> (Moments, Lengths, String) {
     )
 }
 
-#[test]
-fn twilio_final_callback_alone_rings_when_the_call_arrived() {
-    let line = Line::new();
+crate::on_both_backends! {
+    twilio_final_callback_alone_rings_when_the_call_arrived => twilio_final_callback_alone_rings_when_the_call_arrived_on;
+    twilio_progress_callbacks_in_any_order => twilio_progress_callbacks_in_any_order_on;
+    zadarma_end_alone_and_with_the_rest => zadarma_end_alone_and_with_the_rest_on;
+    mango_summary_alone_and_with_the_call_events => mango_summary_alone_and_with_the_call_events_on;
+    freeswitch_cdr_keeps_milliseconds => freeswitch_cdr_keeps_milliseconds_on;
+    kamailio_end_alone_and_with_the_rest => kamailio_end_alone_and_with_the_rest_on;
+    generic_end_alone_stores_the_lengths_its_times_give => generic_end_alone_stores_the_lengths_its_times_give_on;
+    partial_reports_still_make_a_call => partial_reports_still_make_a_call_on;
+}
+
+fn twilio_final_callback_alone_rings_when_the_call_arrived_on(backend: Backend) {
+    let Some(line) = Line::new(backend, "twilio_final_callback_alone_rings_when_the_call_arrived") else { return };
     let pbx = line.pbx();
     // Twilio's default for a phone number: one `completed` callback, at hang-up.
     let completed = sample("twilio/completed.form");
@@ -121,9 +134,8 @@ fn twilio_final_callback_alone_rings_when_the_call_arrived() {
     assert_eq!(pbx.twilio(&completed).body["outcome"], "duplicate");
 }
 
-#[test]
-fn twilio_progress_callbacks_in_any_order() {
-    let line = Line::new();
+fn twilio_progress_callbacks_in_any_order_on(backend: Backend) {
+    let Some(line) = Line::new(backend, "twilio_progress_callbacks_in_any_order") else { return };
     let pbx = line.pbx();
     for file in ["twilio/completed.form", "twilio/ringing.form", "twilio/in-progress.form"] {
         recorded(&pbx.twilio(&sample(file)));
@@ -136,9 +148,8 @@ fn twilio_progress_callbacks_in_any_order() {
     line.assert_attributed_at_ring(&call);
 }
 
-#[test]
-fn zadarma_end_alone_and_with_the_rest() {
-    let line = Line::new();
+fn zadarma_end_alone_and_with_the_rest_on(backend: Backend) {
+    let Some(line) = Line::new(backend, "zadarma_end_alone_and_with_the_rest") else { return };
     let pbx = line.pbx();
     recorded(&pbx.zadarma(&sample("zadarma/notify_end.form")));
     let id = "in_2f9c3b0d6a8e4f1c7b5a9d3e1f0c2b4a6d8e0f13";
@@ -155,9 +166,8 @@ fn zadarma_end_alone_and_with_the_rest() {
     line.assert_attributed_at_ring(&call);
 }
 
-#[test]
-fn mango_summary_alone_and_with_the_call_events() {
-    let line = Line::new();
+fn mango_summary_alone_and_with_the_call_events_on(backend: Backend) {
+    let Some(line) = Line::new(backend, "mango_summary_alone_and_with_the_call_events") else { return };
     let pbx = line.pbx();
     recorded(&pbx.mango("summary", &sample("mango/summary.json")));
     let id = "MTAxNjAyMjQ6MTcxNDU0NjgzMA==";
@@ -176,9 +186,8 @@ fn mango_summary_alone_and_with_the_call_events() {
     line.assert_attributed_at_ring(&call);
 }
 
-#[test]
-fn freeswitch_cdr_keeps_milliseconds() {
-    let line = Line::new();
+fn freeswitch_cdr_keeps_milliseconds_on(backend: Backend) {
+    let Some(line) = Line::new(backend, "freeswitch_cdr_keeps_milliseconds") else { return };
     recorded(&line.pbx().freeswitch(&sample("freeswitch/cdr.json")));
     let call = line.call("b7e4f2a0-3c1d-4e5f-8a9b-0c1d2e3f4a5b");
     // start_uepoch 1714546830250113 and so on, to the nearest millisecond;
@@ -190,9 +199,8 @@ fn freeswitch_cdr_keeps_milliseconds() {
     line.assert_attributed_at_ring(&call);
 }
 
-#[test]
-fn kamailio_end_alone_and_with_the_rest() {
-    let line = Line::new();
+fn kamailio_end_alone_and_with_the_rest_on(backend: Backend) {
+    let Some(line) = Line::new(backend, "kamailio_end_alone_and_with_the_rest") else { return };
     let pbx = line.pbx();
     recorded(&pbx.kamailio(&sample("kamailio/end.json")));
     let id = "a84b4c76e66710@127.0.0.1";
@@ -209,9 +217,8 @@ fn kamailio_end_alone_and_with_the_rest() {
     assert_eq!(timing(&call), full);
 }
 
-#[test]
-fn generic_end_alone_stores_the_lengths_its_times_give() {
-    let line = Line::new();
+fn generic_end_alone_stores_the_lengths_its_times_give_on(backend: Backend) {
+    let Some(line) = Line::new(backend, "generic_end_alone_stores_the_lengths_its_times_give") else { return };
     let pbx = line.pbx();
     let now = line.now_secs();
     recorded(&pbx.generic("msg_end", now, &sample("generic/end.json")));
@@ -226,9 +233,8 @@ fn generic_end_alone_stores_the_lengths_its_times_give() {
     assert_eq!(timing(&line.call("gen-7f3e9a21")), full);
 }
 
-#[test]
-fn partial_reports_still_make_a_call() {
-    let line = Line::new();
+fn partial_reports_still_make_a_call_on(backend: Backend) {
+    let Some(line) = Line::new(backend, "partial_reports_still_make_a_call") else { return };
     let pbx = line.pbx();
     // A Twilio callback with no times at all, to a number the site does not
     // know: stored, unattributed, with the reason; rung when first heard.

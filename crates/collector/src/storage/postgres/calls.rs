@@ -580,6 +580,12 @@ impl CallStore for PostgresStorage {
                     &[&site.id, &event.pbx, &d.id],
                 )?
             {
+                // The id came with another call's event (a sender that reused
+                // it): the row made above for this one goes too, as SQLite,
+                // which looks the id up first, never makes it.
+                if created {
+                    db.execute("forgetting a duplicate's call", "DELETE FROM calls WHERE id = $1", &[&call_id])?;
+                }
                 return Ok(Recorded { call_id: earlier.get(0), created: false, new_event: false });
             }
             let was_final = !created && call_is_final(db, call_id)?;

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use ringsource_collector::clock::{Clock, SystemClock};
 use ringsource_collector::config::Config;
 use ringsource_collector::server::{self, Spawned};
+use ringsource_collector::services::calls::CallSink;
+use ringsource_collector::storage::calls::CallStore;
 use serde_json::{Value, json};
 
 pub const BROWSER_UA: &str =
@@ -147,6 +149,20 @@ pub fn start_with_toml_on(
     toml: impl FnOnce(&Path) -> String,
     clock: Arc<dyn Clock>,
 ) -> Option<Harness> {
+    start_with_sink_on(backend, test, toml, clock, |_| None)
+}
+
+/// [`start_with_toml_on`] with the server's PBX routes going through the
+/// sink `sink` makes of the server's configuration, when it makes one,
+/// instead of the server's own ([`call_store_of`] opens the calls store of
+/// the same database for it).
+pub fn start_with_sink_on(
+    backend: Backend,
+    test: &str,
+    toml: impl FnOnce(&Path) -> String,
+    clock: Arc<dyn Clock>,
+    sink: impl FnOnce(&Config) -> Option<Arc<dyn CallSink>>,
+) -> Option<Harness> {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ringsource.sqlite");
     let mut text = toml(&db);
@@ -163,9 +179,19 @@ pub fn start_with_toml_on(
         }
     };
     let config = Config::from_toml_str(&text, Path::new("test.toml"), &env).unwrap_or_else(|e| panic!("{e}"));
-    let server = server::spawn(config, "127.0.0.1:0".parse().unwrap(), clock).unwrap();
+    let sink = sink(&config);
+    let server = server::spawn_with(config, "127.0.0.1:0".parse().unwrap(), clock, sink).unwrap();
     let client = crate::common::http::Client::builder().user_agent(BROWSER_UA).build().unwrap();
     Some(Harness { server, db, pg, client, _dir: dir })
+}
+
+/// The calls store of the database `config` names, on its backend, opened
+/// beside the server's.
+pub fn call_store_of(config: &Config) -> Arc<dyn CallStore> {
+    match &config.server.postgres {
+        None => Arc::new(ringsource_collector::storage::sqlite::SqliteStorage::open(&config.server.database).unwrap()),
+        Some(settings) => Arc::new(ringsource_collector::storage::postgres::PostgresStorage::open(settings).unwrap()),
+    }
 }
 
 pub fn touch(channel: &str, source: &str, medium: &str) -> Value {
@@ -286,6 +312,16 @@ impl Harness {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
+    }
+
+    /// Runs `sql`, one statement or several, on the test's database.
+    pub fn execute(&self, sql: &str) {
+        match &self.pg {
+            Some(url) => {
+                postgres::query(url, sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            }
+            None => self.db().execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}")),
+        }
     }
 
     /// The one integer `sql` reads (0 for NULL, as `SUM` of no rows).

@@ -1,9 +1,12 @@
-//! Harness for the PBX adapter tests: the real app on port 0 with a
-//! recording [`CallSink`], so each test sees exactly the events an adapter
-//! produced, independent of how calls are stored.
+//! Harness for the PBX adapter tests: the real app on port 0, its PBX
+//! routes going through a [`RecordingSink`] that hands each event to the
+//! real, storage-backed sink and keeps the ones stored as new, so each test
+//! sees exactly the events an adapter produced and the database decides what
+//! is a duplicate. [`start_on`] runs on either backend; [`start`] on SQLite,
+//! for the tests whose requests are refused or ignored before they reach the
+//! sink, where the backend has nothing to decide.
 #![allow(dead_code, reason = "each adapter's tests use a different part")]
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -11,14 +14,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use ringsource_collector::clock::{Clock, ManualClock};
-use ringsource_collector::config::Config;
 use ringsource_collector::pbx::Delivery;
-use ringsource_collector::server::{self, Spawned};
-use ringsource_collector::services::calls::{CallSink, RecordOutcome, SinkError};
+use ringsource_collector::services::calls::{CallSink, CallsService, RecordOutcome, SinkError};
 use ringsource_core::call::CallEvent;
 use serde_json::Value;
 
-use crate::common::site_toml;
+use crate::common::{Backend, Harness, call_store_of, site_toml, start_with_sink_on};
 
 /// 2024-05-01T07:00:00Z, the harness clock's "now".
 pub const NOW_MS: i64 = 1_714_546_800_000;
@@ -44,37 +45,30 @@ pbx = {{ twilio_url = "{TWILIO_URL}", zadarma_utc_offset = "+03:00", mango_api_k
     )
 }
 
-/// Keeps every distinct event; a repeated one, or one of a delivery id seen
-/// before, is a duplicate, as the real sink treats a retried delivery.
-#[derive(Default)]
+/// Hands every event to the real sink, on the test's database, and keeps
+/// those it stored as new: a repeated event, or one of a delivery id stored
+/// before, is the database's duplicate and not kept.
 pub struct RecordingSink {
+    real: CallsService,
     events: Mutex<Vec<(String, CallEvent)>>,
-    deliveries: Mutex<Vec<(String, String)>>,
 }
 
 impl CallSink for RecordingSink {
     fn record(&self, site: &str, delivery: Option<&Delivery>, event: CallEvent) -> Result<RecordOutcome, SinkError> {
-        let mut events = self.events.lock().unwrap();
-        let mut deliveries = self.deliveries.lock().unwrap();
-        let key = delivery.map(|d| (site.to_owned(), d.id.clone()));
-        if key.as_ref().is_some_and(|k| deliveries.contains(k)) {
-            return Ok(RecordOutcome::Duplicate);
+        let outcome = CallSink::record(&self.real, site, delivery, event.clone())?;
+        if matches!(outcome, RecordOutcome::New) {
+            self.events.lock().unwrap().push((site.to_owned(), event));
         }
-        deliveries.extend(key);
-        if events.iter().any(|(s, e)| s == site && *e == event) {
-            return Ok(RecordOutcome::Duplicate);
-        }
-        events.push((site.to_owned(), event));
-        Ok(RecordOutcome::New)
+        Ok(outcome)
     }
 }
 
 pub struct PbxHarness {
-    pub server: Spawned,
+    /// The server, its database and the helpers that read it.
+    pub app: Harness,
     pub sink: Arc<RecordingSink>,
     pub clock: Arc<ManualClock>,
     pub client: crate::common::http::Client,
-    _dir: tempfile::TempDir,
 }
 
 /// Response status, JSON (or text) body, headers.
@@ -93,27 +87,48 @@ impl Reply {
     }
 }
 
-pub fn start(site_extra: &str) -> PbxHarness {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("ringsource.sqlite");
-    let text = site_toml(&db, "", site_extra, "");
-    let config = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let sink = Arc::new(RecordingSink::default());
+/// The app with `site_extra` on site `shop`, on `backend`; `None` without
+/// PostgreSQL (see [`crate::common::start_on`]).
+pub fn start_on(backend: Backend, test: &str, site_extra: &str) -> Option<PbxHarness> {
     let clock = Arc::new(ManualClock::new(NOW_MS));
-    let server = server::spawn_with(
-        config,
-        "127.0.0.1:0".parse().unwrap(),
+    let mut sink = None;
+    let app = start_with_sink_on(
+        backend,
+        test,
+        |db| site_toml(db, "", site_extra, ""),
         Arc::clone(&clock) as Arc<dyn Clock>,
-        Some(Arc::clone(&sink) as Arc<dyn CallSink>),
-    )
-    .unwrap();
-    PbxHarness { server, sink, clock, client: crate::common::http::Client::new(), _dir: dir }
+        |config| {
+            let real = CallsService::new(call_store_of(config), &config.sites, Arc::clone(&clock) as Arc<dyn Clock>);
+            let recording = Arc::new(RecordingSink { real, events: Mutex::default() });
+            sink = Some(Arc::clone(&recording));
+            Some(recording as Arc<dyn CallSink>)
+        },
+    )?;
+    let sink = sink.expect("the harness made the sink");
+    Some(PbxHarness { app, sink, clock, client: crate::common::http::Client::new() })
+}
+
+/// [`start_on`] SQLite, for the tests whose requests never reach the sink.
+pub fn start(site_extra: &str) -> PbxHarness {
+    start_on(Backend::Sqlite, "pbx", site_extra).expect("SQLite is always there")
+}
+
+/// The stored events are exactly those the sink kept: nothing refused or
+/// ignored reached the database, and nothing it called new was lost.
+impl Drop for PbxHarness {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let kept = self.sink.events.lock().unwrap().len();
+        let stored = self.app.scalar("SELECT COUNT(*) FROM call_events");
+        assert_eq!(stored, i64::try_from(kept).unwrap(), "stored call events against those the sink kept");
+    }
 }
 
 impl PbxHarness {
     pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
+        self.app.url(path)
     }
 
     pub fn post(&self, path: &str, content_type: &str, body: impl Into<Vec<u8>>, headers: &[(&str, &str)]) -> Reply {
