@@ -656,10 +656,6 @@ fn lease_run(
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let mut cmd = collector_command(root, &config, &addr.to_string());
         cmd.stdout(Stdio::null());
-        if setup.postgres {
-            // Every route the bench uses is served by the PostgreSQL stores (docs/postgres.md).
-            cmd.env("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1");
-        }
         let mut guard = Guard::spawn("collector", &mut cmd)?;
         wait_for_port(addr, &mut guard.child, "collector", Duration::from_secs(60))?;
         instances.push(guard);

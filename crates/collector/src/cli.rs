@@ -196,10 +196,6 @@ pub fn run(cli: Cli) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            if cfg.server.postgres.is_some() {
-                eprintln!("ringsource: demo-data writes a SQLite database only; point server.database at a file");
-                return ExitCode::FAILURE;
-            }
             match crate::demo::fill(&cfg, &crate::demo::DemoOptions { site, days, seed }) {
                 Ok(s) => {
                     println!(
@@ -297,7 +293,7 @@ fn print_demo_users() {
 enum Backends {
     /// The SQLite file only (its backup and restore; PostgreSQL has pg_dump).
     Sqlite,
-    /// Either; PostgreSQL behind its experimental switch, as for `serve`.
+    /// Either.
     Both,
 }
 
@@ -317,7 +313,6 @@ fn with_config(path: &Path, backends: Backends, f: impl FnOnce(&Config) -> Resul
                 path.display(),
                 pg.shown
             )),
-            Backends::Both if !pg.experimental => Some(server::StartError::PostgresIncomplete.to_string()),
             Backends::Both => None,
         };
         if let Some(refusal) = refusal {

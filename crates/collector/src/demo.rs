@@ -1,4 +1,5 @@
-//! `ringsource demo-data`: a demo month in a site's SQLite file.
+//! `ringsource demo-data`: a demo month in a site's database, SQLite or
+//! PostgreSQL (it writes through the storage port, as the server does).
 //!
 //! The story is the demo site's (`www/demo/`): Demo Plumbing Co., a plumber
 //! in Moscow, advertised on Google and Yandex, on Instagram and in an email
@@ -41,12 +42,10 @@ use crate::config::{Config, Site};
 use crate::dates;
 use crate::services::calls::{CallsError, CallsService};
 use crate::storage::call_notes::NotesStore;
-use crate::storage::calls::{CallFilter, CallStore};
-use crate::storage::money::{CostRow, MoneyStore, RevenueError, RevenuePost, RevenueTarget};
-use crate::storage::sqlite::SqliteStorage;
-use crate::storage::sqlite::call_notes::SqliteNotes;
-use crate::storage::sqlite::money::DEMO_PBX;
-use crate::storage::sqlite::users::SqliteUsers;
+use crate::storage::calls::CallFilter;
+use crate::storage::money::DEMO_PBX;
+use crate::storage::money::{CostRow, RevenueError, RevenuePost, RevenueTarget};
+use crate::storage::stores::Stores;
 use crate::storage::users::UserStore;
 use crate::storage::{PageViewCommand, Storage, StorageError};
 
@@ -414,23 +413,21 @@ pub fn pool_demand(config: &Config, options: &DemoOptions, now_ms: i64) -> Resul
 pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result<DemoSummary, DemoError> {
     let site = chosen_site(config, options)?;
     let days = demo_days(site, options.days, now_ms)?;
-    let storage = Arc::new(SqliteStorage::open_with(
-        &config.server.database,
-        crate::storage::sqlite::SqliteOptions::of(&config.server),
-    )?);
+    let stores = Stores::open(config)?;
+    let storage = stores.storage.clone();
     let (_, calls) =
-        storage.list_calls(&CallFilter { site: Some(site.id.clone()), limit: 1, ..CallFilter::default() })?;
+        stores.calls.list_calls(&CallFilter { site: Some(site.id.clone()), limit: 1, ..CallFilter::default() })?;
     if calls > 0 {
-        return Err(DemoError::NotEmpty {
-            site: site.id.clone(),
-            calls,
-            db: config.server.database.display().to_string(),
-        });
+        let db = match &config.server.postgres {
+            Some(pg) => pg.shown.clone(),
+            None => config.server.database.display().to_string(),
+        };
+        return Err(DemoError::NotEmpty { site: site.id.clone(), calls, db });
     }
     let start_ms = dates::day_start_ms(&site.time_zone, days[0])?;
     let clock = Arc::new(ManualClock::new(start_ms));
     storage.sync_sites(&config.sites, clock.as_ref())?;
-    let service = CallsService::new(storage.clone(), &config.sites, clock.clone());
+    let service = CallsService::new(stores.calls.clone(), &config.sites, clock.clone());
     let mut rng = Rng(options.seed);
 
     let shared_site = Arc::new(site.clone());
@@ -517,8 +514,8 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
             }
         }
     }
-    summary.tagged = tag_calls(&config.server.database, &made, &mut story, clock.now_ms())?;
-    add_users(&config.server.database, clock.now_ms())?;
+    summary.tagged = tag_calls(stores.notes.as_ref(), &made, &mut story, clock.now_ms())?;
+    add_users(stores.users.as_ref(), clock.now_ms())?;
 
     // Deals close a few days after the call; the CRM posts them back.
     for (n, (call_id, amount, at_ms)) in deals.into_iter().enumerate() {
@@ -530,7 +527,7 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
             deal_id: Some(format!("demo-deal-{}", n + 1)),
             at_ms: Some(at_ms + 3 * DAY_MS),
         };
-        storage.record_revenue(&post, true, clock.as_ref())?;
+        stores.money.record_revenue(&post, true, clock.as_ref())?;
         summary.deals += 1;
     }
 
@@ -568,7 +565,7 @@ pub fn fill_until(config: &Config, options: &DemoOptions, now_ms: i64) -> Result
             });
         }
     }
-    summary.cost_rows = u32::try_from(storage.upsert_costs(&costs, true, clock.as_ref())?).unwrap_or(u32::MAX);
+    summary.cost_rows = u32::try_from(stores.money.upsert_costs(&costs, true, clock.as_ref())?).unwrap_or(u32::MAX);
     Ok(summary)
 }
 
@@ -669,7 +666,7 @@ fn classified(v: &PlannedVisit) -> (Touch, String) {
 }
 
 fn run_visit(
-    storage: &SqliteStorage,
+    storage: &dyn Storage,
     site: &Arc<Site>,
     v: &PlannedVisit,
     facts: crate::services::visitor_facts::Facts,
@@ -717,8 +714,7 @@ struct MadeCall {
 /// The manager's tags and notes on the month's calls: sales and leads,
 /// short calls taken for spam, callers who rang before; a note on some.
 /// Returns how many calls were tagged.
-fn tag_calls(db: &std::path::Path, calls: &[MadeCall], rng: &mut Rng, now_ms: i64) -> Result<u32, DemoError> {
-    let notes = SqliteNotes::open(db)?;
+fn tag_calls(notes: &dyn NotesStore, calls: &[MadeCall], rng: &mut Rng, now_ms: i64) -> Result<u32, DemoError> {
     let mut callers = std::collections::HashSet::new();
     let mut tagged = 0;
     for c in calls {
@@ -746,8 +742,7 @@ fn tag_calls(db: &std::path::Path, calls: &[MadeCall], rng: &mut Rng, now_ms: i6
 }
 
 /// The demo's users ([`DEMO_USERS`]), unless there are users of those names.
-fn add_users(db: &std::path::Path, now_ms: i64) -> Result<(), DemoError> {
-    let store = SqliteUsers::open(db)?;
+fn add_users(store: &dyn UserStore, now_ms: i64) -> Result<(), DemoError> {
     for (name, role, password) in DEMO_USERS {
         if store.user_by_name(name)?.is_none() {
             let hash = crate::services::auth::secrets::hash_password(password)

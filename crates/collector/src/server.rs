@@ -24,7 +24,6 @@ use actix_web::{App, web};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::config::server::PostgresSettings;
 use crate::http::client_addr::LocalAddr;
 use crate::http::ratelimit::{Bucket, RateLimiter};
 use crate::http::state::AppState;
@@ -37,20 +36,8 @@ use crate::services::pools::PoolsService;
 use crate::services::privacy::PrivacyService;
 use crate::services::visitor_facts::VisitorFacts;
 use crate::services::visits::VisitsService;
-use crate::storage::call_notes::NotesStore;
-use crate::storage::calls::CallStore;
-use crate::storage::money::{MoneyStore, OutboxStore};
-use crate::storage::pools::PoolReportStore;
-use crate::storage::postgres::PostgresStorage;
-use crate::storage::privacy::PrivacyStore;
-use crate::storage::recordings::RecordingStore;
-use crate::storage::sqlite::call_notes::SqliteNotes;
-use crate::storage::sqlite::privacy::SqlitePrivacy;
-use crate::storage::sqlite::recordings::SqliteRecordings;
-use crate::storage::sqlite::users::SqliteUsers;
-use crate::storage::sqlite::{SqliteOptions, SqliteStorage};
-use crate::storage::users::UserStore;
-use crate::storage::{Storage, StorageError};
+use crate::storage::StorageError;
+use crate::storage::stores::{Backend, Stores};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,12 +56,6 @@ pub enum StartError {
     Signals(#[source] std::io::Error),
     #[error("a second {0}: stopped at once, without finishing the requests in flight")]
     SecondSignal(&'static str),
-    #[error(
-        "the PostgreSQL backend is not complete yet (missing: {}); keep server.database on a SQLite file, \
-         or set RINGSOURCE_EXPERIMENTAL_POSTGRES=1 to run on it anyway (see docs/postgres.md)",
-        crate::storage::postgres::missing::MISSING
-    )]
-    PostgresIncomplete,
 }
 
 /// A bound, not yet awaited server.
@@ -96,67 +77,6 @@ pub fn bind(config: &Config, listen: SocketAddr, clock: Arc<dyn Clock>) -> Resul
     bind_with(config, listen, clock, None)
 }
 
-/// The stores the services persist through, from one backend.
-struct Stores {
-    storage: Arc<dyn Storage>,
-    calls: Arc<dyn CallStore>,
-    money: Arc<dyn MoneyStore>,
-    outbox: Arc<dyn OutboxStore>,
-    pools: Arc<dyn PoolReportStore>,
-    privacy: Arc<dyn PrivacyStore>,
-    users: Arc<dyn UserStore>,
-    notes: Arc<dyn NotesStore>,
-    recordings: Arc<dyn RecordingStore>,
-    visitor_facts: VisitorFacts,
-}
-
-impl Stores {
-    fn sqlite(config: &Config) -> Result<Self, StartError> {
-        let db = &config.server.database;
-        let storage = Arc::new(SqliteStorage::open_with(db, SqliteOptions::of(&config.server))?);
-        Ok(Self {
-            storage: storage.clone(),
-            calls: storage.clone(),
-            money: storage.clone(),
-            outbox: storage.clone(),
-            pools: storage,
-            // Retention and erasure read on a connection of their own, so their
-            // scans do not hold the writer's lock (see storage/sqlite/privacy.rs).
-            privacy: Arc::new(SqlitePrivacy::open(db)?),
-            users: Arc::new(SqliteUsers::open(db)?),
-            notes: Arc::new(SqliteNotes::open(db)?),
-            recordings: Arc::new(SqliteRecordings::open(db)?),
-            visitor_facts: VisitorFacts::open(db, config.server.geoip_database.as_deref())?,
-        })
-    }
-
-    /// PostgreSQL does not serve every feature yet: it is refused unless the
-    /// operator asked for it by its experimental switch.
-    fn postgres(config: &Config, settings: &PostgresSettings) -> Result<Self, StartError> {
-        if !settings.experimental {
-            return Err(StartError::PostgresIncomplete);
-        }
-        tracing::warn!(
-            database = settings.shown.as_str(),
-            "experimental PostgreSQL backend; not there yet: {}",
-            crate::storage::postgres::missing::MISSING
-        );
-        let storage = Arc::new(PostgresStorage::open(settings)?);
-        Ok(Self {
-            storage: storage.clone(),
-            calls: storage.clone(),
-            money: storage.clone(),
-            outbox: storage.clone(),
-            pools: storage.clone(),
-            privacy: storage.clone(),
-            users: storage.clone(),
-            notes: storage.clone(),
-            recordings: storage.clone(),
-            visitor_facts: VisitorFacts::on_postgres(storage, config.server.geoip_database.as_deref())?,
-        })
-    }
-}
-
 /// [`bind`] with the sink that receives verified PBX call events.
 pub fn bind_with(
     config: &Config,
@@ -164,9 +84,11 @@ pub fn bind_with(
     clock: Arc<dyn Clock>,
     call_sink: Option<Arc<dyn CallSink>>,
 ) -> Result<Bound, StartError> {
-    let stores = match &config.server.postgres {
-        None => Stores::sqlite(config)?,
-        Some(settings) => Stores::postgres(config, settings)?,
+    let stores = Stores::open(config)?;
+    let geoip = config.server.geoip_database.as_deref();
+    let visitor_facts = match &stores.backend {
+        Backend::Sqlite(db) => VisitorFacts::open(db, geoip)?,
+        Backend::Postgres(storage) => VisitorFacts::on_postgres(storage.clone(), geoip)?,
     };
     stores.storage.sync_sites(&config.sites, clock.as_ref())?;
     let health = Arc::new(Health::new(stores.storage.clone()));
@@ -206,7 +128,7 @@ pub fn bind_with(
         notes: stores.notes,
         recordings: stores.recordings,
         recordings_client: crate::http::recordings::client(),
-        visitor_facts: Arc::new(stores.visitor_facts),
+        visitor_facts: Arc::new(visitor_facts),
         health: Arc::clone(&health),
     });
     let dirs = StaticDirs { bundle_dir: config.server.bundle_dir.clone(), www_dir: config.server.www_dir.clone() };

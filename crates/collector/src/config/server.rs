@@ -17,9 +17,6 @@ pub const DATABASE_URL_ENV: &str = "RINGSOURCE_DATABASE_URL";
 /// The environment variable with the PostgreSQL password, which then need
 /// not be in the URL.
 pub const DATABASE_PASSWORD_ENV: &str = "RINGSOURCE_DATABASE_PASSWORD";
-/// Set to `1`: the collector starts on PostgreSQL although the adapter does
-/// not serve every feature yet (see [`PostgresSettings::experimental`]).
-pub const EXPERIMENTAL_POSTGRES_ENV: &str = "RINGSOURCE_EXPERIMENTAL_POSTGRES";
 
 /// The write-ahead log written out when the collector starts, by default:
 /// four seconds of WAL at the heaviest load measured (about 15 MB/s), and
@@ -197,9 +194,6 @@ pub struct PostgresSettings {
     /// Where the database is, for messages: `host:port/dbname`.
     pub shown: String,
     pub ca_file: Option<PathBuf>,
-    /// [`EXPERIMENTAL_POSTGRES_ENV`] is set: start although the adapter
-    /// serves only the browser's routes so far (docs/postgres.md).
-    pub experimental: bool,
 }
 
 /// Validated `[server]` section.
@@ -363,11 +357,5 @@ fn postgres_settings(raw: &RawServer, env: &dyn Env, issues: &mut Issues<'_>) ->
     };
     let port = connect.get_ports().first().copied().unwrap_or(5432);
     let dbname = connect.get_dbname().or(connect.get_user()).unwrap_or_default().to_owned();
-    let experimental = env.var(EXPERIMENTAL_POSTGRES_ENV).is_some_and(|v| v == "1");
-    Some(PostgresSettings {
-        connect,
-        shown: format!("{host}:{port}/{dbname}"),
-        ca_file: raw.database_ca_file.clone(),
-        experimental,
-    })
+    Some(PostgresSettings { connect, shown: format!("{host}:{port}/{dbname}"), ca_file: raw.database_ca_file.clone() })
 }

@@ -71,6 +71,7 @@ pub mod postgres;
 pub mod privacy;
 pub mod recordings;
 pub mod sqlite;
+pub mod stores;
 pub mod users;
 
 use ringsource_core::lease::{ExhaustionPolicy, Groups};

@@ -33,7 +33,6 @@ use crate::config::server::PostgresSettings;
 
 mod calls;
 mod leases;
-pub mod missing;
 mod money;
 mod notes;
 mod pools;

@@ -125,3 +125,95 @@ fn the_cli_fills_the_configured_database() {
     assert!(quiet.status.success(), "{}", String::from_utf8_lossy(&quiet.stderr));
     assert!(String::from_utf8_lossy(&quiet.stdout).starts_with("no demo data written"));
 }
+
+/// `config`'s text with its database on PostgreSQL at `url`.
+fn on_postgres(dir: &Path, url: &str) -> (Config, String) {
+    let (_, text) = config(dir);
+    let file = format!("database = \"{}\"", dir.join("ringsource.sqlite").display());
+    assert!(text.contains(&file));
+    let text = text.replace(&file, &format!("database = \"{url}\""));
+    let config = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new()).unwrap();
+    (config, text)
+}
+
+/// What both backends must hold alike after the same seeded month: calls by
+/// attribution, sessions by what they were shown, leases, promo codes,
+/// notes, tags, users, cost and revenue rows, and nothing to export.
+const SAME_ON_BOTH: [&str; 10] = [
+    "SELECT COUNT(*) FROM sessions WHERE user_agent = 'ringsource demo data'",
+    "SELECT COUNT(*) FROM calls WHERE pbx = 'demo' AND confidence = 'high' AND session_id IS NOT NULL",
+    "SELECT COUNT(*) FROM calls WHERE session_id IS NULL",
+    "SELECT COUNT(*) FROM leases",
+    "SELECT COUNT(*) FROM promo_codes",
+    "SELECT COUNT(*) FROM page_views",
+    "SELECT COUNT(*) FROM call_tags",
+    "SELECT COUNT(*) FROM call_notes",
+    "SELECT COUNT(*) FROM users",
+    "SELECT COUNT(*) FROM outbox",
+];
+
+/// `ringsource demo-data` writes through the storage port, so the same seed
+/// makes the same month on PostgreSQL as on SQLite: the same summary (but
+/// the promo codes, drawn from the system's randomness), the same rows, and
+/// the same report.
+#[test]
+fn a_demo_month_on_postgresql_is_the_month_sqlite_gets() {
+    let Some(url) = crate::common::postgres::database("a_demo_month_on_postgresql") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (sqlite, _) = config(dir.path());
+    let (pg, _) = on_postgres(dir.path(), &url);
+    let mut on_sqlite = demo::fill_until(&sqlite, &options(42), NOW_MS).unwrap();
+    let mut on_pg = demo::fill_until(&pg, &options(42), NOW_MS).unwrap();
+    assert_eq!(on_pg.promo_codes.len(), on_sqlite.promo_codes.len());
+    on_sqlite.promo_codes.clear();
+    on_pg.promo_codes.clear();
+    assert_eq!(on_pg, on_sqlite);
+
+    let db = rusqlite::Connection::open(dir.path().join("ringsource.sqlite")).unwrap();
+    for sql in SAME_ON_BOTH {
+        let lite: i64 = db.query_row(sql, [], |r| r.get(0)).unwrap();
+        let rows = crate::common::postgres::query(&url, sql).unwrap();
+        let pg_count: i64 = rows[0][0].as_deref().unwrap().parse().unwrap();
+        assert_eq!(pg_count, lite, "{sql}");
+    }
+    let report = report_of(sqlite);
+    let again = report_of(pg.clone());
+    assert_eq!(again["demo_data"], true);
+    assert_eq!(again["totals"], report["totals"]);
+    assert_eq!(again["rows"], report["rows"]);
+
+    // A database with calls is left alone, and the refusal names the
+    // database without its password.
+    match demo::fill_until(&pg, &options(42), NOW_MS) {
+        Err(e @ DemoError::NotEmpty { .. }) => {
+            let shown = pg.server.postgres.as_ref().unwrap().shown.clone();
+            assert!(e.to_string().contains(&shown), "{e}");
+        }
+        other => panic!("a second month went in: {other:?}"),
+    }
+}
+
+/// The command itself on a configuration whose database is PostgreSQL.
+#[test]
+fn the_cli_fills_a_postgresql_database() {
+    let Some(url) = crate::common::postgres::database("the_cli_fills_a_postgresql_database") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (_, text) = on_postgres(dir.path(), &url);
+    let file = dir.path().join("ringsource.toml");
+    std::fs::write(&file, text).unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ringsource"))
+            .args(["demo-data", "--config", file.to_str().unwrap(), "--days", "3", "--seed", "7"])
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("demo data for site \"shop\": "));
+    let calls = crate::common::postgres::query(&url, "SELECT COUNT(*) FROM calls WHERE pbx = 'demo'").unwrap();
+    assert_ne!(calls[0][0].as_deref(), Some("0"), "the calls are in PostgreSQL");
+    assert!(!dir.path().join("ringsource.sqlite").exists(), "no SQLite file beside it");
+    let second = run();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already has"), "refuses a database with calls");
+}

@@ -169,7 +169,6 @@ fn collector_with(dir: &Path, name: &str, listen: &str, server: &str, postgres: 
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringsource"))
         .args(["serve", "--listen", listen, "--config"])
         .arg(&config)
-        .env("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1")
         .env("RINGSOURCE_LOG", "info,ringsource_collector::requests=debug")
         .env("RINGSOURCE_LOG_FORMAT", "json")
         .stdout(Stdio::piped())

@@ -172,7 +172,6 @@ impl Collector {
         let mut child = ringsource()
             .args(["serve", "--config"])
             .arg(config)
-            .env("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

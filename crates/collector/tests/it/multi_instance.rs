@@ -201,7 +201,6 @@ fn spawn(config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ringsource"))
         .args(["serve", "--config"])
         .arg(config)
-        .env("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1")
         .env("RINGSOURCE_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -1,7 +1,6 @@
 //! Choosing PostgreSQL: `server.database = "postgres://…"` (or
 //! `RINGSOURCE_DATABASE_URL`), what a wrong URL or an unreachable server is
-//! told, the refusal to start a backend that does not serve every feature
-//! yet unless asked for by the experimental switch; TLS to the database.
+//! told; TLS to the database.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -40,7 +39,6 @@ fn a_postgres_url_selects_postgresql_and_sqlite_stays_the_default() {
     let pg = config_with("postgres://ringsource@db.example:5433/calls", &[]).unwrap();
     let settings = pg.server.postgres.expect("PostgreSQL");
     assert_eq!(settings.shown, "db.example:5433/calls");
-    assert!(!settings.experimental);
     // The environment's URL wins over the file, and its password stays out of messages.
     let from_env = config_with(
         "ringsource.sqlite",
@@ -72,19 +70,10 @@ fn a_bad_database_url_is_a_config_error_that_says_the_form() {
 }
 
 #[test]
-fn postgresql_is_refused_until_it_serves_everything_unless_asked_for() {
-    let config = config_with("postgres://ringsource@127.0.0.1:1/calls", &[]).unwrap();
-    let err = start_error(config);
-    assert!(err.contains("not complete yet"), "{err}");
-    assert!(err.contains("demo-data") && err.contains("integration suite"), "names what is missing: {err}");
-    assert!(err.contains("RINGSOURCE_EXPERIMENTAL_POSTGRES=1"), "{err}");
-}
-
-#[test]
 fn an_unreachable_database_says_where_and_what_to_check() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("postgres://ringsource@127.0.0.1:{port}/calls");
-    let config = config_with(&url, &[("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1")]).unwrap();
+    let config = config_with(&url, &[]).unwrap();
     let err = start_error(config);
     assert!(err.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{port}/calls")), "{err}");
     assert!(err.contains("listen_addresses") && err.contains("pg_hba.conf"), "says what to check: {err}");
@@ -97,16 +86,14 @@ fn an_unreachable_database_says_where_and_what_to_check() {
 #[test]
 fn tls_to_the_database_verifies_the_server_with_the_configured_ca() {
     let Some((url, ca)) = postgres::tls_database("tls_to_the_database") else { return };
-    let experimental = [("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1")];
-    let refused = start_error(config_with(&url, &experimental).unwrap());
+    let refused = start_error(config_with(&url, &[]).unwrap());
     assert!(refused.contains("cannot reach PostgreSQL") && refused.contains("certificate"), "{refused}");
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("db.sqlite");
     let text = site_toml(&file, &format!("database_ca_file = \"{}\"", ca.display()), "", "")
         .replace(&format!("database = \"{}\"", file.display()), &format!("database = \"{url}\""));
-    let env: HashMap<String, String> = experimental.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    let config = Config::from_toml_str(&text, Path::new("test.toml"), &env).unwrap();
+    let config = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new()).unwrap();
     let server = server::spawn(config, "127.0.0.1:0".parse().unwrap(), Arc::new(SystemClock)).unwrap();
     let resp = reqwest::blocking::Client::new()
         .post(server.url("/v1/sites/shop/visits"))

@@ -239,7 +239,6 @@ fn users_from_the_command_line_on(backend: Backend) {
     std::fs::write(&config, text).unwrap();
     let ringsource = |args: &[&str], stdin: Option<&str>| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringsource"))
-            .env("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1")
             .arg("user")
             .args(args)
             .arg("--config")

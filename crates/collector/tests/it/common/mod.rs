@@ -77,8 +77,7 @@ pub const ORIGINAL: &str = "+74951234567";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
-    /// A database of its own on the tests' PostgreSQL ([`postgres`]), with
-    /// the experimental switch set.
+    /// A database of its own on the tests' PostgreSQL ([`postgres`]).
     Postgres,
 }
 
@@ -174,7 +173,6 @@ pub fn start_with_sink_on(
             let file = format!("database = \"{}\"", db.display());
             assert!(text.contains(&file), "the test's configuration names its database file");
             text = text.replace(&file, &format!("database = \"{url}\""));
-            env.insert("RINGSOURCE_EXPERIMENTAL_POSTGRES".to_owned(), "1".to_owned());
             Some(url)
         }
     };
