@@ -202,9 +202,19 @@ fn sigterm_drains_then_finishes_what_is_in_flight_and_exits_0_on(backend: Backen
             })
         })
         .collect();
+    // The signal comes once visits are being answered: half a second, or
+    // longer on a machine too loaded to answer one by then.
     std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while acknowledged.lock().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let before_signal = acknowledged.lock().unwrap().len();
     assert!(before_signal > 0, "no visit was answered before the signal");
+    // A fresh connection for each probe, as a balancer's: a keep-alive one
+    // would outlive the listener. Made before the signal, so that the drain
+    // is spent probing.
+    let probe_client = Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_secs(5)).build().unwrap();
 
     // Probes of readiness and liveness every 50 ms from the signal on.
     c.signal("TERM");
@@ -213,10 +223,8 @@ fn sigterm_drains_then_finishes_what_is_in_flight_and_exits_0_on(backend: Backen
     let prober = {
         let (ready_url, live_url, stop, seen) =
             (c.url("/v1/ready"), c.url("/v1/health"), Arc::clone(&stop), Arc::clone(&seen));
+        let client = probe_client;
         std::thread::spawn(move || {
-            // A fresh connection each time, as a balancer's probe: a
-            // keep-alive one would outlive the listener.
-            let client = Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_secs(5)).build().unwrap();
             while !stop.load(Ordering::Relaxed) {
                 let ready = probe(&client, &ready_url);
                 let live = probe(&client, &live_url);
