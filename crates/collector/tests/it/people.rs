@@ -1,7 +1,8 @@
 //! What the tests of users, tags, notes, visitor facts and recordings share:
 //! a collector with two sites ("shop" and "other"), the admin token, calls
 //! made through the Kamailio webhook, and dashboard users signed in over
-//! real HTTP with their cookie and CSRF token.
+//! real HTTP with their cookie and CSRF token. Every helper goes through
+//! HTTP, so the modules that use it run on either backend.
 
 use serde_json::{Value, json};
 
@@ -19,11 +20,8 @@ originals = ["+7 812 555-00-00"]
 pbx_secrets = { kamailio = "kamailio-token-for-people-01" }
 "#;
 
-pub fn start_people(server_extra: &str, site_extra: &str) -> Harness {
-    start_people_on(Backend::Sqlite, "start_people", server_extra, site_extra).expect("SQLite is always there")
-}
-
-/// [`start_people`] on `backend`; `None` without PostgreSQL (see [`start_on`]).
+/// The collector of these tests on `backend`; `None` without PostgreSQL
+/// (see [`start_on`]).
 pub fn start_people_on(backend: Backend, test: &str, server_extra: &str, site_extra: &str) -> Option<Harness> {
     start_on(
         backend,

@@ -2,7 +2,14 @@
 //! `ringsource retention`, erasure and export over the admin API and the
 //! CLI, and backups taken while visits are written, restored by the CLI.
 //! Visits and calls go through the real HTTP routes (calls as signed
-//! generic PBX webhooks), on a real SQLite file.
+//! generic PBX webhooks).
+//!
+//! Retention, erasure and export run on both backends (`name::sqlite`,
+//! `name::postgres`), reading the database through the harness. Two tests
+//! run once: `retention_settings_are_checked` parses configurations and
+//! reaches no store, and `backup_while_serving_then_restore_after_stopping`
+//! is SQLite's own machinery (`ringsource backup` and `restore` copy the
+//! file and refuse a PostgreSQL configuration, which `pg_dump` serves).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -94,26 +101,38 @@ fn number_of(v: &Value) -> String {
     v["number"].as_str().unwrap_or_else(|| panic!("no number in {v}")).to_owned()
 }
 
-fn rows(conn: &rusqlite::Connection, query: &str, session: &str) -> i64 {
-    conn.query_row(query, [session], |r| r.get(0)).unwrap()
+/// A test's database on either backend, read through the harness.
+trait Counts {
+    fn count(&self, query: &str) -> i64;
 }
 
-/// Rows per table naming the session.
-fn session_rows(conn: &rusqlite::Connection, session: &str) -> [i64; 4] {
+impl Counts for Harness {
+    fn count(&self, query: &str) -> i64 {
+        self.scalar(query)
+    }
+}
+
+impl Counts for TestDatabase {
+    fn count(&self, query: &str) -> i64 {
+        self.scalar(query)
+    }
+}
+
+/// Rows per table naming the session (session ids are the collector's
+/// own, so they go into the SQL as they are).
+fn session_rows(db: &impl Counts, session: &str) -> [i64; 4] {
+    assert!(session.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{session}");
     [
-        rows(conn, "SELECT COUNT(*) FROM sessions WHERE id = ?1", session),
-        rows(conn, "SELECT COUNT(*) FROM touches WHERE session_id = ?1", session),
-        rows(conn, "SELECT COUNT(*) FROM page_views WHERE session_id = ?1", session),
-        rows(conn, "SELECT COUNT(*) FROM leases WHERE session_id = ?1", session),
+        db.count(&format!("SELECT COUNT(*) FROM sessions WHERE id = '{session}'")),
+        db.count(&format!("SELECT COUNT(*) FROM touches WHERE session_id = '{session}'")),
+        db.count(&format!("SELECT COUNT(*) FROM page_views WHERE session_id = '{session}'")),
+        db.count(&format!("SELECT COUNT(*) FROM leases WHERE session_id = '{session}'")),
     ]
 }
 
-fn count(conn: &rusqlite::Connection, query: &str) -> i64 {
-    conn.query_row(query, [], |r| r.get(0)).unwrap()
-}
-
+/// The command-line tool on the configuration `config`, on its backend.
 fn ringsource(args: &[&str], config: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringsource")).args(args).arg("--config").arg(config).output().unwrap()
+    ringsource_command().args(args).arg("--config").arg(config).output().unwrap()
 }
 
 fn stdout(out: &Output) -> String {
@@ -125,25 +144,21 @@ fn config_file(db: &Path, server: &str, site: &str) -> PathBuf {
     named_config(db, "ringsource.toml", server, site)
 }
 
+/// SQLite's configuration, for the backup test.
 fn named_config(db: &Path, name: &str, server: &str, site: &str) -> PathBuf {
     let path = db.parent().unwrap().join(name);
     std::fs::write(&path, site_toml(db, server, site, POOL_SETTINGS)).unwrap();
     path
 }
 
-fn spawn_at(db: &Path, server: &str, site: &str, clock: Arc<dyn Clock>) -> Spawned {
-    let config = Config::from_toml_str(
-        &site_toml(db, server, site, POOL_SETTINGS),
-        Path::new("t.toml"),
-        &HashMap::<String, String>::new(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+fn spawn_at(db: &TestDatabase, server: &str, site: &str, clock: Arc<dyn Clock>) -> Spawned {
+    let config = db.config(&site_toml(&db.file, server, site, POOL_SETTINGS));
     server::spawn(config, "127.0.0.1:0".parse().unwrap(), clock).unwrap()
 }
 
 /// Visits (and one call) written through a collector whose clock says
 /// `days_ago` days before now; the collector is stopped again.
-fn old_visits(db: &Path, server: &str, site: &str, days_ago: i64, call_from: Option<&str>) -> Vec<String> {
+fn old_visits(db: &TestDatabase, server: &str, site: &str, days_ago: i64, call_from: Option<&str>) -> Vec<String> {
     let at = SystemClock.now_ms() - days_ago * DAY_MS;
     let clock = Arc::new(ManualClock::new(at));
     let s = spawn_at(db, server, site, clock.clone());
@@ -178,18 +193,34 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 // ---------------------------------------------------------------- retention
 
+crate::on_both_backends! {
+    the_running_collector_drops_old_visits_and_masks_old_callers_by_itself =>
+        the_running_collector_drops_old_visits_and_masks_old_callers_by_itself_on;
+    retention_runs_on_demand_and_serve_logs_what_it_removed => retention_runs_on_demand_and_serve_logs_what_it_removed_on;
+    erase_over_http_removes_the_callers_calls_and_sessions => erase_over_http_removes_the_callers_calls_and_sessions_on;
+    export_and_erase_from_the_cli_while_the_collector_runs => export_and_erase_from_the_cli_while_the_collector_runs_on;
+}
+
 /// The running collector applies each kind's days by itself: a visit no
 /// call went to goes whole (with its lease or promo code), and the pool's
 /// counts of its minutes go too; the caller's session stays (its touches are the
 /// call's attribution) but loses its page views and User-Agent; the call
 /// stays, attributed, with the caller masked in the call, its events and
 /// the list; a fresh visit is untouched.
-#[test]
-fn the_running_collector_drops_old_visits_and_masks_old_callers_by_itself() {
+fn the_running_collector_drops_old_visits_and_masks_old_callers_by_itself_on(backend: Backend) {
     let clock = Arc::new(ManualClock::new(T0));
     let settings = "[sites.promo]\nfallback = true\nhold_days = 1\n\
                     [sites.retention]\nvisits_days = 10\npage_views_days = 5\nuser_agent_days = 2\ncaller_days = 3";
-    let h = start_with_clock(&server_extra(1), &site_extra(settings), POOL_SETTINGS, clock.clone());
+    let Some(h) = start_with_clock_on(
+        backend,
+        "the_running_collector_drops_old_visits_and_masks_old_callers_by_itself",
+        &server_extra(1),
+        &site_extra(settings),
+        POOL_SETTINGS,
+        clock.clone(),
+    ) else {
+        return;
+    };
     let a = visit_with(&h, None);
     let b = visit_with(&h, None);
     let (a, b_number, b) = (session_of(&a), number_of(&b), session_of(&b));
@@ -204,32 +235,31 @@ fn the_running_collector_drops_old_visits_and_masks_old_callers_by_itself() {
     let p = session_of(&promo);
     clock.set_ms(T0 + 70_000);
     call(&h.client, &h.url("/v1/sites/shop/pbx/generic"), "c1", CALLER, &b_number, T0 + 5_000);
-    let conn = h.db();
-    assert_eq!(session_rows(&conn, &a), [1, 1, 1, 1]);
-    assert_eq!(count(&conn, "SELECT SUM(events) FROM pool_exhaustions"), 1);
-    assert_eq!(count(&conn, "SELECT SUM(sessions) FROM pool_first_asks"), 4, "a, b, d and e asked the pool");
-    assert_eq!(count(&conn, &format!("SELECT COUNT(*) FROM sessions WHERE id = '{e}' AND asked_pools = 'paid'")), 1);
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM promo_codes"), 1);
+    assert_eq!(session_rows(&h, &a), [1, 1, 1, 1]);
+    assert_eq!(h.count("SELECT SUM(events) FROM pool_exhaustions"), 1);
+    assert_eq!(h.count("SELECT SUM(sessions) FROM pool_first_asks"), 4, "a, b, d and e asked the pool");
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM sessions WHERE id = '{e}' AND asked_pools = 'paid'")), 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM promo_codes"), 1);
 
     clock.set_ms(T0 + 12 * DAY_MS);
     let c = session_of(&visit_with(&h, None));
-    wait_for("the retention pass", || session_rows(&conn, &a)[0] == 0);
-    wait_for("the caller's masking", || count(&conn, "SELECT COUNT(*) FROM calls WHERE caller_key IS NULL") == 1);
+    wait_for("the retention pass", || session_rows(&h, &a)[0] == 0);
+    wait_for("the caller's masking", || h.count("SELECT COUNT(*) FROM calls WHERE caller_key IS NULL") == 1);
 
     for s in [&a, &d, &e, &p] {
-        assert_eq!(session_rows(&conn, s), [0, 0, 0, 0], "a visit nobody called from is gone whole: {s}");
+        assert_eq!(session_rows(&h, s), [0, 0, 0, 0], "a visit nobody called from is gone whole: {s}");
     }
     // The counts name nobody, but go with the leases of their hours; today's
     // first ask stays.
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM pool_exhaustions"), 0);
+    assert_eq!(h.count("SELECT COUNT(*) FROM pool_exhaustions"), 0);
     let first_asks = format!("SELECT COUNT(*) FROM pool_first_asks WHERE minute_ms < {}", T0 + DAY_MS);
-    assert_eq!(count(&conn, &first_asks), 0);
-    assert_eq!(count(&conn, "SELECT SUM(sessions) FROM pool_first_asks"), 1, "c's ask today");
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM promo_codes"), 0);
-    assert_eq!(session_rows(&conn, &b), [1, 1, 0, 1], "the call's session keeps its touches and lease, not its pages");
-    assert_eq!(session_rows(&conn, &c), [1, 1, 1, 1], "today's visit is untouched");
-    assert_eq!(count(&conn, &format!("SELECT COUNT(*) FROM sessions WHERE id = '{b}' AND user_agent = ''")), 1);
-    assert_eq!(count(&conn, &format!("SELECT COUNT(*) FROM sessions WHERE id = '{c}' AND user_agent <> ''")), 1);
+    assert_eq!(h.count(&first_asks), 0);
+    assert_eq!(h.count("SELECT SUM(sessions) FROM pool_first_asks"), 1, "c's ask today");
+    assert_eq!(h.count("SELECT COUNT(*) FROM promo_codes"), 0);
+    assert_eq!(session_rows(&h, &b), [1, 1, 0, 1], "the call's session keeps its touches and lease, not its pages");
+    assert_eq!(session_rows(&h, &c), [1, 1, 1, 1], "today's visit is untouched");
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM sessions WHERE id = '{b}' AND user_agent = ''")), 1);
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM sessions WHERE id = '{c}' AND user_agent <> ''")), 1);
 
     let (status, list) = admin(&h.client, "GET", &h.url("/v1/calls?site=shop"), None);
     assert_eq!(status, 200, "{list}");
@@ -244,21 +274,21 @@ fn the_running_collector_drops_old_visits_and_masks_old_callers_by_itself() {
     for e in detail["events"].as_array().unwrap() {
         assert_eq!(e["event"]["from"], "+*********67", "{e}");
     }
-    let stored = count(&conn, "SELECT COUNT(*) FROM call_events WHERE event_json LIKE '%9161234567%'")
-        + count(&conn, "SELECT COUNT(*) FROM calls WHERE caller LIKE '%9161234567%'");
+    let stored = h.count("SELECT COUNT(*) FROM call_events WHERE event_json LIKE '%9161234567%'")
+        + h.count("SELECT COUNT(*) FROM calls WHERE caller LIKE '%9161234567%'");
     assert_eq!(stored, 0, "the number is nowhere in the calls");
 }
 
 /// `ringsource retention` applies the defaults on demand (93 days for a
 /// visit, 31 for page views, 7 for User-Agents); `ringsource serve` does
 /// the same on its own and logs what it removed.
-#[test]
-fn retention_runs_on_demand_and_serve_logs_what_it_removed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("ringsource.sqlite");
+fn retention_runs_on_demand_and_serve_logs_what_it_removed_on(backend: Backend) {
+    let Some(db) = TestDatabase::on(backend, "retention_runs_on_demand_and_serve_logs_what_it_removed") else {
+        return;
+    };
     let server = server_extra(3600);
     let site = site_extra("");
-    let config = config_file(&db, &server, &site);
+    let config = db.config_file("ringsource.toml", &site_toml(&db.file, &server, &site, POOL_SETTINGS));
     let old = old_visits(&db, &server, &site, 100, Some(CALLER));
     let recent = old_visits(&db, &server, &site, 80, None);
 
@@ -270,13 +300,12 @@ fn retention_runs_on_demand_and_serve_logs_what_it_removed() {
         "the 100-day-old visit nobody called from goes; the one behind the call and the 80-day-old ones stay, \
          without their page views and User-Agents; the first asks of 100 days ago (two minutes) go"
     );
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    assert_eq!(session_rows(&conn, &old[1]), [0, 0, 0, 0]);
-    assert_eq!(session_rows(&conn, &old[0]), [1, 1, 0, 1]);
+    assert_eq!(session_rows(&db, &old[1]), [0, 0, 0, 0]);
+    assert_eq!(session_rows(&db, &old[0]), [1, 1, 0, 1]);
     for s in &recent {
-        assert_eq!(session_rows(&conn, s), [1, 1, 0, 1]);
+        assert_eq!(session_rows(&db, s), [1, 1, 0, 1]);
     }
-    assert!(orphans(&conn).is_empty(), "{:?}", orphans(&conn));
+    assert!(db.orphans().is_empty(), "{:?}", db.orphans());
     // Nothing more is due: a second run removes nothing.
     let again = stdout(&ringsource(&["retention", "--site", "shop"], &config));
     assert!(again.contains("removed 0 visits"), "{again}");
@@ -285,9 +314,9 @@ fn retention_runs_on_demand_and_serve_logs_what_it_removed() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no site \"nope\""));
 
     let more = old_visits(&db, &server, &site, 120, None);
-    drop(conn);
-    let every_second = named_config(&db, "every-second.toml", &server_extra(1), &site);
-    let child = Command::new(env!("CARGO_BIN_EXE_ringsource"))
+    let every_second =
+        db.config_file("every-second.toml", &site_toml(&db.file, &server_extra(1), &site, POOL_SETTINGS));
+    let child = ringsource_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&every_second)
         .stderr(Stdio::piped())
@@ -315,11 +344,10 @@ fn retention_runs_on_demand_and_serve_logs_what_it_removed() {
     assert!(line.contains(" INFO "), "{line}");
     assert!(line.contains("retention: site \"shop\": removed 2 visits (2 touches, 2 page views"), "{line}");
     drop(child);
-    let conn = rusqlite::Connection::open(&db).unwrap();
     for s in &more {
-        assert_eq!(session_rows(&conn, s), [0, 0, 0, 0]);
+        assert_eq!(session_rows(&db, s), [0, 0, 0, 0]);
     }
-    assert!(orphans(&conn).is_empty(), "{:?}", orphans(&conn));
+    assert!(db.orphans().is_empty(), "{:?}", db.orphans());
 }
 
 #[test]
@@ -358,10 +386,18 @@ const CRM: &str = "[sites.exports.crm]\nurl = \"http://127.0.0.1:9/hook\"\nsecre
 /// visitor's. Erasing X removes both of X's calls, their revenue and pending
 /// exports, and the first visitor's sessions (both of its browser); the
 /// second visitor's session stays, as Y's call went to it too.
-#[test]
-fn erase_over_http_removes_the_callers_calls_and_sessions() {
+fn erase_over_http_removes_the_callers_calls_and_sessions_on(backend: Backend) {
     let clock = Arc::new(ManualClock::new(T0));
-    let h = start_with_clock(&server_extra(3600), &site_extra(CRM), POOL_SETTINGS, clock.clone());
+    let Some(h) = start_with_clock_on(
+        backend,
+        "erase_over_http_removes_the_callers_calls_and_sessions",
+        &server_extra(3600),
+        &site_extra(CRM),
+        POOL_SETTINGS,
+        clock.clone(),
+    ) else {
+        return;
+    };
     let s1 = visit_with(&h, Some("GA1.2.111.222"));
     let s2 = visit_with(&h, None);
     let pbx = h.url("/v1/sites/shop/pbx/generic");
@@ -381,8 +417,7 @@ fn erase_over_http_removes_the_callers_calls_and_sessions() {
         Some(&json!({ "site": "shop", "caller": CALLER, "amount": 900 })),
     );
     assert_eq!(status, 201, "{rev}");
-    let conn = h.db();
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox WHERE status = 'pending'"), 3);
+    assert_eq!(h.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'"), 3);
 
     let erase = h.url("/v1/privacy/erase");
     let (status, body) =
@@ -401,13 +436,13 @@ fn erase_over_http_removes_the_callers_calls_and_sessions() {
     assert!(removed["touches"].as_i64().unwrap() >= 2 && removed["page_views"].as_i64().unwrap() >= 2, "{body}");
 
     for s in [&s1, &s3] {
-        assert_eq!(session_rows(&conn, s), [0, 0, 0, 0], "{s}");
+        assert_eq!(session_rows(&h, s), [0, 0, 0, 0], "{s}");
     }
-    assert_eq!(session_rows(&conn, &s2)[0], 1);
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls WHERE caller = '+79161234567'"), 0);
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM call_events WHERE event_json LIKE '%9161234567%'"), 0);
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM revenue"), 0);
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox WHERE payload LIKE '%9161234567%'"), 0);
+    assert_eq!(session_rows(&h, &s2)[0], 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM calls WHERE caller = '+79161234567'"), 0);
+    assert_eq!(h.count("SELECT COUNT(*) FROM call_events WHERE event_json LIKE '%9161234567%'"), 0);
+    assert_eq!(h.count("SELECT COUNT(*) FROM revenue"), 0);
+    assert_eq!(h.count("SELECT COUNT(*) FROM outbox WHERE payload LIKE '%9161234567%'"), 0);
     let (_, list) = admin(&h.client, "GET", &h.url("/v1/calls?site=shop"), None);
     let callers: Vec<&Value> = list["calls"].as_array().unwrap().iter().map(|c| &c["caller"]).collect();
     assert_eq!(callers, [OTHER], "{list}");
@@ -438,18 +473,26 @@ fn erase_over_http_removes_the_callers_calls_and_sessions() {
     assert_eq!(status, 400, "{body}");
     let resp = h.client.post(&erase).json(&json!({ "site": "shop", "phone": OTHER })).send().unwrap();
     assert_eq!(resp.status(), 401);
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls"), 1, "none of that removed Y's call");
+    assert_eq!(h.count("SELECT COUNT(*) FROM calls"), 1, "none of that removed Y's call");
 }
 
 /// The CLI exports and erases while the collector runs on the same file;
 /// the HTTP export answers the same data.
-#[test]
-fn export_and_erase_from_the_cli_while_the_collector_runs() {
+fn export_and_erase_from_the_cli_while_the_collector_runs_on(backend: Backend) {
     let clock = Arc::new(ManualClock::new(T0));
     let server = server_extra(3600);
     let site = site_extra("");
-    let h = start_with_clock(&server, &site, POOL_SETTINGS, clock.clone());
-    let config = config_file(&h.db, &server, &site);
+    let Some(h) = start_with_clock_on(
+        backend,
+        "export_and_erase_from_the_cli_while_the_collector_runs",
+        &server,
+        &site,
+        POOL_SETTINGS,
+        clock.clone(),
+    ) else {
+        return;
+    };
+    let config = h.config_file("ringsource.toml", &site_toml(&h.db, &server, &site, POOL_SETTINGS));
     let v = visit_with(&h, Some("GA1.2.333.444"));
     let session = session_of(&v);
     let (status, _) =
@@ -578,7 +621,7 @@ fn visit_to(client: &crate::common::http::Client, s: &Serve) {
 }
 
 fn sessions_in(db: &Path) -> i64 {
-    count(&rusqlite::Connection::open(db).unwrap(), "SELECT COUNT(*) FROM sessions")
+    rusqlite::Connection::open(db).unwrap().query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0)).unwrap()
 }
 
 /// A backup taken while visits are being written is one consistent
@@ -665,4 +708,22 @@ fn backup_while_serving_then_restore_after_stopping() {
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(why.contains("has schema version 999, newer than this collector's"), "{why}");
     assert_eq!(sessions_in(&db), at_backup + 1);
+}
+
+/// `backup` and `restore` copy SQLite's file; on a PostgreSQL configuration
+/// they refuse, point to `pg_dump` and `pg_restore`, and write nothing.
+#[test]
+fn backup_and_restore_refuse_a_postgresql_configuration() {
+    let Some(db) = TestDatabase::on(Backend::Postgres, "backup_and_restore_refuse_a_postgresql_configuration") else {
+        return;
+    };
+    let config = db.config_file("ringsource.toml", &site_toml(&db.file, &server_extra(3600), &site_extra(""), ""));
+    let copy = db.dir.path().join("backup.sqlite");
+    for command in ["backup", "restore"] {
+        let out = ringsource(&[command, copy.to_str().unwrap()], &config);
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(why.contains("works on a SQLite database only") && why.contains("pg_dump"), "{command}: {why}");
+        assert!(!copy.exists() && !db.file.exists(), "{command} wrote a file");
+    }
 }

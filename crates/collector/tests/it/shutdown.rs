@@ -1,15 +1,18 @@
-//! Health, readiness and the graceful stop of the real `ringsource` binary
-//! on a real SQLite file: on SIGTERM readiness turns 503 for the drain
-//! while liveness and the API still answer, then new connections are
-//! refused, the requests in flight (a slow upload among them) finish, and
-//! the process exits 0 with every visit it acknowledged in the database.
-//! A second signal ends it at once. Readiness also fails, and recovers,
-//! when the database does not answer.
+//! Health, readiness and the graceful stop of the real `ringsource` binary:
+//! on SIGTERM readiness turns 503 for the drain while liveness and the API
+//! still answer, then new connections are refused, the requests in flight
+//! (a slow upload among them) finish, and the process exits 0 with every
+//! visit it acknowledged in the database. A second signal ends it at once.
+//! Readiness also fails, and recovers, when the database does not answer:
+//! on SQLite while another process holds the write lock, on PostgreSQL
+//! while the network to the server passes nothing.
+//!
+//! Every test runs on both backends (`name::sqlite`, `name::postgres`).
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,15 +20,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::http::Client;
-use crate::common::{BROWSER_UA, orphans, site_toml, touch, visit_body};
+use crate::common::{BROWSER_UA, Backend, TestDatabase, ringsource_command, site_toml, touch, visit_body};
 
 /// `ringsource serve` with its stderr in a file, killed if the test ends first.
 struct Collector {
     child: Child,
     addr: SocketAddr,
-    db: PathBuf,
+    db: TestDatabase,
     log: PathBuf,
-    _dir: tempfile::TempDir,
 }
 
 impl Drop for Collector {
@@ -35,15 +37,13 @@ impl Drop for Collector {
     }
 }
 
-fn serve(server_extra: &str) -> Collector {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("ringsource.sqlite");
-    let config = dir.path().join("ringsource.toml");
+/// The collector on `db` (on PostgreSQL, on the URL `db.pg` names).
+fn serve(db: TestDatabase, server_extra: &str) -> Collector {
     // The load comes from one address.
     let server = format!("{server_extra}\n[server.rate_limit]\nburst = 1000000\nper_minute = 1000000");
-    std::fs::write(&config, site_toml(&db, &server, "", "")).unwrap();
-    let log = dir.path().join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringsource"))
+    let config = db.config_file("ringsource.toml", &site_toml(&db.file, &server, "", ""));
+    let log = db.dir.path().join("stderr.log");
+    let mut child = ringsource_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
         .env("RINGSOURCE_LOG", "info")
@@ -55,7 +55,7 @@ fn serve(server_extra: &str) -> Collector {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("{line:?}")).parse().unwrap();
-    Collector { child, addr, db, log, _dir: dir }
+    Collector { child, addr, db, log }
 }
 
 impl Collector {
@@ -64,7 +64,10 @@ impl Collector {
     }
 
     fn signal(&self, name: &str) {
-        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -133,10 +136,22 @@ struct Seen {
     live: Option<u16>,
 }
 
-#[test]
-fn sigterm_drains_then_finishes_what_is_in_flight_and_exits_0() {
+crate::on_both_backends! {
+    sigterm_drains_then_finishes_what_is_in_flight_and_exits_0 =>
+        sigterm_drains_then_finishes_what_is_in_flight_and_exits_0_on;
+    a_second_signal_stops_at_once => a_second_signal_stops_at_once_on;
+    a_signal_right_after_the_listening_line_stops_gracefully =>
+        a_signal_right_after_the_listening_line_stops_gracefully_on;
+    readiness_fails_while_the_database_does_not_answer_and_recovers =>
+        readiness_fails_while_the_database_does_not_answer_and_recovers_on;
+}
+
+fn sigterm_drains_then_finishes_what_is_in_flight_and_exits_0_on(backend: Backend) {
+    let Some(db) = TestDatabase::on(backend, "sigterm_drains_then_finishes_what_is_in_flight_and_exits_0") else {
+        return;
+    };
     let mut c =
-        serve(&format!("drain_secs = {}\nshutdown_timeout_secs = {}", DRAIN.as_secs(), SHUTDOWN_TIMEOUT.as_secs()));
+        serve(db, &format!("drain_secs = {}\nshutdown_timeout_secs = {}", DRAIN.as_secs(), SHUTDOWN_TIMEOUT.as_secs()));
     let base = format!("http://{}", c.addr);
     let client = Client::builder().user_agent(BROWSER_UA).timeout(Duration::from_secs(30)).build().unwrap();
     assert_eq!(probe(&client, &c.url("/v1/health")).unwrap().0, 200);
@@ -187,9 +202,19 @@ fn sigterm_drains_then_finishes_what_is_in_flight_and_exits_0() {
             })
         })
         .collect();
+    // The signal comes once visits are being answered: half a second, or
+    // longer on a machine too loaded to answer one by then.
     std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while acknowledged.lock().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let before_signal = acknowledged.lock().unwrap().len();
     assert!(before_signal > 0, "no visit was answered before the signal");
+    // A fresh connection for each probe, as a balancer's: a keep-alive one
+    // would outlive the listener. Made before the signal, so that the drain
+    // is spent probing.
+    let probe_client = Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_secs(5)).build().unwrap();
 
     // Probes of readiness and liveness every 50 ms from the signal on.
     c.signal("TERM");
@@ -198,10 +223,8 @@ fn sigterm_drains_then_finishes_what_is_in_flight_and_exits_0() {
     let prober = {
         let (ready_url, live_url, stop, seen) =
             (c.url("/v1/ready"), c.url("/v1/health"), Arc::clone(&stop), Arc::clone(&seen));
+        let client = probe_client;
         std::thread::spawn(move || {
-            // A fresh connection each time, as a balancer's probe: a
-            // keep-alive one would outlive the listener.
-            let client = Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_secs(5)).build().unwrap();
             while !stop.load(Ordering::Relaxed) {
                 let ready = probe(&client, &ready_url);
                 let live = probe(&client, &live_url);
@@ -261,20 +284,15 @@ fn sigterm_drains_then_finishes_what_is_in_flight_and_exits_0() {
     let after_signal = acknowledged.len() - before_signal;
     assert!(after_signal > 0, "no visit was answered during the drain");
 
-    // Every visit answered 200, the slow one too, is in the database.
-    let conn = rusqlite::Connection::open(&c.db).unwrap();
-    let mut missing = Vec::new();
-    for id in acknowledged.iter().chain([&slow_session]) {
-        let n: i64 = conn.query_row("SELECT COUNT(*) FROM sessions WHERE id = ?1", [id], |r| r.get(0)).unwrap();
-        if n != 1 {
-            missing.push(id.clone());
-        }
-    }
+    // Every visit answered 200, the slow one too, is in the database (the
+    // id is the sessions' primary key: one row each).
+    let stored: std::collections::HashSet<String> =
+        c.db.rows("SELECT id FROM sessions").into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
+    let missing: Vec<&String> = acknowledged.iter().chain([&slow_session]).filter(|id| !stored.contains(*id)).collect();
     assert!(missing.is_empty(), "{} acknowledged visits are not in the database: {missing:?}", missing.len());
-    let slow_views: i64 =
-        conn.query_row("SELECT COUNT(*) FROM page_views WHERE url = ?1", [SLOW_PAGE], |r| r.get(0)).unwrap();
+    let slow_views = c.db.scalar(&format!("SELECT COUNT(*) FROM page_views WHERE url = '{SLOW_PAGE}'"));
     assert_eq!(slow_views, 1);
-    assert!(orphans(&conn).is_empty());
+    assert!(c.db.orphans().is_empty());
     assert!(log.contains("stopped"), "{log}");
     eprintln!(
         "visits acknowledged: {} ({before_signal} before SIGTERM, {after_signal} after); visitors whose connection closed: {}; \
@@ -288,9 +306,9 @@ fn sigterm_drains_then_finishes_what_is_in_flight_and_exits_0() {
     );
 }
 
-#[test]
-fn a_second_signal_stops_at_once() {
-    let mut c = serve("drain_secs = 60");
+fn a_second_signal_stops_at_once_on(backend: Backend) {
+    let Some(db) = TestDatabase::on(backend, "a_second_signal_stops_at_once") else { return };
+    let mut c = serve(db, "drain_secs = 60");
     let client = Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     assert_eq!(probe(&client, &c.url("/v1/ready")).unwrap().0, 200);
     c.signal("TERM");
@@ -314,25 +332,42 @@ fn a_second_signal_stops_at_once() {
 /// The signals are listened for before the server says where it listens: a
 /// supervisor that stops it the moment it has started gets the graceful
 /// stop (exit 0), not the default action of SIGTERM.
-#[test]
-fn a_signal_right_after_the_listening_line_stops_gracefully() {
+fn a_signal_right_after_the_listening_line_stops_gracefully_on(backend: Backend) {
     for _ in 0..3 {
-        let mut c = serve("drain_secs = 0");
+        let Some(db) = TestDatabase::on(backend, "a_signal_right_after_the_listening_line_stops_gracefully") else {
+            return;
+        };
+        let mut c = serve(db, "drain_secs = 0");
         c.signal("TERM");
         let status = c.exit_within(Duration::from_secs(10)).expect("still running 10 s after SIGTERM");
         assert!(status.success(), "{status:?}\n{}", c.log());
     }
 }
 
-/// Readiness asks the database through the writer: while another process
-/// holds the write lock, it is 503 with the reason; liveness answers
-/// regardless; once the lock is let go, readiness is 200 again.
-#[test]
-fn readiness_fails_while_the_database_does_not_answer_and_recovers() {
-    let c = serve("");
+/// Readiness asks the database (on SQLite through the writer): while it
+/// does not answer, it is 503 with the reason; liveness answers regardless;
+/// once the database answers again, readiness is 200 again. SQLite does not
+/// answer while another process holds the write lock; PostgreSQL while the
+/// network between it and the collector passes nothing (a [`Relay`]).
+fn readiness_fails_while_the_database_does_not_answer_and_recovers_on(backend: Backend) {
+    let Some(mut db) = TestDatabase::on(backend, "readiness_fails_while_the_database_does_not_answer_and_recovers")
+    else {
+        return;
+    };
+    let relay = db.pg.as_mut().map(|url| {
+        let mut parsed = url::Url::parse(url).unwrap();
+        let relay = Relay::to(&format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap()));
+        parsed.set_port(Some(relay.port)).unwrap();
+        *url = parsed.to_string();
+        relay
+    });
+    let c = serve(db, "");
     let client = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     assert_eq!(probe(&client, &c.url("/v1/ready")).unwrap().0, 200);
-    let hold = lock_for_writes(&c.db);
+    let hold = match &relay {
+        None => Unanswering::Locked(lock_for_writes(&c.db.file)),
+        Some(relay) => relay.hold(),
+    };
     let started = Instant::now();
     let (status, body) = probe(&client, &c.url("/v1/ready")).unwrap();
     let took = started.elapsed();
@@ -359,4 +394,72 @@ fn lock_for_writes(db: &Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.execute_batch("BEGIN IMMEDIATE").unwrap();
     conn
+}
+
+/// Keeps the database from answering the collector until dropped.
+enum Unanswering {
+    /// SQLite's write lock, held by another connection.
+    Locked(#[allow(dead_code, reason = "held for its lock, never read")] rusqlite::Connection),
+    /// A [`Relay`]'s flag: set, nothing passes.
+    Held(Arc<AtomicBool>),
+}
+
+impl Drop for Unanswering {
+    fn drop(&mut self) {
+        if let Unanswering::Held(held) = self {
+            held.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A TCP relay on 127.0.0.1 to PostgreSQL, standing in for the network
+/// between it and the collector: while held it passes no byte either way
+/// (what it has read waits, the rest stays in the sockets), as a network
+/// that stops answering without closing anything.
+struct Relay {
+    port: u16,
+    held: Arc<AtomicBool>,
+}
+
+impl Relay {
+    fn to(server: &str) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = Arc::new(AtomicBool::new(false));
+        let (server, flag) = (server.to_owned(), Arc::clone(&held));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(upstream) = TcpStream::connect(&server) else { continue };
+                let (c2, u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let (f1, f2) = (Arc::clone(&flag), Arc::clone(&flag));
+                std::thread::spawn(move || pump(client, upstream, f1));
+                std::thread::spawn(move || pump(u2, c2, f2));
+            }
+        });
+        Relay { port, held }
+    }
+
+    fn hold(&self) -> Unanswering {
+        self.held.store(true, Ordering::SeqCst);
+        Unanswering::Held(Arc::clone(&self.held))
+    }
+}
+
+/// Copies `from` to `to` until either closes, waiting while `held`.
+fn pump(mut from: TcpStream, mut to: TcpStream, held: Arc<AtomicBool>) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while held.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+    let _ = from.shutdown(Shutdown::Both);
 }

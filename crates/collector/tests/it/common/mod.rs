@@ -162,25 +162,126 @@ pub fn start_with_sink_on(
     clock: Arc<dyn Clock>,
     sink: impl FnOnce(&Config) -> Option<Arc<dyn CallSink>>,
 ) -> Option<Harness> {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("ringsource.sqlite");
-    let mut text = toml(&db);
-    let mut env = HashMap::<String, String>::new();
-    let pg = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => {
-            let url = postgres::database(test)?;
-            let file = format!("database = \"{}\"", db.display());
-            assert!(text.contains(&file), "the test's configuration names its database file");
-            text = text.replace(&file, &format!("database = \"{url}\""));
-            Some(url)
-        }
-    };
-    let config = Config::from_toml_str(&text, Path::new("test.toml"), &env).unwrap_or_else(|e| panic!("{e}"));
+    let TestDatabase { dir, file: db, pg } = TestDatabase::on(backend, test)?;
+    let config = parse_config(&on_database(&toml(&db), &db, pg.as_deref()));
     let sink = sink(&config);
     let server = server::spawn_with(config, "127.0.0.1:0".parse().unwrap(), clock, sink).unwrap();
     let client = crate::common::http::Client::builder().user_agent(BROWSER_UA).build().unwrap();
     Some(Harness { server, db, pg, client, _dir: dir })
+}
+
+/// A fresh database on a backend, for tests that start the collector
+/// themselves (`ringsource serve` as a child, the command-line tools, or
+/// servers one after another on one database): a SQLite file's path in a
+/// temp dir, or a database of its own on the tests' PostgreSQL.
+pub struct TestDatabase {
+    pub dir: tempfile::TempDir,
+    /// The SQLite file, named by the configurations the test writes (on
+    /// PostgreSQL, [`TestDatabase::toml`] puts the URL in its place).
+    pub file: PathBuf,
+    pub pg: Option<String>,
+}
+
+impl TestDatabase {
+    /// `None` when the backend is PostgreSQL and there is none here (the
+    /// test then passes after a SKIPPED line).
+    pub fn on(backend: Backend, test: &str) -> Option<TestDatabase> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ringsource.sqlite");
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(postgres::database(test)?),
+        };
+        Some(TestDatabase { dir, file, pg })
+    }
+
+    /// A configuration written for [`TestDatabase::file`], on this database.
+    pub fn toml(&self, text: &str) -> String {
+        on_database(text, &self.file, self.pg.as_deref())
+    }
+
+    /// [`TestDatabase::toml`], parsed as the collector would parse it.
+    pub fn config(&self, text: &str) -> Config {
+        parse_config(&self.toml(text))
+    }
+
+    /// [`TestDatabase::toml`] written to `name` beside the SQLite file.
+    pub fn config_file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, self.toml(text)).unwrap();
+        path
+    }
+
+    /// See [`Harness::rows`].
+    pub fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        read_rows(&self.file, self.pg.as_deref(), sql)
+    }
+
+    /// See [`Harness::scalar`].
+    pub fn scalar(&self, sql: &str) -> i64 {
+        scalar_of(&self.rows(sql), sql)
+    }
+
+    /// Rows whose foreign key names no row (see [`orphans`]); none on
+    /// PostgreSQL, which refuses them itself.
+    pub fn orphans(&self) -> Vec<(String, i64, String)> {
+        match self.pg {
+            Some(_) => Vec::new(),
+            None => orphans(&rusqlite::Connection::open(&self.file).unwrap()),
+        }
+    }
+}
+
+/// `text`, a configuration that names the SQLite file `file`, with the
+/// PostgreSQL URL `pg` in its place when there is one.
+fn on_database(text: &str, file: &Path, pg: Option<&str>) -> String {
+    let Some(url) = pg else { return text.to_owned() };
+    let named = format!("database = \"{}\"", file.display());
+    assert!(text.contains(&named), "the test's configuration names its database file");
+    text.replace(&named, &format!("database = \"{url}\""))
+}
+
+fn parse_config(text: &str) -> Config {
+    Config::from_toml_str(text, Path::new("test.toml"), &HashMap::<String, String>::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The `ringsource` binary these tests were built with.
+pub fn ringsource_command() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ringsource"))
+}
+
+/// The rows `sql` reads from the SQLite file `file`, or from the
+/// PostgreSQL database `pg` when there is one; every value as text.
+fn read_rows(file: &Path, pg: Option<&str>, sql: &str) -> Vec<Vec<Option<String>>> {
+    if let Some(url) = pg {
+        return postgres::query(url, sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+    let conn = rusqlite::Connection::open(file).unwrap();
+    let mut st = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let n = st.column_count();
+    st.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                Ok(match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => None,
+                    rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
+                    rusqlite::types::ValueRef::Real(v) => Some(v.to_string()),
+                    rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                        Some(String::from_utf8_lossy(t).into_owned())
+                    }
+                })
+            })
+            .collect()
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+fn scalar_of(rows: &[Vec<Option<String>>], sql: &str) -> i64 {
+    assert_eq!(rows.len(), 1, "{sql} reads one row");
+    rows[0][0].as_deref().map_or(0, |v| v.parse().unwrap_or_else(|_| panic!("{sql}: {v} is no integer")))
 }
 
 /// The calls store of the database `config` names, on its backend, opened
@@ -287,29 +388,33 @@ impl Harness {
     /// The rows `sql` reads from the test's database, whichever backend,
     /// every value as text (`None` for NULL). The SQL must be both's.
     pub fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        if let Some(url) = &self.pg {
-            return postgres::query(url, sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        read_rows(&self.db, self.pg.as_deref(), sql)
+    }
+
+    /// Every row of every table of the test's database, each value as
+    /// text: what a test looks through for something that must not be
+    /// stored.
+    pub fn every_row(&self) -> Vec<(String, Vec<Option<String>>)> {
+        let tables = match self.pg {
+            None => "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            Some(_) => {
+                "SELECT table_name FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name"
+            }
+        };
+        let mut every = Vec::new();
+        for table in self.rows(tables).into_iter().filter_map(|r| r.into_iter().next().flatten()) {
+            every.extend(self.rows(&format!("SELECT * FROM \"{table}\"")).into_iter().map(|r| (table.clone(), r)));
         }
-        let conn = self.db();
-        let mut st = conn.prepare(sql).unwrap();
-        let n = st.column_count();
-        st.query_map([], |r| {
-            (0..n)
-                .map(|i| {
-                    Ok(match r.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null => None,
-                        rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
-                        rusqlite::types::ValueRef::Real(v) => Some(v.to_string()),
-                        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
-                            Some(String::from_utf8_lossy(t).into_owned())
-                        }
-                    })
-                })
-                .collect()
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+        every
+    }
+
+    /// `text`, a configuration written for [`Harness::db`], on the test's
+    /// database, written to `name` beside it (for the command-line tools).
+    pub fn config_file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.db.parent().unwrap().join(name);
+        std::fs::write(&path, on_database(text, &self.db, self.pg.as_deref())).unwrap();
+        path
     }
 
     /// Runs `sql`, one statement or several, on the test's database.
@@ -324,9 +429,7 @@ impl Harness {
 
     /// The one integer `sql` reads (0 for NULL, as `SUM` of no rows).
     pub fn scalar(&self, sql: &str) -> i64 {
-        let rows = self.rows(sql);
-        assert_eq!(rows.len(), 1, "{sql} reads one row");
-        rows[0][0].as_deref().map_or(0, |v| v.parse().unwrap_or_else(|_| panic!("{sql}: {v} is no integer")))
+        scalar_of(&self.rows(sql), sql)
     }
 
     /// [`assert_no_number_leased_twice`] on either backend.
