@@ -3,10 +3,7 @@
 //! `Range` goes through for seeking, credentials go to no other host, and
 //! only roles that may play recordings get them.
 //!
-//! The recordings of PBX calls run on both backends (`name::sqlite`,
-//! `name::postgres`). The demo's recordings run on SQLite only: they are
-//! those of `ringsource demo-data`, which writes SQLite's file and refuses
-//! a PostgreSQL configuration (docs/postgres.md, "What is not there yet").
+//! Every test runs on both backends (`name::sqlite`, `name::postgres`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -193,17 +190,14 @@ fn recordings_are_fetched_with_the_site_s_credentials_and_seek_on(backend: Backe
     assert_eq!(h.client.get(h.url(&format!("/v1/calls/{good}/recording"))).send().unwrap().status(), 401);
 }
 
-#[test]
-fn the_demo_s_recordings_are_made_by_the_collector() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.sqlite");
-    let config = site_toml(&db, &format!("admin_token = \"{TOKEN}\""), "time_zone = \"Europe/Moscow\"", "");
-    let config = ringsource_collector::config::Config::from_toml_str(
-        &config,
-        std::path::Path::new("demo.toml"),
-        &std::collections::HashMap::<String, String>::new(),
-    )
-    .unwrap();
+crate::on_both_backends! {
+    the_demo_s_recordings_are_made_by_the_collector => the_demo_s_recordings_are_made_by_the_collector_on;
+}
+
+fn the_demo_s_recordings_are_made_by_the_collector_on(backend: Backend) {
+    let Some(db) = TestDatabase::on(backend, "the_demo_s_recordings_are_made_by_the_collector") else { return };
+    let config =
+        db.config(&site_toml(&db.file, &format!("admin_token = \"{TOKEN}\""), "time_zone = \"Europe/Moscow\"", ""));
     ringsource_collector::demo::fill(
         &config,
         &ringsource_collector::demo::DemoOptions { site: None, days: 3, seed: 1 },
