@@ -98,18 +98,21 @@ fn a_demo_month_shows_calls_cost_and_revenue_in_the_report() {
     assert_eq!(again["rows"], report["rows"]);
 }
 
+/// `ringsource demo-data` for three days on the configuration `file`.
+fn three_demo_days(file: &Path) -> std::process::Output {
+    ringsource_command()
+        .args(["demo-data", "--config", file.to_str().unwrap(), "--days", "3", "--seed", "7"])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn the_cli_fills_the_configured_database() {
     let dir = tempfile::tempdir().unwrap();
     let (_, text) = config(dir.path());
     let file = dir.path().join("ringsource.toml");
     std::fs::write(&file, text).unwrap();
-    let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ringsource"))
-            .args(["demo-data", "--config", file.to_str().unwrap(), "--days", "3", "--seed", "7"])
-            .output()
-            .unwrap()
-    };
+    let run = || three_demo_days(&file);
     let out = run();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -201,12 +204,7 @@ fn the_cli_fills_a_postgresql_database() {
     let (_, text) = on_postgres(dir.path(), &url);
     let file = dir.path().join("ringsource.toml");
     std::fs::write(&file, text).unwrap();
-    let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ringsource"))
-            .args(["demo-data", "--config", file.to_str().unwrap(), "--days", "3", "--seed", "7"])
-            .output()
-            .unwrap()
-    };
+    let run = || three_demo_days(&file);
     let out = run();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("demo data for site \"shop\": "));
