@@ -566,7 +566,10 @@ fn two_instances_share_one_database_and_survive_a_kill() {
         failed_on_b.len()
     );
     assert!(failed_on_b.is_empty(), "no request to the surviving instance fails: {failed_on_b:?}");
-    assert!(b_max < Duration::from_secs(2), "nothing waits on the dead instance's locks: {b_max:?}");
+    // A request stuck on a lock of the dead instance would wait until
+    // PostgreSQL dropped that connection; the bound is far above what load
+    // on a shared 2-core machine adds (2.4 s seen at a load average of 16).
+    assert!(b_max < Duration::from_secs(10), "nothing waits on the dead instance's locks: {b_max:?}");
     let served: Vec<&Answer> = answers.iter().filter(|a| a.status == Some(200)).collect();
     assert_eq!(served.len(), PHASE2_VISITS, "every visitor was served, by A or else by B");
     assert!(served.iter().all(|a| a.body["kind"] == "lease"), "take-over-oldest gives every visitor a number");
