@@ -165,24 +165,29 @@ pub fn start_with_sink_on(
 ) -> Option<Harness> {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ringsource.sqlite");
-    let mut text = toml(&db);
-    let mut env = HashMap::<String, String>::new();
     let pg = match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => {
-            let url = postgres::database(test)?;
-            let file = format!("database = \"{}\"", db.display());
-            assert!(text.contains(&file), "the test's configuration names its database file");
-            text = text.replace(&file, &format!("database = \"{url}\""));
-            env.insert("RINGSOURCE_EXPERIMENTAL_POSTGRES".to_owned(), "1".to_owned());
-            Some(url)
-        }
+        Backend::Postgres => Some(postgres::database(test)?),
     };
-    let config = Config::from_toml_str(&text, Path::new("test.toml"), &env).unwrap_or_else(|e| panic!("{e}"));
+    let config = config_on(&db, pg.as_deref(), toml);
     let sink = sink(&config);
     let server = server::spawn_with(config, "127.0.0.1:0".parse().unwrap(), clock, sink).unwrap();
     let client = crate::common::http::Client::builder().user_agent(BROWSER_UA).build().unwrap();
     Some(Harness { server, db, pg, client, _dir: dir })
+}
+
+/// The configuration `toml` writes for the SQLite file `db`, or, with `pg`,
+/// for that PostgreSQL database instead of the file.
+fn config_on(db: &Path, pg: Option<&str>, toml: impl FnOnce(&Path) -> String) -> Config {
+    let mut text = toml(db);
+    let mut env = HashMap::<String, String>::new();
+    if let Some(url) = pg {
+        let file = format!("database = \"{}\"", db.display());
+        assert!(text.contains(&file), "the test's configuration names its database file");
+        text = text.replace(&file, &format!("database = \"{url}\""));
+        env.insert("RINGSOURCE_EXPERIMENTAL_POSTGRES".to_owned(), "1".to_owned());
+    }
+    Config::from_toml_str(&text, Path::new("test.toml"), &env).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The calls store of the database `config` names, on its backend, opened
@@ -253,6 +258,20 @@ impl Harness {
                 Arc::new(ringsource_collector::storage::postgres::PostgresStorage::open(settings).unwrap())
             }
         }
+    }
+
+    /// The configuration `toml` writes, on the test's database and backend
+    /// (`toml` is given the SQLite file's path, as at the start).
+    pub fn config(&self, toml: impl FnOnce(&Path) -> String) -> Config {
+        config_on(&self.db, self.pg.as_deref(), toml)
+    }
+
+    /// Starts a server on the same database with the configuration `toml`
+    /// writes, in place of the running one, which then stops: a restart
+    /// with changed settings.
+    pub fn restart_with_toml(&mut self, toml: impl FnOnce(&Path) -> String, clock: Arc<dyn Clock>) {
+        let config = self.config(toml);
+        self.server = server::spawn_with(config, "127.0.0.1:0".parse().unwrap(), clock, None).unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {
