@@ -521,6 +521,13 @@ fn call_is_final(db: &Blocking<'_, '_>, call_id: i64) -> Result<bool, StorageErr
     Ok(r.get(0))
 }
 
+/// A filter's text as it was written ([`super::without_nul`]).
+fn nul_free(text: &str) -> String {
+    let mut text = text.to_owned();
+    super::without_nul(&mut text);
+    text
+}
+
 impl CallStore for PostgresStorage {
     fn record_call_event(
         &self,
@@ -530,6 +537,11 @@ impl CallStore for PostgresStorage {
         clock: &dyn Clock,
         workflow: &dyn CallWorkflow,
     ) -> Result<Recorded, RecordError> {
+        let mut event = event.clone();
+        super::without_nul(&mut event.pbx_call_id);
+        super::without_nul_opt(&mut event.from);
+        super::without_nul_opt(&mut event.recording_url);
+        let event = &event;
         let json = serde_json::to_string(event)
             .map_err(|e| StorageError::Corrupt(format!("a call event does not serialise: {e}")))?;
         self.write(clock, |db, now_ms| {
@@ -642,13 +654,13 @@ impl CallStore for PostgresStorage {
         }
         // SQLite's COLLATE NOCASE folds ASCII letters only.
         if let Some(v) = &f.channel {
-            add("lower(c.channel) = lower(?)", Box::new(v.clone()));
+            add("lower(c.channel) = lower(?)", Box::new(nul_free(v)));
         }
         if let Some(v) = &f.source {
-            add("lower(c.source) = lower(?)", Box::new(v.clone()));
+            add("lower(c.source) = lower(?)", Box::new(nul_free(v)));
         }
         if let Some(v) = &f.campaign {
-            add("lower(c.campaign) = lower(?)", Box::new(v.clone()));
+            add("lower(c.campaign) = lower(?)", Box::new(nul_free(v)));
         }
         match f.status {
             Some(StatusFilter::Is(s)) => add("c.status = ?", Box::new(s.as_str().to_owned())),

@@ -42,6 +42,12 @@ impl MoneyStore for PostgresStorage {
     fn upsert_costs(&self, rows: &[CostRow], demo: bool, clock: &dyn Clock) -> Result<usize, StorageError> {
         self.write(clock, |db, now_ms| {
             for r in rows {
+                // Stored and matched as the calls' sources are (`without_nul`).
+                let mut r = r.clone();
+                for text in [&mut r.source, &mut r.medium, &mut r.campaign] {
+                    super::without_nul(text);
+                }
+                super::without_nul_opt(&mut r.currency);
                 db.execute(
                     "storing a cost row",
                     "INSERT INTO costs (site_id, day, source, medium, campaign, cost, currency, demo, updated_at_ms)
