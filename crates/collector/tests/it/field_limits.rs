@@ -5,9 +5,9 @@
 //! backends: the visits at the limit are stored, and nothing of the refused
 //! ones is.
 //!
-//! A NUL (U+0000) in a field is no reason to refuse a visit or a call: SQLite
-//! stores it as sent, PostgreSQL, whose `text` cannot hold it, with U+FFFD in
-//! its place (`storage::postgres::without_nul`).
+//! A NUL (U+0000) in a field is no reason to refuse a visit, a call, a cost
+//! or a deal: SQLite stores it as sent, PostgreSQL, whose `text` cannot hold
+//! it, with U+FFFD in its place (`storage::postgres::without_nul`).
 
 use crate::common::*;
 use crate::pbx_support::{GENERIC_KEY, GENERIC_SECRET, generic_headers};
@@ -93,7 +93,7 @@ fn filler(path: &str, len: usize) -> String {
 crate::on_both_backends! {
     every_browser_field_has_a_declared_limit_that_the_server_keeps
         => every_browser_field_has_a_declared_limit_that_the_server_keeps_on;
-    a_nul_in_a_field_fails_no_visit_call_or_cost => a_nul_in_a_field_fails_no_visit_call_or_cost_on;
+    a_nul_in_a_field_fails_no_visit_call_cost_or_deal => a_nul_in_a_field_fails_no_visit_call_cost_or_deal_on;
 }
 
 fn every_browser_field_has_a_declared_limit_that_the_server_keeps_on(backend: Backend) {
@@ -166,10 +166,10 @@ fn every_browser_field_has_a_declared_limit_that_the_server_keeps_on(backend: Ba
 
 const TOKEN: &str = "admin-token-for-tests-0123";
 
-fn a_nul_in_a_field_fails_no_visit_call_or_cost_on(backend: Backend) {
+fn a_nul_in_a_field_fails_no_visit_call_cost_or_deal_on(backend: Backend) {
     let server = format!("admin_token = \"{TOKEN}\"");
     let site = format!("pbx_secrets.generic = \"{GENERIC_SECRET}\"");
-    let Some(h) = start_on(backend, "a_nul_in_a_field_fails_no_visit_call_or_cost", &server, &site, "") else {
+    let Some(h) = start_on(backend, "a_nul_in_a_field_fails_no_visit_call_cost_or_deal", &server, &site, "") else {
         return;
     };
     // What the database gives back for a NUL that was sent.
@@ -227,6 +227,14 @@ fn a_nul_in_a_field_fails_no_visit_call_or_cost_on(backend: Backend) {
     assert_eq!(h.scalar("SELECT COUNT(*) FROM call_events"), 2);
     let csv = h.client.get(h.url("/v1/calls.csv?site=shop")).bearer_auth(TOKEN).send().unwrap();
     assert_eq!(csv.status(), 200);
+
+    // A CRM's deal id, posted twice: one deal.
+    for _ in 0..2 {
+        let deal = json!({ "site": "shop", "call_id": call["id"], "amount": 10, "deal_id": "deal\0" });
+        let resp = h.client.post(h.url("/v1/revenue")).bearer_auth(TOKEN).json(&deal).send().unwrap();
+        assert!(resp.status().is_success(), "{}", resp.text().unwrap());
+    }
+    assert_eq!(h.rows("SELECT deal_id FROM revenue"), [[Some(format!("deal{nul}"))]]);
 
     // Cost rows and the calls list's filters (a tag is refused for its
     // shape, before any store, on both).

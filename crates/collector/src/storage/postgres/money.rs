@@ -67,6 +67,11 @@ impl MoneyStore for PostgresStorage {
         demo: bool,
         clock: &dyn Clock,
     ) -> Result<RevenueRecorded, RevenueError> {
+        // A CRM's deal id with a NUL is stored and matched as
+        // `super::without_nul` writes it.
+        let mut post = post.clone();
+        super::without_nul_opt(&mut post.deal_id);
+        let post = &post;
         self.write(clock, |db, now_ms| {
             let at_ms = post.at_ms.unwrap_or(now_ms);
             let call_id: i64 = match &post.target {
