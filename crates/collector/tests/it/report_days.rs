@@ -228,6 +228,7 @@ crate::on_both_backends! {
     new_york_days_follow_daylight_saving => new_york_days_follow_daylight_saving_on;
     configuring_a_static_numbers_source_moves_its_earlier_calls_to_its_cost
         => configuring_a_static_numbers_source_moves_its_earlier_calls_to_its_cost_on;
+    a_days_costs_add_up_to_the_nearest_double => a_days_costs_add_up_to_the_nearest_double_on;
 }
 
 fn moscow_days_cut_at_moscow_midnight_and_static_numbers_meet_their_cost_on(backend: Backend) {
@@ -417,6 +418,28 @@ fn new_york_days_follow_daylight_saving_on(backend: Backend) {
     // The pools report over the spring-forward day has its 23 hours.
     let pools = s.get("/v1/reports/pools?site=shop&from=2027-03-14&to=2027-03-14");
     assert_eq!(pools["pools"][0]["hours"].as_array().unwrap().len(), 23);
+}
+
+/// Nine campaigns' cost on one day: 0.1 + 0.2 + 0.3 + 1e11 + 1 + 0.7 + 3.3 +
+/// 1e-9 + 0.1 is 100000000005.700000001. Doubles near 1e11 are 2^-16 apart,
+/// so the nearest one is the double written 100000000005.7; adding them one
+/// by one in plain floating point ends one step off, at 100000000005.70001,
+/// which is what PostgreSQL's SUM over double precision gave. Every grouping
+/// of the day's cost says the nearest.
+fn a_days_costs_add_up_to_the_nearest_double_on(backend: Backend) {
+    let Some(s) = start(backend, "a_days_costs_add_up_to_the_nearest_double", "UTC", INSTAGRAM_SOURCE) else { return };
+    let costs = [0.1, 0.2, 0.3, 1e11, 1.0, 0.7, 3.3, 1e-9, 0.1];
+    let campaigns: Vec<String> = (0..costs.len()).map(|i| format!("c{i}")).collect();
+    let day_costs: Vec<(&str, &str, &str, &str, f64)> =
+        campaigns.iter().zip(costs).map(|(c, cost)| ("2027-01-16", "google", "cpc", c.as_str(), cost)).collect();
+    s.costs(&day_costs);
+    for (group_by, group) in [("source", "google"), ("medium", "cpc"), ("channel", "Paid Search")] {
+        assert_eq!(
+            rows(&s.report(group_by, "2027-01-16", "2027-01-16")),
+            [row("2027-01-16", group, (0.0, 0.0, 0.0), 0.0, 100_000_000_005.7, None, Some(-1.0))],
+            "{group_by}"
+        );
+    }
 }
 
 #[test]

@@ -484,31 +484,59 @@ fn costs_by_group(
     let range = "site_id = $1 AND day >= $2 AND day <= $3";
     let cost = bounded_amount("cost");
     let params: [&(dyn ToSql + Sync); 3] = [&q.site.id, &first.day, &last.day];
+    // Summed here, not by PostgreSQL's SUM(double precision), which adds in
+    // plain floating point: SQLite's SUM (3.43 and later) compensates for
+    // rounding (Kahan-Babuska-Neumaier), and the same costs must make the
+    // same report on both backends. A site's cost rows in a report's range
+    // are a few per day and campaign.
     match q.group_by {
         GroupBy::Source | GroupBy::Medium | GroupBy::Campaign => {
             let column = q.group_by.column();
             let rows = db.query(
                 "reading costs",
                 &format!(
-                    "SELECT day, CASE WHEN {column} = '' THEN '{NOT_SET}' ELSE {column} END AS grp, SUM({cost})
-                     FROM costs WHERE {range} GROUP BY day, grp"
+                    "SELECT day, CASE WHEN {column} = '' THEN '{NOT_SET}' ELSE {column} END AS grp, {cost}
+                     FROM costs WHERE {range} ORDER BY day, source, medium, campaign"
                 ),
                 &params,
             )?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+            Ok(compensated_sums(
+                rows.iter().map(|r| ((r.get::<_, String>(0), r.get::<_, String>(1)), r.get::<_, f64>(2))),
+            )
+            .map(|((day, group), cost)| (day, group, cost))
+            .collect())
         }
         GroupBy::Channel => {
             let rows = db.query(
                 "reading costs",
                 &format!(
-                    "SELECT day, source, medium, SUM({cost}) FROM costs WHERE {range} GROUP BY day, source, medium"
+                    "SELECT day, source, medium, {cost} FROM costs WHERE {range} ORDER BY day, source, medium, campaign"
                 ),
                 &params,
             )?;
-            Ok(rows.iter().map(|r| (r.get(0), q.site.cost_channel(r.get(1), r.get(2)), r.get(3))).collect())
+            let costs = rows.iter().map(|r| {
+                let key: (String, String, String) = (r.get(0), r.get(1), r.get(2));
+                (key, r.get::<_, f64>(3))
+            });
+            Ok(compensated_sums(costs)
+                .map(|((day, source, medium), cost)| (day, q.site.cost_channel(&source, &medium), cost))
+                .collect())
         }
         GroupBy::Term => Ok(Vec::new()),
     }
+}
+
+/// The sum of each key's values as SQLite's SUM makes it: Neumaier's
+/// compensated summation, the running error added at the end.
+fn compensated_sums<K: Ord>(values: impl Iterator<Item = (K, f64)>) -> impl Iterator<Item = (K, f64)> {
+    let mut sums = std::collections::BTreeMap::<K, (f64, f64)>::new();
+    for (key, x) in values {
+        let (sum, error) = sums.entry(key).or_insert((0.0, 0.0));
+        let t = *sum + x;
+        *error += if sum.abs() >= x.abs() { (*sum - t) + x } else { (x - t) + *sum };
+        *sum = t;
+    }
+    sums.into_iter().map(|(key, (sum, error))| (key, sum + error))
 }
 
 /// Whether the call's folded status is final (anything but in-progress).
