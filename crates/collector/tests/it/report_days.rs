@@ -1,5 +1,5 @@
-//! Report days on the site's clock, over HTTP against the real app and
-//! SQLite file: calls posted through the generic PBX webhook (signed), cost
+//! Report days on the site's clock, over HTTP against the real app, on
+//! both backends: calls posted through the generic PBX webhook (signed), cost
 //! and revenue through the money API, then the calls report, the call list
 //! and its CSV, and the pools report. Every expectation is computed by hand
 //! in the comments from the zone's rules:
@@ -13,17 +13,19 @@
 //!
 //! The site's static numbers name the source their cost is uploaded with:
 //! Instagram's calls and cost meet in one row, and so do the billboard's.
+//!
+//! `a_bad_time_zone_or_static_source_is_named_in_the_config_errors` reads a
+//! configuration and starts no server, so it runs once, on no backend.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use ringsource_collector::clock::ManualClock;
+use ringsource_collector::clock::{Clock, ManualClock};
 use ringsource_collector::config::Config;
-use ringsource_collector::server::{self, Spawned};
 use serde_json::{Value, json};
 
-use crate::common::orphans;
+use crate::common::{Backend, Harness, start_with_toml_on};
 use crate::pbx_support::{GENERIC_KEY, GENERIC_SECRET, b64, hmac_sha256};
 
 const TOKEN: &str = "report-days-token-0123456789";
@@ -33,25 +35,28 @@ const DIRECTORY: &str = "+74957000014";
 const HOUR: i64 = 3_600_000;
 
 struct Site {
-    server: Spawned,
+    h: Harness,
     clock: Arc<ManualClock>,
-    client: crate::common::http::Client,
-    dir: tempfile::TempDir,
 }
 
-fn start(time_zone: &str) -> Site {
-    let dir = tempfile::tempdir().unwrap();
+/// The site in `time_zone` on a fresh database of `backend`, its Instagram
+/// number reported under `instagram_source`; `None` without PostgreSQL.
+fn start(backend: Backend, test: &str, time_zone: &str, instagram_source: &str) -> Option<Site> {
     let clock = Arc::new(ManualClock::new(0));
-    let server = spawn(dir.path(), time_zone, INSTAGRAM_SOURCE, clock.clone());
-    Site { server, clock, client: crate::common::http::Client::new(), dir }
+    let h = start_with_toml_on(
+        backend,
+        test,
+        |db| site_toml(db, time_zone, instagram_source),
+        Arc::clone(&clock) as Arc<dyn Clock>,
+    )?;
+    Some(Site { h, clock })
 }
 
 /// What the Instagram number's calls are reported under.
 const INSTAGRAM_SOURCE: &str = "source = \"Instagram\"\nmedium = \"social\"\ncampaign = \"stories\"";
 
-fn spawn(dir: &Path, time_zone: &str, instagram_source: &str, clock: Arc<ManualClock>) -> Spawned {
-    let db = dir.join("ringsource.sqlite");
-    let text = format!(
+fn site_toml(db: &Path, time_zone: &str, instagram_source: &str) -> String {
+    format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
@@ -90,10 +95,7 @@ rules = [{{ channel = "Paid Search" }}]
 on_exhaustion = "original"
 "#,
         db = db.display()
-    );
-    let config = Config::from_toml_str(&text, Path::new("report_days.toml"), &HashMap::<String, String>::new())
-        .unwrap_or_else(|e| panic!("{e}"));
-    server::spawn(config, "127.0.0.1:0".parse().unwrap(), clock).unwrap()
+    )
 }
 
 /// `2027-01-15T21:30:00Z` in Unix ms.
@@ -128,8 +130,9 @@ impl Site {
         let ts = ended_ms / 1000;
         let sig = b64(&hmac_sha256(GENERIC_KEY, format!("{id}.{ts}.{body}").as_bytes()));
         let resp = self
+            .h
             .client
-            .post(self.server.url("/v1/sites/shop/pbx/generic"))
+            .post(self.h.url("/v1/sites/shop/pbx/generic"))
             .header("content-type", "application/json")
             .header("webhook-id", id)
             .header("webhook-timestamp", ts.to_string())
@@ -147,13 +150,13 @@ impl Site {
     }
 
     fn post(&self, path: &str, body: &Value) -> Value {
-        let (status, body) = self.send(self.client.post(self.server.url(path)).json(body));
+        let (status, body) = self.send(self.h.client.post(self.h.url(path)).json(body));
         assert!(status == 200 || status == 201, "{path}: {status} {body}");
         body
     }
 
     fn get(&self, path: &str) -> Value {
-        let (status, body) = self.send(self.client.get(self.server.url(path)));
+        let (status, body) = self.send(self.h.client.get(self.h.url(path)));
         assert_eq!(status, 200, "{path}: {body}");
         body
     }
@@ -173,13 +176,12 @@ impl Site {
     }
 }
 
-impl Drop for Site {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let db = rusqlite::Connection::open(self.dir.path().join("ringsource.sqlite")).unwrap();
-            assert_eq!(orphans(&db), [], "rows naming a missing parent");
-        }
-    }
+/// The calls CSV of `from..=to`, as the admin downloads it.
+fn csv(s: &Site, from: &str, to: &str) -> String {
+    let url = s.h.url(&format!("/v1/calls.csv?site=shop&from={from}&to={to}"));
+    let resp = s.h.client.get(url).bearer_auth(TOKEN).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.text().unwrap()
 }
 
 /// The rows as `(day, group, calls, target, missed, revenue, cost, cost per
@@ -220,9 +222,18 @@ fn row(
     (day.into(), group.into(), counts.0, counts.1, counts.2, revenue, Some(cost), cpt, roi)
 }
 
-#[test]
-fn moscow_days_cut_at_moscow_midnight_and_static_numbers_meet_their_cost() {
-    let s = start("Europe/Moscow");
+crate::on_both_backends! {
+    moscow_days_cut_at_moscow_midnight_and_static_numbers_meet_their_cost
+        => moscow_days_cut_at_moscow_midnight_and_static_numbers_meet_their_cost_on;
+    new_york_days_follow_daylight_saving => new_york_days_follow_daylight_saving_on;
+    configuring_a_static_numbers_source_moves_its_earlier_calls_to_its_cost
+        => configuring_a_static_numbers_source_moves_its_earlier_calls_to_its_cost_on;
+    a_days_costs_add_up_to_the_nearest_double => a_days_costs_add_up_to_the_nearest_double_on;
+}
+
+fn moscow_days_cut_at_moscow_midnight_and_static_numbers_meet_their_cost_on(backend: Backend) {
+    let test = "moscow_days_cut_at_moscow_midnight_and_static_numbers_meet_their_cost";
+    let Some(s) = start(backend, test, "Europe/Moscow", INSTAGRAM_SOURCE) else { return };
     // 23:30 MSK on the 15th, and an hour later 00:30 MSK on the 16th (still
     // the 15th in UTC).
     s.call("c1", "+79160000001", INSTAGRAM, utc("2027-01-15T20:30:00Z"), Some(45));
@@ -324,13 +335,7 @@ fn moscow_days_cut_at_moscow_midnight_and_static_numbers_meet_their_cost() {
         (&json!("Organic Social"), &json!("instagram"), &json!("social"), &json!("stories"))
     );
     assert_eq!(c2["static_label"], "Instagram bio");
-    let resp = s
-        .client
-        .get(s.server.url("/v1/calls.csv?site=shop&from=2027-01-16&to=2027-01-16"))
-        .bearer_auth(TOKEN)
-        .send()
-        .unwrap();
-    let csv = resp.text().unwrap();
+    let csv = csv(&s, "2027-01-16", "2027-01-16");
     assert!(csv.contains(",2027-01-16T23:59:59.000+03:00,"), "{csv}");
     assert!(csv.contains(",2027-01-16T00:30:00.000+03:00,"), "{csv}");
 
@@ -341,9 +346,10 @@ fn moscow_days_cut_at_moscow_midnight_and_static_numbers_meet_their_cost() {
     assert_eq!(hours[0]["hour_ms"], utc("2027-01-15T21:00:00Z"));
 }
 
-#[test]
-fn new_york_days_follow_daylight_saving() {
-    let s = start("America/New_York");
+fn new_york_days_follow_daylight_saving_on(backend: Backend) {
+    let Some(s) = start(backend, "new_york_days_follow_daylight_saving", "America/New_York", INSTAGRAM_SOURCE) else {
+        return;
+    };
     // Around the spring-forward day 2027-03-14 (05:00Z..04:00Z next day).
     s.call("n1", "+79160000011", INSTAGRAM, utc("2027-03-14T04:59:59Z"), Some(60)); // 23:59:59 EST, the 13th
     s.call("n2", "+79160000012", INSTAGRAM, utc("2027-03-14T05:00:00Z"), Some(60)); // 00:00 EST, the 14th
@@ -403,13 +409,7 @@ fn new_york_days_follow_daylight_saving() {
     let list = s.get("/v1/calls?site=shop&from=2027-03-14&to=2027-03-14");
     let ids: Vec<&str> = list["calls"].as_array().unwrap().iter().map(|c| c["pbx_call_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["n3", "n2"]);
-    let resp = s
-        .client
-        .get(s.server.url("/v1/calls.csv?site=shop&from=2027-03-14&to=2027-03-14"))
-        .bearer_auth(TOKEN)
-        .send()
-        .unwrap();
-    let csv = resp.text().unwrap();
+    let csv = csv(&s, "2027-03-14", "2027-03-14");
     assert!(
         csv.contains(",2027-03-14T00:00:00.000-05:00,") && csv.contains(",2027-03-14T23:59:59.000-04:00,"),
         "{csv}"
@@ -418,6 +418,28 @@ fn new_york_days_follow_daylight_saving() {
     // The pools report over the spring-forward day has its 23 hours.
     let pools = s.get("/v1/reports/pools?site=shop&from=2027-03-14&to=2027-03-14");
     assert_eq!(pools["pools"][0]["hours"].as_array().unwrap().len(), 23);
+}
+
+/// Nine campaigns' cost on one day: 0.1 + 0.2 + 0.3 + 1e11 + 1 + 0.7 + 3.3 +
+/// 1e-9 + 0.1 is 100000000005.700000001. Doubles near 1e11 are 2^-16 apart,
+/// so the nearest one is the double written 100000000005.7; adding them one
+/// by one in plain floating point ends one step off, at 100000000005.70001,
+/// which is what PostgreSQL's SUM over double precision gave. Every grouping
+/// of the day's cost says the nearest.
+fn a_days_costs_add_up_to_the_nearest_double_on(backend: Backend) {
+    let Some(s) = start(backend, "a_days_costs_add_up_to_the_nearest_double", "UTC", INSTAGRAM_SOURCE) else { return };
+    let costs = [0.1, 0.2, 0.3, 1e11, 1.0, 0.7, 3.3, 1e-9, 0.1];
+    let campaigns: Vec<String> = (0..costs.len()).map(|i| format!("c{i}")).collect();
+    let day_costs: Vec<(&str, &str, &str, &str, f64)> =
+        campaigns.iter().zip(costs).map(|(c, cost)| ("2027-01-16", "google", "cpc", c.as_str(), cost)).collect();
+    s.costs(&day_costs);
+    for (group_by, group) in [("source", "google"), ("medium", "cpc"), ("channel", "Paid Search")] {
+        assert_eq!(
+            rows(&s.report(group_by, "2027-01-16", "2027-01-16")),
+            [row("2027-01-16", group, (0.0, 0.0, 0.0), 0.0, 100_000_000_005.7, None, Some(-1.0))],
+            "{group_by}"
+        );
+    }
 }
 
 #[test]
@@ -478,18 +500,11 @@ source = "  "
     assert!(got[3].1.contains("must not be empty"), "{}", got[3].1);
 }
 
-#[test]
-fn configuring_a_static_numbers_source_moves_its_earlier_calls_to_its_cost() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(0));
+fn configuring_a_static_numbers_source_moves_its_earlier_calls_to_its_cost_on(backend: Backend) {
     // First without a source: the call is the label's, the cost a row of
     // its own that looks like money spent for nothing.
-    let mut s = Site {
-        server: spawn(dir.path(), "UTC", "", clock.clone()),
-        clock: clock.clone(),
-        client: crate::common::http::Client::new(),
-        dir,
-    };
+    let test = "configuring_a_static_numbers_source_moves_its_earlier_calls_to_its_cost";
+    let Some(mut s) = start(backend, test, "UTC", "") else { return };
     s.call("i1", "+79160000021", INSTAGRAM, utc("2027-01-15T12:00:00Z"), Some(60));
     s.costs(&[("2027-01-15", "instagram", "social", "stories", 300.0)]);
     assert_eq!(
@@ -499,9 +514,10 @@ fn configuring_a_static_numbers_source_moves_its_earlier_calls_to_its_cost() {
             row("2027-01-15", "instagram", (0.0, 0.0, 0.0), 0.0, 300.0, None, Some(-1.0)),
         ]
     );
-    // The source configured, the collector restarted on the same file: the
-    // earlier call is now in the row of its cost.
-    s.server = spawn(s.dir.path(), "UTC", INSTAGRAM_SOURCE, clock);
+    // The source configured, the collector restarted on the same database:
+    // the earlier call is now in the row of its cost.
+    let clock = Arc::clone(&s.clock) as Arc<dyn Clock>;
+    s.h.restart_with_toml(|db| site_toml(db, "UTC", INSTAGRAM_SOURCE), clock);
     assert_eq!(
         rows(&s.report("source", "2027-01-15", "2027-01-15")),
         [row("2027-01-15", "instagram", (1.0, 1.0, 0.0), 0.0, 300.0, Some(300.0), Some(-1.0))]

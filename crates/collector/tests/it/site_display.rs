@@ -1,7 +1,8 @@
 //! A site's `currency` and `locale`: checked when the config is read, and
 //! carried, beside `time_zone`, by each admin answer the dashboard reads a
 //! site's settings from (call list, calls report, pools report, promo
-//! look-up), over real HTTP.
+//! look-up), over real HTTP, on both backends. The configuration test
+//! starts no server, so it runs once, on no backend.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::path::Path;
 use ringsource_collector::config::Config;
 use serde_json::Value;
 
-use crate::common::start;
+use crate::common::{Backend, start_on};
 
 const TOKEN: &str = "site-display-token-0123456789";
 
@@ -18,13 +19,21 @@ fn get(h: &crate::common::Harness, path: &str) -> (u16, Value) {
     (resp.status().as_u16(), resp.json().unwrap())
 }
 
-#[test]
-fn the_admin_answers_carry_the_sites_currency_and_locale() {
-    let h = start(
+crate::on_both_backends! {
+    the_admin_answers_carry_the_sites_currency_and_locale => the_admin_answers_carry_the_sites_currency_and_locale_on;
+    without_them_the_answers_say_null => without_them_the_answers_say_null_on;
+}
+
+fn the_admin_answers_carry_the_sites_currency_and_locale_on(backend: Backend) {
+    let Some(h) = start_on(
+        backend,
+        "the_admin_answers_carry_the_sites_currency_and_locale",
         &format!("admin_token = \"{TOKEN}\""),
         "time_zone = \"Europe/Moscow\"\ncurrency = \"RUB\"\nlocale = \"ru-RU\"\npromo = { rules = [{ utm_source = \"flyer\" }] }",
         "",
-    );
+    ) else {
+        return;
+    };
     let code = h.visit(None, crate::common::touch("Referral", "flyer", "referral"))["promo_code"]
         .as_str()
         .expect("a promo code")
@@ -48,9 +57,9 @@ fn the_admin_answers_carry_the_sites_currency_and_locale() {
     assert_eq!((&all["currency"], &all["locale"]), (&Value::Null, &Value::Null));
 }
 
-#[test]
-fn without_them_the_answers_say_null() {
-    let h = start(&format!("admin_token = \"{TOKEN}\""), "", "");
+fn without_them_the_answers_say_null_on(backend: Backend) {
+    let server = format!("admin_token = \"{TOKEN}\"");
+    let Some(h) = start_on(backend, "without_them_the_answers_say_null", &server, "", "") else { return };
     let (_, body) = get(&h, "/v1/reports/calls?site=shop");
     assert_eq!((&body["time_zone"], &body["currency"], &body["locale"]), (&"UTC".into(), &Value::Null, &Value::Null));
 }

@@ -484,31 +484,59 @@ fn costs_by_group(
     let range = "site_id = $1 AND day >= $2 AND day <= $3";
     let cost = bounded_amount("cost");
     let params: [&(dyn ToSql + Sync); 3] = [&q.site.id, &first.day, &last.day];
+    // Summed here, not by PostgreSQL's SUM(double precision), which adds in
+    // plain floating point: SQLite's SUM (3.43 and later) compensates for
+    // rounding (Kahan-Babuska-Neumaier), and the same costs must make the
+    // same report on both backends. A site's cost rows in a report's range
+    // are a few per day and campaign.
     match q.group_by {
         GroupBy::Source | GroupBy::Medium | GroupBy::Campaign => {
             let column = q.group_by.column();
             let rows = db.query(
                 "reading costs",
                 &format!(
-                    "SELECT day, CASE WHEN {column} = '' THEN '{NOT_SET}' ELSE {column} END AS grp, SUM({cost})
-                     FROM costs WHERE {range} GROUP BY day, grp"
+                    "SELECT day, CASE WHEN {column} = '' THEN '{NOT_SET}' ELSE {column} END AS grp, {cost}
+                     FROM costs WHERE {range} ORDER BY day, source, medium, campaign"
                 ),
                 &params,
             )?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+            Ok(compensated_sums(
+                rows.iter().map(|r| ((r.get::<_, String>(0), r.get::<_, String>(1)), r.get::<_, f64>(2))),
+            )
+            .map(|((day, group), cost)| (day, group, cost))
+            .collect())
         }
         GroupBy::Channel => {
             let rows = db.query(
                 "reading costs",
                 &format!(
-                    "SELECT day, source, medium, SUM({cost}) FROM costs WHERE {range} GROUP BY day, source, medium"
+                    "SELECT day, source, medium, {cost} FROM costs WHERE {range} ORDER BY day, source, medium, campaign"
                 ),
                 &params,
             )?;
-            Ok(rows.iter().map(|r| (r.get(0), q.site.cost_channel(r.get(1), r.get(2)), r.get(3))).collect())
+            let costs = rows.iter().map(|r| {
+                let key: (String, String, String) = (r.get(0), r.get(1), r.get(2));
+                (key, r.get::<_, f64>(3))
+            });
+            Ok(compensated_sums(costs)
+                .map(|((day, source, medium), cost)| (day, q.site.cost_channel(&source, &medium), cost))
+                .collect())
         }
         GroupBy::Term => Ok(Vec::new()),
     }
+}
+
+/// The sum of each key's values as SQLite's SUM makes it: Neumaier's
+/// compensated summation, the running error added at the end.
+fn compensated_sums<K: Ord>(values: impl Iterator<Item = (K, f64)>) -> impl Iterator<Item = (K, f64)> {
+    let mut sums = std::collections::BTreeMap::<K, (f64, f64)>::new();
+    for (key, x) in values {
+        let (sum, error) = sums.entry(key).or_insert((0.0, 0.0));
+        let t = *sum + x;
+        *error += if sum.abs() >= x.abs() { (*sum - t) + x } else { (x - t) + *sum };
+        *sum = t;
+    }
+    sums.into_iter().map(|(key, (sum, error))| (key, sum + error))
 }
 
 /// Whether the call's folded status is final (anything but in-progress).
@@ -521,6 +549,13 @@ fn call_is_final(db: &Blocking<'_, '_>, call_id: i64) -> Result<bool, StorageErr
     Ok(r.get(0))
 }
 
+/// A filter's text as it was written ([`super::without_nul`]).
+fn nul_free(text: &str) -> String {
+    let mut text = text.to_owned();
+    super::without_nul(&mut text);
+    text
+}
+
 impl CallStore for PostgresStorage {
     fn record_call_event(
         &self,
@@ -530,6 +565,11 @@ impl CallStore for PostgresStorage {
         clock: &dyn Clock,
         workflow: &dyn CallWorkflow,
     ) -> Result<Recorded, RecordError> {
+        let mut event = event.clone();
+        super::without_nul(&mut event.pbx_call_id);
+        super::without_nul_opt(&mut event.from);
+        super::without_nul_opt(&mut event.recording_url);
+        let event = &event;
         let json = serde_json::to_string(event)
             .map_err(|e| StorageError::Corrupt(format!("a call event does not serialise: {e}")))?;
         self.write(clock, |db, now_ms| {
@@ -642,13 +682,13 @@ impl CallStore for PostgresStorage {
         }
         // SQLite's COLLATE NOCASE folds ASCII letters only.
         if let Some(v) = &f.channel {
-            add("lower(c.channel) = lower(?)", Box::new(v.clone()));
+            add("lower(c.channel) = lower(?)", Box::new(nul_free(v)));
         }
         if let Some(v) = &f.source {
-            add("lower(c.source) = lower(?)", Box::new(v.clone()));
+            add("lower(c.source) = lower(?)", Box::new(nul_free(v)));
         }
         if let Some(v) = &f.campaign {
-            add("lower(c.campaign) = lower(?)", Box::new(v.clone()));
+            add("lower(c.campaign) = lower(?)", Box::new(nul_free(v)));
         }
         match f.status {
             Some(StatusFilter::Is(s)) => add("c.status = ?", Box::new(s.as_str().to_owned())),

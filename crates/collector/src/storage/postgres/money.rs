@@ -42,6 +42,12 @@ impl MoneyStore for PostgresStorage {
     fn upsert_costs(&self, rows: &[CostRow], demo: bool, clock: &dyn Clock) -> Result<usize, StorageError> {
         self.write(clock, |db, now_ms| {
             for r in rows {
+                // Stored and matched as the calls' sources are (`without_nul`).
+                let mut r = r.clone();
+                for text in [&mut r.source, &mut r.medium, &mut r.campaign] {
+                    super::without_nul(text);
+                }
+                super::without_nul_opt(&mut r.currency);
                 db.execute(
                     "storing a cost row",
                     "INSERT INTO costs (site_id, day, source, medium, campaign, cost, currency, demo, updated_at_ms)
@@ -61,6 +67,11 @@ impl MoneyStore for PostgresStorage {
         demo: bool,
         clock: &dyn Clock,
     ) -> Result<RevenueRecorded, RevenueError> {
+        // A CRM's deal id with a NUL is stored and matched as
+        // `super::without_nul` writes it.
+        let mut post = post.clone();
+        super::without_nul_opt(&mut post.deal_id);
+        let post = &post;
         self.write(clock, |db, now_ms| {
             let at_ms = post.at_ms.unwrap_or(now_ms);
             let call_id: i64 = match &post.target {

@@ -354,6 +354,20 @@ impl Harness {
         }
     }
 
+    /// The configuration `toml` writes, on the test's database and backend
+    /// (`toml` is given the SQLite file's path, as at the start).
+    pub fn config(&self, toml: impl FnOnce(&Path) -> String) -> Config {
+        parse_config(&on_database(&toml(&self.db), &self.db, self.pg.as_deref()))
+    }
+
+    /// Starts a server on the same database with the configuration `toml`
+    /// writes, in place of the running one, which then stops: a restart
+    /// with changed settings.
+    pub fn restart_with_toml(&mut self, toml: impl FnOnce(&Path) -> String, clock: Arc<dyn Clock>) {
+        let config = self.config(toml);
+        self.server = server::spawn_with(config, "127.0.0.1:0".parse().unwrap(), clock, None).unwrap();
+    }
+
     pub fn url(&self, path: &str) -> String {
         self.server.url(path)
     }
