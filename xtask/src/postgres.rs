@@ -82,7 +82,9 @@ pub(crate) fn allow_collector_on_postgres(cmd: &mut Command) -> &mut Command {
 /// The variable and value of that switch.
 pub(crate) const COLLECTOR_SWITCH: (&str, &str) = ("RINGSOURCE_EXPERIMENTAL_POSTGRES", "1");
 
-/// Whether this machine has PostgreSQL server binaries the clusters can use.
+/// Whether this machine has PostgreSQL server binaries the clusters can use
+/// (a test that needs them skips without).
+#[cfg(test)]
 pub(crate) fn server_binaries_found() -> Result<(), String> {
     binaries().map(drop).map_err(|e| format!("{e:#}"))
 }
