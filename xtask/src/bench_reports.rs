@@ -163,7 +163,7 @@ fn start(root: &Path, options: &Options, backend: Backend) -> Result<Target> {
                 .parse()?;
             let settings = cluster.query(
                 "postgres",
-                "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ', ' ORDER BY name) FROM pg_settings \
+                "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings \
                  WHERE name IN ('shared_buffers', 'effective_cache_size', 'work_mem', 'random_page_cost', \
                  'jit', 'max_parallel_workers_per_gather', 'fsync')",
             )?;
