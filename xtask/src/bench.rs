@@ -19,6 +19,7 @@ use ringsource_core::visit::{UrlParts, Visit};
 use ringsource_core::wire::{NumberKind, Page, VisitRequest, VisitResponse};
 
 use crate::demo::{DEMO_CONFIG, collector_command};
+use crate::largesite::Backend;
 use crate::provision::{Needs, ToolchainChoice, Tools, provision};
 use crate::util::{Guard, capture, cargo, display, free_port, run, wait_for_port};
 
@@ -90,10 +91,14 @@ pub enum BenchCmd {
         /// figures; it migrates the database to its own schema on start).
         #[arg(long)]
         collector: Option<PathBuf>,
+        /// `postgres`: the same site in a private PostgreSQL cluster kept in `<out>.pg/`;
+        /// `both`: SQLite and PostgreSQL, asked in turn in the same rounds, side by side.
+        #[arg(long, value_enum, default_value_t = Database::Sqlite)]
+        database: Database,
     },
 }
 
-/// Where `bench collector` keeps its leases.
+/// Where `bench collector` keeps its leases, and which backends `bench reports` asks.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Database {
     Sqlite,
@@ -124,11 +129,16 @@ pub fn bench(root: &Path, choice: ToolchainChoice, what: BenchCmd) -> Result<()>
         BenchCmd::Limiter { duration, connections, threads, rounds } => {
             crate::bench_limiter::bench(root, &WrkArgs { duration, connections, threads }, rounds)
         }
-        BenchCmd::Reports { sessions, calls, seed, out, runs, collector } => {
+        BenchCmd::Reports { sessions, calls, seed, out, runs, collector, database } => {
             let out = if out.is_absolute() { out } else { root.join(out) };
+            let backends = match database {
+                Database::Sqlite => vec![Backend::Sqlite],
+                Database::Postgres => vec![Backend::Postgres],
+                Database::Both => vec![Backend::Sqlite, Backend::Postgres],
+            };
             crate::bench_reports::bench(
                 root,
-                &crate::bench_reports::Options { sessions, calls, seed, out, runs, collector },
+                &crate::bench_reports::Options { sessions, calls, seed, out, runs, collector, backends },
             )
         }
     }

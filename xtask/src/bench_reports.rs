@@ -10,6 +10,12 @@
 //! database), because on a shared machine a bare figure says little.
 //! Windows end on the last day of the generated year, so a database made
 //! days ago is measured on the same shape as a new one.
+//!
+//! With `--database postgres|both` the same site (same scale and seed, so
+//! the same rows) is read from a PostgreSQL cluster kept beside the SQLite
+//! file, by a collector of its own; with both, each view is asked of one
+//! backend and then the other in every round, and each backend's ratios are
+//! to its own collector's baseline.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +26,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::bench::median;
 use crate::demo::collector_command;
-use crate::largesite::{self, Made};
+use crate::largesite::{self, Backend, Made};
 use crate::util::{Guard, free_port, wait_for_port};
 
 /// The site's days are Moscow's (UTC+3 all year).
@@ -35,6 +41,8 @@ pub struct Options {
     /// A collector binary to measure instead of building this tree's (an
     /// older build, for before-and-after figures).
     pub collector: Option<PathBuf>,
+    /// Each backend's copy of the site, asked in turn in the same rounds.
+    pub backends: Vec<Backend>,
 }
 
 /// One request the dashboard makes, and what its answer must hold.
@@ -108,7 +116,29 @@ fn get(client: &reqwest::blocking::Client, base: &str, token: &str, path: &str) 
     Ok((took, body.len()))
 }
 
-pub fn bench(root: &Path, options: &Options) -> Result<()> {
+/// One backend being measured: its site, its collector and its figures.
+struct Target {
+    backend: Backend,
+    made: Made,
+    base: String,
+    token: String,
+    views: Vec<View>,
+    startup: Duration,
+    /// What the database takes on disk, and the server's settings that
+    /// matter for reads (PostgreSQL).
+    size: String,
+    settings: Option<String>,
+    first: Vec<Duration>,
+    sizes: Vec<usize>,
+    baseline: Vec<f64>,
+    times: Vec<Vec<f64>>,
+    // Dropped in this order: the collector before the cluster it uses.
+    _collector: Guard,
+    _cluster: Option<crate::postgres::Cluster>,
+}
+
+/// Starts the collector on `backend`'s large site (made first if missing).
+fn start(root: &Path, options: &Options, backend: Backend) -> Result<Target> {
     let made = largesite::cached_or_run(
         root,
         &largesite::Options {
@@ -117,98 +147,181 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
             seed: options.seed,
             out: options.out.clone(),
             keep_indexes: false,
+            backend,
         },
     )?;
+    let (cluster, size, settings) = match backend {
+        Backend::Sqlite => {
+            let bytes = std::fs::metadata(&made.database)?.len();
+            (None, format!("{:.2} GB", bytes as f64 / 1e9), None)
+        }
+        Backend::Postgres => {
+            let cluster = crate::postgres::Cluster::start_kept(&made.database, largesite::PG_SETTINGS)?;
+            largesite::point_config_at(&made.config, &cluster.url_for(largesite::PG_DATABASE))?;
+            let bytes: u64 = cluster
+                .query(largesite::PG_DATABASE, &format!("SELECT pg_database_size('{}')", largesite::PG_DATABASE))?
+                .parse()?;
+            let settings = cluster.query(
+                "postgres",
+                "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings \
+                 WHERE name IN ('shared_buffers', 'effective_cache_size', 'work_mem', 'random_page_cost', \
+                 'jit', 'max_parallel_workers_per_gather', 'fsync')",
+            )?;
+            let settings =
+                format!("PostgreSQL {} (kept cluster {}): {settings}", cluster.major, cluster.dir().display());
+            (Some(cluster), format!("{:.2} GB", bytes as f64 / 1e9), Some(settings))
+        }
+    };
     let token = admin_token(&made.config)?;
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let mut command = collector_command(root, &made.config, &addr.to_string());
-    match &options.collector {
-        Some(binary) => {
-            let binary = if binary.is_absolute() { binary.clone() } else { root.join(binary) };
-            let args: Vec<_> = command.get_args().map(ToOwned::to_owned).collect();
-            command = std::process::Command::new(binary);
-            command.current_dir(root).args(args);
-        }
-        None => crate::bench::build_collector(root)?,
+    if let Some(binary) = &options.collector {
+        let binary = if binary.is_absolute() { binary.clone() } else { root.join(binary) };
+        let args: Vec<_> = command.get_args().map(ToOwned::to_owned).collect();
+        command = std::process::Command::new(binary);
+        command.current_dir(root).args(args);
     }
     let started = Instant::now();
     let mut collector = Guard::spawn("collector", command.stdout(Stdio::null()))?;
-    // Starting migrates the file to the collector's schema (new indexes are
-    // made here) and syncs the site's numbers.
+    // Starting migrates the database to the collector's schema (new indexes
+    // are made here) and syncs the site's numbers.
     wait_for_port(addr, &mut collector.child, "collector", Duration::from_secs(1800))?;
     let startup = started.elapsed();
-    let base = format!("http://{addr}");
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
-
-    let baseline_path = "/v1/openapi.json";
     let views = views(&made)?;
-    let load_before = load();
-    let mut sizes = vec![0usize; views.len()];
-    let mut first = vec![Duration::ZERO; views.len()];
-    get(&client, &base, &token, baseline_path)?;
-    for (i, v) in views.iter().enumerate() {
-        let (took, bytes) = get(&client, &base, &token, &v.path)?;
-        first[i] = took;
-        sizes[i] = bytes;
+    let n = views.len();
+    Ok(Target {
+        backend,
+        made,
+        base: format!("http://{addr}"),
+        token,
+        views,
+        startup,
+        size,
+        settings,
+        first: vec![Duration::ZERO; n],
+        sizes: vec![0; n],
+        baseline: Vec::new(),
+        times: vec![Vec::new(); n],
+        _collector: collector,
+        _cluster: cluster,
+    })
+}
+
+const BASELINE_PATH: &str = "/v1/openapi.json";
+
+pub fn bench(root: &Path, options: &Options) -> Result<()> {
+    if options.collector.is_none() {
+        crate::bench::build_collector(root)?;
     }
-    let mut baseline = Vec::new();
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); views.len()];
+    let mut targets = Vec::new();
+    for backend in &options.backends {
+        targets.push(start(root, options, *backend)?);
+    }
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
+    let load_before = load();
+    for t in &mut targets {
+        get(&client, &t.base, &t.token, BASELINE_PATH)?;
+        for (i, v) in t.views.iter().enumerate() {
+            let (took, bytes) = get(&client, &t.base, &t.token, &v.path)?;
+            t.first[i] = took;
+            t.sizes[i] = bytes;
+        }
+    }
+    let views = targets[0].views.len();
     for round in 1..=options.runs {
         eprintln!("round {round} of {}", options.runs);
-        baseline.push(get(&client, &base, &token, baseline_path)?.0.as_secs_f64() * 1e3);
-        for (i, v) in views.iter().enumerate() {
-            times[i].push(get(&client, &base, &token, &v.path)?.0.as_secs_f64() * 1e3);
+        for t in &mut targets {
+            t.baseline.push(get(&client, &t.base, &t.token, BASELINE_PATH)?.0.as_secs_f64() * 1e3);
+        }
+        // Each view is asked of every backend in turn, so they see the
+        // machine in the same state.
+        for i in 0..views {
+            for t in &mut targets {
+                let took = get(&client, &t.base, &t.token, &t.views[i].path)?.0;
+                t.times[i].push(took.as_secs_f64() * 1e3);
+            }
         }
     }
     let load_after = load();
-    baseline.sort_by(f64::total_cmp);
-    let base_median = median(&baseline);
 
-    let bytes = std::fs::metadata(&made.database)?.len();
-    println!(
-        "\nbench reports: {} sessions, {} calls over {} days ({}, {:.2} GB), {} runs each",
-        made.counts.sessions,
-        made.counts.calls,
-        made.scale.days,
-        made.database.display(),
-        bytes as f64 / 1e9,
-        options.runs
-    );
-    println!("  collector started (migrations, site sync) in {:.1} s", startup.as_secs_f64());
-    println!("  load average before {load_before}, after {load_after}");
-    println!(
-        "  {:<40} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "view", "first ms", "median ms", "worst ms", "× base", "bytes"
-    );
-    println!(
-        "  {:<40} {:>10} {:>10.2} {:>10.2} {:>10} {:>10}",
-        format!("GET {baseline_path} (baseline)"),
-        "",
-        base_median,
-        baseline[baseline.len() - 1],
-        "1",
-        ""
-    );
     let mut slow = Vec::new();
-    for (i, v) in views.iter().enumerate() {
-        let t = &mut times[i];
-        t.sort_by(f64::total_cmp);
-        let m = median(t);
+    for t in &mut targets {
+        t.baseline.sort_by(f64::total_cmp);
+        for times in &mut t.times {
+            times.sort_by(f64::total_cmp);
+        }
+        let base_median = median(&t.baseline);
         println!(
-            "  {:<40} {:>10.1} {:>10.1} {:>10.1} {:>10.0} {:>10}",
-            v.name,
-            first[i].as_secs_f64() * 1e3,
-            m,
-            t[t.len() - 1],
-            m / base_median,
-            sizes[i]
+            "\nbench reports, {}: {} sessions, {} calls over {} days ({}, {}), {} runs each",
+            t.backend.label(),
+            t.made.counts.sessions,
+            t.made.counts.calls,
+            t.made.scale.days,
+            t.made.database.display(),
+            t.size,
+            options.runs
         );
-        if m >= 1000.0 {
-            slow.push(v.name);
+        if let Some(settings) = &t.settings {
+            println!("  {settings}");
+        }
+        println!("  collector started (migrations, site sync) in {:.1} s", t.startup.as_secs_f64());
+        println!("  load average before {load_before}, after {load_after}");
+        println!(
+            "  {:<40} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "view", "first ms", "median ms", "worst ms", "× base", "bytes"
+        );
+        println!(
+            "  {:<40} {:>10} {:>10.2} {:>10.2} {:>10} {:>10}",
+            format!("GET {BASELINE_PATH} (baseline)"),
+            "",
+            base_median,
+            t.baseline[t.baseline.len() - 1],
+            "1",
+            ""
+        );
+        for (i, v) in t.views.iter().enumerate() {
+            let times = &t.times[i];
+            let m = median(times);
+            println!(
+                "  {:<40} {:>10.1} {:>10.1} {:>10.1} {:>10.0} {:>10}",
+                v.name,
+                t.first[i].as_secs_f64() * 1e3,
+                m,
+                times[times.len() - 1],
+                m / base_median,
+                t.sizes[i]
+            );
+            if m >= 1000.0 {
+                slow.push(format!("{} on {}", v.name, t.backend.label()));
+            }
+        }
+        for v in &t.views {
+            println!("    {}: GET {}", v.name, v.path);
         }
     }
-    for v in &views {
-        println!("    {}: GET {}", v.name, v.path);
+    if targets.len() > 1 {
+        println!("\n  side by side: median ms (× the backend's own baseline), worst ms");
+        let mut header = format!("  {:<40}", "view");
+        for t in &targets {
+            header.push_str(&format!(" {:>30}", t.backend.label()));
+        }
+        println!("{header}");
+        let mut line = format!("  {:<40}", format!("GET {BASELINE_PATH} (baseline)"));
+        for t in &targets {
+            let cell = format!("{:.2} (1), {:.1}", median(&t.baseline), t.baseline[t.baseline.len() - 1]);
+            line.push_str(&format!(" {cell:>30}"));
+        }
+        println!("{line}");
+        for i in 0..views {
+            let mut line = format!("  {:<40}", targets[0].views[i].name);
+            for t in &targets {
+                let times = &t.times[i];
+                let m = median(times);
+                let cell = format!("{m:.1} ({:.0}), {:.1}", m / median(&t.baseline), times[times.len() - 1]);
+                line.push_str(&format!(" {cell:>30}"));
+            }
+            println!("{line}");
+        }
     }
     if slow.is_empty() {
         println!("  every view's median is under 1 s (issue #17's goal)");

@@ -39,6 +39,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::bench::bench_config_named;
 
+#[cfg(test)]
+mod both_backends;
+pub mod postgres_sink;
 pub mod sink;
 
 use sink::{Sink, Value};
@@ -121,29 +124,39 @@ pub struct StaticNumber {
 /// The demo config with `scale.pool_numbers` numbers in its pool and visits
 /// kept for the year, as `<out>.toml` beside the database `out`; and the
 /// site it describes.
-pub fn write_config(root: &Path, scale: &Scale, out: &Path) -> Result<(PathBuf, SiteShape)> {
-    let name = out.file_stem().and_then(|s| s.to_str()).context("the database file needs a name")?;
-    let pool: Vec<String> = (0..scale.pool_numbers).map(|i| format!("+7495710{i:04}")).collect();
+///
+/// `database` is what the config's `server.database` says: the SQLite file,
+/// or a PostgreSQL URL (then the config is `<out stem>-pg.toml`).
+pub fn write_config(root: &Path, scale: &Scale, out: &Path, database: &str) -> Result<(PathBuf, SiteShape)> {
+    let stem = out.file_stem().and_then(|s| s.to_str()).context("the database file needs a name")?;
+    let name = if database.starts_with("postgres") { format!("{stem}-pg") } else { stem.to_owned() };
     let mut shape = None;
-    let path = bench_config_named(root, name, |config| {
-        let server = config.get_mut("server").and_then(|s| s.as_table_mut()).context("no [server]")?;
-        server.insert("database".into(), out.to_string_lossy().into_owned().into());
-        let site = config
-            .get_mut("sites")
-            .and_then(|s| s.as_array_mut())
-            .and_then(|s| s.first_mut())
-            .and_then(|s| s.as_table_mut())
-            .context("the demo config has no [[sites]]")?;
-        let mut retention = toml::Table::new();
-        retention.insert("visits_days".into(), VISITS_DAYS.into());
-        site.insert("retention".into(), retention.into());
-        let pools = site.get_mut("pools").and_then(|p| p.as_array_mut()).context("the demo site has no pool")?;
-        let first = pools.first_mut().and_then(|p| p.as_table_mut()).context("the demo site has no pool")?;
-        first.insert("numbers".into(), pool.iter().map(|n| toml::Value::from(n.as_str())).collect::<Vec<_>>().into());
-        shape = Some(site_shape(site, pool.clone())?);
+    let path = bench_config_named(root, &name, |config| {
+        shape = Some(large_site_config(config, scale, database)?);
         Ok(())
     })?;
     Ok((path, shape.context("the config edit did not run")?))
+}
+
+/// Edits the demo config into the large site's: `database`, visits kept for
+/// the year, `scale.pool_numbers` numbers in the pool. Returns the site.
+pub fn large_site_config(config: &mut toml::Table, scale: &Scale, database: &str) -> Result<SiteShape> {
+    let pool: Vec<String> = (0..scale.pool_numbers).map(|i| format!("+7495710{i:04}")).collect();
+    let server = config.get_mut("server").and_then(|s| s.as_table_mut()).context("no [server]")?;
+    server.insert("database".into(), database.into());
+    let site = config
+        .get_mut("sites")
+        .and_then(|s| s.as_array_mut())
+        .and_then(|s| s.first_mut())
+        .and_then(|s| s.as_table_mut())
+        .context("the demo config has no [[sites]]")?;
+    let mut retention = toml::Table::new();
+    retention.insert("visits_days".into(), VISITS_DAYS.into());
+    site.insert("retention".into(), retention.into());
+    let pools = site.get_mut("pools").and_then(|p| p.as_array_mut()).context("the demo site has no pool")?;
+    let first = pools.first_mut().and_then(|p| p.as_table_mut()).context("the demo site has no pool")?;
+    first.insert("numbers".into(), pool.iter().map(|n| toml::Value::from(n.as_str())).collect::<Vec<_>>().into());
+    site_shape(site, pool)
 }
 
 /// The channel core gives a visit tagged with this source and medium.
@@ -1392,23 +1405,48 @@ enum Shown {
     Original(Option<String>),
 }
 
+/// Which backend the large site is written to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A SQLite file at `--out`.
+    #[default]
+    Sqlite,
+    /// Database `largesite` of a private PostgreSQL cluster kept beside
+    /// `--out` (`<out>.pg/`, [`pg_cluster_dir`]).
+    Postgres,
+}
+
+impl Backend {
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
 /// `cargo xtask largesite`.
 pub struct Options {
     pub sessions: u64,
     pub calls: u64,
     pub seed: u64,
-    /// The database to write; its config goes beside it (`.toml`).
+    /// The SQLite database to write; its config goes beside it (`.toml`).
+    /// For PostgreSQL, the cluster, config and summary are named after it.
     pub out: PathBuf,
     /// Load with the secondary indexes in place instead of making them after.
     pub keep_indexes: bool,
+    pub backend: Backend,
 }
 
-/// What `largesite` made, written beside the database as `<out>.json`: the
-/// bench reuses a database whose scale matches.
+/// What `largesite` made, written beside the database as `<out>.json`
+/// (`<out>.pg.json` for PostgreSQL): the bench reuses a database whose scale
+/// matches.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Made {
     pub scale: Scale,
     pub counts: Counts,
+    /// The SQLite file, or the PostgreSQL cluster's directory.
     pub database: PathBuf,
     pub config: PathBuf,
     pub site: String,
@@ -1418,61 +1456,43 @@ pub struct Made {
     pub call_id: i64,
     pub load_secs: f64,
     pub bytes: u64,
+    #[serde(default)]
+    pub backend: Backend,
 }
 
-pub fn manifest_path(out: &Path) -> PathBuf {
-    out.with_extension("json")
-}
+/// The PostgreSQL database the large site goes into, in its cluster.
+pub const PG_DATABASE: &str = "largesite";
 
-/// Generates the site into `options.out` (replacing what was there).
-pub fn run(root: &Path, options: &Options) -> Result<Made> {
-    let scale = Scale::new(options.sessions, options.calls, options.seed)?;
-    eprintln!(
-        "large site: {} sessions, about {} calls, {} days to {}, a pool of {} numbers, seed {}",
-        scale.sessions,
-        scale.calls,
-        scale.days,
-        jiff::Timestamp::from_millisecond(scale.end_ms)?,
-        scale.pool_numbers,
-        scale.seed
-    );
-    let db = &options.out;
-    let _ = std::fs::remove_file(manifest_path(db));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+/// Server settings for the large site's cluster beyond the defaults: a load
+/// of gigabytes would otherwise checkpoint every gigabyte of WAL. They change
+/// no query plan.
+pub const PG_SETTINGS: &[&str] = &["max_wal_size=8GB", "checkpoint_timeout=30min"];
+
+pub fn manifest_path(out: &Path, backend: Backend) -> PathBuf {
+    match backend {
+        Backend::Sqlite => out.with_extension("json"),
+        Backend::Postgres => out.with_extension("pg.json"),
     }
-    let (config, shape) = write_config(root, &scale, db)?;
-    // The collector makes its own schema: any command that opens the
-    // database migrates it. `retention` on an empty file removes nothing.
-    crate::bench::build_collector(root)?;
-    crate::util::run(
-        std::process::Command::new(root.join("target/release/ringsource"))
-            .current_dir(root)
-            .arg("retention")
-            .arg("--config")
-            .arg(&config),
-    )?;
-    let started = Instant::now();
-    let mut sink: Box<dyn Sink> = Box::new(sink::SqliteSink::open(db, !options.keep_indexes)?);
-    let counts = generate(&shape, &scale, sink.as_mut())?;
-    let generated = started.elapsed();
-    sink.finish()?;
-    let load_secs = started.elapsed().as_secs_f64();
-    let bytes = std::fs::metadata(db)?.len();
-    let (promo_code, call_id) = {
-        let conn = rusqlite::Connection::open(db)?;
-        let code: String = conn.query_row(
-            "SELECT code FROM promo_codes WHERE site_id = ?1 AND retired = 0 ORDER BY issued_at_ms DESC LIMIT 1",
-            [&shape.id],
-            |r| r.get(0),
-        )?;
-        let call: i64 = conn.query_row(
-            "SELECT max(id) FROM calls WHERE site_id = ?1 AND session_id IS NOT NULL AND number_kind = 'pool'",
-            [&shape.id],
-            |r| r.get(0),
-        )?;
-        (code, call)
-    };
+}
+
+/// Where the PostgreSQL cluster of a large site written "at" `out` lives.
+pub fn pg_cluster_dir(out: &Path) -> PathBuf {
+    out.with_extension("pg")
+}
+
+/// Points the large site's config at `url` (the kept cluster listens on a
+/// new port each time it starts).
+pub fn point_config_at(config: &Path, url: &str) -> Result<()> {
+    let text = std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+    let mut table: toml::Table = toml::from_str(&text)?;
+    let server = table.get_mut("server").and_then(|s| s.as_table_mut()).context("the config has no [server]")?;
+    server.insert("database".into(), url.into());
+    std::fs::write(config, toml::to_string(&table)?)?;
+    Ok(())
+}
+
+/// The row counts of a load, printed.
+fn print_counts(counts: &Counts) {
     println!(
         "\nlarge site loaded: {} rows ({} sessions, {} touches, {} page views, {} promo codes, {} leases, \
          {} pool refusals, {} calls, {} revenue, {} tags)",
@@ -1487,40 +1507,140 @@ pub fn run(root: &Path, options: &Options) -> Result<Made> {
         counts.revenue,
         counts.tags
     );
-    println!(
-        "  rows generated and written in {:.1} s; ready (indexes made, keys checked) after {load_secs:.1} s; \
-         {:.2} GB",
-        generated.as_secs_f64(),
-        bytes as f64 / 1e9
+}
+
+/// The release collector's `retention` on `config`: any command that opens
+/// the database migrates it, so the collector makes its own schema, and on
+/// an empty database retention removes nothing.
+fn migrate_with_collector(root: &Path, config: &Path) -> Result<()> {
+    crate::bench::build_collector(root)?;
+    let mut cmd = std::process::Command::new(root.join("target/release/ringsource"));
+    cmd.current_dir(root).arg("retention").arg("--config").arg(config);
+    crate::util::run(&mut cmd)
+}
+
+/// The promo code and the call the bench looks up, by SQL that reads the
+/// same on both backends.
+const PROMO_SQL: &str =
+    "SELECT code FROM promo_codes WHERE site_id = 'SITE' AND NOT retired ORDER BY issued_at_ms DESC, id DESC LIMIT 1";
+const CALL_SQL: &str =
+    "SELECT max(id) FROM calls WHERE site_id = 'SITE' AND session_id IS NOT NULL AND number_kind = 'pool'";
+
+/// Generates the site into `options.out` (replacing what was there), or
+/// into the PostgreSQL database [`PG_DATABASE`] of the cluster kept at
+/// [`pg_cluster_dir`] (made if missing; the database is made anew).
+pub fn run(root: &Path, options: &Options) -> Result<Made> {
+    let scale = Scale::new(options.sessions, options.calls, options.seed)?;
+    eprintln!(
+        "large site ({}): {} sessions, about {} calls, {} days to {}, a pool of {} numbers, seed {}",
+        options.backend.label(),
+        scale.sessions,
+        scale.calls,
+        scale.days,
+        jiff::Timestamp::from_millisecond(scale.end_ms)?,
+        scale.pool_numbers,
+        scale.seed
     );
-    println!("  database: {}\n  config:   {}", db.display(), config.display());
-    let made = Made {
-        scale,
-        counts,
-        database: db.clone(),
-        config,
-        site: shape.id.clone(),
-        promo_code,
-        call_id,
-        load_secs,
-        bytes,
+    let db = &options.out;
+    let _ = std::fs::remove_file(manifest_path(db, options.backend));
+    let made = match options.backend {
+        Backend::Sqlite => {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+            let (config, shape) = write_config(root, &scale, db, &db.to_string_lossy())?;
+            migrate_with_collector(root, &config)?;
+            let started = Instant::now();
+            let mut sink: Box<dyn Sink> = Box::new(sink::SqliteSink::open(db, !options.keep_indexes)?);
+            let counts = generate(&shape, &scale, sink.as_mut())?;
+            let generated = started.elapsed();
+            sink.finish()?;
+            let load_secs = started.elapsed().as_secs_f64();
+            let bytes = std::fs::metadata(db)?.len();
+            let conn = rusqlite::Connection::open(db)?;
+            let promo_code: String = conn.query_row(&PROMO_SQL.replace("SITE", &shape.id), [], |r| r.get(0))?;
+            let call_id: i64 = conn.query_row(&CALL_SQL.replace("SITE", &shape.id), [], |r| r.get(0))?;
+            print_counts(&counts);
+            println!(
+                "  rows generated and written in {:.1} s; ready (indexes made, keys checked) after {load_secs:.1} s; \
+                 {:.2} GB",
+                generated.as_secs_f64(),
+                bytes as f64 / 1e9
+            );
+            println!("  database: {}\n  config:   {}", db.display(), config.display());
+            let site = shape.id.clone();
+            Made {
+                scale,
+                counts,
+                database: db.clone(),
+                config,
+                site,
+                promo_code,
+                call_id,
+                load_secs,
+                bytes,
+                backend: Backend::Sqlite,
+            }
+        }
+        Backend::Postgres => {
+            let dir = pg_cluster_dir(db);
+            let cluster = crate::postgres::Cluster::start_kept(&dir, PG_SETTINGS)?;
+            let url = cluster.fresh_database(PG_DATABASE)?;
+            let (config, shape) = write_config(root, &scale, db, &url)?;
+            migrate_with_collector(root, &config)?;
+            let started = Instant::now();
+            let mut sink: Box<dyn Sink> = Box::new(postgres_sink::PostgresSink::open(&url, !options.keep_indexes)?);
+            let counts = generate(&shape, &scale, sink.as_mut())?;
+            let generated = started.elapsed();
+            sink.finish()?;
+            let load_secs = started.elapsed().as_secs_f64();
+            let bytes: u64 =
+                cluster.query(PG_DATABASE, &format!("SELECT pg_database_size('{PG_DATABASE}')"))?.parse()?;
+            let promo_code = cluster.query(PG_DATABASE, &PROMO_SQL.replace("SITE", &shape.id))?;
+            let call_id: i64 = cluster.query(PG_DATABASE, &CALL_SQL.replace("SITE", &shape.id))?.parse()?;
+            print_counts(&counts);
+            println!(
+                "  rows generated and streamed in {:.1} s; ready (indexes made, keys added, VACUUM ANALYZE) after \
+                 {load_secs:.1} s; {:.2} GB",
+                generated.as_secs_f64(),
+                bytes as f64 / 1e9
+            );
+            println!("  cluster:  {} (database {PG_DATABASE})\n  config:   {}", dir.display(), config.display());
+            let site = shape.id.clone();
+            Made {
+                scale,
+                counts,
+                database: dir,
+                config,
+                site,
+                promo_code,
+                call_id,
+                load_secs,
+                bytes,
+                backend: Backend::Postgres,
+            }
+        }
     };
-    std::fs::write(manifest_path(db), serde_json::to_string_pretty(&made)?)?;
+    std::fs::write(manifest_path(db, options.backend), serde_json::to_string_pretty(&made)?)?;
     Ok(made)
 }
 
 /// The database `run` made with these options, if it is there and whole;
 /// else makes it.
 pub fn cached_or_run(root: &Path, options: &Options) -> Result<Made> {
-    let manifest = manifest_path(&options.out);
+    let manifest = manifest_path(&options.out, options.backend);
     if let Ok(text) = std::fs::read_to_string(&manifest) {
         let made: Made = serde_json::from_str(&text).with_context(|| format!("reading {}", manifest.display()))?;
         let s = &made.scale;
-        if s.sessions == options.sessions && s.calls == options.calls && s.seed == options.seed && options.out.exists()
+        if s.sessions == options.sessions
+            && s.calls == options.calls
+            && s.seed == options.seed
+            && made.backend == options.backend
+            && made.database.exists()
         {
             eprintln!(
                 "reusing {} ({} sessions, {} calls, made for the year to {})",
-                options.out.display(),
+                made.database.display(),
                 made.counts.sessions,
                 made.counts.calls,
                 jiff::Timestamp::from_millisecond(s.end_ms)?

@@ -83,6 +83,10 @@ enum Cmd {
         /// Keep the secondary indexes while loading, instead of making them after the load.
         #[arg(long)]
         keep_indexes: bool,
+        /// `postgres`: into database `largesite` of a private PostgreSQL cluster kept in
+        /// `<out>.pg/` (made there if missing), with its config `<out stem>-pg.toml`.
+        #[arg(long, value_enum, default_value_t = largesite::Backend::Sqlite)]
+        database: largesite::Backend,
     },
     /// Benchmarks.
     Bench {
@@ -117,9 +121,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Test { only } => test::test(&root, choice, only)?,
         Cmd::Demo { listen } => demo::demo(&root, choice, listen.as_deref())?,
         Cmd::Bench { what } => bench::bench(&root, choice, what)?,
-        Cmd::Largesite { sessions, calls, out, seed, keep_indexes } => {
+        Cmd::Largesite { sessions, calls, out, seed, keep_indexes, database } => {
             let out = if out.is_absolute() { out } else { root.join(out) };
-            largesite::run(&root, &largesite::Options { sessions, calls, seed, out, keep_indexes })?;
+            largesite::run(&root, &largesite::Options { sessions, calls, seed, out, keep_indexes, backend: database })?;
         }
         Cmd::Geoip => {
             geoip::database(&root)?;

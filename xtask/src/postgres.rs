@@ -72,6 +72,13 @@ fn server_account() -> Result<Option<(u32, u32)>> {
     Ok(Some((id("-u")?, id("-g")?)))
 }
 
+/// Whether this machine has PostgreSQL server binaries the clusters can use
+/// (a test that needs them skips without).
+#[cfg(test)]
+pub(crate) fn server_binaries_found() -> Result<(), String> {
+    binaries().map(drop).map_err(|e| format!("{e:#}"))
+}
+
 /// A running cluster with durable commits (`fsync = on`, the server's defaults),
 /// as a production server keeps them.
 pub(crate) struct Cluster {
@@ -81,33 +88,41 @@ pub(crate) struct Cluster {
     bin: PathBuf,
     pub(crate) major: u32,
     account: Option<(u32, u32)>,
+    /// Kept on disk after the server stops (the large site's cluster, which
+    /// takes minutes to fill); else deleted.
+    keep: bool,
 }
 
 impl Cluster {
+    /// A new cluster in a temp dir, deleted when dropped.
     pub(crate) fn start() -> Result<Self> {
-        let (bin, major) = binaries()?;
-        let account = server_account()?;
         let top = std::env::temp_dir().join(format!("ringsource-bench-pg-{}", std::process::id()));
         let _ = fs::remove_dir_all(&top);
+        Self::start_in(top, false, &[])
+    }
+
+    /// The cluster kept in `top`: started on its data if `top` holds one
+    /// (`top/data`), else made there first. It stays on disk after the drop.
+    /// `settings` are extra `-c` server settings for this start.
+    pub(crate) fn start_kept(top: &Path, settings: &[&str]) -> Result<Self> {
+        Self::start_in(top.to_path_buf(), true, settings)
+    }
+
+    /// Where the cluster keeps its files.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.top
+    }
+
+    fn start_in(top: PathBuf, keep: bool, settings: &[&str]) -> Result<Self> {
+        let (bin, major) = binaries()?;
+        let account = server_account()?;
         fs::create_dir_all(&top).with_context(|| format!("creating {}", top.display()))?;
         if let Some((uid, gid)) = account {
             chown(&top, Some(uid), Some(gid)).with_context(|| format!("giving {} to postgres", top.display()))?;
         }
         let started = Instant::now();
-        let mut initdb = as_account(bin.join("initdb"), account);
-        // C collation: SQLite's byte order, and no locale the machine may lack.
-        initdb
-            .args(["--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C", "--no-instructions", "-D"])
-            .arg(top.join("data"));
-        let out = capture(&mut initdb)?;
-        if !out.status.success() {
-            bail!(
-                "`{}` failed ({}):\n{}{}",
-                display(&initdb),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+        if !top.join("data/PG_VERSION").exists() {
+            initdb(&bin, account, &top)?;
         }
         let port = free_port()?;
         let log = fs::File::create(top.join("server.log")).context("creating the server log")?;
@@ -117,18 +132,39 @@ impl Cluster {
         let mut cmd = as_account(bin.join("postgres"), account);
         cmd.arg("-D").arg(top.join("data")).arg("-p").arg(port.to_string()).arg("-k").arg(&top);
         // Two collectors open up to 16 connections each; fsync stays on.
-        for setting in ["listen_addresses=127.0.0.1", "max_connections=100", "fsync=on"] {
+        for setting in ["listen_addresses=127.0.0.1", "max_connections=100", "fsync=on"].iter().chain(settings) {
             cmd.arg("-c").arg(setting);
         }
         cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         eprintln!("$ {} &", display(&cmd));
         let postmaster = cmd.spawn().with_context(|| format!("cannot start `{}`", display(&cmd)))?;
-        let mut cluster = Cluster { postmaster, top, port, bin, major, account };
-        cluster.wait_ready(Duration::from_secs(60))?;
+        let mut cluster = Cluster { postmaster, top, port, bin, major, account, keep };
+        cluster.wait_ready(Duration::from_secs(300))?;
         eprintln!("PostgreSQL {major} up in {:.1} s on port {port}", started.elapsed().as_secs_f64());
         Ok(cluster)
     }
+}
 
+fn initdb(bin: &Path, account: Option<(u32, u32)>, top: &Path) -> Result<()> {
+    let mut initdb = as_account(bin.join("initdb"), account);
+    // C collation: SQLite's byte order, and no locale the machine may lack.
+    initdb
+        .args(["--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C", "--no-instructions", "-D"])
+        .arg(top.join("data"));
+    let out = capture(&mut initdb)?;
+    if !out.status.success() {
+        bail!(
+            "`{}` failed ({}):\n{}{}",
+            display(&initdb),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+impl Cluster {
     fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let start = Instant::now();
         loop {
@@ -210,6 +246,9 @@ impl Drop for Cluster {
                 let _ = self.postmaster.kill();
             }
             let _ = self.postmaster.wait();
+        }
+        if self.keep {
+            return;
         }
         if let Err(e) = fs::remove_dir_all(&self.top) {
             eprintln!("warning: deleting {}: {e}", self.top.display());
