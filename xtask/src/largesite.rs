@@ -1509,6 +1509,16 @@ fn print_counts(counts: &Counts) {
     );
 }
 
+/// Generates the site into `sink` and lets it finish (indexes, keys): the
+/// counts, then the seconds since `started` when the rows were written and
+/// when the database was ready.
+fn load(shape: &SiteShape, scale: &Scale, mut sink: Box<dyn Sink>, started: Instant) -> Result<(Counts, f64, f64)> {
+    let counts = generate(shape, scale, sink.as_mut())?;
+    let generated = started.elapsed().as_secs_f64();
+    sink.finish()?;
+    Ok((counts, generated, started.elapsed().as_secs_f64()))
+}
+
 /// The release collector's `retention` on `config`: any command that opens
 /// the database migrates it, so the collector makes its own schema, and on
 /// an empty database retention removes nothing.
@@ -1551,11 +1561,8 @@ pub fn run(root: &Path, options: &Options) -> Result<Made> {
             let (config, shape) = write_config(root, &scale, db, &db.to_string_lossy())?;
             migrate_with_collector(root, &config)?;
             let started = Instant::now();
-            let mut sink: Box<dyn Sink> = Box::new(sink::SqliteSink::open(db, !options.keep_indexes)?);
-            let counts = generate(&shape, &scale, sink.as_mut())?;
-            let generated = started.elapsed();
-            sink.finish()?;
-            let load_secs = started.elapsed().as_secs_f64();
+            let sink = sink::SqliteSink::open(db, !options.keep_indexes)?;
+            let (counts, generated, load_secs) = load(&shape, &scale, Box::new(sink), started)?;
             let bytes = std::fs::metadata(db)?.len();
             let conn = rusqlite::Connection::open(db)?;
             let promo_code: String = conn.query_row(&PROMO_SQL.replace("SITE", &shape.id), [], |r| r.get(0))?;
@@ -1564,7 +1571,7 @@ pub fn run(root: &Path, options: &Options) -> Result<Made> {
             println!(
                 "  rows generated and written in {:.1} s; ready (indexes made, keys checked) after {load_secs:.1} s; \
                  {:.2} GB",
-                generated.as_secs_f64(),
+                generated,
                 bytes as f64 / 1e9
             );
             println!("  database: {}\n  config:   {}", db.display(), config.display());
@@ -1589,11 +1596,8 @@ pub fn run(root: &Path, options: &Options) -> Result<Made> {
             let (config, shape) = write_config(root, &scale, db, &url)?;
             migrate_with_collector(root, &config)?;
             let started = Instant::now();
-            let mut sink: Box<dyn Sink> = Box::new(postgres_sink::PostgresSink::open(&url, !options.keep_indexes)?);
-            let counts = generate(&shape, &scale, sink.as_mut())?;
-            let generated = started.elapsed();
-            sink.finish()?;
-            let load_secs = started.elapsed().as_secs_f64();
+            let sink = postgres_sink::PostgresSink::open(&url, !options.keep_indexes)?;
+            let (counts, generated, load_secs) = load(&shape, &scale, Box::new(sink), started)?;
             let bytes: u64 =
                 cluster.query(PG_DATABASE, &format!("SELECT pg_database_size('{PG_DATABASE}')"))?.parse()?;
             let promo_code = cluster.query(PG_DATABASE, &PROMO_SQL.replace("SITE", &shape.id))?;
@@ -1602,7 +1606,7 @@ pub fn run(root: &Path, options: &Options) -> Result<Made> {
             println!(
                 "  rows generated and streamed in {:.1} s; ready (indexes made, keys added, VACUUM ANALYZE) after \
                  {load_secs:.1} s; {:.2} GB",
-                generated.as_secs_f64(),
+                generated,
                 bytes as f64 / 1e9
             );
             println!("  cluster:  {} (database {PG_DATABASE})\n  config:   {}", dir.display(), config.display());
