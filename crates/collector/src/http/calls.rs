@@ -614,7 +614,9 @@ pub async fn report(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> R
     let demo_site = site.clone();
     let (rows, demo_data) =
         blocking(move || Ok::<_, CallsError>((service.report(&query)?, service.has_demo_data(&demo_site)?))).await?;
-    let sum = |f: fn(&ReportRow) -> f64| rows.iter().map(f).sum::<f64>();
+    // Folded from 0.0: `Sum` for floats starts at -0.0, so a report without
+    // rows would total "-0.0" in the JSON.
+    let sum = |f: fn(&ReportRow) -> f64| rows.iter().map(f).fold(0.0, |a, b| a + b);
     // Totals are built like a row, so their ratios follow the same rules.
     let all = ReportRow {
         day: String::new(),

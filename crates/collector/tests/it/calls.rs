@@ -123,6 +123,7 @@ fn session(v: &Value) -> String {
 }
 
 crate::on_both_backends! {
+    a_report_without_calls_totals_zero => a_report_without_calls_totals_zero_on;
     grace_window_counts_a_late_caller_and_not_a_later_one => grace_window_counts_a_late_caller_and_not_a_later_one_on;
     a_number_reused_after_cooldown_goes_to_the_second_session => a_number_reused_after_cooldown_goes_to_the_second_session_on;
     repeat_callers_and_the_caller_history_heuristic => repeat_callers_and_the_caller_history_heuristic_on;
@@ -133,6 +134,20 @@ crate::on_both_backends! {
     linear_model_splits_credit_in_the_report => linear_model_splits_credit_in_the_report_on;
     csv_export_has_a_header_and_one_row_per_call => csv_export_has_a_header_and_one_row_per_call_on;
     the_calls_api_needs_the_admin_token => the_calls_api_needs_the_admin_token_on;
+}
+
+/// An empty month's totals are zeros, never `-0.0`, which a dashboard or
+/// a spreadsheet reading the JSON would show as "-0".
+fn a_report_without_calls_totals_zero_on(backend: Backend) {
+    let Some(c) = start_calls(backend, "a_report_without_calls_totals_zero", "") else { return };
+    let report = c.ok("/v1/reports/calls?site=shop&from=2027-01-01&to=2027-01-31");
+    let totals = report["totals"].as_object().unwrap();
+    assert_eq!(totals["calls"].as_f64(), Some(0.0), "{report}");
+    for (field, value) in totals {
+        if let Some(v) = value.as_f64() {
+            assert!(v.is_sign_positive(), "totals.{field} is {v}: {report}");
+        }
+    }
 }
 
 fn grace_window_counts_a_late_caller_and_not_a_later_one_on(backend: Backend) {
