@@ -129,14 +129,9 @@ fn the_cli_fills_the_configured_database() {
     assert!(String::from_utf8_lossy(&quiet.stdout).starts_with("no demo data written"));
 }
 
-/// `config`'s text with its database on PostgreSQL at `url`.
-fn on_postgres(dir: &Path, url: &str) -> (Config, String) {
-    let (_, text) = config(dir);
-    let file = format!("database = \"{}\"", dir.join("ringsource.sqlite").display());
-    assert!(text.contains(&file));
-    let text = text.replace(&file, &format!("database = \"{url}\""));
-    let config = Config::from_toml_str(&text, Path::new("test.toml"), &HashMap::<String, String>::new()).unwrap();
-    (config, text)
+/// The tests' site, with exports, parsed on `db`.
+fn config_on(db: &TestDatabase) -> Config {
+    db.config(&site_toml(&db.file, SERVER, EXPORTS, ""))
 }
 
 /// What both backends must hold alike after the same seeded month: calls by
@@ -161,10 +156,10 @@ const SAME_ON_BOTH: [&str; 10] = [
 /// the same report.
 #[test]
 fn a_demo_month_on_postgresql_is_the_month_sqlite_gets() {
-    let Some(url) = crate::common::postgres::database("a_demo_month_on_postgresql") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let (sqlite, _) = config(dir.path());
-    let (pg, _) = on_postgres(dir.path(), &url);
+    let test = "a_demo_month_on_postgresql";
+    let Some(pg_db) = TestDatabase::on(Backend::Postgres, test) else { return };
+    let lite_db = TestDatabase::on(Backend::Sqlite, test).unwrap();
+    let (sqlite, pg) = (config_on(&lite_db), config_on(&pg_db));
     let mut on_sqlite = demo::fill_until(&sqlite, &options(42), NOW_MS).unwrap();
     let mut on_pg = demo::fill_until(&pg, &options(42), NOW_MS).unwrap();
     assert_eq!(on_pg.promo_codes.len(), on_sqlite.promo_codes.len());
@@ -172,12 +167,8 @@ fn a_demo_month_on_postgresql_is_the_month_sqlite_gets() {
     on_pg.promo_codes.clear();
     assert_eq!(on_pg, on_sqlite);
 
-    let db = rusqlite::Connection::open(dir.path().join("ringsource.sqlite")).unwrap();
     for sql in SAME_ON_BOTH {
-        let lite: i64 = db.query_row(sql, [], |r| r.get(0)).unwrap();
-        let rows = crate::common::postgres::query(&url, sql).unwrap();
-        let pg_count: i64 = rows[0][0].as_deref().unwrap().parse().unwrap();
-        assert_eq!(pg_count, lite, "{sql}");
+        assert_eq!(pg_db.scalar(sql), lite_db.scalar(sql), "{sql}");
     }
     let report = report_of(sqlite);
     let again = report_of(pg.clone());
@@ -199,18 +190,14 @@ fn a_demo_month_on_postgresql_is_the_month_sqlite_gets() {
 /// The command itself on a configuration whose database is PostgreSQL.
 #[test]
 fn the_cli_fills_a_postgresql_database() {
-    let Some(url) = crate::common::postgres::database("the_cli_fills_a_postgresql_database") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let (_, text) = on_postgres(dir.path(), &url);
-    let file = dir.path().join("ringsource.toml");
-    std::fs::write(&file, text).unwrap();
+    let Some(db) = TestDatabase::on(Backend::Postgres, "the_cli_fills_a_postgresql_database") else { return };
+    let file = db.config_file("ringsource.toml", &site_toml(&db.file, SERVER, EXPORTS, ""));
     let run = || three_demo_days(&file);
     let out = run();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("demo data for site \"shop\": "));
-    let calls = crate::common::postgres::query(&url, "SELECT COUNT(*) FROM calls WHERE pbx = 'demo'").unwrap();
-    assert_ne!(calls[0][0].as_deref(), Some("0"), "the calls are in PostgreSQL");
-    assert!(!dir.path().join("ringsource.sqlite").exists(), "no SQLite file beside it");
+    assert_ne!(db.scalar("SELECT COUNT(*) FROM calls WHERE pbx = 'demo'"), 0, "the calls are in PostgreSQL");
+    assert!(!db.file.exists(), "no SQLite file beside it");
     let second = run();
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("already has"), "refuses a database with calls");
